@@ -1,0 +1,47 @@
+"""Fixtures shared by the whole test suite; keep this file small.
+
+Only fixtures that several test modules need belong here. A broker fixture fails
+instead of skipping when Mosquitto is missing: a skipped integration test reads as
+green in CI, and the bootstrap script installs Mosquitto anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from gateway.broker import MosquittoProcess, find_mosquitto
+
+README_TEST_COMMAND = "python3 scripts/bootstrap.py test"
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoProcess]:
+    """A private Mosquitto on a free port, its config, database and log in tmp_path."""
+    if find_mosquitto() is None:
+        pytest.fail(
+            "the mosquitto binary is not installed; run the README test command "
+            f"`{README_TEST_COMMAND}`, which installs it", pytrace=False)
+    broker = MosquittoProcess(workdir=tmp_path / "mosquitto")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mock_pins() -> Iterator[MockFactory]:
+    """gpiozero's mock pins as the default factory, so drivers run without a Pi."""
+    previous = Device.pin_factory
+    factory = MockFactory()
+    Device.pin_factory = factory
+    try:
+        yield factory
+    finally:
+        factory.reset()
+        Device.pin_factory = previous
