@@ -1,0 +1,184 @@
+"""The ``fabgate`` command line: one entry point for hub, node, demo and tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, HubConfig, NodeConfig, load_any, load_hub_config, load_node_config
+
+log = logging.getLogger("fabgate")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("amqtt", "transitions", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _stop_on_signals(event: threading.Event) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        event.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.files:
+        try:
+            cfg = load_any(path)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if isinstance(cfg, HubConfig):
+            print(f"{path}: hub configuration for site {cfg.site!r} with "
+                  f"{len(cfg.machines)} machines: OK")
+        else:
+            print(f"{path}: node configuration for node {cfg.node_id!r} "
+                  f"(machine {cfg.machine_id!r}): OK")
+    return status
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    from .hub.service import HubService
+
+    cfg = load_hub_config(args.config)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    service = HubService(cfg)
+    service.start()
+    print(f"hub for site {cfg.site!r} serving {service.web_url}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        service.stop()
+    return 0
+
+
+def run_node(cfg: NodeConfig) -> int:
+    from .drivers.readers import make_reader
+    from .drivers.relay import make_relay
+    from .node import NodeAgent
+    from .permissions import load_public_key
+
+    relay = make_relay(cfg.relay)
+    try:
+        reader = make_reader(cfg.reader)
+        agent = NodeAgent(cfg, relay=relay, reader=reader,
+                          public_key=load_public_key(cfg.hub_public_key))
+    except BaseException:
+        relay.close()
+        raise
+    _stop_on_signals(agent.stopping)
+    log.info("node %s for machine %s started; relay off", cfg.node_id, cfg.machine_id)
+    agent.run()
+    return 0
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    return run_node(load_node_config(args.config))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(data=Path(args.data) if args.data else None, broker=args.broker,
+                    port=args.port, duration=args.duration)
+
+
+def cmd_sim_tap(args: argparse.Namespace) -> int:
+    from .demo import default_data_dir
+    from .simtap import tap
+
+    info_path = Path(args.data or default_data_dir()) / "demo.json"
+    broker, prefix = args.broker, args.prefix
+    if not broker:
+        if not info_path.exists():
+            print(f"error: no running demo found ({info_path} is missing); start "
+                  "`fabgate demo` or pass --broker and --prefix", file=sys.stderr)
+            return 2
+        info = json.loads(info_path.read_text())
+        broker, prefix = info["broker"], prefix or info["prefix"]
+    return tap(broker, prefix or "fablab/demo/", args.machine, args.uid, timeout=args.timeout,
+               tap_id=str(uuid.uuid4()))
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .permissions import write_keypair
+
+    private = Path(args.out)
+    if private.exists():
+        print(f"error: {private} exists; refusing to overwrite a signing key", file=sys.stderr)
+        return 1
+    write_keypair(private, private.with_suffix(".pub"))
+    print(f"wrote {private} (keep it on the hub) and {private.with_suffix('.pub')} (for nodes)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fabgate", description=__doc__)
+    p.add_argument("--version", action="version", version=f"fabgate {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("hub", help="run the hub (MQTT ingest, snapshots, web)")
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=cmd_hub)
+
+    s = sub.add_parser("node", help="run a machine node")
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=cmd_node)
+
+    s = sub.add_parser("demo", help="hub, broker and four simulated machines")
+    s.add_argument("--broker", help="mqtt://host:port of a running broker (default: embedded)")
+    s.add_argument("--port", type=int, default=8080, help="web port (0 picks a free one)")
+    s.add_argument("--data", help="where the demo's files go")
+    s.add_argument("--for", dest="duration", type=float,
+                   help="run the scripted scenario this many seconds, print a summary, exit")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("sim", help="act on simulated nodes")
+    simsub = s.add_subparsers(dest="sim_command", required=True)
+    t = simsub.add_parser("tap", help="tap a badge on a simulated node")
+    t.add_argument("machine")
+    t.add_argument("uid")
+    t.add_argument("--data", help="the demo's data directory")
+    t.add_argument("--broker", help="mqtt://host:port (default: the running demo's)")
+    t.add_argument("--prefix", help="topic prefix (default: the running demo's)")
+    t.add_argument("--timeout", type=float, default=5.0)
+    t.set_defaults(func=cmd_sim_tap)
+
+    s = sub.add_parser("check-config", help="validate hub or node configuration files")
+    s.add_argument("files", nargs="+")
+    s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("keygen", help="create the hub's Ed25519 snapshot signing key")
+    s.add_argument("--out", required=True, help="private key path; .pub is written beside it")
+    s.set_defaults(func=cmd_keygen)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    if args.command == "demo":
+        os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,277 @@
+"""``fabgate demo``: a whole fablab on one machine, with nothing but Python installed.
+
+It writes a data directory (hub and node configuration, signing keys, fictitious
+members), starts a broker (the embedded amqtt one unless ``--broker`` is given), the hub
+in this process, and one real ``fabgate node`` subprocess per machine with mock GPIO and
+a simulated reader. A scripted scenario then keeps members badging in and out over the
+same MQTT path ``fabgate sim tap`` uses, so the pages stay alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .config import load_hub_config
+from .contract import ContractError, Topics, decode_status, encode_sim_tap
+from .mqtt import MqttLink
+
+SITE = "demo"
+MACHINES = [
+    {"id": "laser-1", "name": "Découpe laser CO2 (laser-1)", "kind": "laser", "group": "laser",
+     "min_level": 2, "pin": 17},
+    {"id": "cnc-1", "name": "Fraiseuse CNC (cnc-1)", "kind": "cnc", "group": "cnc",
+     "min_level": 2, "pin": 22},
+    {"id": "printer-1", "name": "Imprimante 3D (printer-1)", "kind": "printer",
+     "group": "printing", "min_level": 1, "pin": 23},
+    {"id": "embroidery-1", "name": "Brodeuse numérique (embroidery-1)", "kind": "embroidery",
+     "group": "embroidery", "min_level": 2, "pin": 24},
+]
+GROUPS = [
+    {"id": "laser", "name": "Découpe laser", "default_validity_months": 24},
+    {"id": "cnc", "name": "Fraisage CNC", "default_validity_months": 24},
+    {"id": "printing", "name": "Impression 3D", "default_validity_months": 36},
+    {"id": "embroidery", "name": "Broderie", "default_validity_months": 36},
+]
+BADGE = {"karim": "04FAB001", "alice": "04A1CE01", "bruno": "04B2B002", "chloe": "04C3C003",
+         "diane": "04D4D004", "emile": "04E5E005", "fanny": "04F6F006", "gilles": "04A7A007",
+         "stranger": "DEADBEEF"}
+# (machine, who): one pass shows every kind of decision, then everyone badges out.
+SCENARIO = [
+    ("laser-1", "fanny"), ("laser-1", "emile"), ("laser-1", "alice"),
+    ("cnc-1", "stranger"), ("cnc-1", "gilles"), ("cnc-1", "bruno"),
+    ("printer-1", "chloe"), ("embroidery-1", "karim"), ("printer-1", "chloe"),
+    ("embroidery-1", "diane"), ("embroidery-1", "karim"), ("embroidery-1", "diane"),
+    ("laser-1", "alice"), ("cnc-1", "bruno"), ("printer-1", "chloe"), ("embroidery-1", "diane"),
+]
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fabgate" / "demo"
+
+
+@dataclass
+class DemoFiles:
+    data: Path
+    hub_config: Path
+    node_configs: dict[str, Path]
+    token: str
+
+
+def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: str = "1s",
+                     tap_sockets: bool = False) -> DemoFiles:
+    """(Re)write the demo's configuration; keys, token and database are kept across runs."""
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "nodes").mkdir(exist_ok=True)
+    token_file = data / "api-token"
+    if not token_file.exists():
+        token_file.touch(mode=0o600)
+        token_file.write_text(secrets.token_urlsafe(24))
+    token = token_file.read_text().strip()
+    seed = data / "members.yaml"
+    seed.write_bytes(resources.files("gateway").joinpath("data/demo-seed.yaml").read_bytes())
+    hub = {
+        "site": SITE, "timezone": "Europe/Paris", "language": "fr",
+        "mqtt": {"url": broker_url},
+        "hub": {"database": "hub.db", "signing_key": "keys/hub-signing.pem",
+                "snapshot_validity": "7d", "snapshot_refresh": "1h", "seed": "members.yaml"},
+        "web": {"host": "127.0.0.1", "port": web_port},
+        "api_tokens": [{"name": "accounting", "token": token}],
+        # Open every day around the clock, so the demo behaves the same whenever it runs.
+        "opening_hours": {d: ["00:00-00:00"]
+                          for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+        "groups": GROUPS,
+        "machines": [{k: m[k] for k in ("id", "name", "kind", "group", "min_level")}
+                     for m in MACHINES],
+    }
+    hub_path = data / "hub.yaml"
+    hub_path.write_text(yaml.safe_dump(hub, sort_keys=False, allow_unicode=True))
+    nodes = {}
+    for m in MACHINES:
+        node = {
+            "site": SITE, "mqtt": {"url": broker_url},
+            "node": {"id": m["id"], "machine": m["id"], "journal": f"../journals/{m['id']}.db",
+                     "hub_public_key": "../keys/hub-signing.pub", "max_snapshot_age": "72h",
+                     "heartbeat": "5s"},
+            "relay": {"driver": "gpio", "pin": m["pin"], "active_high": True},
+            "reader": {"driver": "simulated", "poll_hz": 10, "hold_off": hold_off},
+        }
+        if tap_sockets:
+            node["reader"]["socket"] = f"../journals/{m['id']}.tap"
+        path = data / "nodes" / f"{m['id']}.yaml"
+        path.write_text(yaml.safe_dump(node, sort_keys=False))
+        nodes[m["id"]] = path
+    return DemoFiles(data, hub_path, nodes, token)
+
+
+class NodeWatcher:
+    """Follows the retained node statuses, to know when every node holds a snapshot."""
+
+    def __init__(self, link: MqttLink, topics: Topics) -> None:
+        self.status: dict[str, dict] = {}
+        self.changed = threading.Condition()
+        link.subscribe(topics.all_node_status, self._on_status)
+
+    def _on_status(self, _topic: str, payload: bytes) -> None:
+        try:
+            st = decode_status(payload)
+        except ContractError:
+            return
+        with self.changed:
+            self.status[st["node"]] = st
+            self.changed.notify_all()
+
+    def wait_ready(self, nodes: list[str], timeout: float) -> bool:
+        def ready() -> bool:
+            return all(self.status.get(n, {}).get("online")
+                       and self.status[n].get("snapshot_version") for n in nodes)
+
+        with self.changed:
+            return self.changed.wait_for(ready, timeout)
+
+
+@contextlib.contextmanager
+def _broker(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    from .broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(port=0)
+    broker.start()
+    try:
+        yield broker.url
+    finally:
+        broker.stop()
+
+
+def _start_nodes(files: DemoFiles) -> dict[str, subprocess.Popen]:
+    logs = files.data / "logs"
+    logs.mkdir(exist_ok=True)
+    env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock", PYTHONUNBUFFERED="1")
+    procs = {}
+    for node, cfg in files.node_configs.items():
+        with open(logs / f"{node}.log", "ab") as log:
+            procs[node] = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "node", "--config", str(cfg)],
+                stdout=log, stderr=subprocess.STDOUT, env=env)
+    return procs
+
+
+def _stop_nodes(procs: dict[str, subprocess.Popen]) -> None:
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs.values():
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def run_scenario(link: MqttLink, topics: Topics, stop: threading.Event, step_s: float,
+                 once: bool = False) -> int:
+    """Tap badges from the script until ``stop``; returns the number of taps sent."""
+    sent = 0
+    while not stop.is_set():
+        for machine, who in SCENARIO:
+            if stop.wait(step_s):
+                return sent
+            link.publish(topics.sim_tap(machine), encode_sim_tap(BADGE[who]))
+            sent += 1
+        if once:
+            return sent
+    return sent
+
+
+def print_summary(db_path: Path) -> None:
+    import sqlite_utils
+
+    db = sqlite_utils.Database(db_path)
+    rows = list(db.query(
+        "SELECT m.name AS member, count(*) AS sessions, sum(s.billable_minutes) AS minutes "
+        "FROM sessions s JOIN members m ON m.id = s.member_id WHERE s.status = 'closed' "
+        "GROUP BY m.name ORDER BY m.name"))
+    total = sum(r["minutes"] or 0 for r in rows)
+    print(f"\ndatabase: {db_path}")
+    print("usage by member (closed sessions, billable minutes):")
+    for r in rows:
+        print(f"  {r['member']:<20} {r['sessions']:>4} sessions {r['minutes'] or 0:>6} min")
+    print(f"  {'total':<20} {sum(r['sessions'] for r in rows):>4} sessions {total:>6} min")
+
+
+def run_demo(*, data: Path | None, broker: str | None, port: int,
+             duration: float | None) -> int:
+    from .hub.service import HubService
+
+    data = (data or default_data_dir()).resolve()
+    stop = threading.Event()
+
+    def on_signal(_s: int, _f: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with _broker(broker) as url:
+        files = write_demo_files(data, url, port)
+        cfg = load_hub_config(files.hub_config)
+        hub = HubService(cfg)
+        hub.start()
+        procs: dict[str, subprocess.Popen] = {}
+        link = MqttLink(url, f"fabgate-demo-{os.getpid()}")
+        topics = Topics(cfg.mqtt.prefix)
+        watcher = NodeWatcher(link, topics)
+        link.start()
+        try:
+            procs = _start_nodes(files)
+            if not watcher.wait_ready(list(files.node_configs), timeout=30):
+                print(f"error: the simulated nodes did not come up; see {data / 'logs'}",
+                      file=sys.stderr)
+                return 1
+            (data / "demo.json").write_text(json.dumps(
+                {"broker": url, "prefix": topics.prefix, "hub": hub.web_url,
+                 "token": files.token, "pid": os.getpid()}))
+            print(f"fabgate demo running\n  hub:      {hub.web_url}\n  broker:   {url}\n"
+                  f"  API token (accounting): {files.token}\n  data:     {data}\n"
+                  f"  try:      curl -H 'Authorization: Bearer {files.token}' "
+                  f"'{hub.web_url}api/v1/usage?group_by=member'\n"
+                  f"            fabgate sim tap laser-1 {BADGE['alice']}\n"
+                  "  stop with Ctrl-C", flush=True)
+            step = 3.0 if duration is None else max(0.2, min(3.0, duration / (len(SCENARIO) + 4)))
+            scenario = threading.Thread(target=run_scenario, args=(link, topics, stop, step),
+                                        daemon=True)
+            scenario.start()
+            if duration is not None:
+                stop.wait(duration)
+                stop.set()
+            else:
+                while not stop.is_set():
+                    stop.wait(1.0)
+                    dead = [n for n, p in procs.items() if p.poll() is not None]
+                    if dead:
+                        print(f"error: node(s) {', '.join(dead)} exited; see {data / 'logs'}",
+                              file=sys.stderr)
+                        return 1
+            scenario.join(timeout=5)
+        finally:
+            stop.set()
+            _stop_nodes(procs)
+            hub.stop()
+            link.stop()
+            (data / "demo.json").unlink(missing_ok=True)
+    print_summary(cfg.database)
+    return 0

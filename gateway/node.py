@@ -1,0 +1,412 @@
+"""The node agent: badge reader -> access policy -> relay -> session -> journal -> MQTT.
+
+Safety rules this module keeps, in this order of importance:
+
+1. The relay is off at start, on exit, and on every error path we control. Power never
+   returns by itself: a session found open after a restart is closed (with its last
+   known time), never resumed.
+2. Every event is in the journal before it is published; the journal forgets it only
+   when the hub has acknowledged its id. So a dead broker or hub loses nothing, and a
+   replay bills nothing twice (the hub is idempotent on event ids).
+3. Decisions are local, from the last valid signed snapshot: the node works offline up
+   to the machine's maximum snapshot age.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from . import __version__
+from .config import NodeConfig
+from .contract import (
+    EV_NODE_BOOT,
+    EV_SESSION_ENDED,
+    EV_SESSION_STARTED,
+    EV_SNAPSHOT_REJECTED,
+    EV_STAFF_PRESENCE,
+    EV_TAP,
+    ContractError,
+    Topics,
+    decode_ack,
+    decode_sim_tap,
+    encode_status,
+    iso,
+    parse_iso,
+    utcnow,
+)
+from .drivers.readers import BadgeReader, SimulatedReader, TapDebouncer
+from .drivers.relay import Relay
+from .journal import Journal
+from .mqtt import MqttLink, Will
+from .permissions import Snapshot, SnapshotRejected, verify_snapshot
+from .policies.access import Action, Decision, MachineState, decide
+from .policies.metering import billable_minutes
+from .policies.presence import presence_until, staff_present, staff_toggle
+from .uids import normalise_uid
+
+log = logging.getLogger(__name__)
+
+RESEND_AFTER_S = 10.0
+MAX_IN_FLIGHT = 200
+
+
+@dataclass
+class OpenSession:
+    """The session in progress; its duration is metered on the monotonic clock."""
+
+    session_id: str
+    member_id: str
+    member_name: str
+    badge_uid: str
+    project_id: str | None
+    started_at: datetime
+    started_mono: float
+
+    def metered(self, mono_now: float) -> float:
+        return max(0.0, mono_now - self.started_mono)
+
+    def to_state(self, mono_now: float, wall_now: datetime) -> dict[str, Any]:
+        """What survives a restart: enough to close the session with its last known time."""
+        return {"session_id": self.session_id, "member_id": self.member_id,
+                "member_name": self.member_name, "badge_uid": self.badge_uid,
+                "project_id": self.project_id, "started_at": iso(self.started_at),
+                "last_seen_at": iso(wall_now), "metered_s": round(self.metered(mono_now), 3)}
+
+
+class NodeAgent:
+    """One machine's node. ``step()`` does one poll; ``run()`` loops until stopped."""
+
+    def __init__(self, cfg: NodeConfig, *, relay: Relay, reader: BadgeReader,
+                 public_key: Ed25519PublicKey, journal: Journal | None = None,
+                 mono: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime] = utcnow, connect: bool = True) -> None:
+        self.cfg = cfg
+        self.relay = relay
+        self.reader = reader
+        self.public_key = public_key
+        self.journal = journal or Journal(cfg.journal)
+        self.mono = mono
+        self.wall = wall
+        self.topics = Topics(cfg.mqtt.prefix)
+        self.boot = str(uuid.uuid4())
+        self.snapshot: Snapshot | None = None
+        self.session: OpenSession | None = None
+        self.local_presence_until: datetime | None = None
+        self.debouncer = TapDebouncer(cfg.reader.hold_off, clock=mono)
+        self.stopping = threading.Event()
+        self._wake_sender = threading.Event()
+        self._sim_tap_ids: dict[str, str] = {}
+        self._held_payload: bytes | None = None
+        self._acked = threading.Event()
+        self._sent: dict[str, float] = {}  # event id -> mono time of last publish
+        self._sent_lock = threading.Lock()
+        self._last_heartbeat = mono()
+        self.link: MqttLink | None = None
+        if connect:
+            self.link = MqttLink(
+                cfg.mqtt.url, cfg.mqtt.client_id, username=cfg.mqtt.username,
+                password=cfg.mqtt.password,
+                will=Will(self.topics.node_status(cfg.node_id),
+                          encode_status(node=cfg.node_id, machine=cfg.machine_id, online=False)),
+                on_connect=self._on_connect)
+        self.relay.off()
+        self._recover()
+
+    # -- start-up and recovery --------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Close a session left open by a crash or power cut, with its last known time."""
+        recovered = None
+        state = self.journal.get_state("open_session")
+        if state:
+            started = parse_iso(state["started_at"], "open_session.started_at")
+            ended = parse_iso(state.get("last_seen_at") or state["started_at"], "last_seen_at")
+            duration = float(state.get("metered_s", 0.0))
+            recovered = state["session_id"]
+            log.warning("session %s was open at restart: relay stays off; closing it at %s "
+                        "after %.0f s", recovered, iso(ended), duration)
+            self.journal.append(
+                node=self.cfg.node_id, boot=self.boot, type=EV_SESSION_ENDED,
+                data=self._session_end_data(state, started, ended, duration, "node_restart"),
+                state={"open_session": None})
+        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_NODE_BOOT,
+                            data={"version": __version__, "recovered_session_id": recovered,
+                                  "relay": False})
+        held = self.journal.get_state("snapshot")
+        if held:
+            try:
+                self.snapshot = verify_snapshot(held.encode(), self.public_key, now=self.wall(),
+                                                machine_id=self.cfg.machine_id)
+                self._held_payload = held.encode()
+                log.info("using held snapshot version %s", self.snapshot.version)
+            except SnapshotRejected as exc:
+                log.warning("held snapshot not usable: %s", exc)
+
+    def start(self) -> None:
+        if self.link:
+            self.link.subscribe(self.topics.node_ack(self.cfg.node_id), self._on_ack)
+            self.link.subscribe(self.topics.snapshot(self.cfg.machine_id), self._on_snapshot)
+            if isinstance(self.reader, SimulatedReader):
+                self.link.subscribe(self.topics.sim_tap(self.cfg.node_id), self._on_sim_tap)
+            self.link.start()
+        self._sender = threading.Thread(target=self._send_loop, name="journal-sender",
+                                        daemon=True)
+        self._sender.start()
+
+    def run(self) -> None:
+        """Poll the reader until ``stopping`` is set; the relay is off when this returns."""
+        period = 1.0 / max(self.cfg.reader.poll_hz, 0.1)
+        try:
+            self.start()
+            while not self.stopping.is_set():
+                self.step()
+                self.stopping.wait(period)
+        finally:
+            self.shutdown()
+
+    def step(self) -> None:
+        uid = self.debouncer.feed(self.reader.poll())
+        if uid:
+            self.handle_tap(uid)
+        if self.session and self.mono() - self._last_heartbeat >= \
+                self.cfg.heartbeat.total_seconds():
+            self._heartbeat()
+
+    def shutdown(self) -> None:
+        """Power off first, then close the session, then tell the world and flush."""
+        try:
+            self.relay.off()
+        finally:
+            if self.session:
+                self._end_session("shutdown")
+            self.stopping.set()
+            self._wake_sender.set()
+            if self.link:
+                self._flush(timeout=3.0)
+                self.link.stop(final=(self.topics.node_status(self.cfg.node_id), encode_status(
+                    node=self.cfg.node_id, machine=self.cfg.machine_id, online=False)))
+            self.relay.close()
+
+    # -- taps -------------------------------------------------------------------------
+
+    def handle_tap(self, raw_uid: str) -> Decision | None:
+        try:
+            uid = normalise_uid(raw_uid)
+        except ValueError:
+            log.warning("reader returned %r, which is not a badge UID; ignored", raw_uid)
+            return None
+        now = self.wall()
+        state = MachineState(
+            session_member_id=self.session.member_id if self.session else None,
+            session_badge_uid=self.session.badge_uid if self.session else None)
+        present = staff_present(self.snapshot, self.local_presence_until, now)
+        decision = decide(self.snapshot, badge_uid=uid, now=now, staff_present=present,
+                          state=state, max_snapshot_age=self.cfg.max_snapshot_age)
+        member = decision.member
+        tap_id = self._sim_tap_ids.pop(uid, None)
+        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_TAP, data={
+            "uid": uid, "member_id": member.member_id if member else None,
+            "action": str(decision.action), "reason": str(decision.reason), "tap_id": tap_id})
+        if decision.action == Action.START and member:
+            self._start_session(uid, member.member_id, member.name, member.project_id, now,
+                                present)
+        elif decision.action == Action.END:
+            self._end_session("badge_out")
+        else:
+            log.info("tap %s denied: %s", uid, decision.reason)
+        if member:
+            self._staff_presence(decision, now)
+        self._publish_status()
+        self._wake_sender.set()
+        return decision
+
+    def _staff_presence(self, decision: Decision, now: datetime) -> None:
+        assert decision.member is not None
+        locally = self.local_presence_until is not None and self.local_presence_until > now
+        change = staff_toggle(decision.member, decision, locally)
+        if change is None:
+            return
+        until = None
+        if change and self.snapshot:
+            until = presence_until(self.snapshot.opening_hours, self.snapshot.timezone, now)
+        self.local_presence_until = until
+        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_STAFF_PRESENCE,
+                            data={"member_id": decision.member.member_id, "present": change,
+                                  "until": iso(until) if until else None})
+
+    def _start_session(self, uid: str, member_id: str, name: str, project_id: str | None,
+                       now: datetime, staff: bool) -> None:
+        mono = self.mono()
+        session = OpenSession(str(uuid.uuid4()), member_id, name, uid, project_id, now, mono)
+        # Journal first: if we crash between these two lines the relay is still off and
+        # the restart closes a zero-length session; the reverse order could leave power on
+        # with no record of who had it.
+        self.journal.append(
+            node=self.cfg.node_id, boot=self.boot, type=EV_SESSION_STARTED,
+            data={"session_id": session.session_id, "machine": self.cfg.machine_id,
+                  "member_id": member_id, "badge_uid": uid, "project_id": project_id,
+                  "started_at": iso(now), "staff_present": staff},
+            state={"open_session": session.to_state(mono, now)})
+        self.session = session
+        self._last_heartbeat = mono
+        try:
+            self.relay.on()
+        except Exception:
+            log.exception("relay failed to switch on; ending the session")
+            self._end_session("relay_error")
+            raise
+        log.info("session %s started for %s (%s)", session.session_id, name, member_id)
+
+    def _end_session(self, reason: str) -> None:
+        self.relay.off()
+        session = self.session
+        if session is None:
+            return
+        mono, now = self.mono(), self.wall()
+        duration = session.metered(mono)
+        state = session.to_state(mono, now)
+        self.journal.append(
+            node=self.cfg.node_id, boot=self.boot, type=EV_SESSION_ENDED,
+            data=self._session_end_data(state, session.started_at, now, duration, reason),
+            state={"open_session": None})
+        self.session = None
+        log.info("session %s ended (%s) after %.1f s", session.session_id, reason, duration)
+
+    def _session_end_data(self, state: dict[str, Any], started: datetime, ended: datetime,
+                          duration: float, reason: str) -> dict[str, Any]:
+        return {"session_id": state["session_id"], "machine": self.cfg.machine_id,
+                "member_id": state["member_id"], "badge_uid": state["badge_uid"],
+                "project_id": state.get("project_id"), "started_at": iso(started),
+                "ended_at": iso(ended), "duration_s": round(duration, 3),
+                "billable_minutes": billable_minutes(duration), "end_reason": reason}
+
+    def _heartbeat(self) -> None:
+        """Record the session's last known time, so a power cut bills up to here."""
+        assert self.session is not None
+        mono = self.mono()
+        self._last_heartbeat = mono
+        self.journal.set_state("open_session", self.session.to_state(mono, self.wall()))
+
+    # -- MQTT handlers (paho's thread) ------------------------------------------------
+
+    def _on_connect(self) -> None:
+        with self._sent_lock:
+            self._sent.clear()  # whatever was in flight may be lost: send again
+        self._publish_status()
+        self._wake_sender.set()
+
+    def _on_ack(self, _topic: str, payload: bytes) -> None:
+        try:
+            ids = decode_ack(payload)
+        except ContractError as exc:
+            log.warning("ignored a malformed acknowledgement: %s", exc)
+            return
+        removed = self.journal.ack(ids)
+        with self._sent_lock:
+            for i in ids:
+                self._sent.pop(i, None)
+        self._acked.set()
+        log.debug("hub acknowledged %d events (%d removed from the journal)", len(ids), removed)
+        self._wake_sender.set()
+
+    def _on_snapshot(self, _topic: str, payload: bytes) -> None:
+        current = self.snapshot.version if self.snapshot else None
+        try:
+            snap = verify_snapshot(payload, self.public_key, now=self.wall(),
+                                   machine_id=self.cfg.machine_id, current_version=current)
+        except SnapshotRejected as exc:
+            if exc.reason == "older" and payload == self._held_payload:
+                return  # the retained copy of the snapshot we hold, redelivered on reconnect
+            log.warning("%s", exc)
+            self.journal.append(node=self.cfg.node_id, boot=self.boot,
+                                type=EV_SNAPSHOT_REJECTED,
+                                data={"reason": exc.reason, "detail": exc.detail})
+            self._wake_sender.set()
+            return
+        self.snapshot = snap
+        self._held_payload = payload
+        self.journal.set_state("snapshot", payload.decode())
+        log.info("snapshot version %s accepted (%d badges, valid until %s)", snap.version,
+                 len(snap.badges), iso(snap.valid_until))
+        self._publish_status()
+
+    def _on_sim_tap(self, _topic: str, payload: bytes) -> None:
+        try:
+            uid, tap_id = decode_sim_tap(payload)
+            uid = normalise_uid(uid)
+        except (ContractError, ValueError) as exc:
+            log.warning("ignored a malformed simulated tap: %s", exc)
+            return
+        if tap_id:
+            self._sim_tap_ids[uid] = tap_id
+        assert isinstance(self.reader, SimulatedReader)
+        self.reader.present(uid)
+
+    # -- publishing -------------------------------------------------------------------
+
+    def _publish_status(self) -> None:
+        if not self.link:
+            return
+        s = self.session
+        session = None if s is None else {
+            "session_id": s.session_id, "member_id": s.member_id, "member_name": s.member_name,
+            "project_id": s.project_id, "started_at": iso(s.started_at)}
+        self.link.publish(self.topics.node_status(self.cfg.node_id), encode_status(
+            node=self.cfg.node_id, machine=self.cfg.machine_id, online=True,
+            relay=self.relay.is_on, session=session,
+            snapshot_version=self.snapshot.version if self.snapshot else None,
+            boot=self.boot, state="in_use" if s else "free"), retain=True)
+
+    def _send_loop(self) -> None:
+        while True:
+            self._wake_sender.wait(1.0)
+            self._wake_sender.clear()
+            if self.link is None or not self.link.connected.is_set():
+                if self.stopping.is_set():
+                    return
+                continue
+            self._send_due()
+            if self.stopping.is_set() and self.journal.count() == 0:
+                return
+
+    def _send_due(self) -> None:
+        """Publish unacknowledged events in order, a bounded window at a time."""
+        assert self.link is not None
+        now = self.mono()
+        with self._sent_lock:
+            in_flight = sum(1 for t in self._sent.values() if now - t < RESEND_AFTER_S)
+        budget = MAX_IN_FLIGHT - in_flight
+        if budget <= 0:
+            return
+        topic = self.topics.node_events(self.cfg.node_id)
+        for ev in self.journal.pending(limit=MAX_IN_FLIGHT * 2):
+            if budget <= 0:
+                break
+            with self._sent_lock:
+                last = self._sent.get(ev.id)
+                if last is not None and now - last < RESEND_AFTER_S:
+                    continue
+            if self.link.publish(topic, ev.payload, qos=1) is None:
+                return
+            with self._sent_lock:
+                self._sent[ev.id] = now
+            budget -= 1
+
+    def _flush(self, timeout: float) -> bool:
+        """At shutdown: give the hub a moment to acknowledge what is left."""
+        deadline = time.monotonic() + timeout
+        while self.journal.count() and time.monotonic() < deadline:
+            if self.link and self.link.connected.is_set():
+                self._acked.clear()
+                self._send_due()
+            self._acked.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+        return self.journal.count() == 0

@@ -1,0 +1,201 @@
+"""Helpers for the integration tests: real processes, a real broker, real HTTP.
+
+The hub and each node run as ``python -m gateway`` subprocesses, exactly as a user starts
+them; the tests observe them only from the outside (MQTT, HTTP, their journal files).
+Every wait is on an event (a message arriving, a line printed), with a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.contract import Envelope, Topics
+from gateway.demo import BADGE, DemoFiles, write_demo_files
+
+__all__ = ["BADGE", "Observer", "Proc", "Site", "api_get"]
+
+
+class Observer:
+    """Subscribes to everything under the site prefix and remembers it."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.topics = Topics(prefix)
+        self.events: list[Envelope] = []
+        self.raw_events: list[tuple[str, bytes]] = []
+        self.status: dict[str, dict[str, Any]] = {}
+        self.acks: list[str] = []
+        self.snapshots: dict[str, bytes] = {}
+        self.cond = threading.Condition()
+        host, port = url.removeprefix("mqtt://").split(":")
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"observer-{os.getpid()}",
+                                  protocol=paho.MQTTv311)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *_: c.subscribe(prefix + "#", 1)
+        self.client.reconnect_delay_set(1, 2)
+        self.client.connect(host, int(port))
+        self.client.loop_start()
+
+    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        with self.cond:
+            if msg.topic.endswith("/event"):
+                self.raw_events.append((msg.topic, msg.payload))
+                self.events.append(Envelope.decode(msg.payload))
+            elif msg.topic.endswith("/status") and "/node/" in msg.topic:
+                st = json.loads(msg.payload)
+                self.status[st["node"]] = st
+            elif msg.topic.endswith("/ack"):
+                self.acks.extend(json.loads(msg.payload)["ids"])
+            elif msg.topic.endswith("/snapshot"):
+                self.snapshots[msg.topic] = msg.payload
+            self.cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0,
+                 what: str = "condition") -> Any:
+        with self.cond:
+            result = self.cond.wait_for(predicate, timeout)
+        if not result:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        return result
+
+    def event(self, type_: str, **match: Any) -> Envelope | None:
+        for e in self.events:
+            if e.type == type_ and all(e.data.get(k) == v for k, v in match.items()):
+                return e
+        return None
+
+    def wait_event(self, type_: str, timeout: float = 15.0, **match: Any) -> Envelope:
+        return self.wait_for(lambda: self.event(type_, **match), timeout,
+                             f"event {type_} {match}")
+
+    def wait_acked(self, env: Envelope, timeout: float = 15.0) -> None:
+        self.wait_for(lambda: env.id in self.acks, timeout, f"ack of {env.type}")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Proc:
+    """A ``python -m gateway ...`` subprocess with its output in a log file."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self._fh = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.p = subprocess.Popen([sys.executable, "-m", "gateway", *args], stdout=self._fh,
+                                  stderr=subprocess.STDOUT,
+                                  env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
+
+    def wait_line(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        """Wait for a line in the log, following it as the process writes."""
+        rx = re.compile(pattern)
+        with open(self.log, encoding="utf-8", errors="replace") as fh:
+            deadline = _deadline(timeout)
+            buf = ""
+            while True:
+                chunk = fh.read()
+                if chunk:
+                    buf += chunk
+                    m = rx.search(buf)
+                    if m:
+                        return m
+                    continue
+                if self.p.poll() is not None:
+                    raise AssertionError(f"process exited ({self.p.returncode}) before "
+                                         f"printing {pattern!r}:\n{buf[-3000:]}")
+                if _expired(deadline):
+                    raise AssertionError(f"no {pattern!r} in {self.log}:\n{buf[-3000:]}")
+                _pause()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(timeout)
+        finally:
+            self._fh.close()
+        return rc
+
+    def kill(self) -> None:
+        self.p.kill()
+        self.p.wait(10)
+        self._fh.close()
+
+
+def _deadline(timeout: float) -> float:
+    return time.monotonic() + timeout
+
+
+def _expired(deadline: float) -> bool:
+    return time.monotonic() > deadline
+
+
+def _pause() -> None:
+    # Following a log file has no event to wait on; poll it at 20 Hz.
+    time.sleep(0.05)
+
+
+class Site:
+    """A demo-shaped site in a temporary directory: configuration, hub and nodes."""
+
+    def __init__(self, tmp: Path, broker_url: str) -> None:
+        self.tmp = tmp
+        self.broker_url = broker_url
+        self.files: DemoFiles = write_demo_files(tmp / "site", broker_url, 0, hold_off="0s",
+                                                 tap_sockets=True)
+        self.token = self.files.token
+        self.hub: Proc | None = None
+        self.hub_url = ""
+        self.nodes: dict[str, Proc] = {}
+
+    def start_hub(self) -> str:
+        self.hub = Proc(["hub", "--config", str(self.files.hub_config)], self.tmp / "hub.log")
+        m = self.hub.wait_line(r"serving (http://\S+/)")
+        self.hub_url = m.group(1)
+        return self.hub_url
+
+    def start_node(self, node: str) -> Proc:
+        proc = Proc(["node", "--config", str(self.files.node_configs[node])],
+                    self.tmp / f"{node}.log", env={"GPIOZERO_PIN_FACTORY": "mock"})
+        self.nodes[node] = proc
+        return proc
+
+    def tap_socket(self, node: str) -> Path:
+        return self.files.data / "journals" / f"{node}.tap"
+
+    def journal(self, node: str) -> Path:
+        return self.files.data / "journals" / f"{node}.db"
+
+    def api(self, path: str, token: str | None = None) -> Any:
+        return api_get(self.hub_url + path.lstrip("/"), token or self.token)
+
+    def stop(self) -> None:
+        for proc in self.nodes.values():
+            if proc.p.poll() is None:
+                proc.stop()
+        if self.hub and self.hub.p.poll() is None:
+            self.hub.stop()
+
+
+def api_get(url: str, token: str | None) -> Any:
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body = resp.read()
+        if resp.headers.get_content_type() == "application/json":
+            return json.loads(body)
+        return body.decode()

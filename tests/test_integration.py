@@ -1,0 +1,219 @@
+"""End to end: a real Mosquitto, the hub and nodes as separate processes, real HTTP.
+
+These tests badge through the same paths a member does (simulated reader -> node policy
+-> mock relay -> journal -> MQTT -> hub -> SQLite -> API) and look only from outside.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.broker import MosquittoProcess
+from gateway.drivers.tap_socket import send_tap
+from tests.harness import BADGE, Observer, Site
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def site(tmp_path: Path, mosquitto: MosquittoProcess) -> Iterator[Site]:
+    s = Site(tmp_path, mosquitto.url)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def observer(site: Site, mosquitto: MosquittoProcess) -> Iterator[Observer]:
+    obs = Observer(mosquitto.url, "fablab/demo/")
+    try:
+        yield obs
+    finally:
+        obs.close()
+
+
+def _ready(site: Site, observer: Observer, node: str) -> None:
+    """Hub up, node up and holding a snapshot."""
+    observer.wait_for(lambda: (observer.status.get(node) or {}).get("snapshot_version"),
+                      what=f"{node} online with a snapshot")
+
+
+def _sessions(site: Site) -> list[dict]:
+    return site.api("/api/v1/sessions")["sessions"]
+
+
+def test_allowed_tap_powers_the_machine_and_badge_out_meters_the_session(
+        site: Site, observer: Observer) -> None:
+    site.start_hub()
+    site.start_node("laser-1")
+    _ready(site, observer, "laser-1")
+
+    send_tap(site.tap_socket("laser-1"), BADGE["alice"])
+    started = observer.wait_event("session.started", member_id="m-alice")
+    observer.wait_for(lambda: observer.status["laser-1"]["relay"] is True, what="relay on")
+    assert observer.status["laser-1"]["session"]["member_id"] == "m-alice"
+    observer.wait_acked(started)
+    live = {m["machine_id"]: m for m in site.api("/api/v1/machines")["machines"]}
+    assert live["laser-1"]["member_id"] == "m-alice"
+
+    send_tap(site.tap_socket("laser-1"), BADGE["alice"])
+    ended = observer.wait_event("session.ended", session_id=started.data["session_id"])
+    observer.wait_for(lambda: observer.status["laser-1"]["relay"] is False, what="relay off")
+    assert ended.data["end_reason"] == "badge_out"
+    assert ended.data["project_id"] == "p-lampe"
+    observer.wait_acked(ended)
+
+    (row,) = [s for s in _sessions(site) if s["session_id"] == started.data["session_id"]]
+    assert row["status"] == "closed"
+    assert row["member_id"] == "m-alice"
+    assert row["billable_minutes"] == 1
+    assert row["duration_s"] == pytest.approx(ended.data["duration_s"])
+    usage = site.api("/api/v1/usage?group_by=member&from=2000-01-01&to=2100-01-01")["rows"]
+    assert [(r["member_id"], r["billable_minutes"]) for r in usage] == [("m-alice", 1)]
+
+
+@pytest.mark.parametrize(("who", "machine", "reason"), [
+    ("stranger", "laser-1", "unknown_badge"),
+    ("fanny", "laser-1", "suspended"),
+    ("emile", "laser-1", "certification_expired"),
+    ("bruno", "laser-1", "not_certified"),
+])
+def test_denied_tap_never_powers_the_machine(site: Site, observer: Observer, who: str,
+                                             machine: str, reason: str) -> None:
+    site.start_hub()
+    site.start_node(machine)
+    _ready(site, observer, machine)
+    send_tap(site.tap_socket(machine), BADGE[who])
+    tap = observer.wait_event("tap", uid=BADGE[who])
+    assert (tap.data["action"], tap.data["reason"]) == ("deny", reason)
+    # The node publishes its status after handling the tap; it must show the relay off.
+    observer.wait_for(lambda: observer.status[machine].get("boot") and
+                      observer.status[machine]["relay"] is False and
+                      observer.event("tap", uid=BADGE[who]) is not None, what="status")
+    assert observer.event("session.started") is None
+    assert observer.status[machine]["relay"] is False
+
+
+def test_certification_change_reaches_the_node(site: Site, observer: Observer) -> None:
+    """A certification granted at the hub lets the very next tap through."""
+    site.start_hub()
+    site.start_node("laser-1")
+    _ready(site, observer, "laser-1")
+    send_tap(site.tap_socket("laser-1"), BADGE["bruno"])
+    assert observer.wait_event("tap", uid=BADGE["bruno"]).data["reason"] == "not_certified"
+    version = observer.status["laser-1"]["snapshot_version"]
+
+    db = sqlite3.connect(site.files.data / "hub.db")
+    with db:
+        db.execute("INSERT INTO certifications (member_id, group_id, level, certified_by, "
+                   "certified_at) VALUES ('m-bruno', 'laser', 2, 'm-karim', "
+                   "'2026-11-25T18:00:00.000Z')")
+    db.close()
+    observer.wait_for(lambda: observer.status["laser-1"]["snapshot_version"] > version,
+                      what="a newer snapshot at the node")
+    send_tap(site.tap_socket("laser-1"), BADGE["bruno"])
+    observer.wait_event("session.started", member_id="m-bruno")
+
+
+def test_broker_killed_mid_session_loses_nothing_and_bills_once(
+        site: Site, observer: Observer, mosquitto: MosquittoProcess) -> None:
+    site.start_hub()
+    site.start_node("cnc-1")
+    _ready(site, observer, "cnc-1")
+    send_tap(site.tap_socket("cnc-1"), BADGE["bruno"])
+    started = observer.wait_event("session.started", member_id="m-bruno")
+    observer.wait_acked(started)
+
+    mosquitto.kill()
+    # Badge out while the broker is down: the node decides alone and journals the end.
+    send_tap(site.tap_socket("cnc-1"), BADGE["bruno"])
+    site.nodes["cnc-1"].wait_line(r"session \S+ ended \(badge_out\)")
+    journal = sqlite3.connect(site.journal("cnc-1"))
+    pending = [t for (t,) in journal.execute("SELECT type FROM events ORDER BY seq")]
+    assert "session.ended" in pending
+
+    mosquitto.restart()
+    ended = observer.wait_event("session.ended", timeout=30, session_id=started.data["session_id"])
+    observer.wait_acked(ended, timeout=30)
+    observer.wait_for(lambda: journal.execute("SELECT count(*) FROM events").fetchone()[0] == 0,
+                      timeout=30, what="the journal to drain")
+    journal.close()
+
+    rows = [s for s in _sessions(site) if s["session_id"] == started.data["session_id"]]
+    assert len(rows) == 1
+    assert rows[0]["status"] == "closed"
+    assert rows[0]["duration_s"] == pytest.approx(ended.data["duration_s"])
+    assert rows[0]["ended_at"] == ended.data["ended_at"]
+
+
+def test_replaying_the_whole_journal_twice_changes_no_total(
+        site: Site, observer: Observer, mosquitto: MosquittoProcess) -> None:
+    site.start_hub()
+    site.start_node("laser-1")
+    _ready(site, observer, "laser-1")
+    for _ in range(2):
+        send_tap(site.tap_socket("laser-1"), BADGE["alice"])
+        observer.wait_for(lambda: observer.status["laser-1"]["relay"] is True, what="on")
+        send_tap(site.tap_socket("laser-1"), BADGE["alice"])
+        observer.wait_for(lambda: observer.status["laser-1"]["relay"] is False, what="off")
+    observer.wait_for(lambda: len([e for e in observer.events if e.type == "session.ended"]) == 2
+                      and all(e.id in observer.acks for e in observer.events), what="all acked")
+    query = "/api/v1/usage?group_by=member,machine&from=2000-01-01&to=2100-01-01"
+    before = site.api(query)
+    sessions_before = _sessions(site)
+    replayed = list(observer.raw_events)
+    assert len(replayed) >= 6
+
+    replayer = paho.Client(CallbackAPIVersion.VERSION2, client_id="replayer",
+                           protocol=paho.MQTTv311)
+    host, port = mosquitto.url.removeprefix("mqtt://").split(":")
+    replayer.connect(host, int(port))
+    replayer.loop_start()
+    acks_before = len(observer.acks)
+    for _ in range(2):
+        for topic, payload in replayed:
+            replayer.publish(topic, payload, qos=1).wait_for_publish(5)
+    observer.wait_for(lambda: len(observer.acks) >= acks_before + 2 * len(replayed),
+                      what="the hub to acknowledge every replayed event")
+    replayer.loop_stop()
+    replayer.disconnect()
+    assert site.api(query) == before
+    assert _sessions(site) == sessions_before
+
+
+def test_node_killed_mid_session_restarts_with_power_off_and_closes_the_session(
+        site: Site, observer: Observer) -> None:
+    site.start_hub()
+    node = site.start_node("printer-1")
+    _ready(site, observer, "printer-1")
+    # Chloé is level 1 on printing: she needs staff present. Karim (staff) taps first.
+    send_tap(site.tap_socket("printer-1"), BADGE["karim"])
+    karim = observer.wait_event("session.started", member_id="m-karim")
+    node.wait_line(r"session \S+ started")
+    node.p.send_signal(signal.SIGKILL)
+    node.p.wait(10)
+    observer.wait_for(lambda: observer.status["printer-1"]["online"] is False,
+                      what="the last will")
+
+    again = site.start_node("printer-1")
+    boot = observer.wait_event("node.boot", recovered_session_id=karim.data["session_id"])
+    ended = observer.wait_event("session.ended", session_id=karim.data["session_id"])
+    assert ended.data["end_reason"] == "node_restart"
+    assert ended.data["started_at"] == karim.data["started_at"]
+    assert boot.data["relay"] is False
+    observer.wait_for(lambda: observer.status["printer-1"]["online"] is True and
+                      observer.status["printer-1"]["boot"] == boot.boot, what="back online")
+    assert observer.status["printer-1"]["relay"] is False
+    assert observer.status["printer-1"]["session"] is None
+    observer.wait_acked(ended)
+    (row,) = [s for s in _sessions(site) if s["session_id"] == karim.data["session_id"]]
+    assert row["status"] == "closed"
+    assert again.p.poll() is None
