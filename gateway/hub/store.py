@@ -1,0 +1,591 @@
+"""The hub database: schema, seed import, idempotent event ingest and the web's queries.
+
+SQLite in WAL mode through sqlite-utils. A connection is bound to the thread that opened
+it, so every thread (ingest, snapshots, each web request) opens its own ``HubStore``.
+
+Durability: the hub runs with ``synchronous=NORMAL``. In WAL mode that never corrupts the
+database and loses nothing when the *process* crashes; only a power cut can drop the last
+commits. That is acceptable here because nodes keep every event in their own journal
+(``synchronous=FULL``) until the hub acknowledges it, and a lost acknowledgement only
+makes the node send the event again, which ingest ignores by event id.
+
+Catalogue tables (members, badges, groups, machines, certifications, projects) carry SQL
+triggers that bump ``meta.data_version`` on every real change, so the snapshot publisher -
+or any other process editing the file - notices a change by reading one integer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ..config import GroupConfig, MachineConfig, Seed
+from ..contract import (
+    EV_SESSION_ENDED,
+    EV_SESSION_STARTED,
+    EV_STAFF_PRESENCE,
+    ContractError,
+    Envelope,
+    iso,
+    parse_iso,
+)
+from ..permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
+from ..policies.metering import billable_minutes
+
+# Tables whose changes must reach the nodes in a new snapshot, with the columns compared
+# by the update trigger (an upsert that rewrites identical values is not a change).
+CATALOGUE: dict[str, tuple[str, ...]] = {
+    "members": ("id", "name", "category", "status", "membership_end", "staff", "email",
+                "current_project"),
+    "badges": ("uid", "member_id", "status"),
+    "groups": ("id", "name", "default_validity_months"),
+    "machines": ("id", "name", "kind", "group_id", "min_level", "out_of_service"),
+    "certifications": ("id", "member_id", "group_id", "level", "certified_by",
+                       "certified_at", "expires_at", "revoked_at", "note"),
+    "projects": ("id", "member_id", "name", "status"),
+}
+
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)""",
+    """CREATE TABLE IF NOT EXISTS members (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, category TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+        membership_end TEXT, staff INTEGER NOT NULL DEFAULT 0, email TEXT,
+        current_project TEXT)""",
+    """CREATE TABLE IF NOT EXISTS badges (
+        uid TEXT PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'blocked')))""",
+    """CREATE INDEX IF NOT EXISTS badges_member ON badges(member_id)""",
+    """CREATE TABLE IF NOT EXISTS groups (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL,
+        default_validity_months INTEGER NOT NULL DEFAULT 24)""",
+    """CREATE TABLE IF NOT EXISTS machines (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
+        group_id TEXT NOT NULL REFERENCES groups(id),
+        min_level INTEGER NOT NULL DEFAULT 2, out_of_service INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS certifications (
+        id INTEGER PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        group_id TEXT NOT NULL REFERENCES groups(id),
+        level INTEGER NOT NULL CHECK (level BETWEEN 0 AND 3),
+        certified_by TEXT, certified_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT,
+        note TEXT, UNIQUE (member_id, group_id, certified_at))""",
+    """CREATE TABLE IF NOT EXISTS projects (
+        id TEXT PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        name TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'active')""",
+    # Node data: no foreign keys on purpose. An event naming a member or machine the hub
+    # does not know (yet) must still be stored: usage is money, nothing may be dropped.
+    """CREATE TABLE IF NOT EXISTS events (
+        event_id TEXT PRIMARY KEY, node TEXT NOT NULL, seq INTEGER NOT NULL,
+        boot TEXT NOT NULL, type TEXT NOT NULL, time TEXT NOT NULL, data TEXT NOT NULL,
+        received_at TEXT NOT NULL, error TEXT)""",
+    """CREATE INDEX IF NOT EXISTS events_node_seq ON events(node, boot, seq)""",
+    """CREATE TABLE IF NOT EXISTS sessions (
+        session_id TEXT PRIMARY KEY, node TEXT NOT NULL, machine_id TEXT NOT NULL,
+        member_id TEXT, badge_uid TEXT, project_id TEXT, started_at TEXT NOT NULL,
+        ended_at TEXT, duration_s REAL, billable_minutes INTEGER, end_reason TEXT,
+        status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+        first_event_at TEXT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at)""",
+    """CREATE TABLE IF NOT EXISTS machine_state (
+        machine_id TEXT PRIMARY KEY, node TEXT, online INTEGER NOT NULL DEFAULT 0,
+        relay INTEGER NOT NULL DEFAULT 0, session_id TEXT, member_id TEXT, since TEXT,
+        status TEXT, updated_at TEXT)""",
+    """CREATE TABLE IF NOT EXISTS staff_presence (
+        member_id TEXT PRIMARY KEY, present INTEGER NOT NULL, since TEXT, until TEXT,
+        updated_at TEXT NOT NULL)""",
+    # Messages that were not even a valid envelope: kept for diagnosis, never applied.
+    """CREATE TABLE IF NOT EXISTS rejected_messages (
+        id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB, error TEXT NOT NULL,
+        received_at TEXT NOT NULL)""",
+    """INSERT OR IGNORE INTO meta (key, value) VALUES ('data_version', '0')""",
+    """INSERT OR IGNORE INTO meta (key, value) VALUES ('snapshot_version', '0')""",
+]
+
+
+def _trigger_statements() -> list[str]:
+    bump = ("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+            "WHERE key = 'data_version';")
+    out = []
+    for table, cols in CATALOGUE.items():
+        changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in cols)
+        out += [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_dv_ins AFTER INSERT ON {table} "
+            f"BEGIN {bump} END",
+            f"CREATE TRIGGER IF NOT EXISTS {table}_dv_upd AFTER UPDATE ON {table} "
+            f"WHEN {changed} BEGIN {bump} END",
+            f"CREATE TRIGGER IF NOT EXISTS {table}_dv_del AFTER DELETE ON {table} "
+            f"BEGIN {bump} END",
+        ]
+    return out
+
+
+MIGRATIONS = sqlite_utils.Migrations("fabgate-hub")
+
+
+@MIGRATIONS(name="0001_initial")
+def _m0001_initial(db: sqlite_utils.Database) -> None:
+    # Statement by statement: executescript() would COMMIT the migration's transaction.
+    for stmt in _TABLES + _trigger_statements():
+        db.execute(stmt)
+
+
+class MalformedEvent(ValueError):
+    """Event data that does not follow docs/mqtt.md; stored with this message as error."""
+
+
+def _text(data: Mapping[str, Any], key: str, *, optional: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise MalformedEvent(f"field {key!r} should be a non-empty string, got {value!r}")
+    return value
+
+
+def _time(data: Mapping[str, Any], key: str, *, optional: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    try:
+        return iso(parse_iso(value, key))
+    except ContractError as exc:
+        raise MalformedEvent(str(exc)) from exc
+
+
+def _number(data: Mapping[str, Any], key: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise MalformedEvent(f"field {key!r} should be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _dt(value: str | None) -> datetime | None:
+    return parse_iso(value) if value else None
+
+
+class HubStore:
+    """One connection to the hub database; open one per thread and close it."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.db = sqlite_utils.Database(self.path)
+        conn = self.db.conn
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.row_factory = sqlite3.Row
+        MIGRATIONS.apply(self.db)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> HubStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta -------------------------------------------------------------------------
+
+    def _meta_int(self, key: str) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def data_version(self) -> int:
+        return self._meta_int("data_version")
+
+    def next_snapshot_version(self) -> int:
+        """Persisted so that a restarted hub never issues a version a node already holds."""
+        with self.db.atomic():
+            self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                              "WHERE key = 'snapshot_version'")
+            return self._meta_int("snapshot_version")
+
+    # -- catalogue --------------------------------------------------------------------
+
+    def sync_catalogue(self, groups: Iterable[GroupConfig],
+                       machines: Iterable[MachineConfig]) -> None:
+        """Upsert groups and machines from the hub config; machines are never deleted
+        because past sessions still name them."""
+        with self.db.atomic():
+            for g in groups:
+                self.conn.execute(
+                    "INSERT INTO groups (id, name, default_validity_months) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                    "default_validity_months = excluded.default_validity_months",
+                    (g.id, g.name, g.default_validity_months))
+            for m in machines:
+                self.conn.execute(
+                    "INSERT INTO machines (id, name, kind, group_id, min_level, out_of_service)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                    "name = excluded.name, kind = excluded.kind, group_id = excluded.group_id,"
+                    " min_level = excluded.min_level, out_of_service = excluded.out_of_service",
+                    (m.id, m.name, m.kind, m.group, m.min_level, int(m.out_of_service)))
+
+    def import_seed(self, seed: Seed) -> None:
+        """Upsert the seed file; re-importing the same file changes nothing (and so does
+        not bump ``data_version``)."""
+        with self.db.atomic():
+            for m in seed.members:
+                self.conn.execute(
+                    "INSERT INTO members (id, name, category, status, membership_end, staff, "
+                    "email, current_project) VALUES (?, ?, ?, ?, ?, ?, ?, NULL) "
+                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                    "category = excluded.category, status = excluded.status, "
+                    "membership_end = excluded.membership_end, staff = excluded.staff, "
+                    "email = excluded.email",
+                    (m.id, m.name, m.category, m.status,
+                     m.membership_end.isoformat() if m.membership_end else None,
+                     int(m.staff), m.email))
+                for uid in m.badges:
+                    self.conn.execute(
+                        "INSERT INTO badges (uid, member_id, status) VALUES (?, ?, 'active') "
+                        "ON CONFLICT(uid) DO UPDATE SET member_id = excluded.member_id",
+                        (uid, m.id))
+            for p in seed.projects:
+                self.conn.execute(
+                    "INSERT INTO projects (id, member_id, name) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET member_id = excluded.member_id, "
+                    "name = excluded.name", (p.id, p.member, p.name))
+            # Projects exist now: the members' current project can reference them.
+            for m in seed.members:
+                self.conn.execute("UPDATE members SET current_project = ? WHERE id = ?",
+                                  (m.current_project, m.id))
+            for c in seed.certifications:
+                self._upsert_certification(
+                    c.member, c.group, c.level, certified_by=c.certified_by,
+                    certified_at=c.certified_at, expires_at=c.expires)
+
+    def add_certification(self, member_id: str, group_id: str, level: int, *,
+                          certified_by: str | None, certified_at: datetime,
+                          expires_at: datetime | None = None, note: str | None = None) -> None:
+        """Record a certification; the same (member, group, certified_at) is updated."""
+        with self.db.atomic():
+            self._upsert_certification(member_id, group_id, level, certified_by=certified_by,
+                                       certified_at=certified_at, expires_at=expires_at,
+                                       note=note)
+
+    def _upsert_certification(self, member_id: str, group_id: str, level: int, *,
+                              certified_by: str | None, certified_at: datetime,
+                              expires_at: datetime | None = None,
+                              note: str | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO certifications (member_id, group_id, level, certified_by, "
+            "certified_at, expires_at, note) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(member_id, group_id, certified_at) DO UPDATE SET "
+            "level = excluded.level, certified_by = excluded.certified_by, "
+            "expires_at = excluded.expires_at, note = coalesce(excluded.note, note)",
+            (member_id, group_id, level, certified_by, iso(certified_at),
+             iso(expires_at) if expires_at else None, note))
+
+    def revoke_certification(self, member_id: str, group_id: str, at: datetime) -> int:
+        """Revoke every live certification of a member on a group; returns how many."""
+        with self.db.atomic():
+            cur = self.conn.execute(
+                "UPDATE certifications SET revoked_at = ? WHERE member_id = ? "
+                "AND group_id = ? AND revoked_at IS NULL", (iso(at), member_id, group_id))
+        return cur.rowcount
+
+    def machine_ids(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM machines ORDER BY id")]
+
+    # -- ingest -----------------------------------------------------------------------
+
+    def ingest(self, envelopes: Iterable[Envelope], received_at: datetime) -> list[str]:
+        """Store and apply a batch in one transaction; return every id to acknowledge.
+
+        ``INSERT OR IGNORE`` on the event id is the idempotence: an event already stored is
+        never applied again, so a node replaying its journal bills nothing twice. Each new
+        event is applied inside a savepoint: malformed data rolls back only that event's
+        effects and is stored with ``error`` set - still acknowledged, because sending it
+        again would never make it valid.
+        """
+        received = iso(received_at)
+        acks: list[str] = []
+        with self.db.atomic():
+            for env in envelopes:
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO events (event_id, node, seq, boot, type, time, "
+                    "data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (env.id, env.node, env.seq, env.boot, env.type, env.time,
+                     json.dumps(env.data, sort_keys=True), received))
+                if cur.rowcount == 1:
+                    try:
+                        with self.db.atomic():
+                            self._apply(env)
+                    except (MalformedEvent, ContractError, TypeError, ValueError) as exc:
+                        self.conn.execute("UPDATE events SET error = ? WHERE event_id = ?",
+                                          (f"{type(exc).__name__}: {exc}", env.id))
+                acks.append(env.id)
+        return acks
+
+    def _apply(self, env: Envelope) -> None:
+        if env.type == EV_SESSION_STARTED:
+            self._session_started(env)
+        elif env.type == EV_SESSION_ENDED:
+            self._session_ended(env)
+        elif env.type == EV_STAFF_PRESENCE:
+            self._staff_presence(env)
+        # tap, node.boot, snapshot.rejected and unknown types: stored only.
+
+    def _session_started(self, env: Envelope) -> None:
+        d = env.data
+        sid = _text(d, "session_id")
+        machine = _text(d, "machine")
+        member = _text(d, "member_id", optional=True)
+        started = _time(d, "started_at")
+        event_time = iso(parse_iso(env.time))
+        # A session already closed (its end arrived first) stays closed; an open one only
+        # learns an earlier first event time. Both keep the result order-independent.
+        self.conn.execute(
+            "INSERT INTO sessions (session_id, node, machine_id, member_id, badge_uid, "
+            "project_id, started_at, status, first_event_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?) ON CONFLICT(session_id) DO UPDATE SET "
+            "first_event_at = min(first_event_at, excluded.first_event_at)",
+            (sid, env.node, machine, member, _text(d, "badge_uid", optional=True),
+             _text(d, "project_id", optional=True), started, event_time))
+        status = self.conn.execute("SELECT status FROM sessions WHERE session_id = ?",
+                                   (sid,)).fetchone()[0]
+        if status == "open":
+            self.conn.execute(
+                "INSERT INTO machine_state (machine_id, node, relay, session_id, member_id, "
+                "since, updated_at) VALUES (?, ?, 1, ?, ?, ?, ?) "
+                "ON CONFLICT(machine_id) DO UPDATE SET node = excluded.node, relay = 1, "
+                "session_id = excluded.session_id, member_id = excluded.member_id, "
+                "since = excluded.since, updated_at = excluded.updated_at "
+                "WHERE updated_at IS NULL OR updated_at <= excluded.updated_at",
+                (machine, env.node, sid, member, started, started))
+
+    def _session_ended(self, env: Envelope) -> None:
+        d = env.data
+        sid = _text(d, "session_id")
+        machine = _text(d, "machine")
+        started = _time(d, "started_at")
+        ended = _time(d, "ended_at")
+        duration = _number(d, "duration_s")
+        reason = _text(d, "end_reason")
+        event_time = iso(parse_iso(env.time))
+        self.conn.execute(
+            "INSERT INTO sessions (session_id, node, machine_id, member_id, badge_uid, "
+            "project_id, started_at, ended_at, duration_s, billable_minutes, end_reason, "
+            "status, first_event_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'closed', ?) "
+            "ON CONFLICT(session_id) DO UPDATE SET node = excluded.node, "
+            "machine_id = excluded.machine_id, member_id = excluded.member_id, "
+            "badge_uid = excluded.badge_uid, project_id = excluded.project_id, "
+            "started_at = excluded.started_at, ended_at = excluded.ended_at, "
+            "duration_s = excluded.duration_s, billable_minutes = excluded.billable_minutes, "
+            "end_reason = excluded.end_reason, status = 'closed', "
+            "first_event_at = min(first_event_at, excluded.first_event_at)",
+            (sid, env.node, machine, _text(d, "member_id", optional=True),
+             _text(d, "badge_uid", optional=True), _text(d, "project_id", optional=True),
+             started, ended, duration, billable_minutes(duration), reason, event_time))
+        self.conn.execute(
+            "INSERT INTO machine_state (machine_id, node, relay, updated_at) "
+            "VALUES (?, ?, 0, ?) ON CONFLICT(machine_id) DO UPDATE SET relay = 0, "
+            "session_id = NULL, member_id = NULL, since = NULL, "
+            "updated_at = excluded.updated_at "
+            "WHERE session_id = ? OR updated_at IS NULL OR updated_at <= excluded.updated_at",
+            (machine, env.node, ended, sid))
+
+    def _staff_presence(self, env: Envelope) -> None:
+        d = env.data
+        member = _text(d, "member_id")
+        present = d.get("present")
+        if not isinstance(present, bool):
+            raise MalformedEvent(f"field 'present' should be a boolean, got {present!r}")
+        until = _time(d, "until", optional=True)
+        at = iso(parse_iso(env.time))
+        # Guarded by event time: a check-in replayed late must not undo a later check-out.
+        self.conn.execute(
+            "INSERT INTO staff_presence (member_id, present, since, until, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(member_id) DO UPDATE SET "
+            "present = excluded.present, "
+            "since = CASE WHEN excluded.present AND present THEN since ELSE excluded.since END,"
+            " until = excluded.until, updated_at = excluded.updated_at "
+            "WHERE updated_at <= excluded.updated_at",
+            (member, int(present), at, until if present else None, at))
+
+    def set_node_status(self, node: str, status: Mapping[str, Any]) -> None:
+        """Apply a node's retained status: the freshest view of online, relay and session."""
+        machine = str(status.get("machine") or node)
+        session = status.get("session") if isinstance(status.get("session"), dict) else None
+        with self.db.atomic():
+            self.conn.execute(
+                "INSERT INTO machine_state (machine_id, node, online, relay, session_id, "
+                "member_id, since, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(machine_id) DO UPDATE SET node = excluded.node, "
+                "online = excluded.online, relay = excluded.relay, "
+                "session_id = CASE WHEN excluded.online THEN excluded.session_id "
+                "ELSE session_id END, "
+                "member_id = CASE WHEN excluded.online THEN excluded.member_id "
+                "ELSE member_id END, "
+                "since = CASE WHEN excluded.online THEN excluded.since ELSE since END, "
+                "status = excluded.status, updated_at = excluded.updated_at",
+                (machine, node, int(bool(status.get("online"))),
+                 int(bool(status.get("relay"))),
+                 session.get("session_id") if session else None,
+                 session.get("member_id") if session else None,
+                 session.get("started_at") if session else None,
+                 json.dumps(dict(status), sort_keys=True, default=str),
+                 status.get("time") or iso(datetime.now(UTC))))
+
+    def record_rejected(self, topic: str, payload: bytes | str, error: str,
+                        received_at: datetime) -> None:
+        with self.db.atomic():
+            self.conn.execute(
+                "INSERT INTO rejected_messages (topic, payload, error, received_at) "
+                "VALUES (?, ?, ?, ?)", (topic, payload, error, iso(received_at)))
+
+    # -- snapshots --------------------------------------------------------------------
+
+    def build_snapshot(self, machine_id: str, *, now: datetime, version: int,
+                       validity: timedelta, timezone: str, opening_hours: OpeningHours,
+                       staff_present_until: datetime | None, site: str = "") -> Snapshot:
+        """Everything one node needs to decide a tap alone, for every active badge.
+
+        A member's level is their highest non-revoked certification on the machine's
+        group *including expired ones*, with that certification's expiry: the node can
+        then answer ``certification_expired`` rather than a puzzling ``not_certified``.
+        A live certification outranks an expired one of a higher level.
+        """
+        row = self.conn.execute("SELECT * FROM machines WHERE id = ?",
+                                (machine_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"unknown machine {machine_id!r}")
+        machine = MachineInfo(id=row["id"], name=row["name"], kind=row["kind"],
+                              group=row["group_id"], min_level=row["min_level"],
+                              out_of_service=bool(row["out_of_service"]))
+        badges = {r["uid"]: r["member_id"] for r in self.conn.execute(
+            "SELECT uid, member_id FROM badges WHERE status = 'active'")}
+        now_s = iso(now)
+        best: dict[str, tuple[int, str | None]] = {}
+        for c in self.conn.execute(
+                "SELECT member_id, level, expires_at, "
+                "(expires_at IS NULL OR expires_at > ?) AS live FROM certifications "
+                "WHERE group_id = ? AND revoked_at IS NULL "
+                "ORDER BY member_id, live DESC, level DESC, coalesce(expires_at, '9999') DESC",
+                (now_s, machine.group)):
+            best.setdefault(c["member_id"], (c["level"], c["expires_at"]))
+        members: dict[str, MemberGrant] = {}
+        wanted = set(badges.values())
+        for m in self.conn.execute("SELECT * FROM members"):
+            if m["id"] not in wanted:
+                continue
+            level, expires = best.get(m["id"], (0, None))
+            members[m["id"]] = MemberGrant(
+                member_id=m["id"], name=m["name"], category=m["category"],
+                status=m["status"],
+                membership_end=(date.fromisoformat(m["membership_end"])
+                                if m["membership_end"] else None),
+                level=level, cert_expires=_dt(expires), staff=bool(m["staff"]),
+                project_id=m["current_project"])
+        return Snapshot(
+            site=site, version=version, issued_at=now, valid_until=now + validity,
+            machine=machine, timezone=timezone,
+            badges={uid: mid for uid, mid in badges.items() if mid in members},
+            members=members, staff_present_until=staff_present_until,
+            opening_hours=opening_hours)
+
+    def staff_present_until(self, now: datetime) -> datetime | None:
+        """Latest end of presence among staff checked in and not yet past their end.
+
+        A presence without an end is ignored: supervision must have a known end, or a
+        forgotten check-out would keep supervised machines usable all night.
+        """
+        row = self.conn.execute(
+            "SELECT max(until) FROM staff_presence WHERE present = 1 AND until > ?",
+            (iso(now),)).fetchone()
+        return _dt(row[0])
+
+    # -- web queries ------------------------------------------------------------------
+
+    def machines_live(self) -> list[dict[str, Any]]:
+        """Machines with their live state: ``free``, ``in_use``, ``offline`` or
+        ``out_of_service``."""
+        out = []
+        for r in self.conn.execute(
+                "SELECT m.id AS machine_id, m.name, m.kind, m.group_id, m.min_level, "
+                "m.out_of_service, s.node, coalesce(s.online, 0) AS online, "
+                "coalesce(s.relay, 0) AS relay, s.session_id, s.member_id, "
+                "mb.name AS member_name, s.since, s.updated_at "
+                "FROM machines m LEFT JOIN machine_state s ON s.machine_id = m.id "
+                "LEFT JOIN members mb ON mb.id = s.member_id ORDER BY m.name, m.id"):
+            d = dict(r)
+            d["online"] = bool(d["online"])
+            d["relay"] = bool(d["relay"])
+            d["out_of_service"] = bool(d["out_of_service"])
+            if d["out_of_service"]:
+                d["state"] = "out_of_service"
+            elif not d["online"]:
+                d["state"] = "offline"
+            elif d["session_id"]:
+                d["state"] = "in_use"
+            else:
+                d["state"] = "free"
+            out.append(d)
+        return out
+
+    _SESSION_SELECT = (
+        "SELECT s.session_id, s.node, s.machine_id, mc.name AS machine_name, s.member_id, "
+        "mb.name AS member_name, s.badge_uid, s.project_id, s.started_at, s.ended_at, "
+        "s.duration_s, s.billable_minutes, s.end_reason, s.status, s.first_event_at "
+        "FROM sessions s LEFT JOIN members mb ON mb.id = s.member_id "
+        "LEFT JOIN machines mc ON mc.id = s.machine_id ")
+
+    def sessions(self, *, limit: int = 100, since: datetime | None = None,
+                 until: datetime | None = None) -> list[dict[str, Any]]:
+        """Most recent sessions first (open and closed), started in [since, until)."""
+        where, args = self._range(since, until)
+        sql = f"{self._SESSION_SELECT}{where} ORDER BY s.started_at DESC, s.session_id LIMIT ?"
+        return [dict(r) for r in self.conn.execute(sql, (*args, limit))]
+
+    def session_rows(self, start: datetime | None,
+                     end: datetime | None) -> Iterator[dict[str, Any]]:
+        """Closed sessions started in [start, end), oldest first, streamed from a cursor
+        so a year of sessions never sits in memory."""
+        where, args = self._range(start, end, closed=True)
+        cur = self.conn.execute(
+            f"{self._SESSION_SELECT}{where} ORDER BY s.started_at, s.session_id", args)
+        try:
+            for r in cur:
+                yield dict(r)
+        finally:
+            cur.close()
+
+    @staticmethod
+    def _range(start: datetime | None, end: datetime | None,
+               closed: bool = False) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if closed:
+            clauses.append("s.status = 'closed'")
+        if start is not None:
+            clauses.append("s.started_at >= ?")
+            args.append(iso(start))
+        if end is not None:
+            clauses.append("s.started_at < ?")
+            args.append(iso(end))
+        return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
+
+    def totals(self) -> dict[str, Any]:
+        """Closed-session totals; tests and the health page use them as a fingerprint."""
+        r = self.conn.execute(
+            "SELECT count(*) AS sessions, coalesce(sum(duration_s), 0) AS seconds, "
+            "coalesce(sum(billable_minutes), 0) AS billable_minutes FROM sessions "
+            "WHERE status = 'closed'").fetchone()
+        return dict(r)
+
