@@ -1,0 +1,303 @@
+"""The node agent in-process: real journal file, gpiozero mock pins, simulated reader.
+
+MQTT is left out here (``connect=False``); snapshots are fed to the handler the MQTT
+thread would call. The integration tests cover the same agent over a real broker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig
+from gateway.drivers.readers import SimulatedReader
+from gateway.drivers.relay import GpioRelay
+from gateway.journal import Journal
+from gateway.node import NodeAgent
+from gateway.permissions import (
+    MachineInfo,
+    MemberGrant,
+    Snapshot,
+    generate_key,
+    sign_snapshot,
+)
+
+PIN = 17
+T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+ALICE, BOB, STAFF = "04A1CE01", "04B0B0B0", "04FAB001"
+
+
+class Clock:
+    """Wall and monotonic time that only move when a test says so."""
+
+    def __init__(self) -> None:
+        self.wall_now = T0
+        self.mono_now = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall_now += timedelta(seconds=seconds)
+        self.mono_now += seconds
+
+    def wall(self) -> datetime:
+        return self.wall_now
+
+    def mono(self) -> float:
+        return self.mono_now
+
+
+def grant(member_id: str, level: int = 2, **kw: object) -> MemberGrant:
+    base = dict(member_id=member_id, name=member_id.title(), category="adherent",
+                status="active", membership_end=date(2030, 1, 1), level=level,
+                cert_expires=datetime(2030, 1, 1, tzinfo=UTC), staff=False, project_id=None)
+    base.update(kw)
+    return MemberGrant(**base)  # type: ignore[arg-type]
+
+
+def snapshot(version: int = 1, *, issued: datetime = T0, valid: timedelta = timedelta(days=7),
+             machine: str = "laser-1", min_level: int = 2) -> Snapshot:
+    return Snapshot(
+        site="test", version=version, issued_at=issued, valid_until=issued + valid,
+        machine=MachineInfo(machine, machine, "laser", "laser", min_level=min_level),
+        timezone="Europe/Paris",
+        badges={ALICE: "alice", BOB: "bob", STAFF: "staff"},
+        members={"alice": grant("alice", project_id="p1"), "bob": grant("bob", level=0),
+                 "staff": grant("staff", level=3, staff=True)},
+        opening_hours={d: () for d in range(7)})
+
+
+@pytest.fixture
+def key():
+    return generate_key()
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> NodeConfig:
+    return NodeConfig(
+        file=tmp_path / "node.yaml", site="test", node_id="laser-1", machine_id="laser-1",
+        journal=tmp_path / "journal.db", hub_public_key=tmp_path / "hub.pub",
+        max_snapshot_age=timedelta(hours=72), heartbeat=timedelta(seconds=15),
+        mqtt=MqttConfig(prefix="fablab/test/", client_id="node-laser-1"),
+        relay=RelayConfig(pin=PIN), reader=ReaderConfig(driver="simulated", hold_off=0.0))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make_agent(cfg: NodeConfig, key, clock: Clock, pins: MockFactory) -> NodeAgent:
+    relay = GpioRelay(PIN, pin_factory=pins)
+    return NodeAgent(cfg, relay=relay, reader=SimulatedReader(), public_key=key.public_key(),
+                     mono=clock.mono, wall=clock.wall, connect=False)
+
+
+def events(cfg: NodeConfig) -> list[dict]:
+    j = Journal(cfg.journal)
+    try:
+        return [json.loads(p) for p in j.all_payloads()]
+    finally:
+        j.close()
+
+
+def tap(agent: NodeAgent, uid: str) -> None:
+    assert isinstance(agent.reader, SimulatedReader)
+    agent.reader.present(uid)
+    agent.step()  # card on the reader
+    agent.step()  # card gone
+
+
+@pytest.fixture
+def agent(cfg, key, clock, mock_pins):
+    a = make_agent(cfg, key, clock, mock_pins)
+    a._on_snapshot("t", sign_snapshot(snapshot(), key))
+    yield a
+    a.relay.close()
+    a.journal.close()
+
+
+def pin_state(pins: MockFactory) -> bool:
+    return bool(pins.pin(PIN).state)
+
+
+def test_relay_is_off_at_start(cfg, key, clock, mock_pins) -> None:
+    make_agent(cfg, key, clock, mock_pins)
+    assert pin_state(mock_pins) is False
+
+
+def test_allowed_tap_powers_on_and_badge_out_powers_off(agent, cfg, clock, mock_pins) -> None:
+    tap(agent, ALICE)
+    assert pin_state(mock_pins) is True
+    clock.advance(61)
+    tap(agent, ALICE)
+    assert pin_state(mock_pins) is False
+    evs = events(cfg)
+    types = [e["type"] for e in evs]
+    assert types == ["node.boot", "tap", "session.started", "tap", "session.ended"]
+    ended = evs[-1]["data"]
+    assert ended["duration_s"] == pytest.approx(61)
+    assert ended["billable_minutes"] == 2
+    assert ended["project_id"] == "p1"
+    assert ended["end_reason"] == "badge_out"
+    assert [e["seq"] for e in evs] == sorted(e["seq"] for e in evs)
+    assert len({e["id"] for e in evs}) == len(evs)
+
+
+def test_denied_tap_leaves_power_off_and_is_journaled(agent, cfg, mock_pins) -> None:
+    tap(agent, BOB)
+    tap(agent, "0BADC0DE")
+    assert pin_state(mock_pins) is False
+    taps = [e["data"] for e in events(cfg) if e["type"] == "tap"]
+    assert [(t["action"], t["reason"]) for t in taps] == [
+        ("deny", "not_certified"), ("deny", "unknown_badge")]
+    assert agent.session is None
+
+
+def test_other_member_cannot_end_or_take_a_session(agent, mock_pins) -> None:
+    tap(agent, ALICE)
+    tap(agent, STAFF)
+    assert pin_state(mock_pins) is True
+    assert agent.session is not None and agent.session.member_id == "alice"
+
+
+def test_restart_with_open_session_keeps_power_off_and_closes_it(
+        cfg, key, clock, mock_pins) -> None:
+    first = make_agent(cfg, key, clock, mock_pins)
+    first._on_snapshot("t", sign_snapshot(snapshot(), key))
+    tap(first, ALICE)
+    clock.advance(10)
+    first.step()  # 10 s < the 15 s heartbeat: nothing recorded yet
+    clock.advance(10)
+    first.step()  # 20 s: the heartbeat records the last known time
+    clock.advance(100)  # then the power is cut: no shutdown, no session end
+    first.journal.close()
+    mock_pins.reset()
+
+    second = make_agent(cfg, key, clock, mock_pins)
+    assert pin_state(mock_pins) is False
+    assert second.session is None
+    evs = events(cfg)
+    ended = [e for e in evs if e["type"] == "session.ended"][-1]["data"]
+    assert ended["end_reason"] == "node_restart"
+    assert ended["duration_s"] == pytest.approx(20)
+    assert ended["ended_at"] == "2026-11-25T18:00:20.000Z"
+    boot = [e for e in evs if e["type"] == "node.boot"][-1]["data"]
+    assert boot["recovered_session_id"] == ended["session_id"]
+    # The held snapshot survived the restart: the node still decides without a broker.
+    assert second.snapshot is not None
+    tap(second, ALICE)
+    assert pin_state(mock_pins) is True
+    second.relay.close()
+    second.journal.close()
+
+
+def test_shutdown_switches_off_and_ends_the_session(agent, cfg, clock, mock_pins) -> None:
+    tap(agent, ALICE)
+    clock.advance(5)
+    agent.shutdown()
+    assert pin_state(mock_pins) is False
+    ended = [e for e in events(cfg) if e["type"] == "session.ended"][-1]["data"]
+    assert ended["end_reason"] == "shutdown"
+
+
+def test_relay_failure_ends_the_session_and_power_stays_off(agent, cfg, mock_pins,
+                                                            monkeypatch) -> None:
+    def broken() -> None:
+        raise OSError("relay board unplugged")
+
+    monkeypatch.setattr(agent.relay, "on", broken)
+    with pytest.raises(OSError):
+        tap(agent, ALICE)
+    assert pin_state(mock_pins) is False
+    ended = [e for e in events(cfg) if e["type"] == "session.ended"][-1]["data"]
+    assert ended["end_reason"] == "relay_error"
+
+
+def test_stale_snapshot_denies_but_badge_out_still_works(agent, clock, mock_pins, cfg) -> None:
+    tap(agent, ALICE)
+    clock.advance(timedelta(hours=73).total_seconds())
+    tap(agent, ALICE)  # badge-out is always possible
+    assert pin_state(mock_pins) is False
+    tap(agent, ALICE)
+    assert pin_state(mock_pins) is False
+    last = [e for e in events(cfg) if e["type"] == "tap"][-1]["data"]
+    assert last["reason"] == "snapshot_too_old"
+
+
+def test_no_snapshot_denies(cfg, key, clock, mock_pins) -> None:
+    a = make_agent(cfg, key, clock, mock_pins)
+    tap(a, ALICE)
+    assert pin_state(mock_pins) is False
+    assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"] == ["no_snapshot"]
+
+
+@pytest.mark.parametrize(("message", "reason"), [
+    (lambda key: sign_snapshot(snapshot(2), generate_key()), "forged"),
+    (lambda key: json.dumps({"v": 1, "alg": "Ed25519", "payload": "e30="}).encode(), "unsigned"),
+    (lambda key: sign_snapshot(snapshot(1, valid=timedelta(days=6)), key), "older"),
+    (lambda key: sign_snapshot(snapshot(3, issued=T0 - timedelta(days=8)), key), "expired"),
+    (lambda key: sign_snapshot(snapshot(4, machine="cnc-1"), key), "wrong_machine"),
+    (lambda key: b"\xff not json", "malformed"),
+])
+def test_bad_snapshots_are_rejected_logged_and_journaled(agent, key, cfg, caplog, message,
+                                                         reason) -> None:
+    held = agent.snapshot
+    caplog.set_level(logging.WARNING)
+    agent._on_snapshot("t", message(key))
+    assert agent.snapshot is held
+    assert f"snapshot rejected ({reason})" in caplog.text
+    rejected = [e["data"] for e in events(cfg) if e["type"] == "snapshot.rejected"]
+    assert [r["reason"] for r in rejected] == [reason]
+
+
+def test_redelivered_retained_snapshot_is_not_an_alarm(agent, key, cfg, caplog) -> None:
+    payload = sign_snapshot(snapshot(5), key)
+    agent._on_snapshot("t", payload)
+    agent._on_snapshot("t", payload)  # the broker's retained copy after a reconnect
+    assert agent.snapshot.version == 5
+    assert not [e for e in events(cfg) if e["type"] == "snapshot.rejected"]
+
+
+def test_newer_snapshot_revokes_at_the_next_tap(agent, key, mock_pins) -> None:
+    revoked = snapshot(2)
+    revoked = Snapshot(**{**revoked.__dict__,
+                          "members": {**revoked.members, "alice": grant("alice", level=0)}})
+    agent._on_snapshot("t", sign_snapshot(revoked, key))
+    tap(agent, ALICE)
+    assert pin_state(mock_pins) is False
+
+
+def test_staff_tap_marks_presence_for_supervised_members(cfg, key, clock, mock_pins) -> None:
+    a = make_agent(cfg, key, clock, mock_pins)
+    snap = snapshot(min_level=1)
+    snap = Snapshot(**{**snap.__dict__,
+                       "members": {**snap.members, "bob": grant("bob", level=1)},
+                       "opening_hours": {d: ((T0.time().replace(hour=0),
+                                              T0.time().replace(hour=0)),) for d in range(7)}})
+    a._on_snapshot("t", sign_snapshot(snap, key))
+    tap(a, BOB)
+    assert pin_state(mock_pins) is False
+    tap(a, STAFF)  # staff starts a session and is now present
+    tap(a, STAFF)  # ... and ends it, checking out
+    tap(a, BOB)
+    assert pin_state(mock_pins) is False
+    presence = [e["data"] for e in events(cfg) if e["type"] == "staff.presence"]
+    assert [p["present"] for p in presence] == [True, False]
+    taps = [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"]
+    assert taps == ["staff_required", "allowed", "badge_out", "staff_required"]
+    a.relay.close()
+    a.journal.close()
+
+
+def test_acknowledged_events_leave_the_journal(agent, cfg) -> None:
+    tap(agent, ALICE)
+    pending = agent.journal.pending()
+    first_two = [p.id for p in pending[:2]]
+    agent._on_ack("t", json.dumps({"v": 1, "ids": first_two}).encode())
+    assert [p.id for p in agent.journal.pending()] == [p.id for p in pending[2:]]
+    agent._on_ack("t", b"garbage")  # logged and ignored, nothing removed
+    assert len(agent.journal.pending()) == len(pending) - 2
