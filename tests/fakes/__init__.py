@@ -1,0 +1,1 @@
+"""Test doubles for hardware: they let the real drivers run in CI, off a Raspberry Pi."""
