@@ -1,0 +1,66 @@
+"""Turning a session's measured duration into billed minutes and per-minute usage rows.
+
+Durations come from a monotonic clock (a wall clock can jump under NTP mid-session), as
+float seconds. A started minute is billed, so 60.0 s is one minute and 60.0001 s two.
+That boundary is decided with exact rational arithmetic: float division could round a
+duration a hair above a whole minute down onto it, and the minute rows would then no
+longer add up to the duration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+__all__ = ["MINUTE_S", "billable_minutes", "local_day", "minute_slices"]
+
+MINUTE_S = 60
+
+
+def _check_duration(duration_s: float) -> None:
+    if not math.isfinite(duration_s):
+        raise ValueError(f"session duration must be a finite number of seconds, got {duration_s}")
+
+
+def billable_minutes(duration_s: float) -> int:
+    """Started minutes of the session; a non-positive duration bills nothing."""
+    _check_duration(duration_s)
+    if duration_s <= 0:
+        return 0
+    return math.ceil(Fraction(duration_s) / MINUTE_S)
+
+
+def _after(start: datetime, minutes: int) -> datetime:
+    """Elapsed time, not wall time: aware arithmetic in a DST zone would add wall minutes."""
+    if start.tzinfo is None:
+        return start + timedelta(seconds=MINUTE_S * minutes)
+    return (start.astimezone(UTC) + timedelta(seconds=MINUTE_S * minutes)).astimezone(start.tzinfo)
+
+
+def _slices(start: datetime, duration_s: float, count: int) -> Iterator[tuple[datetime, float]]:
+    for k in range(count - 1):
+        yield _after(start, k), float(MINUTE_S)
+    # Exact: the subtrahend is a whole number below the duration, so the difference is a
+    # multiple of the duration's own precision and fits a float without rounding.
+    last = count - 1
+    yield _after(start, last), duration_s - MINUTE_S * last
+
+
+def minute_slices(start: datetime, duration_s: float) -> Iterator[tuple[datetime, float]]:
+    """``(minute_start, seconds)`` for each billed minute, counted from the session start.
+
+    Minutes are session-relative rather than aligned on the clock so that the number of
+    rows always equals the billed minutes; all are 60 s except a shorter last one.
+    """
+    count = billable_minutes(duration_s)  # validates eagerly, not at the first next()
+    return _slices(start, duration_s, count) if count else iter(())
+
+
+def local_day(t: datetime, tz: str) -> date:
+    """The site's calendar day of an instant: usage is reported per local day."""
+    if t.tzinfo is None:
+        raise ValueError("t must be timezone-aware; a naive time would use the host's zone")
+    return t.astimezone(ZoneInfo(tz)).date()
