@@ -115,6 +115,14 @@ def test_minute_group_by_sums_per_calendar_minute() -> None:
     assert sum(r["billable_minutes"] for r in rows) == 4
 
 
+@pytest.mark.parametrize("gran", ["session", "minute", "day"])
+@pytest.mark.parametrize("group_by", [(), ("member",), ("project", "machine"),
+                                      ("machine", "member", "project")])
+def test_columns_are_the_row_keys(gran: str, group_by: tuple[str, ...]) -> None:
+    for row in usage_rows(SESSIONS, gran, group_by, "Europe/Paris"):
+        assert list(row) == columns(gran, group_by)
+
+
 def test_unordered_input_refused_when_bucketing() -> None:
     with pytest.raises(ValueError, match="ordered"):
         list(usage_rows(list(reversed(SESSIONS)), "day", (), "UTC"))

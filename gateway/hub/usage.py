@@ -47,8 +47,10 @@ def columns(granularity: str, group_by: Sequence[str]) -> list[str]:
     if granularity == "session":
         return list(SESSION_COLUMNS) if not group_by else [
             *dims, "sessions", "seconds", "billable_minutes"]
+    if granularity == "minute" and not group_by:
+        return ["minute_start", *_DIMS_ALL, "seconds", "billable_minutes"]
     if granularity == "minute":
-        return ["minute_start", *(dims or _DIMS_ALL), "seconds", "billable_minutes"]
+        return ["minute_start", *dims, "sessions", "seconds", "billable_minutes"]
     return ["day", *dims, "sessions", "seconds", "billable_minutes"]
 
 

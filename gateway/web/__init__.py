@@ -1,0 +1,59 @@
+"""The hub's web application: a live machine board and the accounting API.
+
+``create_app`` is a factory so that tests and the hub service each build their own app
+from a ``HubConfig``. SQLite connections are bound to their thread and the server is
+threaded, so every request opens its own ``HubStore`` (cheap: one file open) and closes
+it at teardown. ``store_factory`` lets a caller substitute how stores are opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, g
+
+from ..config import HubConfig
+from ..hub.store import HubStore
+
+StoreFactory = Callable[[], HubStore]
+
+
+def create_app(config: HubConfig, store_factory: StoreFactory | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config["HUB"] = config
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["fabgate.store_factory"] = store_factory or (
+        lambda: HubStore(config.database))
+
+    @app.teardown_appcontext
+    def _close_store(_exc: BaseException | None) -> None:
+        store = g.pop("store", None)
+        if store is not None:
+            store.close()
+
+    from .api import api
+    from .pages import pages
+
+    app.register_blueprint(api)
+    app.register_blueprint(pages)
+    return app
+
+
+def get_store() -> HubStore:
+    """The request's store, opened on first use."""
+    if "store" not in g:
+        g.store = store_opener()()
+    return g.store
+
+
+def store_opener() -> StoreFactory:
+    """How this app opens stores, for streamed responses: their body runs after the
+    request's teardown (and outside the app context), so they open and close their own."""
+    opener: StoreFactory = current_app.extensions["fabgate.store_factory"]
+    return opener
+
+
+def hub_config() -> HubConfig:
+    cfg: Any = current_app.config["HUB"]
+    return cfg

@@ -1,0 +1,167 @@
+"""``/api/v1``: usage for accounting, live machines and sessions, behind bearer tokens.
+
+Usage reports can cover a year of per-minute rows, so JSON and CSV are both streamed
+row by row from the database cursor instead of being built in memory. The body is
+produced after the view has returned and the request's teardown has closed the request's
+store, so a streamed report opens its own store and closes it after the last row (or when
+the client goes away and the server closes the generator).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Iterator
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..contract import utcnow
+from ..hub.usage import DIMENSIONS, GRANULARITIES, columns, to_csv, usage_rows
+from . import get_store, hub_config, store_opener
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_SESSIONS_LIMIT = 1000
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# "+01:00" arrives as " 01:00" when a client forgets to percent-encode the "+".
+_SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
+
+
+class BadParameter(ValueError):
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+
+
+@api.errorhandler(BadParameter)
+def _bad_parameter(exc: BadParameter) -> tuple[Response, int]:
+    return jsonify(error=str(exc), parameter=exc.name), 400
+
+
+@api.before_request
+def _require_token() -> tuple[Response, int, dict[str, str]] | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    ok = False
+    if scheme.lower() == "bearer" and presented:
+        given = presented.strip().encode()
+        # Compare against every token without stopping early: no timing hint about which
+        # token (or how many) exist.
+        for tok in hub_config().api_tokens:
+            ok |= hmac.compare_digest(given, tok.token.encode())
+    if ok:
+        return None
+    return (jsonify(error="a valid 'Authorization: Bearer <token>' header is required"),
+            401, {"WWW-Authenticate": 'Bearer realm="fabgate"'})
+
+
+def parse_bound(value: str, name: str, tz: str) -> datetime:
+    """A date is local midnight at the site; a datetime must carry its zone."""
+    value = value.strip()
+    try:
+        if _DATE.match(value):
+            return datetime.combine(date.fromisoformat(value), time(0), ZoneInfo(tz))
+        dt = datetime.fromisoformat(_SPACED_OFFSET.sub(r"+\1", value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadParameter(name, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 "
+                                 "datetime") from exc
+    if dt.tzinfo is None:
+        raise BadParameter(name, f"{value!r} has no timezone (add Z or +01:00)")
+    return dt
+
+
+def current_month(now: datetime, tz: str) -> tuple[datetime, datetime]:
+    local = now.astimezone(ZoneInfo(tz))
+    first = date(local.year, local.month, 1)
+    nxt = date(local.year + (local.month == 12), local.month % 12 + 1, 1)
+    return (datetime.combine(first, time(0), ZoneInfo(tz)),
+            datetime.combine(nxt, time(0), ZoneInfo(tz)))
+
+
+def _range() -> tuple[datetime, datetime]:
+    tz = hub_config().timezone
+    start, end = current_month(utcnow(), tz)
+    if request.args.get("from"):
+        start = parse_bound(request.args["from"], "from", tz)
+    if request.args.get("to"):
+        end = parse_bound(request.args["to"], "to", tz)
+    if end <= start:
+        raise BadParameter("to", "must be after 'from'")
+    return start, end
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = request.args.get(name, default) or default
+    if value not in allowed:
+        raise BadParameter(name, f"expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _group_by() -> tuple[str, ...]:
+    raw = request.args.get("group_by", "")
+    dims = tuple(d.strip() for d in raw.split(",") if d.strip())
+    for d in dims:
+        if d not in DIMENSIONS:
+            raise BadParameter("group_by", f"unknown dimension {d!r} "
+                                           f"(expected {', '.join(DIMENSIONS)})")
+    if len(set(dims)) != len(dims):
+        raise BadParameter("group_by", "a dimension is repeated")
+    return dims
+
+
+def _json_stream(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    yield '{"rows": ['
+    sep = ""
+    for row in rows:
+        yield sep + json.dumps(row, ensure_ascii=False, default=str)
+        sep = ","
+    yield "]}"
+
+
+@api.get("/usage")
+def usage() -> Response:
+    start, end = _range()
+    granularity = _choice("granularity", GRANULARITIES, "session")
+    group_by = _group_by()
+    fmt = _choice("format", ("json", "csv"), "json")
+    tz = hub_config().timezone
+    opener = store_opener()
+
+    def body() -> Iterator[str]:
+        # Opened at the first chunk: a response never iterated leaves nothing open.
+        store = opener()
+        try:
+            rows = usage_rows(store.session_rows(start, end), granularity, group_by, tz)
+            if fmt == "csv":
+                yield from to_csv(rows, columns(granularity, group_by))
+            else:
+                yield from _json_stream(rows)
+        finally:
+            store.close()
+
+    if fmt == "csv":
+        name = f"usage-{start.date().isoformat()}-{end.date().isoformat()}.csv"
+        return Response(body(), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(body(), mimetype="application/json")
+
+
+@api.get("/machines")
+def machines() -> Response:
+    return jsonify(machines=get_store().machines_live())
+
+
+@api.get("/sessions")
+def sessions() -> Response:
+    tz = hub_config().timezone
+    since = parse_bound(request.args["from"], "from", tz) if request.args.get("from") else None
+    until = parse_bound(request.args["to"], "to", tz) if request.args.get("to") else None
+    raw = request.args.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_SESSIONS_LIMIT:
+        raise BadParameter("limit", f"expected an integer from 1 to {MAX_SESSIONS_LIMIT}, "
+                                    f"got {raw!r}")
+    return jsonify(sessions=get_store().sessions(limit=int(raw), since=since, until=until))

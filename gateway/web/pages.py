@@ -1,0 +1,74 @@
+"""The public board: which machine is free, who uses which since when, recent sessions.
+
+The page polls a small HTML fragment every few seconds and swaps it in, rather than
+reloading: no flash on a wall screen, and the fragment is rendered by the same template
+as the first page, so there is one place that decides how the board looks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, jsonify, render_template, request
+
+from ..contract import iso, parse_iso, utcnow
+from . import get_store, hub_config
+from .i18n import choose_language, translator
+
+pages = Blueprint("pages", __name__)
+
+RECENT_SESSIONS = 50
+REFRESH_MS = 5000
+
+
+def _local(value: str | None, tz: str, fmt: str) -> str:
+    if not value:
+        return ""
+    return parse_iso(value).astimezone(ZoneInfo(tz)).strftime(fmt)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _context() -> dict[str, Any]:
+    cfg = hub_config()
+    lang = choose_language(request, cfg.language)
+    store = get_store()
+    tz = cfg.timezone
+    return {
+        "lang": lang, "t": translator(lang), "site": cfg.site,
+        "machines": store.machines_live(), "sessions": store.sessions(limit=RECENT_SESSIONS),
+        "hm": lambda v: _local(v, tz, "%H:%M"),
+        "dt": lambda v: _local(v, tz, "%d/%m %H:%M"),
+        "duration": _duration,
+        "now": datetime.now(ZoneInfo(tz)).strftime("%H:%M:%S"),
+        "refresh_ms": REFRESH_MS,
+    }
+
+
+@pages.get("/")
+def index() -> str:
+    return render_template("index.html", **_context())
+
+
+@pages.get("/fragments/board")
+def board() -> Response:
+    resp = Response(render_template("board.html", **_context()))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@pages.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """Liveness for a supervisor: answers 503 when the database cannot be read."""
+    try:
+        version = get_store().data_version()
+    except Exception as exc:  # noqa: BLE001 - any failure means "unhealthy"
+        return jsonify(status="error", error=str(exc)), 503
+    return jsonify(status="ok", data_version=version, time=iso(utcnow())), 200
