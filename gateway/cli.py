@@ -70,7 +70,8 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
 
 def run_node(cfg: NodeConfig) -> int:
-    from .drivers.readers import make_reader
+    from .drivers.readers import SimulatedReader, make_reader
+    from .drivers.tap_socket import TapSocket
     from .drivers.relay import make_relay
     from .node import NodeAgent
     from .permissions import load_public_key
@@ -84,8 +85,15 @@ def run_node(cfg: NodeConfig) -> int:
         relay.close()
         raise
     _stop_on_signals(agent.stopping)
+    control = None
+    if isinstance(reader, SimulatedReader) and getattr(cfg.reader, "socket", None):
+        control = TapSocket(cfg.reader.socket, reader)  # type: ignore[attr-defined]
     log.info("node %s for machine %s started; relay off", cfg.node_id, cfg.machine_id)
-    agent.run()
+    try:
+        agent.run()
+    finally:
+        if control:
+            control.close()
     return 0
 
 

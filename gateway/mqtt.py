@@ -59,6 +59,7 @@ class MqttLink:
         self.connected = threading.Event()
         self._on_connect_cb = on_connect
         self._subscriptions: dict[str, int] = {}
+        self._stopping = False
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                    protocol=paho.MQTTv311, clean_session=clean_session)
         if username:
@@ -112,6 +113,7 @@ class MqttLink:
                 info.wait_for_publish(timeout)
         except (RuntimeError, ValueError):
             log.warning("could not publish the final status before disconnecting")
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -135,6 +137,6 @@ class MqttLink:
 
     def _handle_disconnect(self, _c: paho.Client, _u: object, _flags: object,
                            reason: paho.ReasonCode, _props: object) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._stopping:
             log.warning("lost the broker connection (%s); reconnecting", reason)
         self.connected.clear()

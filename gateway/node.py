@@ -195,6 +195,7 @@ class NodeAgent:
                 self.link.stop(final=(self.topics.node_status(self.cfg.node_id), encode_status(
                     node=self.cfg.node_id, machine=self.cfg.machine_id, online=False)))
             self.relay.close()
+            self.reader.close()
 
     # -- taps -------------------------------------------------------------------------
 

@@ -210,7 +210,8 @@ class HubService:
             snap = store.build_snapshot(
                 machine, now=now, version=store.next_snapshot_version(),
                 validity=self.cfg.snapshot_validity, timezone=self.cfg.timezone,
-                opening_hours=self.cfg.opening_hours, staff_present_until=presence)
+                opening_hours=self.cfg.opening_hours, staff_present_until=presence,
+                site=self.cfg.site)
             if self.link.publish(self.topics.snapshot(machine), sign_snapshot(snap, self.key),
                                  retain=True) is not None:
                 n += 1
