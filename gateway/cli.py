@@ -71,12 +71,12 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
 def run_node(cfg: NodeConfig) -> int:
     from .drivers.readers import SimulatedReader, make_reader
-    from .drivers.tap_socket import TapSocket
     from .drivers.relay import make_relay
+    from .drivers.tap_socket import TapSocket
     from .node import NodeAgent
     from .permissions import load_public_key
 
-    relay = make_relay(cfg.relay)
+    relay = make_relay(cfg.relay, allow_boot_pull=cfg.relay.allow_boot_pull)
     try:
         reader = make_reader(cfg.reader)
         agent = NodeAgent(cfg, relay=relay, reader=reader,
@@ -86,8 +86,8 @@ def run_node(cfg: NodeConfig) -> int:
         raise
     _stop_on_signals(agent.stopping)
     control = None
-    if isinstance(reader, SimulatedReader) and getattr(cfg.reader, "socket", None):
-        control = TapSocket(cfg.reader.socket, reader)  # type: ignore[attr-defined]
+    if isinstance(reader, SimulatedReader) and cfg.reader.socket:
+        control = TapSocket(cfg.reader.socket, reader)
     log.info("node %s for machine %s started; relay off", cfg.node_id, cfg.machine_id)
     try:
         agent.run()

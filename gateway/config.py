@@ -104,6 +104,9 @@ class RelayConfig:
     driver: str = "gpio"
     pin: int = 17
     active_high: bool = True
+    # The board has its own pull resistor that holds the input at OFF during boot, so the
+    # Pi's boot-time pull on this pin does not matter (see drivers.relay.check_boot_level).
+    allow_boot_pull: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ class ReaderConfig:
     spi_bus: int = 0
     spi_device: int = 0
     rst_pin: int = 25
+    # Simulated readers only: a Unix datagram socket that accepts UIDs, so a tap can reach
+    # the node when the broker is down (tests, bench rigs).
+    socket: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -630,7 +636,7 @@ def _hub_from(doc: _Doc) -> HubConfig:
         database=hub.file_path("database", "./data/hub.db"),
         signing_key=hub.file_path("signing_key", "./keys/hub-signing.pem"),
         snapshot_validity=validity, snapshot_refresh=refresh,
-        web_host=web.text("host", "127.0.0.1"), web_port=web.integer("port", 8080, 1, 65535),
+        web_host=web.text("host", "127.0.0.1"), web_port=web.integer("port", 8080, 0, 65535),
         api_tokens=tuple(tokens), opening_hours=_opening_hours(top),
         groups=tuple(groups), machines=tuple(machines), seed=hub.file_path("seed", None))
 
@@ -644,8 +650,8 @@ def load_hub_config(path: str | Path) -> HubConfig:
 
 _NODE_TOP = ("site", "mqtt", "node", "relay", "reader")
 _NODE_KEYS = ("id", "machine", "journal", "hub_public_key", "max_snapshot_age", "heartbeat")
-_RELAY_KEYS = ("driver", "pin", "active_high")
-_READER_KEYS = ("driver", "poll_hz", "hold_off", "spi_bus", "spi_device", "rst_pin")
+_RELAY_KEYS = ("driver", "pin", "active_high", "allow_boot_pull")
+_READER_KEYS = ("driver", "poll_hz", "hold_off", "spi_bus", "spi_device", "rst_pin", "socket")
 
 
 def _node_from(doc: _Doc) -> NodeConfig:
@@ -660,11 +666,20 @@ def _node_from(doc: _Doc) -> NodeConfig:
 
     rel = top.section("relay", _RELAY_KEYS)
     pin = rel.integer("pin", 17, 0, MAX_GPIO, " (BCM GPIO number)")
-    if pin in BOOT_HIGH_PINS:
-        rel.fail("pin", "GPIO 9 or above: GPIO 0-8 are pulled high at boot on a Raspberry "
-                 "Pi and would switch the machine on until the node starts", pin)
+    active_high = rel.flag("active_high", True)
+    allow_boot_pull = rel.flag("allow_boot_pull", False)
+    if not allow_boot_pull and active_high and pin in BOOT_HIGH_PINS:
+        rel.fail("pin", "GPIO 9 or above for an active-high relay: GPIO 0-8 are pulled high "
+                 "at boot on a Raspberry Pi and would switch the machine on until the node "
+                 "starts (set relay.allow_boot_pull: true only if the board has its own "
+                 "pull-down)", pin)
+    if not allow_boot_pull and not active_high and pin not in BOOT_HIGH_PINS:
+        rel.fail("pin", "GPIO 4, 5 or 6 for an active-low relay: GPIO 9-27 are pulled low "
+                 "at boot and would switch an active-low relay on until the node starts "
+                 "(set relay.allow_boot_pull: true only if the board has its own pull-up)",
+                 pin)
     relay = RelayConfig(driver=rel.choice("driver", RELAY_DRIVERS, "gpio"), pin=pin,
-                        active_high=rel.flag("active_high", True))
+                        active_high=active_high, allow_boot_pull=allow_boot_pull)
 
     rd = top.section("reader", _READER_KEYS)
     driver = rd.choice("driver", READER_DRIVERS, "simulated")
@@ -672,9 +687,13 @@ def _node_from(doc: _Doc) -> NodeConfig:
     spi_bus = rd.integer("spi_bus", 0, 0, 1)
     spi_device = rd.integer("spi_device", 0, 0, 2 if spi_bus == 1 else 1)
     rst_pin = rd.integer("rst_pin", 25, 0, MAX_GPIO, " (BCM GPIO number)")
+    socket = rd.file_path("socket", None)
+    if socket is not None and driver != "simulated":
+        rd.fail("socket", "no `socket` with a real reader (it is for simulated readers only)",
+                str(socket))
     reader = ReaderConfig(driver=driver, poll_hz=rd.number("poll_hz", 10.0, 0, 100),
                           hold_off=hold_off.total_seconds(), spi_bus=spi_bus,
-                          spi_device=spi_device, rst_pin=rst_pin)
+                          spi_device=spi_device, rst_pin=rst_pin, socket=socket)
     if driver == "rc522":
         spi = (*_SPI_PINS[spi_bus], _SPI_CE[spi_bus, spi_device])
         if pin in spi:

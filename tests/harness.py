@@ -154,7 +154,7 @@ class Site:
     def __init__(self, tmp: Path, broker_url: str) -> None:
         self.tmp = tmp
         self.broker_url = broker_url
-        self.files: DemoFiles = write_demo_files(tmp / "site", broker_url, 0, hold_off="0s",
+        self.files: DemoFiles = write_demo_files(tmp / "site", broker_url, 0, hold_off="0.05s",
                                                  tap_sockets=True)
         self.token = self.files.token
         self.hub: Proc | None = None

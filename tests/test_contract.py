@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -61,10 +62,8 @@ def test_garbage_is_a_contract_error(payload: bytes) -> None:
 @given(st.binary(max_size=200))
 def test_no_byte_string_crashes_the_decoders(payload: bytes) -> None:
     for decode in (Envelope.decode, decode_ack, decode_status, decode_sim_tap):
-        try:
+        with contextlib.suppress(ContractError):
             decode(payload)
-        except ContractError:
-            pass
 
 
 def test_ack_ids_must_be_strings() -> None:
