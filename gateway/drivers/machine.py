@@ -1,0 +1,81 @@
+"""What every machine-controller driver reports, whatever link it speaks.
+
+A node needs the same three facts from a GRBL router, a Marlin printer, OctoPrint or a
+current clamp: is the machine busy, is a job running (and how far), and is the link
+alive. Drivers differ only in how they learn it, so each implements
+:class:`MachineController` and reports :class:`MachineReport` snapshots through a
+callback; turning a stream of reports into job events is pure code
+(``gateway.policies.jobs``), shared by every driver.
+
+Drivers never touch the relay. ``safe_stop()`` asks the controller itself to stop
+(feed hold, cancel) and is only ever used where the session rules allow it; it is not
+an emergency stop.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Activity(StrEnum):
+    UNKNOWN = "unknown"  # link down, garbage, or no answer: we do not know
+    IDLE = "idle"
+    BUSY = "busy"  # a job is running (or the spindle/laser/needle is drawing current)
+    PAUSED = "paused"  # a job exists but is held
+    ALARM = "alarm"  # the controller refuses to run until someone clears it
+    ERROR = "error"  # the controller reported a failure (e.g. Marlin halted)
+
+
+@dataclass(frozen=True)
+class MachineReport:
+    """One observation of the machine. ``job_*`` fields are None when not known."""
+
+    activity: Activity
+    job_name: str | None = None
+    progress: float | None = None  # percent, 0..100
+    time_left_s: float | None = None
+    detail: str = ""  # human-readable: "ALARM:2", "T:205.1/210", "link lost"
+    data: dict[str, object] = field(default_factory=dict)  # driver extras (temps, feed…)
+
+
+ReportCallback = Callable[[MachineReport], None]
+
+
+class MachineController(ABC):
+    """A driver: started once, reports through ``on_report`` from its own thread."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[ReportCallback] = []
+        self._last: MachineReport = MachineReport(Activity.UNKNOWN, detail="not started")
+        self._lock = threading.Lock()
+
+    def subscribe(self, callback: ReportCallback) -> None:
+        self._callbacks.append(callback)
+
+    @property
+    def last_report(self) -> MachineReport:
+        with self._lock:
+            return self._last
+
+    def _emit(self, report: MachineReport) -> None:
+        """Drivers call this for every observation; callbacks must not raise."""
+        with self._lock:
+            self._last = report
+        for cb in list(self._callbacks):
+            cb(report)
+
+    @abstractmethod
+    def start(self) -> None:
+        """Open the link and begin polling in a background thread; never blocks long."""
+
+    @abstractmethod
+    def safe_stop(self) -> None:
+        """Ask the controller to stop the job the way its makers intend (hold, cancel)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop polling and release the link; idempotent."""
