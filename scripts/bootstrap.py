@@ -10,7 +10,7 @@ Volunteers at a fablab run this on a stock Debian or Raspberry Pi OS machine, of
 nothing installed beyond the system python3, so it uses the standard library only and
 says exactly which apt command is missing when it cannot fix things itself. Everything
 it installs goes into ``.venv`` inside the repository; the only system packages it may
-install (as root) are python3-venv and mosquitto.
+install (as root) are python3-venv, mosquitto, chromium and chromium-driver.
 """
 
 from __future__ import annotations
@@ -178,11 +178,37 @@ def ensure_mosquitto() -> None:
         give_up("mosquitto was installed but its binary is not on PATH or in /usr/sbin.", 1)
 
 
+# --- chromium ----------------------------------------------------------------------------
+
+# The browser tests drive Debian's chromium through its chromedriver, both from apt and so
+# always the same version; they are used by path and nothing is downloaded at test time.
+BROWSER_BINARIES = {"chromium": Path("/usr/bin/chromium"),
+                    "chromium-driver": Path("/usr/bin/chromedriver")}
+
+
+def missing_browser_packages() -> list[str]:
+    return [package for package, binary in BROWSER_BINARIES.items()
+            if not os.access(binary, os.X_OK)]
+
+
+def ensure_browser() -> None:
+    """The browser tests start their own headless chromium with a throw-away profile."""
+    missing = missing_browser_packages()
+    if not missing:
+        return
+    apt_install(missing, "the browser tests need chromium and its driver")
+    still = missing_browser_packages()
+    if still:
+        give_up(f"{' and '.join(still)} were installed but "
+                f"{' and '.join(str(BROWSER_BINARIES[p]) for p in still)} are missing.", 1)
+
+
 # --- commands ----------------------------------------------------------------------------
 
 def cmd_test(args: list[str]) -> int:
     ensure_installed(dev=True, extras=(MFRC522,))
     ensure_mosquitto()
+    ensure_browser()
     say("running pytest " + " ".join(args))
     try:
         code = run([str(VENV_PYTHON), "-m", "pytest", *args], cwd=ROOT)
