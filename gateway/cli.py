@@ -109,6 +109,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sim_tap(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        logging.getLogger("gateway").setLevel(logging.WARNING)
     from .demo import default_data_dir
     from .simtap import tap
 

@@ -16,6 +16,7 @@ from .policies.access import DENY_REASONS
 
 
 def tap(broker: str, prefix: str, node: str, uid: str, *, timeout: float, tap_id: str) -> int:
+    """Exit status: 0 when the node answered (allowed or denied), 2 broker, 3 no answer."""
     topics = Topics(prefix)
     answer: dict[str, object] = {}
     done = threading.Event()
@@ -57,5 +58,4 @@ def tap(broker: str, prefix: str, node: str, uid: str, *, timeout: float, tap_id
     else:
         text = DENY_REASONS.get(reason, {}).get("en", reason)
         print(f"{node}: denied for {who}: {reason} ({text}); relay stays OFF")
-        return 1
     return 0

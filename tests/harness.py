@@ -23,7 +23,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.contract import Envelope, Topics
+from gateway.contract import ContractError, Envelope, Topics
 from gateway.demo import BADGE, DemoFiles, write_demo_files
 
 __all__ = ["BADGE", "Observer", "Proc", "Site", "api_get"]
@@ -36,6 +36,7 @@ class Observer:
         self.topics = Topics(prefix)
         self.events: list[Envelope] = []
         self.raw_events: list[tuple[str, bytes]] = []
+        self.bad_events: list[bytes] = []
         self.status: dict[str, dict[str, Any]] = {}
         self.acks: list[str] = []
         self.snapshots: dict[str, bytes] = {}
@@ -52,8 +53,13 @@ class Observer:
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         with self.cond:
             if msg.topic.endswith("/event"):
-                self.raw_events.append((msg.topic, msg.payload))
-                self.events.append(Envelope.decode(msg.payload))
+                try:
+                    env = Envelope.decode(msg.payload)
+                except ContractError:
+                    self.bad_events.append(msg.payload)  # a test's own garbage
+                else:
+                    self.raw_events.append((msg.topic, msg.payload))
+                    self.events.append(env)
             elif msg.topic.endswith("/status") and "/node/" in msg.topic:
                 st = json.loads(msg.payload)
                 self.status[st["node"]] = st

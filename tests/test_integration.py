@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +219,74 @@ def test_node_killed_mid_session_restarts_with_power_off_and_closes_the_session(
     (row,) = [s for s in _sessions(site) if s["session_id"] == karim.data["session_id"]]
     assert row["status"] == "closed"
     assert again.p.poll() is None
+
+
+def test_fabgate_sim_tap_reports_the_node_decision(site: Site, observer: Observer,
+                                                   mosquitto: MosquittoProcess) -> None:
+    site.start_hub()
+    site.start_node("laser-1")
+    _ready(site, observer, "laser-1")
+    base = [sys.executable, "-m", "gateway", "sim", "tap", "--broker", mosquitto.url,
+            "--prefix", "fablab/demo/"]
+    allowed = subprocess.run([*base, "laser-1", "04:a1:ce:01"], capture_output=True, text=True,
+                             timeout=30)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "allowed for m-alice: relay ON" in allowed.stdout
+    observer.wait_for(lambda: observer.status["laser-1"]["relay"] is True, what="relay on")
+    denied = subprocess.run([*base, "laser-1", BADGE["stranger"]], capture_output=True,
+                            text=True, timeout=30)
+    assert denied.returncode == 0, denied.stderr
+    assert "denied" in denied.stdout and "unknown_badge" in denied.stdout
+    out = subprocess.run([*base, "laser-1", BADGE["alice"]], capture_output=True, text=True,
+                         timeout=30)
+    assert "badge-out by m-alice: relay OFF" in out.stdout
+    nobody = subprocess.run([*base, "--timeout", "1", "cnc-1", BADGE["alice"]],
+                            capture_output=True, text=True, timeout=30)
+    assert nobody.returncode == 3
+    assert "did not answer" in nobody.stderr
+
+
+def test_staff_tap_on_one_node_lets_supervised_members_in_on_another(
+        site: Site, observer: Observer) -> None:
+    site.start_hub()
+    site.start_node("printer-1")
+    site.start_node("embroidery-1")
+    _ready(site, observer, "printer-1")
+    _ready(site, observer, "embroidery-1")
+    send_tap(site.tap_socket("printer-1"), BADGE["chloe"])
+    assert observer.wait_event("tap", uid=BADGE["chloe"]).data["reason"] == "staff_required"
+
+    version = observer.status["printer-1"]["snapshot_version"]
+    send_tap(site.tap_socket("embroidery-1"), BADGE["karim"])
+    presence = observer.wait_event("staff.presence", member_id="m-karim")
+    assert presence.data["present"] is True
+    observer.wait_for(lambda: observer.status["printer-1"]["snapshot_version"] > version,
+                      what="printer-1 to receive the presence in a new snapshot")
+    send_tap(site.tap_socket("printer-1"), BADGE["chloe"])
+    observer.wait_event("session.started", member_id="m-chloe")
+
+
+def test_malformed_payloads_are_rejected_and_the_hub_keeps_working(
+        site: Site, observer: Observer, mosquitto: MosquittoProcess) -> None:
+    site.start_hub()
+    site.start_node("laser-1")
+    _ready(site, observer, "laser-1")
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="vandal", protocol=paho.MQTTv311)
+    host, port = mosquitto.url.removeprefix("mqtt://").split(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    for payload in (b"\xff\xfe garbage", b"[]", b'{"v":1,"id":"x"}'):
+        client.publish("fablab/demo/node/laser-1/event", payload, qos=1).wait_for_publish(5)
+    client.loop_stop()
+    client.disconnect()
+    assert site.hub is not None
+    site.hub.wait_line(r"rejected a message on fablab/demo/node/laser-1/event: event envelope: "
+                       r"missing field 'node'")
+    # The hub still works: a real tap goes through and is stored.
+    send_tap(site.tap_socket("laser-1"), BADGE["alice"])
+    started = observer.wait_event("session.started", member_id="m-alice")
+    observer.wait_acked(started)
+    db = sqlite3.connect(site.files.data / "hub.db")
+    rejected = db.execute("SELECT count(*) FROM rejected_messages").fetchone()[0]
+    db.close()
+    assert rejected == 3

@@ -1,0 +1,61 @@
+"""The `fabgate` command line as a user meets it: exit codes and messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = [ROOT / "config" / "hub.yaml", *sorted((ROOT / "config" / "nodes").glob("*.yaml"))]
+
+
+def fabgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_check_config_accepts_the_examples() -> None:
+    assert len(EXAMPLES) == 5
+    r = fabgate("check-config", *map(str, EXAMPLES))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(": OK") == 5
+
+
+def test_check_config_names_file_key_and_expectation(tmp_path: Path) -> None:
+    bad = tmp_path / "laser.yaml"
+    text = (ROOT / "config" / "nodes" / "laser-1.yaml").read_text()
+    bad.write_text(text.replace("max_snapshot_age:", "max_snapshot_agee:"))
+    r = fabgate("check-config", str(ROOT / "config" / "hub.yaml"), str(bad))
+    assert r.returncode == 1
+    assert str(bad) in r.stderr
+    assert "node.max_snapshot_agee" in r.stderr
+    assert "max_snapshot_age" in r.stderr.split("node.max_snapshot_agee", 1)[1]
+
+
+def test_node_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:
+    bad = tmp_path / "node.yaml"
+    bad.write_text("site: x\nnode: {machine: laser-1}\nrelay: {pin: 4}\n")
+    r = fabgate("node", "--config", str(bad))
+    assert r.returncode == 2
+    assert f"{bad}" in r.stderr and "relay.pin" in r.stderr
+
+
+def test_keygen_never_overwrites(tmp_path: Path) -> None:
+    key = tmp_path / "hub.pem"
+    assert fabgate("keygen", "--out", str(key)).returncode == 0
+    assert key.with_suffix(".pub").exists()
+    assert key.stat().st_mode & 0o077 == 0
+    before = key.read_bytes()
+    r = fabgate("keygen", "--out", str(key))
+    assert r.returncode == 1 and "refusing" in r.stderr
+    assert key.read_bytes() == before
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["sim", "tap", "--help"]])
+def test_help_and_version(argv: list[str]) -> None:
+    r = fabgate(*argv)
+    assert r.returncode == 0
+    assert "fabgate" in r.stdout
