@@ -122,6 +122,41 @@ class ReaderConfig:
     socket: Path | None = None
 
 
+CONTROLLER_DRIVERS = ("none", "grbl", "marlin", "octoprint", "current")
+CURRENT_SOURCES = ("serial", "mcp3008")
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """How the node follows what its machine does (``driver: none`` follows nothing)."""
+
+    driver: str = "none"
+    port: str | None = None  # grbl, marlin, current with source serial
+    baudrate: int = 115200
+    poll_interval: float | None = None  # None: the driver's own default
+    url: str | None = None  # octoprint
+    api_key: str | None = None  # octoprint
+    source: str = "serial"  # current: serial sense board or mcp3008
+    channel: int = 0  # current: ADC or sense-board channel
+    threshold_on: float = 0.5  # current: amps above which the machine may be busy
+    threshold_off: float = 0.3  # current: amps below which it may be idle
+    on_after: float = 3.0  # current: seconds above threshold_on before busy
+    off_after: float = 10.0  # current: seconds below threshold_off before idle
+    simulate: bool = False  # run our simulator of this controller inside the node
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Overrides of the per-machine-kind session rules (None: the kind's default)."""
+
+    grace: float | None = None
+    idle_timeout: float | None = None  # 0 in the file means "never"
+    max_length: float | None = None  # 0 in the file means "no limit"
+    cooldown: float | None = None
+    never_cut_busy: bool | None = None
+    progress_every: float = 5.0
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     file: Path
@@ -135,6 +170,8 @@ class NodeConfig:
     mqtt: MqttConfig
     relay: RelayConfig
     reader: ReaderConfig
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
 
 
 @dataclass(frozen=True)
@@ -648,7 +685,12 @@ def load_hub_config(path: str | Path) -> HubConfig:
 
 # --------------------------------------------------------------------------- node
 
-_NODE_TOP = ("site", "mqtt", "node", "relay", "reader")
+_NODE_TOP = ("site", "mqtt", "node", "relay", "reader", "controller", "session")
+_CONTROLLER_KEYS = ("driver", "port", "baudrate", "poll_interval", "url", "api_key", "source",
+                    "channel", "threshold_on", "threshold_off", "on_after", "off_after",
+                    "simulate")
+_SESSION_KEYS = ("grace", "idle_timeout", "max_length", "cooldown", "never_cut_busy",
+                 "progress_every")
 _NODE_KEYS = ("id", "machine", "journal", "hub_public_key", "max_snapshot_age", "heartbeat")
 _RELAY_KEYS = ("driver", "pin", "active_high", "allow_boot_pull")
 _READER_KEYS = ("driver", "poll_hz", "hold_off", "spi_bus", "spi_device", "rst_pin", "socket")
@@ -705,13 +747,70 @@ def _node_from(doc: _Doc) -> NodeConfig:
             rd.fail("rst_pin", f"a GPIO not used by SPI bus {spi_bus} "
                     f"(GPIO {', '.join(map(str, spi))})", rst_pin)
 
+    controller = _controller(top)
+    session = _session(top)
     return NodeConfig(
+        controller=controller, session=session,
         file=doc.file, site=site, node_id=node_id, machine_id=machine_id,
         journal=node.file_path("journal", f"./data/{node_id}-journal.db"),
         hub_public_key=node.file_path("hub_public_key", "./keys/hub-signing.pub"),
         max_snapshot_age=node.duration("max_snapshot_age", "72h"),
         heartbeat=node.duration("heartbeat", "15s"),
         mqtt=_mqtt(top, site, f"fabgate-node-{node_id}"), relay=relay, reader=reader)
+
+
+def _seconds_or_none(sec: _Section, key: str) -> float | None:
+    """An optional duration where 0 is meaningful (no grace, never, no limit)."""
+    value = sec.raw(key, None)
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value).total_seconds()
+    except ValueError:
+        sec.fail(key, _DURATION_TEXT, _shown(value))
+    if seconds < 0:
+        sec.fail(key, "a duration of zero or more", value)
+    return seconds
+
+
+def _controller(top: _Section) -> ControllerConfig:
+    c = top.section("controller", _CONTROLLER_KEYS)
+    driver = c.choice("driver", CONTROLLER_DRIVERS, "none")
+    simulate = c.flag("simulate", False)
+    source = c.choice("source", CURRENT_SOURCES, "serial")
+    needs_port = driver in ("grbl", "marlin") or (driver == "current" and source == "serial")
+    port = c.text("port", None, what="a serial port such as /dev/ttyUSB0")
+    if needs_port and port is None and not simulate:
+        c.fail("port", f"a serial port for the {driver} controller (e.g. /dev/ttyUSB0)")
+    url = c.text("url", None, what="an http:// or https:// URL")
+    if url is not None and not url.startswith(("http://", "https://")):
+        c.fail("url", "an http:// or https:// URL", url)
+    api_key = c.text("api_key", None, what="an OctoPrint API key")
+    if driver == "octoprint" and not simulate and (url is None or api_key is None):
+        c.fail("url" if url is None else "api_key", "the OctoPrint url and api_key")
+    poll = _seconds_or_none(c, "poll_interval")
+    on = c.number("threshold_on", 0.5, 0, 1000)
+    off = c.number("threshold_off", min(0.3, on), 0, 1000)
+    if off > on:
+        c.fail("threshold_off", f"at most threshold_on ({on:g} A)", off)
+    return ControllerConfig(
+        driver=driver, port=port, baudrate=c.integer("baudrate", 115200, 1200, 4_000_000),
+        poll_interval=poll, url=url, api_key=api_key, source=source,
+        channel=c.integer("channel", 0, 0, 7), threshold_on=on, threshold_off=off,
+        on_after=c.duration("on_after", "3s").total_seconds(),
+        off_after=c.duration("off_after", "10s").total_seconds(), simulate=simulate)
+
+
+def _session(top: _Section) -> SessionConfig:
+    s = top.section("session", _SESSION_KEYS)
+    never = s.raw("never_cut_busy", None)
+    if never is not None and not isinstance(never, bool):
+        s.fail("never_cut_busy", "true or false", _shown(never))
+    return SessionConfig(
+        grace=_seconds_or_none(s, "grace"), idle_timeout=_seconds_or_none(s, "idle_timeout"),
+        max_length=_seconds_or_none(s, "max_length"), cooldown=_seconds_or_none(s, "cooldown"),
+        never_cut_busy=never,
+        progress_every=s.duration("progress_every", "5s").total_seconds())
 
 
 def load_node_config(path: str | Path) -> NodeConfig:

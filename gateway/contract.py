@@ -25,9 +25,10 @@ EV_SESSION_ENDED = "session.ended"
 EV_STAFF_PRESENCE = "staff.presence"
 EV_NODE_BOOT = "node.boot"
 EV_SNAPSHOT_REJECTED = "snapshot.rejected"
+EV_JOB = "job"
 EVENT_TYPES = frozenset(
     {EV_TAP, EV_SESSION_STARTED, EV_SESSION_ENDED, EV_STAFF_PRESENCE, EV_NODE_BOOT,
-     EV_SNAPSHOT_REJECTED}
+     EV_SNAPSHOT_REJECTED, EV_JOB}
 )
 
 
@@ -199,10 +200,13 @@ def decode_ack(payload: bytes | str) -> list[str]:
 
 def encode_status(*, node: str, machine: str, online: bool, relay: bool = False,
                   session: dict[str, Any] | None = None, snapshot_version: int | None = None,
-                  boot: str | None = None, state: str | None = None) -> bytes:
+                  boot: str | None = None, state: str | None = None,
+                  activity: str = "unknown", detail: str = "",
+                  job: dict[str, Any] | None = None, ending: bool = False) -> bytes:
     return dumps({"v": CONTRACT_VERSION, "node": node, "machine": machine, "online": online,
                   "relay": relay, "session": session, "snapshot_version": snapshot_version,
-                  "boot": boot, "state": state, "time": iso(utcnow())})
+                  "boot": boot, "state": state, "activity": activity, "detail": detail,
+                  "job": job, "ending": ending, "time": iso(utcnow())})
 
 
 def decode_status(payload: bytes | str) -> dict[str, Any]:

@@ -108,6 +108,9 @@ def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: st
                      "heartbeat": "5s"},
             "relay": {"driver": "gpio", "pin": m["pin"], "active_high": True},
             "reader": {"driver": "simulated", "poll_hz": 10, "hold_off": hold_off},
+            # Short rules so a visitor sees the whole cycle within a minute.
+            "session": {"grace": "0s", "cooldown": "3s", "idle_timeout": "10m",
+                        "progress_every": "1s"},
         }
         if tap_sockets:
             node["reader"]["socket"] = f"../journals/{m['id']}.tap"

@@ -15,6 +15,7 @@ Safety rules this module keeps, in this order of importance:
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from . import __version__
 from .config import NodeConfig
 from .contract import (
+    EV_JOB,
     EV_NODE_BOOT,
     EV_SESSION_ENDED,
     EV_SESSION_STARTED,
@@ -43,13 +45,16 @@ from .contract import (
     parse_iso,
     utcnow,
 )
+from .drivers.machine import Activity, MachineController, MachineReport
 from .drivers.readers import BadgeReader, SimulatedReader, TapDebouncer
 from .drivers.relay import Relay
 from .journal import Journal
 from .mqtt import MqttLink, Will
 from .permissions import Snapshot, SnapshotRejected, verify_snapshot
+from .policies import session_rules
 from .policies.access import Action, Decision, MachineState, decide
-from .policies.metering import billable_minutes
+from .policies.jobs import ENDING, JobEvent, JobTracker
+from .policies.metering import BusyMeter, billable_minutes, split_minutes
 from .policies.presence import presence_until, staff_present, staff_toggle
 from .uids import normalise_uid
 
@@ -70,6 +75,11 @@ class OpenSession:
     project_id: str | None
     started_at: datetime
     started_mono: float
+    badged_out: float | None = None  # mono time of the badge-out, while power is kept
+    busy: BusyMeter | None = None
+    last_active: float = 0.0
+    job_ended: float | None = None
+    jobs: int = 0
 
     def metered(self, mono_now: float) -> float:
         return max(0.0, mono_now - self.started_mono)
@@ -79,7 +89,8 @@ class OpenSession:
         return {"session_id": self.session_id, "member_id": self.member_id,
                 "member_name": self.member_name, "badge_uid": self.badge_uid,
                 "project_id": self.project_id, "started_at": iso(self.started_at),
-                "last_seen_at": iso(wall_now), "metered_s": round(self.metered(mono_now), 3)}
+                "last_seen_at": iso(wall_now), "metered_s": round(self.metered(mono_now), 3),
+                "busy_s": round(self.busy.busy_seconds(mono_now), 3) if self.busy else 0.0}
 
 
 class NodeAgent:
@@ -87,6 +98,7 @@ class NodeAgent:
 
     def __init__(self, cfg: NodeConfig, *, relay: Relay, reader: BadgeReader,
                  public_key: Ed25519PublicKey, journal: Journal | None = None,
+                 controller: MachineController | None = None,
                  mono: Callable[[], float] = time.monotonic,
                  wall: Callable[[], datetime] = utcnow, connect: bool = True) -> None:
         self.cfg = cfg
@@ -110,7 +122,16 @@ class NodeAgent:
         self._sent: dict[str, float] = {}  # event id -> mono time of last publish
         self._sent_lock = threading.Lock()
         self._last_heartbeat = mono()
+        self.controller = controller
+        self.activity = Activity.UNKNOWN
+        self.machine_detail = ""
+        self._reports: queue.SimpleQueue[MachineReport] = queue.SimpleQueue()
+        self.jobs = JobTracker(new_id=lambda: str(uuid.uuid4()),
+                               progress_every_s=cfg.session.progress_every)
+        self.job_session: dict[str, str | None] = {}  # job id -> session that started it
         self.link: MqttLink | None = None
+        if controller is not None:
+            controller.subscribe(self._reports.put)
         if connect:
             self.link = MqttLink(
                 cfg.mqtt.url, cfg.mqtt.client_id, username=cfg.mqtt.username,
@@ -161,6 +182,8 @@ class NodeAgent:
         self._sender = threading.Thread(target=self._send_loop, name="journal-sender",
                                         daemon=True)
         self._sender.start()
+        if self.controller is not None:
+            self.controller.start()
 
     def run(self) -> None:
         """Poll the reader until ``stopping`` is set; the relay is off when this returns."""
@@ -177,6 +200,9 @@ class NodeAgent:
         uid = self.debouncer.feed(self.reader.poll())
         if uid:
             self.handle_tap(uid)
+        self._drain_reports()
+        if self.session:
+            self._apply_session_rules()
         if self.session and self.mono() - self._last_heartbeat >= \
                 self.cfg.heartbeat.total_seconds():
             self._heartbeat()
@@ -196,6 +222,8 @@ class NodeAgent:
                     node=self.cfg.node_id, machine=self.cfg.machine_id, online=False)))
             self.relay.close()
             self.reader.close()
+            if self.controller is not None:
+                self.controller.close()
 
     # -- taps -------------------------------------------------------------------------
 
@@ -221,7 +249,7 @@ class NodeAgent:
             self._start_session(uid, member.member_id, member.name, member.project_id, now,
                                 present)
         elif decision.action == Action.END:
-            self._end_session("badge_out")
+            self._badge_out()
         else:
             log.info("tap %s denied: %s", uid, decision.reason)
         if member:
@@ -247,7 +275,9 @@ class NodeAgent:
     def _start_session(self, uid: str, member_id: str, name: str, project_id: str | None,
                        now: datetime, staff: bool) -> None:
         mono = self.mono()
-        session = OpenSession(str(uuid.uuid4()), member_id, name, uid, project_id, now, mono)
+        session = OpenSession(str(uuid.uuid4()), member_id, name, uid, project_id, now, mono,
+                              busy=BusyMeter(mono, self.activity == Activity.BUSY),
+                              last_active=mono)
         # Journal first: if we crash between these two lines the relay is still off and
         # the restart closes a zero-length session; the reverse order could leave power on
         # with no record of who had it.
@@ -275,6 +305,7 @@ class NodeAgent:
         mono, now = self.mono(), self.wall()
         duration = session.metered(mono)
         state = session.to_state(mono, now)
+        state["jobs"] = session.jobs
         self.journal.append(
             node=self.cfg.node_id, boot=self.boot, type=EV_SESSION_ENDED,
             data=self._session_end_data(state, session.started_at, now, duration, reason),
@@ -284,11 +315,111 @@ class NodeAgent:
 
     def _session_end_data(self, state: dict[str, Any], started: datetime, ended: datetime,
                           duration: float, reason: str) -> dict[str, Any]:
+        duration = round(duration, 3)
+        busy = min(float(state.get("busy_s") or 0.0), duration)
+        busy_min, idle_min = split_minutes(duration, busy)
         return {"session_id": state["session_id"], "machine": self.cfg.machine_id,
                 "member_id": state["member_id"], "badge_uid": state["badge_uid"],
                 "project_id": state.get("project_id"), "started_at": iso(started),
-                "ended_at": iso(ended), "duration_s": round(duration, 3),
-                "billable_minutes": billable_minutes(duration), "end_reason": reason}
+                "ended_at": iso(ended), "duration_s": duration,
+                "billable_minutes": billable_minutes(duration), "end_reason": reason,
+                "busy_s": round(busy, 3), "idle_s": round(duration - busy, 3),
+                "busy_minutes": busy_min, "idle_minutes": idle_min,
+                "jobs": int(state.get("jobs") or 0)}
+
+    # -- machine activity, jobs and session rules ------------------------------------
+
+    def rules(self) -> session_rules.SessionRules:
+        kind = self.snapshot.machine.kind if self.snapshot else "other"
+        o = self.cfg.session
+        return session_rules.resolve(kind, grace=o.grace, idle_timeout=o.idle_timeout,
+                                     max_length=o.max_length, cooldown=o.cooldown,
+                                     never_cut_busy=o.never_cut_busy)
+
+    def _view(self, session: OpenSession) -> session_rules.SessionView:
+        return session_rules.SessionView(
+            started=session.started_mono, badged_out=session.badged_out,
+            activity=self.activity, last_active=session.last_active,
+            job_running=self.jobs.running, job_ended=session.job_ended)
+
+    def _badge_out(self) -> None:
+        session = self.session
+        assert session is not None
+        if session.badged_out is not None:
+            return  # already badged out, power kept for the job: nothing more to do
+        session.badged_out = self.mono()
+        verdict = session_rules.evaluate(self.rules(), self._view(session), self.mono())
+        if verdict.verdict == session_rules.Verdict.END:
+            self._end_session(verdict.reason)
+        else:
+            log.info("badge-out by %s: power kept while the machine is busy or for the grace "
+                     "period", session.member_name)
+
+    def _apply_session_rules(self) -> None:
+        session = self.session
+        assert session is not None
+        mono = self.mono()
+        verdict = session_rules.evaluate(self.rules(), self._view(session), mono)
+        if verdict.verdict == session_rules.Verdict.KEEP:
+            return
+        if verdict.verdict == session_rules.Verdict.SAFE_STOP_THEN_END and self.controller:
+            log.warning("session %s reached its maximum length: asking the controller for a "
+                        "safe stop, then switching off", session.session_id)
+            try:
+                self.controller.safe_stop()
+            except Exception:
+                log.exception("safe stop failed; switching off anyway")
+        self._end_session(verdict.reason)
+        self._publish_status()
+
+    def _drain_reports(self) -> None:
+        changed = False
+        while True:
+            try:
+                report = self._reports.get_nowait()
+            except queue.Empty:
+                break
+            changed |= self._on_report(report)
+        if changed:
+            self._publish_status()
+
+    def _on_report(self, report: MachineReport) -> bool:
+        mono = self.mono()
+        previous = (self.activity, self.machine_detail)
+        self.activity, self.machine_detail = report.activity, report.detail
+        session = self.session
+        if session is not None and session.busy is not None:
+            session.busy.update(mono, report.activity == Activity.BUSY)
+            if report.activity in (Activity.BUSY, Activity.PAUSED):
+                session.last_active = mono
+        changed = previous != (self.activity, self.machine_detail)
+        for event in self.jobs.feed(report, mono):
+            self._journal_job(event, mono)
+            changed = True
+        return changed
+
+    def _journal_job(self, event: JobEvent, mono: float) -> None:
+        session = self.session
+        if event.kind == "started":
+            self.job_session[event.job_id] = session.session_id if session else None
+            if session:
+                session.jobs += 1
+        session_id = self.job_session.get(event.job_id)
+        if event.kind in ENDING:
+            self.job_session.pop(event.job_id, None)
+            if session is not None and session.session_id == session_id:
+                session.job_ended = mono
+                session.last_active = mono
+        owner = session if session is not None and session.session_id == session_id else None
+        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_JOB, data={
+            "job_id": event.job_id, "event": str(event.kind), "session_id": session_id,
+            "machine": self.cfg.machine_id, "member_id": owner.member_id if owner else None,
+            "project_id": owner.project_id if owner else None, "name": event.name,
+            "progress": None if event.progress is None else round(event.progress, 1),
+            "time_left_s": event.time_left_s, "detail": event.detail})
+        log.info("job %s %s (%s%%)", event.job_id[:8], event.kind,
+                 "?" if event.progress is None else f"{event.progress:.0f}")
+        self._wake_sender.set()
 
     def _heartbeat(self) -> None:
         """Record the session's last known time, so a power cut bills up to here."""
@@ -365,7 +496,17 @@ class NodeAgent:
             node=self.cfg.node_id, machine=self.cfg.machine_id, online=True,
             relay=self.relay.is_on, session=session,
             snapshot_version=self.snapshot.version if self.snapshot else None,
-            boot=self.boot, state="in_use" if s else "free"), retain=True)
+            boot=self.boot, state="in_use" if s else "free", activity=str(self.activity),
+            detail=self.machine_detail, job=self._job_status(),
+            ending=bool(s and s.badged_out is not None)), retain=True)
+
+    def _job_status(self) -> dict[str, Any] | None:
+        job = self.jobs.job
+        if job is None:
+            return None
+        return {"job_id": job.job_id, "name": job.name, "paused": job.paused,
+                "progress": None if job.progress is None else round(job.progress, 1),
+                "session_id": self.job_session.get(job.job_id)}
 
     def _send_loop(self) -> None:
         while True:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig
+from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
 from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
 from gateway.journal import Journal
@@ -82,7 +82,8 @@ def cfg(tmp_path: Path) -> NodeConfig:
         journal=tmp_path / "journal.db", hub_public_key=tmp_path / "hub.pub",
         max_snapshot_age=timedelta(hours=72), heartbeat=timedelta(seconds=15),
         mqtt=MqttConfig(prefix="fablab/test/", client_id="node-laser-1"),
-        relay=RelayConfig(pin=PIN), reader=ReaderConfig(driver="simulated", hold_off=0.0))
+        relay=RelayConfig(pin=PIN), reader=ReaderConfig(driver="simulated", hold_off=0.0),
+        session=SessionConfig(grace=0))
 
 
 @pytest.fixture

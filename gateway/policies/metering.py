@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-__all__ = ["MINUTE_S", "billable_minutes", "local_day", "minute_slices"]
+__all__ = ["MINUTE_S", "BusyMeter", "billable_minutes", "local_day", "minute_slices",
+           "split_minutes"]
 
 MINUTE_S = 60
 
@@ -64,3 +65,34 @@ def local_day(t: datetime, tz: str) -> date:
     if t.tzinfo is None:
         raise ValueError("t must be timezone-aware; a naive time would use the host's zone")
     return t.astimezone(ZoneInfo(tz)).date()
+
+
+def split_minutes(duration_s: float, busy_s: float) -> tuple[int, int]:
+    """``(busy_minutes, idle_minutes)`` adding up to the session's billable minutes.
+
+    Busy time is rounded up (a member is never billed less machine time than it ran) and
+    idle minutes are what remains of the billed minutes, so the two always sum to
+    :func:`billable_minutes` and a session is never billed an extra minute by the split.
+    """
+    total = billable_minutes(duration_s)
+    busy = min(billable_minutes(min(max(busy_s, 0.0), duration_s)), total)
+    return busy, total - busy
+
+
+class BusyMeter:
+    """Accumulates the seconds a machine reported itself busy, on the monotonic clock."""
+
+    def __init__(self, now: float, busy: bool = False) -> None:
+        self._since = now
+        self._busy = busy
+        self._total = 0.0
+
+    def update(self, now: float, busy: bool) -> None:
+        if self._busy:
+            self._total += max(0.0, now - self._since)
+        self._since = now
+        self._busy = busy
+
+    def busy_seconds(self, now: float) -> float:
+        extra = max(0.0, now - self._since) if self._busy else 0.0
+        return self._total + extra

@@ -1,0 +1,129 @@
+"""When a session ends, per machine class: pure code, monotonic seconds passed in.
+
+The rules a fablab expects, and why:
+
+- **Never cut a printer or an embroidery machine mid-job.** A print cut at 80 % is
+  hours of a member's time and material lost, and a hot end left without its fan can
+  clog. After badge-out (or at the maximum length) their power stays on until the job
+  ends, plus a cool-down, then the session ends.
+- **A laser or CNC finishing a job after badge-out keeps power until idle**, then
+  switches off. At the maximum session length a laser or CNC *is* stopped: the node asks
+  the controller for a safe stop (feed hold) and then switches off; a fablab sets that
+  length for fairness between members and for unattended evenings.
+- **A grace period after badge-out** keeps power a little longer (the laser's extraction
+  clearing fumes, a member who badged out by mistake tapping back in).
+- **An idle timeout** ends a session nobody is using, so a forgotten badge-out does not
+  bill an evening or leave a machine powered.
+
+The node is a permission switch, never the machine's emergency stop: nothing here acts
+fast enough, or surely enough, to be one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ..drivers.machine import Activity
+
+
+@dataclass(frozen=True)
+class SessionRules:
+    grace_s: float = 0.0
+    idle_timeout_s: float | None = None  # None: never end a session for idleness
+    max_session_s: float | None = None  # None: no limit
+    cooldown_s: float = 0.0  # after a job ends, before power goes off (printers)
+    never_cut_busy: bool = False  # printers, embroidery: wait for the job even at max length
+
+
+DEFAULT_RULES: dict[str, SessionRules] = {
+    "laser": SessionRules(grace_s=60, idle_timeout_s=15 * 60, max_session_s=3 * 3600),
+    "cnc": SessionRules(grace_s=30, idle_timeout_s=15 * 60, max_session_s=4 * 3600),
+    "printer": SessionRules(grace_s=0, idle_timeout_s=15 * 60, max_session_s=None,
+                            cooldown_s=5 * 60, never_cut_busy=True),
+    "embroidery": SessionRules(grace_s=0, idle_timeout_s=15 * 60, max_session_s=None,
+                               cooldown_s=0, never_cut_busy=True),
+    "other": SessionRules(grace_s=0, idle_timeout_s=30 * 60),
+}
+
+
+class Verdict(StrEnum):
+    KEEP = "keep"
+    END = "end"  # switch off and close the session
+    SAFE_STOP_THEN_END = "safe_stop_then_end"  # ask the controller to hold first
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """What the rules need to know about the session, in monotonic seconds."""
+
+    started: float
+    badged_out: float | None  # when the member tapped out, if they did
+    activity: Activity
+    last_active: float  # the last moment the machine was busy (or the session start)
+    job_running: bool
+    job_ended: float | None = None  # when the last job of this session ended
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str  # badge_out, job_finished, idle_timeout, max_length, or "" for KEEP
+
+
+KEEP = Decision(Verdict.KEEP, "")
+
+
+def _busy(view: SessionView) -> bool:
+    return view.job_running or view.activity in (Activity.BUSY, Activity.PAUSED)
+
+
+def evaluate(rules: SessionRules, view: SessionView, now: float) -> Decision:
+    """Whether the session should end now, and how."""
+    busy = _busy(view)
+    if rules.max_session_s is not None and now - view.started >= rules.max_session_s:
+        if not busy:
+            return Decision(Verdict.END, "max_length")
+        if not rules.never_cut_busy:
+            return Decision(Verdict.SAFE_STOP_THEN_END, "max_length")
+    if view.badged_out is not None:
+        if busy:
+            return KEEP  # the job finishes under the session that started it
+        since = now - view.badged_out
+        if view.job_ended is not None and view.job_ended >= view.badged_out:
+            # The job outlived the badge-out: power off after the cool-down.
+            if now - view.job_ended >= rules.cooldown_s:
+                return Decision(Verdict.END, "job_finished")
+            return KEEP
+        if since >= rules.grace_s:
+            return Decision(Verdict.END, "badge_out")
+        return KEEP
+    if busy or rules.idle_timeout_s is None:
+        return KEEP
+    if now - view.last_active >= rules.idle_timeout_s:
+        return Decision(Verdict.END, "idle_timeout")
+    return KEEP
+
+
+def badge_out_ends_now(rules: SessionRules, view: SessionView) -> bool:
+    """A badge-out on an idle machine with no grace ends the session at once."""
+    return not _busy(view) and rules.grace_s <= 0
+
+
+def resolve(kind: str, *, grace: float | None = None, idle_timeout: float | None = None,
+            max_length: float | None = None, cooldown: float | None = None,
+            never_cut_busy: bool | None = None) -> SessionRules:
+    """The machine kind's defaults with a node's overrides; 0 means never / no limit."""
+    base = DEFAULT_RULES.get(kind, DEFAULT_RULES["other"])
+
+    def pick(value: float | None, default: float | None, zero_is_none: bool) -> float | None:
+        if value is None:
+            return default
+        return None if zero_is_none and value == 0 else value
+
+    return SessionRules(
+        grace_s=pick(grace, base.grace_s, False) or 0.0,
+        idle_timeout_s=pick(idle_timeout, base.idle_timeout_s, True),
+        max_session_s=pick(max_length, base.max_session_s, True),
+        cooldown_s=pick(cooldown, base.cooldown_s, False) or 0.0,
+        never_cut_busy=base.never_cut_busy if never_cut_busy is None else never_cut_busy)
