@@ -27,6 +27,7 @@ import sqlite_utils
 
 from ..config import GroupConfig, MachineConfig, Seed
 from ..contract import (
+    EV_JOB,
     EV_SESSION_ENDED,
     EV_SESSION_STARTED,
     EV_STAFF_PRESENCE,
@@ -36,7 +37,7 @@ from ..contract import (
     parse_iso,
 )
 from ..permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
-from ..policies.metering import billable_minutes
+from ..policies.metering import billable_minutes, split_minutes
 
 # Tables whose changes must reach the nodes in a new snapshot, with the columns compared
 # by the update trigger (an upsert that rewrites identical values is not a change).
@@ -138,6 +139,20 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
         db.execute(stmt)
 
 
+@MIGRATIONS(name="0002_jobs_and_busy_time")
+def _m0002_jobs(db: sqlite_utils.Database) -> None:
+    """Machine activity: busy/idle split of sessions, and the jobs machines ran."""
+    for column in ("busy_s REAL", "idle_s REAL", "busy_minutes INTEGER",
+                   "idle_minutes INTEGER", "jobs INTEGER"):
+        db.execute(f"ALTER TABLE sessions ADD COLUMN {column}")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, node TEXT NOT NULL, "
+        "machine_id TEXT NOT NULL, session_id TEXT, member_id TEXT, project_id TEXT, "
+        "name TEXT, state TEXT NOT NULL, progress REAL, time_left_s REAL, detail TEXT, "
+        "started_at TEXT, ended_at TEXT, updated_at TEXT NOT NULL)")
+    db.execute("CREATE INDEX IF NOT EXISTS jobs_started ON jobs(started_at)")
+
+
 class MalformedEvent(ValueError):
     """Event data that does not follow docs/mqtt.md; stored with this message as error."""
 
@@ -166,6 +181,14 @@ def _number(data: Mapping[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise MalformedEvent(f"field {key!r} should be a number >= 0, got {value!r}")
     return float(value)
+
+
+def _status_json(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -340,6 +363,8 @@ class HubStore:
             self._session_ended(env)
         elif env.type == EV_STAFF_PRESENCE:
             self._staff_presence(env)
+        elif env.type == EV_JOB:
+            self._job(env)
         # tap, node.boot, snapshot.rejected and unknown types: stored only.
 
     def _session_started(self, env: Envelope) -> None:
@@ -393,6 +418,16 @@ class HubStore:
             (sid, env.node, machine, _text(d, "member_id", optional=True),
              _text(d, "badge_uid", optional=True), _text(d, "project_id", optional=True),
              started, ended, duration, billable_minutes(duration), reason, event_time))
+        # Busy/idle split (nodes without a machine link report no busy time: all idle).
+        busy = min(_number(d, "busy_s") if d.get("busy_s") is not None else 0.0, duration)
+        busy_min, idle_min = split_minutes(duration, busy)
+        jobs = d.get("jobs", 0)
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
+            raise MalformedEvent(f"field 'jobs' should be a count, got {jobs!r}")
+        self.conn.execute(
+            "UPDATE sessions SET busy_s = ?, idle_s = ?, busy_minutes = ?, idle_minutes = ?, "
+            "jobs = ? WHERE session_id = ?",
+            (busy, duration - busy, busy_min, idle_min, jobs, sid))
         self.conn.execute(
             "INSERT INTO machine_state (machine_id, node, relay, updated_at) "
             "VALUES (?, ?, 0, ?) ON CONFLICT(machine_id) DO UPDATE SET relay = 0, "
@@ -418,6 +453,79 @@ class HubStore:
             " until = excluded.until, updated_at = excluded.updated_at "
             "WHERE updated_at <= excluded.updated_at",
             (member, int(present), at, until if present else None, at))
+
+    _JOB_STATES = {"started": "running", "progress": "running", "resumed": "running",
+                   "paused": "paused", "finished": "finished", "failed": "failed",
+                   "cancelled": "cancelled"}
+    _JOB_FINAL = ("finished", "failed", "cancelled")
+
+    def _job(self, env: Envelope) -> None:
+        """Upsert a job from one of its events; any arrival order gives the same row.
+
+        A final state (finished, failed, cancelled) is never overwritten by an earlier
+        event arriving late; otherwise the event with the latest time wins.
+        """
+        d = env.data
+        job_id = _text(d, "job_id")
+        event = _text(d, "event")
+        if event not in self._JOB_STATES:
+            raise MalformedEvent(f"field 'event' should be one of {sorted(self._JOB_STATES)}, "
+                                 f"got {event!r}")
+        state = self._JOB_STATES[event]
+        final = state in self._JOB_FINAL
+        progress = d.get("progress")
+        if progress is not None and (isinstance(progress, bool)
+                                     or not isinstance(progress, int | float)):
+            raise MalformedEvent(f"field 'progress' should be a number, got {progress!r}")
+        at = iso(parse_iso(env.time))
+        self.conn.execute(
+            "INSERT INTO jobs (job_id, node, machine_id, session_id, member_id, project_id, "
+            "name, state, progress, time_left_s, detail, started_at, ended_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET "
+            "session_id = coalesce(session_id, excluded.session_id), "
+            "member_id = coalesce(member_id, excluded.member_id), "
+            "project_id = coalesce(project_id, excluded.project_id), "
+            "name = coalesce(excluded.name, name), "
+            "started_at = coalesce(min(started_at, excluded.started_at), started_at, "
+            "excluded.started_at), "
+            "ended_at = coalesce(ended_at, excluded.ended_at), "
+            "progress = CASE WHEN excluded.progress IS NULL THEN progress "
+            "WHEN progress IS NULL THEN excluded.progress "
+            "ELSE max(progress, excluded.progress) END, "
+            "state = CASE WHEN state IN ('finished', 'failed', 'cancelled') THEN state "
+            "WHEN excluded.state IN ('finished', 'failed', 'cancelled') THEN excluded.state "
+            "WHEN excluded.updated_at >= updated_at THEN excluded.state ELSE state END, "
+            "time_left_s = CASE WHEN excluded.updated_at >= updated_at "
+            "THEN excluded.time_left_s ELSE time_left_s END, "
+            "detail = CASE WHEN excluded.updated_at >= updated_at "
+            "THEN excluded.detail ELSE detail END, "
+            "updated_at = max(updated_at, excluded.updated_at)",
+            (job_id, env.node, _text(d, "machine"), _text(d, "session_id", optional=True),
+             _text(d, "member_id", optional=True), _text(d, "project_id", optional=True),
+             _text(d, "name", optional=True), state, progress, d.get("time_left_s"),
+             d.get("detail") or "", at if event == "started" else None,
+             at if final else None, at))
+
+    def jobs(self, *, limit: int = 100, since: datetime | None = None,
+             until: datetime | None = None,
+             machine: str | None = None) -> list[dict[str, Any]]:
+        """Jobs, newest first, with member and machine names, started in [since, until)."""
+        clauses, args = [], []
+        if since is not None:
+            clauses.append("j.updated_at >= ?")
+            args.append(iso(since))
+        if until is not None:
+            clauses.append("j.updated_at < ?")
+            args.append(iso(until))
+        if machine is not None:
+            clauses.append("j.machine_id = ?")
+            args.append(machine)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = ("SELECT j.*, mb.name AS member_name, mc.name AS machine_name FROM jobs j "
+               "LEFT JOIN members mb ON mb.id = j.member_id "
+               "LEFT JOIN machines mc ON mc.id = j.machine_id "
+               f"{where} ORDER BY coalesce(j.started_at, j.updated_at) DESC, j.job_id LIMIT ?")
+        return [dict(r) for r in self.conn.execute(sql, (*args, limit))]
 
     def set_node_status(self, node: str, status: Mapping[str, Any]) -> None:
         """Apply a node's retained status: the freshest view of online, relay and session."""
@@ -521,10 +629,15 @@ class HubStore:
                 "SELECT m.id AS machine_id, m.name, m.kind, m.group_id, m.min_level, "
                 "m.out_of_service, s.node, coalesce(s.online, 0) AS online, "
                 "coalesce(s.relay, 0) AS relay, s.session_id, s.member_id, "
-                "mb.name AS member_name, s.since, s.updated_at "
+                "mb.name AS member_name, s.since, s.updated_at, s.status AS node_status "
                 "FROM machines m LEFT JOIN machine_state s ON s.machine_id = m.id "
                 "LEFT JOIN members mb ON mb.id = s.member_id ORDER BY m.name, m.id"):
             d = dict(r)
+            status = _status_json(d.pop("node_status"))
+            d["activity"] = status.get("activity")
+            d["detail"] = status.get("detail") or ""
+            d["job"] = status.get("job") if isinstance(status.get("job"), dict) else None
+            d["ending"] = bool(status.get("ending"))
             d["online"] = bool(d["online"])
             d["relay"] = bool(d["relay"])
             d["out_of_service"] = bool(d["out_of_service"])
@@ -542,7 +655,8 @@ class HubStore:
     _SESSION_SELECT = (
         "SELECT s.session_id, s.node, s.machine_id, mc.name AS machine_name, s.member_id, "
         "mb.name AS member_name, s.badge_uid, s.project_id, s.started_at, s.ended_at, "
-        "s.duration_s, s.billable_minutes, s.end_reason, s.status, s.first_event_at "
+        "s.duration_s, s.billable_minutes, s.end_reason, s.status, s.first_event_at, "
+        "s.busy_s, s.idle_s, s.busy_minutes, s.idle_minutes, s.jobs "
         "FROM sessions s LEFT JOIN members mb ON mb.id = s.member_id "
         "LEFT JOIN machines mc ON mc.id = s.machine_id ")
 

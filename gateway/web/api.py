@@ -155,8 +155,8 @@ def machines() -> Response:
     return jsonify(machines=get_store().machines_live())
 
 
-@api.get("/sessions")
-def sessions() -> Response:
+def _listing_args() -> dict[str, Any]:
+    """Optional ``from``/``to`` bounds and a ``limit``, shared by the list endpoints."""
     tz = hub_config().timezone
     since = parse_bound(request.args["from"], "from", tz) if request.args.get("from") else None
     until = parse_bound(request.args["to"], "to", tz) if request.args.get("to") else None
@@ -164,4 +164,16 @@ def sessions() -> Response:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_SESSIONS_LIMIT:
         raise BadParameter("limit", f"expected an integer from 1 to {MAX_SESSIONS_LIMIT}, "
                                     f"got {raw!r}")
-    return jsonify(sessions=get_store().sessions(limit=int(raw), since=since, until=until))
+    return {"since": since, "until": until, "limit": int(raw)}
+
+
+@api.get("/sessions")
+def sessions() -> Response:
+    return jsonify(sessions=get_store().sessions(**_listing_args()))
+
+
+@api.get("/jobs")
+def jobs() -> Response:
+    """Jobs with their member, project and machine, newest first."""
+    machine = request.args.get("machine") or None
+    return jsonify(jobs=get_store().jobs(machine=machine, **_listing_args()))
