@@ -56,6 +56,14 @@ def test_alarm_fails_the_job_and_unknown_keeps_it() -> None:
     assert not t.running
 
 
+def test_driver_job_flag_overrides_activity() -> None:
+    """A GRBL jog is busy but no job; the driver's own end of job ends it."""
+    t = tracker()
+    assert kinds(t, [(0, MachineReport(A.BUSY, data={"job": False}))]) == []
+    assert kinds(t, [(1, MachineReport(A.BUSY, data={"job": True})),
+                     (2, MachineReport(A.BUSY, data={"job": False}))]) == ["started", "finished"]
+
+
 def test_finished_job_reports_full_progress_and_keeps_its_name() -> None:
     t = tracker()
     t.feed(MachineReport(A.BUSY, job_name="vase.gcode", progress=97.0), 0)

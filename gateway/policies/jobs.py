@@ -71,6 +71,17 @@ class JobTracker:
         if a == Activity.UNKNOWN:
             return []  # link trouble says nothing about the job: keep it as it was
         job = self.job
+        says_job = report.data.get("job")
+        if says_job is False:
+            # The driver knows better than the activity: a GRBL jog or homing cycle is
+            # busy, but not a job; a job it says is over is over.
+            if job is None:
+                return []
+            if a in (Activity.ALARM, Activity.ERROR):
+                return [self._end(JobEventKind.FAILED, report)]
+            cancelled = "cancel" in report.detail.lower()
+            return [self._end(JobEventKind.CANCELLED if cancelled else JobEventKind.FINISHED,
+                              report)]
         if job is None:
             if a in (Activity.BUSY, Activity.PAUSED):
                 return self._start(report, now)
