@@ -70,6 +70,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
 
 def run_node(cfg: NodeConfig) -> int:
+    from .drivers.controllers import make_controller
     from .drivers.readers import SimulatedReader, make_reader
     from .drivers.relay import make_relay
     from .drivers.tap_socket import TapSocket
@@ -77,12 +78,17 @@ def run_node(cfg: NodeConfig) -> int:
     from .permissions import load_public_key
 
     relay = make_relay(cfg.relay, allow_boot_pull=cfg.relay.allow_boot_pull)
+    sim = None
     try:
         reader = make_reader(cfg.reader)
+        controller, sim = make_controller(cfg.controller)
         agent = NodeAgent(cfg, relay=relay, reader=reader,
-                          public_key=load_public_key(cfg.hub_public_key))
+                          public_key=load_public_key(cfg.hub_public_key),
+                          controller=controller, simulated_machine=sim)
     except BaseException:
         relay.close()
+        if sim is not None:
+            sim.close()
         raise
     _stop_on_signals(agent.stopping)
     control = None

@@ -142,6 +142,9 @@ class ControllerConfig:
     threshold_off: float = 0.3  # current: amps below which it may be idle
     on_after: float = 3.0  # current: seconds above threshold_on before busy
     off_after: float = 10.0  # current: seconds below threshold_off before idle
+    # current with source mcp3008: amps per ADC count. 0.195 is an SCT-013-000 (2000 turns)
+    # over a 33 ohm burden read by a 10-bit ADC at 3.3 V (see policies.current.burden_scale).
+    scale: float = 0.195
     simulate: bool = False  # run our simulator of this controller inside the node
 
 
@@ -688,7 +691,7 @@ def load_hub_config(path: str | Path) -> HubConfig:
 _NODE_TOP = ("site", "mqtt", "node", "relay", "reader", "controller", "session")
 _CONTROLLER_KEYS = ("driver", "port", "baudrate", "poll_interval", "url", "api_key", "source",
                     "channel", "threshold_on", "threshold_off", "on_after", "off_after",
-                    "simulate")
+                    "simulate", "scale")
 _SESSION_KEYS = ("grace", "idle_timeout", "max_length", "cooldown", "never_cut_busy",
                  "progress_every")
 _NODE_KEYS = ("id", "machine", "journal", "hub_public_key", "max_snapshot_age", "heartbeat")
@@ -798,7 +801,8 @@ def _controller(top: _Section) -> ControllerConfig:
         poll_interval=poll, url=url, api_key=api_key, source=source,
         channel=c.integer("channel", 0, 0, 7), threshold_on=on, threshold_off=off,
         on_after=c.duration("on_after", "3s").total_seconds(),
-        off_after=c.duration("off_after", "10s").total_seconds(), simulate=simulate)
+        off_after=c.duration("off_after", "10s").total_seconds(), simulate=simulate,
+        scale=c.number("scale", 0.195, 0, 1000))
 
 
 def _session(top: _Section) -> SessionConfig:

@@ -65,6 +65,9 @@ class Topics:
     def sim_tap(self, node: str) -> str:
         return f"{self.prefix}sim/{node}/tap"
 
+    def sim_job(self, node: str) -> str:
+        return f"{self.prefix}sim/{node}/job"
+
     @property
     def hub_status(self) -> str:
         return f"{self.prefix}hub/status"
@@ -231,3 +234,16 @@ def decode_sim_tap(payload: bytes | str) -> tuple[str, str]:
     if not isinstance(tap_id, str):
         raise ContractError("simulated tap: tap_id should be a string")
     return uid, tap_id
+
+
+def encode_sim_job(name: str, seconds: float) -> bytes:
+    return dumps({"v": CONTRACT_VERSION, "name": name, "seconds": seconds})
+
+
+def decode_sim_job(payload: bytes | str) -> tuple[str, float]:
+    obj = loads_object(payload, "simulated job")
+    name = _require(obj, "name", str, "simulated job")
+    seconds = _require(obj, "seconds", (int, float), "simulated job")
+    if not 0 < seconds <= 24 * 3600:
+        raise ContractError(f"simulated job: seconds should be in (0, 86400], got {seconds}")
+    return name, float(seconds)

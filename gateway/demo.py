@@ -25,19 +25,24 @@ from pathlib import Path
 import yaml
 
 from .config import load_hub_config
-from .contract import ContractError, Topics, decode_status, encode_sim_tap
+from .contract import ContractError, Topics, decode_status, encode_sim_job, encode_sim_tap
 from .mqtt import MqttLink
 
 SITE = "demo"
 MACHINES = [
-    {"id": "laser-1", "name": "Découpe laser CO2 (laser-1)", "kind": "laser", "group": "laser",
-     "min_level": 2, "pin": 17},
+    {"id": "laser-1", "name": "Découpe laser (laser-1)", "kind": "laser", "group": "laser",
+     "min_level": 2, "pin": 17,
+     "controller": {"driver": "grbl", "simulate": True, "poll_interval": "0.25s"}},
     {"id": "cnc-1", "name": "Fraiseuse CNC (cnc-1)", "kind": "cnc", "group": "cnc",
-     "min_level": 2, "pin": 22},
+     "min_level": 2, "pin": 22,
+     "controller": {"driver": "grbl", "simulate": True, "poll_interval": "0.25s"}},
     {"id": "printer-1", "name": "Imprimante 3D (printer-1)", "kind": "printer",
-     "group": "printing", "min_level": 1, "pin": 23},
+     "group": "printing", "min_level": 1, "pin": 23,
+     "controller": {"driver": "marlin", "simulate": True, "poll_interval": "0.5s"}},
     {"id": "embroidery-1", "name": "Brodeuse numérique (embroidery-1)", "kind": "embroidery",
-     "group": "embroidery", "min_level": 2, "pin": 24},
+     "group": "embroidery", "min_level": 2, "pin": 24,
+     "controller": {"driver": "current", "simulate": True, "source": "serial",
+                    "on_after": "1s", "off_after": "1s", "poll_interval": "0.25s"}},
 ]
 GROUPS = [
     {"id": "laser", "name": "Découpe laser", "default_validity_months": 24},
@@ -48,13 +53,20 @@ GROUPS = [
 BADGE = {"karim": "04FAB001", "alice": "04A1CE01", "bruno": "04B2B002", "chloe": "04C3C003",
          "diane": "04D4D004", "emile": "04E5E005", "fanny": "04F6F006", "gilles": "04A7A007",
          "stranger": "DEADBEEF"}
-# (machine, who): one pass shows every kind of decision, then everyone badges out.
-SCENARIO = [
-    ("laser-1", "fanny"), ("laser-1", "emile"), ("laser-1", "alice"),
-    ("cnc-1", "stranger"), ("cnc-1", "gilles"), ("cnc-1", "bruno"),
-    ("printer-1", "chloe"), ("embroidery-1", "karim"), ("printer-1", "chloe"),
-    ("embroidery-1", "diane"), ("embroidery-1", "karim"), ("embroidery-1", "diane"),
-    ("laser-1", "alice"), ("cnc-1", "bruno"), ("printer-1", "chloe"), ("embroidery-1", "diane"),
+# One pass shows every kind of decision and a job on every machine, then everyone badges
+# out, the printer's member in the middle of her print (power is kept until it ends).
+# ("tap", machine, who) or ("job", machine, name, length in scenario steps).
+SCENARIO: list[tuple] = [
+    ("tap", "laser-1", "fanny"), ("tap", "laser-1", "emile"), ("tap", "laser-1", "alice"),
+    ("job", "laser-1", "boite.lbrn2", 3),
+    ("tap", "cnc-1", "stranger"), ("tap", "cnc-1", "gilles"), ("tap", "cnc-1", "bruno"),
+    ("job", "cnc-1", "plateau.nc", 4),
+    ("tap", "printer-1", "chloe"), ("tap", "embroidery-1", "karim"),
+    ("tap", "printer-1", "chloe"), ("job", "printer-1", "robot.gcode", 7),
+    ("tap", "embroidery-1", "diane"), ("tap", "embroidery-1", "karim"),
+    ("tap", "embroidery-1", "diane"), ("job", "embroidery-1", "ecusson.dst", 3),
+    ("tap", "laser-1", "alice"), ("tap", "cnc-1", "bruno"), ("tap", "printer-1", "chloe"),
+    ("tap", "embroidery-1", "diane"),
 ]
 
 
@@ -108,6 +120,7 @@ def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: st
                      "heartbeat": "5s"},
             "relay": {"driver": "gpio", "pin": m["pin"], "active_high": True},
             "reader": {"driver": "simulated", "poll_hz": 10, "hold_off": hold_off},
+            "controller": m["controller"],
             # Short rules so a visitor sees the whole cycle within a minute.
             "session": {"grace": "0s", "cooldown": "3s", "idle_timeout": "10m",
                         "progress_every": "1s"},
@@ -190,10 +203,14 @@ def run_scenario(link: MqttLink, topics: Topics, stop: threading.Event, step_s: 
     """Tap badges from the script until ``stop``; returns the number of taps sent."""
     sent = 0
     while not stop.is_set():
-        for machine, who in SCENARIO:
+        for action, machine, *args in SCENARIO:
             if stop.wait(step_s):
                 return sent
-            link.publish(topics.sim_tap(machine), encode_sim_tap(BADGE[who]))
+            if action == "tap":
+                link.publish(topics.sim_tap(machine), encode_sim_tap(BADGE[args[0]]))
+            else:
+                name, steps = args
+                link.publish(topics.sim_job(machine), encode_sim_job(name, steps * step_s))
             sent += 1
         if once:
             return sent
@@ -205,15 +222,18 @@ def print_summary(db_path: Path) -> None:
 
     db = sqlite_utils.Database(db_path)
     rows = list(db.query(
-        "SELECT m.name AS member, count(*) AS sessions, sum(s.billable_minutes) AS minutes "
+        "SELECT m.name AS member, count(*) AS sessions, sum(s.billable_minutes) AS minutes, "
+        "sum(coalesce(s.busy_minutes, 0)) AS busy, sum(coalesce(s.jobs, 0)) AS jobs "
         "FROM sessions s JOIN members m ON m.id = s.member_id WHERE s.status = 'closed' "
         "GROUP BY m.name ORDER BY m.name"))
-    total = sum(r["minutes"] or 0 for r in rows)
     print(f"\ndatabase: {db_path}")
-    print("usage by member (closed sessions, billable minutes):")
+    print("usage by member (closed sessions, billable minutes, of which busy, jobs):")
     for r in rows:
-        print(f"  {r['member']:<20} {r['sessions']:>4} sessions {r['minutes'] or 0:>6} min")
-    print(f"  {'total':<20} {sum(r['sessions'] for r in rows):>4} sessions {total:>6} min")
+        print(f"  {r['member']:<20} {r['sessions']:>4} sessions {r['minutes'] or 0:>6} min "
+              f"{r['busy']:>5} busy {r['jobs']:>4} jobs")
+    total = sum(r["minutes"] or 0 for r in rows)
+    print(f"  {'total':<20} {sum(r['sessions'] for r in rows):>4} sessions {total:>6} min "
+          f"{sum(r['busy'] for r in rows):>5} busy {sum(r['jobs'] for r in rows):>4} jobs")
 
 
 def run_demo(*, data: Path | None, broker: str | None, port: int,

@@ -39,12 +39,14 @@ from .contract import (
     ContractError,
     Topics,
     decode_ack,
+    decode_sim_job,
     decode_sim_tap,
     encode_status,
     iso,
     parse_iso,
     utcnow,
 )
+from .drivers.controllers import SimulatedMachine
 from .drivers.machine import Activity, MachineController, MachineReport
 from .drivers.readers import BadgeReader, SimulatedReader, TapDebouncer
 from .drivers.relay import Relay
@@ -99,6 +101,7 @@ class NodeAgent:
     def __init__(self, cfg: NodeConfig, *, relay: Relay, reader: BadgeReader,
                  public_key: Ed25519PublicKey, journal: Journal | None = None,
                  controller: MachineController | None = None,
+                 simulated_machine: SimulatedMachine | None = None,
                  mono: Callable[[], float] = time.monotonic,
                  wall: Callable[[], datetime] = utcnow, connect: bool = True) -> None:
         self.cfg = cfg
@@ -123,6 +126,7 @@ class NodeAgent:
         self._sent_lock = threading.Lock()
         self._last_heartbeat = mono()
         self.controller = controller
+        self.simulated_machine = simulated_machine
         self.activity = Activity.UNKNOWN
         self.machine_detail = ""
         self._reports: queue.SimpleQueue[MachineReport] = queue.SimpleQueue()
@@ -178,6 +182,8 @@ class NodeAgent:
             self.link.subscribe(self.topics.snapshot(self.cfg.machine_id), self._on_snapshot)
             if isinstance(self.reader, SimulatedReader):
                 self.link.subscribe(self.topics.sim_tap(self.cfg.node_id), self._on_sim_tap)
+            if self.simulated_machine is not None:
+                self.link.subscribe(self.topics.sim_job(self.cfg.node_id), self._on_sim_job)
             self.link.start()
         self._sender = threading.Thread(target=self._send_loop, name="journal-sender",
                                         daemon=True)
@@ -224,6 +230,8 @@ class NodeAgent:
             self.reader.close()
             if self.controller is not None:
                 self.controller.close()
+            if self.simulated_machine is not None:
+                self.simulated_machine.close()
 
     # -- taps -------------------------------------------------------------------------
 
@@ -482,6 +490,16 @@ class NodeAgent:
             self._sim_tap_ids[uid] = tap_id
         assert isinstance(self.reader, SimulatedReader)
         self.reader.present(uid)
+
+    def _on_sim_job(self, _topic: str, payload: bytes) -> None:
+        try:
+            name, seconds = decode_sim_job(payload)
+        except ContractError as exc:
+            log.warning("ignored a malformed simulated job: %s", exc)
+            return
+        assert self.simulated_machine is not None
+        log.info("simulated machine starts job %r for %.0f s", name, seconds)
+        self.simulated_machine.start_job(name, seconds)
 
     # -- publishing -------------------------------------------------------------------
 

@@ -14,11 +14,15 @@ an emergency stop.
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+
+log = logging.getLogger(__name__)
 
 
 class Activity(StrEnum):
@@ -62,11 +66,14 @@ class MachineController(ABC):
             return self._last
 
     def _emit(self, report: MachineReport) -> None:
-        """Drivers call this for every observation; callbacks must not raise."""
+        """Drivers call this for every observation; a failing subscriber affects no other."""
         with self._lock:
             self._last = report
         for cb in list(self._callbacks):
-            cb(report)
+            try:
+                cb(report)
+            except Exception:
+                log.exception("a subscriber of %s failed on a report", type(self).__name__)
 
     @abstractmethod
     def start(self) -> None:
