@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.contract import ContractError, Envelope, Topics
 from gateway.demo import BADGE, DemoFiles, write_demo_files
 
-__all__ = ["BADGE", "Observer", "Proc", "Site", "api_get"]
+__all__ = ["BADGE", "Observer", "Proc", "Site", "api_get", "poll_until"]
 
 
 class Observer:
@@ -90,6 +90,9 @@ class Observer:
     def wait_acked(self, env: Envelope, timeout: float = 15.0) -> None:
         self.wait_for(lambda: env.id in self.acks, timeout, f"ack of {env.type}")
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
@@ -139,6 +142,19 @@ class Proc:
         self.p.kill()
         self.p.wait(10)
         self._fh.close()
+
+
+def poll_until(predicate: Callable[[], Any], timeout: float = 15.0,
+               what: str = "condition") -> Any:
+    """For state only visible over HTTP (the hub's API has no push): poll at 10 Hz."""
+    deadline = _deadline(timeout)
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if _expired(deadline):
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
 
 
 def _deadline(timeout: float) -> float:
