@@ -32,6 +32,7 @@ from gateway.drivers.octoprint import (
     OctoPrintError,
     report_from,
 )
+from gateway.policies.jobs import JobEvent, JobEventKind, JobTracker
 from tests.octoprint_server import (
     API_KEY,
     OctoPrintServer,
@@ -110,6 +111,15 @@ def controller_for(
         yield controller, reports
     finally:
         controller.close()
+
+
+def _job_events(reports: list[MachineReport]) -> list[JobEvent]:
+    """What the node's job tracker makes of these reports: the driver's real contract."""
+    tracker = JobTracker(new_id=lambda: "job-1", progress_every_s=0.0)
+    events: list[JobEvent] = []
+    for i, report in enumerate(reports):
+        events += tracker.feed(report, float(i))
+    return events
 
 
 # -- the real OctoPrint ----------------------------------------------------------------
@@ -232,6 +242,10 @@ def test_print_is_busy_with_rising_progress_then_idle(printer: OctoPrintClient) 
     left = [r.time_left_s for r in busy if r.time_left_s is not None]
     assert left, "OctoPrint never estimated the time left"
     assert done.job_name is None and done.progress is None
+    assert done.detail == "Operational (job finished)"
+    assert all(r.data["job"] is True for r in busy) and done.data["job"] is False
+    kinds = [e.kind for e in _job_events(reports.items[mark:])]
+    assert kinds[0] is JobEventKind.STARTED and kinds[-1] is JobEventKind.FINISHED, kinds
 
 
 def test_pause_reports_paused_and_safe_stop_cancels(printer: OctoPrintClient) -> None:
@@ -249,8 +263,12 @@ def test_pause_reports_paused_and_safe_stop_cancels(printer: OctoPrintClient) ->
 
         mark = reports.mark()
         controller.safe_stop()
-        reports.activity(Activity.IDLE, since=mark)
+        stopped = reports.activity(Activity.IDLE, since=mark)
+    # Either OctoPrint's brief "Cancelling" was seen, or the idle report says cancelled.
+    assert stopped.detail in ("Operational", "Operational (job cancelled)")
     assert printer.job()["state"] == "Operational"
+    kinds = [e.kind for e in _job_events(reports.items)]
+    assert kinds == [JobEventKind.STARTED, JobEventKind.PAUSED, JobEventKind.CANCELLED], kinds
 
 
 def test_safe_stop_cancels_a_running_print_and_is_harmless_when_idle(
@@ -264,6 +282,8 @@ def test_safe_stop_cancels_a_running_print_and_is_harmless_when_idle(
         mark = reports.mark()
         controller.safe_stop()
         reports.activity(Activity.IDLE, since=mark)
+    kinds = [e.kind for e in _job_events(reports.items)]
+    assert kinds == [JobEventKind.STARTED, JobEventKind.CANCELLED], kinds
 
 
 def test_wrong_api_key_is_unknown_with_a_clear_detail(printer: OctoPrintClient) -> None:
@@ -561,6 +581,21 @@ def test_printing_carries_job_progress_and_time_left() -> None:
 def test_idle_hides_the_last_selected_file() -> None:
     report = report_from(job_answer("Operational", completion=100.0), PRINTER_OK)
     assert (report.job_name, report.progress, report.time_left_s) == (None, None, None)
+
+
+def test_job_flag_and_how_the_last_job_ended() -> None:
+    assert report_from(job_answer("Printing", completion=5.0), PRINTER_OK).data["job"] is True
+    assert report_from(job_answer("Paused"), PRINTER_OK).data["job"] is True
+    cancelling = report_from(job_answer("Cancelling"), PRINTER_OK)
+    assert cancelling.activity is Activity.BUSY and cancelling.data["job"] is False
+    finished = report_from(
+        job_answer("Operational", completion=100.0), PRINTER_OK, job_was_running=True
+    )
+    assert finished.detail == "Operational (job finished)" and finished.data["job"] is False
+    cancelled = report_from(job_answer("Operational"), PRINTER_OK, job_was_running=True)
+    assert cancelled.detail == "Operational (job cancelled)"
+    error = report_from(job_answer("Offline after error"), None)
+    assert error.data["job"] is False
 
 
 def test_offline_printer_is_not_connected() -> None:

@@ -255,12 +255,20 @@ def _temperatures(printer: dict[str, Any] | None) -> dict[str, object]:
     return out
 
 
-def report_from(job: dict[str, Any], printer: dict[str, Any] | None) -> MachineReport:
+def report_from(
+    job: dict[str, Any], printer: dict[str, Any] | None, *, job_was_running: bool = False
+) -> MachineReport:
     """Turn one ``/api/job`` answer (and ``/api/printer``, None on 409) into a report.
 
     Pure, so the mapping is tested without any server. Job fields are filled only while
     a job is running or paused: after a print OctoPrint keeps the file selected with
     completion 100, and an idle printer must not look as if it still had a job.
+
+    ``data["job"]`` says whether a job exists, for the job tracker: "Cancelling" still
+    moves the machine (BUSY) but the job is over. OctoPrint's "Cancelling" lasts a few
+    milliseconds and is usually never seen, so when a job was running (``job_was_running``)
+    and the printer is idle again, the completion tells how it ended: 100 after a finished
+    print, none after a cancelled one; the detail says which, since billing differs.
     """
     state = job.get("state")
     state_text = state if isinstance(state, str) else ""
@@ -291,7 +299,7 @@ def report_from(job: dict[str, Any], printer: dict[str, Any] | None) -> MachineR
     elif lowered.startswith("operational"):
         activity = Activity.IDLE
     elif "error" in lowered:  # "Error: ...", "Offline after error"
-        return MachineReport(Activity.ERROR, detail=error_detail, data=data)
+        return MachineReport(Activity.ERROR, detail=error_detail, data={**data, "job": False})
     elif lowered.startswith(("offline", "closed")):
         return MachineReport(Activity.UNKNOWN, detail=NOT_CONNECTED, data=data)
     elif lowered.startswith(_CONNECTING_PREFIXES):
@@ -299,7 +307,7 @@ def report_from(job: dict[str, Any], printer: dict[str, Any] | None) -> MachineR
             Activity.UNKNOWN, detail=f"{NOT_CONNECTED} ({state_text})", data=data
         )
     elif flags.get("error") or flags.get("closedOrError") and not flags.get("operational"):
-        return MachineReport(Activity.ERROR, detail=error_detail, data=data)
+        return MachineReport(Activity.ERROR, detail=error_detail, data={**data, "job": False})
     elif flags.get("paused") or flags.get("pausing"):
         activity = Activity.PAUSED
     elif flags.get("printing") or flags.get("cancelling") or flags.get("finishing"):
@@ -311,9 +319,6 @@ def report_from(job: dict[str, Any], printer: dict[str, Any] | None) -> MachineR
             Activity.UNKNOWN, detail=f"unrecognised OctoPrint state {state_text!r}", data=data
         )
 
-    if activity is Activity.IDLE:
-        return MachineReport(Activity.IDLE, detail=state_text, data=data)
-
     job_info = job.get("job") if isinstance(job.get("job"), dict) else {}
     file_info = job_info.get("file") if isinstance(job_info.get("file"), dict) else {}
     name = file_info.get("display") or file_info.get("name") or file_info.get("path")
@@ -321,6 +326,14 @@ def report_from(job: dict[str, Any], printer: dict[str, Any] | None) -> MachineR
     completion = _number(progress_info.get("completion"))
     if completion is not None:
         completion = min(100.0, max(0.0, completion))
+
+    if activity is Activity.IDLE:
+        detail = state_text
+        if job_was_running:
+            ended = "finished" if completion == 100.0 else "cancelled"
+            detail = f"{state_text} (job {ended})"
+        return MachineReport(Activity.IDLE, detail=detail, data={**data, "job": False})
+
     left = _number(progress_info.get("printTimeLeft"))
     if left is not None:
         left = max(0.0, left)
@@ -329,6 +342,7 @@ def report_from(job: dict[str, Any], printer: dict[str, Any] | None) -> MachineR
         data["print_time_s"] = print_time
     if isinstance(file_info.get("origin"), str):
         data["origin"] = file_info["origin"]
+    data["job"] = not lowered.startswith("cancelling") and not flags.get("cancelling", False)
     return MachineReport(
         activity,
         job_name=name if isinstance(name, str) else None,
@@ -360,6 +374,7 @@ class OctoPrintController(MachineController):
         self._state_lock = threading.Lock()
         self._closed = False
         self._logged: tuple[Activity, str] | None = None
+        self._job_running = False  # only the poll thread touches it
 
     def start(self) -> None:
         with self._state_lock:
@@ -373,7 +388,7 @@ class OctoPrintController(MachineController):
             self._thread.start()
 
     def poll_once(self) -> MachineReport:
-        """One observation, without emitting it; never raises."""
+        """One observation, without emitting it; never raises. Called by the poll thread."""
         try:
             job = self.client.job()
         except OctoPrintError as e:
@@ -385,10 +400,13 @@ class OctoPrintController(MachineController):
                 return _failure_report(e)
             printer = None
         try:
-            return report_from(job, printer)
+            report = report_from(job, printer, job_was_running=self._job_running)
         except Exception as e:  # a shape we never imagined must not stop metering
             log.exception("cannot interpret OctoPrint's answer")
             return MachineReport(Activity.UNKNOWN, detail=f"unexpected answer from OctoPrint: {e}")
+        if report.activity is not Activity.UNKNOWN:  # link trouble says nothing about the job
+            self._job_running = report.data.get("job") is True
+        return report
 
     def safe_stop(self) -> None:
         """Cancel the job through OctoPrint, which runs the printer's own cancel script.
