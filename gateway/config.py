@@ -138,6 +138,9 @@ class ControllerConfig:
     api_key: str | None = None  # octoprint
     source: str = "serial"  # current: serial sense board or mcp3008
     channel: int = 0  # current: ADC or sense-board channel
+    # current with source mcp3008: SPI chip select. 1 (CE1, GPIO 7) because an RC522
+    # reader usually takes CE0 on the same bus.
+    spi_device: int = 1
     threshold_on: float = 0.5  # current: amps above which the machine may be busy
     threshold_off: float = 0.3  # current: amps below which it may be idle
     on_after: float = 3.0  # current: seconds above threshold_on before busy
@@ -691,7 +694,7 @@ def load_hub_config(path: str | Path) -> HubConfig:
 _NODE_TOP = ("site", "mqtt", "node", "relay", "reader", "controller", "session")
 _CONTROLLER_KEYS = ("driver", "port", "baudrate", "poll_interval", "url", "api_key", "source",
                     "channel", "threshold_on", "threshold_off", "on_after", "off_after",
-                    "simulate", "scale")
+                    "simulate", "scale", "spi_device")
 _SESSION_KEYS = ("grace", "idle_timeout", "max_length", "cooldown", "never_cut_busy",
                  "progress_every")
 _NODE_KEYS = ("id", "machine", "journal", "hub_public_key", "max_snapshot_age", "heartbeat")
@@ -802,7 +805,7 @@ def _controller(top: _Section) -> ControllerConfig:
         channel=c.integer("channel", 0, 0, 7), threshold_on=on, threshold_off=off,
         on_after=c.duration("on_after", "3s").total_seconds(),
         off_after=c.duration("off_after", "10s").total_seconds(), simulate=simulate,
-        scale=c.number("scale", 0.195, 0, 1000))
+        scale=c.number("scale", 0.195, 0, 1000), spi_device=c.integer("spi_device", 1, 0, 1))
 
 
 def _session(top: _Section) -> SessionConfig:

@@ -119,7 +119,7 @@ def make_controller(cfg: ControllerConfig) -> tuple[MachineController | None,
         elif csim is not None:
             sensor = csim.current
         else:
-            sensor = Mcp3008Sensor(cfg.channel, scale=cfg.scale)
+            sensor = Mcp3008Sensor(cfg.channel, scale=cfg.scale, device=cfg.spi_device)
         interval = {"sample_interval": cfg.poll_interval} if cfg.poll_interval else {}
         return CurrentController(sensor, detector, **interval), csim
     raise ValueError(f"unknown controller driver {cfg.driver!r}")
