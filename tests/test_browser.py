@@ -223,7 +223,7 @@ def test_board_follows_a_session_live_without_reloading(
                        lambda b: is_free("laser-1")(b) and session_closed(b))
     assert machine(board, "laser-1")["who"] == ""
     (row,) = [r for r in board["sessions"] if r[1] == "Alice Martin"]
-    assert row[2] == "p-lampe"
+    assert row[2] == "Lampe en contreplaqué"  # the project name, not its id
     assert re.fullmatch(r"0:00:\d\d", row[5]), row
     assert browser.execute_script("return window.__fabgateMarker;") == marker, \
         "the page was reloaded; the board must update itself in place"

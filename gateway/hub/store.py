@@ -656,8 +656,10 @@ class HubStore:
         "SELECT s.session_id, s.node, s.machine_id, mc.name AS machine_name, s.member_id, "
         "mb.name AS member_name, s.badge_uid, s.project_id, s.started_at, s.ended_at, "
         "s.duration_s, s.billable_minutes, s.end_reason, s.status, s.first_event_at, "
-        "s.busy_s, s.idle_s, s.busy_minutes, s.idle_minutes, s.jobs "
+        "s.busy_s, s.idle_s, s.busy_minutes, s.idle_minutes, s.jobs, "
+        "pj.name AS project_name "
         "FROM sessions s LEFT JOIN members mb ON mb.id = s.member_id "
+        "LEFT JOIN projects pj ON pj.id = s.project_id "
         "LEFT JOIN machines mc ON mc.id = s.machine_id ")
 
     def sessions(self, *, limit: int = 100, since: datetime | None = None,
