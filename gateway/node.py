@@ -82,6 +82,7 @@ class OpenSession:
     last_active: float = 0.0
     job_ended: float | None = None
     jobs: int = 0
+    credit_limit_s: float | None = None
 
     def metered(self, mono_now: float) -> float:
         return max(0.0, mono_now - self.started_mono)
@@ -256,6 +257,8 @@ class NodeAgent:
         if decision.action == Action.START and member:
             self._start_session(uid, member.member_id, member.name, member.project_id, now,
                                 present)
+            if self.session and self.snapshot and self.snapshot.machine.requires_credit:
+                self.session.credit_limit_s = member.credit_s
         elif decision.action == Action.END:
             self._badge_out()
         else:
@@ -348,7 +351,8 @@ class NodeAgent:
         return session_rules.SessionView(
             started=session.started_mono, badged_out=session.badged_out,
             activity=self.activity, last_active=session.last_active,
-            job_running=self.jobs.running, job_ended=session.job_ended)
+            job_running=self.jobs.running, job_ended=session.job_ended,
+            credit_limit_s=session.credit_limit_s)
 
     def _badge_out(self) -> None:
         session = self.session

@@ -53,6 +53,9 @@ class MemberGrant:
     cert_expires: datetime | None
     staff: bool
     project_id: str | None = None
+    # Machines that require prepaid credit: the longest session the member's balance pays
+    # for at their tariff, in seconds (None: no limit, e.g. a free tariff).
+    credit_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,7 +63,7 @@ class MemberGrant:
             "membership_end": self.membership_end.isoformat() if self.membership_end else None,
             "level": self.level,
             "cert_expires": iso(self.cert_expires) if self.cert_expires else None,
-            "staff": self.staff, "project_id": self.project_id,
+            "staff": self.staff, "project_id": self.project_id, "credit_s": self.credit_s,
         }
 
     @classmethod
@@ -74,6 +77,7 @@ class MemberGrant:
             level=int(d["level"]),
             cert_expires=parse_iso(exp, "cert_expires") if exp else None,
             staff=bool(d.get("staff", False)), project_id=d.get("project_id"),
+            credit_s=None if d.get("credit_s") is None else float(d["credit_s"]),
         )
 
 
@@ -85,16 +89,19 @@ class MachineInfo:
     group: str  # certification group, e.g. "laser" shared by two lasers
     min_level: int = 2
     out_of_service: bool = False
+    requires_credit: bool = False  # taps need a positive prepaid balance
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "kind": self.kind, "group": self.group,
-                "min_level": self.min_level, "out_of_service": self.out_of_service}
+                "min_level": self.min_level, "out_of_service": self.out_of_service,
+                "requires_credit": self.requires_credit}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MachineInfo:
         return cls(id=str(d["id"]), name=str(d.get("name", d["id"])), kind=str(d["kind"]),
                    group=str(d["group"]), min_level=int(d.get("min_level", 2)),
-                   out_of_service=bool(d.get("out_of_service", False)))
+                   out_of_service=bool(d.get("out_of_service", False)),
+                   requires_credit=bool(d.get("requires_credit", False)))
 
 
 # Weekly opening hours: weekday index (0 = Monday) -> sorted (open, close) local times.

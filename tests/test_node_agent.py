@@ -302,3 +302,34 @@ def test_acknowledged_events_leave_the_journal(agent, cfg) -> None:
     assert [p.id for p in agent.journal.pending()] == [p.id for p in pending[2:]]
     agent._on_ack("t", b"garbage")  # logged and ignored, nothing removed
     assert len(agent.journal.pending()) == len(pending) - 2
+
+
+def credit_snapshot(alice_credit_s: float | None, kind: str = "laser") -> Snapshot:
+    snap = snapshot(7)
+    machine = MachineInfo("laser-1", "laser-1", kind, "laser", requires_credit=True)
+    return Snapshot(**{**snap.__dict__, "machine": machine, "members": {
+        **snap.members, "alice": grant("alice", credit_s=alice_credit_s)}})
+
+
+def test_prepaid_machine_denies_an_empty_balance(agent, key, mock_pins, cfg) -> None:
+    agent._on_snapshot("t", sign_snapshot(credit_snapshot(0.0), key))
+    tap(agent, ALICE)
+    assert pin_state(mock_pins) is False
+    assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"] == [
+        "insufficient_credit"]
+
+
+def test_laser_session_is_cut_when_the_balance_is_spent(agent, key, clock, mock_pins,
+                                                        cfg) -> None:
+    agent._on_snapshot("t", sign_snapshot(credit_snapshot(600.0), key))
+    tap(agent, ALICE)
+    assert pin_state(mock_pins) is True
+    clock.advance(599)
+    agent.step()
+    assert pin_state(mock_pins) is True
+    clock.advance(1)
+    agent.step()
+    assert pin_state(mock_pins) is False
+    ended = [e for e in events(cfg) if e["type"] == "session.ended"][-1]["data"]
+    assert ended["end_reason"] == "credit_exhausted"
+    assert ended["duration_s"] == pytest.approx(600)

@@ -165,3 +165,11 @@ def test_busy_meter_counts_only_busy_time() -> None:
     m.update(25.0, False)
     m.update(30.0, True)
     assert m.busy_seconds(32.0) == 17.0
+
+
+def test_spent_credit_stops_a_laser_but_never_a_print() -> None:
+    busy = view(activity=A.BUSY, job_running=True, credit_limit_s=600)
+    assert sr.evaluate(LASER, busy, 600) == sr.Decision(sr.Verdict.SAFE_STOP_THEN_END,
+                                                        "credit_exhausted")
+    assert sr.evaluate(PRINTER, busy, 10_000).verdict == sr.Verdict.KEEP
+    assert sr.evaluate(PRINTER, view(credit_limit_s=600), 600).reason == "credit_exhausted"

@@ -53,6 +53,7 @@ class Reason(StrEnum):
     SNAPSHOT_TOO_OLD = "snapshot_too_old"
     NO_SNAPSHOT = "no_snapshot"
     OUT_OF_SERVICE = "out_of_service"
+    INSUFFICIENT_CREDIT = "insufficient_credit"
 
 
 class Action(StrEnum):
@@ -119,6 +120,11 @@ DENY_REASONS: Mapping[Reason, Mapping[str, str]] = MappingProxyType({
     Reason.STAFF_REQUIRED: MappingProxyType({
         "en": "Supervised use only: a staff member must be present.",
         "fr": "Usage encadré uniquement : un membre de l'équipe doit être présent.",
+    }),
+    Reason.INSUFFICIENT_CREDIT: MappingProxyType({
+        "en": "This machine needs prepaid credit and your balance is empty: top it up.",
+        "fr": "Cette machine demande du crédit prépayé et votre solde est épuisé : "
+              "rechargez-le.",
     }),
     Reason.IN_USE: MappingProxyType({
         "en": "The machine is in use by another member.",
@@ -256,6 +262,9 @@ def decide(snapshot: Snapshot | None, *, badge_uid: str, now: datetime,
         refused = Reason.IN_USE
     if refused is None:
         refused = _certification(member, snapshot.machine.min_level, now, staff_present)
+    if (refused is None and snapshot.machine.requires_credit and member.credit_s is not None
+            and member.credit_s <= 0):
+        refused = Reason.INSUFFICIENT_CREDIT
     if refused is not None:
         return _deny(refused, member)
     return Decision(Action.START, Reason.ALLOWED, member)

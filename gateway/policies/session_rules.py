@@ -63,12 +63,13 @@ class SessionView:
     last_active: float  # the last moment the machine was busy (or the session start)
     job_running: bool
     job_ended: float | None = None  # when the last job of this session ended
+    credit_limit_s: float | None = None  # longest session the prepaid balance pays for
 
 
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict
-    reason: str  # badge_out, job_finished, idle_timeout, max_length, or "" for KEEP
+    reason: str  # badge_out, job_finished, idle_timeout, max_length, credit_exhausted, or ""
 
 
 KEEP = Decision(Verdict.KEEP, "")
@@ -81,11 +82,13 @@ def _busy(view: SessionView) -> bool:
 def evaluate(rules: SessionRules, view: SessionView, now: float) -> Decision:
     """Whether the session should end now, and how."""
     busy = _busy(view)
-    if rules.max_session_s is not None and now - view.started >= rules.max_session_s:
-        if not busy:
-            return Decision(Verdict.END, "max_length")
-        if not rules.never_cut_busy:
-            return Decision(Verdict.SAFE_STOP_THEN_END, "max_length")
+    limits = ((rules.max_session_s, "max_length"), (view.credit_limit_s, "credit_exhausted"))
+    for limit, reason in limits:
+        if limit is not None and now - view.started >= limit:
+            if not busy:
+                return Decision(Verdict.END, reason)
+            if not rules.never_cut_busy:
+                return Decision(Verdict.SAFE_STOP_THEN_END, reason)
     if view.badged_out is not None:
         if busy:
             return KEEP  # the job finishes under the session that started it
