@@ -705,3 +705,67 @@ class HubStore:
             "WHERE status = 'closed'").fetchone()
         return dict(r)
 
+
+@MIGRATIONS(name="0003_billing")
+def _m0003_billing(db: sqlite_utils.Database) -> None:
+    """Organisations that pay for members, closed periods and the invoice ledger.
+
+    Only *closed* documents are stored (drafts are computed on demand, so they always
+    reflect the latest sessions). Closed documents are a legal record: triggers refuse to
+    change or delete them, so a correction can only be a new document (credit note or
+    supplementary invoice), and ``seq`` orders the hash chain.
+    """
+    refuse = "SELECT RAISE(ABORT, 'closed invoices are append-only');"
+    closed_doc = ("(SELECT status FROM invoices WHERE number = OLD.invoice_number) "
+                  "= 'closed'")
+    for stmt in (
+        "CREATE TABLE IF NOT EXISTS organisations (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+        "kind TEXT NOT NULL DEFAULT 'other' "
+        "CHECK (kind IN ('school', 'company', 'association', 'other')), email TEXT)",
+        "ALTER TABLE members ADD COLUMN paid_by TEXT REFERENCES organisations(id)",
+        "CREATE TABLE IF NOT EXISTS periods (period TEXT PRIMARY KEY, "
+        "status TEXT NOT NULL CHECK (status IN ('open', 'closed')), closed_at TEXT, "
+        "closed_by TEXT)",
+        "CREATE TABLE IF NOT EXISTS invoices (number TEXT PRIMARY KEY, "
+        "seq INTEGER NOT NULL UNIQUE, "
+        "kind TEXT NOT NULL CHECK (kind IN ('invoice', 'credit_note')), "
+        "payer_kind TEXT NOT NULL CHECK (payer_kind IN ('member', 'organisation')), "
+        "payer_id TEXT NOT NULL, period TEXT NOT NULL, "
+        "status TEXT NOT NULL CHECK (status IN ('draft', 'closed')), issued_at TEXT, "
+        "total_ht INTEGER NOT NULL, total_vat INTEGER NOT NULL, total_ttc INTEGER NOT NULL, "
+        "hash TEXT, prev_hash TEXT, content TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS invoices_period ON invoices(period, seq)",
+        "CREATE TABLE IF NOT EXISTS invoice_lines (id INTEGER PRIMARY KEY, "
+        "invoice_number TEXT NOT NULL REFERENCES invoices(number), machine_id TEXT, "
+        "project_id TEXT, minutes INTEGER NOT NULL, amount_ht INTEGER NOT NULL, "
+        "vat_rate TEXT NOT NULL, late INTEGER NOT NULL DEFAULT 0, "
+        "unpriced INTEGER NOT NULL DEFAULT 0, session_ids TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS invoice_lines_number ON invoice_lines(invoice_number)",
+        # One row per session per document: what was billed, so a later change to the
+        # session is noticed and reversed, and a session is never billed twice.
+        "CREATE TABLE IF NOT EXISTS invoiced_sessions (session_id TEXT NOT NULL, "
+        "invoice_number TEXT NOT NULL REFERENCES invoices(number), amount INTEGER NOT NULL, "
+        "minutes INTEGER NOT NULL, machine_id TEXT, project_id TEXT, vat_rate TEXT NOT NULL, "
+        "unpriced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (session_id, invoice_number))",
+        "CREATE INDEX IF NOT EXISTS invoiced_sessions_number "
+        "ON invoiced_sessions(invoice_number)",
+        f"CREATE TRIGGER IF NOT EXISTS invoices_frozen_upd BEFORE UPDATE ON invoices "
+        f"WHEN OLD.status = 'closed' BEGIN {refuse} END",
+        f"CREATE TRIGGER IF NOT EXISTS invoices_frozen_del BEFORE DELETE ON invoices "
+        f"WHEN OLD.status = 'closed' BEGIN {refuse} END",
+        f"CREATE TRIGGER IF NOT EXISTS invoice_lines_frozen_upd BEFORE UPDATE ON "
+        f"invoice_lines WHEN {closed_doc} BEGIN {refuse} END",
+        f"CREATE TRIGGER IF NOT EXISTS invoice_lines_frozen_del BEFORE DELETE ON "
+        f"invoice_lines WHEN {closed_doc} BEGIN {refuse} END",
+        f"CREATE TRIGGER IF NOT EXISTS invoiced_sessions_frozen_upd BEFORE UPDATE ON "
+        f"invoiced_sessions WHEN {closed_doc} BEGIN {refuse} END",
+        f"CREATE TRIGGER IF NOT EXISTS invoiced_sessions_frozen_del BEFORE DELETE ON "
+        f"invoiced_sessions WHEN {closed_doc} BEGIN {refuse} END",
+        "CREATE TRIGGER IF NOT EXISTS periods_frozen_upd BEFORE UPDATE ON periods "
+        "WHEN OLD.status = 'closed' BEGIN SELECT RAISE(ABORT, 'a closed period stays "
+        "closed'); END",
+        "CREATE TRIGGER IF NOT EXISTS periods_frozen_del BEFORE DELETE ON periods "
+        "WHEN OLD.status = 'closed' BEGIN SELECT RAISE(ABORT, 'a closed period stays "
+        "closed'); END",
+    ):
+        db.execute(stmt)

@@ -13,13 +13,19 @@ Memory trade-off of grouping a stream:
   receive more time, so it is emitted and forgotten: memory holds only the buckets of the
   sessions still "in flight" (a few hours), whatever the report's length. Unordered input
   is refused rather than silently producing split buckets.
+
+Amounts (``price`` given: a session -> cents) follow the minutes: a session's amount is
+shared over its minute rows in whole cents (the first rows take the leftover cents), so
+minute and day rows add up to the session amounts exactly, never to a rounded float. A
+session with no started minute but a start-up fee has no ungrouped minute row to carry
+it; grouped rows put it in the bucket of its start.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,9 +45,16 @@ SESSION_COLUMNS = ("session_id", "member_id", "member_name", "project_id", "mach
                    "started_at", "ended_at", "duration_s", "billable_minutes")
 _DIMS_ALL = ("session_id", "member_id", "member_name", "project_id", "machine_id")
 
+Price = Callable[[Mapping[str, Any]], int]
 
-def columns(granularity: str, group_by: Sequence[str]) -> list[str]:
+
+def columns(granularity: str, group_by: Sequence[str], amounts: bool = False) -> list[str]:
     """The column order of ``usage_rows(granularity, group_by)``, for CSV headers."""
+    cols = _columns(granularity, group_by)
+    return [*cols, "amount"] if amounts else cols
+
+
+def _columns(granularity: str, group_by: Sequence[str]) -> list[str]:
     check(granularity, group_by)
     dims = [c for d in group_by for c in _DIM_COLUMNS[d]]
     if granularity == "session":
@@ -79,7 +92,8 @@ def _group_key(session: Mapping[str, Any], group_by: Sequence[str]) -> tuple[Any
 
 
 def usage_rows(sessions: Iterable[Mapping[str, Any]], granularity: str = "session",
-               group_by: Sequence[str] = (), tz: str = "UTC") -> Iterator[dict[str, Any]]:
+               group_by: Sequence[str] = (), tz: str = "UTC",
+               price: Price | None = None) -> Iterator[dict[str, Any]]:
     """Rows at the asked granularity, summed per group when ``group_by`` is given.
 
     ``minute`` rows are the session-relative started minutes of ``minute_slices``, so
@@ -90,38 +104,65 @@ def usage_rows(sessions: Iterable[Mapping[str, Any]], granularity: str = "sessio
     group_by = tuple(group_by)
     check(granularity, group_by)
     if granularity == "session":
-        return _per_session(sessions) if not group_by else _session_groups(sessions, group_by)
-    if granularity == "minute" and not group_by:
-        return _per_minute(sessions)
-    return _bucketed(sessions, granularity, group_by, tz)
+        rows = (_per_session(sessions, price) if not group_by
+                else _session_groups(sessions, group_by, price))
+    elif granularity == "minute" and not group_by:
+        rows = _per_minute(sessions, price)
+    else:
+        rows = _bucketed(sessions, granularity, group_by, tz, price)
+    return rows
 
 
-def _per_session(sessions: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+def _shares(amount: int, count: int) -> list[int]:
+    """``amount`` cents over ``count`` minutes, whole cents summing exactly to it."""
+    base, extra = divmod(amount, count)
+    return [base + 1 if k < extra else base for k in range(count)]
+
+
+def _per_session(sessions: Iterable[Mapping[str, Any]],
+                 price: Price | None) -> Iterator[dict[str, Any]]:
     for s in sessions:
-        yield {c: s.get(c) for c in SESSION_COLUMNS}
+        row = {c: s.get(c) for c in SESSION_COLUMNS}
+        if price is not None:
+            row["amount"] = price(s)
+        yield row
 
 
-def _session_groups(sessions: Iterable[Mapping[str, Any]],
-                    group_by: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+def _session_groups(sessions: Iterable[Mapping[str, Any]], group_by: tuple[str, ...],
+                    price: Price | None) -> Iterator[dict[str, Any]]:
     totals: dict[tuple[Any, ...], list[float]] = {}
     for s in sessions:
-        t = totals.setdefault(_group_key(s, group_by), [0, 0.0, 0])
+        t = totals.setdefault(_group_key(s, group_by), [0, 0.0, 0, 0])
         t[0] += 1
         t[1] += float(s["duration_s"] or 0)
         t[2] += int(s["billable_minutes"] or 0)
+        if price is not None:
+            t[3] += price(s)
     names = [c for d in group_by for c in _DIM_COLUMNS[d]]
     for key in sorted(totals, key=_sortable):
-        n, secs, minutes = totals[key]
-        yield {**dict(zip(names, key, strict=True)), "sessions": int(n),
+        n, secs, minutes, amount = totals[key]
+        row = {**dict(zip(names, key, strict=True)), "sessions": int(n),
                "seconds": _seconds(secs), "billable_minutes": int(minutes)}
+        if price is not None:
+            row["amount"] = int(amount)
+        yield row
 
 
-def _per_minute(sessions: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+def _per_minute(sessions: Iterable[Mapping[str, Any]],
+                price: Price | None) -> Iterator[dict[str, Any]]:
     for s in sessions:
         dims = {c: s.get(c) for c in _DIMS_ALL}
-        for start, secs in minute_slices(_when(s["started_at"]), float(s["duration_s"] or 0)):
+        slices = minute_slices(_when(s["started_at"]), float(s["duration_s"] or 0))
+        if price is None:
+            for start, secs in slices:
+                yield {"minute_start": iso(start), **dims, "seconds": _seconds(secs),
+                       "billable_minutes": 1}
+            continue
+        minutes = list(slices)  # one session's minutes: hours at most
+        for (start, secs), cents in zip(minutes, _shares(price(s), len(minutes) or 1),
+                                        strict=False):
             yield {"minute_start": iso(start), **dims, "seconds": _seconds(secs),
-                   "billable_minutes": 1}
+                   "billable_minutes": 1, "amount": cents}
 
 
 def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -129,7 +170,8 @@ def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _bucketed(sessions: Iterable[Mapping[str, Any]], granularity: str,
-              group_by: tuple[str, ...], tz: str) -> Iterator[dict[str, Any]]:
+              group_by: tuple[str, ...], tz: str,
+              price: Price | None) -> Iterator[dict[str, Any]]:
     if granularity == "minute":
         def when(t: datetime) -> Hashable:
             return t.astimezone(UTC).replace(second=0, microsecond=0)
@@ -139,7 +181,7 @@ def _bucketed(sessions: Iterable[Mapping[str, Any]], granularity: str,
             return local_day(t, tz)
         label, time_col = (lambda d: d.isoformat()), "day"  # noqa: E731 - tiny formatter
     names = [c for d in group_by for c in _DIM_COLUMNS[d]]
-    # (time bucket, group) -> [session ids, seconds, started minutes]
+    # (time bucket, group) -> [session ids, seconds, started minutes, cents]
     buckets: dict[tuple[Any, tuple[Any, ...]], list[Any]] = {}
     last_start: datetime | None = None
 
@@ -147,10 +189,13 @@ def _bucketed(sessions: Iterable[Mapping[str, Any]], granularity: str,
         ready = sorted((k for k in buckets if before is None or k[0] < before),
                        key=lambda k: (k[0], _sortable(k[1])))
         for k in ready:
-            ids, secs, minutes = buckets.pop(k)
-            yield {time_col: label(k[0]), **dict(zip(names, k[1], strict=True)),
+            ids, secs, minutes, cents = buckets.pop(k)
+            row = {time_col: label(k[0]), **dict(zip(names, k[1], strict=True)),
                    "sessions": len(ids), "seconds": _seconds(secs),
                    "billable_minutes": minutes}
+            if price is not None:
+                row["amount"] = cents
+            yield row
 
     for s in sessions:
         start = _when(s["started_at"])
@@ -159,11 +204,21 @@ def _bucketed(sessions: Iterable[Mapping[str, Any]], granularity: str,
         last_start = start
         yield from flush(when(start))
         group = _group_key(s, group_by)
-        for t, secs in minute_slices(start, float(s["duration_s"] or 0)):
-            b = buckets.setdefault((when(t), group), [set(), 0.0, 0])
+        minutes = list(minute_slices(start, float(s["duration_s"] or 0)))
+        shares = _shares(price(s), len(minutes) or 1) if price is not None else []
+        if not minutes and shares and shares[0]:
+            # A session with no started minute can still cost a start-up fee: it goes to
+            # the bucket of its start so the amounts still add up.
+            b = buckets.setdefault((when(start), group), [set(), 0.0, 0, 0])
+            b[0].add(s.get("session_id"))
+            b[3] += shares[0]
+        for k, (t, secs) in enumerate(minutes):
+            b = buckets.setdefault((when(t), group), [set(), 0.0, 0, 0])
             b[0].add(s.get("session_id"))
             b[1] += secs
             b[2] += 1
+            if shares:
+                b[3] += shares[k]
     yield from flush(None)
 
 
