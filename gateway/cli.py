@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("keygen", help="create the hub's Ed25519 snapshot signing key")
     s.add_argument("--out", required=True, help="private key path; .pub is written beside it")
     s.set_defaults(func=cmd_keygen)
+    from .export_cli import add_parser as add_export_parser
+    add_export_parser(sub)
     return p
 
 

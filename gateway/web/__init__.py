@@ -33,10 +33,12 @@ def create_app(config: HubConfig, store_factory: StoreFactory | None = None) -> 
             store.close()
 
     from .api import api
+    from .billing_api import billing
     from .pages import pages
 
     app.register_blueprint(api)
     app.register_blueprint(pages)
+    app.register_blueprint(billing)
     return app
 
 

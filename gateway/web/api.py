@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, jsonify, request
 
 from ..contract import utcnow
-from ..hub.usage import DIMENSIONS, GRANULARITIES, columns, to_csv, usage_rows
+from ..hub.exports import FORMATS, usage_export
+from ..hub.usage import DIMENSIONS, GRANULARITIES
 from . import get_store, hub_config, store_opener
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -127,24 +128,23 @@ def usage() -> Response:
     start, end = _range()
     granularity = _choice("granularity", GRANULARITIES, "session")
     group_by = _group_by()
-    fmt = _choice("format", ("json", "csv"), "json")
+    fmt = _choice("format", FORMATS, "json")
     tz = hub_config().timezone
+    tariffs = tuple(getattr(hub_config(), "tariffs", ()))
     opener = store_opener()
 
     def body() -> Iterator[str]:
         # Opened at the first chunk: a response never iterated leaves nothing open.
         store = opener()
         try:
-            rows = usage_rows(store.session_rows(start, end), granularity, group_by, tz)
-            if fmt == "csv":
-                yield from to_csv(rows, columns(granularity, group_by))
-            else:
-                yield from _json_stream(rows)
+            yield from usage_export(store, start, end, granularity=granularity,
+                                    group_by=group_by, fmt=fmt, tz=tz, tariffs=tariffs)
         finally:
             store.close()
 
-    if fmt == "csv":
-        name = f"usage-{start.date().isoformat()}-{end.date().isoformat()}.csv"
+    if fmt != "json":
+        suffix = "-fr" if fmt == "csv-fr" else ""
+        name = f"usage-{start.date().isoformat()}-{end.date().isoformat()}{suffix}.csv"
         return Response(body(), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
     return Response(body(), mimetype="application/json")

@@ -1,0 +1,232 @@
+"""Streaming exports of usage (with amounts) and invoices, shared by the API and the CLI.
+
+Every writer is a generator of text chunks fed by a cursor, so a year of per-minute rows
+goes out without sitting in memory, whether to an HTTP response or a file.
+
+Two CSV flavours, because accounting software and spreadsheets disagree:
+
+- ``csv``: RFC 4180 (``,``, CRLF), ISO dates, amounts in euros with a point (``12.50``).
+- ``csv-fr``: what a French spreadsheet opens without an import dialog: ``;`` separator,
+  ``dd/mm/yyyy`` dates in the site's time zone, decimal commas, amounts ``12,50``, and a
+  UTF-8 byte order mark so that Excel does not read accents as Windows-1252.
+
+JSON keeps amounts in integer cents (a program should not parse decimal euros).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from ..contract import parse_iso
+from .invoicing import Invoice, Pricer, build_drafts, closed_invoices, is_closed, next_period
+from .store import HubStore
+from .usage import columns, usage_rows
+
+if TYPE_CHECKING:
+    from ..policies.tariffs import Tariff
+
+FORMATS = ("json", "csv", "csv-fr")
+STATUSES = ("draft", "closed")
+BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class Flavour:
+    delimiter: str
+    decimal: str
+    french: bool
+
+
+PLAIN = Flavour(delimiter=",", decimal=".", french=False)
+FRENCH = Flavour(delimiter=";", decimal=",", french=True)
+
+
+def flavour(fmt: str) -> Flavour:
+    return FRENCH if fmt == "csv-fr" else PLAIN
+
+
+def euros(cents: int, fl: Flavour) -> str:
+    """``1250`` -> ``12.50`` / ``12,50``: exact from integer cents, no float ever."""
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(int(cents)), 100)
+    return f"{sign}{whole}{fl.decimal}{rest:02d}"
+
+
+# Column kinds: how a value is written in each flavour.
+MONEY, DATETIME, DAY, NUMBER, FLAG = "money", "datetime", "day", "number", "flag"
+
+
+def _cell(value: Any, kind: str | None, fl: Flavour, zone: ZoneInfo) -> Any:
+    if value is None:
+        return ""
+    if kind == MONEY:
+        return euros(value, fl)
+    if kind == FLAG:
+        return "1" if value else "0"
+    if not fl.french:
+        return value  # plain CSV keeps ISO text and Python's number text
+    if kind == DATETIME:
+        when = parse_iso(value) if isinstance(value, str) else value
+        return when.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S")
+    if kind == DAY:
+        d = date.fromisoformat(value) if isinstance(value, str) else value
+        if isinstance(d, datetime):
+            d = d.astimezone(zone).date()
+        return d.strftime("%d/%m/%Y")
+    if kind == NUMBER:
+        return str(value).replace(".", ",")
+    return value
+
+
+def csv_lines(rows: Iterable[Mapping[str, Any]], cols: Sequence[str],
+              kinds: Mapping[str, str], fmt: str, tz: str) -> Iterator[str]:
+    """Header then one chunk per row; quoting by the csv module in both flavours."""
+    fl = flavour(fmt)
+    zone = ZoneInfo(tz)
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=fl.delimiter, lineterminator="\r\n")
+
+    def line(values: Iterable[Any]) -> str:
+        writer.writerow(list(values))
+        out = buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+        return out
+
+    yield (BOM if fl.french else "") + line(cols)
+    for row in rows:
+        yield line(_cell(row.get(c), kinds.get(c), fl, zone) for c in cols)
+
+
+def json_lines(rows: Iterable[Any], key: str = "rows",
+               encode: Callable[[Any], Any] = lambda r: r) -> Iterator[str]:
+    yield f'{{"{key}": ['
+    sep = ""
+    for row in rows:
+        yield sep + json.dumps(encode(row), ensure_ascii=False, default=str)
+        sep = ","
+    yield "]}"
+
+
+# -- usage -----------------------------------------------------------------------------
+
+USAGE_KINDS = {"started_at": DATETIME, "ended_at": DATETIME, "minute_start": DATETIME,
+               "day": DAY, "duration_s": NUMBER, "seconds": NUMBER, "amount": MONEY}
+
+
+def usage_export(store: HubStore, start: datetime, end: datetime, *, granularity: str,
+                 group_by: Sequence[str], fmt: str, tz: str, tariffs: Iterable[Tariff],
+                 sessions: Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]]
+                 | None = None) -> Iterator[str]:
+    """Usage rows of sessions started in [start, end), with amounts when the hub has
+    tariffs (without any, there is nothing to price and the report keeps its columns).
+
+    ``sessions`` may wrap the session stream (the CLI counts rows for its progress bar).
+    """
+    tariffs = tuple(tariffs)
+    price = None
+    if tariffs:
+        pricer = Pricer(store, tariffs, tz)
+
+        def price(s: Mapping[str, Any]) -> int:
+            return pricer.charge(s).amount
+
+    stream = store.session_rows(start, end)
+    if sessions is not None:
+        stream = sessions(stream)
+    rows = usage_rows(stream, granularity, group_by, tz, price=price)
+    if fmt == "json":
+        yield from json_lines(rows)
+    else:
+        yield from csv_lines(rows, columns(granularity, group_by, amounts=bool(tariffs)),
+                             USAGE_KINDS, fmt, tz)
+
+
+# -- invoices --------------------------------------------------------------------------
+
+DOCUMENT_COLUMNS = ("number", "kind", "status", "period", "issued_at", "payer_kind",
+                    "payer_id", "payer_name", "total_ht", "total_vat", "total_ttc", "lines",
+                    "late_lines", "unpriced_lines", "hash")
+LINE_COLUMNS = ("number", "kind", "status", "period", "issued_at", "payer_kind", "payer_id",
+                "payer_name", "machine_id", "project_id", "minutes", "vat_rate",
+                "amount_ht", "late", "unpriced", "correction", "sessions", "session_ids")
+INVOICE_KINDS = {"issued_at": DAY, "total_ht": MONEY, "total_vat": MONEY,
+                 "total_ttc": MONEY, "amount_ht": MONEY, "vat_rate": NUMBER, "late": FLAG,
+                 "unpriced": FLAG, "correction": FLAG}
+
+
+def period_range(first: str, last: str) -> Iterator[str]:
+    p = first
+    while p <= last:
+        yield p
+        p = next_period(p)
+
+
+def invoices(store: HubStore, first: str, last: str, *, status: str | None,
+             tariffs: Iterable[Tariff], tz: str) -> Iterator[Invoice]:
+    """Closed documents of periods [first, last] (streamed) then the drafts of the open
+    ones (built one month at a time); ``status`` keeps only one of the two."""
+    tariffs = tuple(tariffs)
+    if status in (None, "closed"):
+        yield from closed_invoices(store, first, last)
+    if status in (None, "draft"):
+        for p in period_range(first, last):
+            if not is_closed(store, p):
+                yield from build_drafts(store, p, tariffs, tz)
+
+
+def document_row(inv: Invoice, tz: str) -> dict[str, Any]:
+    return {"number": inv.number, "kind": inv.kind, "status": inv.status,
+            "period": inv.period, "issued_at": _local_day(inv.issued_at, tz),
+            "payer_kind": inv.payer_kind, "payer_id": inv.payer_id,
+            "payer_name": inv.payer_name, "total_ht": inv.total_ht,
+            "total_vat": inv.total_vat, "total_ttc": inv.total_ttc,
+            "lines": len(inv.lines), "late_lines": sum(ln.late for ln in inv.lines),
+            "unpriced_lines": sum(ln.unpriced for ln in inv.lines), "hash": inv.hash}
+
+
+def line_rows(inv: Invoice, tz: str) -> Iterator[dict[str, Any]]:
+    head = document_row(inv, tz)
+    common = {k: head[k] for k in LINE_COLUMNS if k in head}
+    for ln in inv.lines:
+        yield {**common, "machine_id": ln.machine_id, "project_id": ln.project_id,
+               "minutes": ln.minutes, "vat_rate": str(ln.vat_rate),
+               "amount_ht": ln.amount_ht, "late": ln.late, "unpriced": ln.unpriced,
+               "correction": ln.correction, "sessions": len(ln.sessions),
+               "session_ids": " ".join(ln.session_ids)}
+
+
+def _local_day(value: str | None, tz: str) -> str | None:
+    """An issue instant as the site's calendar date: invoices are dated by day."""
+    if not value:
+        return None
+    return parse_iso(value).astimezone(ZoneInfo(tz)).date().isoformat()
+
+
+def invoices_export(docs: Iterable[Invoice], *, fmt: str, tz: str,
+                    detail: str = "documents") -> Iterator[str]:
+    """``detail="documents"``: one row per document (a sales journal); ``"lines"``: one row
+    per invoice line, whose ``amount_ht`` add up to the sessions' amounts."""
+    if fmt == "json":
+        yield from json_lines(docs, "invoices", _json_doc)
+        return
+    if detail == "lines":
+        rows: Iterable[dict[str, Any]] = (r for d in docs for r in line_rows(d, tz))
+        cols: Sequence[str] = LINE_COLUMNS
+    else:
+        rows = (document_row(d, tz) for d in docs)
+        cols = DOCUMENT_COLUMNS
+    yield from csv_lines(rows, cols, INVOICE_KINDS, fmt, tz)
+
+
+def _json_doc(inv: Invoice) -> dict[str, Any]:
+    d = inv.to_dict()
+    d["vat"] = [{"rate": str(r), "ht": ht, "vat": v} for r, ht, v in inv.vat_breakdown]
+    return d

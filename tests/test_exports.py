@@ -1,0 +1,342 @@
+"""Accounting exports over real HTTP (werkzeug on a free port) and the `fabgate export`
+command: invoices and usage with amounts, in JSON, plain CSV and French CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from werkzeug.serving import make_server
+
+from gateway.config import ApiToken, HubConfig, MqttConfig
+from gateway.hub.exports import euros, flavour
+from gateway.hub.invoicing import Pricer
+from gateway.hub.store import HubStore
+from gateway.web import billing_api, create_app
+
+from .test_invoicing import (
+    GROUPS,
+    MACHINES,
+    NOV,
+    NOVEMBER_SESSIONS,
+    TARIFFS,
+    TZ,
+    events_for,
+    make_store,
+    session_events,
+)
+
+TOKEN = "compta-token-0123456789"
+
+
+@dataclass
+class Client:
+    base: str
+    db: Path
+
+    def call(self, path: str, *, method: str = "GET", body: dict | None = None,
+             token: str | None = TOKEN) -> tuple[int, dict[str, str], bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if token is not None:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    def json(self, path: str, **kw: object) -> dict:
+        status, _, body = self.call(path, **kw)  # type: ignore[arg-type]
+        assert status == 200, body
+        return json.loads(body)
+
+    def text(self, path: str) -> str:
+        status, headers, body = self.call(path)
+        assert status == 200, body
+        assert headers["Content-Type"].startswith("text/csv")
+        return body.decode("utf-8")
+
+
+def hub_config(tmp_path: Path, db: Path) -> HubConfig:
+    return HubConfig(
+        file=tmp_path / "hub.yaml", site="demo-lab", timezone=TZ, language="fr",
+        mqtt=MqttConfig(), database=db, signing_key=tmp_path / "hub.key",
+        snapshot_validity=timedelta(hours=72), snapshot_refresh=timedelta(minutes=5),
+        web_host="127.0.0.1", web_port=0, api_tokens=(ApiToken("compta", TOKEN),),
+        opening_hours={}, groups=GROUPS, machines=MACHINES, tariffs=TARIFFS)
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    # The API refuses to close a month that has not ended: pin "now" to early December.
+    monkeypatch.setattr(billing_api, "utcnow", lambda: datetime(2026, 12, 2, 9, tzinfo=UTC))
+    db = tmp_path / "hub.sqlite"
+    with make_store(db) as store:
+        store.ingest(events_for(NOVEMBER_SESSIONS), NOV)
+    app = create_app(hub_config(tmp_path, db), store_factory=lambda: HubStore(db))
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield Client(f"http://127.0.0.1:{httpd.server_port}", db)
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=5)
+
+
+def session_amounts(db: Path) -> dict[str, int]:
+    """What each closed session costs, independently of any invoice."""
+    with HubStore(db) as store:
+        pricer = Pricer(store, TARIFFS, TZ)
+        return {r["session_id"]: pricer.charge(dict(r)).amount for r in store.conn.execute(
+            "SELECT * FROM sessions WHERE status = 'closed'")}
+
+
+def cents(text: str, fmt: str) -> int:
+    """Parse an exported euro amount back to cents, exactly."""
+    fl = flavour(fmt)
+    assert re.fullmatch(rf"-?\d+{re.escape(fl.decimal)}\d\d", text), text
+    return int(Decimal(text.replace(",", ".")) * 100)
+
+
+def french_rows(text: str) -> list[dict[str, str]]:
+    assert text.startswith("\ufeff")  # so that Excel reads UTF-8
+    return list(csv.DictReader(io.StringIO(text[1:], newline=""), delimiter=";"))
+
+
+# -- invoices ----------------------------------------------------------------------------
+
+def test_invoices_need_a_token(client: Client) -> None:
+    for path in ("/api/v1/invoices?period=2026-11", "/api/v1/invoices/F2026-000001",
+                 "/api/v1/chain"):
+        status, headers, _ = client.call(path, token=None)
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    status, _, _ = client.call("/api/v1/periods/2026-11/close", method="POST",
+                               body={"by": "x"}, token="wrong-token-0123456789")
+    assert status == 401
+
+
+def test_draft_invoices_as_json(client: Client) -> None:
+    docs = client.json("/api/v1/invoices?period=2026-11&status=draft")["invoices"]
+    assert {(d["kind"], d["payer"]["id"]) for d in docs} == {
+        ("invoice", "m1"), ("invoice", "m3"), ("invoice", "lycee")}
+    assert all(d["status"] == "draft" and d["number"] is None for d in docs)
+    alice = next(d for d in docs if d["payer"]["id"] == "m1")
+    assert alice["total_ht"] == 3045 and alice["total_ttc"] == 3425
+    assert {"rate": "0.10", "ht": 2295, "vat": 230} in alice["vat"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv-fr"])
+def test_invoice_lines_csv_totals_match_the_sessions_to_the_cent(client: Client,
+                                                                 fmt: str) -> None:
+    text = client.text(f"/api/v1/invoices?period=2026-11&format={fmt}&detail=lines")
+    rows = french_rows(text) if fmt == "csv-fr" else list(
+        csv.DictReader(io.StringIO(text, newline="")))
+    billed: dict[str, int] = {}
+    for r in rows:
+        ids = r["session_ids"].split()
+        assert int(r["sessions"]) == len(ids)
+        for sid in ids:
+            billed[sid] = 0
+        billed[ids[0]] += cents(r["amount_ht"], fmt)  # line amount, counted once
+    assert sum(billed.values()) == sum(session_amounts(client.db).values()) == 4795
+    assert set(billed) == set(session_amounts(client.db))
+    docs = client.text(f"/api/v1/invoices?period=2026-11&format={fmt}")
+    doc_rows = french_rows(docs) if fmt == "csv-fr" else list(
+        csv.DictReader(io.StringIO(docs, newline="")))
+    assert sum(cents(r["total_ht"], fmt) for r in doc_rows) == 4795
+
+
+def test_french_csv_conventions(client: Client) -> None:
+    client.call("/api/v1/periods/2026-11/close", method="POST", body={"by": "Sophie"})
+    text = client.text("/api/v1/invoices?period=2026-11&status=closed&format=csv-fr"
+                       "&detail=lines")
+    assert "\r\n" in text and ";" in text.splitlines()[0]
+    rows = french_rows(text)
+    assert rows and all(re.fullmatch(r"\d\d/\d\d/\d{4}", r["issued_at"]) for r in rows)
+    cnc = next(r for r in rows if r["machine_id"] == "cnc1")
+    assert cnc["amount_ht"] == "22,95" and cnc["vat_rate"] == "0,10"
+    assert cnc["payer_name"] == "Alice Martin"
+    plain = list(csv.DictReader(io.StringIO(client.text(
+        "/api/v1/invoices?period=2026-11&format=csv&detail=lines"), newline="")))
+    cnc_plain = next(r for r in plain if r["machine_id"] == "cnc1")
+    assert cnc_plain["amount_ht"] == "22.95" and cnc_plain["vat_rate"] == "0.10"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", cnc_plain["issued_at"])
+
+
+def test_close_over_http_then_read_closed_documents(client: Client) -> None:
+    status, _, body = client.call("/api/v1/periods/2026-11/close", method="POST",
+                                  body={"by": "Sophie"})
+    assert status == 200, body
+    numbers = [d["number"] for d in json.loads(body)["documents"]]
+    assert numbers == ["F2026-000001", "F2026-000002", "F2026-000003"]
+    again = client.json("/api/v1/periods/2026-11/close", method="POST", body={"by": "x"})
+    assert [d["number"] for d in again["documents"]] == numbers
+    closed = client.json("/api/v1/invoices?period=2026-11&status=closed")["invoices"]
+    assert [d["number"] for d in closed] == numbers
+    assert client.json("/api/v1/invoices?period=2026-11&status=draft")["invoices"] == []
+    one = client.json("/api/v1/invoices/F2026-000002")["invoice"]
+    assert one == closed[1] | {"vat": one["vat"]} and one["closed_by"] == "Sophie"
+    assert client.call("/api/v1/invoices/F2026-999999")[0] == 404
+    chain = client.json("/api/v1/chain")
+    assert chain["intact"] and chain["head"] == {"number": "F2026-000003",
+                                                 "hash": closed[-1]["hash"]}
+
+
+def test_closing_refuses_bad_requests(client: Client) -> None:
+    status, _, body = client.call("/api/v1/periods/2026-13/close", method="POST",
+                                  body={"by": "x"})
+    assert status == 400 and json.loads(body)["parameter"] == "period"
+    assert client.call("/api/v1/periods/2026-11/close", method="POST", body={})[0] == 400
+    status, _, body = client.call("/api/v1/periods/2999-01/close", method="POST",
+                                  body={"by": "x"})
+    assert status == 400 and "not ended" in json.loads(body)["error"]
+    with HubStore(client.db) as store:
+        store.ingest(session_events("O1", datetime(2026, 10, 5, 10, tzinfo=UTC), 60, "m1",
+                                    "laser1", seq=500), NOV)
+    status, _, body = client.call("/api/v1/periods/2026-11/close", method="POST",
+                                  body={"by": "x"})
+    assert status == 409 and "2026-10" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("query, param", [("period=2026-1", "period"),
+                                          ("period=2026-11&format=xls", "format"),
+                                          ("period=2026-11&status=sent", "status"),
+                                          ("from=2026-11&to=2026-10", "to")])
+def test_invoice_parameters_are_checked(client: Client, query: str, param: str) -> None:
+    status, _, body = client.call(f"/api/v1/invoices?{query}")
+    assert status == 400 and json.loads(body)["parameter"] == param
+
+
+# -- usage with amounts ----------------------------------------------------------------
+
+USAGE = "/api/v1/usage?from=2026-11-01&to=2026-12-01"
+
+
+def test_usage_rows_carry_amounts_in_cents(client: Client) -> None:
+    amounts = session_amounts(client.db)
+    rows = client.json(USAGE)["rows"]
+    assert {r["session_id"]: r["amount"] for r in rows} == amounts
+    grouped = client.json(USAGE + "&group_by=member")["rows"]
+    assert sum(r["amount"] for r in grouped) == sum(amounts.values())
+    for gran in ("minute", "day"):
+        minute_rows = client.json(USAGE + f"&granularity={gran}")["rows"]
+        assert sum(r["amount"] for r in minute_rows) == sum(amounts.values())
+    per_minute = client.json(USAGE + "&granularity=minute")["rows"]
+    s1 = [r["amount"] for r in per_minute if r["session_id"] == "S1"]
+    assert s1 == [50, 50, 50]
+
+
+def test_usage_in_french_csv(client: Client) -> None:
+    rows = french_rows(client.text(USAGE + "&format=csv-fr"))
+    s1 = next(r for r in rows if r["session_id"] == "S1")
+    assert s1["amount"] == "1,50" and s1["duration_s"] == "125,5"
+    # 17:00:05 UTC is 18:00:05 in Paris in November.
+    assert s1["started_at"] == "03/11/2026 18:00:05"
+    plain = list(csv.DictReader(io.StringIO(client.text(USAGE + "&format=csv"), newline="")))
+    assert next(r for r in plain if r["session_id"] == "S1")["amount"] == "1.50"
+    total = sum(cents(r["amount"], "csv") for r in plain)
+    assert total == sum(session_amounts(client.db).values())
+
+
+def test_euros_are_exact() -> None:
+    assert euros(1250, flavour("csv")) == "12.50"
+    assert euros(-5, flavour("csv-fr")) == "-0,05"
+    assert euros(123456789, flavour("csv-fr")) == "1234567,89"
+
+
+# -- the command line ------------------------------------------------------------------
+
+def write_hub_yaml(tmp_path: Path, db: Path) -> Path:
+    data = {
+        "site": "demo-lab", "timezone": TZ, "language": "fr",
+        "hub": {"database": str(db), "signing_key": str(tmp_path / "hub.key")},
+        "groups": [{"id": g.id, "name": g.name} for g in GROUPS],
+        "machines": [{"id": m.id, "name": m.name, "kind": m.kind, "group": m.group}
+                     for m in MACHINES],
+        "tariffs": [
+            {"name": "Laser", "valid_from": "2026-01-01", "groups": ["laser"], "rate": 50},
+            {"name": "Laser scolaire", "valid_from": "2026-01-01", "groups": ["laser"],
+             "categories": ["scolaire"], "rate": 30},
+            {"name": "Laser 2027", "valid_from": "2026-12-01", "groups": ["laser"],
+             "rate": 60},
+            {"name": "CNC", "valid_from": "2026-01-01", "machines": ["cnc1"], "rate": 33,
+             "startup": 150, "unit": 5, "vat_rate": "0.10"},
+        ],
+    }
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def fabgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture
+def hub_yaml(tmp_path: Path) -> Path:
+    db = tmp_path / "hub.sqlite"
+    with make_store(db) as store:
+        store.ingest(events_for(NOVEMBER_SESSIONS), NOV)
+    return write_hub_yaml(tmp_path, db)
+
+
+def test_cli_exports_invoices_to_a_file(hub_yaml: Path, tmp_path: Path) -> None:
+    out = tmp_path / "factures.csv"
+    r = fabgate("export", "invoices", "--from", "2026-11", "--to", "2026-12",
+                "--format", "csv-fr", "--detail", "lines", "--output", str(out),
+                "--config", str(hub_yaml))
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr  # not a terminal: no progress bar
+    rows = french_rows(out.read_text(encoding="utf-8"))
+    assert sum(cents(x["amount_ht"], "csv-fr") for x in rows) == 4795
+    assert not list(tmp_path.glob(".factures.csv.*"))  # the temporary file was renamed
+
+
+def test_cli_exports_usage_as_json_and_csv(hub_yaml: Path, tmp_path: Path) -> None:
+    r = fabgate("export", "usage", "--from", "2026-11-01", "--to", "2026-12-01",
+                "--format", "json", "--config", str(hub_yaml))
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["rows"]
+    assert sum(x["amount"] for x in rows) == 4795
+    out = tmp_path / "usage.csv"
+    r = fabgate("export", "usage", "--from", "2026-11", "--granularity", "day",
+                "--group-by", "machine", "--format", "csv", "--output", str(out),
+                "--config", str(hub_yaml))
+    assert r.returncode == 0, r.stderr
+    plain = list(csv.DictReader(io.StringIO(out.read_text(), newline="")))
+    assert sum(cents(x["amount"], "csv") for x in plain) == 4795
+    bad = fabgate("export", "usage", "--group-by", "colour", "--config", str(hub_yaml))
+    assert bad.returncode == 2 and "colour" in bad.stderr
+
+
+def test_progress_bar_on_a_terminal(hub_yaml: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway import cli
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    out = tmp_path / "u.csv"
+    assert cli.main(["export", "usage", "--from", "2026-11", "--output", str(out),
+                     "--config", str(hub_yaml)]) == 0
+    err = capsys.readouterr().err
+    assert "\r[" in err and f"{len(NOVEMBER_SESSIONS)}/{len(NOVEMBER_SESSIONS)} sessions" in err
