@@ -91,7 +91,7 @@ class Progress:
 
     WIDTH = 30
 
-    def __init__(self, total: int, stream: TextIO, what: str) -> None:
+    def __init__(self, total: int | None, stream: TextIO, what: str) -> None:
         self.total = total
         self.stream = stream
         self.what = what
@@ -109,6 +109,10 @@ class Progress:
         self.draw()
 
     def draw(self) -> None:
+        if self.total is None:  # drafts are built as they go: no total to show
+            self.stream.write(f"\r{self.done} {self.what}")
+            self.stream.flush()
+            return
         share = min(self.done / self.total, 1.0) if self.total else 1.0
         filled = int(share * self.WIDTH)
         bar = "#" * filled + "-" * (self.WIDTH - filled)
@@ -122,11 +126,13 @@ class Progress:
 
 
 def _count(store: HubStore, args: argparse.Namespace, start: datetime, end: datetime,
-           tz: str) -> int:
+           tz: str) -> int | None:
     if args.what == "usage":
         return int(store.conn.execute(
             "SELECT count(*) FROM sessions WHERE status = 'closed' AND started_at >= ? "
             "AND started_at < ?", (iso(start), iso(end))).fetchone()[0])
+    if args.status != "closed":
+        return None
     first, last = period_of(start, tz), period_of(_last_instant(end), tz)
     return int(store.conn.execute(
         "SELECT count(*) FROM invoices WHERE period >= ? AND period <= ?",

@@ -215,7 +215,7 @@ def invoices_export(docs: Iterable[Invoice], *, fmt: str, tz: str,
     """``detail="documents"``: one row per document (a sales journal); ``"lines"``: one row
     per invoice line, whose ``amount_ht`` add up to the sessions' amounts."""
     if fmt == "json":
-        yield from json_lines(docs, "invoices", _json_doc)
+        yield from json_lines(docs, "invoices", invoice_json)
         return
     if detail == "lines":
         rows: Iterable[dict[str, Any]] = (r for d in docs for r in line_rows(d, tz))
@@ -226,7 +226,8 @@ def invoices_export(docs: Iterable[Invoice], *, fmt: str, tz: str,
     yield from csv_lines(rows, cols, INVOICE_KINDS, fmt, tz)
 
 
-def _json_doc(inv: Invoice) -> dict[str, Any]:
+def invoice_json(inv: Invoice) -> dict[str, Any]:
+    """A document for JSON readers: amounts in cents, the VAT breakdown as objects."""
     d = inv.to_dict()
     d["vat"] = [{"rate": str(r), "ht": ht, "vat": v} for r, ht, v in inv.vat_breakdown]
     return d

@@ -35,14 +35,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..contract import iso, parse_iso
+from ..policies.tariffs import Tariff, price_session, select_tariff, vat
 from .store import HubStore
-
-if TYPE_CHECKING:
-    from ..policies.tariffs import Tariff
 
 __all__ = [
     "GENESIS", "Invoice", "InvoiceLine", "Pricer", "SessionCharge", "build_drafts",
@@ -163,8 +161,6 @@ class Pricer:
                     project_id=s.get("project_id"), started_at=s.get("started_at") or "")
         tariff = None
         if self.tariffs:
-            from ..policies.tariffs import select_tariff
-
             member = self.members.get(s.get("member_id") or "")
             tariff = select_tariff(
                 self.tariffs, machine=s.get("machine_id") or "",
@@ -173,8 +169,6 @@ class Pricer:
         if tariff is None:
             return SessionCharge(**base, minutes=minutes, amount=0, vat_rate=NO_VAT,
                                  unpriced=True)
-        from ..policies.tariffs import price_session
-
         busy = s.get("busy_s")
         price = price_session(tariff, duration_s=float(s.get("duration_s") or 0),
                               busy_s=float(busy) if busy is not None else None)
@@ -291,8 +285,6 @@ def _vat_breakdown(lines: Sequence[InvoiceLine],
                    sign: int) -> tuple[tuple[Decimal, int, int], ...]:
     """VAT per rate on the document's sum. A credit note's VAT is the exact opposite of
     the VAT the same positive amounts would bear, so reversing a whole invoice nets to 0."""
-    from ..policies.tariffs import vat
-
     per_rate = vat((sign * ln.amount_ht, ln.vat_rate) for ln in lines)
     return tuple(sorted((Decimal(r), sign * int(ht), sign * int(v))
                         for r, (ht, v) in per_rate.items()))

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, jsonify, request
 
 from ..contract import utcnow
-from ..hub.exports import FORMATS, STATUSES, invoices, invoices_export
+from ..hub.exports import FORMATS, STATUSES, invoice_json, invoices, invoices_export
 from ..hub.invoicing import (
     close_period,
     invoice_by_number,
@@ -100,7 +100,7 @@ def one_invoice(number: str) -> tuple[Response, int] | Response:
     doc = invoice_by_number(get_store(), number)
     if doc is None:
         return jsonify(error=f"no closed document numbered {number!r}"), 404
-    return jsonify(invoice=doc.to_dict())
+    return jsonify(invoice=invoice_json(doc))
 
 
 @billing.post("/periods/<period>/close")
