@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_keygen)
     from .export_cli import add_parser as add_export_parser
     add_export_parser(sub)
+    from .credit_cli import add_parser as add_credit_parser
+    add_credit_parser(sub)
     return p
 
 

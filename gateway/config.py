@@ -22,6 +22,7 @@ import yaml
 
 from .contract import default_prefix
 from .permissions import WEEKDAYS, parse_opening_hours
+from .policies.tariffs import Tariff, TariffError, parse_tariffs
 from .uids import normalise_uid
 
 CATEGORIES = ("grand_public", "adherent", "professionnel", "scolaire", "association")
@@ -71,6 +72,7 @@ class MachineConfig:
     group: str  # a GroupConfig id
     min_level: int = 2
     out_of_service: bool = False
+    requires_credit: bool = False  # taps need a positive prepaid balance
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class HubConfig:
     groups: tuple[GroupConfig, ...]
     machines: tuple[MachineConfig, ...]
     seed: Path | None = None
+    tariffs: tuple[Tariff, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -577,10 +580,10 @@ def _mqtt(top: _Section, site: str, default_client_id: str) -> MqttConfig:
 # --------------------------------------------------------------------------- hub
 
 _HUB_TOP = ("site", "timezone", "language", "mqtt", "hub", "web", "api_tokens",
-            "opening_hours", "groups", "machines")
+            "opening_hours", "groups", "machines", "tariffs")
 _HUB_KEYS = ("database", "signing_key", "snapshot_validity", "snapshot_refresh", "seed")
 _GROUP_KEYS = ("id", "name", "default_validity_months")
-_MACHINE_KEYS = ("id", "name", "kind", "group", "min_level", "out_of_service")
+_MACHINE_KEYS = ("id", "name", "kind", "group", "min_level", "out_of_service", "requires_credit")
 
 
 def _timezone(top: _Section) -> str:
@@ -672,9 +675,17 @@ def _hub_from(doc: _Doc) -> HubConfig:
             min_level=sec.integer("min_level", 2, 1, 3,
                               " (1 supervised, 2 autonomous, 3 trainer; level 0 is "
                               "'not certified' and never opens a machine)"),
-            out_of_service=sec.flag("out_of_service", False)))
+            out_of_service=sec.flag("out_of_service", False),
+            requires_credit=sec.flag("requires_credit", False)))
 
+    try:
+        tariffs = parse_tariffs(top.data.get("tariffs") or [], tz=timezone,
+                                machines=[m.id for m in machines],
+                                groups=[g.id for g in groups], categories=CATEGORIES)
+    except TariffError as exc:
+        doc.fail(exc.key, exc.expected, exc.got)
     return HubConfig(
+        tariffs=tuple(tariffs),
         file=doc.file, site=site, timezone=timezone, language=language, mqtt=mqtt,
         database=hub.file_path("database", "./data/hub.db"),
         signing_key=hub.file_path("signing_key", "./keys/hub-signing.pem"),

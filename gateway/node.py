@@ -327,16 +327,21 @@ class NodeAgent:
     def _session_end_data(self, state: dict[str, Any], started: datetime, ended: datetime,
                           duration: float, reason: str) -> dict[str, Any]:
         duration = round(duration, 3)
-        busy = min(float(state.get("busy_s") or 0.0), duration)
-        busy_min, idle_min = split_minutes(duration, busy)
-        return {"session_id": state["session_id"], "machine": self.cfg.machine_id,
+        data = {"session_id": state["session_id"], "machine": self.cfg.machine_id,
                 "member_id": state["member_id"], "badge_uid": state["badge_uid"],
                 "project_id": state.get("project_id"), "started_at": iso(started),
                 "ended_at": iso(ended), "duration_s": duration,
                 "billable_minutes": billable_minutes(duration), "end_reason": reason,
-                "busy_s": round(busy, 3), "idle_s": round(duration - busy, 3),
-                "busy_minutes": busy_min, "idle_minutes": idle_min,
+                "busy_s": None, "idle_s": None, "busy_minutes": None, "idle_minutes": None,
                 "jobs": int(state.get("jobs") or 0)}
+        if self.controller is not None:
+            # Only a node that follows its machine knows busy time; without a controller
+            # the split is unknown (null), which a busy/idle tariff bills as busy.
+            busy = min(float(state.get("busy_s") or 0.0), duration)
+            busy_min, idle_min = split_minutes(duration, busy)
+            data.update(busy_s=round(busy, 3), idle_s=round(duration - busy, 3),
+                        busy_minutes=busy_min, idle_minutes=idle_min)
+        return data
 
     # -- machine activity, jobs and session rules ------------------------------------
 

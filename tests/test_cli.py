@@ -59,3 +59,23 @@ def test_help_and_version(argv: list[str]) -> None:
     r = fabgate(*argv)
     assert r.returncode == 0
     assert "fabgate" in r.stdout
+
+
+def test_credit_top_up_and_show(tmp_path: Path) -> None:
+    from gateway.config import load_hub_config, load_seed
+    from gateway.demo import write_demo_files
+    from gateway.hub.store import HubStore
+
+    files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0)
+    cfg = load_hub_config(files.hub_config)
+    with HubStore(cfg.database) as store:
+        store.sync_catalogue(cfg.groups, cfg.machines)
+        store.import_seed(load_seed(cfg.seed))
+    hub = str(files.hub_config)
+    r = fabgate("credit", "--config", hub, "add", "m-alice", "12,50", "--note", "espèces")
+    assert r.returncode == 0, r.stderr
+    assert "balance 12,50" in r.stdout
+    assert fabgate("credit", "--config", hub, "add", "m-alice", "1.234").returncode == 2
+    assert fabgate("credit", "--config", hub, "add", "nobody", "5").returncode == 2
+    shown = fabgate("credit", "--config", hub, "show")
+    assert "m-alice" in shown.stdout and "12,50" in shown.stdout

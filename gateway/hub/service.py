@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 
 from ..config import HubConfig, load_seed
 from ..contract import (
+    EV_SESSION_ENDED,
     EV_STAFF_PRESENCE,
     ContractError,
     Envelope,
@@ -64,9 +65,10 @@ class HubService:
         self._republish = threading.Event()
         self.stats = defaultdict(int)
         self.serve_web = serve_web
+        self._credit_machines = {m.id for m in cfg.machines if m.requires_credit}
         self.web_url: str | None = None
         self._threads: list[threading.Thread] = []
-        store = HubStore(cfg.database)
+        store = HubStore(cfg.database, tariffs=cfg.tariffs)
         try:
             store.sync_catalogue(list(cfg.groups), list(cfg.machines))
             if cfg.seed:
@@ -121,7 +123,7 @@ class HubService:
     # -- ingest -----------------------------------------------------------------------
 
     def _ingest_loop(self) -> None:
-        store = HubStore(self.cfg.database)
+        store = HubStore(self.cfg.database, tariffs=self.cfg.tariffs)
         try:
             while not self.stopping.is_set():
                 batch = self._next_batch()
@@ -172,13 +174,17 @@ class HubService:
                 by_node[env.node].append(env.id)
         for node, node_ids in by_node.items():
             self.link.publish(self.topics.node_ack(node), encode_ack(node_ids))
-        if any(e.type == EV_STAFF_PRESENCE for e in envelopes):
+        if any(e.type == EV_STAFF_PRESENCE for e in envelopes) or (
+                self._credit_machines and any(
+                    e.type == EV_SESSION_ENDED and e.data.get("machine") in self._credit_machines
+                    for e in envelopes)):
+            # Presence changed, or a prepaid balance was spent: nodes must know now.
             self._republish.set()
 
     # -- snapshots --------------------------------------------------------------------
 
     def _snapshot_loop(self) -> None:
-        store = HubStore(self.cfg.database)
+        store = HubStore(self.cfg.database, tariffs=self.cfg.tariffs)
         seen_version = -1
         seen_presence: object = object()
         last_publish = 0.0

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from ..contract import (
 )
 from ..permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
 from ..policies.metering import billable_minutes, split_minutes
+from ..policies.tariffs import Tariff, max_session_s, price_session, select_tariff
 
 # Tables whose changes must reach the nodes in a new snapshot, with the columns compared
 # by the update trigger (an upsert that rewrites identical values is not a change).
@@ -198,8 +199,10 @@ def _dt(value: str | None) -> datetime | None:
 class HubStore:
     """One connection to the hub database; open one per thread and close it."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, tariffs: Sequence[Tariff] = ()) -> None:
         self.path = Path(path)
+        # Sessions are priced when they close, by the tariff in force when they started.
+        self.tariffs = tuple(tariffs)
         self.db = sqlite_utils.Database(self.path)
         conn = self.db.conn
         conn.execute("PRAGMA busy_timeout = 10000")
@@ -253,11 +256,14 @@ class HubStore:
                     (g.id, g.name, g.default_validity_months))
             for m in machines:
                 self.conn.execute(
-                    "INSERT INTO machines (id, name, kind, group_id, min_level, out_of_service)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-                    "name = excluded.name, kind = excluded.kind, group_id = excluded.group_id,"
-                    " min_level = excluded.min_level, out_of_service = excluded.out_of_service",
-                    (m.id, m.name, m.kind, m.group, m.min_level, int(m.out_of_service)))
+                    "INSERT INTO machines (id, name, kind, group_id, min_level, out_of_service,"
+                    " requires_credit) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE "
+                    "SET name = excluded.name, kind = excluded.kind, "
+                    "group_id = excluded.group_id, min_level = excluded.min_level, "
+                    "out_of_service = excluded.out_of_service, "
+                    "requires_credit = excluded.requires_credit",
+                    (m.id, m.name, m.kind, m.group, m.min_level, int(m.out_of_service),
+                     int(m.requires_credit)))
 
     def import_seed(self, seed: Seed) -> None:
         """Upsert the seed file; re-importing the same file changes nothing (and so does
@@ -418,16 +424,24 @@ class HubStore:
             (sid, env.node, machine, _text(d, "member_id", optional=True),
              _text(d, "badge_uid", optional=True), _text(d, "project_id", optional=True),
              started, ended, duration, billable_minutes(duration), reason, event_time))
-        # Busy/idle split (nodes without a machine link report no busy time: all idle).
-        busy = min(_number(d, "busy_s") if d.get("busy_s") is not None else 0.0, duration)
-        busy_min, idle_min = split_minutes(duration, busy)
+        # Busy/idle split, when the node follows its machine (no link: no split, NULL).
+        busy: float | None = None
+        idle: float | None = None
+        busy_min: int | None = None
+        idle_min: int | None = None
+        if d.get("busy_s") is not None:
+            busy = min(_number(d, "busy_s"), duration)
+            idle = duration - busy
+            busy_min, idle_min = split_minutes(duration, busy)
         jobs = d.get("jobs", 0)
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
             raise MalformedEvent(f"field 'jobs' should be a count, got {jobs!r}")
+        amount = self._price(machine, _text(d, "member_id", optional=True), started, duration,
+                             busy)
         self.conn.execute(
             "UPDATE sessions SET busy_s = ?, idle_s = ?, busy_minutes = ?, idle_minutes = ?, "
-            "jobs = ? WHERE session_id = ?",
-            (busy, duration - busy, busy_min, idle_min, jobs, sid))
+            "jobs = ?, amount_cents = ? WHERE session_id = ?",
+            (busy, idle, busy_min, idle_min, jobs, amount, sid))
         self.conn.execute(
             "INSERT INTO machine_state (machine_id, node, relay, updated_at) "
             "VALUES (?, ?, 0, ?) ON CONFLICT(machine_id) DO UPDATE SET relay = 0, "
@@ -435,6 +449,55 @@ class HubStore:
             "updated_at = excluded.updated_at "
             "WHERE session_id = ? OR updated_at IS NULL OR updated_at <= excluded.updated_at",
             (machine, env.node, ended, sid))
+
+    def _tariff_for(self, machine: str, member: str | None, at: datetime) -> Tariff | None:
+        row = self.conn.execute(
+            "SELECT m.group_id, (SELECT category FROM members WHERE id = ?) AS category "
+            "FROM machines m WHERE m.id = ?", (member, machine)).fetchone()
+        if row is None:
+            return None
+        return select_tariff(self.tariffs, machine=machine, group=row["group_id"],
+                             category=row["category"] or "", at=at)
+
+    def _price(self, machine: str, member: str | None, started: str, duration: float,
+               busy: float | None) -> int | None:
+        """The session's amount in cents, or None when no tariff applies (unpriced)."""
+        if not self.tariffs:
+            return None
+        tariff = self._tariff_for(machine, member, parse_iso(started))
+        if tariff is None:
+            return None
+        return price_session(tariff, duration_s=duration, busy_s=busy).total
+
+    # -- prepaid credit ---------------------------------------------------------------
+
+    def add_credit(self, member_id: str, amount_cents: int, *, at: datetime,
+                   note: str = "", by: str | None = None) -> None:
+        """A top-up (positive) or a correction (negative); the ledger is append-only."""
+        if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
+            raise TypeError("credit amounts are integer cents")
+        with self.db.atomic():
+            self.conn.execute(
+                "INSERT INTO credit_ledger (member_id, amount_cents, at, note, by) "
+                "VALUES (?, ?, ?, ?, ?)", (member_id, amount_cents, iso(at), note, by))
+
+    def balance(self, member_id: str) -> int:
+        """Top-ups minus the amounts of sessions on machines that require credit."""
+        row = self.conn.execute(
+            "SELECT (SELECT coalesce(sum(amount_cents), 0) FROM credit_ledger "
+            "WHERE member_id = ?) - (SELECT coalesce(sum(s.amount_cents), 0) FROM sessions s "
+            "JOIN machines m ON m.id = s.machine_id WHERE s.member_id = ? "
+            "AND m.requires_credit = 1 AND s.status = 'closed')",
+            (member_id, member_id)).fetchone()
+        return int(row[0])
+
+    def _credit_s(self, machine: MachineInfo, member_id: str, now: datetime) -> float | None:
+        if not machine.requires_credit:
+            return None
+        balance = self.balance(member_id)
+        if balance <= 0:
+            return 0.0
+        return max_session_s(self._tariff_for(machine.id, member_id, now), balance)
 
     def _staff_presence(self, env: Envelope) -> None:
         d = env.data
@@ -576,7 +639,8 @@ class HubStore:
             raise KeyError(f"unknown machine {machine_id!r}")
         machine = MachineInfo(id=row["id"], name=row["name"], kind=row["kind"],
                               group=row["group_id"], min_level=row["min_level"],
-                              out_of_service=bool(row["out_of_service"]))
+                              out_of_service=bool(row["out_of_service"]),
+                              requires_credit=bool(row["requires_credit"]))
         badges = {r["uid"]: r["member_id"] for r in self.conn.execute(
             "SELECT uid, member_id FROM badges WHERE status = 'active'")}
         now_s = iso(now)
@@ -600,7 +664,8 @@ class HubStore:
                 membership_end=(date.fromisoformat(m["membership_end"])
                                 if m["membership_end"] else None),
                 level=level, cert_expires=_dt(expires), staff=bool(m["staff"]),
-                project_id=m["current_project"])
+                project_id=m["current_project"],
+                credit_s=self._credit_s(machine, m["id"], now))
         return Snapshot(
             site=site, version=version, issued_at=now, valid_until=now + validity,
             machine=machine, timezone=timezone,
@@ -706,6 +771,7 @@ class HubStore:
         return dict(r)
 
 
+
 @MIGRATIONS(name="0003_billing")
 def _m0003_billing(db: sqlite_utils.Database) -> None:
     """Organisations that pay for members, closed periods and the invoice ledger.
@@ -769,3 +835,29 @@ def _m0003_billing(db: sqlite_utils.Database) -> None:
         "closed'); END",
     ):
         db.execute(stmt)
+
+
+@MIGRATIONS(name="0004_prepaid_credit")
+def _m0004_prepaid_credit(db: sqlite_utils.Database) -> None:
+    """Prepaid credit: a ledger of top-ups, priced sessions, machines that require credit.
+
+    A member's balance is their top-ups minus the amounts of their sessions on machines
+    that require credit; other machines are invoiced. The ledger bumps ``data_version``
+    so a top-up reaches the nodes in a new snapshot at once.
+    """
+    db.execute("ALTER TABLE machines ADD COLUMN requires_credit INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE sessions ADD COLUMN amount_cents INTEGER")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS credit_ledger (id INTEGER PRIMARY KEY, "
+        "member_id TEXT NOT NULL REFERENCES members(id), amount_cents INTEGER NOT NULL, "
+        "at TEXT NOT NULL, note TEXT, by TEXT)")
+    db.execute("CREATE INDEX IF NOT EXISTS credit_member ON credit_ledger(member_id)")
+    bump = ("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+            "WHERE key = 'data_version';")
+    db.execute(f"CREATE TRIGGER IF NOT EXISTS credit_ledger_dv_ins AFTER INSERT ON "
+               f"credit_ledger BEGIN {bump} END")
+    db.execute("DROP TRIGGER IF EXISTS machines_dv_upd")
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}"
+                          for c in (*CATALOGUE["machines"], "requires_credit"))
+    db.execute(f"CREATE TRIGGER machines_dv_upd AFTER UPDATE ON machines WHEN {changed} "
+               f"BEGIN {bump} END")

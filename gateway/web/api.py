@@ -10,7 +10,6 @@ the client goes away and the server closes the generator).
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from collections.abc import Iterator
 from datetime import date, datetime, time
@@ -112,15 +111,6 @@ def _group_by() -> tuple[str, ...]:
     if len(set(dims)) != len(dims):
         raise BadParameter("group_by", "a dimension is repeated")
     return dims
-
-
-def _json_stream(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    yield '{"rows": ['
-    sep = ""
-    for row in rows:
-        yield sep + json.dumps(row, ensure_ascii=False, default=str)
-        sep = ","
-    yield "]}"
 
 
 @api.get("/usage")
