@@ -109,6 +109,19 @@ def _quieten(loggers: tuple[str, ...]) -> None:
     logging.getLogger("amqtt.broker").addFilter(_STARTUP_FILTER)  # idempotent
 
 
+class _CopyOnIterDict(dict):  # type: ignore[type-arg]
+    """A dict whose iteration views are snapshots, safe to mutate while iterating."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(super().keys()))
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        return list(super().keys())
+
+    def items(self):  # type: ignore[no-untyped-def]
+        return list(super().items())
+
+
 class EmbeddedBroker:
     """amqtt running in its own thread and event loop, for the demo and fast tests.
 
@@ -167,6 +180,11 @@ class EmbeddedBroker:
         for _ in range(attempts):
             port = self._requested_port or free_port(self.host)
             candidate = Broker(self._config(port), loop=asyncio.get_running_loop())
+            # amqtt 0.12 iterates its subscription table across awaits while other
+            # clients subscribe, and the connection handler of the client that connected
+            # dies with "dictionary changed size during iteration" (seen when the demo's
+            # nodes connect together). Iterating over a copy makes that safe.
+            candidate._subscriptions = _CopyOnIterDict(candidate._subscriptions)
             try:
                 await candidate.start()
             except Exception as exc:  # amqtt wraps OSError in BrokerError

@@ -24,8 +24,16 @@ from pathlib import Path
 
 import yaml
 
-from .config import load_hub_config
-from .contract import ContractError, Topics, decode_status, encode_sim_job, encode_sim_tap
+from .config import HubConfig, load_hub_config
+from .contract import (
+    ContractError,
+    Topics,
+    decode_status,
+    encode_sim_job,
+    encode_sim_tap,
+    iso,
+    utcnow,
+)
 from .mqtt import MqttLink
 
 SITE = "demo"
@@ -70,6 +78,24 @@ SCENARIO: list[tuple] = [
 ]
 
 
+# Prices before VAT, in cents, after public fablab price lists: the laser by the minute of
+# use with short taps free, professionals by the minute of burn time plus a start-up fee,
+# the CNC by the quarter hour, schools print for free.
+TARIFFS = [
+    {"name": "Laser", "valid_from": "2024-01-01", "groups": ["laser"], "rate": 60,
+     "free_under": "10s"},
+    {"name": "Laser (professionnels)", "valid_from": "2024-01-01", "groups": ["laser"],
+     "categories": ["professionnel"], "busy_rate": 75, "idle_rate": 0, "startup": 1250,
+     "free_under": "10s"},
+    {"name": "Fraisage CNC", "valid_from": "2024-01-01", "groups": ["cnc"], "rate": 50,
+     "unit": 15},
+    {"name": "Impression 3D", "valid_from": "2024-01-01", "groups": ["printing"], "rate": 2},
+    {"name": "Impression 3D (scolaires)", "valid_from": "2024-01-01", "groups": ["printing"],
+     "categories": ["scolaire"], "rate": 0},
+    {"name": "Broderie", "valid_from": "2024-01-01", "groups": ["embroidery"], "rate": 10},
+]
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "fabgate" / "demo"
@@ -106,6 +132,7 @@ def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: st
         "opening_hours": {d: ["00:00-00:00"]
                           for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
         "groups": GROUPS,
+        "tariffs": TARIFFS,
         "machines": [{k: m[k] for k in ("id", "name", "kind", "group", "min_level")}
                      for m in MACHINES],
     }
@@ -217,30 +244,48 @@ def run_scenario(link: MqttLink, topics: Topics, stop: threading.Event, step_s: 
     return sent
 
 
-def print_summary(db_path: Path) -> None:
+def print_summary(db_path: Path, since: str) -> None:
+    """Usage of this run (sessions started since ``since``), per member."""
     import sqlite_utils
+
+    from .policies.tariffs import format_money
 
     db = sqlite_utils.Database(db_path)
     rows = list(db.query(
         "SELECT m.name AS member, count(*) AS sessions, sum(s.billable_minutes) AS minutes, "
-        "sum(coalesce(s.busy_minutes, 0)) AS busy, sum(coalesce(s.jobs, 0)) AS jobs "
+        "sum(coalesce(s.busy_minutes, 0)) AS busy, sum(coalesce(s.jobs, 0)) AS jobs, "
+        "sum(coalesce(s.amount_cents, 0)) AS amount "
         "FROM sessions s JOIN members m ON m.id = s.member_id WHERE s.status = 'closed' "
-        "GROUP BY m.name ORDER BY m.name"))
+        "AND s.started_at >= ? GROUP BY m.name ORDER BY m.name", [since]))
     print(f"\ndatabase: {db_path}")
-    print("usage by member (closed sessions, billable minutes, of which busy, jobs):")
+    print("usage of this run by member (closed sessions, billable minutes, of which busy, "
+          "jobs, amount before VAT):")
     for r in rows:
         print(f"  {r['member']:<20} {r['sessions']:>4} sessions {r['minutes'] or 0:>6} min "
-              f"{r['busy']:>5} busy {r['jobs']:>4} jobs")
+              f"{r['busy']:>5} busy {r['jobs']:>4} jobs {format_money(r['amount']):>12}")
     total = sum(r["minutes"] or 0 for r in rows)
     print(f"  {'total':<20} {sum(r['sessions'] for r in rows):>4} sessions {total:>6} min "
-          f"{sum(r['busy'] for r in rows):>5} busy {sum(r['jobs'] for r in rows):>4} jobs")
+          f"{sum(r['busy'] for r in rows):>5} busy {sum(r['jobs'] for r in rows):>4} jobs "
+          f"{format_money(sum(r['amount'] for r in rows)):>12}")
+
+
+def _write_history(cfg: HubConfig, year: int) -> None:
+    """A past year of activity, priced, so the reports and invoices have something to show."""
+    from .demo_year import generate_year
+    from .hub.store import HubStore
+
+    generate_year(cfg.database, year)
+    with HubStore(cfg.database, tariffs=cfg.tariffs) as store:
+        store.sync_catalogue(cfg.groups, cfg.machines)
+        store.price_unpriced()
 
 
 def run_demo(*, data: Path | None, broker: str | None, port: int,
-             duration: float | None) -> int:
+             duration: float | None, with_history: bool = True) -> int:
     from .hub.service import HubService
 
     data = (data or default_data_dir()).resolve()
+    run_started = iso(utcnow())
     stop = threading.Event()
 
     def on_signal(_s: int, _f: object) -> None:
@@ -251,6 +296,11 @@ def run_demo(*, data: Path | None, broker: str | None, port: int,
     with _broker(broker) as url:
         files = write_demo_files(data, url, port)
         cfg = load_hub_config(files.hub_config)
+        history = utcnow().year - 1 if with_history else None
+        if history and not cfg.database.exists():
+            print(f"generating a year ({history}) of demo history in {cfg.database} ...",
+                  flush=True)
+            _write_history(cfg, history)
         hub = HubService(cfg)
         hub.start()
         procs: dict[str, subprocess.Popen] = {}
@@ -272,7 +322,9 @@ def run_demo(*, data: Path | None, broker: str | None, port: int,
                   f"  try:      curl -H 'Authorization: Bearer {files.token}' "
                   f"'{hub.web_url}api/v1/usage?group_by=member'\n"
                   f"            fabgate sim tap laser-1 {BADGE['alice']}\n"
-                  "  stop with Ctrl-C", flush=True)
+                  + (f"  report:   {hub.web_url}report?from={history}-01-01&to={history + 1}"
+                     "-01-01 (a generated year of history)\n" if history else "")
+                  + "  stop with Ctrl-C", flush=True)
             step = 3.0 if duration is None else max(0.2, min(3.0, duration / (len(SCENARIO) + 4)))
             scenario = threading.Thread(target=run_scenario, args=(link, topics, stop, step),
                                         daemon=True)
@@ -295,5 +347,5 @@ def run_demo(*, data: Path | None, broker: str | None, port: int,
             hub.stop()
             link.stop()
             (data / "demo.json").unlink(missing_ok=True)
-    print_summary(cfg.database)
+    print_summary(cfg.database, run_started)
     return 0

@@ -469,6 +469,19 @@ class HubStore:
             return None
         return price_session(tariff, duration_s=duration, busy_s=busy).total
 
+    def price_unpriced(self) -> int:
+        """Price closed sessions that have no amount yet (imported history, new tariffs)."""
+        rows = self.conn.execute(
+            "SELECT session_id, machine_id, member_id, started_at, duration_s, busy_s "
+            "FROM sessions WHERE status = 'closed' AND amount_cents IS NULL").fetchall()
+        updates = [(self._price(r["machine_id"], r["member_id"], r["started_at"],
+                                r["duration_s"] or 0.0, r["busy_s"]), r["session_id"])
+                   for r in rows]
+        with self.db.atomic():
+            self.conn.executemany("UPDATE sessions SET amount_cents = ? WHERE session_id = ?",
+                                  updates)
+        return sum(1 for amount, _ in updates if amount is not None)
+
     # -- prepaid credit ---------------------------------------------------------------
 
     def add_credit(self, member_id: str, amount_cents: int, *, at: datetime,
