@@ -62,6 +62,7 @@ class GroupConfig:
     id: str
     name: str
     default_validity_months: int = 24
+    lapse_months: int | None = None  # certifications lapse after this long without use
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class MachineConfig:
     min_level: int = 2
     out_of_service: bool = False
     requires_credit: bool = False  # taps need a positive prepaid balance
+    certify_level: int = 2  # the level a trainer grants by certifying at this machine
 
 
 @dataclass(frozen=True)
@@ -582,8 +584,9 @@ def _mqtt(top: _Section, site: str, default_client_id: str) -> MqttConfig:
 _HUB_TOP = ("site", "timezone", "language", "mqtt", "hub", "web", "api_tokens",
             "opening_hours", "groups", "machines", "tariffs")
 _HUB_KEYS = ("database", "signing_key", "snapshot_validity", "snapshot_refresh", "seed")
-_GROUP_KEYS = ("id", "name", "default_validity_months")
-_MACHINE_KEYS = ("id", "name", "kind", "group", "min_level", "out_of_service", "requires_credit")
+_GROUP_KEYS = ("id", "name", "default_validity_months", "lapse_months")
+_MACHINE_KEYS = ("id", "name", "kind", "group", "min_level", "out_of_service", "requires_credit",
+                 "certify_level")
 
 
 def _timezone(top: _Section) -> str:
@@ -657,7 +660,9 @@ def _hub_from(doc: _Doc) -> HubConfig:
         _unique(sec, "id", gid, group_ids, "group id")
         groups.append(GroupConfig(
             id=gid, name=sec.text("name", gid),
-            default_validity_months=sec.integer("default_validity_months", 24, 1, 600)))
+            default_validity_months=sec.integer("default_validity_months", 24, 1, 600),
+            lapse_months=sec.integer("lapse_months", None, 1, 600)
+            if sec.raw("lapse_months", None) is not None else None))
 
     machines: list[MachineConfig] = []
     machine_ids: dict[str, str] = {}
@@ -676,7 +681,9 @@ def _hub_from(doc: _Doc) -> HubConfig:
                               " (1 supervised, 2 autonomous, 3 trainer; level 0 is "
                               "'not certified' and never opens a machine)"),
             out_of_service=sec.flag("out_of_service", False),
-            requires_credit=sec.flag("requires_credit", False)))
+            requires_credit=sec.flag("requires_credit", False),
+            certify_level=sec.integer("certify_level", 2, 1, 2,
+                                      " (trainers grant level 1 or 2 at the machine)")))
 
     try:
         tariffs = parse_tariffs(top.data.get("tariffs") or [], tz=timezone,

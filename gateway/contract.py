@@ -26,9 +26,11 @@ EV_STAFF_PRESENCE = "staff.presence"
 EV_NODE_BOOT = "node.boot"
 EV_SNAPSHOT_REJECTED = "snapshot.rejected"
 EV_JOB = "job"
+EV_BADGE_ENROLLED = "badge.enrolled"
+EV_CERT_GRANTED = "certification.granted"
 EVENT_TYPES = frozenset(
     {EV_TAP, EV_SESSION_STARTED, EV_SESSION_ENDED, EV_STAFF_PRESENCE, EV_NODE_BOOT,
-     EV_SNAPSHOT_REJECTED, EV_JOB}
+     EV_SNAPSHOT_REJECTED, EV_JOB, EV_BADGE_ENROLLED, EV_CERT_GRANTED}
 )
 
 
@@ -67,6 +69,10 @@ class Topics:
 
     def sim_job(self, node: str) -> str:
         return f"{self.prefix}sim/{node}/job"
+
+    @property
+    def enrolment(self) -> str:
+        return f"{self.prefix}hub/enrolment"
 
     @property
     def hub_status(self) -> str:
@@ -205,11 +211,12 @@ def encode_status(*, node: str, machine: str, online: bool, relay: bool = False,
                   session: dict[str, Any] | None = None, snapshot_version: int | None = None,
                   boot: str | None = None, state: str | None = None,
                   activity: str = "unknown", detail: str = "",
-                  job: dict[str, Any] | None = None, ending: bool = False) -> bytes:
+                  job: dict[str, Any] | None = None, ending: bool = False,
+                  mode: str | None = None) -> bytes:
     return dumps({"v": CONTRACT_VERSION, "node": node, "machine": machine, "online": online,
                   "relay": relay, "session": session, "snapshot_version": snapshot_version,
                   "boot": boot, "state": state, "activity": activity, "detail": detail,
-                  "job": job, "ending": ending, "time": iso(utcnow())})
+                  "job": job, "ending": ending, "mode": mode, "time": iso(utcnow())})
 
 
 def decode_status(payload: bytes | str) -> dict[str, Any]:
@@ -247,3 +254,10 @@ def decode_sim_job(payload: bytes | str) -> tuple[str, float]:
     if not 0 < seconds <= 24 * 3600:
         raise ContractError(f"simulated job: seconds should be in (0, 86400], got {seconds}")
     return name, float(seconds)
+
+
+def encode_enrolment(request_id: str | None, member_id: str | None = None,
+                     until: str | None = None) -> bytes:
+    """The hub's open enrolment window (retained); a null request_id closes it."""
+    return dumps({"v": CONTRACT_VERSION, "request_id": request_id, "member_id": member_id,
+                  "until": until})

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from . import __version__
 from .config import NodeConfig
 from .contract import (
+    EV_BADGE_ENROLLED,
+    EV_CERT_GRANTED,
     EV_JOB,
     EV_NODE_BOOT,
     EV_SESSION_ENDED,
@@ -43,6 +45,7 @@ from .contract import (
     decode_sim_tap,
     encode_status,
     iso,
+    loads_object,
     parse_iso,
     utcnow,
 )
@@ -52,7 +55,7 @@ from .drivers.readers import BadgeReader, SimulatedReader, TapDebouncer
 from .drivers.relay import Relay
 from .journal import Journal
 from .mqtt import MqttLink, Will
-from .permissions import Snapshot, SnapshotRejected, verify_snapshot
+from .permissions import MemberGrant, Snapshot, SnapshotRejected, verify_snapshot
 from .policies import session_rules
 from .policies.access import Action, Decision, MachineState, decide
 from .policies.jobs import ENDING, JobEvent, JobTracker
@@ -63,6 +66,11 @@ from .uids import normalise_uid
 log = logging.getLogger(__name__)
 
 RESEND_AFTER_S = 10.0
+TRAINER_LEVEL = 3
+# A trainer enters certify mode by tapping twice: the second tap must come within this
+# long after the reader lets the same card count again (reader.hold_off).
+CERTIFY_DOUBLE_TAP_S = 3.0
+CERTIFY_WINDOW_S = 15.0  # then the trainee taps within this long
 MAX_IN_FLIGHT = 200
 
 
@@ -121,6 +129,10 @@ class NodeAgent:
         self.stopping = threading.Event()
         self._wake_sender = threading.Event()
         self._sim_tap_ids: dict[str, str] = {}
+        self.certify_trainer: MemberGrant | None = None
+        self.certify_until: float | None = None
+        self._last_trainer_tap: tuple[str, float] | None = None
+        self.enrolment: dict[str, Any] | None = None
         self._held_payload: bytes | None = None
         self._acked = threading.Event()
         self._sent: dict[str, float] = {}  # event id -> mono time of last publish
@@ -185,6 +197,7 @@ class NodeAgent:
                 self.link.subscribe(self.topics.sim_tap(self.cfg.node_id), self._on_sim_tap)
             if self.simulated_machine is not None:
                 self.link.subscribe(self.topics.sim_job(self.cfg.node_id), self._on_sim_job)
+            self.link.subscribe(self.topics.enrolment, self._on_enrolment)
             self.link.start()
         self._sender = threading.Thread(target=self._send_loop, name="journal-sender",
                                         daemon=True)
@@ -243,6 +256,10 @@ class NodeAgent:
             log.warning("reader returned %r, which is not a badge UID; ignored", raw_uid)
             return None
         now = self.wall()
+        if self._special_tap(uid, now):
+            self._publish_status()
+            self._wake_sender.set()
+            return None
         state = MachineState(
             session_member_id=self.session.member_id if self.session else None,
             session_badge_uid=self.session.badge_uid if self.session else None)
@@ -265,10 +282,74 @@ class NodeAgent:
             log.info("tap %s denied: %s", uid, decision.reason)
         if member:
             self._staff_presence(decision, now)
+            if member.level >= TRAINER_LEVEL:
+                self._last_trainer_tap = (uid, self.mono())
         self._publish_status()
         self._wake_sender.set()
         return decision
 
+    # -- certification at the machine, badge enrolment ---------------------------------
+
+    def _special_tap(self, uid: str, now: datetime) -> bool:
+        """Taps that are not about power: a trainer's certify mode, a badge enrolment."""
+        mono = self.mono()
+        snap = self.snapshot
+        who = snap.member_for_badge(uid) if snap else None
+        if self.certify_until is not None and mono > self.certify_until:
+            log.info("certify mode ended without a trainee tap")
+            self.certify_trainer, self.certify_until = None, None
+        trainer = self.certify_trainer
+        if trainer is not None and who is not None and who.member_id != trainer.member_id:
+            self._certify(uid, trainer, who)
+            return True
+        last = self._last_trainer_tap
+        if (who is not None and snap is not None and who.level >= TRAINER_LEVEL
+                and who.status == "active" and last is not None and last[0] == uid
+                and mono - last[1] <= self.cfg.reader.hold_off + CERTIFY_DOUBLE_TAP_S):
+            self.certify_trainer, self.certify_until = who, mono + CERTIFY_WINDOW_S
+            self._last_trainer_tap = None
+            self._journal_special(uid, who.member_id, "certify_mode", "trainer")
+            log.info("certify mode for %.0f s: %s may certify the next member who taps",
+                     CERTIFY_WINDOW_S, who.name)
+            return True
+        enrol = self.enrolment
+        if who is None and enrol is not None and now < enrol["until"]:
+            self.enrolment = None
+            self._journal_special(uid, None, "enrol", "enrolment")
+            self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_BADGE_ENROLLED,
+                                data={"request_id": enrol["request_id"], "uid": uid,
+                                      "member_id": enrol["member_id"]})
+            log.info("unknown badge %s sent to the hub for enrolment", uid)
+            return True
+        return False
+
+    def _certify(self, uid: str, trainer: MemberGrant, trainee: MemberGrant) -> None:
+        assert self.snapshot is not None
+        level = self.snapshot.machine.certify_level
+        self.certify_trainer, self.certify_until = None, None
+        self._journal_special(uid, trainee.member_id, "certify", "certified")
+        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_CERT_GRANTED, data={
+            "trainer_id": trainer.member_id, "member_id": trainee.member_id,
+            "group": self.snapshot.machine.group, "level": level,
+            "machine": self.cfg.machine_id})
+        log.info("%s certified %s at level %d on %s", trainer.name, trainee.name, level,
+                 self.snapshot.machine.group)
+
+    def _journal_special(self, uid: str, member_id: str | None, action: str,
+                         reason: str) -> None:
+        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_TAP, data={
+            "uid": uid, "member_id": member_id, "action": action, "reason": reason,
+            "tap_id": self._sim_tap_ids.pop(uid, None)})
+
+    def _on_enrolment(self, _topic: str, payload: bytes) -> None:
+        try:
+            obj = loads_object(payload, "enrolment request")
+            request_id = obj.get("request_id")
+            self.enrolment = None if not request_id else {
+                "request_id": str(request_id), "member_id": obj.get("member_id"),
+                "until": parse_iso(obj.get("until"), "enrolment until")}
+        except ContractError as exc:
+            log.warning("ignored a malformed enrolment request: %s", exc)
     def _staff_presence(self, decision: Decision, now: datetime) -> None:
         assert decision.member is not None
         locally = self.local_presence_until is not None and self.local_presence_until > now
@@ -525,7 +606,8 @@ class NodeAgent:
             snapshot_version=self.snapshot.version if self.snapshot else None,
             boot=self.boot, state="in_use" if s else "free", activity=str(self.activity),
             detail=self.machine_detail, job=self._job_status(),
-            ending=bool(s and s.badged_out is not None)), retain=True)
+            ending=bool(s and s.badged_out is not None),
+            mode="certify" if self.certify_trainer else None), retain=True)
 
     def _job_status(self) -> dict[str, Any] | None:
         job = self.jobs.job

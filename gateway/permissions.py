@@ -90,18 +90,20 @@ class MachineInfo:
     min_level: int = 2
     out_of_service: bool = False
     requires_credit: bool = False  # taps need a positive prepaid balance
+    certify_level: int = 2  # the level a trainer grants at this machine
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "kind": self.kind, "group": self.group,
                 "min_level": self.min_level, "out_of_service": self.out_of_service,
-                "requires_credit": self.requires_credit}
+                "requires_credit": self.requires_credit, "certify_level": self.certify_level}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MachineInfo:
         return cls(id=str(d["id"]), name=str(d.get("name", d["id"])), kind=str(d["kind"]),
                    group=str(d["group"]), min_level=int(d.get("min_level", 2)),
                    out_of_service=bool(d.get("out_of_service", False)),
-                   requires_credit=bool(d.get("requires_credit", False)))
+                   requires_credit=bool(d.get("requires_credit", False)),
+                   certify_level=int(d.get("certify_level", 2)))
 
 
 # Weekly opening hours: weekday index (0 = Monday) -> sorted (open, close) local times.

@@ -40,6 +40,7 @@ class Observer:
         self.status: dict[str, dict[str, Any]] = {}
         self.acks: list[str] = []
         self.snapshots: dict[str, bytes] = {}
+        self.enrolment: dict[str, Any] | None = None
         self.cond = threading.Condition()
         host, port = url.removeprefix("mqtt://").split(":")
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"observer-{os.getpid()}",
@@ -65,6 +66,8 @@ class Observer:
                 self.status[st["node"]] = st
             elif msg.topic.endswith("/ack"):
                 self.acks.extend(json.loads(msg.payload)["ids"])
+            elif msg.topic.endswith("/hub/enrolment"):
+                self.enrolment = json.loads(msg.payload)
             elif msg.topic.endswith("/snapshot"):
                 self.snapshots[msg.topic] = msg.payload
             self.cond.notify_all()

@@ -290,3 +290,56 @@ def test_malformed_payloads_are_rejected_and_the_hub_keeps_working(
     rejected = db.execute("SELECT count(*) FROM rejected_messages").fetchone()[0]
     db.close()
     assert rejected == 3
+
+
+def test_trainer_certifies_a_member_at_the_machine(site: Site, observer: Observer) -> None:
+    site.start_hub()
+    site.start_node("laser-1")
+    _ready(site, observer, "laser-1")
+    sock = site.tap_socket("laser-1")
+    send_tap(sock, BADGE["karim"])  # level 3 on the laser: a session starts
+    observer.wait_event("session.started", member_id="m-karim")
+    send_tap(sock, BADGE["karim"])  # again at once: certify mode
+    observer.wait_for(lambda: observer.status["laser-1"].get("mode") == "certify",
+                      what="certify mode")
+    version = observer.status["laser-1"]["snapshot_version"]
+    send_tap(sock, BADGE["bruno"])  # the trainee
+    granted = observer.wait_event("certification.granted", member_id="m-bruno")
+    assert (granted.data["trainer_id"], granted.data["level"]) == ("m-karim", 2)
+    observer.wait_acked(granted)
+    observer.wait_for(lambda: observer.status["laser-1"]["snapshot_version"] > version,
+                      what="a snapshot with the new certification")
+    send_tap(sock, BADGE["karim"])  # the trainer leaves
+    observer.wait_event("session.ended")
+    send_tap(sock, BADGE["bruno"])
+    observer.wait_event("session.started", member_id="m-bruno")
+    db = sqlite3.connect(site.files.data / "hub.db")
+    row = db.execute("SELECT level, certified_by FROM certifications WHERE member_id = "
+                     "'m-bruno' AND group_id = 'laser'").fetchone()
+    db.close()
+    assert row == (2, "m-karim")
+
+
+def test_a_badge_is_enrolled_by_tapping_it_on_any_machine(site: Site,
+                                                          observer: Observer) -> None:
+    from gateway.contract import utcnow
+    from gateway.hub.store import HubStore
+
+    site.start_hub()
+    site.start_node("cnc-1")
+    _ready(site, observer, "cnc-1")
+    new_badge = "0A0B0C0D"
+    with HubStore(site.files.data / "hub.db") as store:
+        request = store.create_enrolment("m-bruno", by="m-karim", now=utcnow())
+    version = observer.status["cnc-1"]["snapshot_version"]
+    observer.wait_for(lambda: (observer.enrolment or {}).get("request_id") == request,
+                      what="the enrolment window at the node")
+    send_tap(site.tap_socket("cnc-1"), new_badge)
+    enrolled = observer.wait_event("badge.enrolled", uid=new_badge)
+    observer.wait_acked(enrolled)
+    observer.wait_for(lambda: observer.status["cnc-1"]["snapshot_version"] > version,
+                      what="a snapshot with the new badge")
+    send_tap(site.tap_socket("cnc-1"), new_badge)
+    observer.wait_event("session.started", member_id="m-bruno", badge_uid=new_badge)
+    with HubStore(site.files.data / "hub.db") as store:
+        assert store.enrolment_status(request, utcnow())["status"] == "attached"

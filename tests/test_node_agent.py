@@ -283,6 +283,7 @@ def test_staff_tap_marks_presence_for_supervised_members(cfg, key, clock, mock_p
     tap(a, BOB)
     assert pin_state(mock_pins) is False
     tap(a, STAFF)  # staff starts a session and is now present
+    clock.advance(10)  # (two quick taps by a trainer would open certify mode instead)
     tap(a, STAFF)  # ... and ends it, checking out
     tap(a, BOB)
     assert pin_state(mock_pins) is False
@@ -333,3 +334,56 @@ def test_laser_session_is_cut_when_the_balance_is_spent(agent, key, clock, mock_
     ended = [e for e in events(cfg) if e["type"] == "session.ended"][-1]["data"]
     assert ended["end_reason"] == "credit_exhausted"
     assert ended["duration_s"] == pytest.approx(600)
+
+
+def test_trainer_double_tap_certifies_the_next_member(agent, clock, mock_pins, cfg) -> None:
+    tap(agent, STAFF)  # level 3: a session starts
+    clock.advance(1)
+    tap(agent, STAFF)  # within the double-tap window: certify mode, not a badge-out
+    assert agent.certify_trainer is not None and agent.session is not None
+    tap(agent, BOB)  # the trainee (level 0) taps within 15 s
+    granted = [e["data"] for e in events(cfg) if e["type"] == "certification.granted"]
+    assert granted == [{"trainer_id": "staff", "member_id": "bob", "group": "laser",
+                        "level": 2, "machine": "laser-1"}]
+    assert agent.certify_trainer is None
+    assert agent.session.member_id == "staff"  # the trainer's session goes on
+
+
+def test_certify_mode_expires(agent, clock, cfg) -> None:
+    tap(agent, STAFF)
+    clock.advance(1)
+    tap(agent, STAFF)
+    clock.advance(16)
+    tap(agent, BOB)
+    assert not [e for e in events(cfg) if e["type"] == "certification.granted"]
+    assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"][-1] == "in_use"
+
+
+def test_non_trainers_cannot_open_certify_mode(agent, clock, mock_pins, cfg) -> None:
+    tap(agent, ALICE)  # level 2
+    clock.advance(1)
+    tap(agent, ALICE)  # a plain badge-out
+    assert agent.certify_trainer is None and agent.session is None
+
+
+def test_unknown_badge_is_enrolled_while_the_hub_asks(agent, clock, cfg) -> None:
+    from gateway.contract import encode_enrolment, iso
+
+    until = clock.wall() + timedelta(seconds=30)
+    agent._on_enrolment("t", encode_enrolment("req-1", "alice", iso(until)))
+    tap(agent, "0BADC0DE")
+    tap(agent, "0CAFE0CA")  # the window serves one badge only
+    enrolled = [e["data"] for e in events(cfg) if e["type"] == "badge.enrolled"]
+    assert enrolled == [{"request_id": "req-1", "uid": "0BADC0DE", "member_id": "alice"}]
+    assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"] == [
+        "enrolment", "unknown_badge"]
+
+
+def test_expired_enrolment_window_is_not_used(agent, clock, cfg) -> None:
+    from gateway.contract import encode_enrolment, iso
+
+    agent._on_enrolment("t", encode_enrolment("req-1", "alice",
+                                              iso(clock.wall() + timedelta(seconds=30))))
+    clock.advance(31)
+    tap(agent, "0BADC0DE")
+    assert not [e for e in events(cfg) if e["type"] == "badge.enrolled"]

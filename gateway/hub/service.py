@@ -32,6 +32,7 @@ from ..contract import (
     decode_status,
     dumps,
     encode_ack,
+    encode_enrolment,
     utcnow,
 )
 from ..mqtt import MqttLink, Will
@@ -187,6 +188,7 @@ class HubService:
         store = HubStore(self.cfg.database, tariffs=self.cfg.tariffs)
         seen_version = -1
         seen_presence: object = object()
+        seen_enrolment: object = object()
         last_publish = 0.0
         refresh = self.cfg.snapshot_refresh.total_seconds()
         try:
@@ -199,6 +201,7 @@ class HubService:
                 if not self.link.connected.is_set():
                     continue
                 now = utcnow()
+                seen_enrolment = self._publish_enrolment(store, now, seen_enrolment, forced)
                 version = store.data_version()
                 presence = store.staff_present_until(now)
                 due = time.monotonic() - last_publish >= refresh
@@ -208,6 +211,19 @@ class HubService:
                     last_publish = time.monotonic()
         finally:
             store.close()
+
+    def _publish_enrolment(self, store: HubStore, now: datetime, seen: object,
+                           forced: bool) -> object:
+        """Keep the retained enrolment window in step with the database (and its end)."""
+        pending = store.pending_enrolment(now)
+        key = (pending or {}).get("request_id")
+        if key == seen and not forced:
+            return seen
+        payload = encode_enrolment(key, (pending or {}).get("member_id"),
+                                   (pending or {}).get("until"))
+        if self.link.publish(self.topics.enrolment, payload, retain=True) is None:
+            return seen
+        return key
 
     def publish_snapshots(self, store: HubStore, now: datetime,
                           presence: datetime | None) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,8 @@ import sqlite_utils
 
 from ..config import GroupConfig, MachineConfig, Seed
 from ..contract import (
+    EV_BADGE_ENROLLED,
+    EV_CERT_GRANTED,
     EV_JOB,
     EV_SESSION_ENDED,
     EV_SESSION_STARTED,
@@ -39,6 +42,7 @@ from ..contract import (
 from ..permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
 from ..policies.metering import billable_minutes, split_minutes
 from ..policies.tariffs import Tariff, max_session_s, price_session, select_tariff
+from ..uids import normalise_uid
 
 # Tables whose changes must reach the nodes in a new snapshot, with the columns compared
 # by the update trigger (an upsert that rewrites identical values is not a change).
@@ -184,6 +188,24 @@ def _number(data: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
+def add_months(t: datetime, months: int) -> datetime:
+    """Calendar months later, clamped to the month's last day (31 Jan + 1 = 28/29 Feb)."""
+    y, m = divmod(t.month - 1 + months, 12)
+    year, month = t.year + y, m + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return t.replace(year=year, month=month, day=min(t.day, last))
+
+
+def _audit(store: HubStore, actor: str | None, action: str, subject: str,
+           details: dict[str, Any]) -> None:
+    """Write to the audit log when it exists (accounts migration), in the same transaction."""
+    try:
+        from . import audit
+    except ImportError:  # pragma: no cover - the audit module is part of the package
+        return
+    audit.record(store, actor or "system", action, subject, details)
+
+
 def _status_json(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text) if text else {}
@@ -250,10 +272,11 @@ class HubStore:
         with self.db.atomic():
             for g in groups:
                 self.conn.execute(
-                    "INSERT INTO groups (id, name, default_validity_months) VALUES (?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-                    "default_validity_months = excluded.default_validity_months",
-                    (g.id, g.name, g.default_validity_months))
+                    "INSERT INTO groups (id, name, default_validity_months, lapse_months) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                    "default_validity_months = excluded.default_validity_months, "
+                    "lapse_months = excluded.lapse_months",
+                    (g.id, g.name, g.default_validity_months, g.lapse_months))
             for m in machines:
                 self.conn.execute(
                     "INSERT INTO machines (id, name, kind, group_id, min_level, out_of_service,"
@@ -264,6 +287,8 @@ class HubStore:
                     "requires_credit = excluded.requires_credit",
                     (m.id, m.name, m.kind, m.group, m.min_level, int(m.out_of_service),
                      int(m.requires_credit)))
+                self.conn.execute("UPDATE machines SET certify_level = ? WHERE id = ?",
+                                  (m.certify_level, m.id))
 
     def import_seed(self, seed: Seed) -> None:
         """Upsert the seed file; re-importing the same file changes nothing (and so does
@@ -371,6 +396,10 @@ class HubStore:
             self._staff_presence(env)
         elif env.type == EV_JOB:
             self._job(env)
+        elif env.type == EV_BADGE_ENROLLED:
+            self._badge_enrolled(env)
+        elif env.type == EV_CERT_GRANTED:
+            self._certified_at_machine(env)
         # tap, node.boot, snapshot.rejected and unknown types: stored only.
 
     def _session_started(self, env: Envelope) -> None:
@@ -653,18 +682,11 @@ class HubStore:
         machine = MachineInfo(id=row["id"], name=row["name"], kind=row["kind"],
                               group=row["group_id"], min_level=row["min_level"],
                               out_of_service=bool(row["out_of_service"]),
-                              requires_credit=bool(row["requires_credit"]))
+                              requires_credit=bool(row["requires_credit"]),
+                              certify_level=row["certify_level"])
         badges = {r["uid"]: r["member_id"] for r in self.conn.execute(
             "SELECT uid, member_id FROM badges WHERE status = 'active'")}
-        now_s = iso(now)
-        best: dict[str, tuple[int, str | None]] = {}
-        for c in self.conn.execute(
-                "SELECT member_id, level, expires_at, "
-                "(expires_at IS NULL OR expires_at > ?) AS live FROM certifications "
-                "WHERE group_id = ? AND revoked_at IS NULL "
-                "ORDER BY member_id, live DESC, level DESC, coalesce(expires_at, '9999') DESC",
-                (now_s, machine.group)):
-            best.setdefault(c["member_id"], (c["level"], c["expires_at"]))
+        best = self._best_certifications(machine.group, now)
         members: dict[str, MemberGrant] = {}
         wanted = set(badges.values())
         for m in self.conn.execute("SELECT * FROM members"):
@@ -685,6 +707,135 @@ class HubStore:
             badges={uid: mid for uid, mid in badges.items() if mid in members},
             members=members, staff_present_until=staff_present_until,
             opening_hours=opening_hours)
+
+    def _best_certifications(self, group: str,
+                             now: datetime) -> dict[str, tuple[int, str | None]]:
+        """member -> (level, effective expiry) on ``group``, lapses without use included.
+
+        A group may lapse certifications after ``lapse_months`` without use of any of its
+        machines: the effective expiry is then the earlier of the certification's own end
+        and the last use (or the certification, if more recent) plus that many months.
+        """
+        now_s = iso(now)
+        lapse = self.conn.execute("SELECT lapse_months FROM groups WHERE id = ?",
+                                  (group,)).fetchone()
+        months = lapse[0] if lapse else None
+        last_use: dict[str, str] = {}
+        if months:
+            last_use = {r[0]: r[1] for r in self.conn.execute(
+                "SELECT s.member_id, max(s.started_at) FROM sessions s JOIN machines m "
+                "ON m.id = s.machine_id WHERE m.group_id = ? GROUP BY s.member_id",
+                (group,))}
+        best: dict[str, tuple[int, str | None]] = {}
+        for c in self.conn.execute(
+                "SELECT member_id, level, expires_at, certified_at, "
+                "(expires_at IS NULL OR expires_at > ?) AS live FROM certifications "
+                "WHERE group_id = ? AND revoked_at IS NULL "
+                "ORDER BY member_id, live DESC, level DESC, coalesce(expires_at, '9999') DESC",
+                (now_s, group)):
+            if c["member_id"] in best:
+                continue
+            expires = c["expires_at"]
+            if months:
+                since = max(c["certified_at"], last_use.get(c["member_id"], ""))
+                lapses = iso(add_months(parse_iso(since), months))
+                expires = lapses if expires is None else min(expires, lapses)
+            best[c["member_id"]] = (c["level"], expires)
+        return best
+
+    def certification_expiry(self, member_id: str, group: str,
+                             now: datetime) -> tuple[int, datetime | None]:
+        """(level, effective expiry) a member holds on a group, for their own pages."""
+        level, expires = self._best_certifications(group, now).get(member_id, (0, None))
+        return level, _dt(expires)
+
+    # -- enrolment and certification at the machine -------------------------------------
+
+    def create_enrolment(self, member_id: str, *, by: str | None, now: datetime,
+                         seconds: float = 30.0) -> str:
+        """Open a short window in which the next unknown badge tapped anywhere is attached.
+
+        One window at a time for the whole site: a new request ends any pending one, so
+        two fabmanagers cannot attach one badge to two members.
+        """
+        request_id = str(uuid.uuid4())
+        with self.db.atomic():
+            self.conn.execute("UPDATE enrolments SET status = 'expired' "
+                              "WHERE status = 'pending'")
+            self.conn.execute(
+                "INSERT INTO enrolments (request_id, member_id, requested_by, created_at, "
+                "until) VALUES (?, ?, ?, ?, ?)",
+                (request_id, member_id, by, iso(now), iso(now + timedelta(seconds=seconds))))
+        return request_id
+
+    def enrolment_status(self, request_id: str, now: datetime) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM enrolments WHERE request_id = ?",
+                                (request_id,)).fetchone()
+        if row is None:
+            return None
+        d = dict(row)
+        if d["status"] == "pending" and d["until"] <= iso(now):
+            d["status"] = "expired"
+        return d
+
+    def pending_enrolment(self, now: datetime) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT request_id, member_id, until FROM enrolments WHERE status = 'pending' "
+            "AND until > ? ORDER BY created_at DESC LIMIT 1", (iso(now),)).fetchone()
+        return dict(row) if row else None
+
+    def enrolment_version(self) -> int:
+        return self._meta_int("enrolment_version")
+
+    def _badge_enrolled(self, env: Envelope) -> None:
+        d = env.data
+        request_id = _text(d, "request_id")
+        try:
+            uid = normalise_uid(_text(d, "uid") or "")
+        except ValueError as exc:
+            raise MalformedEvent(str(exc)) from exc
+        at = iso(parse_iso(env.time))
+        row = self.conn.execute("SELECT * FROM enrolments WHERE request_id = ?",
+                                (request_id,)).fetchone()
+        if row is None or row["status"] != "pending" or at > row["until"]:
+            raise MalformedEvent(f"refused: enrolment {request_id} is not open at {at}")
+        owner = self.conn.execute("SELECT member_id FROM badges WHERE uid = ?",
+                                  (uid,)).fetchone()
+        if owner is not None:
+            self.conn.execute("UPDATE enrolments SET status = 'refused', uid = ?, detail = ? "
+                              "WHERE request_id = ?",
+                              (uid, f"badge already belongs to {owner[0]}", request_id))
+            return
+        self.conn.execute("INSERT INTO badges (uid, member_id, status) VALUES (?, ?, 'active')",
+                          (uid, row["member_id"]))
+        self.conn.execute("UPDATE enrolments SET status = 'attached', uid = ?, node = ?, "
+                          "attached_at = ? WHERE request_id = ?",
+                          (uid, env.node, at, request_id))
+        _audit(self, row["requested_by"], "badge.enrolled", row["member_id"],
+               {"uid": uid, "node": env.node, "request_id": request_id})
+
+    def _certified_at_machine(self, env: Envelope) -> None:
+        """A trainer certified a member at the machine; the hub checks the trainer again."""
+        d = env.data
+        trainer, member = _text(d, "trainer_id"), _text(d, "member_id")
+        group = _text(d, "group")
+        level = d.get("level")
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 2:
+            raise MalformedEvent(f"field 'level' should be 1 or 2, got {level!r}")
+        at = parse_iso(env.time)
+        trainer_level, _ = self.certification_expiry(trainer, group, at)
+        if trainer_level < 3:
+            raise MalformedEvent(f"refused: {trainer} is not a level-3 trainer on {group}")
+        months = self.conn.execute("SELECT default_validity_months FROM groups WHERE id = ?",
+                                   (group,)).fetchone()
+        if months is None:
+            raise MalformedEvent(f"refused: unknown group {group!r}")
+        self._upsert_certification(member, group, level, certified_by=trainer,
+                                   certified_at=at, expires_at=add_months(at, months[0]),
+                                   note=f"certified at machine {d.get('machine')}")
+        _audit(self, trainer, "certification.granted", member,
+               {"group": group, "level": level, "machine": d.get("machine"),
+                "at_machine": True})
 
     def staff_present_until(self, now: datetime) -> datetime | None:
         """Latest end of presence among staff checked in and not yet past their end.
@@ -874,3 +1025,28 @@ def _m0004_prepaid_credit(db: sqlite_utils.Database) -> None:
                           for c in (*CATALOGUE["machines"], "requires_credit"))
     db.execute(f"CREATE TRIGGER machines_dv_upd AFTER UPDATE ON machines WHEN {changed} "
                f"BEGIN {bump} END")
+
+
+@MIGRATIONS(name="0006_enrolment_and_lapse")
+def _m0006_enrolment_and_lapse(db: sqlite_utils.Database) -> None:
+    """Badge enrolment at any machine, certification at the machine, lapse without use."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS enrolments (request_id TEXT PRIMARY KEY, "
+        "member_id TEXT NOT NULL REFERENCES members(id), requested_by TEXT, "
+        "created_at TEXT NOT NULL, until TEXT NOT NULL, "
+        "status TEXT NOT NULL DEFAULT 'pending' "
+        "CHECK (status IN ('pending', 'attached', 'expired', 'refused')), "
+        "uid TEXT, node TEXT, attached_at TEXT, detail TEXT)")
+    db.execute("ALTER TABLE groups ADD COLUMN lapse_months INTEGER")
+    db.execute("ALTER TABLE machines ADD COLUMN certify_level INTEGER NOT NULL DEFAULT 2")
+    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('enrolment_version', '0')")
+    bump = ("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+            "WHERE key = 'enrolment_version';")
+    for op in ("INSERT", "UPDATE"):
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS enrolments_{op.lower()} AFTER {op} ON "
+                   f"enrolments BEGIN {bump} END")
+    dv = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version';"
+    for table, column in (("groups", "lapse_months"), ("machines", "certify_level")):
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS {table}_{column}_dv AFTER UPDATE OF "
+                   f"{column} ON {table} WHEN OLD.{column} IS NOT NEW.{column} "
+                   f"BEGIN {dv} END")

@@ -1,0 +1,92 @@
+"""Certification at the machine, badge enrolment and lapse without use, at the hub."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.config import GroupConfig, MachineConfig
+from gateway.hub.store import HubStore, add_months
+from tests.test_hub_store import T0, env, seed, started
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = HubStore(tmp_path / "hub.db")
+    s.sync_catalogue([GroupConfig("laser", "Laser", lapse_months=6), GroupConfig("cnc", "CNC")],
+                     [MachineConfig("laser1", "Laser 1", "laser", "laser"),
+                      MachineConfig("cnc1", "CNC", "cnc", "cnc")])
+    s.import_seed(seed())
+    yield s
+    s.close()
+
+
+def granted(trainer: str, member: str, level: int = 2, at: datetime = T0):
+    return env("certification.granted", {"trainer_id": trainer, "member_id": member,
+                                          "group": "laser", "level": level,
+                                          "machine": "laser1"}, time=at)
+
+
+def error_of(store: HubStore, event_id: str) -> str | None:
+    return store.conn.execute("SELECT error FROM events WHERE event_id = ?",
+                              (event_id,)).fetchone()[0]
+
+
+def test_a_level_3_trainer_certifies_at_the_machine(store: HubStore) -> None:
+    e = granted("s1", "m2")  # s1 is level 3 on the laser; m2 has no laser level
+    assert store.ingest([e], T0) == [e.id]
+    assert error_of(store, e.id) is None
+    level, expires = store.certification_expiry("m2", "laser", T0)
+    assert level == 2
+    assert expires == min(add_months(T0, 24), add_months(T0, 6))  # lapses before it ends
+
+
+def test_a_non_trainer_cannot_certify(store: HubStore) -> None:
+    bad = granted("m3", "m2")  # m3 is level 2 (and expired) on the laser
+    store.ingest([bad], T0)
+    assert "refused" in error_of(store, bad.id)
+    assert store.certification_expiry("m2", "laser", T0)[0] == 0
+
+
+def test_certification_lapses_after_months_without_use(store: HubStore) -> None:
+    # m1 is level 3 on the laser, certified 10 days before T0, no expiry of its own.
+    level, expires = store.certification_expiry("m1", "laser", T0)
+    assert level == 3 and expires == add_months(T0 - timedelta(days=10), 6)
+    # A session on a laser pushes the lapse date.
+    use = T0 + timedelta(days=100)
+    store.ingest([started("u1", use, member="m1", machine="laser1")], T0)
+    assert store.certification_expiry("m1", "laser", use)[1] == add_months(use, 6)
+    # No lapse on a group without the setting.
+    assert store.certification_expiry("m1", "cnc", T0)[1] is None
+
+
+def test_enrolment_attaches_one_badge_within_its_window(store: HubStore) -> None:
+    now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    request = store.create_enrolment("m5", by="s1", now=now)
+    assert store.pending_enrolment(now)["request_id"] == request
+    late = env("badge.enrolled", {"request_id": request, "uid": "0BADC0DE"},
+               time=now + timedelta(seconds=31))
+    store.ingest([late], now)
+    assert "refused" in error_of(store, late.id)
+    ok = env("badge.enrolled", {"request_id": request, "uid": "0badc0de"},
+             time=now + timedelta(seconds=5))
+    store.ingest([ok], now)
+    assert store.enrolment_status(request, now)["status"] == "attached"
+    assert store.conn.execute("SELECT member_id FROM badges WHERE uid = '0BADC0DE'"
+                              ).fetchone()[0] == "m5"
+    assert store.pending_enrolment(now) is None
+
+
+def test_a_new_request_ends_the_previous_one(store: HubStore) -> None:
+    now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    first = store.create_enrolment("m5", by="s1", now=now)
+    second = store.create_enrolment("m1", by="s1", now=now)
+    assert store.enrolment_status(first, now)["status"] == "expired"
+    assert store.pending_enrolment(now)["request_id"] == second
+
+
+def test_add_months_clamps_to_the_end_of_the_month() -> None:
+    assert add_months(datetime(2026, 1, 31, tzinfo=UTC), 1) == datetime(2026, 2, 28, tzinfo=UTC)
+    assert add_months(datetime(2026, 11, 30, tzinfo=UTC), 3) == datetime(2027, 2, 28, tzinfo=UTC)
