@@ -37,6 +37,7 @@ CATEGORIES = ("grand_public", "adherent", "professionnel", "scolaire", "associat
 UNKNOWN = "unknown"
 # Where the store may (one day) record when a member joined, most specific first.
 JOINED_COLUMNS = ("joined_at", "created_at")
+_CLOSED = "s.status = 'closed'"
 
 
 @dataclass(frozen=True)
@@ -245,16 +246,20 @@ def _columns(store: HubStore, table: str) -> set[str]:
     return {r[1] for r in store.conn.execute(f"PRAGMA table_info({table})")}
 
 
-def revenue_sql(store: HubStore) -> str | None:
-    """The SQL sum of a session group's revenue, or None when the hub prices nothing.
+def revenue_sql(store: HubStore, period: tuple[str, str]) -> str | None:
+    """The SQL sum of a session group's revenue, or None when there is none to show.
 
-    The one switch for revenue: pricing (docs/billing.md) is being added elsewhere and
-    will store each session's price in ``sessions.amount_cents``. Until that column
-    exists the report shows revenue as not available rather than inventing a tariff.
+    The one switch for revenue. Pricing (docs/billing.md) stores each session's price in
+    ``sessions.amount_cents``; without that column, or when no session of the period was
+    priced (no tariff configured), the report says "not available" rather than showing
+    a revenue of zero or inventing a tariff.
     """
-    if "amount_cents" in _columns(store, "sessions"):
-        return "sum(s.amount_cents)"
-    return None
+    if "amount_cents" not in _columns(store, "sessions"):
+        return None
+    priced = store.conn.execute(
+        "SELECT count(s.amount_cents) FROM sessions s "
+        f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED}", period).fetchone()[0]
+    return "sum(s.amount_cents)" if priced else None
 
 
 def joined_column(store: HubStore) -> str | None:
@@ -266,7 +271,6 @@ def joined_column(store: HubStore) -> str | None:
 # -- the report ----------------------------------------------------------------------
 
 _CAT = f"coalesce(mb.category, '{UNKNOWN}')"
-_CLOSED = "s.status = 'closed'"
 # Months handed over as one JSON array of [key, first instant, end instant].
 _MONTHS_CTE = ("WITH mo AS (SELECT json_extract(value, '$[0]') AS k, "
                "json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi "
@@ -330,7 +334,7 @@ def activity_report(store: HubStore, start: date, end: date, tz: str,
     att.total = AttendanceCell(r["m"], r["n"])
 
     # -- hours and revenue per machine and category
-    revenue = revenue_sql(store)
+    revenue = revenue_sql(store, period)
     usage: list[MachineUsage] = []
     for r in conn.execute(
             f"SELECT s.machine_id, {_CAT} AS cat, count(*) AS n, "

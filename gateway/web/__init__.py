@@ -38,6 +38,7 @@ def create_app(config: HubConfig, store_factory: StoreFactory | None = None) -> 
 
     app.register_blueprint(api)
     app.register_blueprint(pages)
+    app.register_blueprint(__import__(f"{__package__}.report", fromlist=["_"]).report_pages)
     app.register_blueprint(billing)
     return app
 
