@@ -55,6 +55,12 @@ def tap(broker: str, prefix: str, node: str, uid: str, *, timeout: float, tap_id
         print(f"{node}: allowed for {who}: relay ON, session started")
     elif action == "end":
         print(f"{node}: badge-out by {who}: relay OFF, session ended")
+    elif action == "certify_mode":
+        print(f"{node}: certify mode for 15 s: {who} may certify the next member who taps")
+    elif action == "certify":
+        print(f"{node}: {who} certified at this machine")
+    elif action == "enrol":
+        print(f"{node}: badge sent to the hub for enrolment")
     else:
         text = DENY_REASONS.get(reason, {}).get("en", reason)
         print(f"{node}: denied for {who}: {reason} ({text}); relay stays OFF")
