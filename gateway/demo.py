@@ -96,6 +96,12 @@ TARIFFS = [
 ]
 
 
+def _opening_hours() -> dict[str, list[str]]:
+    from .demo_year import OPENING_HOURS  # the year generator imports this module
+
+    return {day: list(slots) for day, slots in OPENING_HOURS.items()}
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "fabgate" / "demo"
@@ -128,9 +134,10 @@ def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: st
                 "snapshot_validity": "7d", "snapshot_refresh": "1h", "seed": "members.yaml"},
         "web": {"host": "127.0.0.1", "port": web_port},
         "api_tokens": [{"name": "accounting", "token": token}],
-        # Open every day around the clock, so the demo behaves the same whenever it runs.
-        "opening_hours": {d: ["00:00-00:00"]
-                          for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+        # The same hours as the generated year of history, so occupancy in the activity
+        # report means something. Outside them the live demo still works: autonomous
+        # members need no opening hours, and staff presence lasts until midnight.
+        "opening_hours": _opening_hours(),
         "groups": GROUPS,
         "tariffs": TARIFFS,
         "machines": [{k: m[k] for k in ("id", "name", "kind", "group", "min_level")}
