@@ -24,7 +24,7 @@ def create_app(config: HubConfig, store_factory: StoreFactory | None = None) -> 
     app.config["HUB"] = config
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["fabgate.store_factory"] = store_factory or (
-        lambda: HubStore(config.database))
+        lambda: HubStore(config.database, tariffs=config.tariffs))
 
     @app.teardown_appcontext
     def _close_store(_exc: BaseException | None) -> None:
@@ -35,10 +35,11 @@ def create_app(config: HubConfig, store_factory: StoreFactory | None = None) -> 
     from .api import api
     from .billing_api import billing
     from .pages import pages
+    from .report import report_pages
 
     app.register_blueprint(api)
     app.register_blueprint(pages)
-    app.register_blueprint(__import__(f"{__package__}.report", fromlist=["_"]).report_pages)
+    app.register_blueprint(report_pages)
     app.register_blueprint(billing)
     return app
 
