@@ -177,7 +177,7 @@ def _members(rng: random.Random, year: int, count: int) -> tuple[list[tuple], li
             weights[best] = activity * AFFINITY[cat][best]
         end = max(joined, date(year, 1, 1)) + timedelta(days=365 + rng.randrange(60))
         rows.append((mid, name, cat, "active", end.isoformat(), 0,
-                     f"{mid}@exemple.invalid"))
+                     f"{mid}@exemple.invalid", joined.isoformat()))
         members.append(_Member(mid, cat, joined, weights, []))
     return rows, members
 
@@ -283,7 +283,7 @@ def generate_year(db_path: Path | str, year: int, *, seed: int = 2026,
         with store.db.atomic():
             conn.executemany(
                 "INSERT OR IGNORE INTO members (id, name, category, status, membership_end, "
-                "staff, email) VALUES (?, ?, ?, ?, ?, ?, ?)", member_rows)
+                "staff, email, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", member_rows)
             conn.executemany("UPDATE members SET staff = 1 WHERE id = ?",
                              [(s,) for s in staff])
             conn.executemany(

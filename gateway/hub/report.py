@@ -263,9 +263,17 @@ def revenue_sql(store: HubStore, period: tuple[str, str]) -> str | None:
 
 
 def joined_column(store: HubStore) -> str | None:
-    """Which members column says when a member joined, if the hub has one."""
+    """Which members column says when a member joined, if the hub records it.
+
+    The column alone is not enough: members imported before it existed have no date,
+    and "0 new members" would then be a wrong figure rather than a missing one.
+    """
     cols = _columns(store, "members")
-    return next((c for c in JOINED_COLUMNS if c in cols), None)
+    for c in JOINED_COLUMNS:
+        if c in cols and store.conn.execute(
+                f"SELECT 1 FROM members WHERE {c} IS NOT NULL LIMIT 1").fetchone():
+            return c
+    return None
 
 
 # -- the report ----------------------------------------------------------------------

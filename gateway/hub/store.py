@@ -1050,3 +1050,9 @@ def _m0006_enrolment_and_lapse(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE TRIGGER IF NOT EXISTS {table}_{column}_dv AFTER UPDATE OF "
                    f"{column} ON {table} WHEN OLD.{column} IS NOT NEW.{column} "
                    f"BEGIN {dv} END")
+
+
+@MIGRATIONS(name="0007_members_joined_at")
+def _m0007_members_joined_at(db: sqlite_utils.Database) -> None:
+    """When a member joined: the activity report counts new members per period."""
+    db.execute("ALTER TABLE members ADD COLUMN joined_at TEXT")
