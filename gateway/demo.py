@@ -330,7 +330,10 @@ def run_demo(*, data: Path | None, broker: str | None, port: int,
                   f"'{hub.web_url}api/v1/usage?group_by=member'\n"
                   f"            fabgate sim tap laser-1 {BADGE['alice']}\n"
                   + (f"  report:   {hub.web_url}report?from={history}-01-01&to={history + 1}"
-                     "-01-01 (a generated year of history)\n" if history else "")
+                     "-01-01 (a generated year of history)\n"
+                     f"  invoices: curl -H 'Authorization: Bearer {files.token}' "
+                     f"'{hub.web_url}api/v1/invoices?period={history}-12&format=csv-fr'\n"
+                     if history else "")
                   + "  stop with Ctrl-C", flush=True)
             step = 3.0 if duration is None else max(0.2, min(3.0, duration / (len(SCENARIO) + 4)))
             scenario = threading.Thread(target=run_scenario, args=(link, topics, stop, step),
