@@ -268,18 +268,19 @@ class NodeAgent:
                           state=state, max_snapshot_age=self.cfg.max_snapshot_age)
         member = decision.member
         tap_id = self._sim_tap_ids.pop(uid, None)
-        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_TAP, data={
-            "uid": uid, "member_id": member.member_id if member else None,
-            "action": str(decision.action), "reason": str(decision.reason), "tap_id": tap_id})
+        tap = {"uid": uid, "member_id": member.member_id if member else None,
+               "action": str(decision.action), "reason": str(decision.reason), "tap_id": tap_id}
         if decision.action == Action.START and member:
+            credit = (member.credit_s if self.snapshot and self.snapshot.machine.requires_credit
+                      else None)
             self._start_session(uid, member.member_id, member.name, member.project_id, now,
-                                present)
-            if self.session and self.snapshot and self.snapshot.machine.requires_credit:
-                self.session.credit_limit_s = member.credit_s
-        elif decision.action == Action.END:
-            self._badge_out()
+                                present, tap=tap, credit_limit_s=credit)
         else:
-            log.info("tap %s denied: %s", uid, decision.reason)
+            self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_TAP, data=tap)
+            if decision.action == Action.END:
+                self._badge_out()
+            else:
+                log.info("tap %s denied: %s", uid, decision.reason)
         if member:
             self._staff_presence(decision, now)
             if member.level >= TRAINER_LEVEL:
@@ -365,20 +366,22 @@ class NodeAgent:
                                   "until": iso(until) if until else None})
 
     def _start_session(self, uid: str, member_id: str, name: str, project_id: str | None,
-                       now: datetime, staff: bool) -> None:
+                       now: datetime, staff: bool, *, tap: dict[str, Any] | None = None,
+                       credit_limit_s: float | None = None) -> None:
         mono = self.mono()
         session = OpenSession(str(uuid.uuid4()), member_id, name, uid, project_id, now, mono,
                               busy=BusyMeter(mono, self.activity == Activity.BUSY),
-                              last_active=mono)
+                              last_active=mono, credit_limit_s=credit_limit_s)
         # Journal first: if we crash between these two lines the relay is still off and
         # the restart closes a zero-length session; the reverse order could leave power on
-        # with no record of who had it.
+        # with no record of who had it. The tap goes in the same commit (one disk wait).
         self.journal.append(
             node=self.cfg.node_id, boot=self.boot, type=EV_SESSION_STARTED,
             data={"session_id": session.session_id, "machine": self.cfg.machine_id,
                   "member_id": member_id, "badge_uid": uid, "project_id": project_id,
                   "started_at": iso(now), "staff_present": staff},
-            state={"open_session": session.to_state(mono, now)})
+            state={"open_session": session.to_state(mono, now)},
+            before=[(EV_TAP, tap)] if tap is not None else None)
         self.session = session
         self._last_heartbeat = mono
         try:

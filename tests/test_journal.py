@@ -89,3 +89,17 @@ def test_committed_events_survive_a_killed_process(tmp_path: Path) -> None:
     data = [json.loads(p)["data"]["i"] for p in j.all_payloads()]
     j.close()
     assert data == list(range(50))
+
+
+def test_events_written_before_share_the_commit_and_keep_their_order(journal: Journal) -> None:
+    env = journal.append(node="n1", boot="b", type="session.started", data={"s": 1},
+                         state={"open_session": {"id": "s1"}},
+                         before=[("tap", {"t": 1})])
+    types = [json.loads(p)["type"] for p in journal.all_payloads()]
+    seqs = [json.loads(p)["seq"] for p in journal.all_payloads()]
+    assert types == ["tap", "session.started"] and seqs == [1, 2] and env.seq == 2
+    with pytest.raises(TypeError):  # a failure rolls back both events and the state
+        journal.append(node="n1", boot="b", type="x", data={}, before=[("y", {"o": object()})])
+    assert journal.count() == 2
+    (nxt,) = add(journal)
+    assert nxt.seq == 3
