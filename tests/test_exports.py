@@ -340,3 +340,12 @@ def test_progress_bar_on_a_terminal(hub_yaml: Path, tmp_path: Path,
                      "--config", str(hub_yaml)]) == 0
     err = capsys.readouterr().err
     assert "\r[" in err and f"{len(NOVEMBER_SESSIONS)}/{len(NOVEMBER_SESSIONS)} sessions" in err
+
+
+def test_chunked_joins_lines_without_changing_them() -> None:
+    from gateway.hub.exports import chunked
+
+    lines = [f"row {i}\r\n" for i in range(5000)]
+    chunks = list(chunked(lines, size=1000))
+    assert "".join(chunks) == "".join(lines)
+    assert all(len(c) >= 1000 for c in chunks[:-1]) and len(chunks) < len(lines) / 50

@@ -204,6 +204,14 @@ def test_usage_days_split_at_local_midnight(server: Server) -> None:
     ]
 
 
+def test_usage_of_one_member_project_or_machine(server: Server) -> None:
+    everyone = server.json(f"/api/v1/usage?{NOV}")["rows"]
+    for key, value in (("member", "m1"), ("machine", "laser1"), ("project", "p1")):
+        rows = server.json(f"/api/v1/usage?{NOV}&{key}={value}")["rows"]
+        expected = [r for r in everyone if r[f"{key}_id"] == value]
+        assert rows == expected and 0 < len(rows) < len(everyone)
+
+
 def test_usage_group_by_sums(server: Server) -> None:
     rows = server.json(f"/api/v1/usage?{NOV}&group_by=member,machine")["rows"]
     by = {(r["member_id"], r["machine_id"]): r for r in rows}

@@ -121,10 +121,28 @@ USAGE_KINDS = {"started_at": DATETIME, "ended_at": DATETIME, "minute_start": DAT
                "day": DAY, "duration_s": NUMBER, "seconds": NUMBER, "amount": MONEY}
 
 
+def chunked(lines: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
+    """Join small lines into ~64 KB chunks: one socket write per chunk, not per line.
+
+    A per-minute export is millions of short lines; written one by one, the server's
+    writes, not the data, were two thirds of the time.
+    """
+    buf: list[str] = []
+    n = 0
+    for line in lines:
+        buf.append(line)
+        n += len(line)
+        if n >= size:
+            yield "".join(buf)
+            buf, n = [], 0
+    if buf:
+        yield "".join(buf)
+
+
 def usage_export(store: HubStore, start: datetime, end: datetime, *, granularity: str,
                  group_by: Sequence[str], fmt: str, tz: str, tariffs: Iterable[Tariff],
                  sessions: Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]]
-                 | None = None) -> Iterator[str]:
+                 | None = None, filters: Mapping[str, str] | None = None) -> Iterator[str]:
     """Usage rows of sessions started in [start, end), with amounts when the hub has
     tariffs (without any, there is nothing to price and the report keeps its columns).
 
@@ -138,7 +156,7 @@ def usage_export(store: HubStore, start: datetime, end: datetime, *, granularity
         def price(s: Mapping[str, Any]) -> int:
             return pricer.charge(s).amount
 
-    stream = store.session_rows(start, end)
+    stream = store.session_rows(start, end, **(filters or {}))
     if sessions is not None:
         stream = sessions(stream)
     rows = usage_rows(stream, granularity, group_by, tz, price=price)

@@ -898,11 +898,18 @@ class HubStore:
         sql = f"{self._SESSION_SELECT}{where} ORDER BY s.started_at DESC, s.session_id LIMIT ?"
         return [dict(r) for r in self.conn.execute(sql, (*args, limit))]
 
-    def session_rows(self, start: datetime | None,
-                     end: datetime | None) -> Iterator[dict[str, Any]]:
+    def session_rows(self, start: datetime | None, end: datetime | None, *,
+                     member: str | None = None, project: str | None = None,
+                     machine: str | None = None) -> Iterator[dict[str, Any]]:
         """Closed sessions started in [start, end), oldest first, streamed from a cursor
-        so a year of sessions never sits in memory."""
+        so a year of sessions never sits in memory; optionally one member's, project's or
+        machine's (filtered in SQL, on an index, not in Python)."""
         where, args = self._range(start, end, closed=True)
+        for column, value in (("s.member_id", member), ("s.project_id", project),
+                              ("s.machine_id", machine)):
+            if value is not None:
+                where += f"{' AND' if where else 'WHERE'} {column} = ?"
+                args.append(value)
         cur = self.conn.execute(
             f"{self._SESSION_SELECT}{where} ORDER BY s.started_at, s.session_id", args)
         try:
@@ -1056,3 +1063,55 @@ def _m0006_enrolment_and_lapse(db: sqlite_utils.Database) -> None:
 def _m0007_members_joined_at(db: sqlite_utils.Database) -> None:
     """When a member joined: the activity report counts new members per period."""
     db.execute("ALTER TABLE members ADD COLUMN joined_at TEXT")
+
+
+@MIGRATIONS(name="0005_accounts")
+def _m0005_accounts(db: sqlite_utils.Database) -> None:
+    """Web accounts, roles, API tokens, log-in throttling and the audit log.
+
+    Registered after 0006 because it was written later: sqlite-utils applies migrations
+    by name once each, in declaration order, and nothing here depends on 0006. The audit
+    log is evidence, so triggers refuse UPDATE and DELETE outright (``gateway.hub.audit``
+    chains the rows, so even a change made with the triggers dropped is detected).
+    Log-in failures are counted here rather than in memory so that restarting the hub does
+    not hand an attacker a fresh set of guesses.
+    """
+    refuse = "SELECT RAISE(ABORT, 'the audit log is append-only');"
+    for stmt in (
+        "CREATE TABLE IF NOT EXISTS accounts ("
+        "member_id TEXT PRIMARY KEY REFERENCES members(id) ON DELETE CASCADE, "
+        "email TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT, "
+        "created_at TEXT NOT NULL, last_login_at TEXT, "
+        "failed_logins INTEGER NOT NULL DEFAULT 0, locked_until TEXT)",
+        # "member" is implicit for every account; only the other roles are stored. A
+        # trainer always names the certification group they train for, nobody else does.
+        "CREATE TABLE IF NOT EXISTS roles ("
+        "member_id TEXT NOT NULL REFERENCES accounts(member_id) ON DELETE CASCADE, "
+        "role TEXT NOT NULL "
+        "CHECK (role IN ('trainer', 'fabmanager', 'accountant', 'admin')), "
+        "group_id TEXT REFERENCES groups(id), "
+        "CHECK ((role = 'trainer') = (group_id IS NOT NULL)))",
+        "CREATE UNIQUE INDEX IF NOT EXISTS roles_unique "
+        "ON roles(member_id, role, coalesce(group_id, ''))",
+        "CREATE TABLE IF NOT EXISTS api_tokens (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "token_hash TEXT NOT NULL UNIQUE, scopes TEXT NOT NULL, created_by TEXT, "
+        "created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT)",
+        "CREATE TABLE IF NOT EXISTS login_throttle (key TEXT PRIMARY KEY, "
+        "failures INTEGER NOT NULL, window_start TEXT NOT NULL, locked_until TEXT)",
+        "CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, "
+        "actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, "
+        "details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL UNIQUE)",
+        f"CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
+        f"BEGIN {refuse} END",
+        f"CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
+        f"BEGIN {refuse} END",
+    ):
+        db.execute(stmt)
+
+
+@MIGRATIONS(name="0008_usage_indexes")
+def _m0008_usage_indexes(db: sqlite_utils.Database) -> None:
+    """One member's (or project's, or machine's) usage without reading everyone's."""
+    for column in ("member_id", "project_id", "machine_id"):
+        db.execute(f"CREATE INDEX IF NOT EXISTS sessions_{column}_started "
+                   f"ON sessions({column}, started_at)")

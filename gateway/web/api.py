@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, jsonify, request
 
 from ..contract import utcnow
-from ..hub.exports import FORMATS, usage_export
+from ..hub.exports import FORMATS, chunked, usage_export
 from ..hub.usage import DIMENSIONS, GRANULARITIES
 from . import get_store, hub_config, store_opener
 
@@ -121,14 +121,17 @@ def usage() -> Response:
     fmt = _choice("format", FORMATS, "json")
     tz = hub_config().timezone
     tariffs = tuple(getattr(hub_config(), "tariffs", ()))
+    filters = {key: request.args[key] for key in ("member", "project", "machine")
+               if request.args.get(key)}
     opener = store_opener()
 
     def body() -> Iterator[str]:
         # Opened at the first chunk: a response never iterated leaves nothing open.
         store = opener()
         try:
-            yield from usage_export(store, start, end, granularity=granularity,
-                                    group_by=group_by, fmt=fmt, tz=tz, tariffs=tariffs)
+            yield from chunked(usage_export(store, start, end, granularity=granularity,
+                                            group_by=group_by, fmt=fmt, tz=tz,
+                                            tariffs=tariffs, filters=filters))
         finally:
             store.close()
 

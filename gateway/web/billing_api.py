@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, jsonify, request
 
 from ..contract import utcnow
-from ..hub.exports import FORMATS, STATUSES, invoice_json, invoices, invoices_export
+from ..hub.exports import FORMATS, STATUSES, chunked, invoice_json, invoices, invoices_export
 from ..hub.invoicing import (
     close_period,
     invoice_by_number,
@@ -82,7 +82,7 @@ def list_invoices() -> Response:
         store = opener()
         try:
             docs = invoices(store, first, last, status=status, tariffs=tariffs, tz=tz)
-            yield from invoices_export(docs, fmt=fmt, tz=tz, detail=detail)
+            yield from chunked(invoices_export(docs, fmt=fmt, tz=tz, detail=detail))
         finally:
             store.close()
 
