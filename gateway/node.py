@@ -132,6 +132,7 @@ class NodeAgent:
         self.certify_trainer: MemberGrant | None = None
         self.certify_until: float | None = None
         self._last_trainer_tap: tuple[str, float] | None = None
+        self._entering_certify = False
         self.enrolment: dict[str, Any] | None = None
         self._held_payload: bytes | None = None
         self._acked = threading.Event()
@@ -269,7 +270,8 @@ class NodeAgent:
         member = decision.member
         tap_id = self._sim_tap_ids.pop(uid, None)
         tap = {"uid": uid, "member_id": member.member_id if member else None,
-               "action": str(decision.action), "reason": str(decision.reason), "tap_id": tap_id}
+               "action": str(decision.action), "reason": str(decision.reason), "tap_id": tap_id,
+               "certify_mode": self._entering_certify}
         if decision.action == Action.START and member:
             credit = (member.credit_s if self.snapshot and self.snapshot.machine.requires_credit
                       else None)
@@ -283,8 +285,11 @@ class NodeAgent:
                 log.info("tap %s denied: %s", uid, decision.reason)
         if member:
             self._staff_presence(decision, now)
-            if member.level >= TRAINER_LEVEL:
+            if self._entering_certify:
+                self._last_trainer_tap = None
+            elif member.level >= TRAINER_LEVEL:
                 self._last_trainer_tap = (uid, self.mono())
+        self._entering_certify = False
         self._publish_status()
         self._wake_sender.set()
         return decision
@@ -300,19 +305,22 @@ class NodeAgent:
             log.info("certify mode ended without a trainee tap")
             self.certify_trainer, self.certify_until = None, None
         trainer = self.certify_trainer
-        if trainer is not None and who is not None and who.member_id != trainer.member_id:
+        if (trainer is not None and who is not None and snap is not None
+                and who.member_id != trainer.member_id
+                and who.level < snap.machine.certify_level):
+            # A member already at that level is not a trainee: their tap acts as usual.
             self._certify(uid, trainer, who)
             return True
         last = self._last_trainer_tap
         if (who is not None and snap is not None and who.level >= TRAINER_LEVEL
                 and who.status == "active" and last is not None and last[0] == uid
                 and mono - last[1] <= self.cfg.reader.hold_off + CERTIFY_DOUBLE_TAP_S):
+            # The second tap still does what a tap does (usually a badge-out: power never
+            # stays on by surprise); certify mode opens on top of it.
             self.certify_trainer, self.certify_until = who, mono + CERTIFY_WINDOW_S
-            self._last_trainer_tap = None
-            self._journal_special(uid, who.member_id, "certify_mode", "trainer")
+            self._entering_certify = True
             log.info("certify mode for %.0f s: %s may certify the next member who taps",
                      CERTIFY_WINDOW_S, who.name)
-            return True
         enrol = self.enrolment
         if who is None and enrol is not None and now < enrol["until"]:
             self.enrolment = None

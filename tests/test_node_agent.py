@@ -283,7 +283,7 @@ def test_staff_tap_marks_presence_for_supervised_members(cfg, key, clock, mock_p
     tap(a, BOB)
     assert pin_state(mock_pins) is False
     tap(a, STAFF)  # staff starts a session and is now present
-    clock.advance(10)  # (two quick taps by a trainer would open certify mode instead)
+    clock.advance(10)
     tap(a, STAFF)  # ... and ends it, checking out
     tap(a, BOB)
     assert pin_state(mock_pins) is False
@@ -339,14 +339,17 @@ def test_laser_session_is_cut_when_the_balance_is_spent(agent, key, clock, mock_
 def test_trainer_double_tap_certifies_the_next_member(agent, clock, mock_pins, cfg) -> None:
     tap(agent, STAFF)  # level 3: a session starts
     clock.advance(1)
-    tap(agent, STAFF)  # within the double-tap window: certify mode, not a badge-out
-    assert agent.certify_trainer is not None and agent.session is not None
+    tap(agent, STAFF)  # within the double-tap window: badge-out, and certify mode opens
+    assert agent.certify_trainer is not None and agent.session is None
+    assert not pin_state(mock_pins)  # the second tap kept its meaning: power off
+    tap(agent, ALICE)  # already level 2: her tap is a normal one (a session starts)
+    assert agent.session is not None and agent.session.member_id == "alice"
     tap(agent, BOB)  # the trainee (level 0) taps within 15 s
     granted = [e["data"] for e in events(cfg) if e["type"] == "certification.granted"]
     assert granted == [{"trainer_id": "staff", "member_id": "bob", "group": "laser",
                         "level": 2, "machine": "laser-1"}]
     assert agent.certify_trainer is None
-    assert agent.session.member_id == "staff"  # the trainer's session goes on
+    assert agent.session.member_id == "alice"  # the trainee's tap touched nothing else
 
 
 def test_certify_mode_expires(agent, clock, cfg) -> None:
@@ -356,7 +359,8 @@ def test_certify_mode_expires(agent, clock, cfg) -> None:
     clock.advance(16)
     tap(agent, BOB)
     assert not [e for e in events(cfg) if e["type"] == "certification.granted"]
-    assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"][-1] == "in_use"
+    assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"][-1] == \
+        "not_certified"
 
 
 def test_non_trainers_cannot_open_certify_mode(agent, clock, mock_pins, cfg) -> None:
