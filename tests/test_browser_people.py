@@ -54,6 +54,24 @@ def log_in(driver: WebDriver, at: Site, email: str, then: str) -> None:
     wait.until(lambda d: "/login" not in d.current_url)
 
 
+def enrol_badge(at: Site, observer: Observer, uid: str) -> None:
+    """Tap an unknown badge until the node sends it for enrolment: the node learns of the
+    request from a retained message that may reach it just after the observer's copy, and
+    a tap before that is refused as an unknown badge (an event we can wait for)."""
+    def taps() -> int:
+        return sum(1 for e in observer.events if e.type == "tap" and e.data.get("uid") == uid)
+
+    for _ in range(5):
+        before = taps()
+        send_tap(at.tap_socket("laser-1"), uid)
+        observer.wait_for(
+            lambda before=before: observer.event("badge.enrolled", uid=uid) or taps() > before,
+            what=f"the node to enrol or refuse {uid}")
+        if observer.event("badge.enrolled", uid=uid):
+            return
+    raise AssertionError(f"{uid} was never sent for enrolment")
+
+
 def http_status(driver: WebDriver, path: str) -> int:
     """The status the browser gets for ``path`` with its own cookie (Selenium cannot
     read a page's status code)."""
@@ -107,6 +125,19 @@ def test_a_fabmanager_certifies_bruno_on_the_laser_and_he_can_use_it(
     row = browser.find_element(By.CSS_SELECTOR, "tr.cert-live[data-group=laser]")
     assert "2 · autonome" in row.text and "Karim Benali" in row.text
     screenshot(browser, "people-member-bruno-certified")
+
+    # Enrol a second badge for Bruno: the page follows the request without reloading.
+    browser.execute_script("window.__fabgateMarker = 'enrolment';")
+    browser.find_element(By.ID, "enrol").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-status=pending]")))
+    assert "En attente d'un badge" in browser.find_element(By.ID, "enrolment").text
+    screenshot(browser, "people-enrolment-waiting")
+    browser.execute_script("window.__fabgateMarker = 'enrolment';")
+    enrol_badge(site, observer, BADGE["stranger"])
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-status=attached]")))
+    assert f"Badge {BADGE['stranger']} rattaché" in browser.find_element(By.ID, "enrolment").text
+    assert browser.execute_script("return window.__fabgateMarker;") == "enrolment"
+    screenshot(browser, "people-enrolment-attached")
 
     # The hub republishes; once the node holds the new snapshot, Bruno's tap opens it.
     observer.wait_for(lambda: observer.status["laser-1"].get("snapshot_version", 0)

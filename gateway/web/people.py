@@ -91,6 +91,8 @@ def _context(**extra: Any) -> dict[str, Any]:
     def day(value: str | datetime | None) -> str:
         if not value:
             return ""
+        if isinstance(value, str) and len(value) == 10:  # already a local day (membership)
+            return date.fromisoformat(value).strftime("%d/%m/%Y")
         when = parse_iso(value) if isinstance(value, str) else value
         return when.astimezone(tz).strftime("%d/%m/%Y")
 
