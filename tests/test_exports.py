@@ -349,3 +349,39 @@ def test_chunked_joins_lines_without_changing_them() -> None:
     chunks = list(chunked(lines, size=1000))
     assert "".join(chunks) == "".join(lines)
     assert all(len(c) >= 1000 for c in chunks[:-1]) and len(chunks) < len(lines) / 50
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv-fr"])
+@pytest.mark.parametrize("priced", [False, True])
+def test_fast_per_minute_csv_is_byte_identical_to_the_general_path(fmt: str,
+                                                                   priced: bool) -> None:
+    from datetime import UTC, datetime
+
+    from gateway.hub import exports
+    from gateway.hub.usage import columns as usage_columns
+    from gateway.hub.usage import usage_rows as rows_of
+
+    sessions = [
+        {"session_id": "s1", "member_id": "m1", "member_name": 'Zoé "la" Martin, fils',
+         "project_id": None, "machine_id": "laser1",
+         "started_at": "2026-03-29T00:58:59.123Z", "duration_s": 185.5},  # across DST
+        {"session_id": "s2", "member_id": "m2", "member_name": "Bob; le retour",
+         "project_id": "p1", "machine_id": "cnc1",
+         "started_at": datetime(2026, 11, 25, 17, 0, 30, 999000, tzinfo=UTC),
+         "duration_s": 60.0},
+        {"session_id": "s3", "member_id": "m3", "member_name": "Empty",
+         "project_id": None, "machine_id": "cnc1",
+         "started_at": "2026-11-25T18:00:00.000Z", "duration_s": 0.0},
+    ]
+
+    def price(s):
+        return {"s1": 1001, "s2": 7, "s3": 1250}[s["session_id"]]
+
+    p = price if priced else None
+    fast = "".join(exports._minute_csv(iter(sessions), fmt, "Europe/Paris", p))
+    general = "".join(exports.csv_lines(
+        rows_of(iter(sessions), "minute", (), "Europe/Paris", price=p),
+        usage_columns("minute", (), amounts=priced), exports.USAGE_KINDS, fmt,
+        "Europe/Paris"))
+    assert fast == general
+    assert fast.count("\r\n") == 1 + 4 + 1  # header, 4 minutes of s1, 1 of s2, none of s3

@@ -20,14 +20,15 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ..contract import parse_iso
+from ..policies.metering import minute_slices
 from .invoicing import Invoice, Pricer, build_drafts, closed_invoices, is_closed, next_period
 from .store import HubStore
-from .usage import columns, usage_rows
+from .usage import _DIMS_ALL, _seconds, _shares, _when, columns, usage_rows
 
 if TYPE_CHECKING:
     from ..policies.tariffs import Tariff
@@ -85,6 +86,16 @@ def _cell(value: Any, kind: str | None, fl: Flavour, zone: ZoneInfo) -> Any:
     return value
 
 
+_CHUNK = 64 * 1024
+
+
+def _drain(buf: io.StringIO) -> str:
+    out = buf.getvalue()
+    buf.seek(0)
+    buf.truncate()
+    return out
+
+
 def csv_lines(rows: Iterable[Mapping[str, Any]], cols: Sequence[str],
               kinds: Mapping[str, str], fmt: str, tz: str) -> Iterator[str]:
     """Header then one chunk per row; quoting by the csv module in both flavours."""
@@ -101,8 +112,16 @@ def csv_lines(rows: Iterable[Mapping[str, Any]], cols: Sequence[str],
         return out
 
     yield (BOM if fl.french else "") + line(cols)
+    # Rows go into the buffer and leave it ~64 KB at a time: one getvalue per chunk, not
+    # per row, is most of a per-minute export's cost.
+    write = writer.writerow
     for row in rows:
-        yield line(_cell(row.get(c), kinds.get(c), fl, zone) for c in cols)
+        write([_cell(row.get(c), kinds.get(c), fl, zone) for c in cols])
+        if buf.tell() >= _CHUNK:
+            yield _drain(buf)
+    rest = _drain(buf)
+    if rest:
+        yield rest
 
 
 def json_lines(rows: Iterable[Any], key: str = "rows",
@@ -159,12 +178,64 @@ def usage_export(store: HubStore, start: datetime, end: datetime, *, granularity
     stream = store.session_rows(start, end, **(filters or {}))
     if sessions is not None:
         stream = sessions(stream)
+    if granularity == "minute" and not group_by and fmt != "json":
+        yield from _minute_csv(stream, fmt, tz, price)
+        return
     rows = usage_rows(stream, granularity, group_by, tz, price=price)
     if fmt == "json":
         yield from json_lines(rows)
     else:
         yield from csv_lines(rows, columns(granularity, group_by, amounts=bool(tariffs)),
                              USAGE_KINDS, fmt, tz)
+
+
+def _minute_csv(sessions: Iterable[Mapping[str, Any]], fmt: str, tz: str,
+                price: Callable[[Mapping[str, Any]], int] | None) -> Iterator[str]:
+    """Per-minute usage CSV written line by line from each session's constant part.
+
+    The same bytes as ``csv_lines(usage_rows(..., "minute"))`` (a test holds them equal),
+    at a fraction of the cost: a month is half a million rows whose session columns are
+    the same for every minute of a session, so they are quoted once per session and
+    only the minute's time, seconds and share of the amount are formatted per row.
+    """
+    fl = flavour(fmt)
+    zone = ZoneInfo(tz)
+    d = fl.delimiter
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=d, lineterminator="\r\n")
+    cols = columns("minute", (), amounts=price is not None)
+    writer.writerow(cols)
+    head = (BOM if fl.french else "") + _drain(buf)
+    out: list[str] = [head]
+    size = len(head)
+    minute = timedelta(minutes=1)
+    for s in sessions:
+        writer.writerow([_cell(s.get(c), None, fl, zone) for c in _DIMS_ALL])
+        dims = _drain(buf)[:-2]
+        slices = list(minute_slices(_when(s["started_at"]), float(s["duration_s"] or 0)))
+        if not slices:
+            continue
+        shares = _shares(price(s), len(slices)) if price is not None else None
+        base = slices[0][0].astimezone(UTC)
+        for k, (_start, secs) in enumerate(slices):
+            t = base + minute * k
+            if fl.french:
+                when = t.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S")
+                seconds = str(_seconds(secs)).replace(".", ",")
+            else:
+                when = t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                seconds = str(_seconds(secs))
+            line = f"{when}{d}{dims}{d}{seconds}{d}1"
+            if shares is not None:
+                line += d + euros(shares[k], fl)
+            line += "\r\n"
+            out.append(line)
+            size += len(line)
+            if size >= _CHUNK:
+                yield "".join(out)
+                out, size = [], 0
+    if out:
+        yield "".join(out)
 
 
 # -- invoices --------------------------------------------------------------------------
