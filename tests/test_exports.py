@@ -372,10 +372,13 @@ def test_fast_per_minute_csv_is_byte_identical_to_the_general_path(fmt: str,
         {"session_id": "s3", "member_id": "m3", "member_name": "Empty",
          "project_id": None, "machine_id": "cnc1",
          "started_at": "2026-11-25T18:00:00.000Z", "duration_s": 0.0},
+        {"session_id": "s4", "member_id": "m3", "member_name": "Night owl",
+         "project_id": None, "machine_id": "cnc1",  # across local and UTC midnight
+         "started_at": "2026-11-25T22:58:30.500Z", "duration_s": 7200.25},
     ]
 
     def price(s):
-        return {"s1": 1001, "s2": 7, "s3": 1250}[s["session_id"]]
+        return {"s1": 1001, "s2": 7, "s3": 1250, "s4": 12345}[s["session_id"]]
 
     p = price if priced else None
     fast = "".join(exports._minute_csv(iter(sessions), fmt, "Europe/Paris", p))
@@ -384,4 +387,5 @@ def test_fast_per_minute_csv_is_byte_identical_to_the_general_path(fmt: str,
         usage_columns("minute", (), amounts=priced), exports.USAGE_KINDS, fmt,
         "Europe/Paris"))
     assert fast == general
-    assert fast.count("\r\n") == 1 + 4 + 1  # header, 4 minutes of s1, 1 of s2, none of s3
+    # header, 4 minutes of s1, 1 of s2, none of s3, 121 of s4
+    assert fast.count("\r\n") == 1 + 4 + 1 + 121
