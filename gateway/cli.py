@@ -189,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     from .credit_cli import add_parser as add_credit_parser
     add_credit_parser(sub)
+    from .audit_cli import add_parser as add_audit_parser
+    add_audit_parser(sub)
+    from .user_cli import add_parser as add_user_parser
+    add_user_parser(sub)
     return p
 
 

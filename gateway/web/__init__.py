@@ -33,14 +33,18 @@ def create_app(config: HubConfig, store_factory: StoreFactory | None = None) -> 
             store.close()
 
     from .api import api
+    from .auth import auth
     from .billing_api import billing
     from .pages import pages
     from .report import report_pages
+    from .tokens import tokens
 
+    app.register_blueprint(auth)  # first: it installs the access check every route passes
     app.register_blueprint(api)
     app.register_blueprint(pages)
     app.register_blueprint(report_pages)
     app.register_blueprint(billing)
+    app.register_blueprint(tokens)
     return app
 
 

@@ -9,7 +9,6 @@ the client goes away and the server closes the generator).
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Iterator
 from datetime import date, datetime, time
@@ -22,6 +21,8 @@ from ..contract import utcnow
 from ..hub.exports import FORMATS, chunked, usage_export
 from ..hub.usage import DIMENSIONS, GRANULARITIES
 from . import get_store, hub_config, store_opener
+from .auth import public
+from .tokens import check_bearer, endpoint_scope, scope
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -44,19 +45,7 @@ def _bad_parameter(exc: BadParameter) -> tuple[Response, int]:
 
 @api.before_request
 def _require_token() -> tuple[Response, int, dict[str, str]] | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, presented = header.partition(" ")
-    ok = False
-    if scheme.lower() == "bearer" and presented:
-        given = presented.strip().encode()
-        # Compare against every token without stopping early: no timing hint about which
-        # token (or how many) exist.
-        for tok in hub_config().api_tokens:
-            ok |= hmac.compare_digest(given, tok.token.encode())
-    if ok:
-        return None
-    return (jsonify(error="a valid 'Authorization: Bearer <token>' header is required"),
-            401, {"WWW-Authenticate": 'Bearer realm="fabgate"'})
+    return check_bearer(endpoint_scope())
 
 
 def parse_bound(value: str, name: str, tz: str) -> datetime:
@@ -114,6 +103,8 @@ def _group_by() -> tuple[str, ...]:
 
 
 @api.get("/usage")
+@public
+@scope("usage")
 def usage() -> Response:
     start, end = _range()
     granularity = _choice("granularity", GRANULARITIES, "session")
@@ -144,6 +135,8 @@ def usage() -> Response:
 
 
 @api.get("/machines")
+@public
+@scope("machines")
 def machines() -> Response:
     return jsonify(machines=get_store().machines_live())
 
@@ -161,11 +154,15 @@ def _listing_args() -> dict[str, Any]:
 
 
 @api.get("/sessions")
+@public
+@scope("sessions")
 def sessions() -> Response:
     return jsonify(sessions=get_store().sessions(**_listing_args()))
 
 
 @api.get("/jobs")
+@public
+@scope("jobs")
 def jobs() -> Response:
     """Jobs with their member, project and machine, newest first."""
     machine = request.args.get("machine") or None

@@ -25,6 +25,8 @@ from ..hub.invoicing import (
 )
 from . import get_store, hub_config, store_opener
 from .api import BadParameter, _bad_parameter, _require_token
+from .auth import public
+from .tokens import scope
 
 billing = Blueprint("billing", __name__, url_prefix="/api/v1")
 billing.before_request(_require_token)
@@ -60,6 +62,8 @@ def _choice(name: str, allowed: tuple[str, ...], default: str | None) -> str | N
 
 
 @billing.get("/invoices")
+@public
+@scope("invoices")
 def list_invoices() -> Response:
     """``period`` (default: last month) or ``from``/``to`` months; ``status`` draft or
     closed (default both); ``format`` json, csv or csv-fr; ``detail`` documents or lines."""
@@ -96,6 +100,8 @@ def list_invoices() -> Response:
 
 
 @billing.get("/invoices/<number>")
+@public
+@scope("invoices")
 def one_invoice(number: str) -> tuple[Response, int] | Response:
     doc = invoice_by_number(get_store(), number)
     if doc is None:
@@ -104,6 +110,8 @@ def one_invoice(number: str) -> tuple[Response, int] | Response:
 
 
 @billing.post("/periods/<period>/close")
+@public
+@scope("invoices")
 def close(period: str) -> tuple[Response, int] | Response:
     """Close a month: ``{"by": "who"}``. Repeating it returns the same documents."""
     _period("period", period)
@@ -127,6 +135,8 @@ def close(period: str) -> tuple[Response, int] | Response:
 
 
 @billing.get("/chain")
+@public
+@scope("invoices")
 def chain() -> Response:
     """The hash chain check, and its head: keep the head elsewhere to detect a rewrite
     of the last document together with its hash."""

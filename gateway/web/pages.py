@@ -15,6 +15,7 @@ from flask import Blueprint, Response, jsonify, render_template, request
 
 from ..contract import iso, parse_iso, utcnow
 from . import get_store, hub_config
+from .auth import public
 from .i18n import choose_language, translator
 
 pages = Blueprint("pages", __name__)
@@ -53,11 +54,13 @@ def _context() -> dict[str, Any]:
 
 
 @pages.get("/")
+@public
 def index() -> str:
     return render_template("index.html", **_context())
 
 
 @pages.get("/fragments/board")
+@public
 def board() -> Response:
     resp = Response(render_template("board.html", **_context()))
     resp.headers["Cache-Control"] = "no-store"
@@ -65,6 +68,7 @@ def board() -> Response:
 
 
 @pages.get("/healthz")
+@public
 def healthz() -> tuple[Response, int]:
     """Liveness for a supervisor: answers 503 when the database cannot be read."""
     try:

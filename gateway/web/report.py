@@ -25,6 +25,7 @@ from ..contract import utcnow
 from ..hub.report import AttendanceCell, Report, activity_report, category_totals, report_csv
 from ..permissions import WEEKDAYS
 from . import charts, get_store, hub_config
+from .auth import public
 from .i18n import choose_language, translator
 
 report_pages = Blueprint("report", __name__)
@@ -252,6 +253,7 @@ def _bad(lang: str, exc: BadPeriod) -> Response:
 
 
 @report_pages.get("/report")
+@public
 def report_page() -> Response | str:
     cfg = hub_config()
     lang = choose_language(request, cfg.language)
@@ -276,6 +278,7 @@ def report_page() -> Response | str:
 
 
 @report_pages.get("/report.csv")
+@public
 def report_csv_file() -> Response:
     cfg = hub_config()
     try:

@@ -1,0 +1,41 @@
+"""``fabgate audit verify``: check the audit log's hash chain in the hub database.
+
+Reads the SQLite file directly (WAL lets it run beside a live hub). Prints the head
+(last entry and its hash) so an operator can note it elsewhere: the chain alone cannot
+show that its newest entries were cut off, a remembered head can.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .config import load_hub_config
+from .hub import audit
+from .hub.store import HubStore
+
+
+def add_parser(subparsers: Any) -> None:
+    s = subparsers.add_parser("audit", help="the audit log: verify its hash chain")
+    sub = s.add_subparsers(dest="audit_command", required=True)
+    v = sub.add_parser("verify", help="report any break in the audit log's hash chain")
+    v.add_argument("--config", required=True, help="the hub's configuration file")
+    s.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_hub_config(args.config)
+    with HubStore(cfg.database) as store:
+        problems = audit.verify(store)
+        head = audit.head(store)
+    for problem in problems:
+        print(f"audit log: {problem}", file=sys.stderr)
+    if problems:
+        print(f"audit log BROKEN: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    if head is None:
+        print("audit log: empty")
+    else:
+        print(f"audit log intact: {head[0]} entries, head {head[1]}")
+    return 0

@@ -1,0 +1,610 @@
+"""Accounts and the access rule every route follows: log-in, roles, CSRF, session cookie.
+
+Access is declared on each view, not decided inside it: ``@public`` or
+``@requires(role, ...)`` set ``view.fabgate_roles`` and an app-wide ``before_request``
+enforces it. A view with no declaration is refused (500, logged as an error) rather than
+served, so a route added without thinking about access fails closed and loudly, and the
+route-matrix test names it. The decorators only set attributes (they do not wrap), so
+their position relative to ``@blueprint.get`` does not matter.
+
+Roles: every account is a ``member``; ``admin`` may do everything the other roles may.
+A trainer's role names a certification group: ``requires("trainer")`` lets any trainer
+in, and the view asks ``current_user().trains(group)`` for the group at hand.
+
+Sessions are Flask's signed cookie. It holds the member id and a fingerprint of the
+password hash, so changing a password ends every other session. The signing key lives
+in ``web-secret.key`` beside the database (0600, made at first start): a restarted hub
+keeps its users logged in, and the key never sits in a config file that gets shared.
+
+CSRF: a random token per session, checked on every unsafe method of every view that may
+use the cookie. Requests that carry ``Authorization: Bearer`` are exempt and are never
+authenticated by the cookie (browsers do not attach such headers on their own), and so
+are API views (public for cookies, guarded by bearer scopes in ``tokens.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
+from markupsafe import Markup
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..contract import iso, utcnow
+from ..hub import audit
+from ..hub.store import HubStore
+from . import get_store, hub_config
+from .i18n import choose_language, translator
+
+log = logging.getLogger("fabgate.web.auth")
+
+ROLES: Final = ("member", "trainer", "fabmanager", "accountant", "admin")
+STORED_ROLES: Final = ("trainer", "fabmanager", "accountant", "admin")
+PUBLIC: Final = "public"
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Flask's own static route: serving the stylesheet needs no declaration of ours.
+FRAMEWORK_PUBLIC: Final = frozenset({"static"})
+
+MAX_FAILURES = 5
+LOCK_TIME = timedelta(minutes=15)
+FAILURE_WINDOW = timedelta(minutes=15)
+MIN_PASSWORD = 12
+MAX_PASSWORD = 1024  # Argon2 hashes anything, but a megabyte "password" is an attack
+SESSION_LIFETIME = timedelta(hours=12)
+SECRET_FILE = "web-secret.key"
+COOKIE_NAME = "fabgate_session"
+
+# argon2-cffi's defaults are RFC 9106's second recommended profile (Argon2id, 64 MiB);
+# raising them later makes ``check_needs_rehash`` upgrade each hash at the next log-in.
+hasher = PasswordHasher()
+
+V = TypeVar("V", bound=Callable[..., Any])
+Declaration = frozenset[str] | str
+
+
+# -- declarations -------------------------------------------------------------------
+
+def public(view: V) -> V:
+    """Anyone may use this view, logged in or not (board, health, log-in page, API
+    views whose bearer check lives in their blueprint)."""
+    view.fabgate_roles = PUBLIC  # type: ignore[attr-defined]
+    return view
+
+
+def requires(*roles: str) -> Callable[[V], V]:
+    """Only accounts holding one of ``roles`` (admins always) may use this view; others
+    get 403, and a browser without a session is sent to the log-in page."""
+    unknown = [r for r in roles if r not in ROLES]
+    if not roles or unknown:
+        raise ValueError(f"requires() takes roles among {', '.join(ROLES)}; got {roles!r}")
+
+    def mark(view: V) -> V:
+        view.fabgate_roles = frozenset(roles)  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def declaration(app: Flask, endpoint: str) -> Declaration | None:
+    """What an endpoint declared, or None when it declared nothing."""
+    if endpoint in FRAMEWORK_PUBLIC or endpoint.endswith(".static"):
+        return PUBLIC
+    view = app.view_functions.get(endpoint)
+    value = getattr(view, "fabgate_roles", None)
+    if value == PUBLIC or isinstance(value, frozenset):
+        return value
+    return None
+
+
+def view_scope(app: Flask, endpoint: str | None) -> str | None:
+    """The bearer-token scope a view accepts (see ``tokens.scope``), if any."""
+    if endpoint is None:
+        return None
+    return getattr(app.view_functions.get(endpoint), "fabgate_scope", None)
+
+
+# -- users --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class User:
+    member_id: str
+    name: str
+    email: str
+    roles: frozenset[str]
+    trainer_groups: frozenset[str]
+
+    def has(self, *roles: str) -> bool:
+        """True if the account holds any of ``roles``; admins hold them all."""
+        return "admin" in self.roles or any(r in self.roles for r in roles)
+
+    def trains(self, group_id: str) -> bool:
+        """May certify members on this group (trainers up to level 2; fabmanagers and
+        admins on every group)."""
+        return group_id in self.trainer_groups or self.has("fabmanager")
+
+
+def load_user(conn: sqlite3.Connection, member_id: str) -> User | None:
+    row = conn.execute(
+        "SELECT a.member_id, a.email, m.name FROM accounts a JOIN members m "
+        "ON m.id = a.member_id WHERE a.member_id = ?", (member_id,)).fetchone()
+    if row is None:
+        return None
+    roles = {"member"}
+    groups = set()
+    for role, group in conn.execute("SELECT role, group_id FROM roles WHERE member_id = ?",
+                                    (member_id,)):
+        roles.add(role)
+        if role == "trainer" and group:
+            groups.add(group)
+    return User(member_id=row[0], name=row[2], email=row[1], roles=frozenset(roles),
+                trainer_groups=frozenset(groups))
+
+
+def _bearer_presented() -> bool:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(value.strip())
+
+
+def _fingerprint(password_hash: str | None) -> str:
+    key = current_app.secret_key
+    secret = key if isinstance(key, bytes) else str(key).encode()
+    return hmac.new(secret, (password_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def current_user() -> User | None:
+    """The logged-in account of this request, or None (also for bearer requests)."""
+    if "fabgate_user" in g:
+        user: User | None = g.fabgate_user
+        return user
+    user = None
+    member_id = session.get("uid")
+    if member_id and not _bearer_presented():
+        conn = get_store().conn
+        row = conn.execute("SELECT password_hash FROM accounts WHERE member_id = ?",
+                           (member_id,)).fetchone()
+        if row is not None and hmac.compare_digest(session.get("pw", ""),
+                                                   _fingerprint(row[0])):
+            user = load_user(conn, member_id)
+        if user is None:
+            # Account deleted or password changed elsewhere: this cookie is over.
+            session.pop("uid", None)
+            session.pop("pw", None)
+    g.fabgate_user = user
+    return user
+
+
+# -- CSRF ---------------------------------------------------------------------------
+
+def csrf_token() -> str:
+    """This session's CSRF token, created on first use."""
+    token = session.get("csrf")
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def csrf_field() -> Markup:
+    """The hidden input every POST form carries: ``{{ csrf_field() }}``."""
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(csrf_token())
+
+
+def _csrf_valid() -> bool:
+    expected = session.get("csrf")
+    given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+    return (isinstance(expected, str) and bool(expected) and bool(given)
+            and hmac.compare_digest(expected.encode(), given.encode()))
+
+
+# -- the app-wide check -------------------------------------------------------------
+
+def _t() -> Callable[..., str]:
+    return translator(choose_language(request, hub_config().language))
+
+
+def _guard() -> BaseResponse | tuple[str, int, dict[str, str]] | None:
+    endpoint = request.endpoint
+    if endpoint is None:
+        return None  # no route matched: Flask answers 404 or 405
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    declared = declaration(app, endpoint)
+    if declared is None:
+        log.error("REFUSED %s %s: endpoint %r declares no access; decorate it with "
+                  "@public or @requires(...) from gateway.web.auth",
+                  request.method, request.path, endpoint)
+        abort(500)
+    scope = view_scope(app, endpoint)
+    if declared != PUBLIC:
+        assert isinstance(declared, frozenset)
+        if scope and _bearer_presented():
+            from .tokens import check_bearer
+
+            return check_bearer(scope)
+        user = current_user()
+        if user is None:
+            if request.method in SAFE_METHODS and request.accept_mimetypes.accept_html:
+                return redirect(url_for("auth.login", next=_local_target()))
+            return (_t()("auth.login_required") + "\n", 401,
+                    {"Content-Type": "text/plain; charset=utf-8"})
+        if not user.has(*declared):
+            return (_t()("auth.forbidden") + "\n", 403,
+                    {"Content-Type": "text/plain; charset=utf-8"})
+    if request.method not in SAFE_METHODS and not _bearer_presented() \
+            and not (declared == PUBLIC and scope) and not _csrf_valid():
+        log.warning("CSRF token missing or wrong: %s %s from %s", request.method,
+                    request.path, request.remote_addr)
+        return (_t()("auth.csrf_failed") + "\n", 400,
+                {"Content-Type": "text/plain; charset=utf-8"})
+    return None
+
+
+def _local_target() -> str:
+    return request.full_path.rstrip("?") if request.query_string else request.path
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path on this site: ``next`` must not send a user to another host."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return url_for("pages.index") if "pages.index" in current_app.view_functions else "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+# -- cookie and key -----------------------------------------------------------------
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, ``Secure`` per request when the request came over TLS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            return True
+        return has_request_context() and request.is_secure
+
+
+def secret_key(database: Path) -> bytes:
+    """The cookie signing key kept beside the database, created 0600 on first start.
+
+    Written to a private temporary file then hard-linked into place, so two processes
+    starting together agree on one key and nobody ever reads a half-written file.
+    """
+    path = database.parent / SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".web-secret-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+                log.info("created the web session key %s", path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("%s is readable by other users (mode %o): chmod 600 it", path, mode)
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise RuntimeError(f"{path} holds no usable key; delete it to have a new one made")
+    return key.encode()
+
+
+def install(app: Flask) -> None:
+    """Key, cookie settings, the access check and template helpers, on one app."""
+    cfg = app.config["HUB"]
+    app.secret_key = secret_key(Path(cfg.database))
+    if getattr(cfg, "web_trust_proxy", False):
+        # Behind a reverse proxy every request comes from the proxy's address: one
+        # mistyped password would lock everyone out. Trust its X-Forwarded-For and
+        # X-Forwarded-Proto (one hop) only when the configuration says one is there.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    app.session_interface = _SessionInterface()
+    app.config.update(
+        SESSION_COOKIE_NAME=COOKIE_NAME, SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(getattr(cfg, "web_secure_cookies", False)),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
+    # First among the app's before_request hooks: nothing runs for an undeclared route.
+    app.before_request_funcs.setdefault(None, []).insert(0, _guard)
+    app.jinja_env.globals.update(csrf_field=csrf_field, csrf_token=csrf_token,
+                                 current_user=current_user)
+
+
+auth = Blueprint("auth", __name__)
+auth.record_once(lambda state: install(state.app))
+
+
+# -- log-in throttling --------------------------------------------------------------
+
+def _locked_until(conn: sqlite3.Connection, keys: list[str], now: datetime) -> str | None:
+    marks = ",".join("?" * len(keys))
+    row = conn.execute(f"SELECT max(locked_until) FROM login_throttle WHERE key IN ({marks}) "
+                       f"AND locked_until > ?", (*keys, iso(now))).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def _count_failure(conn: sqlite3.Connection, key: str, now: datetime) -> str | None:
+    """One more failure for ``key``; returns the lock's end if this one locks it."""
+    row = conn.execute("SELECT failures, window_start, locked_until FROM login_throttle "
+                       "WHERE key = ?", (key,)).fetchone()
+    stale = row is None or (row[2] is not None and row[2] <= iso(now)) \
+        or row[1] < iso(now - FAILURE_WINDOW)
+    failures, start = (1, iso(now)) if stale else (row[0] + 1, row[1])
+    locked = iso(now + LOCK_TIME) if failures >= MAX_FAILURES else None
+    conn.execute("INSERT INTO login_throttle (key, failures, window_start, locked_until) "
+                 "VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                 "failures = excluded.failures, window_start = excluded.window_start, "
+                 "locked_until = excluded.locked_until", (key, failures, start, locked))
+    return locked
+
+
+def _throttle_keys(email: str, addr: str | None) -> list[str]:
+    return [f"email:{email}", f"addr:{addr or 'unknown'}"]
+
+
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so both cases take as long."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    try:
+        return hasher.verify(stored or _dummy_hash(), password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class LoginLocked(Exception):
+    def __init__(self, until: str) -> None:
+        super().__init__(until)
+        self.until = until
+
+
+def authenticate(store: HubStore, email: str, password: str, addr: str | None,
+                 now: datetime) -> User | None:
+    """Check a log-in attempt, counting failures; raise ``LoginLocked`` while locked.
+
+    A locked email or address is refused before the password is even checked: a
+    correct guess during the lock must not be distinguishable from a wrong one.
+    """
+    conn = store.conn
+    email = normalise_email(email)
+    keys = _throttle_keys(email, addr)
+    until = _locked_until(conn, keys, now)
+    if until:
+        raise LoginLocked(until)
+    row = conn.execute("SELECT member_id, password_hash FROM accounts WHERE email = ?",
+                       (email,)).fetchone()
+    ok = len(password) <= MAX_PASSWORD and verify_password(row[1] if row else None, password)
+    if not ok:
+        with conn:
+            locks = [lock for key in keys if (lock := _count_failure(conn, key, now))]
+            if row is not None:
+                conn.execute("UPDATE accounts SET failed_logins = failed_logins + 1, "
+                             "locked_until = coalesce(?, locked_until) WHERE member_id = ?",
+                             (max(locks) if locks else None, row[0]))
+        log.warning("failed log-in for %r from %s", email, addr)
+        if locks:
+            raise LoginLocked(max(locks))
+        return None
+    with conn:
+        conn.execute("DELETE FROM login_throttle WHERE key = ?", (keys[0],))
+        new_hash = hasher.hash(password) if hasher.check_needs_rehash(row[1]) else row[1]
+        conn.execute("UPDATE accounts SET failed_logins = 0, locked_until = NULL, "
+                     "last_login_at = ?, password_hash = ? WHERE member_id = ?",
+                     (iso(now), new_hash, row[0]))
+    return load_user(conn, row[0])
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+# -- accounts, for the command line and the pages -------------------------------------
+
+def check_new_password(password: str) -> str | None:
+    """Why a new password is refused, or None. Length only: composition rules push
+    people to predictable patterns, and log-in is rate-limited anyway."""
+    if len(password) < MIN_PASSWORD:
+        return f"at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"at most {MAX_PASSWORD} characters"
+    return None
+
+
+def set_password(store: HubStore, member_id: str, password: str, *, actor: str) -> None:
+    problem = check_new_password(password)
+    if problem:
+        raise ValueError(f"password refused: {problem}")
+    conn = store.conn
+    with conn:
+        cur = conn.execute("UPDATE accounts SET password_hash = ?, failed_logins = 0, "
+                           "locked_until = NULL WHERE member_id = ?",
+                           (hasher.hash(password), member_id))
+        if cur.rowcount != 1:
+            raise ValueError(f"no account for member {member_id!r}")
+        audit.record(conn, actor, audit.PASSWORD_CHANGED, member_id, {})
+
+
+def create_account(store: HubStore, member_id: str, email: str, *, actor: str,
+                   password: str | None = None) -> None:
+    """An account for an existing member; ``ValueError`` with the reason otherwise."""
+    conn = store.conn
+    email = normalise_email(email)
+    if "@" not in email:
+        raise ValueError(f"{email!r} is not an email address")
+    if conn.execute("SELECT 1 FROM members WHERE id = ?", (member_id,)).fetchone() is None:
+        raise ValueError(f"no member {member_id!r} (import members first)")
+    if password is not None and (problem := check_new_password(password)):
+        raise ValueError(f"password refused: {problem}")
+    try:
+        with conn:
+            conn.execute("INSERT INTO accounts (member_id, email, password_hash, created_at) "
+                         "VALUES (?, ?, ?, ?)",
+                         (member_id, email, hasher.hash(password) if password else None,
+                          iso(utcnow())))
+            audit.record(conn, actor, audit.ACCOUNT_CREATED, member_id, {"email": email})
+    except sqlite3.IntegrityError as exc:
+        raise ValueError(f"an account already exists for member {member_id!r} or "
+                         f"email {email!r}") from exc
+
+
+def grant_role(store: HubStore, member_id: str, role: str, group_id: str | None, *,
+               actor: str) -> bool:
+    """True if granted, False if the account already had it."""
+    if role not in STORED_ROLES:
+        raise ValueError(f"role {role!r}: expected one of {', '.join(STORED_ROLES)}")
+    if (role == "trainer") != (group_id is not None):
+        raise ValueError("a trainer role names its group (--group), other roles do not")
+    conn = store.conn
+    if group_id is not None and conn.execute("SELECT 1 FROM groups WHERE id = ?",
+                                             (group_id,)).fetchone() is None:
+        raise ValueError(f"no certification group {group_id!r}")
+    with conn:
+        cur = conn.execute("INSERT OR IGNORE INTO roles (member_id, role, group_id) "
+                           "VALUES (?, ?, ?)", (member_id, role, group_id))
+        if cur.rowcount:
+            audit.record(conn, actor, audit.ROLE_GRANTED, member_id,
+                         {"role": role, "group": group_id})
+    return bool(cur.rowcount)
+
+
+def revoke_role(store: HubStore, member_id: str, role: str, group_id: str | None, *,
+                actor: str) -> bool:
+    conn = store.conn
+    with conn:
+        cur = conn.execute("DELETE FROM roles WHERE member_id = ? AND role = ? "
+                           "AND coalesce(group_id, '') = coalesce(?, '')",
+                           (member_id, role, group_id))
+        if cur.rowcount:
+            audit.record(conn, actor, audit.ROLE_REVOKED, member_id,
+                         {"role": role, "group": group_id})
+    return bool(cur.rowcount)
+
+
+# -- views --------------------------------------------------------------------------
+
+def _page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
+    cfg = hub_config()
+    lang = choose_language(request, cfg.language)
+    return render_template(template, lang=lang, t=translator(lang), site=cfg.site,
+                           min_password=MIN_PASSWORD, **values), status
+
+
+def _no_store(resp: BaseResponse) -> BaseResponse:
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@auth.route("/login", methods=["GET", "POST"])
+@public
+def login() -> BaseResponse:
+    target = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return _no_store(Response(*_page("login.html", next=target, email="", error=None)))
+    email = request.form.get("email", "")
+    password = request.form.get("password", "")
+    t = _t()
+    now = utcnow()
+    try:
+        user = authenticate(get_store(), email, password, request.remote_addr, now)
+    except LoginLocked as exc:
+        minutes = max(1, -(-int((datetime.fromisoformat(exc.until.replace("Z", "+00:00"))
+                                 - now).total_seconds()) // 60))
+        body, status = _page("login.html", 429, next=target, email=email,
+                             error=t("auth.locked", minutes=minutes))
+        resp = Response(body, status)
+        resp.headers["Retry-After"] = str(minutes * 60)
+        return _no_store(resp)
+    if user is None:
+        return _no_store(Response(*_page("login.html", 401, next=target, email=email,
+                                         error=t("auth.bad_credentials"))))
+    row = get_store().conn.execute("SELECT password_hash FROM accounts WHERE member_id = ?",
+                                   (user.member_id,)).fetchone()
+    # A fresh session on log-in: nothing set before it (a planted CSRF token) survives.
+    session.clear()
+    session.permanent = True
+    session["uid"] = user.member_id
+    session["pw"] = _fingerprint(row[0])
+    csrf_token()
+    log.info("log-in: %s (%s)", user.member_id, ", ".join(sorted(user.roles)))
+    return redirect(target)
+
+
+@auth.post("/logout")
+@public
+def logout() -> BaseResponse:
+    session.clear()
+    return redirect(_safe_next(None))
+
+
+@auth.route("/account/password", methods=["GET", "POST"])
+@requires("member")
+def account_password() -> BaseResponse:
+    user = current_user()
+    assert user is not None
+    t = _t()
+    if request.method == "GET":
+        return _no_store(Response(*_page("account.html", user=user, error=None, done=False)))
+    current = request.form.get("current", "")
+    new = request.form.get("new", "")
+    store = get_store()
+    try:
+        ok = authenticate(store, user.email, current, request.remote_addr, utcnow())
+    except LoginLocked:
+        ok = None
+    error = None
+    if ok is None:
+        error = t("auth.bad_current")
+    elif new != request.form.get("confirm", ""):
+        error = t("auth.mismatch")
+    elif check_new_password(new):
+        error = t("auth.too_short", n=MIN_PASSWORD)
+    if error:
+        return _no_store(Response(*_page("account.html", 400, user=user, error=error,
+                                         done=False)))
+    set_password(store, user.member_id, new, actor=user.member_id)
+    row = store.conn.execute("SELECT password_hash FROM accounts WHERE member_id = ?",
+                             (user.member_id,)).fetchone()
+    session["pw"] = _fingerprint(row[0])
+    return _no_store(Response(*_page("account.html", user=user, error=None, done=True)))
