@@ -26,15 +26,24 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.support.wait import WebDriverWait
 from werkzeug.serving import make_server
 
-from gateway.config import GroupConfig, HubConfig, MachineConfig, MqttConfig, Seed, SeedMember
+from gateway.config import (
+    ApiToken,
+    GroupConfig,
+    HubConfig,
+    MachineConfig,
+    MqttConfig,
+    Seed,
+    SeedMember,
+)
 from gateway.contract import iso
 from gateway.demo_year import OPENING_HOURS, generate_year
 from gateway.hub.report import Report, activity_report, opening_spans, report_csv
 from gateway.hub.store import HubStore
 from gateway.permissions import parse_opening_hours
-from gateway.web import create_app
+from gateway.web import auth, create_app
 from tests.conftest import README_TEST_COMMAND
 from tests.test_browser import BROWSER_LANGUAGES, CHROMEDRIVER, CHROMIUM, CHROMIUM_ARGS
 
@@ -43,6 +52,10 @@ PARIS = ZoneInfo(TZ)
 HOURS = parse_opening_hours({"tue": ["10:00-12:00", "14:00-18:00"]})
 START, END = date(2026, 3, 1), date(2026, 5, 1)
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# The report is for staff: HTTP tests present a token with the `report` scope, the
+# browser logs in as a fabmanager.
+REPORT_TOKEN = "report-token-0123456789abcdef"
+STAFF_EMAIL, STAFF_PASSWORD = "fabmanager@example.org", "a long enough passphrase"
 
 
 def local(y: int, mo: int, d: int, h: int, mi: int = 0) -> datetime:
@@ -275,7 +288,8 @@ class Server:
     base: str
 
     def get(self, path: str, lang: str = "fr") -> tuple[int, dict[str, str], str]:
-        req = urllib.request.Request(self.base + path, headers={"Accept-Language": lang})
+        req = urllib.request.Request(self.base + path, headers={
+            "Accept-Language": lang, "Authorization": f"Bearer {REPORT_TOKEN}"})
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, dict(resp.headers), resp.read().decode()
@@ -288,7 +302,7 @@ def hub_config(db: Path, hours: dict[str, list[str]]) -> HubConfig:
         file=db.with_name("hub.yaml"), site="demo-lab", timezone=TZ, language="fr",
         mqtt=MqttConfig(), database=db, signing_key=db.with_name("hub.key"),
         snapshot_validity=timedelta(hours=72), snapshot_refresh=timedelta(minutes=5),
-        web_host="127.0.0.1", web_port=0, api_tokens=(),
+        web_host="127.0.0.1", web_port=0, api_tokens=(ApiToken("report", REPORT_TOKEN),),
         opening_hours=parse_opening_hours(hours), groups=(), machines=())
 
 
@@ -421,6 +435,13 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
 
 @pytest.fixture
 def year_server(year_db: Path) -> Iterator[Server]:
+    with HubStore(year_db) as store:
+        if store.conn.execute("SELECT 1 FROM accounts WHERE email = ?",
+                              (STAFF_EMAIL,)).fetchone() is None:
+            member = store.conn.execute("SELECT min(id) FROM members").fetchone()[0]
+            auth.create_account(store, member, STAFF_EMAIL, actor="test",
+                                password=STAFF_PASSWORD)
+            auth.grant_role(store, member, "fabmanager", None, actor="test")
     yield from serve(year_db, OPENING_HOURS)
 
 
@@ -456,6 +477,11 @@ return {
 @pytest.mark.integration
 def test_report_of_a_generated_year_in_a_browser(year_server: Server,
                                                  browser: WebDriver) -> None:
+    browser.get(f"{year_server.base}/login?next=/report")
+    browser.find_element("css selector", "input[name=email]").send_keys(STAFF_EMAIL)
+    browser.find_element("css selector", "input[name=password]").send_keys(STAFF_PASSWORD)
+    browser.find_element("css selector", "form.login button[type=submit]").click()
+    WebDriverWait(browser, 30).until(lambda d: "/login" not in d.current_url)
     browser.get(f"{year_server.base}/report?from={YEAR}-01-01&to={YEAR + 1}-01-01")
     assert browser.execute_script("return document.readyState") == "complete"
     assert browser.execute_script("return document.documentElement.lang") == "fr"

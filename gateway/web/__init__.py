@@ -36,6 +36,7 @@ def create_app(config: HubConfig, store_factory: StoreFactory | None = None) -> 
     from .auth import auth
     from .billing_api import billing
     from .pages import pages
+    from .people import people
     from .report import report_pages
     from .tokens import tokens
 
@@ -45,6 +46,7 @@ def create_app(config: HubConfig, store_factory: StoreFactory | None = None) -> 
     app.register_blueprint(report_pages)
     app.register_blueprint(billing)
     app.register_blueprint(tokens)
+    app.register_blueprint(people)
     return app
 
 

@@ -25,8 +25,9 @@ from ..contract import utcnow
 from ..hub.report import AttendanceCell, Report, activity_report, category_totals, report_csv
 from ..permissions import WEEKDAYS
 from . import charts, get_store, hub_config
-from .auth import public
+from .auth import requires
 from .i18n import choose_language, translator
+from .tokens import scope
 
 report_pages = Blueprint("report", __name__)
 _NONE = AttendanceCell()
@@ -253,7 +254,8 @@ def _bad(lang: str, exc: BadPeriod) -> Response:
 
 
 @report_pages.get("/report")
-@public
+@requires("accountant", "admin", "fabmanager")
+@scope("report")
 def report_page() -> Response | str:
     cfg = hub_config()
     lang = choose_language(request, cfg.language)
@@ -278,7 +280,8 @@ def report_page() -> Response | str:
 
 
 @report_pages.get("/report.csv")
-@public
+@requires("accountant", "admin", "fabmanager")
+@scope("report")
 def report_csv_file() -> Response:
     cfg = hub_config()
     try:
