@@ -102,6 +102,11 @@ class HubConfig:
     machines: tuple[MachineConfig, ...]
     seed: Path | None = None
     tariffs: tuple[Tariff, ...] = ()
+    # Session cookies only over TLS (set it when the hub is served over https).
+    web_secure_cookies: bool = False
+    # Behind one reverse proxy: trust its X-Forwarded-For/Proto (client address for the
+    # log-in lock-out, https for cookies). Never without a proxy: clients could forge them.
+    web_trust_proxy: bool = False
 
 
 @dataclass(frozen=True)
@@ -636,7 +641,7 @@ def _hub_from(doc: _Doc) -> HubConfig:
         hub.fail("snapshot_refresh", f"a duration shorter than snapshot_validity ({validity})",
                  hub.raw("snapshot_refresh", "1h"))
 
-    web = top.section("web", ("host", "port"))
+    web = top.section("web", ("host", "port", "secure_cookies", "trust_proxy"))
     tokens: list[ApiToken] = []
     names: dict[str, str] = {}
     secrets: dict[str, str] = {}
@@ -698,6 +703,8 @@ def _hub_from(doc: _Doc) -> HubConfig:
         signing_key=hub.file_path("signing_key", "./keys/hub-signing.pem"),
         snapshot_validity=validity, snapshot_refresh=refresh,
         web_host=web.text("host", "127.0.0.1"), web_port=web.integer("port", 8080, 0, 65535),
+        web_secure_cookies=web.flag("secure_cookies", False),
+        web_trust_proxy=web.flag("trust_proxy", False),
         api_tokens=tuple(tokens), opening_hours=_opening_hours(top),
         groups=tuple(groups), machines=tuple(machines), seed=hub.file_path("seed", None))
 

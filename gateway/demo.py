@@ -276,6 +276,36 @@ def print_summary(db_path: Path, since: str) -> None:
           f"{format_money(sum(r['amount'] for r in rows)):>12}")
 
 
+# Demo log-ins: the fabmanager (who may certify), a trainer, an accountant and a member.
+DEMO_ACCOUNTS = [
+    ("m-karim", "karim@demo.fablab.invalid", ("fabmanager", "admin"), None),
+    ("m-bruno", "bruno@demo.fablab.invalid", ("trainer",), "cnc"),
+    ("m-alice", "alice@demo.fablab.invalid", (), None),
+]
+
+
+def _demo_accounts(cfg: HubConfig, data: Path) -> str:
+    """Create the demo's accounts once; their shared password is kept in the data dir."""
+    from .hub.store import HubStore
+    from .web.auth import create_account, grant_role
+
+    path = data / "demo-password"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(12))
+    password = path.read_text().strip()
+    with HubStore(cfg.database, tariffs=cfg.tariffs) as store:
+        for member, email, roles, group in DEMO_ACCOUNTS:
+            try:
+                create_account(store, member, email, actor="demo", password=password)
+            except ValueError:
+                continue  # made by an earlier run
+            for role in roles:
+                grant_role(store, member, role, group if role == "trainer" else None,
+                           actor="demo")
+    return password
+
+
 def _write_history(cfg: HubConfig, year: int) -> None:
     """A past year of activity, priced, so the reports and invoices have something to show."""
     from .demo_year import generate_year
@@ -309,6 +339,7 @@ def run_demo(*, data: Path | None, broker: str | None, port: int,
                   flush=True)
             _write_history(cfg, history)
         hub = HubService(cfg)
+        password = _demo_accounts(cfg, data)
         hub.start()
         procs: dict[str, subprocess.Popen] = {}
         link = MqttLink(url, f"fabgate-demo-{os.getpid()}")
@@ -324,7 +355,10 @@ def run_demo(*, data: Path | None, broker: str | None, port: int,
             (data / "demo.json").write_text(json.dumps(
                 {"broker": url, "prefix": topics.prefix, "hub": hub.web_url,
                  "token": files.token, "pid": os.getpid()}))
+            logins = ", ".join(f"{e} ({'/'.join(r) or 'member'})"
+                               for _m, e, r, _g in DEMO_ACCOUNTS)
             print(f"fabgate demo running\n  hub:      {hub.web_url}\n  broker:   {url}\n"
+                  f"  log in:   {logins}\n            password {password}\n"
                   f"  API token (accounting): {files.token}\n  data:     {data}\n"
                   f"  try:      curl -H 'Authorization: Bearer {files.token}' "
                   f"'{hub.web_url}api/v1/usage?group_by=member'\n"

@@ -327,7 +327,7 @@ def install(app: Flask) -> None:
     """Key, cookie settings, the access check and template helpers, on one app."""
     cfg = app.config["HUB"]
     app.secret_key = secret_key(Path(cfg.database))
-    if getattr(cfg, "web_trust_proxy", False):
+    if cfg.web_trust_proxy:
         # Behind a reverse proxy every request comes from the proxy's address: one
         # mistyped password would lock everyone out. Trust its X-Forwarded-For and
         # X-Forwarded-Proto (one hop) only when the configuration says one is there.
@@ -336,7 +336,7 @@ def install(app: Flask) -> None:
     app.config.update(
         SESSION_COOKIE_NAME=COOKIE_NAME, SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=bool(getattr(cfg, "web_secure_cookies", False)),
+        SESSION_COOKIE_SECURE=cfg.web_secure_cookies,
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
     # First among the app's before_request hooks: nothing runs for an undeclared route.
     app.before_request_funcs.setdefault(None, []).insert(0, _guard)
