@@ -437,3 +437,14 @@ def test_my_page_shows_certifications_minutes_and_projects(hub: Hub) -> None:
     assert "Lampe en contreplaqué" in me and "Étagère" in me
     en = page(hub.client("m-alice"), "/me?lang=en")
     assert "Hello Alice Martin" in en and "My certifications" in en
+
+
+def test_navigation_follows_the_roles(hub: Hub) -> None:
+    with hub.store() as store:
+        auth.grant_role(store, "m-chef", "accountant", None, actor="test")
+    fab, accountant, member = hub.client("m-fab"), hub.client("m-chef"), hub.client("m-alice")
+    assert "Rapport d'activité" in page(fab, "/me") and "Jetons" not in page(fab, "/me")
+    assert "Jetons d'API" in page(accountant, "/me")
+    assert "Rapport d'activité" in page(accountant, "/me")
+    assert "Rapport" not in page(member, "/me") and "Jetons" not in page(member, "/me")
+    assert "Se déconnecter" in page(member, "/me")

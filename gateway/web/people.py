@@ -134,6 +134,10 @@ def _navigation() -> dict[str, Any]:
                                          ("people.projects", "nav.projects")]
         if user.has("fabmanager", "trainer"):
             links += [("people.members", "nav.members"), ("people.certify", "nav.certify")]
+        if user.has("fabmanager", "accountant"):
+            links.append(("report.report_page", "nav.report"))
+        if user.has("accountant"):
+            links.append(("tokens.token_list", "nav.tokens"))
         return [{"href": url_for(endpoint), "label": t(key),
                  "current": request.endpoint == endpoint} for endpoint, key in links]
 
