@@ -13,10 +13,16 @@ from pathlib import Path
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
+from hypothesis import settings
 
 from gateway.broker import MosquittoProcess, find_mosquitto
 
 README_TEST_COMMAND = "python3 scripts/bootstrap.py test"
+
+# Property tests check behaviour, not speed: a per-example deadline only turns a busy
+# machine (CI beside other work, a Pi) into false failures. Speed lives in bench/.
+settings.register_profile("fabgate", deadline=None)
+settings.load_profile("fabgate")
 
 
 @pytest.fixture
