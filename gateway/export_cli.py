@@ -162,7 +162,7 @@ def _chunks(store: HubStore, args: argparse.Namespace, start: datetime, end: dat
 def run(args: argparse.Namespace) -> int:
     cfg = load_hub_config(args.config)
     tz = cfg.timezone
-    tariffs = tuple(getattr(cfg, "tariffs", ()))
+    tariffs = cfg.tariffs
     start, end = _range(args, tz)
     if args.what == "usage":
         try:

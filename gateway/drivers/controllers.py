@@ -69,9 +69,8 @@ class _CurrentMachine(SimulatedMachine):
         self.current.run_job(self.job_amps, seconds)
 
     def close(self) -> None:
-        close = getattr(self.board, "close", None)
-        if close:
-            close()
+        if self.board is not None:
+            self.board.close()
 
 
 def make_controller(cfg: ControllerConfig) -> tuple[MachineController | None,

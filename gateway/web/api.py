@@ -111,7 +111,7 @@ def usage() -> Response:
     group_by = _group_by()
     fmt = _choice("format", FORMATS, "json")
     tz = hub_config().timezone
-    tariffs = tuple(getattr(hub_config(), "tariffs", ()))
+    tariffs = hub_config().tariffs
     filters = {key: request.args[key] for key in ("member", "project", "machine")
                if request.args.get(key)}
     opener = store_opener()

@@ -36,7 +36,7 @@ DETAILS = ("documents", "lines")
 
 
 def _tariffs() -> tuple[Any, ...]:
-    return tuple(getattr(hub_config(), "tariffs", ()))
+    return hub_config().tariffs
 
 
 def _period(name: str, value: str) -> str:
