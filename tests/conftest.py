@@ -16,6 +16,7 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import settings
 
 from gateway.broker import MosquittoProcess, find_mosquitto
+from tests.harness import Observer, Site
 
 README_TEST_COMMAND = "python3 scripts/bootstrap.py test"
 
@@ -51,3 +52,23 @@ def mock_pins() -> Iterator[MockFactory]:
     finally:
         factory.reset()
         Device.pin_factory = previous
+
+
+@pytest.fixture
+def site(tmp_path: Path, mosquitto: MosquittoProcess) -> Iterator[Site]:
+    """A demo-shaped site (configuration, keys, members) whose processes stop at the end."""
+    s = Site(tmp_path, mosquitto.url)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def observer(site: Site, mosquitto: MosquittoProcess) -> Iterator[Observer]:
+    """Everything published under the site's prefix, for tests to wait on."""
+    obs = Observer(mosquitto.url, "fablab/demo/")
+    try:
+        yield obs
+    finally:
+        obs.close()

@@ -25,7 +25,6 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from gateway.broker import MosquittoProcess
 from gateway.drivers.tap_socket import send_tap
 from tests.conftest import README_TEST_COMMAND
 from tests.harness import BADGE, Observer, Site
@@ -79,24 +78,6 @@ Board = dict[str, Any]
 
 
 # --- fixtures --------------------------------------------------------------------------
-
-@pytest.fixture
-def site(tmp_path: Path, mosquitto: MosquittoProcess) -> Iterator[Site]:
-    s = Site(tmp_path, mosquitto.url)
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def observer(site: Site, mosquitto: MosquittoProcess) -> Iterator[Observer]:
-    obs = Observer(mosquitto.url, "fablab/demo/")
-    try:
-        yield obs
-    finally:
-        obs.close()
-
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:

@@ -26,9 +26,7 @@ from tests.test_browser import FR, machine, ready, screenshot, wait_board
 
 pytestmark = pytest.mark.integration
 
-# The board test's fixtures: a Site with a real Mosquitto, its Observer, the chromium.
-site = board_tests.site
-observer = board_tests.observer
+# The board test's chromium; `site` and `observer` come from conftest.py.
 browser = board_tests.browser
 
 PASSWORD = "une phrase de passe assez longue"

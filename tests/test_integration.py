@@ -10,8 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
@@ -22,24 +20,6 @@ from gateway.drivers.tap_socket import send_tap
 from tests.harness import BADGE, Observer, Site
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def site(tmp_path: Path, mosquitto: MosquittoProcess) -> Iterator[Site]:
-    s = Site(tmp_path, mosquitto.url)
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def observer(site: Site, mosquitto: MosquittoProcess) -> Iterator[Observer]:
-    obs = Observer(mosquitto.url, "fablab/demo/")
-    try:
-        yield obs
-    finally:
-        obs.close()
 
 
 def _ready(site: Site, observer: Observer, node: str) -> None:

@@ -8,9 +8,6 @@ demo; the hub and the node are separate processes talking through a real Mosquit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from gateway.broker import MosquittoProcess
@@ -27,15 +24,6 @@ CASES = [
     ("printer-1", "m-karim", "karim", "robot.gcode", True),
     ("embroidery-1", "m-diane", "diane", "ecusson.dst", False),
 ]
-
-
-@pytest.fixture
-def site(tmp_path: Path, mosquitto: MosquittoProcess) -> Iterator[Site]:
-    s = Site(tmp_path, mosquitto.url)
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 @pytest.mark.parametrize(("node", "member", "who", "job_name", "has_progress"), CASES,
