@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.contract import ContractError, Envelope, Topics
 from gateway.demo import BADGE, DemoFiles, write_demo_files
 
-__all__ = ["BADGE", "Observer", "Proc", "Site", "api_get", "poll_until"]
+__all__ = ["BADGE", "Observer", "Proc", "Site", "api_get", "http_request", "poll_until"]
 
 
 class Observer:
@@ -213,6 +214,23 @@ class Site:
                 proc.stop()
         if self.hub and self.hub.p.poll() is None:
             self.hub.stop()
+
+
+def http_request(url: str, *, method: str = "GET", body: dict[str, Any] | None = None,
+                 token: str | None = None,
+                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One real HTTP request: status, headers and body, error statuses included."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
 
 
 def api_get(url: str, token: str | None) -> Any:

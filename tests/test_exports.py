@@ -10,8 +10,6 @@ import re
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +26,7 @@ from gateway.hub.invoicing import Pricer
 from gateway.hub.store import HubStore
 from gateway.web import billing_api, create_app
 
+from .harness import http_request
 from .test_invoicing import (
     GROUPS,
     MACHINES,
@@ -50,17 +49,7 @@ class Client:
 
     def call(self, path: str, *, method: str = "GET", body: dict | None = None,
              token: str | None = TOKEN) -> tuple[int, dict[str, str], bytes]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if token is not None:
-            req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), err.read()
+        return http_request(self.base + path, method=method, body=body, token=token)
 
     def json(self, path: str, **kw: object) -> dict:
         status, _, body = self.call(path, **kw)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ from gateway.config import (
 from gateway.contract import Envelope, iso
 from gateway.hub.store import HubStore
 from gateway.web import create_app
+from tests.harness import http_request
 
 TOKEN = "s3cret-token"
 # Sessions in November 2026, Paris time (UTC+1).
@@ -42,14 +43,7 @@ class Server:
 
     def get(self, path: str, *, token: str | None = TOKEN,
             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        req = urllib.request.Request(self.base + path, headers=headers or {})
-        if token is not None:
-            req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), err.read()
+        return http_request(self.base + path, token=token, headers=headers)
 
     def json(self, path: str, **kw: object) -> dict:
         status, _, body = self.get(path, **kw)  # type: ignore[arg-type]
