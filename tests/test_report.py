@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import os
 import re
 import threading
 import urllib.error
@@ -22,9 +21,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 from werkzeug.serving import make_server
@@ -44,9 +40,9 @@ from gateway.hub.report import Report, activity_report, opening_spans, report_cs
 from gateway.hub.store import HubStore
 from gateway.permissions import parse_opening_hours
 from gateway.web import auth, create_app
-from tests.conftest import README_TEST_COMMAND
-from tests.test_browser import BROWSER_LANGUAGES, CHROMEDRIVER, CHROMIUM, CHROMIUM_ARGS
+from tests import test_browser as board_tests
 
+browser = board_tests.browser  # the board tests' chromium, as a fixture here too
 TZ = "Europe/Paris"
 PARIS = ZoneInfo(TZ)
 HOURS = parse_opening_hours({"tue": ["10:00-12:00", "14:00-18:00"]})
@@ -410,28 +406,6 @@ def test_generated_year_is_plausible_and_deterministic(year_db: Path, tmp_path: 
 
 
 # -- browser ------------------------------------------------------------------------
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.fail(f"the browser tests need {' and '.join(missing)}; run "
-                    f"`{README_TEST_COMMAND}`, which installs them", pytrace=False)
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for arg in CHROMIUM_ARGS:
-        options.add_argument(arg)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    options.add_experimental_option("prefs", {"intl.accept_languages": BROWSER_LANGUAGES})
-    service = Service(executable_path=str(CHROMEDRIVER),
-                      log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
-        driver.set_page_load_timeout(60)
-        yield driver
-    finally:
-        driver.quit()
-
 
 @pytest.fixture
 def year_server(year_db: Path) -> Iterator[Server]:
