@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.contract import Envelope
-from gateway.journal import Journal
+from gateway.journal import Journal, JournalUnavailable
 
 
 @pytest.fixture
@@ -103,3 +103,51 @@ def test_events_written_before_share_the_commit_and_keep_their_order(journal: Jo
     assert journal.count() == 2
     (nxt,) = add(journal)
     assert nxt.seq == 3
+
+
+def _fill_to_the_limit(journal: Journal) -> None:
+    """Real SQLITE_FULL: the database may not grow by one more page."""
+    pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
+    journal._db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_a_full_disk_raises_the_real_error_not_a_failed_rollback(journal: Journal) -> None:
+    add(journal, 2)
+    _fill_to_the_limit(journal)
+    with pytest.raises(JournalUnavailable) as caught:
+        for i in range(200):  # the first commit that needs a new page fails
+            journal.append(node="n1", boot="b", type="tap", data={"pad": "x" * 1000, "i": i})
+    assert "database or disk is full" in str(caught.value)
+    assert "cannot rollback" not in str(caught.value)
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    # Reads still work, the failed commit left nothing behind, and space coming back is
+    # enough: the same journal writes again, with the sequence unbroken.
+    written = journal.count()
+    journal._db.execute("PRAGMA max_page_count = 1000000")
+    (env,) = add(journal)
+    assert env.seq == written + 1 and journal.count() == written + 1
+
+
+def test_a_journal_that_cannot_be_opened_says_why_and_can_be_opened_later(
+        tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the journal's directory should be")
+    j = Journal(blocker / "j.db", open_now=False)
+    assert not j.is_open
+    with pytest.raises(JournalUnavailable, match="data"):
+        j.open()
+    with pytest.raises(JournalUnavailable, match="not open"):
+        j.append(node="n1", boot="b", type="tap", data={})
+    blocker.unlink()
+    j.open()
+    (env,) = add(j)
+    assert env.seq == 1 and j.count() == 1
+    j.close()
+
+
+def test_reopening_keeps_everything(journal: Journal) -> None:
+    add(journal, 2, open_session={"id": "s1"})
+    journal.open()  # what the node does when it retries a failed journal
+    assert journal.count() == 2 and journal.get_state("open_session") == {"id": "s1"}
+    journal.set_states({"open_session": None, "time_floor": "x"})
+    assert journal.get_state("open_session") is None and journal.get_state("time_floor") == "x"
