@@ -54,6 +54,7 @@ class Reason(StrEnum):
     NO_SNAPSHOT = "no_snapshot"
     OUT_OF_SERVICE = "out_of_service"
     INSUFFICIENT_CREDIT = "insufficient_credit"
+    JOURNAL_UNAVAILABLE = "journal_unavailable"  # the node cannot record a session now
 
 
 class Action(StrEnum):
@@ -143,6 +144,11 @@ DENY_REASONS: Mapping[Reason, Mapping[str, str]] = MappingProxyType({
         "en": "The machine is out of service.",
         "fr": "La machine est hors service.",
     }),
+    Reason.JOURNAL_UNAVAILABLE: MappingProxyType({
+        "en": "The machine cannot record sessions right now (storage problem): ask the staff.",
+        "fr": "La machine ne peut pas enregistrer de session pour l'instant (problème de "
+              "stockage) : prévenez l'équipe.",
+    }),
 })
 
 _GRANT_TEXT: Mapping[Reason, Mapping[str, str]] = MappingProxyType({
@@ -206,8 +212,12 @@ def _utc(t: datetime) -> datetime:
     return t.astimezone(UTC)
 
 
-def _snapshot_stale(snapshot: Snapshot, now: datetime, max_age: timedelta) -> bool:
-    return now - _utc(snapshot.issued_at) > max_age or now >= _utc(snapshot.valid_until)
+def _snapshot_stale(snapshot: Snapshot, now: datetime, max_age: timedelta,
+                    age: timedelta | None) -> bool:
+    """Too old or past its validity; on the snapshot's own (monotonic) age when given."""
+    if age is None:
+        return now - _utc(snapshot.issued_at) > max_age or now >= _utc(snapshot.valid_until)
+    return age > max_age or age >= _utc(snapshot.valid_until) - _utc(snapshot.issued_at)
 
 
 def _local_today(snapshot: Snapshot, now: datetime) -> date:
@@ -239,8 +249,13 @@ def _certification(member: MemberGrant, min_level: int, now: datetime,
 
 def decide(snapshot: Snapshot | None, *, badge_uid: str, now: datetime,
            staff_present: bool, state: MachineState,
-           max_snapshot_age: timedelta) -> Decision:
-    """Answer one tap; the first failing check, in the order of docs/design.md, wins."""
+           max_snapshot_age: timedelta, snapshot_age: timedelta | None = None) -> Decision:
+    """Answer one tap; the first failing check, in the order of docs/design.md, wins.
+
+    ``snapshot_age``, when given, is the snapshot's age measured by the node on its
+    monotonic clock (see ``policies/trusted_time.py``); it replaces ``now - issued_at``
+    so that a wall clock moved after receipt changes nothing about freshness.
+    """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware: snapshot times are absolute")
     now = _utc(now)
@@ -250,7 +265,7 @@ def decide(snapshot: Snapshot | None, *, badge_uid: str, now: datetime,
         return ending
     if snapshot is None:
         return _deny(Reason.NO_SNAPSHOT)
-    if _snapshot_stale(snapshot, now, max_snapshot_age):
+    if _snapshot_stale(snapshot, now, max_snapshot_age, snapshot_age):
         return _deny(Reason.SNAPSHOT_TOO_OLD)
     if snapshot.machine.out_of_service:
         return _deny(Reason.OUT_OF_SERVICE)
