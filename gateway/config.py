@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 
 from .contract import default_prefix
+from .mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S
 from .permissions import WEEKDAYS, parse_opening_hours
 from .policies.tariffs import Tariff, TariffError, parse_tariffs
 from .uids import normalise_uid
@@ -55,6 +56,8 @@ class MqttConfig:
     username: str | None = None
     password: str | None = None
     client_id: str = ""
+    reconnect_min: float = RECONNECT_MIN_S  # seconds before the first reconnection attempt
+    reconnect_max: float = RECONNECT_MAX_S  # ceiling of the doubling back-off
 
 
 @dataclass(frozen=True)
@@ -486,7 +489,7 @@ class _Section:
             self.fail(key, _one_of(options) + hint, _shown(value))
         return value
 
-    def duration(self, key: str, default: str) -> timedelta:
+    def duration(self, key: str, default: str | timedelta) -> timedelta:
         value = self.raw(key, default)
         try:
             result = parse_duration(value)
@@ -540,7 +543,9 @@ def _unique(sec: _Section, key: str, value: str, seen: dict[str, str], what: str
 
 # --------------------------------------------------------------------------- shared parts
 
-_MQTT_KEYS = ("url", "prefix", "username", "password", "client_id")
+_MQTT_KEYS = ("url", "prefix", "username", "password", "client_id", "reconnect_min",
+              "reconnect_max")
+_RECONNECT_CEILING = timedelta(hours=1)
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _URL_TEXT = "mqtt://host[:port] or mqtts://host[:port] (default ports 1883 and 8883)"
 
@@ -579,9 +584,18 @@ def _mqtt(top: _Section, site: str, default_client_id: str) -> MqttConfig:
     client_id = sec.text("client_id", default_client_id)
     if any(c in client_id for c in "+#/ "):
         sec.fail("client_id", "a client id without '+', '#', '/' or spaces", client_id)
+    reconnect_min = sec.duration("reconnect_min", timedelta(seconds=RECONNECT_MIN_S))
+    reconnect_max = sec.duration("reconnect_max", timedelta(seconds=RECONNECT_MAX_S))
+    if reconnect_max > _RECONNECT_CEILING:
+        sec.fail("reconnect_max", "a duration of at most 1h", sec.raw("reconnect_max", None))
+    if reconnect_max < reconnect_min:
+        sec.fail("reconnect_max", f"a duration no shorter than reconnect_min ({reconnect_min})",
+                 sec.raw("reconnect_max", None))
     return MqttConfig(url=f"{scheme}://{shown_host}:{port}", host=host, port=port,
                       tls=scheme == "mqtts", prefix=prefix, username=username,
-                      password=password, client_id=client_id)
+                      password=password, client_id=client_id,
+                      reconnect_min=reconnect_min.total_seconds(),
+                      reconnect_max=reconnect_max.total_seconds())
 
 
 # --------------------------------------------------------------------------- hub

@@ -212,11 +212,18 @@ def encode_status(*, node: str, machine: str, online: bool, relay: bool = False,
                   boot: str | None = None, state: str | None = None,
                   activity: str = "unknown", detail: str = "",
                   job: dict[str, Any] | None = None, ending: bool = False,
-                  mode: str | None = None) -> bytes:
+                  mode: str | None = None, heartbeat_s: float | None = None,
+                  clock_behind: bool = False, journal: str = "ok",
+                  backlog: int | None = None) -> bytes:
+    # heartbeat_s: the node republishes its status this often (the hub calls a node
+    # silent for three periods offline); clock_behind: its wall clock is behind the
+    # hub-signed time; journal: "ok" or "unavailable"; backlog: events not yet acked.
     return dumps({"v": CONTRACT_VERSION, "node": node, "machine": machine, "online": online,
                   "relay": relay, "session": session, "snapshot_version": snapshot_version,
                   "boot": boot, "state": state, "activity": activity, "detail": detail,
-                  "job": job, "ending": ending, "mode": mode, "time": iso(utcnow())})
+                  "job": job, "ending": ending, "mode": mode, "heartbeat_s": heartbeat_s,
+                  "clock_behind": clock_behind, "journal": journal, "backlog": backlog,
+                  "time": iso(utcnow())})
 
 
 def decode_status(payload: bytes | str) -> dict[str, Any]:

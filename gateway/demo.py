@@ -116,8 +116,15 @@ class DemoFiles:
 
 
 def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: str = "1s",
-                     tap_sockets: bool = False) -> DemoFiles:
-    """(Re)write the demo's configuration; keys, token and database are kept across runs."""
+                     tap_sockets: bool = False,
+                     reconnect: tuple[str, str] | None = None) -> DemoFiles:
+    """(Re)write the demo's configuration; keys, token and database are kept across runs.
+
+    ``reconnect`` (min, max) sets ``mqtt.reconnect_min``/``reconnect_max`` everywhere.
+    """
+    mqtt: dict[str, str] = {"url": broker_url}
+    if reconnect is not None:
+        mqtt.update(reconnect_min=reconnect[0], reconnect_max=reconnect[1])
     data.mkdir(parents=True, exist_ok=True)
     (data / "nodes").mkdir(exist_ok=True)
     token_file = data / "api-token"
@@ -129,7 +136,7 @@ def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: st
     seed.write_bytes(resources.files("gateway").joinpath("data/demo-seed.yaml").read_bytes())
     hub = {
         "site": SITE, "timezone": "Europe/Paris", "language": "fr",
-        "mqtt": {"url": broker_url},
+        "mqtt": dict(mqtt),
         "hub": {"database": "hub.db", "signing_key": "keys/hub-signing.pem",
                 "snapshot_validity": "7d", "snapshot_refresh": "1h", "seed": "members.yaml"},
         "web": {"host": "127.0.0.1", "port": web_port},
@@ -148,7 +155,7 @@ def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: st
     nodes = {}
     for m in MACHINES:
         node = {
-            "site": SITE, "mqtt": {"url": broker_url},
+            "site": SITE, "mqtt": dict(mqtt),
             "node": {"id": m["id"], "machine": m["id"], "journal": f"../journals/{m['id']}.db",
                      "hub_public_key": "../keys/hub-signing.pub", "max_snapshot_age": "72h",
                      "heartbeat": "5s"},

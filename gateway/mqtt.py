@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
 
+# paho's reconnect back-off, in seconds: the first retry after RECONNECT_MIN_S, doubling
+# up to RECONNECT_MAX_S. The defaults of the `mqtt.reconnect_min`/`reconnect_max` keys.
+RECONNECT_MIN_S = 1.0
+RECONNECT_MAX_S = 15.0
+
 
 @dataclass(frozen=True)
 class BrokerAddress:
@@ -53,7 +58,9 @@ class MqttLink:
     def __init__(self, url: str, client_id: str, *, username: str | None = None,
                  password: str | None = None, will: Will | None = None,
                  clean_session: bool = True,
-                 on_connect: Callable[[], None] | None = None) -> None:
+                 on_connect: Callable[[], None] | None = None,
+                 reconnect_min: float = RECONNECT_MIN_S,
+                 reconnect_max: float = RECONNECT_MAX_S) -> None:
         self.address = BrokerAddress.parse(url)
         self.client_id = client_id
         self.connected = threading.Event()
@@ -68,7 +75,10 @@ class MqttLink:
             self._client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         if will:
             self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=15)
+        # Floats work: paho only multiplies and compares them. After the broker returns,
+        # the link is back within reconnect_max (plus the connection itself).
+        self._client.reconnect_delay_set(min_delay=reconnect_min,  # type: ignore[arg-type]
+                                         max_delay=reconnect_max)  # type: ignore[arg-type]
         self._client.max_inflight_messages_set(100)
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._handle_connect

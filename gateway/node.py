@@ -9,7 +9,15 @@ Safety rules this module keeps, in this order of importance:
    when the hub has acknowledged its id. So a dead broker or hub loses nothing, and a
    replay bills nothing twice (the hub is idempotent on event ids).
 3. Decisions are local, from the last valid signed snapshot: the node works offline up
-   to the machine's maximum snapshot age.
+   to the machine's maximum snapshot age, measured on the monotonic clock; "now" never
+   goes below the time the hub signed (``policies/trusted_time.py``).
+4. The loop owns the state. MQTT handlers (paho's thread) only put messages in an inbox
+   that ``step()`` drains, so snapshots, acks, enrolment windows, simulated taps and
+   every status are handled in order on one thread; the journal sender thread only
+   reads the journal and publishes.
+5. No journal, no power: when the journal cannot be written the relay goes off, an open
+   session ends at once, taps are denied (``journal_unavailable``) and kept in memory;
+   the node retries the journal with back-off and writes them when it can again.
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -53,11 +62,11 @@ from .drivers.controllers import SimulatedMachine
 from .drivers.machine import Activity, MachineController, MachineReport
 from .drivers.readers import BadgeReader, SimulatedReader, TapDebouncer
 from .drivers.relay import Relay
-from .journal import Journal
+from .journal import Journal, JournalUnavailable
 from .mqtt import MqttLink, Will
 from .permissions import MemberGrant, Snapshot, SnapshotRejected, verify_snapshot
-from .policies import session_rules
-from .policies.access import Action, Decision, MachineState, decide
+from .policies import session_rules, trusted_time
+from .policies.access import Action, Decision, MachineState, Reason, decide
 from .policies.jobs import ENDING, JobEvent, JobTracker
 from .policies.metering import BusyMeter, billable_minutes, split_minutes
 from .policies.presence import presence_until, staff_present, staff_toggle
@@ -72,6 +81,12 @@ TRAINER_LEVEL = 3
 CERTIFY_DOUBLE_TAP_S = 3.0
 CERTIFY_WINDOW_S = 15.0  # then the trainee taps within this long
 MAX_IN_FLIGHT = 200
+# Events that could not be journaled (denials while the journal is unavailable, job
+# events, rejected snapshots) wait in memory, oldest dropped first beyond this many.
+DEFERRED_MAX = 200
+JOURNAL_RETRY_MIN_S = 1.0  # back-off between attempts to reopen a failed journal
+JOURNAL_RETRY_MAX_S = 30.0
+STEP_ERROR_MAX_WAIT_S = 5.0  # a step that keeps failing is retried at most this slowly
 
 
 @dataclass
@@ -105,7 +120,12 @@ class OpenSession:
 
 
 class NodeAgent:
-    """One machine's node. ``step()`` does one poll; ``run()`` loops until stopped."""
+    """One machine's node. ``step()`` does one poll; ``run()`` loops until stopped.
+
+    Every attribute below belongs to the thread that calls ``step()`` (the loop), except
+    ``_inbox`` and ``_reports`` (thread-safe queues other threads feed), ``_sent`` (under
+    ``_sent_lock``, shared with the journal sender) and the journal (locked inside).
+    """
 
     def __init__(self, cfg: NodeConfig, *, relay: Relay, reader: BadgeReader,
                  public_key: Ed25519PublicKey, journal: Journal | None = None,
@@ -117,7 +137,7 @@ class NodeAgent:
         self.relay = relay
         self.reader = reader
         self.public_key = public_key
-        self.journal = journal or Journal(cfg.journal)
+        self.journal = journal if journal is not None else Journal(cfg.journal, open_now=False)
         self.mono = mono
         self.wall = wall
         self.topics = Topics(cfg.mqtt.prefix)
@@ -128,6 +148,7 @@ class NodeAgent:
         self.debouncer = TapDebouncer(cfg.reader.hold_off, clock=mono)
         self.stopping = threading.Event()
         self._wake_sender = threading.Event()
+        self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._sim_tap_ids: dict[str, str] = {}
         self.certify_trainer: MemberGrant | None = None
         self.certify_until: float | None = None
@@ -135,10 +156,24 @@ class NodeAgent:
         self._entering_certify = False
         self.enrolment: dict[str, Any] | None = None
         self._held_payload: bytes | None = None
-        self._acked = threading.Event()
         self._sent: dict[str, float] = {}  # event id -> mono time of last publish
         self._sent_lock = threading.Lock()
         self._last_heartbeat = mono()
+        self._last_status = float("-inf")
+        self._status_due = False
+        # Trusted time: the newest hub-signed time, and when the held snapshot arrived.
+        self._floor: trusted_time.SignedTime | None = None
+        self._receipt: trusted_time.Receipt | None = None
+        self.clock_behind = False
+        # Journal health: while it cannot be written, what should have gone in waits here.
+        self.journal_ok = False
+        self._booted = False  # the start-up recovery and node.boot are in the journal
+        self._journal_failing = False  # the failure has been logged; retries are quiet
+        self._deferred: deque[tuple[str, dict[str, Any], datetime]] = deque()
+        self._deferred_dropped = 0
+        self._journal_retry_at = mono()
+        self._journal_backoff = JOURNAL_RETRY_MIN_S
+        self._backlog = 0
         self.controller = controller
         self.simulated_machine = simulated_machine
         self.activity = Activity.UNKNOWN
@@ -155,40 +190,207 @@ class NodeAgent:
                 cfg.mqtt.url, cfg.mqtt.client_id, username=cfg.mqtt.username,
                 password=cfg.mqtt.password,
                 will=Will(self.topics.node_status(cfg.node_id),
-                          encode_status(node=cfg.node_id, machine=cfg.machine_id, online=False)),
-                on_connect=self._on_connect)
+                          encode_status(node=cfg.node_id, machine=cfg.machine_id, online=False,
+                                        heartbeat_s=cfg.heartbeat.total_seconds())),
+                on_connect=self._on_connect, reconnect_min=cfg.mqtt.reconnect_min,
+                reconnect_max=cfg.mqtt.reconnect_max)
         self.relay.off()
-        self._recover()
+        self._try_journal(reopen=not self.journal.is_open)
+
+    # -- time -------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The wall clock, never below the hub-signed bound; flags a clock found behind."""
+        wall, mono = self.wall(), self.mono()
+        behind = trusted_time.clock_behind(wall, self._floor, mono)
+        if behind != self.clock_behind:
+            self.clock_behind = behind
+            self._status_due = True
+            if behind:
+                log.warning("the wall clock (%s) is behind the time signed by the hub (%s): "
+                            "deciding with the signed time; check NTP", iso(wall),
+                            iso(self._floor.bound(mono)) if self._floor else "?")
+            else:
+                log.info("the wall clock has caught up with the time signed by the hub")
+        return trusted_time.trusted_now(wall, self._floor, mono)
+
+    def _raise_floor(self, signed_at: datetime, mono: float | None) -> None:
+        self._floor = trusted_time.latest(self._floor, trusted_time.SignedTime(signed_at, mono),
+                                          self.mono())
+
+    def _snapshot_age(self) -> timedelta | None:
+        """The held snapshot's age on the monotonic clock (unknown: older than any limit)."""
+        if self.snapshot is None or self._receipt is None:
+            return None
+        if self._receipt.age is None:
+            now = self.now()  # a restart with the clock behind: anchor once it catches up
+            if not self.clock_behind:
+                self._receipt = trusted_time.receive(self.snapshot.issued_at, now, self.mono())
+        return trusted_time.snapshot_age(self._receipt, self.mono())
+
+    # -- the journal: writes that may fail, and recovery ------------------------------
+
+    def _append(self, type_: str, data: dict[str, Any], *,
+                state: dict[str, Any] | None = None,
+                before: list[tuple[str, dict[str, Any]]] | None = None,
+                defer: bool = True) -> bool:
+        """Journal one event; False if the journal is unavailable (the node fails safe).
+
+        A failed event is kept in memory for later when ``defer`` is true; never for the
+        events whose durability the relay depends on (session start, session end: those
+        are closed from the journal's own state when it can be written again).
+        """
+        at = self.now()
+        if self.journal_ok:
+            try:
+                self.journal.append(node=self.cfg.node_id, boot=self.boot, type=type_,
+                                    data=data, time=at, state=state, before=before)
+                return True
+            except JournalUnavailable as exc:
+                self._journal_down(exc)
+        if defer:
+            self._defer(type_, data, at)
+        return False
+
+    def _set_state(self, values: dict[str, Any]) -> bool:
+        if not self.journal_ok:
+            return False
+        try:
+            self.journal.set_states(values)
+            return True
+        except JournalUnavailable as exc:
+            self._journal_down(exc)
+            return False
+
+    def _defer(self, type_: str, data: dict[str, Any], at: datetime) -> None:
+        if len(self._deferred) >= DEFERRED_MAX:
+            self._deferred.popleft()
+            self._deferred_dropped += 1
+        self._deferred.append((type_, data, at))
+
+    def _journal_down(self, exc: Exception) -> None:
+        """The journal failed: power off, end the session at once, retry with back-off."""
+        if not self._journal_failing:
+            log.error("journal unavailable: %s; relay off and taps denied "
+                      "(journal_unavailable) until it can be written again", exc)
+            self._journal_failing = True
+            self._journal_backoff = JOURNAL_RETRY_MIN_S
+        else:
+            log.debug("journal still unavailable: %s", exc)
+        self.journal_ok = False
+        self._journal_retry_at = self.mono() + self._journal_backoff
+        self._journal_backoff = min(self._journal_backoff * 2, JOURNAL_RETRY_MAX_S)
+        self._status_due = True
+        try:
+            self.relay.off()
+        finally:
+            session = self.session
+            if session is not None:
+                # Fail-safe: a session we cannot record must not go on. Its journal state
+                # still says "open, last seen at the last heartbeat": once the journal can
+                # be written again it is closed there, as after a power cut.
+                self.session = None
+                log.error("session %s of %s ended with the relay off: the journal cannot "
+                          "record it; it will be closed at its last recorded time",
+                          session.session_id, session.member_name)
+
+    def _try_journal(self, *, reopen: bool) -> bool:
+        """(Re)open the journal and write what waited for it; False while it still fails."""
+        try:
+            if reopen:
+                self.journal.open()
+            if not self._booted:
+                self._recover()
+                self._booted = True
+            else:
+                recovered = self._close_recorded_session("journal_error")
+                if recovered:
+                    log.warning("session %s closed at its last recorded time", recovered)
+            while self._deferred:
+                type_, data, at = self._deferred[0]
+                self.journal.append(node=self.cfg.node_id, boot=self.boot, type=type_,
+                                    data=data, time=at)
+                self._deferred.popleft()
+            self.journal.set_states(self._trust_state())
+        except JournalUnavailable as exc:
+            self._journal_down(exc)
+            return False
+        if self._deferred_dropped:
+            log.warning("%d events could not be kept while the journal was unavailable",
+                        self._deferred_dropped)
+            self._deferred_dropped = 0
+        if self._journal_failing:
+            log.warning("journal writable again: taps are decided as usual")
+        self._journal_failing = False
+        self.journal_ok = True
+        self._journal_backoff = JOURNAL_RETRY_MIN_S
+        self._status_due = True
+        self._wake_sender.set()
+        return True
+
+    def _trust_state(self) -> dict[str, Any]:
+        """What must survive a restart to keep trusting time: the floor, the snapshot."""
+        state: dict[str, Any] = {}
+        if self._floor is not None:
+            state["time_floor"] = iso(self._floor.bound(self.mono()))
+        if self._held_payload is not None:
+            state["snapshot"] = self._held_payload.decode()
+        return state
 
     # -- start-up and recovery --------------------------------------------------------
 
     def _recover(self) -> None:
         """Close a session left open by a crash or power cut, with its last known time."""
-        recovered = None
-        state = self.journal.get_state("open_session")
-        if state:
-            started = parse_iso(state["started_at"], "open_session.started_at")
-            ended = parse_iso(state.get("last_seen_at") or state["started_at"], "last_seen_at")
-            duration = float(state.get("metered_s", 0.0))
-            recovered = state["session_id"]
-            log.warning("session %s was open at restart: relay stays off; closing it at %s "
-                        "after %.0f s", recovered, iso(ended), duration)
-            self.journal.append(
-                node=self.cfg.node_id, boot=self.boot, type=EV_SESSION_ENDED,
-                data=self._session_end_data(state, started, ended, duration, "node_restart"),
-                state={"open_session": None})
+        floor = self.journal.get_state("time_floor")
+        if isinstance(floor, str):
+            try:
+                self._raise_floor(parse_iso(floor, "time_floor"), None)
+            except ContractError as exc:
+                log.warning("ignored the recorded time floor: %s", exc)
+        held = self.journal.get_state("snapshot")
+        if held and self.snapshot is None:
+            self._load_held(held.encode())
+        recovered = self._close_recorded_session("node_restart")
+        if recovered:
+            log.warning("session %s was open at restart: relay stays off; closed at its "
+                        "last recorded time", recovered)
         self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_NODE_BOOT,
+                            time=self.now(),
                             data={"version": __version__, "recovered_session_id": recovered,
                                   "relay": False})
-        held = self.journal.get_state("snapshot")
-        if held:
-            try:
-                self.snapshot = verify_snapshot(held.encode(), self.public_key, now=self.wall(),
-                                                machine_id=self.cfg.machine_id)
-                self._held_payload = held.encode()
-                log.info("using held snapshot version %s", self.snapshot.version)
-            except SnapshotRejected as exc:
-                log.warning("held snapshot not usable: %s", exc)
+
+    def _load_held(self, payload: bytes) -> None:
+        try:
+            snap = verify_snapshot(payload, self.public_key, now=self.now(),
+                                   machine_id=self.cfg.machine_id)
+        except SnapshotRejected as exc:
+            log.warning("held snapshot not usable: %s", exc)
+            return
+        self.snapshot = snap
+        self._held_payload = payload
+        self._raise_floor(snap.issued_at, None)
+        # The node cannot know how long it was off: with a wall clock behind the signed
+        # floor (a Pi without RTC before NTP) the snapshot's age is unknown, so stale.
+        now = self.now()
+        self._receipt = trusted_time.receive(snap.issued_at,
+                                             None if self.clock_behind else now, self.mono())
+        log.info("using held snapshot version %s", snap.version)
+
+    def _close_recorded_session(self, reason: str) -> str | None:
+        """End the session the journal says is open, at its last recorded time."""
+        state = self.journal.get_state("open_session")
+        if not state:
+            return None
+        started = parse_iso(state["started_at"], "open_session.started_at")
+        ended = parse_iso(state.get("last_seen_at") or state["started_at"], "last_seen_at")
+        duration = float(state.get("metered_s", 0.0))
+        self.journal.append(
+            node=self.cfg.node_id, boot=self.boot, type=EV_SESSION_ENDED, time=self.now(),
+            data=self._session_end_data(state, started, ended, duration, reason),
+            state={"open_session": None})
+        log.info("session %s closed (%s) at %s after %.0f s", state["session_id"], reason,
+                 iso(ended), duration)
+        return str(state["session_id"])
 
     def start(self) -> None:
         if self.link:
@@ -200,24 +402,58 @@ class NodeAgent:
                 self.link.subscribe(self.topics.sim_job(self.cfg.node_id), self._on_sim_job)
             self.link.subscribe(self.topics.enrolment, self._on_enrolment)
             self.link.start()
-        self._sender = threading.Thread(target=self._send_loop, name="journal-sender",
-                                        daemon=True)
+        self._sender = threading.Thread(
+            target=_restarting, args=(self._send_loop, "journal sender", self.stopping),
+            name="journal-sender", daemon=True)
         self._sender.start()
         if self.controller is not None:
             self.controller.start()
 
     def run(self) -> None:
-        """Poll the reader until ``stopping`` is set; the relay is off when this returns."""
+        """Poll the reader until ``stopping`` is set; the relay is off when this returns.
+
+        A step that raises is logged with its traceback and the loop goes on, the relay
+        off and any open session ended (we cannot tell what the error left behind).
+        """
         period = 1.0 / max(self.cfg.reader.poll_hz, 0.1)
+        failures = 0
         try:
             self.start()
             while not self.stopping.is_set():
-                self.step()
-                self.stopping.wait(period)
+                try:
+                    self.step()
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    log.exception("node loop step failed (%d in a row); relay off", failures)
+                    self._after_step_error()
+                wait = period if not failures else min(period * 2 ** failures,
+                                                       STEP_ERROR_MAX_WAIT_S)
+                self.stopping.wait(wait)
         finally:
             self.shutdown()
 
+    def _after_step_error(self) -> None:
+        try:
+            self.relay.off()
+        except Exception:
+            log.exception("switching the relay off after a failed step failed too")
+        if self.session is not None:
+            try:
+                self._end_session("node_error")
+            except Exception:
+                log.exception("ending the session after a failed step failed; "
+                              "it will be closed from the journal")
+                self.session = None
+        try:
+            self._publish_status()
+        except Exception:
+            log.exception("publishing the status after a failed step failed")
+
     def step(self) -> None:
+        if not self.journal_ok and self.mono() >= self._journal_retry_at:
+            self._try_journal(reopen=True)
+        self._drain_inbox()
         uid = self.debouncer.feed(self.reader.poll())
         if uid:
             self.handle_tap(uid)
@@ -227,6 +463,9 @@ class NodeAgent:
         if self.session and self.mono() - self._last_heartbeat >= \
                 self.cfg.heartbeat.total_seconds():
             self._heartbeat()
+        if self._status_due or self.mono() - self._last_status >= \
+                self.cfg.heartbeat.total_seconds():
+            self._publish_status()
 
     def shutdown(self) -> None:
         """Power off first, then close the session, then tell the world and flush."""
@@ -240,7 +479,8 @@ class NodeAgent:
             if self.link:
                 self._flush(timeout=3.0)
                 self.link.stop(final=(self.topics.node_status(self.cfg.node_id), encode_status(
-                    node=self.cfg.node_id, machine=self.cfg.machine_id, online=False)))
+                    node=self.cfg.node_id, machine=self.cfg.machine_id, online=False,
+                    heartbeat_s=self.cfg.heartbeat.total_seconds())))
             self.relay.close()
             self.reader.close()
             if self.controller is not None:
@@ -256,7 +496,9 @@ class NodeAgent:
         except ValueError:
             log.warning("reader returned %r, which is not a badge UID; ignored", raw_uid)
             return None
-        now = self.wall()
+        now = self.now()
+        if not self.journal_ok:
+            return self._deny_unrecorded(uid)
         if self._special_tap(uid, now):
             self._publish_status()
             self._wake_sender.set()
@@ -266,7 +508,8 @@ class NodeAgent:
             session_badge_uid=self.session.badge_uid if self.session else None)
         present = staff_present(self.snapshot, self.local_presence_until, now)
         decision = decide(self.snapshot, badge_uid=uid, now=now, staff_present=present,
-                          state=state, max_snapshot_age=self.cfg.max_snapshot_age)
+                          state=state, max_snapshot_age=self.cfg.max_snapshot_age,
+                          snapshot_age=self._snapshot_age())
         member = decision.member
         tap_id = self._sim_tap_ids.pop(uid, None)
         tap = {"uid": uid, "member_id": member.member_id if member else None,
@@ -275,10 +518,12 @@ class NodeAgent:
         if decision.action == Action.START and member:
             credit = (member.credit_s if self.snapshot and self.snapshot.machine.requires_credit
                       else None)
-            self._start_session(uid, member.member_id, member.name, member.project_id, now,
-                                present, tap=tap, credit_limit_s=credit)
+            if not self._start_session(uid, member.member_id, member.name, member.project_id,
+                                       now, present, tap=tap, credit_limit_s=credit):
+                self._entering_certify = False
+                return self._deny_unrecorded(uid, tap_id=tap_id, member=member)
         else:
-            self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_TAP, data=tap)
+            self._append(EV_TAP, tap)
             if decision.action == Action.END:
                 self._badge_out()
             else:
@@ -292,6 +537,21 @@ class NodeAgent:
         self._entering_certify = False
         self._publish_status()
         self._wake_sender.set()
+        return decision
+
+    def _deny_unrecorded(self, uid: str, *, tap_id: str | None = None,
+                         member: MemberGrant | None = None) -> Decision:
+        """A tap while the journal cannot be written: denied, kept for the journal."""
+        if tap_id is None:
+            tap_id = self._sim_tap_ids.pop(uid, None)
+        if member is None and self.snapshot is not None:
+            member = self.snapshot.member_for_badge(uid)
+        decision = Decision(Action.DENY, Reason.JOURNAL_UNAVAILABLE, member)
+        self._defer(EV_TAP, {"uid": uid, "member_id": member.member_id if member else None,
+                             "action": str(decision.action), "reason": str(decision.reason),
+                             "tap_id": tap_id, "certify_mode": False}, self.now())
+        log.warning("tap %s denied: %s (the journal cannot be written)", uid, decision.reason)
+        self._publish_status()
         return decision
 
     # -- certification at the machine, badge enrolment ---------------------------------
@@ -325,9 +585,8 @@ class NodeAgent:
         if who is None and enrol is not None and now < enrol["until"]:
             self.enrolment = None
             self._journal_special(uid, None, "enrol", "enrolment")
-            self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_BADGE_ENROLLED,
-                                data={"request_id": enrol["request_id"], "uid": uid,
-                                      "member_id": enrol["member_id"]})
+            self._append(EV_BADGE_ENROLLED, {"request_id": enrol["request_id"], "uid": uid,
+                                             "member_id": enrol["member_id"]})
             log.info("unknown badge %s sent to the hub for enrolment", uid)
             return True
         return False
@@ -337,7 +596,7 @@ class NodeAgent:
         level = self.snapshot.machine.certify_level
         self.certify_trainer, self.certify_until = None, None
         self._journal_special(uid, trainee.member_id, "certify", "certified")
-        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_CERT_GRANTED, data={
+        self._append(EV_CERT_GRANTED, {
             "trainer_id": trainer.member_id, "member_id": trainee.member_id,
             "group": self.snapshot.machine.group, "level": level,
             "machine": self.cfg.machine_id})
@@ -346,19 +605,9 @@ class NodeAgent:
 
     def _journal_special(self, uid: str, member_id: str | None, action: str,
                          reason: str) -> None:
-        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_TAP, data={
-            "uid": uid, "member_id": member_id, "action": action, "reason": reason,
-            "tap_id": self._sim_tap_ids.pop(uid, None)})
+        self._append(EV_TAP, {"uid": uid, "member_id": member_id, "action": action,
+                              "reason": reason, "tap_id": self._sim_tap_ids.pop(uid, None)})
 
-    def _on_enrolment(self, _topic: str, payload: bytes) -> None:
-        try:
-            obj = loads_object(payload, "enrolment request")
-            request_id = obj.get("request_id")
-            self.enrolment = None if not request_id else {
-                "request_id": str(request_id), "member_id": obj.get("member_id"),
-                "until": parse_iso(obj.get("until"), "enrolment until")}
-        except ContractError as exc:
-            log.warning("ignored a malformed enrolment request: %s", exc)
     def _staff_presence(self, decision: Decision, now: datetime) -> None:
         assert decision.member is not None
         locally = self.local_presence_until is not None and self.local_presence_until > now
@@ -369,13 +618,14 @@ class NodeAgent:
         if change and self.snapshot:
             until = presence_until(self.snapshot.opening_hours, self.snapshot.timezone, now)
         self.local_presence_until = until
-        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_STAFF_PRESENCE,
-                            data={"member_id": decision.member.member_id, "present": change,
-                                  "until": iso(until) if until else None})
+        self._append(EV_STAFF_PRESENCE, {"member_id": decision.member.member_id,
+                                         "present": change,
+                                         "until": iso(until) if until else None})
 
     def _start_session(self, uid: str, member_id: str, name: str, project_id: str | None,
                        now: datetime, staff: bool, *, tap: dict[str, Any] | None = None,
-                       credit_limit_s: float | None = None) -> None:
+                       credit_limit_s: float | None = None) -> bool:
+        """Open a session and switch on; False (power off) if it cannot be journaled."""
         mono = self.mono()
         session = OpenSession(str(uuid.uuid4()), member_id, name, uid, project_id, now, mono,
                               busy=BusyMeter(mono, self.activity == Activity.BUSY),
@@ -383,13 +633,14 @@ class NodeAgent:
         # Journal first: if we crash between these two lines the relay is still off and
         # the restart closes a zero-length session; the reverse order could leave power on
         # with no record of who had it. The tap goes in the same commit (one disk wait).
-        self.journal.append(
-            node=self.cfg.node_id, boot=self.boot, type=EV_SESSION_STARTED,
-            data={"session_id": session.session_id, "machine": self.cfg.machine_id,
-                  "member_id": member_id, "badge_uid": uid, "project_id": project_id,
-                  "started_at": iso(now), "staff_present": staff},
-            state={"open_session": session.to_state(mono, now)},
-            before=[(EV_TAP, tap)] if tap is not None else None)
+        if not self._append(
+                EV_SESSION_STARTED,
+                {"session_id": session.session_id, "machine": self.cfg.machine_id,
+                 "member_id": member_id, "badge_uid": uid, "project_id": project_id,
+                 "started_at": iso(now), "staff_present": staff},
+                state={"open_session": session.to_state(mono, now)},
+                before=[(EV_TAP, tap)] if tap is not None else None, defer=False):
+            return False
         self.session = session
         self._last_heartbeat = mono
         try:
@@ -399,23 +650,24 @@ class NodeAgent:
             self._end_session("relay_error")
             raise
         log.info("session %s started for %s (%s)", session.session_id, name, member_id)
+        return True
 
     def _end_session(self, reason: str) -> None:
         self.relay.off()
         session = self.session
         if session is None:
             return
-        mono, now = self.mono(), self.wall()
+        mono, now = self.mono(), self.now()
         duration = session.metered(mono)
         state = session.to_state(mono, now)
         state["jobs"] = session.jobs
-        self.journal.append(
-            node=self.cfg.node_id, boot=self.boot, type=EV_SESSION_ENDED,
-            data=self._session_end_data(state, session.started_at, now, duration, reason),
-            state={"open_session": None})
+        ended = self._append(
+            EV_SESSION_ENDED,
+            self._session_end_data(state, session.started_at, now, duration, reason),
+            state={"open_session": None}, defer=False)
         self.session = None
-        log.info("session %s ended (%s) after %.1f s", session.session_id, reason, duration)
-
+        if ended:
+            log.info("session %s ended (%s) after %.1f s", session.session_id, reason, duration)
     def _session_end_data(self, state: dict[str, Any], started: datetime, ended: datetime,
                           duration: float, reason: str) -> dict[str, Any]:
         duration = round(duration, 3)
@@ -520,7 +772,7 @@ class NodeAgent:
                 session.job_ended = mono
                 session.last_active = mono
         owner = session if session is not None and session.session_id == session_id else None
-        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_JOB, data={
+        self._append(EV_JOB, {
             "job_id": event.job_id, "event": str(event.kind), "session_id": session_id,
             "machine": self.cfg.machine_id, "member_id": owner.member_id if owner else None,
             "project_id": owner.project_id if owner else None, "name": event.name,
@@ -535,52 +787,103 @@ class NodeAgent:
         assert self.session is not None
         mono = self.mono()
         self._last_heartbeat = mono
-        self.journal.set_state("open_session", self.session.to_state(mono, self.wall()))
+        state = {"open_session": self.session.to_state(mono, self.now())}
+        if self._floor is not None:
+            state["time_floor"] = iso(self._floor.bound(mono))  # same commit: no extra write
+        self._set_state(state)
 
-    # -- MQTT handlers (paho's thread) ------------------------------------------------
+    # -- MQTT handlers (paho's thread): they only fill the inbox -----------------------
 
     def _on_connect(self) -> None:
+        self._inbox.put(("connected", b""))
+
+    def _on_ack(self, _topic: str, payload: bytes) -> None:
+        self._inbox.put(("ack", payload))
+
+    def _on_snapshot(self, _topic: str, payload: bytes) -> None:
+        self._inbox.put(("snapshot", payload))
+
+    def _on_sim_tap(self, _topic: str, payload: bytes) -> None:
+        self._inbox.put(("sim_tap", payload))
+
+    def _on_sim_job(self, _topic: str, payload: bytes) -> None:
+        self._inbox.put(("sim_job", payload))
+
+    def _on_enrolment(self, _topic: str, payload: bytes) -> None:
+        self._inbox.put(("enrolment", payload))
+
+    # -- the inbox, drained by the loop -----------------------------------------------
+
+    def _drain_inbox(self) -> None:
+        handlers: dict[str, Callable[[bytes], None]] = {
+            "connected": self._handle_connected, "ack": self._handle_ack,
+            "snapshot": self._handle_snapshot, "sim_tap": self._handle_sim_tap,
+            "sim_job": self._handle_sim_job, "enrolment": self._handle_enrolment}
+        while True:
+            try:
+                kind, payload = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                handlers[kind](payload)
+            except Exception:  # one bad message must not stop the loop
+                log.exception("handling a %s message failed; ignored", kind)
+
+    def _handle_connected(self, _payload: bytes) -> None:
         with self._sent_lock:
             self._sent.clear()  # whatever was in flight may be lost: send again
         self._publish_status()
         self._wake_sender.set()
 
-    def _on_ack(self, _topic: str, payload: bytes) -> None:
+    def _handle_ack(self, payload: bytes) -> None:
         try:
             ids = decode_ack(payload)
         except ContractError as exc:
             log.warning("ignored a malformed acknowledgement: %s", exc)
             return
-        removed = self.journal.ack(ids)
         with self._sent_lock:
             for i in ids:
                 self._sent.pop(i, None)
-        self._acked.set()
+        if not self.journal_ok:
+            return  # the hub acknowledges again when the events are resent
+        try:
+            removed = self.journal.ack(ids)
+        except JournalUnavailable as exc:
+            self._journal_down(exc)
+            return
         log.debug("hub acknowledged %d events (%d removed from the journal)", len(ids), removed)
         self._wake_sender.set()
 
-    def _on_snapshot(self, _topic: str, payload: bytes) -> None:
+    def _handle_snapshot(self, payload: bytes) -> None:
         current = self.snapshot.version if self.snapshot else None
         try:
-            snap = verify_snapshot(payload, self.public_key, now=self.wall(),
+            snap = verify_snapshot(payload, self.public_key, now=self.now(),
                                    machine_id=self.cfg.machine_id, current_version=current)
         except SnapshotRejected as exc:
             if exc.reason == "older" and payload == self._held_payload:
                 return  # the retained copy of the snapshot we hold, redelivered on reconnect
-            log.warning("%s", exc)
-            self.journal.append(node=self.cfg.node_id, boot=self.boot,
-                                type=EV_SNAPSHOT_REJECTED,
-                                data={"reason": exc.reason, "detail": exc.detail})
-            self._wake_sender.set()
+            self._reject_snapshot(exc.reason, exc.detail)
             return
+        except Exception as exc:  # whatever a crafted payload may still provoke
+            log.exception("snapshot verification failed unexpectedly")
+            self._reject_snapshot("malformed", f"{type(exc).__name__}: {exc}"[:200])
+            return
+        mono = self.mono()
         self.snapshot = snap
         self._held_payload = payload
-        self.journal.set_state("snapshot", payload.decode())
+        self._raise_floor(snap.issued_at, mono)
+        self._receipt = trusted_time.receive(snap.issued_at, self.now(), mono)
+        self._set_state(self._trust_state())
         log.info("snapshot version %s accepted (%d badges, valid until %s)", snap.version,
                  len(snap.badges), iso(snap.valid_until))
         self._publish_status()
 
-    def _on_sim_tap(self, _topic: str, payload: bytes) -> None:
+    def _reject_snapshot(self, reason: str, detail: str) -> None:
+        log.warning("snapshot rejected (%s): %s", reason, detail)
+        self._append(EV_SNAPSHOT_REJECTED, {"reason": reason, "detail": detail})
+        self._wake_sender.set()
+
+    def _handle_sim_tap(self, payload: bytes) -> None:
         try:
             uid, tap_id = decode_sim_tap(payload)
             uid = normalise_uid(uid)
@@ -592,7 +895,7 @@ class NodeAgent:
         assert isinstance(self.reader, SimulatedReader)
         self.reader.present(uid)
 
-    def _on_sim_job(self, _topic: str, payload: bytes) -> None:
+    def _handle_sim_job(self, payload: bytes) -> None:
         try:
             name, seconds = decode_sim_job(payload)
         except ContractError as exc:
@@ -602,23 +905,49 @@ class NodeAgent:
         log.info("simulated machine starts job %r for %.0f s", name, seconds)
         self.simulated_machine.start_job(name, seconds)
 
+    def _handle_enrolment(self, payload: bytes) -> None:
+        try:
+            obj = loads_object(payload, "enrolment request")
+            request_id = obj.get("request_id")
+            self.enrolment = None if not request_id else {
+                "request_id": str(request_id), "member_id": obj.get("member_id"),
+                "until": parse_iso(obj.get("until"), "enrolment until")}
+        except ContractError as exc:
+            log.warning("ignored a malformed enrolment request: %s", exc)
+
     # -- publishing -------------------------------------------------------------------
 
-    def _publish_status(self) -> None:
-        if not self.link:
-            return
+    def status(self) -> dict[str, Any]:
+        """The node status as the loop sees it now (what ``_publish_status`` sends)."""
         s = self.session
         session = None if s is None else {
             "session_id": s.session_id, "member_id": s.member_id, "member_name": s.member_name,
             "project_id": s.project_id, "started_at": iso(s.started_at)}
-        self.link.publish(self.topics.node_status(self.cfg.node_id), encode_status(
+        self.now()  # refreshes clock_behind
+        if self.journal_ok:
+            try:
+                self._backlog = self.journal.count()
+            except JournalUnavailable as exc:
+                log.warning("could not count the journal's backlog: %s", exc)
+        return dict(
             node=self.cfg.node_id, machine=self.cfg.machine_id, online=True,
             relay=self.relay.is_on, session=session,
             snapshot_version=self.snapshot.version if self.snapshot else None,
             boot=self.boot, state="in_use" if s else "free", activity=str(self.activity),
             detail=self.machine_detail, job=self._job_status(),
             ending=bool(s and s.badged_out is not None),
-            mode="certify" if self.certify_trainer else None), retain=True)
+            mode="certify" if self.certify_trainer else None,
+            heartbeat_s=self.cfg.heartbeat.total_seconds(), clock_behind=self.clock_behind,
+            journal="ok" if self.journal_ok else "unavailable",
+            backlog=self._backlog + len(self._deferred))
+
+    def _publish_status(self) -> None:
+        """Only ever called on the loop thread, so statuses leave in the loop's order."""
+        payload = encode_status(**self.status()) if self.link else b""
+        self._status_due = False
+        self._last_status = self.mono()
+        if self.link:
+            self.link.publish(self.topics.node_status(self.cfg.node_id), payload, retain=True)
 
     def _job_status(self) -> dict[str, Any] | None:
         job = self.jobs.job
@@ -629,16 +958,18 @@ class NodeAgent:
                 "session_id": self.job_session.get(job.job_id)}
 
     def _send_loop(self) -> None:
-        while True:
+        """The journal sender: reads the journal, publishes, touches no agent state."""
+        while not self.stopping.is_set():
             self._wake_sender.wait(1.0)
             self._wake_sender.clear()
+            if self.stopping.is_set():
+                return  # shutdown's flush sends what is left
             if self.link is None or not self.link.connected.is_set():
-                if self.stopping.is_set():
-                    return
                 continue
-            self._send_due()
-            if self.stopping.is_set() and self.journal.count() == 0:
-                return
+            try:
+                self._send_due()
+            except JournalUnavailable as exc:
+                log.debug("journal sender: %s", exc)  # the loop reports and retries it
 
     def _send_due(self) -> None:
         """Publish unacknowledged events in order, a bounded window at a time."""
@@ -666,9 +997,45 @@ class NodeAgent:
     def _flush(self, timeout: float) -> bool:
         """At shutdown: give the hub a moment to acknowledge what is left."""
         deadline = time.monotonic() + timeout
-        while self.journal.count() and time.monotonic() < deadline:
-            if self.link and self.link.connected.is_set():
-                self._acked.clear()
-                self._send_due()
-            self._acked.wait(min(0.2, max(0.0, deadline - time.monotonic())))
-        return self.journal.count() == 0
+        while time.monotonic() < deadline:
+            try:
+                if not self.journal_ok or self.journal.count() == 0:
+                    break
+                if self.link and self.link.connected.is_set():
+                    self._send_due()
+            except JournalUnavailable:
+                break
+            try:
+                kind, payload = self._inbox.get(timeout=min(0.2, max(0.0, deadline -
+                                                                     time.monotonic())))
+            except queue.Empty:
+                continue
+            if kind == "ack":  # nothing else matters any more
+                self._handle_ack(payload)
+        try:
+            return self.journal_ok and self.journal.count() == 0
+        except JournalUnavailable:
+            return False
+
+
+def _restarting(target: Callable[[], None], name: str, stopping: threading.Event,
+                min_delay: float = 1.0, max_delay: float = 30.0) -> None:
+    """Run ``target`` until it returns; if it raises, log and start it again, backing off.
+
+    A thread of the node must not die silently: the journal sender dying would leave
+    events unsent with nothing in the log. The delay doubles while it keeps failing
+    and starts again from ``min_delay`` after a minute without failure.
+    """
+    delay = min_delay
+    while not stopping.is_set():
+        started = time.monotonic()
+        try:
+            target()
+            return
+        except Exception:
+            if time.monotonic() - started > 60.0:
+                delay = min_delay
+            log.exception("%s thread failed; restarting it in %.0f s", name, delay)
+        if stopping.wait(delay):
+            return
+        delay = min(delay * 2, max_delay)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -224,13 +224,50 @@ def sign_snapshot(snapshot: Snapshot, key: Ed25519PrivateKey) -> bytes:
     })
 
 
+# Bounds on a snapshot message, checked before any parsing: anyone who may publish on
+# the snapshot topic could otherwise make a node spend its memory or its stack. A
+# snapshot of a large lab (a thousand members with badges) is about 400 KB; 4 MiB leaves
+# room to grow. The real structure is 4 levels deep; 32 rejects only crafted input,
+# long before the JSON decoder would hit Python's recursion limit.
+MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
+MAX_SNAPSHOT_DEPTH = 32
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _json_depth(data: bytes) -> int:
+    """Deepest nesting of ``[]``/``{}`` outside strings, without recursion."""
+    depth = deepest = 0
+    for c in _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+        depth += 1 if c in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _bounded_object(data: bytes | str, what: str) -> dict[str, Any]:
+    """A JSON object within the size and depth bounds, else ``SnapshotRejected``."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    if len(raw) > MAX_SNAPSHOT_BYTES:
+        raise SnapshotRejected("malformed", f"{what} is {len(raw)} bytes, over the "
+                               f"{MAX_SNAPSHOT_BYTES}-byte limit")
+    if _json_depth(raw) > MAX_SNAPSHOT_DEPTH:
+        raise SnapshotRejected("malformed", f"{what} is nested deeper than "
+                               f"{MAX_SNAPSHOT_DEPTH} levels")
+    try:
+        return loads_object(raw, what)
+    except ContractError as exc:
+        raise SnapshotRejected("malformed", str(exc)) from exc
+    except RecursionError as exc:  # belt and braces: the depth check should prevent it
+        raise SnapshotRejected("malformed", f"{what} is nested too deeply") from exc
+
+
 def verify_snapshot(message: bytes | str, key: Ed25519PublicKey, *, now: datetime,
                     machine_id: str, current_version: int | None = None) -> Snapshot:
     """Return the snapshot in ``message`` or raise :class:`SnapshotRejected` saying why."""
-    try:
-        outer = loads_object(message, "snapshot message")
-    except ContractError as exc:
-        raise SnapshotRejected("malformed", str(exc)) from exc
+    outer = _bounded_object(message, "snapshot message")
+    if not all(isinstance(outer.get(k), str) for k in ("alg", "payload", "sig")
+               if k in outer):
+        raise SnapshotRejected("malformed", "alg, payload and sig must be strings")
     if "sig" not in outer or not outer.get("sig"):
         raise SnapshotRejected("unsigned", "the message carries no signature")
     if outer.get("alg") != "Ed25519":
@@ -244,10 +281,7 @@ def verify_snapshot(message: bytes | str, key: Ed25519PublicKey, *, now: datetim
         key.verify(sig, payload)
     except InvalidSignature as exc:
         raise SnapshotRejected("forged", "the signature does not match the hub's key") from exc
-    try:
-        body = json.loads(payload)
-    except ValueError as exc:
-        raise SnapshotRejected("malformed", f"signed payload is not JSON: {exc}") from exc
+    body = _bounded_object(payload, "signed payload")
     snap = Snapshot.from_dict(body)
     if snap.machine.id != machine_id:
         raise SnapshotRejected("wrong_machine",

@@ -30,6 +30,17 @@ from gateway.demo import BADGE, DemoFiles, write_demo_files
 __all__ = ["BADGE", "Observer", "Proc", "Site", "api_get", "http_request", "poll_until"]
 
 
+# The reconnect back-off of the test site's hub and nodes (mqtt.reconnect_min/max) and
+# of the observer: after a broker restart every client is back within the largest
+# ceiling, so a test's wait is that plus the usual time for a message to go through.
+SITE_RECONNECT = ("0.1s", "0.5s")
+SITE_RECONNECT_MAX_S = 0.5
+OBSERVER_RECONNECT_MAX_S = 2
+EVENT_TIMEOUT_S = 15.0
+BACK_AFTER_BROKER_RESTART_S = max(SITE_RECONNECT_MAX_S, OBSERVER_RECONNECT_MAX_S) + \
+    EVENT_TIMEOUT_S
+
+
 class Observer:
     """Subscribes to everything under the site prefix and remembers it."""
 
@@ -48,7 +59,7 @@ class Observer:
                                   protocol=paho.MQTTv311)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe(prefix + "#", 1)
-        self.client.reconnect_delay_set(1, 2)
+        self.client.reconnect_delay_set(1, OBSERVER_RECONNECT_MAX_S)
         self.client.connect(host, int(port))
         self.client.loop_start()
 
@@ -73,7 +84,7 @@ class Observer:
                 self.snapshots[msg.topic] = msg.payload
             self.cond.notify_all()
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0,
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = EVENT_TIMEOUT_S,
                  what: str = "condition") -> Any:
         with self.cond:
             result = self.cond.wait_for(predicate, timeout)
@@ -87,11 +98,11 @@ class Observer:
                 return e
         return None
 
-    def wait_event(self, type_: str, timeout: float = 15.0, **match: Any) -> Envelope:
+    def wait_event(self, type_: str, timeout: float = EVENT_TIMEOUT_S, **match: Any) -> Envelope:
         return self.wait_for(lambda: self.event(type_, **match), timeout,
                              f"event {type_} {match}")
 
-    def wait_acked(self, env: Envelope, timeout: float = 15.0) -> None:
+    def wait_acked(self, env: Envelope, timeout: float = EVENT_TIMEOUT_S) -> None:
         self.wait_for(lambda: env.id in self.acks, timeout, f"ack of {env.type}")
 
     def publish(self, topic: str, payload: bytes) -> None:
@@ -181,7 +192,7 @@ class Site:
         self.tmp = tmp
         self.broker_url = broker_url
         self.files: DemoFiles = write_demo_files(tmp / "site", broker_url, 0, hold_off="0.05s",
-                                                 tap_sockets=True)
+                                                 tap_sockets=True, reconnect=SITE_RECONNECT)
         self.token = self.files.token
         self.hub: Proc | None = None
         self.hub_url = ""

@@ -203,6 +203,35 @@ def test_mqtt_url_defaults(tmp_path: Path, url: str, host: str, port: int, tls: 
     assert mqtt.url.endswith(f":{port}")
 
 
+def test_reconnect_back_off_is_read_and_defaults_to_1s_and_15s(tmp_path: Path) -> None:
+    assert (load_node_config(LASER).mqtt.reconnect_min,
+            load_node_config(LASER).mqtt.reconnect_max) == (1.0, 15.0)
+    mqtt = load_node_config(variant(tmp_path, LASER, "reconnect_max: 15s",
+                                    "reconnect_max: 2.5s")).mqtt
+    assert mqtt.reconnect_max == 2.5
+    text = LASER.read_text(encoding="utf-8")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("\n".join(line for line in text.splitlines()
+                               if "reconnect_m" not in line), encoding="utf-8")
+    mqtt = load_node_config(bare).mqtt
+    assert (mqtt.reconnect_min, mqtt.reconnect_max) == (1.0, 15.0)
+    hub = load_hub_config(variant(tmp_path, HUB, "reconnect_min: 1s", "reconnect_min: 0.2s"))
+    assert hub.mqtt.reconnect_min == 0.2
+
+
+@pytest.mark.parametrize(("old", "new", "key", "expected"), [
+    ("reconnect_min: 1s", "reconnect_min: 0s", "mqtt.reconnect_min", "longer than zero"),
+    ("reconnect_min: 1s", "reconnect_min: soon", "mqtt.reconnect_min", "a duration"),
+    ("reconnect_max: 15s", "reconnect_max: 500ms", "mqtt.reconnect_max", "a duration"),
+    ("reconnect_max: 15s", "reconnect_max: 0.5s", "mqtt.reconnect_max", "reconnect_min"),
+    ("reconnect_max: 15s", "reconnect_max: 2h", "mqtt.reconnect_max", "at most 1h"),
+])
+def test_bad_reconnect_back_off(tmp_path: Path, old: str, new: str, key: str,
+                                expected: str) -> None:
+    err = error_of(load_node_config, variant(tmp_path, LASER, old, new))
+    assert err.key == key and expected in str(err)
+
+
 def test_explicit_prefix_gets_its_slash(tmp_path: Path) -> None:
     mqtt = load_hub_config(variant(tmp_path, HUB, "  prefix: null", "  prefix: atelier/x")).mqtt
     assert mqtt.prefix == "atelier/x/"

@@ -1,7 +1,8 @@
 """The node agent in-process: real journal file, gpiozero mock pins, simulated reader.
 
-MQTT is left out here (``connect=False``); snapshots are fed to the handler the MQTT
-thread would call. The integration tests cover the same agent over a real broker.
+MQTT is left out here (``connect=False``); messages are given to the handler the MQTT
+thread would call, which only queues them, and the next loop step handles them
+(``deliver``). The integration tests cover the same agent over a real broker.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ def events(cfg: NodeConfig) -> list[dict]:
         j.close()
 
 
+def deliver(handler, payload: bytes) -> None:
+    """What paho's thread does with a message (queue it), then the step that handles it."""
+    handler("t", payload)
+    handler.__self__.step()
+
+
 def tap(agent: NodeAgent, uid: str) -> None:
     assert isinstance(agent.reader, SimulatedReader)
     agent.reader.present(uid)
@@ -115,7 +122,7 @@ def tap(agent: NodeAgent, uid: str) -> None:
 @pytest.fixture
 def agent(cfg, key, clock, mock_pins):
     a = make_agent(cfg, key, clock, mock_pins)
-    a._on_snapshot("t", sign_snapshot(snapshot(), key))
+    deliver(a._on_snapshot, sign_snapshot(snapshot(), key))
     yield a
     a.relay.close()
     a.journal.close()
@@ -168,7 +175,7 @@ def test_other_member_cannot_end_or_take_a_session(agent, mock_pins) -> None:
 def test_restart_with_open_session_keeps_power_off_and_closes_it(
         cfg, key, clock, mock_pins) -> None:
     first = make_agent(cfg, key, clock, mock_pins)
-    first._on_snapshot("t", sign_snapshot(snapshot(), key))
+    deliver(first._on_snapshot, sign_snapshot(snapshot(), key))
     tap(first, ALICE)
     clock.advance(10)
     first.step()  # 10 s < the 15 s heartbeat: nothing recorded yet
@@ -248,7 +255,7 @@ def test_bad_snapshots_are_rejected_logged_and_journaled(agent, key, cfg, caplog
                                                          reason) -> None:
     held = agent.snapshot
     caplog.set_level(logging.WARNING)
-    agent._on_snapshot("t", message(key))
+    deliver(agent._on_snapshot, message(key))
     assert agent.snapshot is held
     assert f"snapshot rejected ({reason})" in caplog.text
     rejected = [e["data"] for e in events(cfg) if e["type"] == "snapshot.rejected"]
@@ -257,8 +264,8 @@ def test_bad_snapshots_are_rejected_logged_and_journaled(agent, key, cfg, caplog
 
 def test_redelivered_retained_snapshot_is_not_an_alarm(agent, key, cfg, caplog) -> None:
     payload = sign_snapshot(snapshot(5), key)
-    agent._on_snapshot("t", payload)
-    agent._on_snapshot("t", payload)  # the broker's retained copy after a reconnect
+    deliver(agent._on_snapshot, payload)
+    deliver(agent._on_snapshot, payload)  # the broker's retained copy after a reconnect
     assert agent.snapshot.version == 5
     assert not [e for e in events(cfg) if e["type"] == "snapshot.rejected"]
 
@@ -267,7 +274,7 @@ def test_newer_snapshot_revokes_at_the_next_tap(agent, key, mock_pins) -> None:
     revoked = snapshot(2)
     revoked = Snapshot(**{**revoked.__dict__,
                           "members": {**revoked.members, "alice": grant("alice", level=0)}})
-    agent._on_snapshot("t", sign_snapshot(revoked, key))
+    deliver(agent._on_snapshot, sign_snapshot(revoked, key))
     tap(agent, ALICE)
     assert pin_state(mock_pins) is False
 
@@ -279,7 +286,7 @@ def test_staff_tap_marks_presence_for_supervised_members(cfg, key, clock, mock_p
                        "members": {**snap.members, "bob": grant("bob", level=1)},
                        "opening_hours": {d: ((T0.time().replace(hour=0),
                                               T0.time().replace(hour=0)),) for d in range(7)}})
-    a._on_snapshot("t", sign_snapshot(snap, key))
+    deliver(a._on_snapshot, sign_snapshot(snap, key))
     tap(a, BOB)
     assert pin_state(mock_pins) is False
     tap(a, STAFF)  # staff starts a session and is now present
@@ -299,9 +306,9 @@ def test_acknowledged_events_leave_the_journal(agent, cfg) -> None:
     tap(agent, ALICE)
     pending = agent.journal.pending()
     first_two = [p.id for p in pending[:2]]
-    agent._on_ack("t", json.dumps({"v": 1, "ids": first_two}).encode())
+    deliver(agent._on_ack, json.dumps({"v": 1, "ids": first_two}).encode())
     assert [p.id for p in agent.journal.pending()] == [p.id for p in pending[2:]]
-    agent._on_ack("t", b"garbage")  # logged and ignored, nothing removed
+    deliver(agent._on_ack, b"garbage")  # logged and ignored, nothing removed
     assert len(agent.journal.pending()) == len(pending) - 2
 
 
@@ -313,7 +320,7 @@ def credit_snapshot(alice_credit_s: float | None, kind: str = "laser") -> Snapsh
 
 
 def test_prepaid_machine_denies_an_empty_balance(agent, key, mock_pins, cfg) -> None:
-    agent._on_snapshot("t", sign_snapshot(credit_snapshot(0.0), key))
+    deliver(agent._on_snapshot, sign_snapshot(credit_snapshot(0.0), key))
     tap(agent, ALICE)
     assert pin_state(mock_pins) is False
     assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"] == [
@@ -322,7 +329,7 @@ def test_prepaid_machine_denies_an_empty_balance(agent, key, mock_pins, cfg) -> 
 
 def test_laser_session_is_cut_when_the_balance_is_spent(agent, key, clock, mock_pins,
                                                         cfg) -> None:
-    agent._on_snapshot("t", sign_snapshot(credit_snapshot(600.0), key))
+    deliver(agent._on_snapshot, sign_snapshot(credit_snapshot(600.0), key))
     tap(agent, ALICE)
     assert pin_state(mock_pins) is True
     clock.advance(599)
@@ -374,7 +381,7 @@ def test_unknown_badge_is_enrolled_while_the_hub_asks(agent, clock, cfg) -> None
     from gateway.contract import encode_enrolment, iso
 
     until = clock.wall() + timedelta(seconds=30)
-    agent._on_enrolment("t", encode_enrolment("req-1", "alice", iso(until)))
+    deliver(agent._on_enrolment, encode_enrolment("req-1", "alice", iso(until)))
     tap(agent, "0BADC0DE")
     tap(agent, "0CAFE0CA")  # the window serves one badge only
     enrolled = [e["data"] for e in events(cfg) if e["type"] == "badge.enrolled"]
@@ -386,7 +393,7 @@ def test_unknown_badge_is_enrolled_while_the_hub_asks(agent, clock, cfg) -> None
 def test_expired_enrolment_window_is_not_used(agent, clock, cfg) -> None:
     from gateway.contract import encode_enrolment, iso
 
-    agent._on_enrolment("t", encode_enrolment("req-1", "alice",
+    deliver(agent._on_enrolment, encode_enrolment("req-1", "alice",
                                               iso(clock.wall() + timedelta(seconds=30))))
     clock.advance(31)
     tap(agent, "0BADC0DE")

@@ -14,6 +14,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
+from gateway.contract import utcnow
 from gateway.drivers.grbl import GrblController
 from gateway.drivers.grbl_sim import GrblSimulator
 from gateway.drivers.machine import Activity
@@ -21,7 +22,7 @@ from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
 from gateway.node import NodeAgent
 from gateway.permissions import generate_key, sign_snapshot
-from tests.test_node_agent import ALICE, PIN, events, snapshot
+from tests.test_node_agent import ALICE, PIN, deliver, events, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,8 @@ def rig(tmp_path: Path, mock_pins: MockFactory):
         session=SessionConfig(grace=0, progress_every=0.5))
     agent = NodeAgent(cfg, relay=GpioRelay(PIN, pin_factory=mock_pins), reader=SimulatedReader(),
                       public_key=key.public_key(), controller=controller, connect=False)
-    agent._on_snapshot("t", sign_snapshot(snapshot(), key))
+    # The real clock runs here: the snapshot is issued now, not on a fixed day.
+    deliver(agent._on_snapshot, sign_snapshot(snapshot(issued=utcnow()), key))
     changed = threading.Condition()
     controller.subscribe(lambda _r: _notify(changed))
     agent.start()

@@ -80,7 +80,8 @@ class HubService:
             cfg.mqtt.url, cfg.mqtt.client_id, username=cfg.mqtt.username,
             password=cfg.mqtt.password, clean_session=False,
             will=Will(self.topics.hub_status, dumps({"v": 1, "online": False})),
-            on_connect=self._on_connect)
+            on_connect=self._on_connect, reconnect_min=cfg.mqtt.reconnect_min,
+            reconnect_max=cfg.mqtt.reconnect_max)
         self.link.subscribe(self.topics.all_node_events, self._enqueue)
         self.link.subscribe(self.topics.all_node_status, self._enqueue)
 
