@@ -70,6 +70,7 @@ from .policies.access import Action, Decision, MachineState, Reason, decide
 from .policies.jobs import ENDING, JobEvent, JobTracker
 from .policies.metering import BusyMeter, billable_minutes, split_minutes
 from .policies.presence import presence_until, staff_present, staff_toggle
+from .supervise import Beat, Supervisor
 from .uids import normalise_uid
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,8 @@ class NodeAgent:
         self.local_presence_until: datetime | None = None
         self.debouncer = TapDebouncer(cfg.reader.hold_off, clock=mono)
         self.stopping = threading.Event()
+        # The journal sender runs supervised: a crash is logged and it starts again.
+        self._threads = Supervisor()
         self._wake_sender = threading.Event()
         self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._sim_tap_ids: dict[str, str] = {}
@@ -402,10 +405,8 @@ class NodeAgent:
                 self.link.subscribe(self.topics.sim_job(self.cfg.node_id), self._on_sim_job)
             self.link.subscribe(self.topics.enrolment, self._on_enrolment)
             self.link.start()
-        self._sender = threading.Thread(
-            target=_restarting, args=(self._send_loop, "journal sender", self.stopping),
-            name="journal-sender", daemon=True)
-        self._sender.start()
+        self._threads.spawn("journal-sender", self._send_loop,
+                            stale_after=max(10.0, 3 * self.cfg.heartbeat.total_seconds()))
         if self.controller is not None:
             self.controller.start()
 
@@ -475,7 +476,9 @@ class NodeAgent:
             if self.session:
                 self._end_session("shutdown")
             self.stopping.set()
+            self._threads.stopping.set()
             self._wake_sender.set()
+            self._threads.stop(timeout=2.0)
             if self.link:
                 self._flush(timeout=3.0)
                 self.link.stop(final=(self.topics.node_status(self.cfg.node_id), encode_status(
@@ -957,12 +960,14 @@ class NodeAgent:
                 "progress": None if job.progress is None else round(job.progress, 1),
                 "session_id": self.job_session.get(job.job_id)}
 
-    def _send_loop(self) -> None:
+    def _send_loop(self, beat: Beat) -> None:
         """The journal sender: reads the journal, publishes, touches no agent state."""
-        while not self.stopping.is_set():
+        stopping = self._threads.stopping
+        while not stopping.is_set():
+            beat()
             self._wake_sender.wait(1.0)
             self._wake_sender.clear()
-            if self.stopping.is_set():
+            if stopping.is_set():
                 return  # shutdown's flush sends what is left
             if self.link is None or not self.link.connected.is_set():
                 continue
@@ -1017,25 +1022,3 @@ class NodeAgent:
         except JournalUnavailable:
             return False
 
-
-def _restarting(target: Callable[[], None], name: str, stopping: threading.Event,
-                min_delay: float = 1.0, max_delay: float = 30.0) -> None:
-    """Run ``target`` until it returns; if it raises, log and start it again, backing off.
-
-    A thread of the node must not die silently: the journal sender dying would leave
-    events unsent with nothing in the log. The delay doubles while it keeps failing
-    and starts again from ``min_delay`` after a minute without failure.
-    """
-    delay = min_delay
-    while not stopping.is_set():
-        started = time.monotonic()
-        try:
-            target()
-            return
-        except Exception:
-            if time.monotonic() - started > 60.0:
-                delay = min_delay
-            log.exception("%s thread failed; restarting it in %.0f s", name, delay)
-        if stopping.wait(delay):
-            return
-        delay = min(delay * 2, max_delay)
