@@ -30,15 +30,16 @@ from gateway.demo import BADGE, DemoFiles, write_demo_files
 __all__ = ["BADGE", "Observer", "Proc", "Site", "api_get", "http_request", "poll_until"]
 
 
-# The reconnect back-off of the test site's hub and nodes (mqtt.reconnect_min/max) and
-# of the observer: after a broker restart every client is back within the largest
-# ceiling, so a test's wait is that plus the usual time for a message to go through.
+# The reconnect back-off of the test site's hub and nodes (mqtt.reconnect_min/max): after
+# a broker restart both are back within SITE_RECONNECT_MAX_S, so a test's wait is that
+# plus the usual time for a message to go through. The observer, a clean session, may
+# come back later than them and miss what they exchange meanwhile: after a broker
+# restart, judge by the hub and the node's journal, not by the observer.
 SITE_RECONNECT = ("0.1s", "0.5s")
 SITE_RECONNECT_MAX_S = 0.5
 OBSERVER_RECONNECT_MAX_S = 2
 EVENT_TIMEOUT_S = 15.0
-BACK_AFTER_BROKER_RESTART_S = max(SITE_RECONNECT_MAX_S, OBSERVER_RECONNECT_MAX_S) + \
-    EVENT_TIMEOUT_S
+BACK_AFTER_BROKER_RESTART_S = SITE_RECONNECT_MAX_S + EVENT_TIMEOUT_S
 
 
 class Observer:
