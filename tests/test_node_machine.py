@@ -7,7 +7,7 @@ in-process (no broker) so the test can watch its state directly.
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,8 @@ def rig(tmp_path: Path, mock_pins: MockFactory):
         session=SessionConfig(grace=0, progress_every=0.5))
     agent = NodeAgent(cfg, relay=GpioRelay(PIN, pin_factory=mock_pins), reader=SimulatedReader(),
                       public_key=key.public_key(), controller=controller, connect=False)
-    agent._on_snapshot("t", sign_snapshot(snapshot(), key))
+    # The agent runs on the real clocks (the driver is real-time): sign the snapshot now.
+    agent._on_snapshot("t", sign_snapshot(snapshot(issued=datetime.now(UTC)), key))
     changed = threading.Condition()
     controller.subscribe(lambda _r: _notify(changed))
     agent.start()
