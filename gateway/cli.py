@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
+import io
 import json
 import logging
 import os
@@ -95,6 +98,11 @@ def run_node(cfg: NodeConfig) -> int:
     if isinstance(reader, SimulatedReader) and cfg.reader.socket:
         control = TapSocket(cfg.reader.socket, reader)
     log.info("node %s for machine %s started; relay off", cfg.node_id, cfg.machine_id)
+    from .sdnotify import notify
+
+    # systemd (Type=notify): the relay is set up and off, the agent is built. The node
+    # loop itself pings the watchdog (gateway.sdnotify.ping_watchdog).
+    notify(f"READY=1\nSTATUS=node {cfg.node_id}: running, relay off")
     try:
         agent.run()
     finally:
@@ -199,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    # A stuck process killed by the systemd watchdog (SIGABRT) prints every thread's
+    # traceback: the only way to learn where it hung.
+    with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+        faulthandler.enable()  # not when stderr has no file descriptor (tests)
     if args.command == "demo":
         os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
     try:
