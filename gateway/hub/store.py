@@ -40,6 +40,7 @@ from ..contract import (
     parse_iso,
 )
 from ..permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
+from ..policies.liveness import is_silent
 from ..policies.metering import billable_minutes, split_minutes
 from ..policies.tariffs import Tariff, max_session_s, price_session, select_tariff
 from ..uids import normalise_uid
@@ -632,14 +633,21 @@ class HubStore:
                f"{where} ORDER BY coalesce(j.started_at, j.updated_at) DESC, j.job_id LIMIT ?")
         return [dict(r) for r in self.conn.execute(sql, (*args, limit))]
 
-    def set_node_status(self, node: str, status: Mapping[str, Any]) -> None:
-        """Apply a node's retained status: the freshest view of online, relay and session."""
+    def set_node_status(self, node: str, status: Mapping[str, Any],
+                        received_at: datetime | None = None) -> None:
+        """Apply a node's retained status: the freshest view of online, relay and session.
+
+        ``received_at`` is when the hub got it, on the hub's clock (default: now); the
+        board shows a node offline when no status came for three heartbeats after it.
+        """
         machine = str(status.get("machine") or node)
         session = status.get("session") if isinstance(status.get("session"), dict) else None
+        received = iso(received_at or datetime.now(UTC))
         with self.db.atomic():
             self.conn.execute(
                 "INSERT INTO machine_state (machine_id, node, online, relay, session_id, "
-                "member_id, since, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "member_id, since, status, updated_at, status_received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(machine_id) DO UPDATE SET node = excluded.node, "
                 "online = excluded.online, relay = excluded.relay, "
                 "session_id = CASE WHEN excluded.online THEN excluded.session_id "
@@ -647,14 +655,15 @@ class HubStore:
                 "member_id = CASE WHEN excluded.online THEN excluded.member_id "
                 "ELSE member_id END, "
                 "since = CASE WHEN excluded.online THEN excluded.since ELSE since END, "
-                "status = excluded.status, updated_at = excluded.updated_at",
+                "status = excluded.status, updated_at = excluded.updated_at, "
+                "status_received_at = excluded.status_received_at",
                 (machine, node, int(bool(status.get("online"))),
                  int(bool(status.get("relay"))),
                  session.get("session_id") if session else None,
                  session.get("member_id") if session else None,
                  session.get("started_at") if session else None,
                  json.dumps(dict(status), sort_keys=True, default=str),
-                 status.get("time") or iso(datetime.now(UTC))))
+                 status.get("time") or iso(datetime.now(UTC)), received))
 
     def record_rejected(self, topic: str, payload: bytes | str, error: str,
                         received_at: datetime) -> None:
@@ -850,19 +859,29 @@ class HubStore:
 
     # -- web queries ------------------------------------------------------------------
 
-    def machines_live(self) -> list[dict[str, Any]]:
+    def machines_live(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """Machines with their live state: ``free``, ``in_use``, ``offline`` or
-        ``out_of_service``."""
+        ``out_of_service``.
+
+        A node that said "online" but has been silent for more than three heartbeats
+        (judged at ``now``, hub clock, default the current time) is ``offline`` with
+        ``silent`` set: a frozen node sends no last will.
+        """
+        now = now or datetime.now(UTC)
         out = []
         for r in self.conn.execute(
                 "SELECT m.id AS machine_id, m.name, m.kind, m.group_id, m.min_level, "
                 "m.out_of_service, s.node, coalesce(s.online, 0) AS online, "
                 "coalesce(s.relay, 0) AS relay, s.session_id, s.member_id, "
-                "mb.name AS member_name, s.since, s.updated_at, s.status AS node_status "
+                "mb.name AS member_name, s.since, s.updated_at, s.status AS node_status, "
+                "s.status_received_at AS last_seen "
                 "FROM machines m LEFT JOIN machine_state s ON s.machine_id = m.id "
                 "LEFT JOIN members mb ON mb.id = s.member_id ORDER BY m.name, m.id"):
             d = dict(r)
             status = _status_json(d.pop("node_status"))
+            d["silent"] = bool(d["online"]) and is_silent(_dt(d["last_seen"]), status, now)
+            if d["silent"]:
+                d["online"] = 0
             d["activity"] = status.get("activity")
             d["detail"] = status.get("detail") or ""
             d["job"] = status.get("job") if isinstance(status.get("job"), dict) else None
@@ -1115,3 +1134,10 @@ def _m0008_usage_indexes(db: sqlite_utils.Database) -> None:
     for column in ("member_id", "project_id", "machine_id"):
         db.execute(f"CREATE INDEX IF NOT EXISTS sessions_{column}_started "
                    f"ON sessions({column}, started_at)")
+
+
+@MIGRATIONS(name="0009_node_status_received_at")
+def _m0009_status_received(db: sqlite_utils.Database) -> None:
+    """When the hub received each node's last status (hub clock): a node silent for more
+    than three heartbeats is shown offline even if its last will never came."""
+    db.execute("ALTER TABLE machine_state ADD COLUMN status_received_at TEXT")
