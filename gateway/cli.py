@@ -16,7 +16,15 @@ import uuid
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, HubConfig, NodeConfig, load_any, load_hub_config, load_node_config
+from .config import (
+    ConfigError,
+    HubConfig,
+    NodeConfig,
+    Seed,
+    load_any,
+    load_hub_config,
+    load_node_config,
+)
 
 log = logging.getLogger("fabgate")
 
@@ -50,6 +58,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         if isinstance(cfg, HubConfig):
             print(f"{path}: hub configuration for site {cfg.site!r} with "
                   f"{len(cfg.machines)} machines: OK")
+        elif isinstance(cfg, Seed):
+            print(f"{path}: seed file with {len(cfg.members)} members, "
+                  f"{sum(len(m.badges) for m in cfg.members)} badges, {len(cfg.projects)} "
+                  f"projects and {len(cfg.certifications)} certifications: OK")
         else:
             print(f"{path}: node configuration for node {cfg.node_id!r} "
                   f"(machine {cfg.machine_id!r}): OK")
@@ -186,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timeout", type=float, default=5.0)
     t.set_defaults(func=cmd_sim_tap)
 
-    s = sub.add_parser("check-config", help="validate hub or node configuration files")
+    s = sub.add_parser("check-config",
+                       help="validate hub or node configuration files, or seed files")
     s.add_argument("files", nargs="+")
     s.set_defaults(func=cmd_check_config)
 
@@ -201,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_parser(sub)
     from .user_cli import add_parser as add_user_parser
     add_user_parser(sub)
+    from .import_cli import add_parser as add_import_parser
+    add_import_parser(sub)
     return p
 
 

@@ -102,7 +102,10 @@ class HubService:
         try:
             store.sync_catalogue(list(cfg.groups), list(cfg.machines))
             if cfg.seed:
-                store.import_seed(load_seed(cfg.seed))
+                # Create-missing only: the database, not the seed, owns existing records.
+                report = store.import_seed(load_seed(cfg.seed))
+                if report.created:
+                    log.info("seed %s: %s", cfg.seed, report.summary())
         finally:
             store.close()
         self.link = MqttLink(

@@ -20,6 +20,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,26 @@ def _m0002_jobs(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS jobs_started ON jobs(started_at)")
 
 
+@dataclass
+class SeedImport:
+    """What one seed import created (and, with ``update``, how many rows it changed)."""
+
+    members: int = 0
+    badges: int = 0
+    projects: int = 0
+    certifications: int = 0
+    updated: int = 0
+
+    @property
+    def created(self) -> int:
+        return self.members + self.badges + self.projects + self.certifications
+
+    def summary(self) -> str:
+        return (f"created {self.members} members, {self.badges} badges, {self.projects} "
+                f"projects, {self.certifications} certifications"
+                + (f"; updated {self.updated} rows" if self.updated else ""))
+
+
 class MalformedEvent(ValueError):
     """Event data that does not follow docs/mqtt.md; stored with this message as error."""
 
@@ -291,39 +312,77 @@ class HubStore:
                 self.conn.execute("UPDATE machines SET certify_level = ? WHERE id = ?",
                                   (m.certify_level, m.id))
 
-    def import_seed(self, seed: Seed) -> None:
-        """Upsert the seed file; re-importing the same file changes nothing (and so does
-        not bump ``data_version``)."""
+    def import_seed(self, seed: Seed, *, update: bool = False) -> SeedImport:
+        """Create what the seed has and the database lacks; never touch what exists.
+
+        The database is the hub's: once a member, badge, project or certification is in
+        it, the web owns it (a renamed member, a new current project, a blocked badge, a
+        revoked certification), and re-importing the seed at every start must not undo
+        that. A member's ``current_project`` is set only for members this import creates.
+        ``update=True`` (``fabgate import --update``) is the deliberate exception: the seed
+        overwrites the fields it has, as the seed-as-source-of-truth import once did.
+        Importing the same file again changes nothing (and does not bump ``data_version``).
+        """
+        report = SeedImport()
         with self.db.atomic():
+            created_members: set[str] = set()
             for m in seed.members:
-                self.conn.execute(
+                values = (m.id, m.name, m.category, m.status,
+                          m.membership_end.isoformat() if m.membership_end else None,
+                          int(m.staff), m.email)
+                cur = self.conn.execute(
                     "INSERT INTO members (id, name, category, status, membership_end, staff, "
                     "email, current_project) VALUES (?, ?, ?, ?, ?, ?, ?, NULL) "
-                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-                    "category = excluded.category, status = excluded.status, "
-                    "membership_end = excluded.membership_end, staff = excluded.staff, "
-                    "email = excluded.email",
-                    (m.id, m.name, m.category, m.status,
-                     m.membership_end.isoformat() if m.membership_end else None,
-                     int(m.staff), m.email))
+                    "ON CONFLICT(id) DO NOTHING", values)
+                if cur.rowcount:
+                    created_members.add(m.id)
+                    report.members += 1
+                elif update:
+                    cur = self.conn.execute(
+                        "UPDATE members SET name = ?, category = ?, status = ?, "
+                        "membership_end = ?, staff = ?, email = ? WHERE id = ?",
+                        (*values[1:], m.id))
+                    report.updated += cur.rowcount
                 for uid in m.badges:
-                    self.conn.execute(
+                    cur = self.conn.execute(
                         "INSERT INTO badges (uid, member_id, status) VALUES (?, ?, 'active') "
-                        "ON CONFLICT(uid) DO UPDATE SET member_id = excluded.member_id",
-                        (uid, m.id))
+                        "ON CONFLICT(uid) DO NOTHING", (uid, m.id))
+                    report.badges += cur.rowcount
+                    if not cur.rowcount and update:
+                        report.updated += self.conn.execute(
+                            "UPDATE badges SET member_id = ? WHERE uid = ? AND member_id != ?",
+                            (m.id, uid, m.id)).rowcount
             for p in seed.projects:
-                self.conn.execute(
+                cur = self.conn.execute(
                     "INSERT INTO projects (id, member_id, name) VALUES (?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET member_id = excluded.member_id, "
-                    "name = excluded.name", (p.id, p.member, p.name))
+                    "ON CONFLICT(id) DO NOTHING", (p.id, p.member, p.name))
+                report.projects += cur.rowcount
+                if not cur.rowcount and update:
+                    report.updated += self.conn.execute(
+                        "UPDATE projects SET member_id = ?, name = ? WHERE id = ? "
+                        "AND (member_id IS NOT ? OR name IS NOT ?)",
+                        (p.member, p.name, p.id, p.member, p.name)).rowcount
             # Projects exist now: the members' current project can reference them.
             for m in seed.members:
-                self.conn.execute("UPDATE members SET current_project = ? WHERE id = ?",
-                                  (m.current_project, m.id))
+                if m.id in created_members or update:
+                    self.conn.execute(
+                        "UPDATE members SET current_project = ? WHERE id = ? "
+                        "AND current_project IS NOT ?", (m.current_project, m.id,
+                                                         m.current_project))
             for c in seed.certifications:
-                self._upsert_certification(
-                    c.member, c.group, c.level, certified_by=c.certified_by,
-                    certified_at=c.certified_at, expires_at=c.expires)
+                if update:
+                    self._upsert_certification(
+                        c.member, c.group, c.level, certified_by=c.certified_by,
+                        certified_at=c.certified_at, expires_at=c.expires)
+                    continue
+                cur = self.conn.execute(
+                    "INSERT INTO certifications (member_id, group_id, level, certified_by, "
+                    "certified_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(member_id, group_id, certified_at) DO NOTHING",
+                    (c.member, c.group, c.level, c.certified_by, iso(c.certified_at),
+                     iso(c.expires) if c.expires else None))
+                report.certifications += cur.rowcount
+        return report
 
     def add_certification(self, member_id: str, group_id: str, level: int, *,
                           certified_by: str | None, certified_at: datetime,
