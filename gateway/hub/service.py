@@ -100,6 +100,9 @@ class HubService:
         self.web_url: str | None = None
         store = HubStore(cfg.database, tariffs=cfg.tariffs)
         try:
+            # Every start moves the epoch on, so a database restored from a backup still
+            # issues snapshots that nodes take as newer (see HubStore.advance_epoch).
+            self.epoch = store.advance_epoch(utcnow())
             store.sync_catalogue(list(cfg.groups), list(cfg.machines))
             if cfg.seed:
                 # Create-missing only: the database, not the seed, owns existing records.
@@ -337,7 +340,7 @@ class HubService:
                 machine, now=now, version=store.next_snapshot_version(),
                 validity=self.cfg.snapshot_validity, timezone=self.cfg.timezone,
                 opening_hours=self.cfg.opening_hours, staff_present_until=presence,
-                site=self.cfg.site)
+                site=self.cfg.site, epoch=self.epoch)
             if self.link.publish(self.topics.snapshot(machine), sign_snapshot(snap, self.key),
                                  retain=True) is not None:
                 n += 1

@@ -285,6 +285,27 @@ class HubStore:
                               "WHERE key = 'snapshot_version'")
             return self._meta_int("snapshot_version")
 
+    def snapshot_epoch(self) -> int:
+        return self._meta_int("snapshot_epoch")
+
+    def advance_epoch(self, now: datetime) -> int:
+        """Move the snapshot epoch forward, once per hub start; returns the new epoch.
+
+        ``max(stored + 1, unix seconds of now)``. The clock term is for a database
+        restored from a backup: its stored epoch (and versions) are older than what the
+        nodes hold, but the time has moved on since, so its snapshots are newer again.
+        The ``stored + 1`` term is for a clock that is wrong or behind (a hub without a
+        real-time clock booting before NTP): the epoch still never repeats on the same
+        database. Only both together - a restored database *and* a clock behind - can
+        issue snapshots nodes refuse as ``older``; they say so in ``snapshot.rejected``.
+        """
+        with self.db.atomic():
+            epoch = max(self.snapshot_epoch() + 1, int(now.timestamp()))
+            self.conn.execute("INSERT INTO meta (key, value) VALUES ('snapshot_epoch', ?) "
+                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                              (str(epoch),))
+        return epoch
+
     # -- catalogue --------------------------------------------------------------------
 
     def sync_catalogue(self, groups: Iterable[GroupConfig],
@@ -735,7 +756,8 @@ class HubStore:
 
     def build_snapshot(self, machine_id: str, *, now: datetime, version: int,
                        validity: timedelta, timezone: str, opening_hours: OpeningHours,
-                       staff_present_until: datetime | None, site: str = "") -> Snapshot:
+                       staff_present_until: datetime | None, site: str = "",
+                       epoch: int = 0) -> Snapshot:
         """Everything one node needs to decide a tap alone, for every active badge.
 
         A member's level is their highest non-revoked certification on the machine's
@@ -770,7 +792,7 @@ class HubStore:
                 project_id=m["current_project"],
                 credit_s=self._credit_s(machine, m["id"], now))
         return Snapshot(
-            site=site, version=version, issued_at=now, valid_until=now + validity,
+            site=site, version=version, epoch=epoch, issued_at=now, valid_until=now + validity,
             machine=machine, timezone=timezone,
             badges={uid: mid for uid, mid in badges.items() if mid in members},
             members=members, staff_present_until=staff_present_until,
