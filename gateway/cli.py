@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_user_parser(sub)
     from .import_cli import add_parser as add_import_parser
     add_import_parser(sub)
+    from .backup_cli import add_parser as add_backup_parser
+    add_backup_parser(sub)
     return p
 
 
