@@ -69,13 +69,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_hub(args: argparse.Namespace) -> int:
+    from .hub.lock import HubAlreadyRunning
     from .hub.service import HubService
 
     cfg = load_hub_config(args.config)
     stop = threading.Event()
     _stop_on_signals(stop)
     service = HubService(cfg)
-    service.start()
+    try:
+        service.start()
+    except HubAlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"hub for site {cfg.site!r} serving {service.web_url}", flush=True)
     try:
         stop.wait()

@@ -197,8 +197,10 @@ class Site:
         return self.hub_url
 
     def start_node(self, node: str) -> Proc:
-        proc = Proc(["node", "--config", str(self.files.node_configs[node])],
-                    self.tmp / f"{node}.log", env={"GPIOZERO_PIN_FACTORY": "mock"})
+        starts = len(list(self.tmp.glob(f"{node}*.log")))
+        log = self.tmp / (f"{node}.log" if not starts else f"{node}-{starts + 1}.log")
+        proc = Proc(["node", "--config", str(self.files.node_configs[node])], log,
+                    env={"GPIOZERO_PIN_FACTORY": "mock"})
         self.nodes[node] = proc
         return proc
 

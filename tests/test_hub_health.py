@@ -262,3 +262,18 @@ def test_the_shipped_units_are_watched_by_systemd() -> None:
         assert service["Type"] == "notify", unit
         assert int(service["WatchdogSec"]) > 0, unit
         assert service["Restart"] == "always", unit
+
+
+def test_one_hub_per_database(tmp_path: Path) -> None:
+    import os
+
+    from gateway.hub.lock import HubAlreadyRunning, HubLock
+
+    first, second = HubLock(tmp_path / "hub.db"), HubLock(tmp_path / "hub.db")
+    first.acquire()
+    with pytest.raises(HubAlreadyRunning, match=f"pid {os.getpid()}"):
+        second.acquire()
+    assert not second.held
+    first.release()
+    second.acquire()  # released (as by the death of its process): free again
+    second.release()

@@ -48,6 +48,7 @@ from ..mqtt import MqttLink, Will
 from ..permissions import load_private_key, sign_snapshot, write_keypair
 from ..sdnotify import Watchdog
 from ..supervise import Beat, Supervisor
+from .lock import HubLock
 from .store import HubStore
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class HubService:
         self.serve_web = serve_web
         self._credit_machines = {m.id for m in cfg.machines if m.requires_credit}
         self.web_url: str | None = None
+        self._lock = HubLock(cfg.database)
         store = HubStore(cfg.database, tariffs=cfg.tariffs)
         try:
             # Every start moves the epoch on, so a database restored from a backup still
@@ -122,6 +124,7 @@ class HubService:
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
+        self._lock.acquire()  # HubAlreadyRunning: one hub per database
         sup = self.supervisor
         sup.spawn("ingest", self._ingest_loop, stale_after=STALE_AFTER_S)
         sup.spawn("snapshots", self._snapshot_loop, stale_after=STALE_AFTER_S)
@@ -146,6 +149,7 @@ class HubService:
         if self.serve_web and hasattr(self, "_server"):
             self._server.server_close()
         self.link.stop(final=(self.topics.hub_status, dumps({"v": 1, "online": False})))
+        self._lock.release()
 
     # -- health -----------------------------------------------------------------------
 
