@@ -129,12 +129,9 @@ def test_hub_notifies_systemd_and_stops_the_watchdog_without_its_broker(
 
 
 def test_node_process_says_ready(site: Site, notify_socket: NotifySocket) -> None:
-    site.start_hub()
-    node = site.start_node("laser-1")
-    node.stop()
-    # The node was started without NOTIFY_SOCKET: nothing may have been sent.
-    assert notify_socket.count("READY=1") == 0
     from tests.harness import Proc
+
+    site.start_hub()  # it makes the signing key the node needs
     proc = Proc(["node", "--config", str(site.files.node_configs["laser-1"])],
                 site.tmp / "laser-1-notify.log",
                 env={"GPIOZERO_PIN_FACTORY": "mock", "NOTIFY_SOCKET": notify_socket.path})
