@@ -274,3 +274,32 @@ def test_one_hub_per_database(tmp_path: Path) -> None:
     first.release()
     second.acquire()  # released (as by the death of its process): free again
     second.release()
+
+
+def test_an_unreachable_broker_is_an_error_at_a_bounded_rate(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from gateway.demo import write_demo_files
+
+    files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0)
+    t = [100.0]
+    svc = HubService(load_hub_config(files.hub_config), serve_web=False, mono=lambda: t[0],
+                     watchdog=Watchdog(env={}))
+    caplog.set_level(logging.INFO, logger="gateway.hub.service")
+
+    def errors() -> int:
+        return sum(1 for r in caplog.records if r.levelno == logging.ERROR
+                   and "cannot reach the MQTT broker" in r.getMessage())
+
+    for at, expected in [(100, 0), (104.9, 0), (105, 1), (120, 1), (134.9, 1), (135, 2),
+                         (500, 3)]:
+        t[0] = at
+        svc._check_broker()  # never connected: the link was not even started
+        assert errors() == expected, at
+    assert "never connected since start" in caplog.text
+    svc.link.connected.set()  # as paho's thread does on CONNACK
+    t[0] = 501
+    svc._check_broker()
+    assert "reachable again after 401 s" in caplog.text
+    assert svc.health()["broker"] == {"url": "mqtt://127.0.0.1:1", "connected": True,
+                                      "down_for_s": None}
