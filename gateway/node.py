@@ -563,7 +563,8 @@ class NodeAgent:
         current = self.snapshot.version if self.snapshot else None
         try:
             snap = verify_snapshot(payload, self.public_key, now=self.wall(),
-                                   machine_id=self.cfg.machine_id, current_version=current)
+                                   machine_id=self.cfg.machine_id, current_version=current,
+                                   current_epoch=self.snapshot.epoch if self.snapshot else None)
         except SnapshotRejected as exc:
             if exc.reason == "older" and payload == self._held_payload:
                 return  # the retained copy of the snapshot we hold, redelivered on reconnect
