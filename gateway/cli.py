@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
+import io
 import json
 import logging
 import os
@@ -13,7 +16,15 @@ import uuid
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, HubConfig, NodeConfig, load_any, load_hub_config, load_node_config
+from .config import (
+    ConfigError,
+    HubConfig,
+    NodeConfig,
+    Seed,
+    load_any,
+    load_hub_config,
+    load_node_config,
+)
 
 log = logging.getLogger("fabgate")
 
@@ -47,6 +58,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         if isinstance(cfg, HubConfig):
             print(f"{path}: hub configuration for site {cfg.site!r} with "
                   f"{len(cfg.machines)} machines: OK")
+        elif isinstance(cfg, Seed):
+            print(f"{path}: seed file with {len(cfg.members)} members, "
+                  f"{sum(len(m.badges) for m in cfg.members)} badges, {len(cfg.projects)} "
+                  f"projects and {len(cfg.certifications)} certifications: OK")
         else:
             print(f"{path}: node configuration for node {cfg.node_id!r} "
                   f"(machine {cfg.machine_id!r}): OK")
@@ -54,13 +69,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_hub(args: argparse.Namespace) -> int:
+    from .hub.lock import HubAlreadyRunning
     from .hub.service import HubService
 
     cfg = load_hub_config(args.config)
     stop = threading.Event()
     _stop_on_signals(stop)
     service = HubService(cfg)
-    service.start()
+    try:
+        service.start()
+    except HubAlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"hub for site {cfg.site!r} serving {service.web_url}", flush=True)
     try:
         stop.wait()
@@ -95,6 +115,11 @@ def run_node(cfg: NodeConfig) -> int:
     if isinstance(reader, SimulatedReader) and cfg.reader.socket:
         control = TapSocket(cfg.reader.socket, reader)
     log.info("node %s for machine %s started; relay off", cfg.node_id, cfg.machine_id)
+    from .sdnotify import notify
+
+    # systemd (Type=notify): the relay is set up and off, the agent is built. The node
+    # loop itself pings the watchdog (gateway.sdnotify.ping_watchdog).
+    notify(f"READY=1\nSTATUS=node {cfg.node_id}: running, relay off")
     try:
         agent.run()
     finally:
@@ -178,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timeout", type=float, default=5.0)
     t.set_defaults(func=cmd_sim_tap)
 
-    s = sub.add_parser("check-config", help="validate hub or node configuration files")
+    s = sub.add_parser("check-config",
+                       help="validate hub or node configuration files, or seed files")
     s.add_argument("files", nargs="+")
     s.set_defaults(func=cmd_check_config)
 
@@ -193,12 +219,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_parser(sub)
     from .user_cli import add_parser as add_user_parser
     add_user_parser(sub)
+    from .import_cli import add_parser as add_import_parser
+    add_import_parser(sub)
+    from .backup_cli import add_parser as add_backup_parser
+    add_backup_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    # A stuck process killed by the systemd watchdog (SIGABRT) prints every thread's
+    # traceback: the only way to learn where it hung.
+    with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+        faulthandler.enable()  # not when stderr has no file descriptor (tests)
     if args.command == "demo":
         os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
     try:

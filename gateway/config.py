@@ -864,8 +864,9 @@ def load_node_config(path: str | Path) -> NodeConfig:
     return _node_from(_Doc(path))
 
 
-def load_any(path: str | Path) -> HubConfig | NodeConfig:
-    """Load a hub or node file, told apart by its top-level ``hub:`` or ``node:`` key.
+def load_any(path: str | Path) -> HubConfig | NodeConfig | Seed:
+    """Load a hub, node or seed file, told apart by its top-level keys: ``hub:``,
+    ``node:``, or (a seed file) ``members:``, ``projects:`` or ``certifications:``.
 
     ``fabgate check-config`` takes any file, so the file itself has to say what it is.
     """
@@ -879,8 +880,11 @@ def load_any(path: str | Path) -> HubConfig | NodeConfig:
         return _hub_from(doc)
     if "node" in data:
         return _node_from(doc)
-    raise ConfigError(doc.file, "", "a top-level `hub:` mapping (hub configuration) or "
-                      "`node:` mapping (node configuration); this file has neither")
+    if any(key in data for key in _SEED_TOP):
+        return _seed_from(doc)
+    raise ConfigError(doc.file, "", "a top-level `hub:` mapping (hub configuration), "
+                      "`node:` mapping (node configuration) or `members:` list (seed file); "
+                      "this file has none of them")
 
 
 # --------------------------------------------------------------------------- seed

@@ -70,6 +70,7 @@ from .policies.access import Action, Decision, MachineState, Reason, decide
 from .policies.jobs import ENDING, JobEvent, JobTracker
 from .policies.metering import BusyMeter, billable_minutes, split_minutes
 from .policies.presence import presence_until, staff_present, staff_toggle
+from .sdnotify import ping_watchdog
 from .supervise import Beat, Supervisor
 from .uids import normalise_uid
 
@@ -415,6 +416,8 @@ class NodeAgent:
 
         A step that raises is logged with its traceback and the loop goes on, the relay
         off and any open session ended (we cannot tell what the error left behind).
+        Each turn pings the systemd watchdog (rate-limited; a no-op outside systemd), so
+        a loop that hangs gets the node restarted.
         """
         period = 1.0 / max(self.cfg.reader.poll_hz, 0.1)
         failures = 0
@@ -428,6 +431,7 @@ class NodeAgent:
                     failures += 1
                     log.exception("node loop step failed (%d in a row); relay off", failures)
                     self._after_step_error()
+                ping_watchdog()
                 wait = period if not failures else min(period * 2 ** failures,
                                                        STEP_ERROR_MAX_WAIT_S)
                 self.stopping.wait(wait)
@@ -861,7 +865,8 @@ class NodeAgent:
         current = self.snapshot.version if self.snapshot else None
         try:
             snap = verify_snapshot(payload, self.public_key, now=self.now(),
-                                   machine_id=self.cfg.machine_id, current_version=current)
+                                   machine_id=self.cfg.machine_id, current_version=current,
+                                   current_epoch=self.snapshot.epoch if self.snapshot else None)
         except SnapshotRejected as exc:
             if exc.reason == "older" and payload == self._held_payload:
                 return  # the retained copy of the snapshot we hold, redelivered on reconnect

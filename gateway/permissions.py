@@ -2,9 +2,11 @@
 
 The hub builds one snapshot per machine, signs it with its Ed25519 key and publishes it
 retained. A node holds only the hub's public key: it accepts a snapshot only if the
-signature holds, the version is newer than the one it has and the validity end is still
-ahead. The signature covers the exact payload bytes (base64 in the wire message), so no
-JSON canonicalisation has to agree between hub and node.
+signature holds, it is newer than the one it has - by ``(epoch, version)``: the hub moves
+its epoch forward at every start, so a hub restored from a backup (older versions) is
+still believed - and the validity end is still ahead. The signature covers the exact
+payload bytes (base64 in the wire message), so no JSON canonicalisation has to agree
+between hub and node.
 """
 
 from __future__ import annotations
@@ -149,6 +151,12 @@ class Snapshot:
     members: Mapping[str, MemberGrant] = field(default_factory=dict)
     staff_present_until: datetime | None = None
     opening_hours: OpeningHours = field(default_factory=dict)
+    # Orders snapshots before ``version`` does; 0 for a hub that predates epochs.
+    epoch: int = 0
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.epoch, self.version)
 
     def member_for_badge(self, uid: str) -> MemberGrant | None:
         member_id = self.badges.get(normalise_uid(uid))
@@ -156,7 +164,8 @@ class Snapshot:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "v": CONTRACT_VERSION, "site": self.site, "version": self.version,
+            "v": CONTRACT_VERSION, "site": self.site, "epoch": self.epoch,
+            "version": self.version,
             "issued_at": iso(self.issued_at), "valid_until": iso(self.valid_until),
             "machine": self.machine.to_dict(), "timezone": self.timezone,
             "badges": dict(self.badges),
@@ -170,8 +179,11 @@ class Snapshot:
     def from_dict(cls, d: Mapping[str, Any]) -> Snapshot:
         try:
             spu = d.get("staff_present_until")
+            epoch = d.get("epoch", 0)
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                raise ValueError(f"epoch should be an integer >= 0, got {epoch!r}")
             return cls(
-                site=str(d["site"]), version=int(d["version"]),
+                site=str(d["site"]), version=int(d["version"]), epoch=epoch,
                 issued_at=parse_iso(d["issued_at"], "issued_at"),
                 valid_until=parse_iso(d["valid_until"], "valid_until"),
                 machine=MachineInfo.from_dict(d["machine"]), timezone=str(d["timezone"]),
@@ -262,8 +274,14 @@ def _bounded_object(data: bytes | str, what: str) -> dict[str, Any]:
 
 
 def verify_snapshot(message: bytes | str, key: Ed25519PublicKey, *, now: datetime,
-                    machine_id: str, current_version: int | None = None) -> Snapshot:
-    """Return the snapshot in ``message`` or raise :class:`SnapshotRejected` saying why."""
+                    machine_id: str, current_version: int | None = None,
+                    current_epoch: int | None = None) -> Snapshot:
+    """Return the snapshot in ``message`` or raise :class:`SnapshotRejected` saying why.
+
+    ``current_epoch`` and ``current_version`` describe the snapshot the node holds; a new
+    one must be later by ``(epoch, version)``: a higher epoch wins whatever its version.
+    A held snapshot without an epoch counts as epoch 0.
+    """
     outer = _bounded_object(message, "snapshot message")
     if not all(isinstance(outer.get(k), str) for k in ("alg", "payload", "sig")
                if k in outer):
@@ -286,9 +304,12 @@ def verify_snapshot(message: bytes | str, key: Ed25519PublicKey, *, now: datetim
     if snap.machine.id != machine_id:
         raise SnapshotRejected("wrong_machine",
                                f"made for machine {snap.machine.id!r}, this node is {machine_id!r}")
-    if current_version is not None and snap.version <= current_version:
-        raise SnapshotRejected("older", f"version {snap.version} is not newer than the "
-                               f"held version {current_version}")
+    if current_version is not None:
+        held = (current_epoch or 0, current_version)
+        if snap.order <= held:
+            raise SnapshotRejected(
+                "older", f"epoch {snap.epoch} version {snap.version} is not newer than the "
+                f"held epoch {held[0]} version {held[1]}")
     if snap.valid_until <= now:
         raise SnapshotRejected("expired", f"valid until {iso(snap.valid_until)}, now {iso(now)}")
     return snap

@@ -35,7 +35,7 @@ MIN_PYTHON = (3, 11)
 MFRC522 = "mfrc522==0.0.7"
 
 USAGE = """usage:
-    python3 scripts/bootstrap.py test  [pytest args...]
+    python3 scripts/bootstrap.py test  [--clock-shift DAYS] [pytest args...]
     python3 scripts/bootstrap.py demo  [fabgate demo args...]
     python3 scripts/bootstrap.py bench [bench args...]"""
 
@@ -205,13 +205,42 @@ def ensure_browser() -> None:
 
 # --- commands ----------------------------------------------------------------------------
 
+CLOCK_SHIFT_ENV = "FABGATE_CLOCK_SHIFT_DAYS"
+CLOCK_SHIFT_DIR = ROOT / "tests" / "clockshift"
+
+
+def clock_shift_env(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Take ``--clock-shift DAYS`` off the pytest arguments; return the environment to run
+    with (the sitecustomize folder first on PYTHONPATH when a shift is asked for)."""
+    env = dict(os.environ)
+    rest = list(args)
+    if rest[:1] == ["--clock-shift"]:
+        if len(rest) < 2:
+            give_up("--clock-shift needs a number of days, e.g. --clock-shift 400")
+        env[CLOCK_SHIFT_ENV] = rest[1]
+        rest = rest[2:]
+    days = env.get(CLOCK_SHIFT_ENV, "").strip()
+    if not days:
+        env.pop(CLOCK_SHIFT_ENV, None)
+        return rest, env
+    try:
+        float(days)
+    except ValueError:
+        give_up(f"{CLOCK_SHIFT_ENV}={days!r}: expected a number of days, e.g. 400")
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(CLOCK_SHIFT_DIR), env.get("PYTHONPATH", "")) if p)
+    say(f"wall clock moved {days} days ahead in every Python process (monotonic unchanged)")
+    return rest, env
+
+
 def cmd_test(args: list[str]) -> int:
+    args, env = clock_shift_env(args)
     ensure_installed(dev=True, extras=(MFRC522,))
     ensure_mosquitto()
     ensure_browser()
     say("running pytest " + " ".join(args))
     try:
-        code = run([str(VENV_PYTHON), "-m", "pytest", *args], cwd=ROOT)
+        code = run([str(VENV_PYTHON), "-m", "pytest", *args], cwd=ROOT, env=env)
     except KeyboardInterrupt:
         return 130
     if code == PYTEST_NO_TESTS:

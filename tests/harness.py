@@ -199,15 +199,20 @@ class Site:
         self.hub_url = ""
         self.nodes: dict[str, Proc] = {}
 
-    def start_hub(self) -> str:
-        self.hub = Proc(["hub", "--config", str(self.files.hub_config)], self.tmp / "hub.log")
+    def start_hub(self, env: dict[str, str] | None = None) -> str:
+        # A restarted hub logs to a new file, so wait_line() sees only this start.
+        starts = len(list(self.tmp.glob("hub*.log")))
+        log = self.tmp / ("hub.log" if not starts else f"hub-{starts + 1}.log")
+        self.hub = Proc(["hub", "--config", str(self.files.hub_config)], log, env=env)
         m = self.hub.wait_line(r"serving (http://\S+/)")
         self.hub_url = m.group(1)
         return self.hub_url
 
     def start_node(self, node: str) -> Proc:
-        proc = Proc(["node", "--config", str(self.files.node_configs[node])],
-                    self.tmp / f"{node}.log", env={"GPIOZERO_PIN_FACTORY": "mock"})
+        starts = len(list(self.tmp.glob(f"{node}*.log")))
+        log = self.tmp / (f"{node}.log" if not starts else f"{node}-{starts + 1}.log")
+        proc = Proc(["node", "--config", str(self.files.node_configs[node])], log,
+                    env={"GPIOZERO_PIN_FACTORY": "mock"})
         self.nodes[node] = proc
         return proc
 

@@ -7,14 +7,13 @@ in-process (no broker) so the test can watch its state directly.
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
-from gateway.contract import utcnow
 from gateway.drivers.grbl import GrblController
 from gateway.drivers.grbl_sim import GrblSimulator
 from gateway.drivers.machine import Activity
@@ -41,8 +40,8 @@ def rig(tmp_path: Path, mock_pins: MockFactory):
         session=SessionConfig(grace=0, progress_every=0.5))
     agent = NodeAgent(cfg, relay=GpioRelay(PIN, pin_factory=mock_pins), reader=SimulatedReader(),
                       public_key=key.public_key(), controller=controller, connect=False)
-    # The real clock runs here: the snapshot is issued now, not on a fixed day.
-    deliver(agent._on_snapshot, sign_snapshot(snapshot(issued=utcnow()), key))
+    # The agent runs on the real clocks (the driver is real-time): sign the snapshot now.
+    deliver(agent._on_snapshot, sign_snapshot(snapshot(issued=datetime.now(UTC)), key))
     changed = threading.Condition()
     controller.subscribe(lambda _r: _notify(changed))
     agent.start()

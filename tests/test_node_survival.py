@@ -603,3 +603,22 @@ def test_a_failing_step_powers_off_and_the_loop_goes_on(cfg, key, clock, mock_pi
         a.stopping.set()
         loop.join(10)
     assert not loop.is_alive() and not pin_state(mock_pins)
+
+
+@pytest.mark.integration
+def test_the_node_loop_pings_the_systemd_watchdog(site) -> None:
+    from tests.harness import Proc
+    from tests.test_hub_health import NotifySocket
+
+    site.start_hub()  # it makes the signing key the node needs
+    ns = NotifySocket()
+    proc = Proc(["node", "--config", str(site.files.node_configs["laser-1"])],
+                site.tmp / "laser-1-watchdog.log",
+                env={"GPIOZERO_PIN_FACTORY": "mock", "NOTIFY_SOCKET": ns.path,
+                     "WATCHDOG_USEC": "600000"})  # a ping at most every 0.2 s
+    try:
+        ns.wait_for(lambda ms: sum(m == "WATCHDOG=1" for m in ms) >= 3,
+                    what="repeated WATCHDOG=1 from the node loop")
+    finally:
+        proc.stop()
+        ns.close()

@@ -1,13 +1,20 @@
 """The hub process: MQTT ingest with acknowledgements, snapshot publishing, web server.
 
-Three threads share one SQLite file (each with its own connection):
+Its loops run under a :class:`~gateway.supervise.Supervisor` (a crash is logged and the
+loop restarted with back-off) and share one SQLite file (each with its own connection):
 
-- the **ingest** thread drains the MQTT inbox in batches, stores each batch in one
+- the **ingest** loop drains the MQTT inbox in batches, stores each batch in one
   transaction (idempotent on event id) and only then acknowledges it, per node;
-- the **snapshot** thread watches the store's ``data_version`` counter (bumped by SQL
+- the **snapshot** loop watches the store's ``data_version`` counter (bumped by SQL
   triggers, so a change made by any process is seen) and staff presence, and publishes a
   newly signed, retained snapshot per machine on change and every ``snapshot_refresh``;
-- the **web** thread serves the Flask app.
+- the **web** loop serves the Flask app;
+- the **watch** loop says loudly when the broker is unreachable and, while everything is
+  healthy, pings the systemd watchdog (``WATCHDOG=1``): a hub that is stuck or cut off
+  from its broker stops pinging and systemd restarts it.
+
+``health()`` is what ``/healthz`` reports: the broker connection and each loop's
+liveness, staleness and last success.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from werkzeug.serving import make_server
 
@@ -37,6 +46,9 @@ from ..contract import (
 )
 from ..mqtt import MqttLink, Will
 from ..permissions import load_private_key, sign_snapshot, write_keypair
+from ..sdnotify import Watchdog
+from ..supervise import Beat, Supervisor
+from .lock import HubLock
 from .store import HubStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +56,15 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 500
 BATCH_WAIT_S = 0.02
 WATCH_PERIOD_S = 0.1
+# A loop that has not beaten for this long is stale (stuck): /healthz says 503 and the
+# systemd watchdog stops being pinged. Each loop beats at least every second when well.
+STALE_AFTER_S = 30.0
+HEALTH_PERIOD_S = 1.0
+# The broker may blink (a Mosquitto restart takes a second); past this, say so loudly,
+# and again every BROKER_LOG_EVERY_S while it lasts.
+BROKER_GRACE_S = 5.0
+BROKER_LOG_EVERY_S = 30.0
+WEB_POLL_S = 0.5
 
 
 def ensure_signing_key(path: Path) -> Path:
@@ -56,24 +77,40 @@ def ensure_signing_key(path: Path) -> Path:
 
 
 class HubService:
-    def __init__(self, cfg: HubConfig, *, serve_web: bool = True) -> None:
+    def __init__(self, cfg: HubConfig, *, serve_web: bool = True,
+                 mono: Callable[[], float] = time.monotonic,
+                 watchdog: Watchdog | None = None,
+                 supervisor: Supervisor | None = None) -> None:
         self.cfg = cfg
         self.topics = Topics(cfg.mqtt.prefix)
         self.public_key_path = ensure_signing_key(cfg.signing_key)
         self.key = load_private_key(cfg.signing_key)
-        self.stopping = threading.Event()
+        self.mono = mono
+        self.supervisor = supervisor or Supervisor(mono=mono, logger=log)
+        # Every loop ends on this one event, so stop() is a single switch.
+        self.stopping = self.supervisor.stopping
+        self.watchdog = watchdog or Watchdog(mono=mono)
+        self._broker_down_since: float | None = mono()
+        self._broker_last_logged: float | None = None
+        self._broker_ever_connected = False
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._republish = threading.Event()
         self.stats = defaultdict(int)
         self.serve_web = serve_web
         self._credit_machines = {m.id for m in cfg.machines if m.requires_credit}
         self.web_url: str | None = None
-        self._threads: list[threading.Thread] = []
+        self._lock = HubLock(cfg.database)
         store = HubStore(cfg.database, tariffs=cfg.tariffs)
         try:
+            # Every start moves the epoch on, so a database restored from a backup still
+            # issues snapshots that nodes take as newer (see HubStore.advance_epoch).
+            self.epoch = store.advance_epoch(utcnow())
             store.sync_catalogue(list(cfg.groups), list(cfg.machines))
             if cfg.seed:
-                store.import_seed(load_seed(cfg.seed))
+                # Create-missing only: the database, not the seed, owns existing records.
+                report = store.import_seed(load_seed(cfg.seed))
+                if report.created:
+                    log.info("seed %s: %s", cfg.seed, report.summary())
         finally:
             store.close()
         self.link = MqttLink(
@@ -88,30 +125,99 @@ class HubService:
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
-        self._spawn(self._ingest_loop, "hub-ingest")
-        self._spawn(self._snapshot_loop, "hub-snapshots")
+        self._lock.acquire()  # HubAlreadyRunning: one hub per database
+        sup = self.supervisor
+        sup.spawn("ingest", self._ingest_loop, stale_after=STALE_AFTER_S)
+        sup.spawn("snapshots", self._snapshot_loop, stale_after=STALE_AFTER_S)
         if self.serve_web:
             from ..web import create_app
 
             self._server = make_server(self.cfg.web_host, self.cfg.web_port,
-                                       create_app(self.cfg), threaded=True)
+                                       create_app(self.cfg, health=self.health),
+                                       threaded=True)
+            self._server.timeout = WEB_POLL_S
             self.web_url = f"http://{self.cfg.web_host}:{self._server.server_port}/"
-            self._spawn(self._server.serve_forever, "hub-web")
+            sup.spawn("web", self._web_loop, stale_after=STALE_AFTER_S)
         self.link.start()
+        sup.spawn("watch", self._watch_loop, stale_after=STALE_AFTER_S)
+        self.watchdog.ready(status="started; connecting to the broker")
 
     def stop(self) -> None:
+        self.watchdog.status("stopping")
         self.stopping.set()
         self._republish.set()
+        self.supervisor.stop(timeout=5)
         if self.serve_web and hasattr(self, "_server"):
-            self._server.shutdown()
+            self._server.server_close()
         self.link.stop(final=(self.topics.hub_status, dumps({"v": 1, "online": False})))
-        for t in self._threads:
-            t.join(timeout=5)
+        self._lock.release()
 
-    def _spawn(self, target, name: str) -> None:  # noqa: ANN001 - thread target
-        t = threading.Thread(target=target, name=name, daemon=True)
-        t.start()
-        self._threads.append(t)
+    # -- health -----------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Broker connection and loop health; ``healthy`` is what /healthz and the
+        watchdog act on."""
+        now = self.mono()
+        loops = self.supervisor.health()
+        connected = self.link.connected.is_set()
+        down = self._broker_down_since
+        down_for = None if connected else (0.0 if down is None else round(now - down, 3))
+        broker = {"url": self.cfg.mqtt.url, "connected": connected, "down_for_s": down_for}
+        healthy = connected and bool(loops) and all(h.healthy for h in loops.values())
+        return {"healthy": healthy, "broker": broker,
+                "loops": {name: h.as_dict() for name, h in loops.items()}}
+
+    def _watch_loop(self, beat: Beat) -> None:
+        last_status = ""
+        while not self.stopping.is_set():
+            self._check_broker()
+            health = self.health()
+            if health["healthy"]:
+                self.watchdog.ping()
+                status = "healthy"
+            else:
+                bad = [n for n, h in health["loops"].items() if not h["healthy"]]
+                status = "unhealthy: " + ", ".join(
+                    ([] if health["broker"]["connected"] else ["broker unreachable"])
+                    + [f"loop {n} dead or stuck" for n in bad])
+            if status != last_status:
+                self.watchdog.status(status)
+                last_status = status
+            beat(ok=True)
+            self.stopping.wait(HEALTH_PERIOD_S)
+
+    def _check_broker(self) -> None:
+        """Track the broker connection; an outage is an ERROR at a bounded rate."""
+        now = self.mono()
+        if self.link.connected.is_set():
+            if self._broker_down_since is not None and self._broker_last_logged is not None:
+                log.warning("MQTT broker %s reachable again after %.0f s", self.cfg.mqtt.url,
+                            now - self._broker_down_since)
+            self._broker_down_since = None
+            self._broker_last_logged = None
+            self._broker_ever_connected = True
+            return
+        if self._broker_down_since is None:
+            self._broker_down_since = now
+        down = now - self._broker_down_since
+        if down < BROKER_GRACE_S:
+            return
+        if (self._broker_last_logged is None
+                or now - self._broker_last_logged >= BROKER_LOG_EVERY_S):
+            self._broker_last_logged = now
+            log.error("cannot reach the MQTT broker %s for %.0f s%s: nodes' events are not "
+                      "ingested and no snapshots are published", self.cfg.mqtt.url, down,
+                      "" if self._broker_ever_connected else " (never connected since start)")
+
+    # -- web --------------------------------------------------------------------------
+
+    def _web_loop(self, beat: Beat) -> None:
+        """Serve one request at a time off the listening socket (each in its own thread),
+        beating between them; unlike serve_forever() it ends on ``stopping``."""
+        server = self._server
+        while not self.stopping.is_set():
+            server.handle_request()  # returns after one request or WEB_POLL_S
+            beat(ok=True)
 
     # -- MQTT side --------------------------------------------------------------------
 
@@ -124,13 +230,14 @@ class HubService:
 
     # -- ingest -----------------------------------------------------------------------
 
-    def _ingest_loop(self) -> None:
+    def _ingest_loop(self, beat: Beat) -> None:
         store = HubStore(self.cfg.database, tariffs=self.cfg.tariffs)
         try:
             while not self.stopping.is_set():
                 batch = self._next_batch()
                 if batch:
                     self._ingest_batch(store, batch)
+                beat(ok=True)
         finally:
             store.close()
 
@@ -185,15 +292,18 @@ class HubService:
 
     # -- snapshots --------------------------------------------------------------------
 
-    def _snapshot_loop(self) -> None:
+    def _snapshot_loop(self, beat: Beat) -> None:
         store = HubStore(self.cfg.database, tariffs=self.cfg.tariffs)
         seen_version = -1
         seen_presence: object = object()
         seen_enrolment: object = object()
-        last_publish = 0.0
+        last_publish: float | None = None
         refresh = self.cfg.snapshot_refresh.total_seconds()
+        # A restarted loop republishes at once: whatever it was doing may not have gone out.
+        self._republish.set()
         try:
             while not self.stopping.is_set():
+                beat()
                 self._republish.wait(WATCH_PERIOD_S)
                 forced = self._republish.is_set()
                 self._republish.clear()
@@ -205,11 +315,12 @@ class HubService:
                 seen_enrolment = self._publish_enrolment(store, now, seen_enrolment, forced)
                 version = store.data_version()
                 presence = store.staff_present_until(now)
-                due = time.monotonic() - last_publish >= refresh
+                due = last_publish is None or time.monotonic() - last_publish >= refresh
                 if forced or due or version != seen_version or presence != seen_presence:
                     self.publish_snapshots(store, now, presence)
                     seen_version, seen_presence = version, presence
                     last_publish = time.monotonic()
+                beat(ok=True)
         finally:
             store.close()
 
@@ -234,7 +345,7 @@ class HubService:
                 machine, now=now, version=store.next_snapshot_version(),
                 validity=self.cfg.snapshot_validity, timezone=self.cfg.timezone,
                 opening_hours=self.cfg.opening_hours, staff_present_until=presence,
-                site=self.cfg.site)
+                site=self.cfg.site, epoch=self.epoch)
             if self.link.publish(self.topics.snapshot(machine), sign_snapshot(snap, self.key),
                                  retain=True) is not None:
                 n += 1

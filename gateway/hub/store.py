@@ -20,6 +20,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from ..contract import (
     parse_iso,
 )
 from ..permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
+from ..policies.liveness import is_silent
 from ..policies.metering import billable_minutes, split_minutes
 from ..policies.tariffs import Tariff, max_session_s, price_session, select_tariff
 from ..uids import normalise_uid
@@ -158,6 +160,26 @@ def _m0002_jobs(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS jobs_started ON jobs(started_at)")
 
 
+@dataclass
+class SeedImport:
+    """What one seed import created (and, with ``update``, how many rows it changed)."""
+
+    members: int = 0
+    badges: int = 0
+    projects: int = 0
+    certifications: int = 0
+    updated: int = 0
+
+    @property
+    def created(self) -> int:
+        return self.members + self.badges + self.projects + self.certifications
+
+    def summary(self) -> str:
+        return (f"created {self.members} members, {self.badges} badges, {self.projects} "
+                f"projects, {self.certifications} certifications"
+                + (f"; updated {self.updated} rows" if self.updated else ""))
+
+
 class MalformedEvent(ValueError):
     """Event data that does not follow docs/mqtt.md; stored with this message as error."""
 
@@ -263,6 +285,27 @@ class HubStore:
                               "WHERE key = 'snapshot_version'")
             return self._meta_int("snapshot_version")
 
+    def snapshot_epoch(self) -> int:
+        return self._meta_int("snapshot_epoch")
+
+    def advance_epoch(self, now: datetime) -> int:
+        """Move the snapshot epoch forward, once per hub start; returns the new epoch.
+
+        ``max(stored + 1, unix seconds of now)``. The clock term is for a database
+        restored from a backup: its stored epoch (and versions) are older than what the
+        nodes hold, but the time has moved on since, so its snapshots are newer again.
+        The ``stored + 1`` term is for a clock that is wrong or behind (a hub without a
+        real-time clock booting before NTP): the epoch still never repeats on the same
+        database. Only both together - a restored database *and* a clock behind - can
+        issue snapshots nodes refuse as ``older``; they say so in ``snapshot.rejected``.
+        """
+        with self.db.atomic():
+            epoch = max(self.snapshot_epoch() + 1, int(now.timestamp()))
+            self.conn.execute("INSERT INTO meta (key, value) VALUES ('snapshot_epoch', ?) "
+                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                              (str(epoch),))
+        return epoch
+
     # -- catalogue --------------------------------------------------------------------
 
     def sync_catalogue(self, groups: Iterable[GroupConfig],
@@ -290,39 +333,77 @@ class HubStore:
                 self.conn.execute("UPDATE machines SET certify_level = ? WHERE id = ?",
                                   (m.certify_level, m.id))
 
-    def import_seed(self, seed: Seed) -> None:
-        """Upsert the seed file; re-importing the same file changes nothing (and so does
-        not bump ``data_version``)."""
+    def import_seed(self, seed: Seed, *, update: bool = False) -> SeedImport:
+        """Create what the seed has and the database lacks; never touch what exists.
+
+        The database is the hub's: once a member, badge, project or certification is in
+        it, the web owns it (a renamed member, a new current project, a blocked badge, a
+        revoked certification), and re-importing the seed at every start must not undo
+        that. A member's ``current_project`` is set only for members this import creates.
+        ``update=True`` (``fabgate import --update``) is the deliberate exception: the seed
+        overwrites the fields it has, as the seed-as-source-of-truth import once did.
+        Importing the same file again changes nothing (and does not bump ``data_version``).
+        """
+        report = SeedImport()
         with self.db.atomic():
+            created_members: set[str] = set()
             for m in seed.members:
-                self.conn.execute(
+                values = (m.id, m.name, m.category, m.status,
+                          m.membership_end.isoformat() if m.membership_end else None,
+                          int(m.staff), m.email)
+                cur = self.conn.execute(
                     "INSERT INTO members (id, name, category, status, membership_end, staff, "
                     "email, current_project) VALUES (?, ?, ?, ?, ?, ?, ?, NULL) "
-                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-                    "category = excluded.category, status = excluded.status, "
-                    "membership_end = excluded.membership_end, staff = excluded.staff, "
-                    "email = excluded.email",
-                    (m.id, m.name, m.category, m.status,
-                     m.membership_end.isoformat() if m.membership_end else None,
-                     int(m.staff), m.email))
+                    "ON CONFLICT(id) DO NOTHING", values)
+                if cur.rowcount:
+                    created_members.add(m.id)
+                    report.members += 1
+                elif update:
+                    cur = self.conn.execute(
+                        "UPDATE members SET name = ?, category = ?, status = ?, "
+                        "membership_end = ?, staff = ?, email = ? WHERE id = ?",
+                        (*values[1:], m.id))
+                    report.updated += cur.rowcount
                 for uid in m.badges:
-                    self.conn.execute(
+                    cur = self.conn.execute(
                         "INSERT INTO badges (uid, member_id, status) VALUES (?, ?, 'active') "
-                        "ON CONFLICT(uid) DO UPDATE SET member_id = excluded.member_id",
-                        (uid, m.id))
+                        "ON CONFLICT(uid) DO NOTHING", (uid, m.id))
+                    report.badges += cur.rowcount
+                    if not cur.rowcount and update:
+                        report.updated += self.conn.execute(
+                            "UPDATE badges SET member_id = ? WHERE uid = ? AND member_id != ?",
+                            (m.id, uid, m.id)).rowcount
             for p in seed.projects:
-                self.conn.execute(
+                cur = self.conn.execute(
                     "INSERT INTO projects (id, member_id, name) VALUES (?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET member_id = excluded.member_id, "
-                    "name = excluded.name", (p.id, p.member, p.name))
+                    "ON CONFLICT(id) DO NOTHING", (p.id, p.member, p.name))
+                report.projects += cur.rowcount
+                if not cur.rowcount and update:
+                    report.updated += self.conn.execute(
+                        "UPDATE projects SET member_id = ?, name = ? WHERE id = ? "
+                        "AND (member_id IS NOT ? OR name IS NOT ?)",
+                        (p.member, p.name, p.id, p.member, p.name)).rowcount
             # Projects exist now: the members' current project can reference them.
             for m in seed.members:
-                self.conn.execute("UPDATE members SET current_project = ? WHERE id = ?",
-                                  (m.current_project, m.id))
+                if m.id in created_members or update:
+                    self.conn.execute(
+                        "UPDATE members SET current_project = ? WHERE id = ? "
+                        "AND current_project IS NOT ?", (m.current_project, m.id,
+                                                         m.current_project))
             for c in seed.certifications:
-                self._upsert_certification(
-                    c.member, c.group, c.level, certified_by=c.certified_by,
-                    certified_at=c.certified_at, expires_at=c.expires)
+                if update:
+                    self._upsert_certification(
+                        c.member, c.group, c.level, certified_by=c.certified_by,
+                        certified_at=c.certified_at, expires_at=c.expires)
+                    continue
+                cur = self.conn.execute(
+                    "INSERT INTO certifications (member_id, group_id, level, certified_by, "
+                    "certified_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(member_id, group_id, certified_at) DO NOTHING",
+                    (c.member, c.group, c.level, c.certified_by, iso(c.certified_at),
+                     iso(c.expires) if c.expires else None))
+                report.certifications += cur.rowcount
+        return report
 
     def add_certification(self, member_id: str, group_id: str, level: int, *,
                           certified_by: str | None, certified_at: datetime,
@@ -632,14 +713,21 @@ class HubStore:
                f"{where} ORDER BY coalesce(j.started_at, j.updated_at) DESC, j.job_id LIMIT ?")
         return [dict(r) for r in self.conn.execute(sql, (*args, limit))]
 
-    def set_node_status(self, node: str, status: Mapping[str, Any]) -> None:
-        """Apply a node's retained status: the freshest view of online, relay and session."""
+    def set_node_status(self, node: str, status: Mapping[str, Any],
+                        received_at: datetime | None = None) -> None:
+        """Apply a node's retained status: the freshest view of online, relay and session.
+
+        ``received_at`` is when the hub got it, on the hub's clock (default: now); the
+        board shows a node offline when no status came for three heartbeats after it.
+        """
         machine = str(status.get("machine") or node)
         session = status.get("session") if isinstance(status.get("session"), dict) else None
+        received = iso(received_at or datetime.now(UTC))
         with self.db.atomic():
             self.conn.execute(
                 "INSERT INTO machine_state (machine_id, node, online, relay, session_id, "
-                "member_id, since, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "member_id, since, status, updated_at, status_received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(machine_id) DO UPDATE SET node = excluded.node, "
                 "online = excluded.online, relay = excluded.relay, "
                 "session_id = CASE WHEN excluded.online THEN excluded.session_id "
@@ -647,14 +735,15 @@ class HubStore:
                 "member_id = CASE WHEN excluded.online THEN excluded.member_id "
                 "ELSE member_id END, "
                 "since = CASE WHEN excluded.online THEN excluded.since ELSE since END, "
-                "status = excluded.status, updated_at = excluded.updated_at",
+                "status = excluded.status, updated_at = excluded.updated_at, "
+                "status_received_at = excluded.status_received_at",
                 (machine, node, int(bool(status.get("online"))),
                  int(bool(status.get("relay"))),
                  session.get("session_id") if session else None,
                  session.get("member_id") if session else None,
                  session.get("started_at") if session else None,
                  json.dumps(dict(status), sort_keys=True, default=str),
-                 status.get("time") or iso(datetime.now(UTC))))
+                 status.get("time") or iso(datetime.now(UTC)), received))
 
     def record_rejected(self, topic: str, payload: bytes | str, error: str,
                         received_at: datetime) -> None:
@@ -667,7 +756,8 @@ class HubStore:
 
     def build_snapshot(self, machine_id: str, *, now: datetime, version: int,
                        validity: timedelta, timezone: str, opening_hours: OpeningHours,
-                       staff_present_until: datetime | None, site: str = "") -> Snapshot:
+                       staff_present_until: datetime | None, site: str = "",
+                       epoch: int = 0) -> Snapshot:
         """Everything one node needs to decide a tap alone, for every active badge.
 
         A member's level is their highest non-revoked certification on the machine's
@@ -702,7 +792,7 @@ class HubStore:
                 project_id=m["current_project"],
                 credit_s=self._credit_s(machine, m["id"], now))
         return Snapshot(
-            site=site, version=version, issued_at=now, valid_until=now + validity,
+            site=site, version=version, epoch=epoch, issued_at=now, valid_until=now + validity,
             machine=machine, timezone=timezone,
             badges={uid: mid for uid, mid in badges.items() if mid in members},
             members=members, staff_present_until=staff_present_until,
@@ -850,19 +940,29 @@ class HubStore:
 
     # -- web queries ------------------------------------------------------------------
 
-    def machines_live(self) -> list[dict[str, Any]]:
+    def machines_live(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """Machines with their live state: ``free``, ``in_use``, ``offline`` or
-        ``out_of_service``."""
+        ``out_of_service``.
+
+        A node that said "online" but has been silent for more than three heartbeats
+        (judged at ``now``, hub clock, default the current time) is ``offline`` with
+        ``silent`` set: a frozen node sends no last will.
+        """
+        now = now or datetime.now(UTC)
         out = []
         for r in self.conn.execute(
                 "SELECT m.id AS machine_id, m.name, m.kind, m.group_id, m.min_level, "
                 "m.out_of_service, s.node, coalesce(s.online, 0) AS online, "
                 "coalesce(s.relay, 0) AS relay, s.session_id, s.member_id, "
-                "mb.name AS member_name, s.since, s.updated_at, s.status AS node_status "
+                "mb.name AS member_name, s.since, s.updated_at, s.status AS node_status, "
+                "s.status_received_at AS last_seen "
                 "FROM machines m LEFT JOIN machine_state s ON s.machine_id = m.id "
                 "LEFT JOIN members mb ON mb.id = s.member_id ORDER BY m.name, m.id"):
             d = dict(r)
             status = _status_json(d.pop("node_status"))
+            d["silent"] = bool(d["online"]) and is_silent(_dt(d["last_seen"]), status, now)
+            if d["silent"]:
+                d["online"] = 0
             d["activity"] = status.get("activity")
             d["detail"] = status.get("detail") or ""
             d["job"] = status.get("job") if isinstance(status.get("job"), dict) else None
@@ -1115,3 +1215,10 @@ def _m0008_usage_indexes(db: sqlite_utils.Database) -> None:
     for column in ("member_id", "project_id", "machine_id"):
         db.execute(f"CREATE INDEX IF NOT EXISTS sessions_{column}_started "
                    f"ON sessions({column}, started_at)")
+
+
+@MIGRATIONS(name="0009_node_status_received_at")
+def _m0009_status_received(db: sqlite_utils.Database) -> None:
+    """When the hub received each node's last status (hub clock): a node silent for more
+    than three heartbeats is shown offline even if its last will never came."""
+    db.execute("ALTER TABLE machine_state ADD COLUMN status_received_at TEXT")

@@ -3,7 +3,8 @@
 ``create_app`` is a factory so that tests and the hub service each build their own app
 from a ``HubConfig``. SQLite connections are bound to their thread and the server is
 threaded, so every request opens its own ``HubStore`` (cheap: one file open) and closes
-it at teardown. ``store_factory`` lets a caller substitute how stores are opened.
+it at teardown. ``store_factory`` lets a caller substitute how stores are opened;
+``health`` is the hub service's own health report, which ``/healthz`` includes.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from ..config import HubConfig
 from ..hub.store import HubStore
 
 StoreFactory = Callable[[], HubStore]
+HealthReport = Callable[[], dict[str, Any]]
 
 
-def create_app(config: HubConfig, store_factory: StoreFactory | None = None) -> Flask:
+def create_app(config: HubConfig, store_factory: StoreFactory | None = None, *,
+               health: HealthReport | None = None) -> Flask:
     app = Flask(__name__)
     app.config["HUB"] = config
     app.config["JSON_SORT_KEYS"] = False
+    app.extensions["fabgate.health"] = health
     app.extensions["fabgate.store_factory"] = store_factory or (
         lambda: HubStore(config.database, tariffs=config.tariffs))
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from ..contract import iso, parse_iso, utcnow
 from . import get_store, hub_config
@@ -70,9 +70,28 @@ def board() -> Response:
 @pages.get("/healthz")
 @public
 def healthz() -> tuple[Response, int]:
-    """Liveness for a supervisor: answers 503 when the database cannot be read."""
+    """Health for a monitor or load balancer: 503 when the database cannot be read, the
+    broker is unreachable, or a hub loop (ingest, snapshots, web, watch) is dead or stuck.
+
+    The body names each part, so whoever is paged sees which one.
+    """
+    body: dict[str, Any] = {"status": "ok", "time": iso(utcnow())}
+    healthy = True
     try:
-        version = get_store().data_version()
+        body["data_version"] = get_store().data_version()
+        body["database"] = {"ok": True}
     except Exception as exc:  # noqa: BLE001 - any failure means "unhealthy"
-        return jsonify(status="error", error=str(exc)), 503
-    return jsonify(status="ok", data_version=version, time=iso(utcnow())), 200
+        body["database"] = {"ok": False, "error": str(exc)}
+        body["error"] = str(exc)
+        healthy = False
+    report = current_app.extensions.get("fabgate.health")
+    if report is not None:
+        hub = report()
+        body["broker"] = hub["broker"]
+        body["loops"] = hub["loops"]
+        healthy = healthy and bool(hub["healthy"])
+    if not healthy:
+        body["status"] = "error"
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp, 200 if healthy else 503

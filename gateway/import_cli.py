@@ -1,0 +1,46 @@
+"""``fabgate import SEED --config hub.yaml``: bring a seed file into a hub's database.
+
+The hub imports its configured seed at every start too; both create only what is missing
+(members, badges, projects, certifications, a new member's current project), so nothing
+changed on the web is undone. ``--update`` makes the seed win for the records it names
+(names, categories, statuses, badge owners, project names, certifications, current
+projects) - a deliberate act, never the default. Safe beside a running hub (WAL); the
+change bumps ``data_version``, so the hub republishes snapshots by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .config import load_hub_config, load_seed
+from .hub.store import HubStore
+
+
+def add_parser(subparsers: Any) -> None:
+    s = subparsers.add_parser(
+        "import", help="import a seed file (members, badges, projects, certifications)")
+    s.add_argument("seed", help="the seed file (see config/members.example.yaml)")
+    s.add_argument("--config", required=True, help="the hub's configuration file")
+    s.add_argument("--update", action="store_true",
+                   help="overwrite existing records with the seed's values (default: only "
+                   "create what is missing)")
+    s.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_hub_config(args.config)
+    seed = load_seed(args.seed)  # ConfigError: file, line, key and expectation
+    groups = {g.id for g in cfg.groups}
+    for i, c in enumerate(seed.certifications):
+        if c.group not in groups:
+            print(f"error: {seed.file}: certifications[{i}].group: expected one of the hub's "
+                  f"groups ({', '.join(sorted(groups))}), got {c.group!r}", file=sys.stderr)
+            return 2
+    with HubStore(cfg.database, tariffs=cfg.tariffs) as store:
+        store.sync_catalogue(cfg.groups, cfg.machines)
+        report = store.import_seed(seed, update=args.update)
+    print(f"{seed.file}: {report.summary()}"
+          + ("" if args.update else " (existing records kept; --update to overwrite)"))
+    return 0
