@@ -109,6 +109,22 @@ def test_an_envelope_with_a_readable_id_may_be_acknowledged() -> None:
     assert err.value.event_id is None
 
 
+@pytest.mark.parametrize(("payload", "event_id"), [
+    (b'{"v":1,"id":"e-1","seq":NaN}', "e-1"),
+    (b'{"v":1,"id":"e-1","seq":1e400}', "e-1"),
+    (b'{"v":1,"id":"e-1","data":{"uid":"\xff"}}', "e-1"),
+    (b'{"v":2,"id":"e-1","seq":NaN}', None),  # a newer version: kept for a newer hub
+    (b'{"v":true,"id":"e-1","seq":NaN}', None),
+    (b'{"v":1,"id":"not an id","seq":NaN}', None),
+    (b"[" * 60_000, None),
+])
+def test_the_id_of_an_unparsable_envelope_is_salvaged_for_its_ack(payload: bytes,
+                                                                  event_id: str | None) -> None:
+    with pytest.raises(EnvelopeError) as err:
+        Envelope.decode(payload)
+    assert err.value.event_id == event_id
+
+
 # -- bounds before and while parsing --------------------------------------------------
 
 POISON = {

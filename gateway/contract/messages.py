@@ -9,6 +9,7 @@ keeps both in step.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,12 +17,14 @@ from typing import Any
 
 from .core import (
     CONTRACT_VERSION,
+    DEFAULT_MAX_DEPTH,
     MAX_NODE_MESSAGE_BYTES,
     MAX_NODE_MESSAGE_DEPTH,
     ContractError,
     dumps,
     iso,
     loads_object,
+    nesting_exceeds,
     utcnow,
 )
 from .fields import Id, Integer, Time, Token
@@ -128,8 +131,11 @@ class Envelope:
         acknowledged: a hub that understands it may come later).
         """
         what = "event envelope"
-        obj = loads_object(payload, what, max_bytes=MAX_NODE_MESSAGE_BYTES,
-                           max_depth=MAX_NODE_MESSAGE_DEPTH)
+        try:
+            obj = loads_object(payload, what, max_bytes=MAX_NODE_MESSAGE_BYTES,
+                               max_depth=MAX_NODE_MESSAGE_DEPTH)
+        except ContractError as exc:
+            raise EnvelopeError(str(exc), event_id=_salvage_id(payload)) from exc
         v = _field(obj, "v", _INT, what)
         if v != CONTRACT_VERSION:
             raise EnvelopeError(f"{what}: unsupported contract version {v}")
@@ -155,6 +161,32 @@ class EnvelopeError(ContractError):
     def __init__(self, message: str, *, event_id: str | None = None) -> None:
         super().__init__(message)
         self.event_id = event_id
+
+
+def _salvage_id(payload: bytes | str) -> str | None:
+    """The id of a version-1 envelope that failed to parse only because of bad bytes or
+    numbers (invalid UTF-8, NaN, 1e400...), so that the hub can acknowledge it; None when
+    it is too big or too deep to look at, or has no readable id."""
+    if isinstance(payload, str):
+        text = payload
+    elif len(payload) > MAX_NODE_MESSAGE_BYTES:
+        return None
+    else:
+        text = bytes(payload).decode("utf-8", "replace")
+    if len(text) > MAX_NODE_MESSAGE_BYTES or nesting_exceeds(text, DEFAULT_MAX_DEPTH):
+        return None
+    try:
+        obj = json.loads(text, parse_constant=lambda _s: None, parse_float=lambda _s: 0.0,
+                         parse_int=lambda s: int(s) if len(s) <= 400 else 0)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or type(obj.get("v")) is not int \
+            or obj["v"] != CONTRACT_VERSION:
+        return None
+    try:
+        return _ID.check(obj.get("id"))
+    except ContractError:
+        return None
 
 
 class _Object:
