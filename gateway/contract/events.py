@@ -206,11 +206,11 @@ EVENT_CLASSES: dict[str, type[EventData]] = {
 EVENT_TYPES = frozenset(EVENT_CLASSES)
 
 
-def decode_event(type_: str, data: Mapping[str, Any]) -> EventData | None:
+def decode_event(type_: str, data: dict[str, Any]) -> EventData | None:
     """The typed data of a known event type; None for a type this hub does not know."""
     cls = EVENT_CLASSES.get(type_)
     if cls is None:
         return None
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         raise ContractError(f"{type_} data: expected an object, got {type(data).__name__}")
     return cls.from_data(data)

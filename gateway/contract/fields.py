@@ -256,16 +256,33 @@ class Message:
     """Base of every typed message: decoding, encoding and documentation from the specs."""
 
     WHAT: ClassVar[str] = "message"
+    _rules: ClassVar[list[tuple[str, Rule]] | None] = None
+    _defaults: ClassVar[dict[str, Any] | None] = None
 
     @classmethod
     def rules(cls) -> list[tuple[str, Rule]]:
-        return [(f.name, f.metadata["wire"]) for f in dataclasses.fields(cls)
-                if "wire" in f.metadata]
+        cached = cls.__dict__.get("_rules")
+        if cached is None:
+            cached = [(f.name, f.metadata["wire"]) for f in dataclasses.fields(cls)
+                      if "wire" in f.metadata]
+            cls._rules = cached  # per class: decoding runs for every message
+        return cached
 
     @classmethod
     def from_dict(cls: type[M], obj: Mapping[str, Any]) -> M:
         """Check every field; unknown keys are ignored (a newer node may add some)."""
-        return cls(**decode_fields(cls.rules(), obj, cls.WHAT))
+        values = decode_fields(cls.rules(), obj, cls.WHAT)
+        defaults = cls.__dict__.get("_defaults")
+        if defaults is None:
+            defaults = {f.name: f.default for f in dataclasses.fields(cls)
+                        if f.default is not dataclasses.MISSING}
+            cls._defaults = defaults
+        # Every value is checked already: the frozen dataclass __init__ would only add one
+        # object.__setattr__ per field, on every message the hub receives.
+        message = object.__new__(cls)
+        message.__dict__.update(defaults)
+        message.__dict__.update(values)
+        return message
 
     def to_dict(self) -> dict[str, Any]:
         return encode_fields(self, self.rules())
@@ -274,17 +291,18 @@ class Message:
 def decode_fields(rules: Iterable[tuple[str, Rule]], obj: Mapping[str, Any],
                   what: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    get = obj.get
     for name, rule in rules:
-        if name not in obj:
-            if rule.required:
-                raise ContractError(f"{what}: missing field {name!r}")
-            continue
-        value = obj[name]
+        value = get(name, _MISSING)
         if value is None:
             if not rule.nullable:
                 raise ContractError(f"{what}: field {name!r} should be "
                                     f"{rule.spec.describe()}, got None")
             out[name] = None
+            continue
+        if value is _MISSING:
+            if rule.required:
+                raise ContractError(f"{what}: missing field {name!r}")
             continue
         try:
             out[name] = rule.spec.check(value)

@@ -27,6 +27,7 @@ from .core import (
     nesting_exceeds,
     utcnow,
 )
+from .events import EventData, decode_event
 from .fields import Id, Integer, Time, Token
 
 
@@ -115,10 +116,8 @@ class Envelope:
     def encode(self) -> bytes:
         return dumps(self.to_dict())
 
-    def event(self):  # noqa: ANN201 - EventData | None, imported late (events import us)
+    def event(self) -> EventData | None:
         """The typed data (:mod:`gateway.contract.events`), None for an unknown type."""
-        from .events import decode_event
-
         return decode_event(self.type, self.data)
 
     @classmethod
@@ -147,7 +146,7 @@ class Envelope:
                 seq=_field(obj, "seq", _SEQ, what),
                 boot=_field(obj, "boot", _ID, what),
                 time=_field(obj, "time", _TEXT_TIME, what),
-                type=_field(obj, "type", Token(), what),
+                type=_field(obj, "type", _TOKEN, what),
                 data=_field(obj, "data", _OBJECT, what),
             )
         except ContractError as exc:
@@ -207,6 +206,7 @@ class _TimeText:
 _INT = Integer(0)
 _ID = Id()
 _SEQ = Integer(1)
+_TOKEN = Token()
 _TEXT_TIME = _TimeText()
 _OBJECT = _Object()
 

@@ -19,8 +19,10 @@ Acknowledgements are only handed out for transactions that committed.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
@@ -82,6 +84,20 @@ class _TransactionLost(Exception):  # noqa: N818 - control flow only
 T = TypeVar("T")
 
 
+@contextmanager
+def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
+    """One message's savepoint (never nested in itself, so one fixed name will do)."""
+    conn.execute("SAVEPOINT message")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:  # some errors take the whole transaction with them
+            conn.execute("ROLLBACK TO SAVEPOINT message")
+            conn.execute("RELEASE SAVEPOINT message")
+        raise
+    conn.execute("RELEASE SAVEPOINT message")
+
+
 def _run(store: HubStore, items: Sequence[T], handle: Callable[[T], Applied],
          describe: Callable[[T], str]) -> BatchResult:
     """Handle every item, each in a savepoint, in as few transactions as possible."""
@@ -95,7 +111,7 @@ def _run(store: HubStore, items: Sequence[T], handle: Callable[[T], Applied],
                     item = items[i]
                     i += 1
                     try:
-                        with store.db.atomic():
+                        with _savepoint(store.conn):
                             held.append(handle(item))
                     except Exception:
                         result.failed += 1
@@ -200,11 +216,12 @@ def _event(store: HubStore, gate: Gate, env: Envelope, topic: str,
     try:
         if gate.check_event(env, event, received_at) == DUPLICATE:
             return done
-        with store.db.atomic():
-            store.apply_event(env, event, received_at)
     except Refused as exc:
         label = "conflict" if exc.kind == refusals.CONFLICT else "refused"
         return refuse(exc.reason, exc.kind, f"{label}: {exc.reason}")
+    # Checked and authorised: anything the apply step raises is unexpected, and rolls the
+    # whole message back (event row included) through the message's savepoint.
+    store.apply_event(env, event, received_at)
     done.event, done.data = env, event
     return done
 
