@@ -304,7 +304,7 @@ def test_unknown_types_are_not_decoded() -> None:
     ("tap", {"member_id": "\ud800"}, "field 'member_id'"),
     ("job", {"progress": 150}, "field 'progress' should be number from 0 to 100"),
     ("job", {"event": "exploded"}, "field 'event'"),
-    ("job", {"name": "x" * 257}, "field 'name' should be text of at most 256"),
+    ("job", {"name": "x" * 1025}, "field 'name' should be text of at most 1024"),
     ("job", {"detail": "nul\0byte"}, "field 'detail'"),
     ("staff.presence", {"present": "yes"}, "field 'present' should be true or false"),
     ("certification.granted", {"level": 3}, "field 'level' should be integer from 1 to 2"),

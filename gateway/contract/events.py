@@ -39,8 +39,8 @@ EV_CERT_GRANTED = "certification.granted"
 MAX_SESSION_S = 7 * 24 * 3600
 # Estimates of the time left can be wild (a slicer's guess on a huge file): a year.
 MAX_TIME_LEFT_S = 366 * 24 * 3600
-MAX_NAME = 256
-MAX_DETAIL = 1024
+MAX_NAME = 1024  # file names with their folders (OctoPrint), member names
+MAX_DETAIL = 4096  # controller messages, exception texts
 
 TAP_ACTIONS = ("start", "end", "deny", "certify", "enrol")
 # The reasons of the two taps that are not about power (see gateway/node.py).
