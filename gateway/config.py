@@ -78,6 +78,11 @@ class MachineConfig:
     out_of_service: bool = False
     requires_credit: bool = False  # taps need a positive prepaid balance
     certify_level: int = 2  # the level a trainer grants by certifying at this machine
+    node: str | None = None  # the node that serves it (None: the node id is the machine id)
+
+    @property
+    def node_id(self) -> str:
+        return self.node or self.id
 
 
 @dataclass(frozen=True)
@@ -605,7 +610,7 @@ _HUB_TOP = ("site", "timezone", "language", "mqtt", "hub", "web", "api_tokens",
 _HUB_KEYS = ("database", "signing_key", "snapshot_validity", "snapshot_refresh", "seed")
 _GROUP_KEYS = ("id", "name", "default_validity_months", "lapse_months")
 _MACHINE_KEYS = ("id", "name", "kind", "group", "min_level", "out_of_service", "requires_credit",
-                 "certify_level")
+                 "certify_level", "node")
 
 
 def _timezone(top: _Section) -> str:
@@ -685,9 +690,13 @@ def _hub_from(doc: _Doc) -> HubConfig:
 
     machines: list[MachineConfig] = []
     machine_ids: dict[str, str] = {}
+    node_ids: dict[str, str] = {}
     for sec in top.sections("machines", _MACHINE_KEYS, required=("id", "kind", "group")):
         mid = sec.id("id")
         _unique(sec, "id", mid, machine_ids, "machine id")
+        # The hub believes a node only about its machine, so one node serves one machine.
+        node_id = sec.id("node", mid)
+        _unique(sec, "node", node_id, node_ids, "node id (a node serves one machine)")
         group = sec.id("group")
         if group not in group_ids:
             known = ", ".join(group_ids) or "none defined"
@@ -702,7 +711,8 @@ def _hub_from(doc: _Doc) -> HubConfig:
             out_of_service=sec.flag("out_of_service", False),
             requires_credit=sec.flag("requires_credit", False),
             certify_level=sec.integer("certify_level", 2, 1, 2,
-                                      " (trainers grant level 1 or 2 at the machine)")))
+                                      " (trainers grant level 1 or 2 at the machine)"),
+            node=node_id if node_id != mid else None))
 
     try:
         tariffs = parse_tariffs(top.data.get("tariffs") or [], tz=timezone,

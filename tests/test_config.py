@@ -163,6 +163,25 @@ def test_hub_value_errors(tmp_path: Path, old: str, new: str, key: str) -> None:
     assert str(err).startswith(f"{path}:{err.line}: {key}: expected ")
 
 
+def test_each_machine_names_its_node_default_the_machine_id(tmp_path: Path) -> None:
+    assert [m.node_id for m in load_hub_config(HUB).machines] == \
+        ["laser-1", "cnc-1", "printer-1", "embroidery-1"]
+    path = variant(tmp_path, HUB, "kind: laser\n    group: laser",
+                   "kind: laser\n    node: pi-07\n    group: laser")
+    assert load_hub_config(path).machines[0].node_id == "pi-07"
+
+
+@pytest.mark.parametrize(("new", "expected"), [
+    ("node: cnc-1", "a unique node id (a node serves one machine)"),
+    ("node: pi 07", "an id of letters, digits"),
+])
+def test_bad_machine_node(tmp_path: Path, new: str, expected: str) -> None:
+    path = variant(tmp_path, HUB, "kind: laser\n    group: laser",
+                   f"kind: laser\n    {new}\n    group: laser")
+    err = error_of(load_hub_config, path)
+    assert err.key in ("machines[0].node", "machines[1].node") and expected in str(err)
+
+
 def test_short_token_is_not_printed(tmp_path: Path) -> None:
     err = error_of(load_hub_config, variant(
         tmp_path, HUB, "remplacez-moi-par-openssl-rand-hex-24", "s3cret-x"))

@@ -23,10 +23,16 @@ def store(tmp_path: Path):
     s.close()
 
 
-def granted(trainer: str, member: str, level: int = 2, at: datetime = T0):
+def certify_tap(member: str, seq: int = 1, at: datetime = T0):
+    """The trainee's tap the node journals just before the certification."""
+    return env("tap", {"uid": "BB0202BB", "member_id": member, "action": "certify",
+                       "reason": "certified", "tap_id": None}, seq=seq, time=at)
+
+
+def granted(trainer: str, member: str, level: int = 2, at: datetime = T0, seq: int = 2):
     return env("certification.granted", {"trainer_id": trainer, "member_id": member,
                                           "group": "laser", "level": level,
-                                          "machine": "laser1"}, time=at)
+                                          "machine": "laser1"}, time=at, seq=seq)
 
 
 def error_of(store: HubStore, event_id: str) -> str | None:
@@ -35,8 +41,9 @@ def error_of(store: HubStore, event_id: str) -> str | None:
 
 
 def test_a_level_3_trainer_certifies_at_the_machine(store: HubStore) -> None:
-    e = granted("s1", "m2")  # s1 is level 3 on the laser; m2 has no laser level
-    assert store.ingest([e], T0) == [e.id]
+    # m1 is a live level 3 on the laser; m2 has no laser level and taps in certify mode.
+    tap, e = certify_tap("m2"), granted("m1", "m2")
+    assert store.ingest([tap, e], T0) == [tap.id, e.id]
     assert error_of(store, e.id) is None
     level, expires = store.certification_expiry("m2", "laser", T0)
     assert level == 2
@@ -45,8 +52,17 @@ def test_a_level_3_trainer_certifies_at_the_machine(store: HubStore) -> None:
 
 def test_a_non_trainer_cannot_certify(store: HubStore) -> None:
     bad = granted("m3", "m2")  # m3 is level 2 (and expired) on the laser
-    store.ingest([bad], T0)
+    store.ingest([certify_tap("m2"), bad], T0)
     assert "refused" in error_of(store, bad.id)
+    assert store.certification_expiry("m2", "laser", T0)[0] == 0
+
+
+def test_a_trainer_whose_level_3_lapsed_cannot_certify(store: HubStore) -> None:
+    # s1's level 3 dates from 800 days ago and the laser group lapses after 6 months
+    # without use: the hub no longer holds s1 as a live trainer.
+    bad = granted("s1", "m2")
+    store.ingest([certify_tap("m2"), bad], T0)
+    assert "not a live level-3 trainer" in error_of(store, bad.id)
     assert store.certification_expiry("m2", "laser", T0)[0] == 0
 
 
@@ -66,9 +82,11 @@ def test_enrolment_attaches_one_badge_within_its_window(store: HubStore) -> None
     now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
     request = store.create_enrolment("m5", by="s1", now=now)
     assert store.pending_enrolment(now)["request_id"] == request
+    # The window is checked when the hub receives the event (its own clock), not at the
+    # time the node says.
     late = env("badge.enrolled", {"request_id": request, "uid": "0BADC0DE"},
-               time=now + timedelta(seconds=31))
-    store.ingest([late], now)
+               time=now + timedelta(seconds=5))
+    store.ingest([late], now + timedelta(seconds=31))
     assert "refused" in error_of(store, late.id)
     ok = env("badge.enrolled", {"request_id": request, "uid": "0badc0de"},
              time=now + timedelta(seconds=5))

@@ -264,7 +264,8 @@ def test_malformed_payloads_are_rejected_and_the_hub_keeps_working(
     client.loop_stop()
     client.disconnect()
     assert site.hub is not None
-    site.hub.wait_line(r"rejected a message on fablab/demo/node/laser-1/event: event envelope: "
+    site.hub.wait_line(r"refused \(invalid\) a message from node laser-1 on "
+                       r"fablab/demo/node/laser-1/event \(event x\): event envelope: "
                        r"missing field 'node'")
     # The hub still works: a real tap goes through and is stored.
     send_tap(site.tap_socket("laser-1"), BADGE["alice"])

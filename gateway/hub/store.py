@@ -29,14 +29,15 @@ import sqlite_utils
 
 from ..config import GroupConfig, MachineConfig, Seed
 from ..contract import (
-    EV_BADGE_ENROLLED,
-    EV_CERT_GRANTED,
-    EV_JOB,
-    EV_SESSION_ENDED,
-    EV_SESSION_STARTED,
-    EV_STAFF_PRESENCE,
-    ContractError,
+    BadgeEnrolled,
+    CertificationGranted,
     Envelope,
+    EventData,
+    Job,
+    NodeStatus,
+    SessionEnded,
+    SessionStarted,
+    StaffPresence,
     iso,
     parse_iso,
 )
@@ -44,7 +45,7 @@ from ..permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
 from ..policies.liveness import is_silent
 from ..policies.metering import billable_minutes, split_minutes
 from ..policies.tariffs import Tariff, max_session_s, price_session, select_tariff
-from ..uids import normalise_uid
+from . import refusals
 
 # Tables whose changes must reach the nodes in a new snapshot, with the columns compared
 # by the update trigger (an upsert that rewrites identical values is not a change).
@@ -180,36 +181,6 @@ class SeedImport:
                 + (f"; updated {self.updated} rows" if self.updated else ""))
 
 
-class MalformedEvent(ValueError):
-    """Event data that does not follow docs/mqtt.md; stored with this message as error."""
-
-
-def _text(data: Mapping[str, Any], key: str, *, optional: bool = False) -> str | None:
-    value = data.get(key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        raise MalformedEvent(f"field {key!r} should be a non-empty string, got {value!r}")
-    return value
-
-
-def _time(data: Mapping[str, Any], key: str, *, optional: bool = False) -> str | None:
-    value = data.get(key)
-    if value is None and optional:
-        return None
-    try:
-        return iso(parse_iso(value, key))
-    except ContractError as exc:
-        raise MalformedEvent(str(exc)) from exc
-
-
-def _number(data: Mapping[str, Any], key: str) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise MalformedEvent(f"field {key!r} should be a number >= 0, got {value!r}")
-    return float(value)
-
-
 def add_months(t: datetime, months: int) -> datetime:
     """Calendar months later, clamped to the month's last day (31 Jan + 1 = 28/29 Feb)."""
     y, m = divmod(t.month - 1 + months, 12)
@@ -312,6 +283,7 @@ class HubStore:
                        machines: Iterable[MachineConfig]) -> None:
         """Upsert groups and machines from the hub config; machines are never deleted
         because past sessions still name them."""
+        machines = list(machines)
         with self.db.atomic():
             for g in groups:
                 self.conn.execute(
@@ -332,6 +304,11 @@ class HubStore:
                      int(m.requires_credit)))
                 self.conn.execute("UPDATE machines SET certify_level = ? WHERE id = ?",
                                   (m.certify_level, m.id))
+            # The node each machine is served by; machines no longer configured keep their
+            # past sessions but no node may speak for them.
+            self.conn.execute("UPDATE machines SET node = NULL")
+            self.conn.executemany("UPDATE machines SET node = ? WHERE id = ?",
+                                  [(m.node_id, m.id) for m in machines])
 
     def import_seed(self, seed: Seed, *, update: bool = False) -> SeedImport:
         """Create what the seed has and the database lacks; never touch what exists.
@@ -444,51 +421,49 @@ class HubStore:
         """Store and apply a batch in one transaction; return every id to acknowledge.
 
         ``INSERT OR IGNORE`` on the event id is the idempotence: an event already stored is
-        never applied again, so a node replaying its journal bills nothing twice. Each new
-        event is applied inside a savepoint: malformed data rolls back only that event's
-        effects and is stored with ``error`` set - still acknowledged, because sending it
-        again would never make it valid.
+        never applied again, so a node replaying its journal bills nothing twice. Each
+        event is handled in its own savepoint (see :mod:`gateway.hub.ingest`): data that
+        breaks the contract, or that its sender may not send, is stored with ``error``
+        set and recorded as a refusal - still acknowledged, because sending it again
+        would never make it valid; an unexpected error rolls back that event only, which
+        is then not acknowledged (the node sends it again).
         """
-        received = iso(received_at)
-        acks: list[str] = []
-        with self.db.atomic():
-            for env in envelopes:
-                cur = self.conn.execute(
-                    "INSERT OR IGNORE INTO events (event_id, node, seq, boot, type, time, "
-                    "data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (env.id, env.node, env.seq, env.boot, env.type, env.time,
-                     json.dumps(env.data, sort_keys=True), received))
-                if cur.rowcount == 1:
-                    try:
-                        with self.db.atomic():
-                            self._apply(env)
-                    except (MalformedEvent, ContractError, TypeError, ValueError) as exc:
-                        self.conn.execute("UPDATE events SET error = ? WHERE event_id = ?",
-                                          (f"{type(exc).__name__}: {exc}", env.id))
-                acks.append(env.id)
-        return acks
+        from .ingest import ingest_envelopes  # ingest drives this store: import late
 
-    def _apply(self, env: Envelope) -> None:
-        if env.type == EV_SESSION_STARTED:
-            self._session_started(env)
-        elif env.type == EV_SESSION_ENDED:
-            self._session_ended(env)
-        elif env.type == EV_STAFF_PRESENCE:
-            self._staff_presence(env)
-        elif env.type == EV_JOB:
-            self._job(env)
-        elif env.type == EV_BADGE_ENROLLED:
-            self._badge_enrolled(env)
-        elif env.type == EV_CERT_GRANTED:
-            self._certified_at_machine(env)
+        return ingest_envelopes(self, list(envelopes), received_at)
+
+    def store_event(self, env: Envelope, received_at: datetime) -> bool:
+        """Insert the event row; False when its id was already stored (a duplicate)."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO events (event_id, node, seq, boot, type, time, "
+            "data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (env.id, env.node, env.seq, env.boot, env.type, env.time,
+             json.dumps(env.data, sort_keys=True), iso(received_at)))
+        return cur.rowcount == 1
+
+    def mark_event(self, event_id: str, error: str) -> None:
+        self.conn.execute("UPDATE events SET error = ? WHERE event_id = ?", (error, event_id))
+
+    def apply_event(self, env: Envelope, event: EventData | None,
+                    received_at: datetime) -> None:
+        """Apply checked, authorised event data (see gateway.hub.trust)."""
+        if isinstance(event, SessionStarted):
+            self._session_started(env, event)
+        elif isinstance(event, SessionEnded):
+            self._session_ended(env, event)
+        elif isinstance(event, StaffPresence):
+            self._staff_presence(env, event)
+        elif isinstance(event, Job):
+            self._job(env, event)
+        elif isinstance(event, BadgeEnrolled):
+            self._badge_enrolled(env, event, received_at)
+        elif isinstance(event, CertificationGranted):
+            self._certified_at_machine(env, event, received_at)
         # tap, node.boot, snapshot.rejected and unknown types: stored only.
 
-    def _session_started(self, env: Envelope) -> None:
-        d = env.data
-        sid = _text(d, "session_id")
-        machine = _text(d, "machine")
-        member = _text(d, "member_id", optional=True)
-        started = _time(d, "started_at")
+    def _session_started(self, env: Envelope, ev: SessionStarted) -> None:
+        sid, machine, member = ev.session_id, ev.machine, ev.member_id
+        started = iso(ev.started_at)
         event_time = iso(parse_iso(env.time))
         # A session already closed (its end arrived first) stays closed; an open one only
         # learns an earlier first event time. Both keep the result order-independent.
@@ -497,8 +472,8 @@ class HubStore:
             "project_id, started_at, status, first_event_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?) ON CONFLICT(session_id) DO UPDATE SET "
             "first_event_at = min(first_event_at, excluded.first_event_at)",
-            (sid, env.node, machine, member, _text(d, "badge_uid", optional=True),
-             _text(d, "project_id", optional=True), started, event_time))
+            (sid, env.node, machine, member, ev.badge_uid, ev.project_id, started,
+             event_time))
         status = self.conn.execute("SELECT status FROM sessions WHERE session_id = ?",
                                    (sid,)).fetchone()[0]
         if status == "open":
@@ -511,47 +486,42 @@ class HubStore:
                 "WHERE updated_at IS NULL OR updated_at <= excluded.updated_at",
                 (machine, env.node, sid, member, started, started))
 
-    def _session_ended(self, env: Envelope) -> None:
-        d = env.data
-        sid = _text(d, "session_id")
-        machine = _text(d, "machine")
-        started = _time(d, "started_at")
-        ended = _time(d, "ended_at")
-        duration = _number(d, "duration_s")
-        reason = _text(d, "end_reason")
+    def _session_ended(self, env: Envelope, ev: SessionEnded) -> None:
+        """Close a session (opened by the same node, checked by gateway.hub.trust); the
+        closing event is remembered, so a second, different end is a conflict."""
+        sid, machine, member = ev.session_id, ev.machine, ev.member_id
+        started, ended = iso(ev.started_at), iso(ev.ended_at)
+        duration = ev.duration_s
         event_time = iso(parse_iso(env.time))
         self.conn.execute(
             "INSERT INTO sessions (session_id, node, machine_id, member_id, badge_uid, "
             "project_id, started_at, ended_at, duration_s, billable_minutes, end_reason, "
-            "status, first_event_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'closed', ?) "
-            "ON CONFLICT(session_id) DO UPDATE SET node = excluded.node, "
+            "status, first_event_at, closed_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'closed', ?, ?) "
+            "ON CONFLICT(session_id) DO UPDATE SET "
             "machine_id = excluded.machine_id, member_id = excluded.member_id, "
             "badge_uid = excluded.badge_uid, project_id = excluded.project_id, "
             "started_at = excluded.started_at, ended_at = excluded.ended_at, "
             "duration_s = excluded.duration_s, billable_minutes = excluded.billable_minutes, "
             "end_reason = excluded.end_reason, status = 'closed', "
-            "first_event_at = min(first_event_at, excluded.first_event_at)",
-            (sid, env.node, machine, _text(d, "member_id", optional=True),
-             _text(d, "badge_uid", optional=True), _text(d, "project_id", optional=True),
-             started, ended, duration, billable_minutes(duration), reason, event_time))
+            "first_event_at = min(first_event_at, excluded.first_event_at), "
+            "closed_by = excluded.closed_by",
+            (sid, env.node, machine, member, ev.badge_uid, ev.project_id, started, ended,
+             duration, billable_minutes(duration), ev.end_reason, event_time, env.id))
         # Busy/idle split, when the node follows its machine (no link: no split, NULL).
         busy: float | None = None
         idle: float | None = None
         busy_min: int | None = None
         idle_min: int | None = None
-        if d.get("busy_s") is not None:
-            busy = min(_number(d, "busy_s"), duration)
+        if ev.busy_s is not None:
+            busy = min(ev.busy_s, duration)
             idle = duration - busy
             busy_min, idle_min = split_minutes(duration, busy)
-        jobs = d.get("jobs", 0)
-        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
-            raise MalformedEvent(f"field 'jobs' should be a count, got {jobs!r}")
-        amount = self._price(machine, _text(d, "member_id", optional=True), started, duration,
-                             busy)
+        amount = self._price(machine, member, started, duration, busy)
         self.conn.execute(
             "UPDATE sessions SET busy_s = ?, idle_s = ?, busy_minutes = ?, idle_minutes = ?, "
             "jobs = ?, amount_cents = ? WHERE session_id = ?",
-            (busy, idle, busy_min, idle_min, jobs, amount, sid))
+            (busy, idle, busy_min, idle_min, ev.jobs, amount, sid))
         self.conn.execute(
             "INSERT INTO machine_state (machine_id, node, relay, updated_at) "
             "VALUES (?, ?, 0, ?) ON CONFLICT(machine_id) DO UPDATE SET relay = 0, "
@@ -622,13 +592,8 @@ class HubStore:
             return 0.0
         return max_session_s(self._tariff_for(machine.id, member_id, now), balance)
 
-    def _staff_presence(self, env: Envelope) -> None:
-        d = env.data
-        member = _text(d, "member_id")
-        present = d.get("present")
-        if not isinstance(present, bool):
-            raise MalformedEvent(f"field 'present' should be a boolean, got {present!r}")
-        until = _time(d, "until", optional=True)
+    def _staff_presence(self, env: Envelope, ev: StaffPresence) -> None:
+        until = iso(ev.until) if ev.until else None
         at = iso(parse_iso(env.time))
         # Guarded by event time: a check-in replayed late must not undo a later check-out.
         self.conn.execute(
@@ -638,31 +603,22 @@ class HubStore:
             "since = CASE WHEN excluded.present AND present THEN since ELSE excluded.since END,"
             " until = excluded.until, updated_at = excluded.updated_at "
             "WHERE updated_at <= excluded.updated_at",
-            (member, int(present), at, until if present else None, at))
+            (ev.member_id, int(ev.present), at, until if ev.present else None, at))
 
     _JOB_STATES = {"started": "running", "progress": "running", "resumed": "running",
                    "paused": "paused", "finished": "finished", "failed": "failed",
                    "cancelled": "cancelled"}
     _JOB_FINAL = ("finished", "failed", "cancelled")
 
-    def _job(self, env: Envelope) -> None:
+    def _job(self, env: Envelope, ev: Job) -> None:
         """Upsert a job from one of its events; any arrival order gives the same row.
 
         A final state (finished, failed, cancelled) is never overwritten by an earlier
         event arriving late; otherwise the event with the latest time wins.
         """
-        d = env.data
-        job_id = _text(d, "job_id")
-        event = _text(d, "event")
-        if event not in self._JOB_STATES:
-            raise MalformedEvent(f"field 'event' should be one of {sorted(self._JOB_STATES)}, "
-                                 f"got {event!r}")
+        job_id, event, progress = ev.job_id, ev.event, ev.progress
         state = self._JOB_STATES[event]
         final = state in self._JOB_FINAL
-        progress = d.get("progress")
-        if progress is not None and (isinstance(progress, bool)
-                                     or not isinstance(progress, int | float)):
-            raise MalformedEvent(f"field 'progress' should be a number, got {progress!r}")
         at = iso(parse_iso(env.time))
         self.conn.execute(
             "INSERT INTO jobs (job_id, node, machine_id, session_id, member_id, project_id, "
@@ -686,11 +642,9 @@ class HubStore:
             "detail = CASE WHEN excluded.updated_at >= updated_at "
             "THEN excluded.detail ELSE detail END, "
             "updated_at = max(updated_at, excluded.updated_at)",
-            (job_id, env.node, _text(d, "machine"), _text(d, "session_id", optional=True),
-             _text(d, "member_id", optional=True), _text(d, "project_id", optional=True),
-             _text(d, "name", optional=True), state, progress, d.get("time_left_s"),
-             d.get("detail") or "", at if event == "started" else None,
-             at if final else None, at))
+            (job_id, env.node, ev.machine, ev.session_id, ev.member_id, ev.project_id,
+             ev.name, state, progress, ev.time_left_s, ev.detail,
+             at if event == "started" else None, at if final else None, at))
 
     def jobs(self, *, limit: int = 100, since: datetime | None = None,
              until: datetime | None = None,
@@ -713,15 +667,18 @@ class HubStore:
                f"{where} ORDER BY coalesce(j.started_at, j.updated_at) DESC, j.job_id LIMIT ?")
         return [dict(r) for r in self.conn.execute(sql, (*args, limit))]
 
-    def set_node_status(self, node: str, status: Mapping[str, Any],
+    def set_node_status(self, node: str, status: NodeStatus | Mapping[str, Any],
                         received_at: datetime | None = None) -> None:
         """Apply a node's retained status: the freshest view of online, relay and session.
 
-        ``received_at`` is when the hub got it, on the hub's clock (default: now); the
-        board shows a node offline when no status came for three heartbeats after it.
+        The ingest checks first that the status is about the node's own machine; a plain
+        mapping (tests, tools) is checked against the contract here. ``received_at`` is
+        when the hub got it, on the hub's clock (default: now); the board shows a node
+        offline when no status came for three heartbeats after it.
         """
-        machine = str(status.get("machine") or node)
-        session = status.get("session") if isinstance(status.get("session"), dict) else None
+        if not isinstance(status, NodeStatus):
+            status = NodeStatus.from_dict(status)
+        session = status.session
         received = iso(received_at or datetime.now(UTC))
         with self.db.atomic():
             self.conn.execute(
@@ -737,20 +694,34 @@ class HubStore:
                 "since = CASE WHEN excluded.online THEN excluded.since ELSE since END, "
                 "status = excluded.status, updated_at = excluded.updated_at, "
                 "status_received_at = excluded.status_received_at",
-                (machine, node, int(bool(status.get("online"))),
-                 int(bool(status.get("relay"))),
-                 session.get("session_id") if session else None,
-                 session.get("member_id") if session else None,
-                 session.get("started_at") if session else None,
-                 json.dumps(dict(status), sort_keys=True, default=str),
-                 status.get("time") or iso(datetime.now(UTC)), received))
+                (status.machine_id, node, int(status.online), int(status.relay),
+                 session.session_id if session else None,
+                 session.member_id if session else None,
+                 iso(session.started_at) if session else None,
+                 json.dumps(status.to_dict(), sort_keys=True),
+                 iso(status.time or datetime.now(UTC)), received))
 
     def record_rejected(self, topic: str, payload: bytes | str, error: str,
-                        received_at: datetime) -> None:
+                        received_at: datetime, *, node: str | None = None) -> None:
+        """A message that is not even a valid envelope (see gateway.hub.refusals)."""
         with self.db.atomic():
-            self.conn.execute(
-                "INSERT INTO rejected_messages (topic, payload, error, received_at) "
-                "VALUES (?, ?, ?, ?)", (topic, payload, error, iso(received_at)))
+            refusals.record(self.conn, topic=topic, payload=payload, reason=error,
+                            received_at=received_at, node=node)
+
+    def machine_of_node(self, node: str) -> str | None:
+        """The machine a node serves, which is all the hub believes it about.
+
+        The hub config names each machine's node (default: the machine id). A node the
+        configuration does not name serves the machine of its own id, unless that machine
+        is configured with another node: then it serves none. (A machine the hub does not
+        know yet keeps its usage: usage is money.)
+        """
+        row = self.conn.execute("SELECT id FROM machines WHERE node = ? ORDER BY id LIMIT 1",
+                                (node,)).fetchone()
+        if row is not None:
+            return row[0]
+        taken = self.conn.execute("SELECT 1 FROM machines WHERE id = ?", (node,)).fetchone()
+        return None if taken else node
 
     # -- snapshots --------------------------------------------------------------------
 
@@ -877,18 +848,13 @@ class HubStore:
     def enrolment_version(self) -> int:
         return self._meta_int("enrolment_version")
 
-    def _badge_enrolled(self, env: Envelope) -> None:
-        d = env.data
-        request_id = _text(d, "request_id")
-        try:
-            uid = normalise_uid(_text(d, "uid") or "")
-        except ValueError as exc:
-            raise MalformedEvent(str(exc)) from exc
-        at = iso(parse_iso(env.time))
+    def _badge_enrolled(self, env: Envelope, ev: BadgeEnrolled,
+                        received_at: datetime) -> None:
+        """Attach the badge to the window's member (gateway.hub.trust checked the window)."""
+        uid, request_id = ev.uid, ev.request_id
+        at = iso(received_at)
         row = self.conn.execute("SELECT * FROM enrolments WHERE request_id = ?",
                                 (request_id,)).fetchone()
-        if row is None or row["status"] != "pending" or at > row["until"]:
-            raise MalformedEvent(f"refused: enrolment {request_id} is not open at {at}")
         owner = self.conn.execute("SELECT member_id FROM badges WHERE uid = ?",
                                   (uid,)).fetchone()
         if owner is not None:
@@ -904,27 +870,20 @@ class HubStore:
         _audit(self, row["requested_by"], "badge.enrolled", row["member_id"],
                {"uid": uid, "node": env.node, "request_id": request_id})
 
-    def _certified_at_machine(self, env: Envelope) -> None:
-        """A trainer certified a member at the machine; the hub checks the trainer again."""
-        d = env.data
-        trainer, member = _text(d, "trainer_id"), _text(d, "member_id")
-        group = _text(d, "group")
-        level = d.get("level")
-        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 2:
-            raise MalformedEvent(f"field 'level' should be 1 or 2, got {level!r}")
-        at = parse_iso(env.time)
-        trainer_level, _ = self.certification_expiry(trainer, group, at)
-        if trainer_level < 3:
-            raise MalformedEvent(f"refused: {trainer} is not a level-3 trainer on {group}")
+    def _certified_at_machine(self, env: Envelope, ev: CertificationGranted,
+                              received_at: datetime) -> None:
+        """Record a certification given at the machine (gateway.hub.trust checked the
+        trainer, the group and the trainee's tap). It counts from the event's time, but
+        never from later than the hub received it: a node's clock cannot push it ahead."""
+        at = min(parse_iso(env.time), received_at.astimezone(UTC))
         months = self.conn.execute("SELECT default_validity_months FROM groups WHERE id = ?",
-                                   (group,)).fetchone()
-        if months is None:
-            raise MalformedEvent(f"refused: unknown group {group!r}")
-        self._upsert_certification(member, group, level, certified_by=trainer,
-                                   certified_at=at, expires_at=add_months(at, months[0]),
-                                   note=f"certified at machine {d.get('machine')}")
-        _audit(self, trainer, "certification.granted", member,
-               {"group": group, "level": level, "machine": d.get("machine"),
+                                   (ev.group,)).fetchone()
+        self._upsert_certification(ev.member_id, ev.group, ev.level,
+                                   certified_by=ev.trainer_id, certified_at=at,
+                                   expires_at=add_months(at, months[0]),
+                                   note=f"certified at machine {ev.machine}")
+        _audit(self, ev.trainer_id, "certification.granted", ev.member_id,
+               {"group": ev.group, "level": ev.level, "machine": ev.machine,
                 "at_machine": True})
 
     def staff_present_until(self, now: datetime) -> datetime | None:
@@ -950,9 +909,11 @@ class HubStore:
         """
         now = now or datetime.now(UTC)
         out = []
+        refused = refusals.by_node(self.conn)
         for r in self.conn.execute(
                 "SELECT m.id AS machine_id, m.name, m.kind, m.group_id, m.min_level, "
-                "m.out_of_service, s.node, coalesce(s.online, 0) AS online, "
+                "m.out_of_service, coalesce(m.node, m.id) AS node_id, s.node, "
+                "coalesce(s.online, 0) AS online, "
                 "coalesce(s.relay, 0) AS relay, s.session_id, s.member_id, "
                 "mb.name AS member_name, s.since, s.updated_at, s.status AS node_status, "
                 "s.status_received_at AS last_seen "
@@ -970,6 +931,11 @@ class HubStore:
             d["online"] = bool(d["online"])
             d["relay"] = bool(d["relay"])
             d["out_of_service"] = bool(d["out_of_service"])
+            # What the hub refused from the machine's node (gateway.hub.refusals).
+            mine = refused.get(d["node_id"], {})
+            d["refusals"] = mine.get("count", 0)
+            d["refusal_reason"] = mine.get("latest_reason")
+            d["refusal_at"] = mine.get("latest_at")
             if d["out_of_service"]:
                 d["state"] = "out_of_service"
             elif not d["online"]:
@@ -1222,3 +1188,18 @@ def _m0009_status_received(db: sqlite_utils.Database) -> None:
     """When the hub received each node's last status (hub clock): a node silent for more
     than three heartbeats is shown offline even if its last will never came."""
     db.execute("ALTER TABLE machine_state ADD COLUMN status_received_at TEXT")
+
+
+@MIGRATIONS(name="0010_trust")
+def _m0010_trust(db: sqlite_utils.Database) -> None:
+    """Who may say what: each machine's node, the event that closed each session (a
+    second, different end is a conflict), and refusals by node (gateway.hub.refusals)."""
+    db.execute("ALTER TABLE machines ADD COLUMN node TEXT")
+    db.execute("UPDATE machines SET node = id")
+    db.execute("CREATE INDEX IF NOT EXISTS machines_node ON machines(node)")
+    db.execute("ALTER TABLE sessions ADD COLUMN closed_by TEXT")
+    for column in ("node TEXT", "event_id TEXT", "event_type TEXT",
+                   "kind TEXT NOT NULL DEFAULT 'invalid'"):
+        db.execute(f"ALTER TABLE rejected_messages ADD COLUMN {column}")
+    db.execute("CREATE INDEX IF NOT EXISTS rejected_messages_node "
+               "ON rejected_messages(node, id)")
