@@ -75,7 +75,7 @@ def test_a_node_cannot_start_a_session_on_another_machine(store: HubStore) -> No
     hostile = Envelope(**{**started("S1", machine="cnc1").to_dict(), "node": "laser1"})
     assert_refused(store, hostile, "laser1 serves laser1, not cnc1")
     assert store.sessions() == []
-    assert {m["machine_id"]: m for m in store.machines_live()}["cnc1"]["session_id"] is None
+    assert {m["machine_id"]: m for m in store.machines_live(now=NOW)}["cnc1"]["session_id"] is None
 
 
 def test_a_node_cannot_end_another_nodes_session(store: HubStore) -> None:
@@ -87,7 +87,7 @@ def test_a_node_cannot_end_another_nodes_session(store: HubStore) -> None:
     assert_refused(store, as_node(ended("C1", 0, machine="cnc1"), "laser1", machine="laser1"),
                    "opened by node cnc1")
     assert sessions(store) == before
-    live = {m["machine_id"]: m for m in store.machines_live()}
+    live = {m["machine_id"]: m for m in store.machines_live(now=NOW)}
     assert live["cnc1"]["session_id"] == "C1"
     # Its real end, by cnc1, closes it; another node's end afterwards changes nothing.
     store.ingest([ended("C1", 600, machine="cnc1")], NOW)
@@ -176,14 +176,14 @@ def test_a_status_is_believed_only_about_the_nodes_own_machine(store: HubStore) 
         (TOPICS.node_status("laser1"), status("cnc1", "cnc1")),  # another node's name
     ], NOW)
     assert result.refused == 2 and result.failed == 0
-    live = {m["machine_id"]: m for m in store.machines_live()}
+    live = {m["machine_id"]: m for m in store.machines_live(now=NOW)}
     assert live["cnc1"]["state"] == "in_use" and live["cnc1"]["member_id"] == "m1"
     reasons = [r["error"] for r in refusal_rows(store)]
     assert "serves laser1, not cnc1" in reasons[0] and "saying node cnc1" in reasons[1]
     # Its own status is applied.
     ingest_messages(store, TOPICS, [(TOPICS.node_status("laser1"),
                                      status("laser1", "laser1", relay=True))], NOW)
-    live = {m["machine_id"]: m for m in store.machines_live()}
+    live = {m["machine_id"]: m for m in store.machines_live(now=NOW)}
     assert live["laser1"]["online"] and live["laser1"]["relay"]
 
 
@@ -332,7 +332,7 @@ def test_enrolment_only_into_a_window_the_hub_opened(store: HubStore) -> None:
 def test_refusals_are_counted_per_node_with_the_latest_reason(store: HubStore) -> None:
     store.ingest([grant(group="cnc", seq=1), as_node(ended("C9", 1, machine="cnc1"),
                                                      "laser1")], NOW)
-    live = {m["machine_id"]: m for m in store.machines_live()}
+    live = {m["machine_id"]: m for m in store.machines_live(now=NOW)}
     assert live["laser1"]["refusals"] == 2
     assert "serves laser1, not cnc1" in live["laser1"]["refusal_reason"]
     assert live["cnc1"]["refusals"] == 0 and live["cnc1"]["refusal_reason"] is None
