@@ -38,16 +38,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from . import __version__
 from .config import NodeConfig
 from .contract import (
-    EV_BADGE_ENROLLED,
-    EV_CERT_GRANTED,
-    EV_JOB,
-    EV_NODE_BOOT,
-    EV_SESSION_ENDED,
-    EV_SESSION_STARTED,
-    EV_SNAPSHOT_REJECTED,
-    EV_STAFF_PRESENCE,
-    EV_TAP,
+    MAX_DETAIL,
+    MAX_NAME,
+    MAX_TIME_LEFT_S,
+    BadgeEnrolled,
+    CertificationGranted,
     ContractError,
+    EventData,
+    Job,
+    NodeBoot,
+    SessionEnded,
+    SessionStarted,
+    SnapshotRejectedEvent,
+    StaffPresence,
+    Tap,
     Topics,
     decode_ack,
     decode_sim_job,
@@ -89,6 +93,14 @@ DEFERRED_MAX = 200
 JOURNAL_RETRY_MIN_S = 1.0  # back-off between attempts to reopen a failed journal
 JOURNAL_RETRY_MAX_S = 30.0
 STEP_ERROR_MAX_WAIT_S = 5.0  # a step that keeps failing is retried at most this slowly
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    """Controller texts (file names, messages) within the contract's bounds: a long G-code
+    path must not get a job refused at the hub."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "\u2026"
 
 
 @dataclass
@@ -234,21 +246,24 @@ class NodeAgent:
 
     # -- the journal: writes that may fail, and recovery ------------------------------
 
-    def _append(self, type_: str, data: dict[str, Any], *,
-                state: dict[str, Any] | None = None,
-                before: list[tuple[str, dict[str, Any]]] | None = None,
-                defer: bool = True) -> bool:
+    def _append(self, event: EventData, *, state: dict[str, Any] | None = None,
+                before: list[EventData] | None = None, defer: bool = True) -> bool:
         """Journal one event; False if the journal is unavailable (the node fails safe).
+
+        Every event is built as its contract type (gateway.contract.events), so a field
+        the hub does not expect is a TypeError here, at the source, not a refusal there.
 
         A failed event is kept in memory for later when ``defer`` is true; never for the
         events whose durability the relay depends on (session start, session end: those
         are closed from the journal's own state when it can be written again).
         """
         at = self.now()
+        type_, data = event.TYPE, event.to_data()
         if self.journal_ok:
             try:
                 self.journal.append(node=self.cfg.node_id, boot=self.boot, type=type_,
-                                    data=data, time=at, state=state, before=before)
+                                    data=data, time=at, state=state,
+                                    before=[(e.TYPE, e.to_data()) for e in before or ()])
                 return True
             except JournalUnavailable as exc:
                 self._journal_down(exc)
@@ -358,10 +373,9 @@ class NodeAgent:
         if recovered:
             log.warning("session %s was open at restart: relay stays off; closed at its "
                         "last recorded time", recovered)
-        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=EV_NODE_BOOT,
-                            time=self.now(),
-                            data={"version": __version__, "recovered_session_id": recovered,
-                                  "relay": False})
+        boot = NodeBoot(version=__version__, recovered_session_id=recovered, relay=False)
+        self.journal.append(node=self.cfg.node_id, boot=self.boot, type=boot.TYPE,
+                            time=self.now(), data=boot.to_data())
 
     def _load_held(self, payload: bytes) -> None:
         try:
@@ -388,10 +402,10 @@ class NodeAgent:
         started = parse_iso(state["started_at"], "open_session.started_at")
         ended = parse_iso(state.get("last_seen_at") or state["started_at"], "last_seen_at")
         duration = float(state.get("metered_s", 0.0))
+        end = self._session_end(state, started, ended, duration, reason)
         self.journal.append(
-            node=self.cfg.node_id, boot=self.boot, type=EV_SESSION_ENDED, time=self.now(),
-            data=self._session_end_data(state, started, ended, duration, reason),
-            state={"open_session": None})
+            node=self.cfg.node_id, boot=self.boot, type=end.TYPE, time=self.now(),
+            data=end.to_data(), state={"open_session": None})
         log.info("session %s closed (%s) at %s after %.0f s", state["session_id"], reason,
                  iso(ended), duration)
         return str(state["session_id"])
@@ -519,9 +533,9 @@ class NodeAgent:
                           snapshot_age=self._snapshot_age())
         member = decision.member
         tap_id = self._sim_tap_ids.pop(uid, None)
-        tap = {"uid": uid, "member_id": member.member_id if member else None,
-               "action": str(decision.action), "reason": str(decision.reason), "tap_id": tap_id,
-               "certify_mode": self._entering_certify}
+        tap = Tap(uid=uid, member_id=member.member_id if member else None,
+                  action=str(decision.action), reason=str(decision.reason), tap_id=tap_id,
+                  certify_mode=self._entering_certify)
         if decision.action == Action.START and member:
             credit = (member.credit_s if self.snapshot and self.snapshot.machine.requires_credit
                       else None)
@@ -530,7 +544,7 @@ class NodeAgent:
                 self._entering_certify = False
                 return self._deny_unrecorded(uid, tap_id=tap_id, member=member)
         else:
-            self._append(EV_TAP, tap)
+            self._append(tap)
             if decision.action == Action.END:
                 self._badge_out()
             else:
@@ -554,9 +568,9 @@ class NodeAgent:
         if member is None and self.snapshot is not None:
             member = self.snapshot.member_for_badge(uid)
         decision = Decision(Action.DENY, Reason.JOURNAL_UNAVAILABLE, member)
-        self._defer(EV_TAP, {"uid": uid, "member_id": member.member_id if member else None,
-                             "action": str(decision.action), "reason": str(decision.reason),
-                             "tap_id": tap_id, "certify_mode": False}, self.now())
+        tap = Tap(uid=uid, member_id=member.member_id if member else None,
+                  action=str(decision.action), reason=str(decision.reason), tap_id=tap_id)
+        self._defer(tap.TYPE, tap.to_data(), self.now())
         log.warning("tap %s denied: %s (the journal cannot be written)", uid, decision.reason)
         self._publish_status()
         return decision
@@ -592,8 +606,8 @@ class NodeAgent:
         if who is None and enrol is not None and now < enrol["until"]:
             self.enrolment = None
             self._journal_special(uid, None, "enrol", "enrolment")
-            self._append(EV_BADGE_ENROLLED, {"request_id": enrol["request_id"], "uid": uid,
-                                             "member_id": enrol["member_id"]})
+            self._append(BadgeEnrolled(request_id=enrol["request_id"], uid=uid,
+                                       member_id=enrol["member_id"]))
             log.info("unknown badge %s sent to the hub for enrolment", uid)
             return True
         return False
@@ -603,17 +617,16 @@ class NodeAgent:
         level = self.snapshot.machine.certify_level
         self.certify_trainer, self.certify_until = None, None
         self._journal_special(uid, trainee.member_id, "certify", "certified")
-        self._append(EV_CERT_GRANTED, {
-            "trainer_id": trainer.member_id, "member_id": trainee.member_id,
-            "group": self.snapshot.machine.group, "level": level,
-            "machine": self.cfg.machine_id})
+        self._append(CertificationGranted(
+            trainer_id=trainer.member_id, member_id=trainee.member_id,
+            group=self.snapshot.machine.group, level=level, machine=self.cfg.machine_id))
         log.info("%s certified %s at level %d on %s", trainer.name, trainee.name, level,
                  self.snapshot.machine.group)
 
     def _journal_special(self, uid: str, member_id: str | None, action: str,
                          reason: str) -> None:
-        self._append(EV_TAP, {"uid": uid, "member_id": member_id, "action": action,
-                              "reason": reason, "tap_id": self._sim_tap_ids.pop(uid, None)})
+        self._append(Tap(uid=uid, member_id=member_id, action=action, reason=reason,
+                         tap_id=self._sim_tap_ids.pop(uid, None)))
 
     def _staff_presence(self, decision: Decision, now: datetime) -> None:
         assert decision.member is not None
@@ -625,12 +638,11 @@ class NodeAgent:
         if change and self.snapshot:
             until = presence_until(self.snapshot.opening_hours, self.snapshot.timezone, now)
         self.local_presence_until = until
-        self._append(EV_STAFF_PRESENCE, {"member_id": decision.member.member_id,
-                                         "present": change,
-                                         "until": iso(until) if until else None})
+        self._append(StaffPresence(member_id=decision.member.member_id, present=change,
+                                   until=until))
 
     def _start_session(self, uid: str, member_id: str, name: str, project_id: str | None,
-                       now: datetime, staff: bool, *, tap: dict[str, Any] | None = None,
+                       now: datetime, staff: bool, *, tap: Tap | None = None,
                        credit_limit_s: float | None = None) -> bool:
         """Open a session and switch on; False (power off) if it cannot be journaled."""
         mono = self.mono()
@@ -641,12 +653,11 @@ class NodeAgent:
         # the restart closes a zero-length session; the reverse order could leave power on
         # with no record of who had it. The tap goes in the same commit (one disk wait).
         if not self._append(
-                EV_SESSION_STARTED,
-                {"session_id": session.session_id, "machine": self.cfg.machine_id,
-                 "member_id": member_id, "badge_uid": uid, "project_id": project_id,
-                 "started_at": iso(now), "staff_present": staff},
+                SessionStarted(session_id=session.session_id, machine=self.cfg.machine_id,
+                               member_id=member_id, badge_uid=uid, project_id=project_id,
+                               started_at=now, staff_present=staff),
                 state={"open_session": session.to_state(mono, now)},
-                before=[(EV_TAP, tap)] if tap is not None else None, defer=False):
+                before=[tap] if tap is not None else None, defer=False):
             return False
         self.session = session
         self._last_heartbeat = mono
@@ -669,30 +680,29 @@ class NodeAgent:
         state = session.to_state(mono, now)
         state["jobs"] = session.jobs
         ended = self._append(
-            EV_SESSION_ENDED,
-            self._session_end_data(state, session.started_at, now, duration, reason),
+            self._session_end(state, session.started_at, now, duration, reason),
             state={"open_session": None}, defer=False)
         self.session = None
         if ended:
             log.info("session %s ended (%s) after %.1f s", session.session_id, reason, duration)
-    def _session_end_data(self, state: dict[str, Any], started: datetime, ended: datetime,
-                          duration: float, reason: str) -> dict[str, Any]:
+
+    def _session_end(self, state: dict[str, Any], started: datetime, ended: datetime,
+                     duration: float, reason: str) -> SessionEnded:
         duration = round(duration, 3)
-        data = {"session_id": state["session_id"], "machine": self.cfg.machine_id,
-                "member_id": state["member_id"], "badge_uid": state["badge_uid"],
-                "project_id": state.get("project_id"), "started_at": iso(started),
-                "ended_at": iso(ended), "duration_s": duration,
-                "billable_minutes": billable_minutes(duration), "end_reason": reason,
-                "busy_s": None, "idle_s": None, "busy_minutes": None, "idle_minutes": None,
-                "jobs": int(state.get("jobs") or 0)}
+        split: dict[str, Any] = {}
         if self.controller is not None:
             # Only a node that follows its machine knows busy time; without a controller
             # the split is unknown (null), which a busy/idle tariff bills as busy.
             busy = min(float(state.get("busy_s") or 0.0), duration)
             busy_min, idle_min = split_minutes(duration, busy)
-            data.update(busy_s=round(busy, 3), idle_s=round(duration - busy, 3),
-                        busy_minutes=busy_min, idle_minutes=idle_min)
-        return data
+            split = dict(busy_s=round(busy, 3), idle_s=round(duration - busy, 3),
+                         busy_minutes=busy_min, idle_minutes=idle_min)
+        return SessionEnded(
+            session_id=state["session_id"], machine=self.cfg.machine_id,
+            member_id=state["member_id"], badge_uid=state["badge_uid"],
+            project_id=state.get("project_id"), started_at=started, ended_at=ended,
+            duration_s=duration, billable_minutes=billable_minutes(duration),
+            end_reason=reason, jobs=int(state.get("jobs") or 0), **split)
 
     # -- machine activity, jobs and session rules ------------------------------------
 
@@ -779,12 +789,15 @@ class NodeAgent:
                 session.job_ended = mono
                 session.last_active = mono
         owner = session if session is not None and session.session_id == session_id else None
-        self._append(EV_JOB, {
-            "job_id": event.job_id, "event": str(event.kind), "session_id": session_id,
-            "machine": self.cfg.machine_id, "member_id": owner.member_id if owner else None,
-            "project_id": owner.project_id if owner else None, "name": event.name,
-            "progress": None if event.progress is None else round(event.progress, 1),
-            "time_left_s": event.time_left_s, "detail": event.detail})
+        self._append(Job(
+            job_id=event.job_id, event=str(event.kind), session_id=session_id,
+            machine=self.cfg.machine_id, member_id=owner.member_id if owner else None,
+            project_id=owner.project_id if owner else None, name=_clip(event.name, MAX_NAME),
+            progress=None if event.progress is None else min(100.0, max(0.0, round(
+                event.progress, 1))),
+            time_left_s=None if event.time_left_s is None else min(
+                max(0.0, event.time_left_s), MAX_TIME_LEFT_S),
+            detail=_clip(event.detail, MAX_DETAIL) or ""))
         log.info("job %s %s (%s%%)", event.job_id[:8], event.kind,
                  "?" if event.progress is None else f"{event.progress:.0f}")
         self._wake_sender.set()
@@ -888,7 +901,7 @@ class NodeAgent:
 
     def _reject_snapshot(self, reason: str, detail: str) -> None:
         log.warning("snapshot rejected (%s): %s", reason, detail)
-        self._append(EV_SNAPSHOT_REJECTED, {"reason": reason, "detail": detail})
+        self._append(SnapshotRejectedEvent(reason=reason, detail=_clip(detail, MAX_DETAIL) or ""))
         self._wake_sender.set()
 
     def _handle_sim_tap(self, payload: bytes) -> None:

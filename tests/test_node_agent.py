@@ -16,6 +16,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
+from gateway.contract import MAX_DETAIL, MAX_NAME, Envelope, Job
+from gateway.drivers.machine import Activity, MachineReport
 from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
 from gateway.journal import Journal
@@ -398,3 +400,69 @@ def test_expired_enrolment_window_is_not_used(agent, clock, cfg) -> None:
     clock.advance(31)
     tap(agent, "0BADC0DE")
     assert not [e for e in events(cfg) if e["type"] == "badge.enrolled"]
+
+
+# -- what the node journals is what the hub's contract accepts ------------------------
+# The node builds every event as its contract type and the hub decodes through the same
+# types: decoding each journaled envelope as the hub does catches a field renamed on one
+# side, or a controller text over the contract's bounds, here rather than as a refusal.
+
+
+def journaled(cfg) -> list[Envelope]:
+    j = Journal(cfg.journal)
+    try:
+        return [Envelope.decode(p) for p in j.all_payloads()]
+    finally:
+        j.close()
+
+
+def test_every_event_of_a_day_at_the_machine_decodes_as_its_contract_type(
+        cfg, key, clock, mock_pins) -> None:
+    agent = make_agent(cfg, key, clock, mock_pins)
+    deliver(agent._on_snapshot, sign_snapshot(snapshot(), key))
+    tap(agent, ALICE)                         # session started (and its tap)
+    clock.advance(75)
+    tap(agent, ALICE)                         # badge-out: session ended
+    tap(agent, BOB)                           # denied
+    tap(agent, STAFF)                         # a staff member: presence and a session
+    clock.advance(5)
+    tap(agent, STAFF)
+    deliver(agent._on_snapshot, b'{"not": "a snapshot"}')  # snapshot.rejected
+    tap(agent, ALICE)
+    clock.advance(30)
+    agent.step()
+    agent.journal.close()
+    mock_pins.reset()
+    make_agent(cfg, key, clock, mock_pins)    # restart: node_restart end and node.boot
+
+    envelopes = journaled(cfg)
+    kinds = {e.type for e in envelopes}
+    assert {"node.boot", "tap", "session.started", "session.ended", "staff.presence",
+            "snapshot.rejected"} <= kinds
+    for env in envelopes:
+        typed = env.event()  # raises ContractError where the hub would refuse it
+        assert typed is not None, env.type
+        assert typed.to_data() == env.data  # nothing lost or added on the way
+    reasons = [e.event().end_reason for e in envelopes if e.type == "session.ended"]
+    assert reasons == ["badge_out", "badge_out", "node_restart"]
+
+
+def test_controller_texts_and_estimates_are_kept_within_the_contracts_bounds(
+        cfg, key, clock, mock_pins) -> None:
+    agent = make_agent(cfg, key, clock, mock_pins)
+    deliver(agent._on_snapshot, sign_snapshot(snapshot(), key))
+    tap(agent, ALICE)
+    long_name = "/sd/" + "tres-long-dossier/" * 300 + "piece.gcode"
+    agent._reports.put(MachineReport(
+        Activity.BUSY, job_name=long_name, progress=140.0,
+        time_left_s=timedelta(days=4000).total_seconds(), detail="x" * (MAX_DETAIL * 2)))
+    agent.step()
+
+    jobs = [e for e in journaled(cfg) if e.type == "job"]
+    assert jobs, "the busy report should have started a job"
+    job = jobs[0].event()
+    assert isinstance(job, Job)
+    assert job.name is not None and len(job.name) == MAX_NAME
+    assert job.name.startswith("/sd/tres-long-dossier/") and job.name.endswith("\u2026")
+    assert job.progress is None or 0 <= job.progress <= 100
+    assert len(job.detail) <= MAX_DETAIL
