@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_parser(sub)
     from .user_cli import add_parser as add_user_parser
     add_user_parser(sub)
+    from .reprice_cli import add_parser as add_reprice_parser
+    add_reprice_parser(sub)
     return p
 
 

@@ -22,7 +22,6 @@ from werkzeug.serving import make_server
 
 from gateway.config import ApiToken, HubConfig, MqttConfig
 from gateway.hub.exports import euros, flavour
-from gateway.hub.invoicing import Pricer
 from gateway.hub.store import HubStore
 from gateway.web import billing_api, create_app
 
@@ -35,6 +34,7 @@ from .test_invoicing import (
     TARIFFS,
     TZ,
     events_for,
+    independent_amounts,
     make_store,
     session_events,
 )
@@ -94,9 +94,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
 def session_amounts(db: Path) -> dict[str, int]:
     """What each closed session costs, independently of any invoice."""
     with HubStore(db) as store:
-        pricer = Pricer(store, TARIFFS, TZ)
-        return {r["session_id"]: pricer.charge(dict(r)).amount for r in store.conn.execute(
-            "SELECT * FROM sessions WHERE status = 'closed'")}
+        return independent_amounts(store)
 
 
 def cents(text: str, fmt: str) -> int:

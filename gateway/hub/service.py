@@ -22,6 +22,7 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from ..billing.pricing import install_tariffs
 from ..config import HubConfig, load_seed
 from ..contract import (
     EV_SESSION_ENDED,
@@ -69,11 +70,13 @@ class HubService:
         self._credit_machines = {m.id for m in cfg.machines if m.requires_credit}
         self.web_url: str | None = None
         self._threads: list[threading.Thread] = []
-        store = HubStore(cfg.database, tariffs=cfg.tariffs)
+        store = HubStore(cfg.database)
         try:
             store.sync_catalogue(list(cfg.groups), list(cfg.machines))
             if cfg.seed:
                 store.import_seed(load_seed(cfg.seed))
+            # The configured tariffs into the database; a changed set re-prices sessions.
+            install_tariffs(store, cfg.tariffs, actor="hub")
         finally:
             store.close()
         self.link = MqttLink(
@@ -124,7 +127,7 @@ class HubService:
     # -- ingest -----------------------------------------------------------------------
 
     def _ingest_loop(self) -> None:
-        store = HubStore(self.cfg.database, tariffs=self.cfg.tariffs)
+        store = HubStore(self.cfg.database)
         try:
             while not self.stopping.is_set():
                 batch = self._next_batch()
@@ -185,7 +188,7 @@ class HubService:
     # -- snapshots --------------------------------------------------------------------
 
     def _snapshot_loop(self) -> None:
-        store = HubStore(self.cfg.database, tariffs=self.cfg.tariffs)
+        store = HubStore(self.cfg.database)
         seen_version = -1
         seen_presence: object = object()
         seen_enrolment: object = object()
