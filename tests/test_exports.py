@@ -376,3 +376,39 @@ def test_fast_per_minute_csv_is_byte_identical_to_the_general_path(fmt: str,
     assert fast == general
     # header, 4 minutes of s1, 1 of s2, none of s3, 121 of s4
     assert fast.count("\r\n") == 1 + 4 + 1 + 121
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv-fr"])
+@pytest.mark.parametrize("member", [None, "m4"])
+def test_per_minute_csv_from_the_database_matches_the_general_path(tmp_path: Path, fmt: str,
+                                                                   member: str | None) -> None:
+    """The export's own lean query and row builder against usage_rows over session_rows,
+    on stored prices, across a DST change, local and UTC midnight, with quoting."""
+    from gateway.config import Seed, SeedMember
+    from gateway.hub import exports
+    from gateway.hub.usage import columns as usage_columns
+    from gateway.hub.usage import usage_rows as rows_of
+
+    with make_store(tmp_path / "hub.sqlite") as store:
+        store.import_seed(Seed(file=tmp_path / "seed.yaml", members=(
+            SeedMember("m4", 'Zoé "la" Martin; fils, et cie', "adherent"),)))
+        store.ingest(events_for([
+            ("D1", datetime(2026, 3, 29, 0, 58, 59, 123000, tzinfo=UTC), 185.5, "m4",
+             "laser1", None),                                            # across DST
+            ("D2", datetime(2026, 3, 28, 22, 30, 0, 500000, tzinfo=UTC), 7200.25, "m1",
+             "cnc1", "p1"),                                              # local midnight
+            ("D3", datetime(2026, 3, 30, 23, 58, 30, tzinfo=UTC), 245, "m4", "cnc1", None),
+            ("D4", datetime(2026, 3, 30, 12, 0, tzinfo=UTC), 0, "m4", "laser1", None),
+            ("D5", datetime(2026, 3, 30, 12, 0, tzinfo=UTC), 3 * 86400 + 7, "m2",
+             "printer1", None),                                          # days long
+        ]), NOV)
+        start, end = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+        filters = {"member": member} if member else {}
+        fast = "".join(exports.usage_export(store, start, end, granularity="minute",
+                                            group_by=(), fmt=fmt, tz=TZ, filters=filters))
+        general = "".join(exports.csv_lines(
+            rows_of(store.session_rows(start, end, **filters), "minute", (), TZ,
+                    price=lambda s: s["amount_cents"] or 0),
+            usage_columns("minute", (), amounts=True), exports.USAGE_KINDS, fmt, TZ))
+    assert fast == general
+    assert fast.count("\r\n") > (5 if member else 4000)
