@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
 from gateway.config import ApiToken, HubConfig, MqttConfig
@@ -401,6 +403,9 @@ def test_per_minute_csv_from_the_database_matches_the_general_path(tmp_path: Pat
             ("D4", datetime(2026, 3, 30, 12, 0, tzinfo=UTC), 0, "m4", "laser1", None),
             ("D5", datetime(2026, 3, 30, 12, 0, tzinfo=UTC), 3 * 86400 + 7, "m2",
              "printer1", None),                                          # days long
+            # last minute starting just after midnight, UTC then Paris
+            ("D6", datetime(2026, 3, 30, 23, 58, 30, tzinfo=UTC), 150, "m4", "cnc1", None),
+            ("D7", datetime(2026, 3, 30, 21, 58, 30, tzinfo=UTC), 150, "m4", "cnc1", None),
         ]), NOV)
         start, end = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
         filters = {"member": member} if member else {}
@@ -412,3 +417,49 @@ def test_per_minute_csv_from_the_database_matches_the_general_path(tmp_path: Pat
             usage_columns("minute", (), amounts=True), exports.USAGE_KINDS, fmt, TZ))
     assert fast == general
     assert fast.count("\r\n") > (5 if member else 4000)
+
+
+_names = st.text(alphabet=st.sampled_from(list('ab é";,\r\n\'')), max_size=6)
+_minute_sessions = st.lists(st.fixed_dictionaries({
+    "session_id": st.sampled_from(["s1", "s,2", 's"3', "s4"]),
+    "member_id": st.one_of(st.none(), st.sampled_from(["m1", "m;2"])),
+    "member_name": st.one_of(st.none(), _names),
+    "project_id": st.one_of(st.none(), st.just("p1")),
+    "machine_id": st.sampled_from(["laser1", "cnc1"]),
+    # around the 2026 DST changes in Paris, and midnights
+    "started_at": st.datetimes(min_value=datetime(2026, 3, 28), max_value=datetime(2026, 3, 30),
+                               timezones=st.just(UTC)) | st.datetimes(
+        min_value=datetime(2026, 10, 24, 20), max_value=datetime(2026, 10, 25, 3),
+        timezones=st.just(UTC)) | st.builds(  # minutes around a UTC or a Paris midnight
+        lambda hour, s: datetime(2026, 3, 27, hour, tzinfo=UTC) + timedelta(seconds=s),
+        st.sampled_from([22, 23]), st.integers(-900, 4500)),
+    "duration_s": st.floats(0, 600, allow_nan=False) | st.integers(0, 12).map(
+        lambda m: m * 60.0) | st.floats(0, 3 * 86400, allow_nan=False),
+    "amount": st.integers(0, 30) | st.integers(0, 100_000),
+}), max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sessions=_minute_sessions, fmt=st.sampled_from(["csv", "csv-fr"]),
+       as_text=st.booleans(), priced=st.booleans())
+def test_per_minute_csv_is_byte_identical_for_any_sessions(sessions: list[dict], fmt: str,
+                                                           as_text: bool,
+                                                           priced: bool) -> None:
+    from gateway.contract import iso
+    from gateway.hub import exports
+    from gateway.hub.usage import columns as usage_columns
+    from gateway.hub.usage import usage_rows as rows_of
+
+    rows = sorted(({**s, "started_at": iso(s["started_at"]) if as_text else s["started_at"]}
+                   for s in sessions), key=lambda s: iso(exports._when(s["started_at"])))
+
+    def price(s):
+        return s["amount"]
+
+    p = price if priced else None
+    fast = "".join(exports._minute_csv(iter(rows), fmt, "Europe/Paris", p))
+    general = "".join(exports.csv_lines(
+        rows_of(iter(rows), "minute", (), "Europe/Paris", price=p),
+        usage_columns("minute", (), amounts=priced), exports.USAGE_KINDS, fmt,
+        "Europe/Paris"))
+    assert fast == general

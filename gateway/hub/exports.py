@@ -258,11 +258,12 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
     out: list[str] = [(BOM if fl.french else "") + quoted(
         columns("minute", (), amounts=amounts)) + "\r\n"]
     size = len(out[0])
-    specials = (d, '"', "\r", "\n")
+    needs_quotes = re.compile(f'[{re.escape(d)}"\r\n]').search
     full = f"{d}{_number_text(_seconds(60.0), fl)}{d}1"
     dims_of: dict[tuple[Any, ...], str] = {}  # (member, name, project, machine) -> text
     money: dict[int, str] = {}
-    day_after: dict[tuple[str, int], str] = {}
+    hhmm = _HHMM
+    french = fl.french
     for sid, member, name, project, machine, started, duration, amount in rows:
         duration = float(duration or 0)
         count = billable_minutes(duration)
@@ -272,26 +273,26 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
         rest = dims_of.get(key)
         if rest is None:
             rest = dims_of[key] = quoted(list(key))
-        if isinstance(sid, str) and not any(c in sid for c in specials):
-            dims = f"{sid}{d}{rest}"
+        if type(sid) is str and not needs_quotes(sid):
+            dims = f"{d}{sid}{d}{rest}"
         else:
-            dims = quoted([sid, *key])
-        last = f"{d}{_number_text(_seconds(duration - 60 * (count - 1)), fl)}{d}1"
+            dims = d + quoted([sid, *key])
+        last = f"{d}{_number_text(round(duration - 60 * (count - 1), 3), fl)}{d}1"
         extra = 0
         lo = hi = ""
         if amounts:
             base, extra = divmod(int(amount or 0), count)
             lo = money.get(base) or money.setdefault(base, d + euros(base, fl))
-            hi = money.get(base + 1) or money.setdefault(base + 1, d + euros(base + 1, fl))
-        text = started if isinstance(started, str) and _STORED_TIME.fullmatch(started) \
+            if extra:
+                hi = money.get(base + 1) or money.setdefault(base + 1, d + euros(base + 1, fl))
+        text = started if type(started) is str and _STORED_TIME.fullmatch(started) \
             else iso(_when(started))
-        if fl.french:
+        if french:
             utc = parse_iso(text)
             first = utc.astimezone(zone)
-            stop = (utc + timedelta(minutes=count - 1)).astimezone(zone)
-            if first.utcoffset() != stop.utcoffset():  # a DST change inside: the slow way
-                block = _minute_block_slow(utc, count, fl, zone,
-                                           f"{d}{dims}", full, last, lo, hi, extra)
+            if first.utcoffset() != (utc + timedelta(minutes=count - 1)).astimezone(
+                    zone).utcoffset():  # a DST change inside: the slow way
+                block = _minute_block_slow(utc, count, zone, dims, full, last, lo, hi, extra)
                 out.append(block)
                 size += len(block)
                 if size >= _CHUNK:
@@ -300,39 +301,58 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
                 continue
             day = f"{first.day:02d}/{first.month:02d}/{first.year:04d} "
             m0 = first.hour * 60 + first.minute
-            suffix = f":{first.second:02d}{d}{dims}"
+            suffix = f":{first.second:02d}{dims}"
         else:
             day = text[:11]  # "2025-03-01T"
             m0 = int(text[11:13]) * 60 + int(text[14:16])
-            suffix = f"{text[16:]}{d}{dims}"
-        # Runs of rows that differ only in their "HH:MM": cut at the share change, the
-        # last minute and each midnight.
-        cuts = {0, count - 1, count}
-        if 0 < extra < count:
-            cuts.add(extra)
-        crossing = _DAY - m0
-        while crossing < count:
-            cuts.add(crossing)
-            crossing += _DAY
-        edges = sorted(cuts)
-        for k0, k1 in zip(edges, edges[1:], strict=False):
-            if k0 == count - 1:
-                tail = f"{suffix}{last}{lo}\r\n"
+            suffix = f"{text[16:]}{dims}"
+        end = f"{suffix}{last}{lo}\r\n"
+        if m0 + count > _DAY:  # past midnight: runs cut at each new day
+            block = _across_days(day, m0, count, extra, f"{suffix}{full}{hi}\r\n",
+                                 f"{suffix}{full}{lo}\r\n", end, fl)
+        elif count == 1:
+            block = f"{day}{hhmm[m0]}{end}"
+        else:
+            # Rows 0 .. count-2 are whole minutes (the first ``extra`` a cent dearer), the
+            # last one is the rest: at most three runs, each one join over "HH:MM" texts.
+            lo_tail = f"{suffix}{full}{lo}\r\n"
+            if extra:
+                hi_tail = f"{suffix}{full}{hi}\r\n"
+                block = f"{day}{(hi_tail + day).join(hhmm[m0:m0 + extra])}{hi_tail}"
+                if extra < count - 1:
+                    block += (f"{day}{(lo_tail + day).join(hhmm[m0 + extra:m0 + count - 1])}"
+                              f"{lo_tail}")
             else:
-                tail = f"{suffix}{full}{hi if k0 < extra else lo}\r\n"
-            nth, a = divmod(m0 + k0, _DAY)
-            prefix = day
-            if nth:
-                prefix = day_after.get((day, nth)) or day_after.setdefault(
-                    (day, nth), _later_day(day, nth, fl))
-            block = f"{prefix}{(tail + prefix).join(_HHMM[a:a + k1 - k0])}{tail}"
-            out.append(block)
-            size += len(block)
+                block = f"{day}{(lo_tail + day).join(hhmm[m0:m0 + count - 1])}{lo_tail}"
+            block = f"{block}{day}{hhmm[m0 + count - 1]}{end}"
+        out.append(block)
+        size += len(block)
         if size >= _CHUNK:
             yield "".join(out)
             out, size = [], 0
     if out:
         yield "".join(out)
+
+
+def _across_days(day: str, m0: int, count: int, extra: int, hi_tail: str, lo_tail: str,
+                 end: str, fl: Flavour) -> str:
+    """The rows of a session that runs past midnight: runs cut at the cent change, the
+    last minute and each new day."""
+    cuts = {0, count - 1, count}
+    if extra:
+        cuts.add(extra)
+    crossing = _DAY - m0
+    while crossing < count:
+        cuts.add(crossing)
+        crossing += _DAY
+    edges = sorted(cuts)
+    parts = []
+    for k0, k1 in zip(edges, edges[1:], strict=False):
+        tail = end if k0 == count - 1 else hi_tail if k0 < extra else lo_tail
+        nth, a = divmod(m0 + k0, _DAY)
+        prefix = _later_day(day, nth, fl) if nth else day
+        parts.append(f"{prefix}{(tail + prefix).join(_HHMM[a:a + k1 - k0])}{tail}")
+    return "".join(parts)
 
 
 def _later_day(prefix: str, days: int, fl: Flavour) -> str:
@@ -344,9 +364,8 @@ def _later_day(prefix: str, days: int, fl: Flavour) -> str:
     return (date.fromisoformat(prefix[:10]) + timedelta(days=days)).isoformat() + "T"
 
 
-def _minute_block_slow(start: datetime, count: int, fl: Flavour, zone: ZoneInfo,
-                       dims: str, full: str, last: str, lo: str, hi: str,
-                       extra: int) -> str:
+def _minute_block_slow(start: datetime, count: int, zone: ZoneInfo, dims: str, full: str,
+                       last: str, lo: str, hi: str, extra: int) -> str:
     """A session across a DST change, local times: one datetime per minute (rare)."""
     lines = []
     for k in range(count):
