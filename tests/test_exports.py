@@ -425,7 +425,7 @@ _minute_sessions = st.lists(st.fixed_dictionaries({
     "member_id": st.one_of(st.none(), st.sampled_from(["m1", "m;2"])),
     "member_name": st.one_of(st.none(), _names),
     "project_id": st.one_of(st.none(), st.just("p1")),
-    "machine_id": st.sampled_from(["laser1", "cnc1"]),
+    "machine_id": st.one_of(st.none(), st.sampled_from(["laser1", "cnc;1", "l\"2"])),
     # around the 2026 DST changes in Paris, and midnights
     "started_at": st.datetimes(min_value=datetime(2026, 3, 28), max_value=datetime(2026, 3, 30),
                                timezones=st.just(UTC)) | st.datetimes(

@@ -209,6 +209,7 @@ _FILTERS = (("member", "s.member_id"), ("project", "s.project_id"),
 _HHMM = tuple(f"{h:02d}:{m:02d}" for h in range(24) for m in range(60))
 _STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 _DAY = 1440
+_CACHE = 2048  # entries per text cache of the per-minute CSV
 
 
 def _minute_source(store: HubStore, start: datetime, end: datetime,
@@ -260,28 +261,42 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
     size = len(out[0])
     needs_quotes = re.compile(f'[{re.escape(d)}"\r\n]').search
     full = f"{d}{_number_text(_seconds(60.0), fl)}{d}1"
-    dims_of: dict[tuple[Any, ...], str] = {}  # (member, name, project, machine) -> text
+    # Quoted once: (member, name, project) and machine texts, money texts. Bounded, so a
+    # year streams in the memory of a month whatever the catalogue.
+    people: dict[tuple[Any, ...], str] = {}
+    machines: dict[Any, str] = {}
     money: dict[int, str] = {}
     hhmm = _HHMM
     french = fl.french
+    number: Callable[[float], str] = _comma if french else str
     for sid, member, name, project, machine, started, duration, amount in rows:
         duration = float(duration or 0)
         count = billable_minutes(duration)
         if count == 0:
             continue
-        key = (member, name, project, machine)
-        rest = dims_of.get(key)
-        if rest is None:
-            rest = dims_of[key] = quoted(list(key))
+        who = (member, name, project)
+        person = people.get(who)
+        if person is None:
+            if len(people) >= _CACHE:
+                people.clear()
+            person = people[who] = quoted(list(who))
+        where = machines.get(machine)
+        if where is None:
+            if len(machines) >= _CACHE:
+                machines.clear()
+            # Two fields: the csv module writes a lone empty field as "" (quoted).
+            where = machines[machine] = quoted([machine, ""])[:-1]
         if type(sid) is str and not needs_quotes(sid):
-            dims = f"{d}{sid}{d}{rest}"
+            dims = f"{d}{sid}{d}{person}{d}{where}"
         else:
-            dims = d + quoted([sid, *key])
-        last = f"{d}{_number_text(round(duration - 60 * (count - 1), 3), fl)}{d}1"
+            dims = d + quoted([sid, *who, machine])
+        last = f"{d}{number(round(duration - 60 * (count - 1), 3))}{d}1"  # as _seconds
         extra = 0
         lo = hi = ""
         if amounts:
             base, extra = divmod(int(amount or 0), count)
+            if len(money) >= _CACHE:
+                money.clear()
             lo = money.get(base) or money.setdefault(base, d + euros(base, fl))
             if extra:
                 hi = money.get(base + 1) or money.setdefault(base + 1, d + euros(base + 1, fl))
@@ -374,6 +389,10 @@ def _minute_block_slow(start: datetime, count: int, zone: ZoneInfo, dims: str, f
         lines.append(f"{t.strftime('%d/%m/%Y %H:%M:%S')}{dims}{secs}"
                      f"{hi if k < extra else lo}\r\n")
     return "".join(lines)
+
+
+def _comma(value: float) -> str:
+    return str(value).replace(".", ",")
 
 
 def _number_text(value: float, fl: Flavour) -> str:

@@ -1134,3 +1134,11 @@ def _m0009_stored_prices(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE sessions SET amount_cents = NULL, price_category = "
                "(SELECT category FROM members WHERE id = sessions.member_id) "
                "WHERE status = 'closed'")
+
+
+@MIGRATIONS(name="0010_sessions_start_order")
+def _m0010_sessions_start_order(db: sqlite_utils.Database) -> None:
+    """Exports and invoice runs read sessions ordered by (start, id): with this index
+    SQLite streams them in that order instead of sorting each run of equal starts."""
+    db.execute("CREATE INDEX IF NOT EXISTS sessions_started_id "
+               "ON sessions(started_at, session_id)")
