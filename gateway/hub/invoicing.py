@@ -168,17 +168,17 @@ class Payers:
     """Who pays for whom; loads the small member and organisation maps once."""
 
     def __init__(self, store: HubStore) -> None:
-        self.members: dict[str, tuple[str, str, str | None]] = {
-            r[0]: (r[1], r[2], r[3]) for r in store.conn.execute(
-                "SELECT id, name, category, paid_by FROM members")}
+        self.members: dict[str, tuple[str, str | None]] = {
+            r[0]: (r[1], r[2]) for r in store.conn.execute(
+                "SELECT id, name, paid_by FROM members")}
         self.organisations = {r[0]: r[1] for r in store.conn.execute(
             "SELECT id, name FROM organisations")}
 
     def payer(self, member_id: str | None) -> tuple[str, str]:
         """A member's organisation if one pays for them, else the member."""
         member = self.members.get(member_id or "")
-        if member and member[2]:
-            return "organisation", member[2]
+        if member and member[1]:
+            return "organisation", member[1]
         return "member", member_id or ""
 
     def payer_name(self, kind: str, payer_id: str) -> str:
