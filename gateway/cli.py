@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_parser(sub)
     from .backup_cli import add_parser as add_backup_parser
     add_backup_parser(sub)
+    from .reprice_cli import add_parser as add_reprice_parser
+    add_reprice_parser(sub)
     return p
 
 

@@ -44,7 +44,7 @@ def euros_to_cents(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_hub_config(args.config)
-    with HubStore(cfg.database, tariffs=cfg.tariffs) as store:
+    with HubStore(cfg.database) as store:
         if args.credit_command == "add":
             try:
                 cents = euros_to_cents(args.amount)

@@ -301,7 +301,7 @@ def _demo_accounts(cfg: HubConfig, data: Path) -> str:
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(12))
     password = path.read_text().strip()
-    with HubStore(cfg.database, tariffs=cfg.tariffs) as store:
+    with HubStore(cfg.database) as store:
         for member, email, roles, group in DEMO_ACCOUNTS:
             try:
                 create_account(store, member, email, actor="demo", password=password)
@@ -315,13 +315,14 @@ def _demo_accounts(cfg: HubConfig, data: Path) -> str:
 
 def _write_history(cfg: HubConfig, year: int) -> None:
     """A past year of activity, priced, so the reports and invoices have something to show."""
+    from .billing.pricing import install_tariffs
     from .demo_year import generate_year
     from .hub.store import HubStore
 
     generate_year(cfg.database, year)
-    with HubStore(cfg.database, tariffs=cfg.tariffs) as store:
+    with HubStore(cfg.database) as store:
         store.sync_catalogue(cfg.groups, cfg.machines)
-        store.price_unpriced()
+        install_tariffs(store, cfg.tariffs, actor="demo")
 
 
 def run_demo(*, data: Path | None, broker: str | None, port: int,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 from zoneinfo import ZoneInfo
 
+from .billing.pricing import fingerprint, stored_fingerprint
 from .config import load_hub_config
 from .contract import iso, utcnow
 from .hub.exports import FORMATS, STATUSES, invoices, invoices_export, usage_export
@@ -148,13 +149,13 @@ def _group_by(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _chunks(store: HubStore, args: argparse.Namespace, start: datetime, end: datetime,
-            tz: str, tariffs: tuple[Any, ...], progress: Progress | None) -> Iterator[str]:
+            tz: str, progress: Progress | None) -> Iterator[str]:
     if args.what == "usage":
         return usage_export(store, start, end, granularity=args.granularity,
-                            group_by=_group_by(args), fmt=args.format, tz=tz, tariffs=tariffs,
+                            group_by=_group_by(args), fmt=args.format, tz=tz,
                             sessions=progress.wrap if progress else None)
     first, last = period_of(start, tz), period_of(_last_instant(end), tz)
-    docs = invoices(store, first, last, status=args.status, tariffs=tariffs, tz=tz)
+    docs = invoices(store, first, last, status=args.status, tz=tz)
     return invoices_export(progress.wrap(docs) if progress else docs, fmt=args.format,
                            tz=tz, detail=args.detail)
 
@@ -162,7 +163,6 @@ def _chunks(store: HubStore, args: argparse.Namespace, start: datetime, end: dat
 def run(args: argparse.Namespace) -> int:
     cfg = load_hub_config(args.config)
     tz = cfg.timezone
-    tariffs = cfg.tariffs
     start, end = _range(args, tz)
     if args.what == "usage":
         try:
@@ -171,11 +171,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     with HubStore(cfg.database) as store:
+        if fingerprint(cfg.tariffs) != stored_fingerprint(store.conn):
+            # Amounts are the stored prices; the hub installs the config's at its start.
+            print("warning: the tariffs in the configuration are not those the sessions "
+                  "are priced with; restart the hub or run `fabgate reprice` first",
+                  file=sys.stderr)
         progress = None
         if sys.stderr.isatty():
             what = "sessions" if args.what == "usage" else "documents"
             progress = Progress(_count(store, args, start, end, tz), sys.stderr, what)
-        chunks = _chunks(store, args, start, end, tz, tariffs, progress)
+        chunks = _chunks(store, args, start, end, tz, progress)
         if args.output:
             _write_file(Path(args.output), chunks)
         else:

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {seed.file}: certifications[{i}].group: expected one of the hub's "
                   f"groups ({', '.join(sorted(groups))}), got {c.group!r}", file=sys.stderr)
             return 2
-    with HubStore(cfg.database, tariffs=cfg.tariffs) as store:
+    with HubStore(cfg.database) as store:
         store.sync_catalogue(cfg.groups, cfg.machines)
         report = store.import_seed(seed, update=args.update)
     print(f"{seed.file}: {report.summary()}"

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_hub_config(args.config)
     actor = _actor()
     try:
-        with HubStore(cfg.database, tariffs=cfg.tariffs) as store:
+        with HubStore(cfg.database) as store:
             if args.user_command == "add":
                 return _add(store, args, actor, auth)
             return _passwd(store, args, actor, auth)

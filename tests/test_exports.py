@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
 from gateway.config import ApiToken, HubConfig, MqttConfig
 from gateway.hub.exports import euros, flavour
-from gateway.hub.invoicing import Pricer
 from gateway.hub.store import HubStore
 from gateway.web import billing_api, create_app
 
@@ -35,6 +36,7 @@ from .test_invoicing import (
     TARIFFS,
     TZ,
     events_for,
+    independent_amounts,
     make_store,
     session_events,
 )
@@ -94,9 +96,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
 def session_amounts(db: Path) -> dict[str, int]:
     """What each closed session costs, independently of any invoice."""
     with HubStore(db) as store:
-        pricer = Pricer(store, TARIFFS, TZ)
-        return {r["session_id"]: pricer.charge(dict(r)).amount for r in store.conn.execute(
-            "SELECT * FROM sessions WHERE status = 'closed'")}
+        return independent_amounts(store)
 
 
 def cents(text: str, fmt: str) -> int:
@@ -378,3 +378,88 @@ def test_fast_per_minute_csv_is_byte_identical_to_the_general_path(fmt: str,
     assert fast == general
     # header, 4 minutes of s1, 1 of s2, none of s3, 121 of s4
     assert fast.count("\r\n") == 1 + 4 + 1 + 121
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv-fr"])
+@pytest.mark.parametrize("member", [None, "m4"])
+def test_per_minute_csv_from_the_database_matches_the_general_path(tmp_path: Path, fmt: str,
+                                                                   member: str | None) -> None:
+    """The export's own lean query and row builder against usage_rows over session_rows,
+    on stored prices, across a DST change, local and UTC midnight, with quoting."""
+    from gateway.config import Seed, SeedMember
+    from gateway.hub import exports
+    from gateway.hub.usage import columns as usage_columns
+    from gateway.hub.usage import usage_rows as rows_of
+
+    with make_store(tmp_path / "hub.sqlite") as store:
+        store.import_seed(Seed(file=tmp_path / "seed.yaml", members=(
+            SeedMember("m4", 'Zoé "la" Martin; fils, et cie', "adherent"),)))
+        store.ingest(events_for([
+            ("D1", datetime(2026, 3, 29, 0, 58, 59, 123000, tzinfo=UTC), 185.5, "m4",
+             "laser1", None),                                            # across DST
+            ("D2", datetime(2026, 3, 28, 22, 30, 0, 500000, tzinfo=UTC), 7200.25, "m1",
+             "cnc1", "p1"),                                              # local midnight
+            ("D3", datetime(2026, 3, 30, 23, 58, 30, tzinfo=UTC), 245, "m4", "cnc1", None),
+            ("D4", datetime(2026, 3, 30, 12, 0, tzinfo=UTC), 0, "m4", "laser1", None),
+            ("D5", datetime(2026, 3, 30, 12, 0, tzinfo=UTC), 3 * 86400 + 7, "m2",
+             "printer1", None),                                          # days long
+            # last minute starting just after midnight, UTC then Paris
+            ("D6", datetime(2026, 3, 30, 23, 58, 30, tzinfo=UTC), 150, "m4", "cnc1", None),
+            ("D7", datetime(2026, 3, 30, 21, 58, 30, tzinfo=UTC), 150, "m4", "cnc1", None),
+        ]), NOV)
+        start, end = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+        filters = {"member": member} if member else {}
+        fast = "".join(exports.usage_export(store, start, end, granularity="minute",
+                                            group_by=(), fmt=fmt, tz=TZ, filters=filters))
+        general = "".join(exports.csv_lines(
+            rows_of(store.session_rows(start, end, **filters), "minute", (), TZ,
+                    price=lambda s: s["amount_cents"] or 0),
+            usage_columns("minute", (), amounts=True), exports.USAGE_KINDS, fmt, TZ))
+    assert fast == general
+    assert fast.count("\r\n") > (5 if member else 4000)
+
+
+_names = st.text(alphabet=st.sampled_from(list('ab é";,\r\n\'')), max_size=6)
+_minute_sessions = st.lists(st.fixed_dictionaries({
+    "session_id": st.sampled_from(["s1", "s,2", 's"3', "s4"]),
+    "member_id": st.one_of(st.none(), st.sampled_from(["m1", "m;2"])),
+    "member_name": st.one_of(st.none(), _names),
+    "project_id": st.one_of(st.none(), st.just("p1")),
+    "machine_id": st.one_of(st.none(), st.sampled_from(["laser1", "cnc;1", "l\"2"])),
+    # around the 2026 DST changes in Paris, and midnights
+    "started_at": st.datetimes(min_value=datetime(2026, 3, 28), max_value=datetime(2026, 3, 30),
+                               timezones=st.just(UTC)) | st.datetimes(
+        min_value=datetime(2026, 10, 24, 20), max_value=datetime(2026, 10, 25, 3),
+        timezones=st.just(UTC)) | st.builds(  # minutes around a UTC or a Paris midnight
+        lambda hour, s: datetime(2026, 3, 27, hour, tzinfo=UTC) + timedelta(seconds=s),
+        st.sampled_from([22, 23]), st.integers(-900, 4500)),
+    "duration_s": st.floats(0, 600, allow_nan=False) | st.integers(0, 12).map(
+        lambda m: m * 60.0) | st.floats(0, 3 * 86400, allow_nan=False),
+    "amount": st.integers(0, 30) | st.integers(0, 100_000),
+}), max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sessions=_minute_sessions, fmt=st.sampled_from(["csv", "csv-fr"]),
+       as_text=st.booleans(), priced=st.booleans())
+def test_per_minute_csv_is_byte_identical_for_any_sessions(sessions: list[dict], fmt: str,
+                                                           as_text: bool,
+                                                           priced: bool) -> None:
+    from gateway.contract import iso
+    from gateway.hub import exports
+    from gateway.hub.usage import columns as usage_columns
+    from gateway.hub.usage import usage_rows as rows_of
+
+    rows = sorted(({**s, "started_at": iso(s["started_at"]) if as_text else s["started_at"]}
+                   for s in sessions), key=lambda s: iso(exports._when(s["started_at"])))
+
+    def price(s):
+        return s["amount"]
+
+    p = price if priced else None
+    fast = "".join(exports._minute_csv(iter(rows), fmt, "Europe/Paris", p))
+    general = "".join(exports.csv_lines(
+        rows_of(iter(rows), "minute", (), "Europe/Paris", price=p),
+        usage_columns("minute", (), amounts=priced), exports.USAGE_KINDS, fmt,
+        "Europe/Paris"))
+    assert fast == general

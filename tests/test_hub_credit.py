@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.billing.pricing import install_tariffs
 from gateway.config import GroupConfig, MachineConfig
 from gateway.hub.store import HubStore
 from gateway.policies.tariffs import Tariff
@@ -18,13 +19,14 @@ LATER = Tariff(valid_from=T0 + timedelta(hours=1), groups=("laser",), rate=80)
 
 @pytest.fixture
 def store(tmp_path: Path):
-    s = HubStore(tmp_path / "hub.db", tariffs=(LASER_TARIFF, LATER))
+    s = HubStore(tmp_path / "hub.db")
     s.sync_catalogue(
         [GroupConfig("laser", "Laser"), GroupConfig("cnc", "CNC")],
         [MachineConfig("laser1", "Laser 1", "laser", "laser", requires_credit=True),
          MachineConfig("laser2", "Laser 2", "laser", "laser", min_level=1),
          MachineConfig("cnc1", "CNC", "cnc", "cnc")])
     s.import_seed(seed())
+    install_tariffs(s, (LASER_TARIFF, LATER))
     yield s
     s.close()
 

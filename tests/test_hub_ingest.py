@@ -127,7 +127,8 @@ def test_a_poison_status_is_recorded_at_each_arrival(store: HubStore, name: str)
                                                  as_event(after)], NOW)
         assert result.acks["cnc1"] == [after.id] and result.failed == 0
         assert len(refusals(store)) == i + 1
-    assert {m["machine_id"]: m for m in store.machines_live(now=NOW)}["laser1"]["state"] == "offline"
+    live = {m["machine_id"]: m for m in store.machines_live(now=NOW)}
+    assert live["laser1"]["state"] == "offline"
 
 
 def test_a_write_lock_held_elsewhere_acknowledges_nothing_then_stores_once(

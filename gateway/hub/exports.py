@@ -11,6 +11,9 @@ Two CSV flavours, because accounting software and spreadsheets disagree:
   UTF-8 byte order mark so that Excel does not read accents as Windows-1252.
 
 JSON keeps amounts in integer cents (a program should not parse decimal euros).
+
+Amounts are the prices stored with the sessions (``gateway.billing.pricing``): an export
+evaluates no tariff, so it says what the invoices, balances and activity report say.
 """
 
 from __future__ import annotations
@@ -18,20 +21,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..contract import parse_iso
+from ..billing.pricing import has_tariffs
+from ..contract import iso, parse_iso
 from ..policies.metering import billable_minutes
-from .invoicing import Invoice, Pricer, build_drafts, closed_invoices, is_closed, next_period
+from .invoicing import Invoice, build_drafts, closed_invoices, is_closed, next_period
 from .store import HubStore
-from .usage import _DIMS_ALL, _seconds, _shares, _when, columns, usage_rows
-
-if TYPE_CHECKING:
-    from ..policies.tariffs import Tariff
+from .usage import _seconds, _when, columns, usage_rows
 
 FORMATS = ("json", "csv", "csv-fr")
 STATUSES = ("draft", "closed")
@@ -158,78 +160,188 @@ def chunked(lines: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
         yield "".join(buf)
 
 
+def _stored_amount(s: Mapping[str, Any]) -> int:
+    return int(s.get("amount_cents") or 0)  # unpriced: 0, as on the invoice line
+
+
 def usage_export(store: HubStore, start: datetime, end: datetime, *, granularity: str,
-                 group_by: Sequence[str], fmt: str, tz: str, tariffs: Iterable[Tariff],
-                 sessions: Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]]
-                 | None = None, filters: Mapping[str, str] | None = None) -> Iterator[str]:
-    """Usage rows of sessions started in [start, end), with amounts when the hub has
-    tariffs (without any, there is nothing to price and the report keeps its columns).
+                 group_by: Sequence[str], fmt: str, tz: str,
+                 sessions: Callable[[Iterator[Any]], Iterator[Any]] | None = None,
+                 filters: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Usage rows of sessions started in [start, end), with the stored amounts when the
+    hub has tariffs (without any, there is nothing priced and the report keeps its
+    columns).
 
     ``sessions`` may wrap the session stream (the CLI counts rows for its progress bar).
     """
-    tariffs = tuple(tariffs)
-    price = None
-    if tariffs:
-        pricer = Pricer(store, tariffs, tz)
-
-        def price(s: Mapping[str, Any]) -> int:
-            return pricer.charge(s).amount
-
+    amounts = has_tariffs(store.conn)
+    if granularity == "minute" and not group_by and fmt != "json":
+        rows: Iterator[Any] = _minute_source(store, start, end, filters or {})
+        if sessions is not None:
+            rows = sessions(rows)
+        yield from _minute_lines(rows, fmt, tz, amounts)
+        return
     stream = store.session_rows(start, end, **(filters or {}))
     if sessions is not None:
         stream = sessions(stream)
-    if granularity == "minute" and not group_by and fmt != "json":
-        yield from _minute_csv(stream, fmt, tz, price)
-        return
+    price = _stored_amount if amounts else None
     rows = usage_rows(stream, granularity, group_by, tz, price=price)
     if fmt == "json":
         yield from json_lines(rows)
     else:
-        yield from csv_lines(rows, columns(granularity, group_by, amounts=bool(tariffs)),
+        yield from csv_lines(rows, columns(granularity, group_by, amounts=amounts),
                              USAGE_KINDS, fmt, tz)
+
+
+# -- the per-minute CSV ----------------------------------------------------------------
+#
+# Millions of rows, so the work is per session, not per row: a session's rows differ only
+# in their minute's "HH:MM" (taken from a table of the 1,440 of a day), in the seconds of
+# the last minute and in the cent shares of the amount (two values at most). A run of
+# rows sharing everything but the minute is one str.join over a slice of that table.
+
+# Columns of the lean query and of the tuples ``_minute_lines`` takes, in this order.
+_MINUTE_SQL = ("SELECT s.session_id, s.member_id, mb.name, s.project_id, s.machine_id, "
+               "s.started_at, s.duration_s, s.amount_cents FROM sessions s "
+               "LEFT JOIN members mb ON mb.id = s.member_id ")
+_FILTERS = (("member", "s.member_id"), ("project", "s.project_id"),
+            ("machine", "s.machine_id"))
+_HHMM = tuple(f"{h:02d}:{m:02d}" for h in range(24) for m in range(60))
+_STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+_DAY = 1440
+_CACHE = 2048  # entries per text cache of the per-minute CSV
+
+
+def _minute_source(store: HubStore, start: datetime, end: datetime,
+                   filters: Mapping[str, str]) -> Iterator[tuple[Any, ...]]:
+    """The closed sessions of the range as plain tuples: a dict per session (and a join
+    on projects and machines the CSV does not show) was a third of a year's export."""
+    clauses = ["s.status = 'closed'", "s.started_at >= ?", "s.started_at < ?"]
+    args: list[Any] = [iso(start), iso(end)]
+    for key, column in _FILTERS:
+        if filters.get(key) is not None:
+            clauses.append(f"{column} = ?")
+            args.append(filters[key])
+    cur = store.conn.cursor()
+    cur.row_factory = None
+    try:
+        cur.execute(f"{_MINUTE_SQL}WHERE {' AND '.join(clauses)} "
+                    "ORDER BY s.started_at, s.session_id", args)
+        yield from cur
+    finally:
+        cur.close()
 
 
 def _minute_csv(sessions: Iterable[Mapping[str, Any]], fmt: str, tz: str,
                 price: Callable[[Mapping[str, Any]], int] | None) -> Iterator[str]:
-    """Per-minute usage CSV written line by line from each session's constant part.
+    """Per-minute usage CSV of session mappings, the same bytes as
+    ``csv_lines(usage_rows(..., "minute"))`` (a test holds them equal, across a DST
+    change and midnight)."""
+    rows = ((s.get("session_id"), s.get("member_id"), s.get("member_name"),
+             s.get("project_id"), s.get("machine_id"), s["started_at"], s["duration_s"],
+             price(s) if price is not None else None) for s in sessions)
+    return _minute_lines(rows, fmt, tz, price is not None)
 
-    The same bytes as ``csv_lines(usage_rows(..., "minute"))`` (a test holds them equal,
-    across a DST change too), at a fraction of the cost: a month is half a million rows
-    whose session columns are the same for every minute of a session, so they are quoted
-    once per session, and a minute's time is the session's first minute plus k, written
-    with integer arithmetic rather than a datetime per row.
-    """
+
+def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
+                  amounts: bool) -> Iterator[str]:
+    """The per-minute CSV of ``_MINUTE_SQL`` tuples, in chunks of about ``_CHUNK``."""
     fl = flavour(fmt)
     zone = ZoneInfo(tz)
     d = fl.delimiter
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=d, lineterminator="\r\n")
-    writer.writerow(columns("minute", (), amounts=price is not None))
-    out: list[str] = [(BOM if fl.french else "") + _drain(buf)]
+
+    def quoted(values: list[Any]) -> str:
+        writer.writerow(["" if v is None else v for v in values])
+        return _drain(buf)[:-2]
+
+    out: list[str] = [(BOM if fl.french else "") + quoted(
+        columns("minute", (), amounts=amounts)) + "\r\n"]
     size = len(out[0])
-    full = _number_text(_seconds(60.0), fl)
-    for s in sessions:
-        duration = float(s["duration_s"] or 0)
+    needs_quotes = re.compile(f'[{re.escape(d)}"\r\n]').search
+    full = f"{d}{_number_text(_seconds(60.0), fl)}{d}1"
+    # Quoted once: (member, name, project) and machine texts, money texts. Bounded, so a
+    # year streams in the memory of a month whatever the catalogue.
+    people: dict[tuple[Any, ...], str] = {}
+    machines: dict[Any, str] = {}
+    money: dict[int, str] = {}
+    hhmm = _HHMM
+    french = fl.french
+    number: Callable[[float], str] = _comma if french else str
+    for sid, member, name, project, machine, started, duration, amount in rows:
+        duration = float(duration or 0)
         count = billable_minutes(duration)
         if count == 0:
             continue
-        writer.writerow([_cell(s.get(c), None, fl, zone) for c in _DIMS_ALL])
-        dims = _drain(buf)[:-2]
-        last = _number_text(_seconds(duration - 60 * (count - 1)), fl)
-        cents = _shares(price(s), count) if price is not None else None
-        money: dict[int, str] = {}
-        start = _when(s["started_at"]).astimezone(UTC)
-        for k, when in enumerate(_minute_texts(start, count, fl, zone)):
-            line = f"{when}{d}{dims}{d}{last if k == count - 1 else full}{d}1"
-            if cents is not None:
-                c = cents[k]
-                text = money.get(c)
-                if text is None:
-                    text = money[c] = euros(c, fl)
-                line = f"{line}{d}{text}"
-            line += "\r\n"
-            out.append(line)
-            size += len(line)
+        who = (member, name, project)
+        person = people.get(who)
+        if person is None:
+            if len(people) >= _CACHE:
+                people.clear()
+            person = people[who] = quoted(list(who))
+        where = machines.get(machine)
+        if where is None:
+            if len(machines) >= _CACHE:
+                machines.clear()
+            # Two fields: the csv module writes a lone empty field as "" (quoted).
+            where = machines[machine] = quoted([machine, ""])[:-1]
+        if type(sid) is str and not needs_quotes(sid):
+            dims = f"{d}{sid}{d}{person}{d}{where}"
+        else:
+            dims = d + quoted([sid, *who, machine])
+        last = f"{d}{number(round(duration - 60 * (count - 1), 3))}{d}1"  # as _seconds
+        extra = 0
+        lo = hi = ""
+        if amounts:
+            base, extra = divmod(int(amount or 0), count)
+            if len(money) >= _CACHE:
+                money.clear()
+            lo = money.get(base) or money.setdefault(base, d + euros(base, fl))
+            if extra:
+                hi = money.get(base + 1) or money.setdefault(base + 1, d + euros(base + 1, fl))
+        text = started if type(started) is str and _STORED_TIME.fullmatch(started) \
+            else iso(_when(started))
+        if french:
+            utc = parse_iso(text)
+            first = utc.astimezone(zone)
+            if first.utcoffset() != (utc + timedelta(minutes=count - 1)).astimezone(
+                    zone).utcoffset():  # a DST change inside: the slow way
+                block = _minute_block_slow(utc, count, zone, dims, full, last, lo, hi, extra)
+                out.append(block)
+                size += len(block)
+                if size >= _CHUNK:
+                    yield "".join(out)
+                    out, size = [], 0
+                continue
+            day = f"{first.day:02d}/{first.month:02d}/{first.year:04d} "
+            m0 = first.hour * 60 + first.minute
+            suffix = f":{first.second:02d}{dims}"
+        else:
+            day = text[:11]  # "2025-03-01T"
+            m0 = int(text[11:13]) * 60 + int(text[14:16])
+            suffix = f"{text[16:]}{dims}"
+        end = f"{suffix}{last}{lo}\r\n"
+        if m0 + count > _DAY:  # past midnight: runs cut at each new day
+            block = _across_days(day, m0, count, extra, f"{suffix}{full}{hi}\r\n",
+                                 f"{suffix}{full}{lo}\r\n", end, fl)
+        elif count == 1:
+            block = f"{day}{hhmm[m0]}{end}"
+        else:
+            # Rows 0 .. count-2 are whole minutes (the first ``extra`` a cent dearer), the
+            # last one is the rest: at most three runs, each one join over "HH:MM" texts.
+            lo_tail = f"{suffix}{full}{lo}\r\n"
+            if extra:
+                hi_tail = f"{suffix}{full}{hi}\r\n"
+                block = f"{day}{(hi_tail + day).join(hhmm[m0:m0 + extra])}{hi_tail}"
+                if extra < count - 1:
+                    block += (f"{day}{(lo_tail + day).join(hhmm[m0 + extra:m0 + count - 1])}"
+                              f"{lo_tail}")
+            else:
+                block = f"{day}{(lo_tail + day).join(hhmm[m0:m0 + count - 1])}{lo_tail}"
+            block = f"{block}{day}{hhmm[m0 + count - 1]}{end}"
+        out.append(block)
+        size += len(block)
         if size >= _CHUNK:
             yield "".join(out)
             out, size = [], 0
@@ -237,42 +349,54 @@ def _minute_csv(sessions: Iterable[Mapping[str, Any]], fmt: str, tz: str,
         yield "".join(out)
 
 
+def _across_days(day: str, m0: int, count: int, extra: int, hi_tail: str, lo_tail: str,
+                 end: str, fl: Flavour) -> str:
+    """The rows of a session that runs past midnight: runs cut at the cent change, the
+    last minute and each new day."""
+    cuts = {0, count - 1, count}
+    if extra:
+        cuts.add(extra)
+    crossing = _DAY - m0
+    while crossing < count:
+        cuts.add(crossing)
+        crossing += _DAY
+    edges = sorted(cuts)
+    parts = []
+    for k0, k1 in zip(edges, edges[1:], strict=False):
+        tail = end if k0 == count - 1 else hi_tail if k0 < extra else lo_tail
+        nth, a = divmod(m0 + k0, _DAY)
+        prefix = _later_day(day, nth, fl) if nth else day
+        parts.append(f"{prefix}{(tail + prefix).join(_HHMM[a:a + k1 - k0])}{tail}")
+    return "".join(parts)
+
+
+def _later_day(prefix: str, days: int, fl: Flavour) -> str:
+    """The minute-time prefix ``days`` later (``2025-03-01T`` or ``01/03/2025 ``)."""
+    if fl.french:
+        day = date(int(prefix[6:10]), int(prefix[3:5]), int(prefix[:2]))
+        later = day + timedelta(days=days)
+        return f"{later.day:02d}/{later.month:02d}/{later.year:04d} "
+    return (date.fromisoformat(prefix[:10]) + timedelta(days=days)).isoformat() + "T"
+
+
+def _minute_block_slow(start: datetime, count: int, zone: ZoneInfo, dims: str, full: str,
+                       last: str, lo: str, hi: str, extra: int) -> str:
+    """A session across a DST change, local times: one datetime per minute (rare)."""
+    lines = []
+    for k in range(count):
+        t = (start + timedelta(minutes=k)).astimezone(zone)
+        secs = last if k == count - 1 else full
+        lines.append(f"{t.strftime('%d/%m/%Y %H:%M:%S')}{dims}{secs}"
+                     f"{hi if k < extra else lo}\r\n")
+    return "".join(lines)
+
+
+def _comma(value: float) -> str:
+    return str(value).replace(".", ",")
+
+
 def _number_text(value: float, fl: Flavour) -> str:
     return str(value).replace(".", ",") if fl.french else str(value)
-
-
-def _minute_texts(start: datetime, count: int, fl: Flavour, zone: ZoneInfo) -> Iterator[str]:
-    """The session's minute starts as the CSV writes them (ISO UTC, or local French)."""
-    end = start + timedelta(minutes=count - 1)
-    if fl.french:
-        first, stop = start.astimezone(zone), end.astimezone(zone)
-        if first.utcoffset() != stop.utcoffset():  # a DST change inside: the slow way
-            for k in range(count):
-                t = (start + timedelta(minutes=k)).astimezone(zone)
-                yield t.strftime("%d/%m/%Y %H:%M:%S")
-            return
-        base = first
-        suffix = f":{base.second:02d}"
-    else:
-        base = start
-        suffix = f":{base.second:02d}.{base.microsecond // 1000:03d}Z"
-    minute_of_day = base.hour * 60 + base.minute
-    day = base.date()
-    day_text = _day_text(day, fl)
-    for k in range(count):
-        m = minute_of_day + k
-        if m >= 1440:  # past midnight: a new date, counted from it
-            day += timedelta(days=m // 1440)
-            day_text = _day_text(day, fl)
-            minute_of_day -= 1440 * (m // 1440)
-            m -= 1440 * (m // 1440)
-        h, mm = divmod(m, 60)
-        yield (f"{day_text} {h:02d}:{mm:02d}{suffix}" if fl.french
-               else f"{day_text}T{h:02d}:{mm:02d}{suffix}")
-
-
-def _day_text(day: date, fl: Flavour) -> str:
-    return f"{day.day:02d}/{day.month:02d}/{day.year:04d}" if fl.french else day.isoformat()
 
 
 # -- invoices --------------------------------------------------------------------------
@@ -296,16 +420,15 @@ def period_range(first: str, last: str) -> Iterator[str]:
 
 
 def invoices(store: HubStore, first: str, last: str, *, status: str | None,
-             tariffs: Iterable[Tariff], tz: str) -> Iterator[Invoice]:
+             tz: str) -> Iterator[Invoice]:
     """Closed documents of periods [first, last] (streamed) then the drafts of the open
     ones (built one month at a time); ``status`` keeps only one of the two."""
-    tariffs = tuple(tariffs)
     if status in (None, "closed"):
         yield from closed_invoices(store, first, last)
     if status in (None, "draft"):
         for p in period_range(first, last):
             if not is_closed(store, p):
-                yield from build_drafts(store, p, tariffs, tz)
+                yield from build_drafts(store, p, tz)
 
 
 def document_row(inv: Invoice, tz: str) -> dict[str, Any]:

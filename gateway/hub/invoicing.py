@@ -4,6 +4,10 @@ Why it is built this way:
 
 - A draft is never stored: it is computed from the sessions each time, so it always
   reflects the latest data and the order in which events reached the hub cannot change it.
+- Amounts are read, never computed here: a session's price, minutes and VAT rate are
+  stored when it closes and changed only by an explicit re-pricing
+  (``gateway.billing.pricing``), so drafts, exports, balances and the activity report
+  agree to the cent, and a member's category change does not re-bill closed months.
 - Closing a period writes documents that are never edited again (SQL triggers refuse
   it). A later change to a billed session - moved to another project, re-priced because a
   tariff was corrected - is a new document: a credit note reversing what was billed, and
@@ -39,13 +43,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..contract import iso, parse_iso
-from ..policies.tariffs import Tariff, price_session, select_tariff, vat
+from ..policies.tariffs import vat
 from .store import HubStore
 
 __all__ = [
-    "GENESIS", "Invoice", "InvoiceLine", "Pricer", "SessionCharge", "build_drafts",
-    "close_period", "closed_invoices", "closed_periods", "invoice_by_number", "is_closed",
-    "next_period", "parse_period", "period_bounds", "period_of", "set_paid_by",
+    "GENESIS", "Invoice", "InvoiceLine", "Payers", "SessionCharge", "build_drafts",
+    "charge_of", "close_period", "closed_invoices", "closed_periods", "invoice_by_number",
+    "is_closed", "next_period", "parse_period", "period_bounds", "period_of", "set_paid_by",
     "upsert_organisation", "verify_chain",
 ]
 
@@ -125,11 +129,11 @@ def set_paid_by(store: HubStore, member_id: str, org_id: str | None) -> None:
         store.conn.execute("UPDATE members SET paid_by = ? WHERE id = ?", (org_id, member_id))
 
 
-# -- pricing ---------------------------------------------------------------------------
+# -- charges ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class SessionCharge:
-    """What one session costs under the tariff in force when it started."""
+    """What one session costs, as priced when it closed (or last re-priced)."""
 
     session_id: str
     machine_id: str | None
@@ -141,46 +145,40 @@ class SessionCharge:
     started_at: str = ""
 
 
-class Pricer:
-    """Prices session rows; loads the small catalogue maps once rather than per session."""
+def charge_of(s: Mapping[str, Any]) -> SessionCharge:
+    """A session row's stored price as an invoice charge; no tariff is evaluated here.
 
-    def __init__(self, store: HubStore, tariffs: Iterable[Tariff], tz: str) -> None:
-        self.tariffs = tuple(tariffs)
-        self.tz = tz
-        self.groups = {r[0]: r[1] for r in store.conn.execute(
-            "SELECT id, group_id FROM machines")}
-        self.members: dict[str, tuple[str, str, str | None]] = {
-            r[0]: (r[1], r[2], r[3]) for r in store.conn.execute(
-                "SELECT id, name, category, paid_by FROM members")}
+    A session never priced (``priced_with`` NULL: rows from before stored prices, until
+    the hub prices them at start) is shown unpriced rather than billed at a guessed VAT.
+    """
+    base = dict(session_id=s["session_id"], machine_id=s.get("machine_id"),
+                project_id=s.get("project_id"), started_at=s.get("started_at") or "")
+    amount = s.get("amount_cents")
+    if amount is None or s.get("priced_with") is None:
+        minutes = s.get("priced_minutes")
+        if minutes is None:
+            minutes = s.get("billable_minutes")
+        return SessionCharge(**base, minutes=int(minutes or 0), amount=0, vat_rate=NO_VAT,
+                             unpriced=True)
+    return SessionCharge(**base, minutes=int(s["priced_minutes"] or 0), amount=int(amount),
+                         vat_rate=Decimal(s["vat_rate"]), unpriced=False)
+
+
+class Payers:
+    """Who pays for whom; loads the small member and organisation maps once."""
+
+    def __init__(self, store: HubStore) -> None:
+        self.members: dict[str, tuple[str, str | None]] = {
+            r[0]: (r[1], r[2]) for r in store.conn.execute(
+                "SELECT id, name, paid_by FROM members")}
         self.organisations = {r[0]: r[1] for r in store.conn.execute(
             "SELECT id, name FROM organisations")}
-
-    def charge(self, s: Mapping[str, Any]) -> SessionCharge:
-        minutes = int(s.get("billable_minutes") or 0)
-        base = dict(session_id=s["session_id"], machine_id=s.get("machine_id"),
-                    project_id=s.get("project_id"), started_at=s.get("started_at") or "")
-        tariff = None
-        if self.tariffs:
-            member = self.members.get(s.get("member_id") or "")
-            tariff = select_tariff(
-                self.tariffs, machine=s.get("machine_id") or "",
-                group=self.groups.get(s.get("machine_id") or "", ""),
-                category=member[1] if member else "", at=parse_iso(s["started_at"]))
-        if tariff is None:
-            return SessionCharge(**base, minutes=minutes, amount=0, vat_rate=NO_VAT,
-                                 unpriced=True)
-        busy = s.get("busy_s")
-        price = price_session(tariff, duration_s=float(s.get("duration_s") or 0),
-                              busy_s=float(busy) if busy is not None else None)
-        return SessionCharge(**base, minutes=int(price.billable_minutes),
-                             amount=int(price.total), vat_rate=Decimal(tariff.vat_rate),
-                             unpriced=False)
 
     def payer(self, member_id: str | None) -> tuple[str, str]:
         """A member's organisation if one pays for them, else the member."""
         member = self.members.get(member_id or "")
-        if member and member[2]:
-            return "organisation", member[2]
+        if member and member[1]:
+            return "organisation", member[1]
         return "member", member_id or ""
 
     def payer_name(self, kind: str, payer_id: str) -> str:
@@ -318,7 +316,8 @@ def _document(kind: str, payer: tuple[str, str], name: str, period: str,
 # -- drafts ----------------------------------------------------------------------------
 
 _SESSION_COLS = ("s.session_id, s.machine_id, s.member_id, s.project_id, s.started_at, "
-                 "s.duration_s, s.billable_minutes, s.busy_s")
+                 "s.billable_minutes, s.amount_cents, s.priced_minutes, s.vat_rate, "
+                 "s.priced_with")
 _UNBILLED = ("s.status = 'closed' AND NOT EXISTS "
              "(SELECT 1 FROM invoiced_sessions i WHERE i.session_id = s.session_id)")
 
@@ -369,8 +368,7 @@ def _billed_now(store: HubStore) -> Iterator[tuple[dict[str, Any], dict[str, Any
         cur.close()
 
 
-def build_drafts(store: HubStore, period: str, tariffs: Iterable[Tariff],
-                 tz: str) -> list[Invoice]:
+def build_drafts(store: HubStore, period: str, tz: str) -> list[Invoice]:
     """The documents closing ``period`` would issue now (none if it is closed).
 
     Late sessions and corrections go to the earliest open period that would be closed
@@ -379,22 +377,22 @@ def build_drafts(store: HubStore, period: str, tariffs: Iterable[Tariff],
     """
     if is_closed(store, period):
         return []
-    pricer = Pricer(store, tariffs, tz)
+    payers = Payers(store)
     start, end = period_bounds(period, tz)
     invoices: dict[tuple[str, str], list[tuple[SessionCharge, bool, bool]]] = {}
     credits: dict[tuple[str, str], list[tuple[SessionCharge, bool, bool]]] = {}
     for s in _unbilled(store, iso(start), iso(end)):
-        invoices.setdefault(pricer.payer(s["member_id"]), []).append(
-            (pricer.charge(s), False, False))
+        invoices.setdefault(payers.payer(s["member_id"]), []).append(
+            (charge_of(s), False, False))
     if _blocking_period(store, period, tz) is None:
         last = _last_closed(store)
         if last is not None:
             closed_end = period_bounds(last, tz)[1]
             for s in _unbilled(store, None, iso(closed_end)):
-                invoices.setdefault(pricer.payer(s["member_id"]), []).append(
-                    (pricer.charge(s), True, False))
+                invoices.setdefault(payers.payer(s["member_id"]), []).append(
+                    (charge_of(s), True, False))
         for billed, now in _billed_now(store):
-            charge = pricer.charge(now)
+            charge = charge_of(now)
             was = (billed["amount"], billed["minutes"], billed["machine_id"],
                    billed["project_id"], Decimal(billed["vat_rate"]), bool(billed["unpriced"]))
             if was == (charge.amount, charge.minutes, charge.machine_id, charge.project_id,
@@ -409,9 +407,9 @@ def build_drafts(store: HubStore, period: str, tariffs: Iterable[Tariff],
                     unpriced=bool(billed["unpriced"]))
                 credits.setdefault(payer, []).append((old, False, True))
             invoices.setdefault(payer, []).append((charge, False, True))
-    docs = [_document("invoice", p, pricer.payer_name(*p), period, invoices[p], 1)
+    docs = [_document("invoice", p, payers.payer_name(*p), period, invoices[p], 1)
             for p in sorted(invoices)]
-    docs += [_document("credit_note", p, pricer.payer_name(*p), period, credits[p], -1)
+    docs += [_document("credit_note", p, payers.payer_name(*p), period, credits[p], -1)
              for p in sorted(credits)]
     return docs
 
@@ -471,14 +469,13 @@ def _insert(store: HubStore, doc: Invoice, seq: int) -> None:
 
 
 def close_period(store: HubStore, period: str, *, by: str, at: datetime,
-                 tariffs: Iterable[Tariff], tz: str) -> list[Invoice]:
+                 tz: str) -> list[Invoice]:
     """Freeze ``period``: number, hash-chain and store its documents in one transaction.
 
     Closing a closed period changes nothing and returns its documents (idempotent, so a
     retried request cannot issue a second set). Raises ValueError when an earlier month
     still has unbilled sessions of its own: it must be closed first.
     """
-    tariffs = tuple(tariffs)
     with _immediate(store):
         if is_closed(store, period):
             return list(closed_invoices(store, period, period))
@@ -486,7 +483,7 @@ def close_period(store: HubStore, period: str, *, by: str, at: datetime,
         if blocking is not None:
             raise ValueError(f"close {blocking} before {period}: it has unbilled sessions")
         last = _last_closed(store)
-        drafts = build_drafts(store, period, tariffs, tz)
+        drafts = build_drafts(store, period, tz)
         numbers = _next_numbers(store, parse_period(period)[0])
         row = store.conn.execute(
             "SELECT seq, hash FROM invoices ORDER BY seq DESC LIMIT 1").fetchone()

@@ -31,6 +31,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
+from ..billing.pricing import install_tariffs
 from ..config import HubConfig, load_seed
 from ..contract import (
     SessionEnded,
@@ -98,7 +99,7 @@ class HubService:
         self._credit_machines = {m.id for m in cfg.machines if m.requires_credit}
         self.web_url: str | None = None
         self._lock = HubLock(cfg.database)
-        store = HubStore(cfg.database, tariffs=cfg.tariffs)
+        store = HubStore(cfg.database)
         try:
             # Every start moves the epoch on, so a database restored from a backup still
             # issues snapshots that nodes take as newer (see HubStore.advance_epoch).
@@ -109,6 +110,8 @@ class HubService:
                 report = store.import_seed(load_seed(cfg.seed))
                 if report.created:
                     log.info("seed %s: %s", cfg.seed, report.summary())
+            # The configured tariffs into the database; a changed set re-prices sessions.
+            install_tariffs(store, cfg.tariffs, actor="hub")
         finally:
             store.close()
         self.link = MqttLink(
@@ -229,7 +232,7 @@ class HubService:
     # -- ingest -----------------------------------------------------------------------
 
     def _ingest_loop(self, beat: Beat) -> None:
-        store = HubStore(self.cfg.database, tariffs=self.cfg.tariffs)
+        store = HubStore(self.cfg.database)
         try:
             while not self.stopping.is_set():
                 batch = self._next_batch()
@@ -280,7 +283,7 @@ class HubService:
     # -- snapshots --------------------------------------------------------------------
 
     def _snapshot_loop(self, beat: Beat) -> None:
-        store = HubStore(self.cfg.database, tariffs=self.cfg.tariffs)
+        store = HubStore(self.cfg.database)
         seen_version = -1
         seen_presence: object = object()
         seen_enrolment: object = object()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ..billing import pricing
 from ..config import GroupConfig, MachineConfig, Seed
 from ..contract import (
     BadgeEnrolled,
@@ -44,7 +45,7 @@ from ..contract import (
 from ..permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
 from ..policies.liveness import is_silent
 from ..policies.metering import billable_minutes, split_minutes
-from ..policies.tariffs import Tariff, max_session_s, price_session, select_tariff
+from ..policies.tariffs import Tariff, max_session_s, select_tariff
 from . import refusals
 
 # Tables whose changes must reach the nodes in a new snapshot, with the columns compared
@@ -214,10 +215,10 @@ def _dt(value: str | None) -> datetime | None:
 class HubStore:
     """One connection to the hub database; open one per thread and close it."""
 
-    def __init__(self, path: Path | str, *, tariffs: Sequence[Tariff] = ()) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        # Sessions are priced when they close, by the tariff in force when they started.
-        self.tariffs = tuple(tariffs)
+        # Sessions are priced when they close, by the database's tariffs (billing.pricing).
+        self._tariff_book = pricing.TariffBook()
         self.db = sqlite_utils.Database(self.path)
         conn = self.db.conn
         conn.execute("PRAGMA busy_timeout = 10000")
@@ -517,11 +518,11 @@ class HubStore:
             busy = min(ev.busy_s, duration)
             idle = duration - busy
             busy_min, idle_min = split_minutes(duration, busy)
-        amount = self._price(machine, member, started, duration, busy)
         self.conn.execute(
             "UPDATE sessions SET busy_s = ?, idle_s = ?, busy_minutes = ?, idle_minutes = ?, "
-            "jobs = ?, amount_cents = ? WHERE session_id = ?",
-            (busy, idle, busy_min, idle_min, ev.jobs, amount, sid))
+            "jobs = ? WHERE session_id = ?",
+            (busy, idle, busy_min, idle_min, ev.jobs, sid))
+        self._price(sid)
         self.conn.execute(
             "INSERT INTO machine_state (machine_id, node, relay, updated_at) "
             "VALUES (?, ?, 0, ?) ON CONFLICT(machine_id) DO UPDATE SET relay = 0, "
@@ -531,36 +532,26 @@ class HubStore:
             (machine, env.node, ended, sid))
 
     def _tariff_for(self, machine: str, member: str | None, at: datetime) -> Tariff | None:
+        """The tariff a member's next session on ``machine`` would be priced by (the
+        prepaid cap in snapshots), from the database's tariffs and today's category."""
         row = self.conn.execute(
             "SELECT m.group_id, (SELECT category FROM members WHERE id = ?) AS category "
             "FROM machines m WHERE m.id = ?", (member, machine)).fetchone()
         if row is None:
             return None
-        return select_tariff(self.tariffs, machine=machine, group=row["group_id"],
+        _, tariffs = self._tariff_book.current(self.conn)
+        return select_tariff(tariffs, machine=machine, group=row["group_id"],
                              category=row["category"] or "", at=at)
 
-    def _price(self, machine: str, member: str | None, started: str, duration: float,
-               busy: float | None) -> int | None:
-        """The session's amount in cents, or None when no tariff applies (unpriced)."""
-        if not self.tariffs:
-            return None
-        tariff = self._tariff_for(machine, member, parse_iso(started))
-        if tariff is None:
-            return None
-        return price_session(tariff, duration_s=duration, busy_s=busy).total
+    def _price(self, session_id: str) -> int | None:
+        """Store a closed session's price (``billing.pricing``, the one pricing path);
+        returns the amount in cents, None when no tariff applies (unpriced)."""
+        return pricing.price_closed_session(self.conn, self._tariff_book, session_id)
 
     def price_unpriced(self) -> int:
-        """Price closed sessions that have no amount yet (imported history, new tariffs)."""
-        rows = self.conn.execute(
-            "SELECT session_id, machine_id, member_id, started_at, duration_s, busy_s "
-            "FROM sessions WHERE status = 'closed' AND amount_cents IS NULL").fetchall()
-        updates = [(self._price(r["machine_id"], r["member_id"], r["started_at"],
-                                r["duration_s"] or 0.0, r["busy_s"]), r["session_id"])
-                   for r in rows]
-        with self.db.atomic():
-            self.conn.executemany("UPDATE sessions SET amount_cents = ? WHERE session_id = ?",
-                                  updates)
-        return sum(1 for amount, _ in updates if amount is not None)
+        """Price closed sessions never priced (history written by another tool, rows
+        from before stored prices); returns how many got an amount."""
+        return pricing.price_unpriced(self)
 
     # -- prepaid credit ---------------------------------------------------------------
 
@@ -952,6 +943,7 @@ class HubStore:
         "mb.name AS member_name, s.badge_uid, s.project_id, s.started_at, s.ended_at, "
         "s.duration_s, s.billable_minutes, s.end_reason, s.status, s.first_event_at, "
         "s.busy_s, s.idle_s, s.busy_minutes, s.idle_minutes, s.jobs, "
+        "s.amount_cents, s.priced_minutes, s.vat_rate, s.priced_with, "
         "pj.name AS project_name "
         "FROM sessions s LEFT JOIN members mb ON mb.id = s.member_id "
         "LEFT JOIN projects pj ON pj.id = s.project_id "
@@ -1203,3 +1195,39 @@ def _m0010_trust(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE rejected_messages ADD COLUMN {column}")
     db.execute("CREATE INDEX IF NOT EXISTS rejected_messages_node "
                "ON rejected_messages(node, id)")
+
+
+@MIGRATIONS(name="0011_stored_prices")
+def _m0011_stored_prices(db: sqlite_utils.Database) -> None:
+    """One pricing path: the hub's tariffs in the database, each session's price stored.
+
+    ``gateway.billing.pricing`` owns the ``tariffs`` table (synced from the hub config at
+    hub start, its fingerprint in ``meta``) and the price columns of ``sessions``: what
+    an invoice line needs (amount, the tariff's minutes and VAT rate), the member
+    category the session was priced for, and the fingerprint of the tariff set it was
+    priced with (NULL: never priced). Amounts written before this migration came from
+    whatever tariffs the writing process was opened with, so they are cleared: the hub
+    prices every closed session again at its next start.
+    """
+    for column in ("priced_minutes INTEGER", "vat_rate TEXT", "price_category TEXT",
+                   "priced_with TEXT"):
+        db.execute(f"ALTER TABLE sessions ADD COLUMN {column}")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS tariffs (position INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL, valid_from TEXT NOT NULL, scope_machines TEXT NOT NULL, "
+        "scope_groups TEXT NOT NULL, scope_categories TEXT NOT NULL, rate INTEGER, "
+        "busy_rate INTEGER, idle_rate INTEGER, startup INTEGER NOT NULL, "
+        "minimum INTEGER NOT NULL, unit INTEGER NOT NULL, free_under_s REAL NOT NULL, "
+        "material_per_gram TEXT NOT NULL, vat_rate TEXT NOT NULL)")
+    # The category a closed session is priced for from now on: the best known, today's.
+    db.execute("UPDATE sessions SET amount_cents = NULL, price_category = "
+               "(SELECT category FROM members WHERE id = sessions.member_id) "
+               "WHERE status = 'closed'")
+
+
+@MIGRATIONS(name="0012_sessions_start_order")
+def _m0012_sessions_start_order(db: sqlite_utils.Database) -> None:
+    """Exports and invoice runs read sessions ordered by (start, id): with this index
+    SQLite streams them in that order instead of sorting each run of equal starts."""
+    db.execute("CREATE INDEX IF NOT EXISTS sessions_started_id "
+               "ON sessions(started_at, session_id)")

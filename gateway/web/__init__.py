@@ -28,7 +28,7 @@ def create_app(config: HubConfig, store_factory: StoreFactory | None = None, *,
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["fabgate.health"] = health
     app.extensions["fabgate.store_factory"] = store_factory or (
-        lambda: HubStore(config.database, tariffs=config.tariffs))
+        lambda: HubStore(config.database))
 
     @app.teardown_appcontext
     def _close_store(_exc: BaseException | None) -> None:

@@ -111,7 +111,6 @@ def usage() -> Response:
     group_by = _group_by()
     fmt = _choice("format", FORMATS, "json")
     tz = hub_config().timezone
-    tariffs = hub_config().tariffs
     filters = {key: request.args[key] for key in ("member", "project", "machine")
                if request.args.get(key)}
     opener = store_opener()
@@ -122,7 +121,7 @@ def usage() -> Response:
         try:
             yield from chunked(usage_export(store, start, end, granularity=granularity,
                                             group_by=group_by, fmt=fmt, tz=tz,
-                                            tariffs=tariffs, filters=filters))
+                                            filters=filters))
         finally:
             store.close()
 

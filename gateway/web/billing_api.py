@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
@@ -33,10 +32,6 @@ billing.before_request(_require_token)
 billing.register_error_handler(BadParameter, _bad_parameter)
 
 DETAILS = ("documents", "lines")
-
-
-def _tariffs() -> tuple[Any, ...]:
-    return hub_config().tariffs
 
 
 def _period(name: str, value: str) -> str:
@@ -79,13 +74,12 @@ def list_invoices() -> Response:
     status = _choice("status", STATUSES, None)
     fmt = _choice("format", FORMATS, "json") or "json"
     detail = _choice("detail", DETAILS, "documents") or "documents"
-    tariffs = _tariffs()
     opener = store_opener()
 
     def body() -> Iterator[str]:
         store = opener()
         try:
-            docs = invoices(store, first, last, status=status, tariffs=tariffs, tz=tz)
+            docs = invoices(store, first, last, status=status, tz=tz)
             yield from chunked(invoices_export(docs, fmt=fmt, tz=tz, detail=detail))
         finally:
             store.close()
@@ -125,8 +119,7 @@ def close(period: str) -> tuple[Response, int] | Response:
         # A month still running would freeze sessions that have not happened yet.
         raise BadParameter("period", f"{period} has not ended yet")
     try:
-        docs = close_period(get_store(), period, by=by.strip(), at=now, tariffs=_tariffs(),
-                            tz=cfg.timezone)
+        docs = close_period(get_store(), period, by=by.strip(), at=now, tz=cfg.timezone)
     except ValueError as exc:
         return jsonify(error=str(exc)), 409
     return jsonify(period=period, status="closed",
