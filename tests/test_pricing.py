@@ -188,7 +188,8 @@ def test_a_category_change_reprices_nothing_until_asked(tmp_path: Path) -> None:
         store.ingest(session_events("S4", NOV, 1500, "m2", "laser1"), NOV)  # scolaire: 30
         assert amounts(store) == {"S4": 750}
         store.import_seed(Seed(file=tmp_path / "seed.yaml",
-                               members=(SeedMember("m2", "Chloé Élève", "adherent"),)))
+                               members=(SeedMember("m2", "Chloé Élève", "adherent"),)),
+                         update=True)
         # Her next session is priced as an adherent; the closed one keeps its price ...
         store.ingest(session_events("S8", NOV + timedelta(days=1), 60, "m2", "laser1",
                                     seq=3), NOV)
@@ -279,7 +280,8 @@ def test_fabgate_reprice(tmp_path: Path) -> None:
     with make_store(db) as store:
         store.ingest(session_events("S4", NOV, 1500, "m2", "laser1"), NOV)
         store.import_seed(Seed(file=tmp_path / "seed.yaml",
-                               members=(SeedMember("m2", "Chloé Élève", "adherent"),)))
+                               members=(SeedMember("m2", "Chloé Élève", "adherent"),)),
+                         update=True)
     config = write_hub_yaml(tmp_path, db)
 
     def fabgate(*args: str) -> subprocess.CompletedProcess[str]:
