@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from . import accounting, footprint, ingest, pages, revocation, tap
-from .common import Figure, machine_info
+from bench import accounting, footprint, ingest, pages, revocation, tap
+from bench.common import Figure, machine_info
 
 BENCHMARKS: dict[str, ModuleType] = {m.NAME: m for m in (
     tap, ingest, revocation, accounting, footprint, pages)}

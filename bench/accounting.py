@@ -30,9 +30,9 @@ from pathlib import Path
 
 import yaml
 
-from .common import Bar, Figure, proc_status_kb, unavailable
-from .site import GatewayProcess, broker, start_hub
-from .yeargen import TZ, YEAR, YearShape, generate, groups, machine_list
+from bench.common import Bar, Figure, proc_status_kb, unavailable
+from bench.site import GatewayProcess, broker, start_hub
+from bench.yeargen import TZ, YEAR, YearShape, generate, groups, machine_list
 
 NAME = "accounting"
 MONTH = (f"{YEAR}-03-01", f"{YEAR}-04-01")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import Bar, Figure, proc_cpu_seconds, proc_status_kb
-from .site import LiveSite
+from bench.common import Bar, Figure, proc_cpu_seconds, proc_status_kb
+from bench.site import LiveSite
 
 NAME = "footprint"
 NODE = "laser-1"

@@ -21,8 +21,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .common import Bar, Figure, wait_until
-from .site import broker, json_line, mqtt_host_port, start_hub, write_site
+from bench.common import Bar, Figure, wait_until
+from bench.site import broker, json_line, mqtt_host_port, start_hub, write_site
 
 NAME = "ingest"
 PREFIX = "fablab/demo/"

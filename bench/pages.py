@@ -15,10 +15,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .accounting import WHOLE_YEAR, write_hub
-from .common import Bar, Figure, percentile
-from .site import GatewayProcess, broker, start_hub
-from .yeargen import YearShape
+from bench.accounting import WHOLE_YEAR, write_hub
+from bench.common import Bar, Figure, percentile
+from bench.site import GatewayProcess, broker, start_hub
+from bench.yeargen import YearShape
 
 NAME = "pages"
 FOCUS = "m-9999"

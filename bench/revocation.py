@@ -16,12 +16,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.common import Bar, Figure, percentile
+from bench.site import LiveSite, tap_socket
 from gateway.demo import BADGE
 from gateway.drivers.tap_socket import send_tap
 from gateway.hub.store import HubStore
-
-from .common import Bar, Figure, percentile
-from .site import LiveSite, tap_socket
 
 NAME = "revocation"
 NODE = "laser-1"

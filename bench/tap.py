@@ -21,6 +21,7 @@ from pathlib import Path
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory
 
+from bench.common import Bar, Figure, percentile
 from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
 from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
@@ -32,8 +33,6 @@ from gateway.permissions import (
     generate_key,
     sign_snapshot,
 )
-
-from .common import Bar, Figure, percentile
 
 NAME = "tap"
 PIN = 17

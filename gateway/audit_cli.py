@@ -11,9 +11,9 @@ import argparse
 import sys
 from typing import Any
 
-from .config import load_hub_config
-from .hub import audit
-from .hub.store import HubStore
+from gateway.config import load_hub_config
+from gateway.hub import audit
+from gateway.hub.store import HubStore
 
 
 def add_parser(subparsers: Any) -> None:

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import load_hub_config
-from .hub.backup import BackupError, backup_database
+from gateway.config import load_hub_config
+from gateway.hub.backup import BackupError, backup_database
 
 
 def add_parser(subparsers: Any) -> None:

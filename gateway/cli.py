@@ -15,8 +15,8 @@ import threading
 import uuid
 from pathlib import Path
 
-from . import __version__
-from .config import (
+from gateway import __version__
+from gateway.config import (
     ConfigError,
     HubConfig,
     NodeConfig,
@@ -69,8 +69,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_hub(args: argparse.Namespace) -> int:
-    from .hub.lock import HubAlreadyRunning
-    from .hub.service import HubService
+    from gateway.hub.lock import HubAlreadyRunning
+    from gateway.hub.service import HubService
 
     cfg = load_hub_config(args.config)
     stop = threading.Event()
@@ -90,12 +90,12 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
 
 def run_node(cfg: NodeConfig) -> int:
-    from .drivers.controllers import make_controller
-    from .drivers.readers import SimulatedReader, make_reader
-    from .drivers.relay import make_relay
-    from .drivers.tap_socket import TapSocket
-    from .node import NodeAgent
-    from .permissions import load_public_key
+    from gateway.drivers.controllers import make_controller
+    from gateway.drivers.readers import SimulatedReader, make_reader
+    from gateway.drivers.relay import make_relay
+    from gateway.drivers.tap_socket import TapSocket
+    from gateway.node import NodeAgent
+    from gateway.permissions import load_public_key
 
     relay = make_relay(cfg.relay, allow_boot_pull=cfg.relay.allow_boot_pull)
     sim = None
@@ -115,7 +115,7 @@ def run_node(cfg: NodeConfig) -> int:
     if isinstance(reader, SimulatedReader) and cfg.reader.socket:
         control = TapSocket(cfg.reader.socket, reader)
     log.info("node %s for machine %s started; relay off", cfg.node_id, cfg.machine_id)
-    from .sdnotify import notify
+    from gateway.sdnotify import notify
 
     # systemd (Type=notify): the relay is set up and off, the agent is built. The node
     # loop itself pings the watchdog (gateway.sdnotify.ping_watchdog).
@@ -133,7 +133,7 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from gateway.demo import run_demo
 
     return run_demo(data=Path(args.data) if args.data else None, broker=args.broker,
                     port=args.port, duration=args.duration)
@@ -142,8 +142,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sim_tap(args: argparse.Namespace) -> int:
     if not args.verbose:
         logging.getLogger("gateway").setLevel(logging.WARNING)
-    from .demo import default_data_dir
-    from .simtap import tap
+    from gateway.demo import default_data_dir
+    from gateway.simtap import tap
 
     info_path = Path(args.data or default_data_dir()) / "demo.json"
     broker, prefix = args.broker, args.prefix
@@ -159,7 +159,7 @@ def cmd_sim_tap(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .permissions import write_keypair
+    from gateway.permissions import write_keypair
 
     private = Path(args.out)
     if private.exists():
@@ -211,19 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("keygen", help="create the hub's Ed25519 snapshot signing key")
     s.add_argument("--out", required=True, help="private key path; .pub is written beside it")
     s.set_defaults(func=cmd_keygen)
-    from .export_cli import add_parser as add_export_parser
+    from gateway.export_cli import add_parser as add_export_parser
     add_export_parser(sub)
-    from .credit_cli import add_parser as add_credit_parser
+    from gateway.credit_cli import add_parser as add_credit_parser
     add_credit_parser(sub)
-    from .audit_cli import add_parser as add_audit_parser
+    from gateway.audit_cli import add_parser as add_audit_parser
     add_audit_parser(sub)
-    from .user_cli import add_parser as add_user_parser
+    from gateway.user_cli import add_parser as add_user_parser
     add_user_parser(sub)
-    from .import_cli import add_parser as add_import_parser
+    from gateway.import_cli import add_parser as add_import_parser
     add_import_parser(sub)
-    from .backup_cli import add_parser as add_backup_parser
+    from gateway.backup_cli import add_parser as add_backup_parser
     add_backup_parser(sub)
-    from .reprice_cli import add_parser as add_reprice_parser
+    from gateway.reprice_cli import add_parser as add_reprice_parser
     add_reprice_parser(sub)
     return p
 

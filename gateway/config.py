@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 
-from .contract import default_prefix
-from .mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S
-from .permissions import WEEKDAYS, parse_opening_hours
-from .policies.tariffs import Tariff, TariffError, parse_tariffs
-from .uids import normalise_uid
+from gateway.contract import default_prefix
+from gateway.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S
+from gateway.permissions import WEEKDAYS, parse_opening_hours
+from gateway.policies.tariffs import Tariff, TariffError, parse_tariffs
+from gateway.uids import normalise_uid
 
 CATEGORIES = ("grand_public", "adherent", "professionnel", "scolaire", "association")
 MACHINE_KINDS = ("laser", "cnc", "printer", "embroidery", "other")

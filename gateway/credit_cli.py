@@ -12,10 +12,10 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .config import load_hub_config
-from .contract import utcnow
-from .hub.store import HubStore
-from .policies.tariffs import format_money
+from gateway.config import load_hub_config
+from gateway.contract import utcnow
+from gateway.hub.store import HubStore
+from gateway.policies.tariffs import format_money
 
 
 def add_parser(subparsers: Any) -> None:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import HubConfig, load_hub_config
-from .contract import (
+from gateway.config import HubConfig, load_hub_config
+from gateway.contract import (
     ContractError,
     Topics,
     decode_status,
@@ -34,7 +34,7 @@ from .contract import (
     iso,
     utcnow,
 )
-from .mqtt import MqttLink
+from gateway.mqtt import MqttLink
 
 SITE = "demo"
 MACHINES = [
@@ -97,7 +97,7 @@ TARIFFS = [
 
 
 def _opening_hours() -> dict[str, list[str]]:
-    from .demo_year import OPENING_HOURS  # the year generator imports this module
+    from gateway.demo_year import OPENING_HOURS  # the year generator imports this module
 
     return {day: list(slots) for day, slots in OPENING_HOURS.items()}
 
@@ -205,7 +205,7 @@ def _broker(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from .broker import EmbeddedBroker
+    from gateway.broker import EmbeddedBroker
 
     broker = EmbeddedBroker(port=0)
     broker.start()
@@ -262,7 +262,7 @@ def print_summary(db_path: Path, since: str) -> None:
     """Usage of this run (sessions started since ``since``), per member."""
     import sqlite_utils
 
-    from .policies.tariffs import format_money
+    from gateway.policies.tariffs import format_money
 
     db = sqlite_utils.Database(db_path)
     rows = list(db.query(
@@ -293,8 +293,8 @@ DEMO_ACCOUNTS = [
 
 def _demo_accounts(cfg: HubConfig, data: Path) -> str:
     """Create the demo's accounts once; their shared password is kept in the data dir."""
-    from .hub.store import HubStore
-    from .web.auth import create_account, grant_role
+    from gateway.hub.store import HubStore
+    from gateway.web.auth import create_account, grant_role
 
     path = data / "demo-password"
     if not path.exists():
@@ -315,9 +315,9 @@ def _demo_accounts(cfg: HubConfig, data: Path) -> str:
 
 def _write_history(cfg: HubConfig, year: int) -> None:
     """A past year of activity, priced, so the reports and invoices have something to show."""
-    from .billing.pricing import install_tariffs
-    from .demo_year import generate_year
-    from .hub.store import HubStore
+    from gateway.billing.pricing import install_tariffs
+    from gateway.demo_year import generate_year
+    from gateway.hub.store import HubStore
 
     generate_year(cfg.database, year)
     with HubStore(cfg.database) as store:
@@ -327,7 +327,7 @@ def _write_history(cfg: HubConfig, year: int) -> None:
 
 def run_demo(*, data: Path | None, broker: str | None, port: int,
              duration: float | None, with_history: bool = True) -> int:
-    from .hub.service import HubService
+    from gateway.hub.service import HubService
 
     data = (data or default_data_dir()).resolve()
     run_started = iso(utcnow())

@@ -23,12 +23,12 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from .config import GroupConfig, MachineConfig, load_seed
-from .contract import iso
-from .demo import GROUPS, MACHINES
-from .hub.store import HubStore
-from .permissions import parse_opening_hours
-from .policies.metering import billable_minutes, split_minutes
+from gateway.config import GroupConfig, MachineConfig, load_seed
+from gateway.contract import iso
+from gateway.demo import GROUPS, MACHINES
+from gateway.hub.store import HubStore
+from gateway.permissions import parse_opening_hours
+from gateway.policies.metering import billable_minutes, split_minutes
 
 TIMEZONE = "Europe/Paris"
 # Opening hours of the demo year, in the hub configuration's own format. The live demo

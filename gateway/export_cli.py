@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 from zoneinfo import ZoneInfo
 
-from .billing.pricing import fingerprint, stored_fingerprint
-from .config import load_hub_config
-from .contract import iso, utcnow
-from .hub.exports import FORMATS, STATUSES, invoices, invoices_export, usage_export
-from .hub.invoicing import period_of
-from .hub.store import HubStore
-from .hub.usage import DIMENSIONS, GRANULARITIES, check
+from gateway.billing.pricing import fingerprint, stored_fingerprint
+from gateway.config import load_hub_config
+from gateway.contract import iso, utcnow
+from gateway.hub.exports import FORMATS, STATUSES, invoices, invoices_export, usage_export
+from gateway.hub.invoicing import period_of
+from gateway.hub.store import HubStore
+from gateway.hub.usage import DIMENSIONS, GRANULARITIES, check
 
 T = TypeVar("T")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")

@@ -14,8 +14,8 @@ import argparse
 import sys
 from typing import Any
 
-from .config import load_hub_config, load_seed
-from .hub.store import HubStore
+from gateway.config import load_hub_config, load_seed
+from gateway.hub.store import HubStore
 
 
 def add_parser(subparsers: Any) -> None:

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .contract import Envelope
+from gateway.contract import Envelope
 
 log = logging.getLogger(__name__)
 

@@ -35,9 +35,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import __version__
-from .config import NodeConfig
-from .contract import (
+from gateway import __version__
+from gateway.config import NodeConfig
+from gateway.contract import (
     MAX_DETAIL,
     MAX_NAME,
     MAX_TIME_LEFT_S,
@@ -62,21 +62,21 @@ from .contract import (
     parse_iso,
     utcnow,
 )
-from .drivers.controllers import SimulatedMachine
-from .drivers.machine import Activity, MachineController, MachineReport
-from .drivers.readers import BadgeReader, SimulatedReader, TapDebouncer
-from .drivers.relay import Relay
-from .journal import Journal, JournalUnavailable
-from .mqtt import MqttLink, Will
-from .permissions import MemberGrant, Snapshot, SnapshotRejected, verify_snapshot
-from .policies import session_rules, trusted_time
-from .policies.access import Action, Decision, MachineState, Reason, decide
-from .policies.jobs import ENDING, JobEvent, JobTracker
-from .policies.metering import BusyMeter, billable_minutes, split_minutes
-from .policies.presence import presence_until, staff_present, staff_toggle
-from .sdnotify import ping_watchdog
-from .supervise import Beat, Supervisor
-from .uids import normalise_uid
+from gateway.drivers.controllers import SimulatedMachine
+from gateway.drivers.machine import Activity, MachineController, MachineReport
+from gateway.drivers.readers import BadgeReader, SimulatedReader, TapDebouncer
+from gateway.drivers.relay import Relay
+from gateway.journal import Journal, JournalUnavailable
+from gateway.mqtt import MqttLink, Will
+from gateway.permissions import MemberGrant, Snapshot, SnapshotRejected, verify_snapshot
+from gateway.policies import session_rules, trusted_time
+from gateway.policies.access import Action, Decision, MachineState, Reason, decide
+from gateway.policies.jobs import ENDING, JobEvent, JobTracker
+from gateway.policies.metering import BusyMeter, billable_minutes, split_minutes
+from gateway.policies.presence import presence_until, staff_present, staff_toggle
+from gateway.sdnotify import ping_watchdog
+from gateway.supervise import Beat, Supervisor
+from gateway.uids import normalise_uid
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from .contract import CONTRACT_VERSION, ContractError, dumps, iso, loads_object, parse_iso
-from .uids import normalise_uid
+from gateway.contract import CONTRACT_VERSION, ContractError, dumps, iso, loads_object, parse_iso
+from gateway.uids import normalise_uid
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 import threading
 
-from .contract import EV_TAP, ContractError, Envelope, Topics, encode_sim_tap
-from .mqtt import MqttLink
-from .policies.access import DENY_REASONS
+from gateway.contract import EV_TAP, ContractError, Envelope, Topics, encode_sim_tap
+from gateway.mqtt import MqttLink
+from gateway.policies.access import DENY_REASONS
 
 
 def tap(broker: str, prefix: str, node: str, uid: str, *, timeout: float, tap_id: str) -> int:

@@ -14,8 +14,8 @@ import os
 import sys
 from typing import Any
 
-from .config import load_hub_config
-from .hub.store import HubStore
+from gateway.config import load_hub_config
+from gateway.hub.store import HubStore
 
 
 def add_parser(subparsers: Any) -> None:
@@ -57,7 +57,7 @@ def read_password(from_stdin: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the web package pulls in Flask, which the other commands do not need.
-    from .web import auth
+    from gateway.web import auth
 
     cfg = load_hub_config(args.config)
     actor = _actor()

@@ -26,9 +26,8 @@ from gateway.config import ApiToken, HubConfig, MqttConfig
 from gateway.hub.exports import euros, flavour
 from gateway.hub.store import HubStore
 from gateway.web import billing_api, create_app
-
-from .harness import http_request
-from .test_invoicing import (
+from tests.harness import http_request
+from tests.test_invoicing import (
     GROUPS,
     MACHINES,
     NOV,

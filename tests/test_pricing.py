@@ -39,9 +39,8 @@ from gateway.hub.invoicing import Invoice, build_drafts, close_period
 from gateway.hub.report import activity_report
 from gateway.hub.store import MIGRATIONS, HubStore
 from gateway.policies.tariffs import Tariff
-
-from .test_exports import cents, hub_config, write_hub_yaml
-from .test_invoicing import (
+from tests.test_exports import cents, hub_config, write_hub_yaml
+from tests.test_invoicing import (
     GROUPS,
     JAN,
     NOV,

@@ -32,16 +32,8 @@ from werkzeug.routing import Rule
 
 from gateway.web import auth, create_app
 from gateway.web.tokens import SCOPES, create_token
-
-from .test_auth import (
-    CONFIG_TOKEN,
-    PASSWORD,
-    PEOPLE,
-    Client,
-    hub_config,
-    serve,
-)
-from .test_invoicing import NOV, NOVEMBER_SESSIONS, close, events_for, make_store
+from tests.test_auth import CONFIG_TOKEN, PASSWORD, PEOPLE, Client, hub_config, serve
+from tests.test_invoicing import NOV, NOVEMBER_SESSIONS, close, events_for, make_store
 
 ROLES = ("anonymous", "member", "trainer", "fabmanager", "accountant", "admin")
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")

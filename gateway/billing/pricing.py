@@ -38,11 +38,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ..contract import iso, parse_iso
-from ..policies.tariffs import Tariff, price_session, select_tariff
+from gateway.contract import iso, parse_iso
+from gateway.policies.tariffs import Tariff, price_session, select_tariff
 
 if TYPE_CHECKING:
-    from ..hub.store import HubStore
+    from gateway.hub.store import HubStore
 
 __all__ = [
     "EMPTY_FINGERPRINT", "Repricing", "SessionPrice", "TariffBook", "TariffChange",
@@ -149,7 +149,7 @@ def _bump_data_version(conn: sqlite3.Connection) -> None:
 
 def _audit(store: HubStore, actor: str, action: str, subject: str,
            details: dict[str, Any]) -> None:
-    from ..hub import audit
+    from gateway.hub import audit
 
     audit.record(store, actor, action, subject, details)
 

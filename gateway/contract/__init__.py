@@ -12,7 +12,7 @@ Everything is importable from ``gateway.contract`` directly. ``docs/mqtt.md`` do
 the same contract for humans; ``tests/test_contract_docs.py`` keeps the two in step.
 """
 
-from .core import (
+from gateway.contract.core import (
     CONTRACT_VERSION,
     MAX_NODE_MESSAGE_BYTES,
     MAX_NODE_MESSAGE_DEPTH,
@@ -24,7 +24,7 @@ from .core import (
     parse_iso,
     utcnow,
 )
-from .events import (
+from gateway.contract.events import (
     END_REASONS,
     EV_BADGE_ENROLLED,
     EV_CERT_GRANTED,
@@ -57,7 +57,7 @@ from .events import (
     decode_event,
     tap_reasons,
 )
-from .messages import (
+from gateway.contract.messages import (
     Envelope,
     EnvelopeError,
     Topics,
@@ -70,7 +70,13 @@ from .messages import (
     encode_sim_job,
     encode_sim_tap,
 )
-from .status import NodeStatus, StatusJob, StatusSession, decode_status, encode_status
+from gateway.contract.status import (
+    NodeStatus,
+    StatusJob,
+    StatusSession,
+    decode_status,
+    encode_status,
+)
 
 __all__ = [
     "CONTRACT_VERSION", "END_REASONS", "EVENT_CLASSES", "EVENT_TYPES", "EV_BADGE_ENROLLED",

@@ -19,8 +19,8 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
-from .core import ContractError
-from .fields import Flag, Id, Integer, Message, Number, OneOf, Text, Time, Uid, wire
+from gateway.contract.core import ContractError
+from gateway.contract.fields import Flag, Id, Integer, Message, Number, OneOf, Text, Time, Uid, wire
 
 EV_TAP = "tap"
 EV_SESSION_STARTED = "session.started"
@@ -56,7 +56,7 @@ CERTIFY_LEVELS = (1, 2)
 @cache
 def tap_reasons() -> tuple[str, ...]:
     """Every access-policy reason, then the special taps' reasons."""
-    from ..policies.access import Reason  # the policy imports the contract: import late
+    from gateway.policies.access import Reason  # the policy imports the contract: import late
 
     return (*(str(r) for r in Reason), *SPECIAL_TAP_REASONS)
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from ..uids import normalise_uid
-from .core import SQLITE_INT_MAX, ContractError, iso, parse_iso, shorten
+from gateway.contract.core import SQLITE_INT_MAX, ContractError, iso, parse_iso, shorten
+from gateway.uids import normalise_uid
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TOKEN = re.compile(r"[a-z][a-z0-9._-]{0,63}")

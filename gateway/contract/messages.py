@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .core import (
+from gateway.contract.core import (
     CONTRACT_VERSION,
     DEFAULT_MAX_DEPTH,
     MAX_NODE_MESSAGE_BYTES,
@@ -27,8 +27,8 @@ from .core import (
     nesting_exceeds,
     utcnow,
 )
-from .events import EventData, decode_event
-from .fields import Id, Integer, Time, Token
+from gateway.contract.events import EventData, decode_event
+from gateway.contract.fields import Id, Integer, Time, Token
 
 
 def default_prefix(site: str) -> str:

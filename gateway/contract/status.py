@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
-from .core import (
+from gateway.contract.core import (
     CONTRACT_VERSION,
     MAX_NODE_MESSAGE_BYTES,
     MAX_NODE_MESSAGE_DEPTH,
@@ -21,8 +21,20 @@ from .core import (
     loads_object,
     utcnow,
 )
-from .events import MAX_DETAIL, MAX_NAME
-from .fields import Flag, Id, Integer, Message, Nested, Number, OneOf, Text, Time, Token, wire
+from gateway.contract.events import MAX_DETAIL, MAX_NAME
+from gateway.contract.fields import (
+    Flag,
+    Id,
+    Integer,
+    Message,
+    Nested,
+    Number,
+    OneOf,
+    Text,
+    Time,
+    Token,
+    wire,
+)
 
 JOURNAL_STATES = ("ok", "unavailable")
 MODES = ("certify",)
@@ -31,7 +43,7 @@ MAX_HEARTBEAT_S = 3600
 
 @cache
 def activities() -> tuple[str, ...]:
-    from ..drivers.machine import Activity  # drivers import the contract: import late
+    from gateway.drivers.machine import Activity  # drivers import the contract: import late
 
     return tuple(str(a) for a in Activity)
 

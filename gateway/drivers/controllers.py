@@ -12,8 +12,8 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
-from ..config import ControllerConfig
-from .machine import MachineController
+from gateway.config import ControllerConfig
+from gateway.drivers.machine import MachineController
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class SimulatedMachine(ABC):
 
 class _GrblMachine(SimulatedMachine):
     def __init__(self) -> None:
-        from .grbl_sim import GrblSimulator
+        from gateway.drivers.grbl_sim import GrblSimulator
 
         self.sim = GrblSimulator().start()
 
@@ -44,7 +44,7 @@ class _GrblMachine(SimulatedMachine):
 
 class _MarlinMachine(SimulatedMachine):
     def __init__(self) -> None:
-        from .marlin_sim import MarlinSimulator
+        from gateway.drivers.marlin_sim import MarlinSimulator
 
         self.sim = MarlinSimulator()
 
@@ -59,7 +59,7 @@ class _CurrentMachine(SimulatedMachine):
     """A machine drawing current: over a simulated sense board, or read directly."""
 
     def __init__(self, cfg: ControllerConfig) -> None:
-        from .current_sim import SenseBoardSimulator, SimulatedCurrent
+        from gateway.drivers.current_sim import SenseBoardSimulator, SimulatedCurrent
 
         self.current = SimulatedCurrent(0.05)
         self.job_amps = max(cfg.threshold_on * 4, 1.0)
@@ -82,14 +82,14 @@ def make_controller(cfg: ControllerConfig) -> tuple[MachineController | None,
     if cfg.poll_interval is not None:
         poll["poll_interval"] = cfg.poll_interval
     if cfg.driver == "grbl":
-        from .grbl import GrblController
+        from gateway.drivers.grbl import GrblController
 
         sim = _GrblMachine() if cfg.simulate else None
         port = sim.sim.port if sim else cfg.port
         assert port is not None
         return GrblController(port, baudrate=cfg.baudrate, **poll), sim
     if cfg.driver == "marlin":
-        from .marlin import MarlinController
+        from gateway.drivers.marlin import MarlinController
 
         msim = _MarlinMachine() if cfg.simulate else None
         port = msim.sim.port if msim else cfg.port
@@ -99,13 +99,13 @@ def make_controller(cfg: ControllerConfig) -> tuple[MachineController | None,
         if cfg.simulate:
             raise ValueError("controller.simulate is not available for OctoPrint: run "
                              "OctoPrint with its virtual printer instead")
-        from .octoprint import OctoPrintController
+        from gateway.drivers.octoprint import OctoPrintController
 
         assert cfg.url and cfg.api_key
         return OctoPrintController(cfg.url, cfg.api_key, **poll), None
     if cfg.driver == "current":
-        from ..policies.current import BusyDetector
-        from .current import CurrentController, Mcp3008Sensor, SerialSenseBoard
+        from gateway.drivers.current import CurrentController, Mcp3008Sensor, SerialSenseBoard
+        from gateway.policies.current import BusyDetector
 
         detector = BusyDetector(cfg.threshold_on, cfg.threshold_off, cfg.on_after,
                                 cfg.off_after)

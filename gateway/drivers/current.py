@@ -29,8 +29,8 @@ from typing import Any
 import serial
 from gpiozero import MCP3008
 
-from ..policies.current import BusyDetector, rms_amps
-from .machine import Activity, MachineController, MachineReport
+from gateway.drivers.machine import Activity, MachineController, MachineReport
+from gateway.policies.current import BusyDetector, rms_amps
 
 __all__ = [
     "PROTOCOL_MAJOR",

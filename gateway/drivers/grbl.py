@@ -31,7 +31,7 @@ from typing import Any
 
 import serial
 
-from .machine import Activity, MachineController, MachineReport
+from gateway.drivers.machine import Activity, MachineController, MachineReport
 
 log = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ from typing import Protocol
 
 import serial
 
-from .machine import Activity, MachineController, MachineReport
+from gateway.drivers.machine import Activity, MachineController, MachineReport
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import urllib.request
 import uuid
 from typing import Any
 
-from .machine import Activity, MachineController, MachineReport
+from gateway.drivers.machine import Activity, MachineController, MachineReport
 
 log = logging.getLogger(__name__)
 

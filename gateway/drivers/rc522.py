@@ -30,7 +30,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .readers import BadgeReader
+from gateway.drivers.readers import BadgeReader
 
 log = logging.getLogger(__name__)
 

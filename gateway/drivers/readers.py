@@ -17,10 +17,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ..uids import normalise_uid
+from gateway.uids import normalise_uid
 
 if TYPE_CHECKING:
-    from ..config import ReaderConfig
+    from gateway.config import ReaderConfig
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def make_reader(cfg: ReaderConfig) -> BadgeReader:
     if cfg.driver == "simulated":
         return SimulatedReader()
     if cfg.driver == "rc522":
-        from .rc522 import RC522Reader
+        from gateway.drivers.rc522 import RC522Reader
 
         return RC522Reader(bus=cfg.spi_bus, device=cfg.spi_device, rst_pin=cfg.rst_pin)
     raise ValueError(f"unknown reader driver {cfg.driver!r}; expected 'simulated' or 'rc522'")

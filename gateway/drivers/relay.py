@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from gpiozero import DigitalOutputDevice
 
 if TYPE_CHECKING:
-    from ..config import RelayConfig
+    from gateway.config import RelayConfig
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import socket
 import threading
 from pathlib import Path
 
-from .readers import SimulatedReader
+from gateway.drivers.readers import SimulatedReader
 
 log = logging.getLogger(__name__)
 

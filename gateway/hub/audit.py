@@ -18,7 +18,7 @@ import re
 import sqlite3
 from typing import Any, Protocol
 
-from ..contract import iso, utcnow
+from gateway.contract import iso, utcnow
 
 GENESIS = "0" * 64
 

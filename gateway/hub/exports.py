@@ -28,12 +28,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..billing.pricing import has_tariffs
-from ..contract import iso, parse_iso
-from ..policies.metering import billable_minutes
-from .invoicing import Invoice, build_drafts, closed_invoices, is_closed, next_period
-from .store import HubStore
-from .usage import _seconds, _when, columns, usage_rows
+from gateway.billing.pricing import has_tariffs
+from gateway.contract import iso, parse_iso
+from gateway.hub.invoicing import Invoice, build_drafts, closed_invoices, is_closed, next_period
+from gateway.hub.store import HubStore
+from gateway.hub.usage import _seconds, _when, columns, usage_rows
+from gateway.policies.metering import billable_minutes
 
 FORMATS = ("json", "csv", "csv-fr")
 STATUSES = ("draft", "closed")

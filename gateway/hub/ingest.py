@@ -27,19 +27,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from ..contract import (
-    ContractError,
-    Envelope,
-    EnvelopeError,
-    EventData,
-    NodeStatus,
-    Topics,
-)
-from . import refusals
-from .trust import DUPLICATE, Gate, Refused
+from gateway.contract import ContractError, Envelope, EnvelopeError, EventData, NodeStatus, Topics
+from gateway.hub import refusals
+from gateway.hub.trust import DUPLICATE, Gate, Refused
 
 if TYPE_CHECKING:
-    from .store import HubStore
+    from gateway.hub.store import HubStore
 
 log = logging.getLogger(__name__)
 

@@ -42,9 +42,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..contract import iso, parse_iso
-from ..policies.tariffs import vat
-from .store import HubStore
+from gateway.contract import iso, parse_iso
+from gateway.hub.store import HubStore
+from gateway.policies.tariffs import vat
 
 __all__ = [
     "GENESIS", "Invoice", "InvoiceLine", "Payers", "SessionCharge", "build_drafts",

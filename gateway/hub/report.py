@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ..contract import iso
-from ..permissions import OpeningHours, opening_hours_to_dict
-from .store import HubStore
+from gateway.contract import iso
+from gateway.hub.store import HubStore
+from gateway.permissions import OpeningHours, opening_hours_to_dict
 
 # The categories of the hub, in the order a report lists them; categories found in the
 # data but not listed here follow, then members unknown to the hub.

@@ -31,9 +31,9 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from ..billing.pricing import install_tariffs
-from ..config import HubConfig, load_seed
-from ..contract import (
+from gateway.billing.pricing import install_tariffs
+from gateway.config import HubConfig, load_seed
+from gateway.contract import (
     SessionEnded,
     StaffPresence,
     Topics,
@@ -42,13 +42,13 @@ from ..contract import (
     encode_enrolment,
     utcnow,
 )
-from ..mqtt import MqttLink, Will
-from ..permissions import load_private_key, sign_snapshot, write_keypair
-from ..sdnotify import Watchdog
-from ..supervise import Beat, Supervisor
-from .ingest import ingest_messages
-from .lock import HubLock
-from .store import HubStore
+from gateway.hub.ingest import ingest_messages
+from gateway.hub.lock import HubLock
+from gateway.hub.store import HubStore
+from gateway.mqtt import MqttLink, Will
+from gateway.permissions import load_private_key, sign_snapshot, write_keypair
+from gateway.sdnotify import Watchdog
+from gateway.supervise import Beat, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class HubService:
         sup.spawn("ingest", self._ingest_loop, stale_after=STALE_AFTER_S)
         sup.spawn("snapshots", self._snapshot_loop, stale_after=STALE_AFTER_S)
         if self.serve_web:
-            from ..web import create_app
+            from gateway.web import create_app
 
             self._server = make_server(self.cfg.web_host, self.cfg.web_port,
                                        create_app(self.cfg, health=self.health),

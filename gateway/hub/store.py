@@ -27,9 +27,9 @@ from typing import Any
 
 import sqlite_utils
 
-from ..billing import pricing
-from ..config import GroupConfig, MachineConfig, Seed
-from ..contract import (
+from gateway.billing import pricing
+from gateway.config import GroupConfig, MachineConfig, Seed
+from gateway.contract import (
     BadgeEnrolled,
     CertificationGranted,
     Envelope,
@@ -42,11 +42,11 @@ from ..contract import (
     iso,
     parse_iso,
 )
-from ..permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
-from ..policies.liveness import is_silent
-from ..policies.metering import billable_minutes, split_minutes
-from ..policies.tariffs import Tariff, max_session_s, select_tariff
-from . import refusals
+from gateway.hub import refusals
+from gateway.permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
+from gateway.policies.liveness import is_silent
+from gateway.policies.metering import billable_minutes, split_minutes
+from gateway.policies.tariffs import Tariff, max_session_s, select_tariff
 
 # Tables whose changes must reach the nodes in a new snapshot, with the columns compared
 # by the update trigger (an upsert that rewrites identical values is not a change).
@@ -194,7 +194,7 @@ def _audit(store: HubStore, actor: str | None, action: str, subject: str,
            details: dict[str, Any]) -> None:
     """Write to the audit log when it exists (accounts migration), in the same transaction."""
     try:
-        from . import audit
+        from gateway.hub import audit
     except ImportError:  # pragma: no cover - the audit module is part of the package
         return
     audit.record(store, actor or "system", action, subject, details)
@@ -429,7 +429,7 @@ class HubStore:
         would never make it valid; an unexpected error rolls back that event only, which
         is then not acknowledged (the node sends it again).
         """
-        from .ingest import ingest_envelopes  # ingest drives this store: import late
+        from gateway.hub.ingest import ingest_envelopes  # ingest drives this store: import late
 
         return ingest_envelopes(self, list(envelopes), received_at)
 

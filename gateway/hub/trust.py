@@ -28,7 +28,7 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..contract import (
+from gateway.contract import (
     BadgeEnrolled,
     CertificationGranted,
     ContractError,
@@ -41,10 +41,10 @@ from ..contract import (
     StaffPresence,
     iso,
 )
-from . import refusals
+from gateway.hub import refusals
 
 if TYPE_CHECKING:
-    from .store import HubStore
+    from gateway.hub.store import HubStore
 
 TRAINER_LEVEL = 3
 # The trainee's certify tap is journaled right before the certification; a few events

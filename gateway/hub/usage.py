@@ -29,8 +29,8 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from datetime import UTC, datetime
 from typing import Any
 
-from ..contract import iso, parse_iso
-from ..policies.metering import local_day, minute_slices
+from gateway.contract import iso, parse_iso
+from gateway.policies.metering import local_day, minute_slices
 
 GRANULARITIES = ("session", "minute", "day")
 DIMENSIONS = ("member", "project", "machine")

@@ -19,8 +19,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-from ..permissions import MemberGrant, Snapshot
-from ..uids import normalise_uid
+from gateway.permissions import MemberGrant, Snapshot
+from gateway.uids import normalise_uid
 
 __all__ = [
     "DENY_REASONS",

@@ -49,7 +49,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..drivers.machine import Activity
+from gateway.drivers.machine import Activity
 
 __all__ = [
     "BusyDetector",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ..drivers.machine import Activity, MachineReport
+from gateway.drivers.machine import Activity, MachineReport
 
 
 class JobEventKind(StrEnum):

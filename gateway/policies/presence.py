@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ..permissions import MemberGrant, OpeningHours, Snapshot
-from .access import Action, Decision
+from gateway.permissions import MemberGrant, OpeningHours, Snapshot
+from gateway.policies.access import Action, Decision
 
 __all__ = ["presence_until", "staff_present", "staff_toggle"]
 

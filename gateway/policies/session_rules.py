@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..drivers.machine import Activity
+from gateway.drivers.machine import Activity
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .metering import MINUTE_S, billable_minutes
+from gateway.policies.metering import MINUTE_S, billable_minutes
 
 __all__ = ["Price", "Tariff", "TariffError", "explain", "format_money", "max_session_s",
            "parse_tariffs", "price_session", "round_half_up", "select_tariff", "vat"]

@@ -14,8 +14,8 @@ from typing import Any
 
 from flask import Flask, current_app, g
 
-from ..config import HubConfig
-from ..hub.store import HubStore
+from gateway.config import HubConfig
+from gateway.hub.store import HubStore
 
 StoreFactory = Callable[[], HubStore]
 HealthReport = Callable[[], dict[str, Any]]
@@ -36,13 +36,13 @@ def create_app(config: HubConfig, store_factory: StoreFactory | None = None, *,
         if store is not None:
             store.close()
 
-    from .api import api
-    from .auth import auth
-    from .billing_api import billing
-    from .pages import pages
-    from .people import people
-    from .report import report_pages
-    from .tokens import tokens
+    from gateway.web.api import api
+    from gateway.web.auth import auth
+    from gateway.web.billing_api import billing
+    from gateway.web.pages import pages
+    from gateway.web.people import people
+    from gateway.web.report import report_pages
+    from gateway.web.tokens import tokens
 
     app.register_blueprint(auth)  # first: it installs the access check every route passes
     app.register_blueprint(api)

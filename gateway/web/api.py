@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..contract import utcnow
-from ..hub.exports import FORMATS, chunked, usage_export
-from ..hub.usage import DIMENSIONS, GRANULARITIES
-from . import get_store, hub_config, store_opener
-from .auth import public
-from .tokens import check_bearer, endpoint_scope, scope
+from gateway.contract import utcnow
+from gateway.hub.exports import FORMATS, chunked, usage_export
+from gateway.hub.usage import DIMENSIONS, GRANULARITIES
+from gateway.web import get_store, hub_config, store_opener
+from gateway.web.auth import public
+from gateway.web.tokens import check_bearer, endpoint_scope, scope
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -59,11 +59,11 @@ from markupsafe import Markup
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..contract import iso, utcnow
-from ..hub import audit
-from ..hub.store import HubStore
-from . import get_store, hub_config
-from .i18n import choose_language, translator
+from gateway.contract import iso, utcnow
+from gateway.hub import audit
+from gateway.hub.store import HubStore
+from gateway.web import get_store, hub_config
+from gateway.web.i18n import choose_language, translator
 
 log = logging.getLogger("fabgate.web.auth")
 
@@ -246,7 +246,7 @@ def _guard() -> BaseResponse | tuple[str, int, dict[str, str]] | None:
     if declared != PUBLIC:
         assert isinstance(declared, frozenset)
         if scope and _bearer_presented():
-            from .tokens import check_bearer
+            from gateway.web.tokens import check_bearer
 
             return check_bearer(scope)
         user = current_user()

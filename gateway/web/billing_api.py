@@ -13,19 +13,19 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..contract import utcnow
-from ..hub.exports import FORMATS, STATUSES, chunked, invoice_json, invoices, invoices_export
-from ..hub.invoicing import (
+from gateway.contract import utcnow
+from gateway.hub.exports import FORMATS, STATUSES, chunked, invoice_json, invoices, invoices_export
+from gateway.hub.invoicing import (
     close_period,
     invoice_by_number,
     is_closed,
     parse_period,
     verify_chain,
 )
-from . import get_store, hub_config, store_opener
-from .api import BadParameter, _bad_parameter, _require_token
-from .auth import public
-from .tokens import scope
+from gateway.web import get_store, hub_config, store_opener
+from gateway.web.api import BadParameter, _bad_parameter, _require_token
+from gateway.web.auth import public
+from gateway.web.tokens import scope
 
 billing = Blueprint("billing", __name__, url_prefix="/api/v1")
 billing.before_request(_require_token)

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from ..contract import iso, parse_iso, utcnow
-from . import get_store, hub_config
-from .auth import public
-from .i18n import choose_language, translator
+from gateway.contract import iso, parse_iso, utcnow
+from gateway.web import get_store, hub_config
+from gateway.web.auth import public
+from gateway.web.i18n import choose_language, translator
 
 pages = Blueprint("pages", __name__)
 

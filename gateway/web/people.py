@@ -34,13 +34,13 @@ from flask import (
     url_for,
 )
 
-from ..contract import iso, parse_iso, utcnow
-from ..hub import audit
-from ..hub.invoicing import is_closed, period_bounds, period_of
-from ..hub.store import HubStore, add_months
-from . import get_store, hub_config
-from .auth import User, current_user, requires
-from .i18n import choose_language, translator
+from gateway.contract import iso, parse_iso, utcnow
+from gateway.hub import audit
+from gateway.hub.invoicing import is_closed, period_bounds, period_of
+from gateway.hub.store import HubStore, add_months
+from gateway.web import get_store, hub_config
+from gateway.web.auth import User, current_user, requires
+from gateway.web.i18n import choose_language, translator
 
 people = Blueprint("people", __name__)
 

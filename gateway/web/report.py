@@ -21,13 +21,13 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, render_template, request, url_for
 from markupsafe import Markup
 
-from ..contract import utcnow
-from ..hub.report import AttendanceCell, Report, activity_report, category_totals, report_csv
-from ..permissions import WEEKDAYS
-from . import charts, get_store, hub_config
-from .auth import requires
-from .i18n import choose_language, translator
-from .tokens import scope
+from gateway.contract import utcnow
+from gateway.hub.report import AttendanceCell, Report, activity_report, category_totals, report_csv
+from gateway.permissions import WEEKDAYS
+from gateway.web import charts, get_store, hub_config
+from gateway.web.auth import requires
+from gateway.web.i18n import choose_language, translator
+from gateway.web.tokens import scope
 
 report_pages = Blueprint("report", __name__)
 _NONE = AttendanceCell()

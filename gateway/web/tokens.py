@@ -36,11 +36,11 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..contract import iso, utcnow
-from ..hub import audit
-from . import get_store, hub_config
-from .auth import current_user, requires, view_scope
-from .i18n import choose_language, translator
+from gateway.contract import iso, utcnow
+from gateway.hub import audit
+from gateway.web import get_store, hub_config
+from gateway.web.auth import current_user, requires, view_scope
+from gateway.web.i18n import choose_language, translator
 
 SCOPES: Final = ("usage", "invoices", "machines", "sessions", "jobs", "report")
 BILLING_SCOPES: Final = frozenset({"usage", "invoices", "report"})
