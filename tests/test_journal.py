@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.contract import Envelope
-from gateway.journal import Journal, JournalUnavailable
+from gateway.node import Journal, JournalUnavailable
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_failed_append_rolls_back_event_and_state(journal: Journal) -> None:
 def test_committed_events_survive_a_killed_process(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     script = (
-        "import os, sys; from gateway.journal import Journal\n"
+        "import os, sys; from gateway.node.journal import Journal\n"
         f"j = Journal({str(path)!r})\n"
         "for i in range(50): j.append(node='n1', boot='b', type='tap', data={'i': i})\n"
         "os.kill(os.getpid(), 9)\n")

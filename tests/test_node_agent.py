@@ -20,7 +20,7 @@ from gateway.contract import MAX_DETAIL, MAX_NAME, Envelope, Job
 from gateway.drivers.machine import Activity, MachineReport
 from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
-from gateway.journal import Journal
+from gateway.node import Journal
 from gateway.node import NodeAgent
 from gateway.permissions import (
     MachineInfo,

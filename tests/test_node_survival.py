@@ -29,7 +29,7 @@ from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, Se
 from gateway.contract import encode_ack, encode_enrolment, encode_sim_tap, iso
 from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
-from gateway.journal import Journal
+from gateway.node import Journal
 from gateway.node import NodeAgent
 from gateway.permissions import (
     MAX_SNAPSHOT_BYTES,

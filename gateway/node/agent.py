@@ -66,7 +66,7 @@ from gateway.drivers.controllers import SimulatedMachine
 from gateway.drivers.machine import Activity, MachineController, MachineReport
 from gateway.drivers.readers import BadgeReader, SimulatedReader, TapDebouncer
 from gateway.drivers.relay import Relay
-from gateway.journal import Journal, JournalUnavailable
+from gateway.node.journal import Journal, JournalUnavailable
 from gateway.mqtt import MqttLink, Will
 from gateway.permissions import MemberGrant, Snapshot, SnapshotRejected, verify_snapshot
 from gateway.policies import session_rules, trusted_time
