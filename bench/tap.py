@@ -116,9 +116,9 @@ def run_node(work: Path, seq: list[tuple[str, bool]], snap_payload: bytes,
     reader = SimulatedReader()
     agent = NodeAgent(_node_config(work), relay=relay, reader=reader,
                       public_key=key_pub, connect=False)  # type: ignore[arg-type]
-    agent._on_snapshot("snapshot", snap_payload)
+    agent.on_snapshot("snapshot", snap_payload)
     agent.step()  # the loop, not the MQTT thread, takes the snapshot in
-    assert agent.snapshot is not None, "the node refused the benchmark's snapshot"
+    assert agent.trust.snapshot is not None, "the node refused the benchmark's snapshot"
     allowed_ms: list[float] = []
     denied_ms: list[float] = []
     try:

@@ -20,8 +20,7 @@ from gateway.contract import MAX_DETAIL, MAX_NAME, Envelope, Job
 from gateway.drivers.machine import Activity, MachineReport
 from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
-from gateway.node import Journal
-from gateway.node import NodeAgent
+from gateway.node import Journal, NodeAgent
 from gateway.permissions import (
     MachineInfo,
     MemberGrant,
@@ -124,7 +123,7 @@ def tap(agent: NodeAgent, uid: str) -> None:
 @pytest.fixture
 def agent(cfg, key, clock, mock_pins):
     a = make_agent(cfg, key, clock, mock_pins)
-    deliver(a._on_snapshot, sign_snapshot(snapshot(), key))
+    deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
     yield a
     a.relay.close()
     a.journal.close()
@@ -164,20 +163,20 @@ def test_denied_tap_leaves_power_off_and_is_journaled(agent, cfg, mock_pins) -> 
     taps = [e["data"] for e in events(cfg) if e["type"] == "tap"]
     assert [(t["action"], t["reason"]) for t in taps] == [
         ("deny", "not_certified"), ("deny", "unknown_badge")]
-    assert agent.session is None
+    assert agent.sessions.current is None
 
 
 def test_other_member_cannot_end_or_take_a_session(agent, mock_pins) -> None:
     tap(agent, ALICE)
     tap(agent, STAFF)
     assert pin_state(mock_pins) is True
-    assert agent.session is not None and agent.session.member_id == "alice"
+    assert agent.sessions.current is not None and agent.sessions.current.member_id == "alice"
 
 
 def test_restart_with_open_session_keeps_power_off_and_closes_it(
         cfg, key, clock, mock_pins) -> None:
     first = make_agent(cfg, key, clock, mock_pins)
-    deliver(first._on_snapshot, sign_snapshot(snapshot(), key))
+    deliver(first.on_snapshot, sign_snapshot(snapshot(), key))
     tap(first, ALICE)
     clock.advance(10)
     first.step()  # 10 s < the 15 s heartbeat: nothing recorded yet
@@ -189,7 +188,7 @@ def test_restart_with_open_session_keeps_power_off_and_closes_it(
 
     second = make_agent(cfg, key, clock, mock_pins)
     assert pin_state(mock_pins) is False
-    assert second.session is None
+    assert second.sessions.current is None
     evs = events(cfg)
     ended = [e for e in evs if e["type"] == "session.ended"][-1]["data"]
     assert ended["end_reason"] == "node_restart"
@@ -198,7 +197,7 @@ def test_restart_with_open_session_keeps_power_off_and_closes_it(
     boot = [e for e in evs if e["type"] == "node.boot"][-1]["data"]
     assert boot["recovered_session_id"] == ended["session_id"]
     # The held snapshot survived the restart: the node still decides without a broker.
-    assert second.snapshot is not None
+    assert second.trust.snapshot is not None
     tap(second, ALICE)
     assert pin_state(mock_pins) is True
     second.relay.close()
@@ -255,10 +254,10 @@ def test_no_snapshot_denies(cfg, key, clock, mock_pins) -> None:
 ])
 def test_bad_snapshots_are_rejected_logged_and_journaled(agent, key, cfg, caplog, message,
                                                          reason) -> None:
-    held = agent.snapshot
+    held = agent.trust.snapshot
     caplog.set_level(logging.WARNING)
-    deliver(agent._on_snapshot, message(key))
-    assert agent.snapshot is held
+    deliver(agent.on_snapshot, message(key))
+    assert agent.trust.snapshot is held
     assert f"snapshot rejected ({reason})" in caplog.text
     rejected = [e["data"] for e in events(cfg) if e["type"] == "snapshot.rejected"]
     assert [r["reason"] for r in rejected] == [reason]
@@ -266,9 +265,9 @@ def test_bad_snapshots_are_rejected_logged_and_journaled(agent, key, cfg, caplog
 
 def test_redelivered_retained_snapshot_is_not_an_alarm(agent, key, cfg, caplog) -> None:
     payload = sign_snapshot(snapshot(5), key)
-    deliver(agent._on_snapshot, payload)
-    deliver(agent._on_snapshot, payload)  # the broker's retained copy after a reconnect
-    assert agent.snapshot.version == 5
+    deliver(agent.on_snapshot, payload)
+    deliver(agent.on_snapshot, payload)  # the broker's retained copy after a reconnect
+    assert agent.trust.snapshot.version == 5
     assert not [e for e in events(cfg) if e["type"] == "snapshot.rejected"]
 
 
@@ -276,7 +275,7 @@ def test_newer_snapshot_revokes_at_the_next_tap(agent, key, mock_pins) -> None:
     revoked = snapshot(2)
     revoked = Snapshot(**{**revoked.__dict__,
                           "members": {**revoked.members, "alice": grant("alice", level=0)}})
-    deliver(agent._on_snapshot, sign_snapshot(revoked, key))
+    deliver(agent.on_snapshot, sign_snapshot(revoked, key))
     tap(agent, ALICE)
     assert pin_state(mock_pins) is False
 
@@ -288,7 +287,7 @@ def test_staff_tap_marks_presence_for_supervised_members(cfg, key, clock, mock_p
                        "members": {**snap.members, "bob": grant("bob", level=1)},
                        "opening_hours": {d: ((T0.time().replace(hour=0),
                                               T0.time().replace(hour=0)),) for d in range(7)}})
-    deliver(a._on_snapshot, sign_snapshot(snap, key))
+    deliver(a.on_snapshot, sign_snapshot(snap, key))
     tap(a, BOB)
     assert pin_state(mock_pins) is False
     tap(a, STAFF)  # staff starts a session and is now present
@@ -308,9 +307,9 @@ def test_acknowledged_events_leave_the_journal(agent, cfg) -> None:
     tap(agent, ALICE)
     pending = agent.journal.pending()
     first_two = [p.id for p in pending[:2]]
-    deliver(agent._on_ack, json.dumps({"v": 1, "ids": first_two}).encode())
+    deliver(agent.on_ack, json.dumps({"v": 1, "ids": first_two}).encode())
     assert [p.id for p in agent.journal.pending()] == [p.id for p in pending[2:]]
-    deliver(agent._on_ack, b"garbage")  # logged and ignored, nothing removed
+    deliver(agent.on_ack, b"garbage")  # logged and ignored, nothing removed
     assert len(agent.journal.pending()) == len(pending) - 2
 
 
@@ -322,7 +321,7 @@ def credit_snapshot(alice_credit_s: float | None, kind: str = "laser") -> Snapsh
 
 
 def test_prepaid_machine_denies_an_empty_balance(agent, key, mock_pins, cfg) -> None:
-    deliver(agent._on_snapshot, sign_snapshot(credit_snapshot(0.0), key))
+    deliver(agent.on_snapshot, sign_snapshot(credit_snapshot(0.0), key))
     tap(agent, ALICE)
     assert pin_state(mock_pins) is False
     assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"] == [
@@ -331,7 +330,7 @@ def test_prepaid_machine_denies_an_empty_balance(agent, key, mock_pins, cfg) -> 
 
 def test_laser_session_is_cut_when_the_balance_is_spent(agent, key, clock, mock_pins,
                                                         cfg) -> None:
-    deliver(agent._on_snapshot, sign_snapshot(credit_snapshot(600.0), key))
+    deliver(agent.on_snapshot, sign_snapshot(credit_snapshot(600.0), key))
     tap(agent, ALICE)
     assert pin_state(mock_pins) is True
     clock.advance(599)
@@ -349,16 +348,16 @@ def test_trainer_double_tap_certifies_the_next_member(agent, clock, mock_pins, c
     tap(agent, STAFF)  # level 3: a session starts
     clock.advance(1)
     tap(agent, STAFF)  # within the double-tap window: badge-out, and certify mode opens
-    assert agent.certify_trainer is not None and agent.session is None
+    assert agent.certify.trainer is not None and agent.sessions.current is None
     assert not pin_state(mock_pins)  # the second tap kept its meaning: power off
     tap(agent, ALICE)  # already level 2: her tap is a normal one (a session starts)
-    assert agent.session is not None and agent.session.member_id == "alice"
+    assert agent.sessions.current is not None and agent.sessions.current.member_id == "alice"
     tap(agent, BOB)  # the trainee (level 0) taps within 15 s
     granted = [e["data"] for e in events(cfg) if e["type"] == "certification.granted"]
     assert granted == [{"trainer_id": "staff", "member_id": "bob", "group": "laser",
                         "level": 2, "machine": "laser-1"}]
-    assert agent.certify_trainer is None
-    assert agent.session.member_id == "alice"  # the trainee's tap touched nothing else
+    assert agent.certify.trainer is None
+    assert agent.sessions.current.member_id == "alice"  # the trainee's tap touched nothing else
 
 
 def test_certify_mode_expires(agent, clock, cfg) -> None:
@@ -376,14 +375,14 @@ def test_non_trainers_cannot_open_certify_mode(agent, clock, mock_pins, cfg) -> 
     tap(agent, ALICE)  # level 2
     clock.advance(1)
     tap(agent, ALICE)  # a plain badge-out
-    assert agent.certify_trainer is None and agent.session is None
+    assert agent.certify.trainer is None and agent.sessions.current is None
 
 
 def test_unknown_badge_is_enrolled_while_the_hub_asks(agent, clock, cfg) -> None:
     from gateway.contract import encode_enrolment, iso
 
     until = clock.wall() + timedelta(seconds=30)
-    deliver(agent._on_enrolment, encode_enrolment("req-1", "alice", iso(until)))
+    deliver(agent.on_enrolment, encode_enrolment("req-1", "alice", iso(until)))
     tap(agent, "0BADC0DE")
     tap(agent, "0CAFE0CA")  # the window serves one badge only
     enrolled = [e["data"] for e in events(cfg) if e["type"] == "badge.enrolled"]
@@ -395,7 +394,7 @@ def test_unknown_badge_is_enrolled_while_the_hub_asks(agent, clock, cfg) -> None
 def test_expired_enrolment_window_is_not_used(agent, clock, cfg) -> None:
     from gateway.contract import encode_enrolment, iso
 
-    deliver(agent._on_enrolment, encode_enrolment("req-1", "alice",
+    deliver(agent.on_enrolment, encode_enrolment("req-1", "alice",
                                               iso(clock.wall() + timedelta(seconds=30))))
     clock.advance(31)
     tap(agent, "0BADC0DE")
@@ -419,7 +418,7 @@ def journaled(cfg) -> list[Envelope]:
 def test_every_event_of_a_day_at_the_machine_decodes_as_its_contract_type(
         cfg, key, clock, mock_pins) -> None:
     agent = make_agent(cfg, key, clock, mock_pins)
-    deliver(agent._on_snapshot, sign_snapshot(snapshot(), key))
+    deliver(agent.on_snapshot, sign_snapshot(snapshot(), key))
     tap(agent, ALICE)                         # session started (and its tap)
     clock.advance(75)
     tap(agent, ALICE)                         # badge-out: session ended
@@ -427,7 +426,7 @@ def test_every_event_of_a_day_at_the_machine_decodes_as_its_contract_type(
     tap(agent, STAFF)                         # a staff member: presence and a session
     clock.advance(5)
     tap(agent, STAFF)
-    deliver(agent._on_snapshot, b'{"not": "a snapshot"}')  # snapshot.rejected
+    deliver(agent.on_snapshot, b'{"not": "a snapshot"}')  # snapshot.rejected
     tap(agent, ALICE)
     clock.advance(30)
     agent.step()
@@ -450,10 +449,10 @@ def test_every_event_of_a_day_at_the_machine_decodes_as_its_contract_type(
 def test_controller_texts_and_estimates_are_kept_within_the_contracts_bounds(
         cfg, key, clock, mock_pins) -> None:
     agent = make_agent(cfg, key, clock, mock_pins)
-    deliver(agent._on_snapshot, sign_snapshot(snapshot(), key))
+    deliver(agent.on_snapshot, sign_snapshot(snapshot(), key))
     tap(agent, ALICE)
     long_name = "/sd/" + "tres-long-dossier/" * 300 + "piece.gcode"
-    agent._reports.put(MachineReport(
+    agent.on_report(MachineReport(
         Activity.BUSY, job_name=long_name, progress=140.0,
         time_left_s=timedelta(days=4000).total_seconds(), detail="x" * (MAX_DETAIL * 2)))
     agent.step()

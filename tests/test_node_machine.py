@@ -41,7 +41,7 @@ def rig(tmp_path: Path, mock_pins: MockFactory):
     agent = NodeAgent(cfg, relay=GpioRelay(PIN, pin_factory=mock_pins), reader=SimulatedReader(),
                       public_key=key.public_key(), controller=controller, connect=False)
     # The agent runs on the real clocks (the driver is real-time): sign the snapshot now.
-    deliver(agent._on_snapshot, sign_snapshot(snapshot(issued=datetime.now(UTC)), key))
+    deliver(agent.on_snapshot, sign_snapshot(snapshot(issued=datetime.now(UTC)), key))
     changed = threading.Condition()
     controller.subscribe(lambda _r: _notify(changed))
     agent.start()
@@ -77,28 +77,28 @@ def tap(agent: NodeAgent, uid: str) -> None:
 
 def test_unplugged_mid_job_keeps_the_session_and_power(rig, caplog) -> None:
     sim, agent, changed, cfg, pins = rig
-    run_until(agent, changed, lambda: agent.activity == Activity.IDLE, what="idle")
+    run_until(agent, changed, lambda: agent.machine.activity == Activity.IDLE, what="idle")
     tap(agent, ALICE)
     sim.run_job(200, 20.0)
-    run_until(agent, changed, lambda: agent.jobs.running, what="job started")
+    run_until(agent, changed, lambda: agent.machine.jobs.running, what="job started")
     sim.unplug()
-    run_until(agent, changed, lambda: agent.activity == Activity.UNKNOWN, what="unknown")
-    assert "link lost" in agent.machine_detail
-    assert agent.session is not None and agent.relay.is_on
-    assert agent.jobs.running  # a lost link says nothing about the job
+    run_until(agent, changed, lambda: agent.machine.activity == Activity.UNKNOWN, what="unknown")
+    assert "link lost" in agent.machine.detail
+    assert agent.sessions.current is not None and agent.relay.is_on
+    assert agent.machine.jobs.running  # a lost link says nothing about the job
     assert "link lost" in caplog.text or "lost" in caplog.text.lower()
 
 
 def test_garbage_and_silence_mark_unknown_then_recover(rig) -> None:
     sim, agent, changed, cfg, pins = rig
-    run_until(agent, changed, lambda: agent.activity == Activity.IDLE, what="idle")
+    run_until(agent, changed, lambda: agent.machine.activity == Activity.IDLE, what="idle")
     tap(agent, ALICE)
     sim.send_garbage(b"\xff\xfe\x00<<garbage>>\r\n\x80")
     sim.go_silent()
-    run_until(agent, changed, lambda: agent.activity == Activity.UNKNOWN, what="unknown")
-    assert agent.session is not None and agent.relay.is_on
+    run_until(agent, changed, lambda: agent.machine.activity == Activity.UNKNOWN, what="unknown")
+    assert agent.sessions.current is not None and agent.relay.is_on
     sim.resume()
-    run_until(agent, changed, lambda: agent.activity == Activity.IDLE, what="back to idle")
+    run_until(agent, changed, lambda: agent.machine.activity == Activity.IDLE, what="back to idle")
     tap(agent, ALICE)
     assert not agent.relay.is_on
     ended = [e for e in events(cfg) if e["type"] == "session.ended"][-1]["data"]
@@ -107,13 +107,13 @@ def test_garbage_and_silence_mark_unknown_then_recover(rig) -> None:
 
 def test_alarm_fails_the_job_and_is_journaled(rig) -> None:
     sim, agent, changed, cfg, pins = rig
-    run_until(agent, changed, lambda: agent.activity == Activity.IDLE, what="idle")
+    run_until(agent, changed, lambda: agent.machine.activity == Activity.IDLE, what="idle")
     tap(agent, ALICE)
     sim.run_job(200, 20.0)
-    run_until(agent, changed, lambda: agent.jobs.running, what="job started")
+    run_until(agent, changed, lambda: agent.machine.jobs.running, what="job started")
     sim.inject_alarm(1)
-    run_until(agent, changed, lambda: not agent.jobs.running, what="job ended")
+    run_until(agent, changed, lambda: not agent.machine.jobs.running, what="job ended")
     jobs = [e["data"] for e in events(cfg) if e["type"] == "job"]
     assert [j["event"] for j in jobs] == ["started", "failed"]
     assert "ALARM:1" in jobs[-1]["detail"]
-    assert agent.session is not None  # an alarm is the machine's business, not a badge-out
+    assert agent.sessions.current is not None  # an alarm is the machine's business, not a badge-out

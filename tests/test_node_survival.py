@@ -29,8 +29,7 @@ from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, Se
 from gateway.contract import encode_ack, encode_enrolment, encode_sim_tap, iso
 from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
-from gateway.node import Journal
-from gateway.node import NodeAgent
+from gateway.node import Journal, NodeAgent
 from gateway.permissions import (
     MAX_SNAPSHOT_BYTES,
     Snapshot,
@@ -114,28 +113,29 @@ def test_mqtt_handlers_change_nothing_until_the_next_step(cfg, key, clock, mock_
                                                           agents) -> None:
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
-    deliver(a._on_snapshot, sign_snapshot(snapshot(1), key))
+    deliver(a.on_snapshot, sign_snapshot(snapshot(1), key))
     pending = [p.id for p in a.journal.pending()]
     until = clock.wall() + timedelta(seconds=30)
 
     def paho_thread() -> None:
-        a._on_snapshot("t", sign_snapshot(snapshot(2), key))
-        a._on_ack("t", encode_ack(pending[:1]))
-        a._on_enrolment("t", encode_enrolment("req-1", "alice", iso(until)))
-        a._on_sim_tap("t", encode_sim_tap(DAVE, "tap-1"))
+        a.on_snapshot("t", sign_snapshot(snapshot(2), key))
+        a.on_ack("t", encode_ack(pending[:1]))
+        a.on_enrolment("t", encode_enrolment("req-1", "alice", iso(until)))
+        a.on_sim_tap("t", encode_sim_tap(DAVE, "tap-1"))
 
     t = threading.Thread(target=paho_thread)
     t.start()
     t.join()
-    assert a.snapshot is not None and a.snapshot.version == 1
+    assert a.trust.snapshot is not None and a.trust.snapshot.version == 1
     assert [p.id for p in a.journal.pending()] == pending
-    assert a.enrolment is None and a.session is None and not pin_state(mock_pins)
+    assert a.certify.enrolment is None and a.sessions.current is None and not pin_state(mock_pins)
 
     a.step()  # the loop handles them, in order, then the simulated tap in the same step
-    assert a.snapshot.version == 2
+    assert a.trust.snapshot.version == 2
     assert pending[0] not in [p.id for p in a.journal.pending()]
-    assert a.enrolment is not None and a.enrolment["request_id"] == "req-1"
-    assert a.session is not None and a.session.member_id == "dave" and pin_state(mock_pins)
+    assert a.certify.enrolment is not None and a.certify.enrolment["request_id"] == "req-1"
+    assert a.sessions.current is not None and a.sessions.current.member_id == "dave"
+    assert pin_state(mock_pins)
     assert last_tap(cfg)["tap_id"] == "tap-1"
 
 
@@ -160,16 +160,16 @@ def test_statuses_leave_from_the_loop_in_order_and_every_heartbeat(
         a.start()
         # paho reports the connection on its own thread; the loop publishes the status.
         poll_until(lambda: (a.step(), obs.status.get("laser-1"))[1], what="first status")
-        deliver(a._on_snapshot, sign_snapshot(snapshot(1), key))
+        deliver(a.on_snapshot, sign_snapshot(snapshot(1), key))
         tap(a, DAVE)
-        assert a.session is not None
-        session_id = a.session.session_id
+        assert a.sessions.current is not None
+        session_id = a.sessions.current.session_id
         mark = len(published)
 
         def paho_thread() -> None:
-            a._on_snapshot("t", sign_snapshot(snapshot(2), key))
-            a._on_connect()
-            a._on_ack("t", encode_ack([]))
+            a.on_snapshot("t", sign_snapshot(snapshot(2), key))
+            a.on_connect()
+            a.on_ack("t", encode_ack([]))
 
         t = threading.Thread(target=paho_thread)
         t.start()
@@ -237,7 +237,7 @@ def test_a_full_journal_cuts_the_session_denies_taps_and_recovers_by_itself(
     disk = FullDisk()
     a = make(cfg, key, clock, mock_pins, journal=Journal(cfg.journal, connect=disk.connect))
     agents.append(a)
-    deliver(a._on_snapshot, sign_snapshot(snapshot(), key))
+    deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
     tap(a, DAVE)
     clock.advance(16)
     a.step()  # heartbeat: the session's last recorded time is T0 + 16 s
@@ -246,7 +246,7 @@ def test_a_full_journal_cuts_the_session_denies_taps_and_recovers_by_itself(
     disk.on = True
     clock.advance(16)
     a.step()  # the next heartbeat cannot be written: power off at once
-    assert not pin_state(mock_pins) and a.session is None
+    assert not pin_state(mock_pins) and a.sessions.current is None
     assert "database or disk is full" in caplog.text
     assert "cannot rollback" not in caplog.text
     tap(a, DAVE)
@@ -314,10 +314,10 @@ def test_a_really_full_file_system_denies_taps_and_recovers(small_fs, key, clock
     cfg = node_cfg(small_fs / "journal.db")
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
-    deliver(a._on_snapshot, sign_snapshot(snapshot(), key))
+    deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
     filler = fill(small_fs)
     tap(a, DAVE)
-    assert not pin_state(mock_pins) and a.session is None
+    assert not pin_state(mock_pins) and a.sessions.current is None
     assert a.status()["journal"] == "unavailable"
     assert "database or disk is full" in caplog.text and "cannot rollback" not in caplog.text
 
@@ -378,7 +378,7 @@ def test_a_journal_that_cannot_be_opened_at_start_does_not_stop_the_node(
     try:
         if blocker is not _file_in_the_way:  # a journal that holds a snapshot already
             first = make(cfg, key, clock, mock_pins)
-            deliver(first._on_snapshot, sign_snapshot(snapshot(), key))
+            deliver(first.on_snapshot, sign_snapshot(snapshot(), key))
             first.journal.close()
             first.relay.close()
         undo = blocker(cfg.journal)
@@ -402,7 +402,7 @@ def test_a_journal_that_cannot_be_opened_at_start_does_not_stop_the_node(
         assert boots[-1]["boot"] == a.boot  # this start, recorded once the journal opened
         assert last_tap(cfg)["reason"] == "journal_unavailable"
         if blocker is _file_in_the_way:  # nothing was held: a snapshot arrives later
-            deliver(a._on_snapshot, sign_snapshot(snapshot(), key))
+            deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
         tap(a, DAVE)
         assert pin_state(mock_pins)
     finally:
@@ -416,7 +416,7 @@ def test_a_clock_set_back_a_year_revives_nothing_and_is_flagged(cfg, key, clock,
                                                                 agents, caplog) -> None:
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
-    deliver(a._on_snapshot, sign_snapshot(snapshot(), key))
+    deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
     clock.advance(timedelta(hours=26).total_seconds())
     tap(a, ALICE)
     assert last_tap(cfg)["reason"] == "certification_expired"
@@ -447,7 +447,7 @@ def test_a_clock_set_forward_a_year_keeps_a_fresh_snapshot_fresh(cfg, key, clock
                                                                  agents) -> None:
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
-    deliver(a._on_snapshot, sign_snapshot(snapshot(), key))
+    deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
     clock.wall_now += YEAR  # far past the snapshot's validity by the wall clock
     tap(a, DAVE)
     assert last_tap(cfg)["reason"] == "allowed" and pin_state(mock_pins)
@@ -466,7 +466,7 @@ def test_a_clock_set_forward_a_year_keeps_a_fresh_snapshot_fresh(cfg, key, clock
 def test_after_a_restart_with_the_clock_behind_the_recorded_floor_holds(
         cfg, key, clock, mock_pins, agents) -> None:
     first = make(cfg, key, clock, mock_pins)
-    deliver(first._on_snapshot, sign_snapshot(snapshot(), key))
+    deliver(first.on_snapshot, sign_snapshot(snapshot(), key))
     clock.advance(3600)
     tap(first, DAVE)
     clock.advance(20)
@@ -479,7 +479,7 @@ def test_after_a_restart_with_the_clock_behind_the_recorded_floor_holds(
     clock.mono_now = 3.0  # a new boot: the monotonic clock starts again
     second = make(cfg, key, clock, mock_pins)
     agents.append(second)
-    assert second.now() == floor
+    assert second.trust.now() == floor
     assert second.status()["clock_behind"] is True
     tap(second, DAVE)  # how long was the node off? unknown: the held snapshot is stale
     assert last_tap(cfg)["reason"] == "snapshot_too_old" and not pin_state(mock_pins)
@@ -530,10 +530,10 @@ def test_a_crafted_snapshot_is_journaled_and_the_node_keeps_its_own(
         cfg, key, clock, mock_pins, agents, caplog, craft) -> None:
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
-    deliver(a._on_snapshot, sign_snapshot(snapshot(), key))
-    held = a.snapshot
-    deliver(a._on_snapshot, craft(key))
-    assert a.snapshot is held
+    deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
+    held = a.trust.snapshot
+    deliver(a.on_snapshot, craft(key))
+    assert a.trust.snapshot is held
     assert "RecursionError" not in caplog.text
     rejected = [e["data"] for e in events(cfg) if e["type"] == "snapshot.rejected"]
     assert [r["reason"] for r in rejected] == ["malformed"]
@@ -574,7 +574,7 @@ def test_a_failing_step_powers_off_and_the_loop_goes_on(cfg, key, clock, mock_pi
                                                         caplog) -> None:
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
-    deliver(a._on_snapshot, sign_snapshot(snapshot(), key))
+    deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
     tap(a, DAVE)
     assert pin_state(mock_pins)
     assert isinstance(a.reader, SimulatedReader)
@@ -592,7 +592,7 @@ def test_a_failing_step_powers_off_and_the_loop_goes_on(cfg, key, clock, mock_pi
     loop = threading.Thread(target=a.run)
     loop.start()
     try:
-        poll_until(lambda: a.session is None, timeout=10, what="the session to end")
+        poll_until(lambda: a.sessions.current is None, timeout=10, what="the session to end")
         assert not pin_state(mock_pins)
         assert "reader fell off the bus" in caplog.text and "Traceback" in caplog.text
         ended = [e["data"] for e in events(cfg) if e["type"] == "session.ended"][-1]

@@ -5,7 +5,8 @@ read a ``Journal``); the modules say which concern each holds (docs/design.md, "
 package").
 """
 
-from gateway.node.agent import NodeAgent, OpenSession
+from gateway.node.agent import NodeAgent
 from gateway.node.journal import Journal, JournalUnavailable, PendingEvent
+from gateway.node.sessions import OpenSession
 
 __all__ = ["Journal", "JournalUnavailable", "NodeAgent", "OpenSession", "PendingEvent"]

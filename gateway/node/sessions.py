@@ -1,0 +1,273 @@
+"""The open session: its start and end, its metering, and the rules that may end it.
+
+A session is money and power at once, so its two safety rules live here, next to the
+relay calls they order (rule 1 and 2 of ``gateway/node/agent.py``): the start is in the
+journal before the relay switches on, and the relay is off before the end is journaled.
+Durations and busy time are metered on the monotonic clock; the heartbeat records the
+session's last known time, so a power cut (or a journal that fails) bills up to there
+and no further: the session is then closed from the journal's state, never resumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from gateway.config import NodeConfig
+from gateway.contract import SessionEnded, SessionStarted, Tap, iso, parse_iso
+from gateway.drivers.machine import Activity
+from gateway.drivers.relay import Relay
+from gateway.node.recorder import Recorder
+from gateway.node.trust import Trust
+from gateway.policies import session_rules
+from gateway.policies.metering import BusyMeter, billable_minutes, split_minutes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenSession:
+    """The session in progress; its duration is metered on the monotonic clock."""
+
+    session_id: str
+    member_id: str
+    member_name: str
+    badge_uid: str
+    project_id: str | None
+    started_at: datetime
+    started_mono: float
+    badged_out: float | None = None  # mono time of the badge-out, while power is kept
+    busy: BusyMeter | None = None
+    last_active: float = 0.0
+    job_ended: float | None = None
+    jobs: int = 0
+    credit_limit_s: float | None = None
+
+    def metered(self, mono_now: float) -> float:
+        return max(0.0, mono_now - self.started_mono)
+
+    def to_state(self, mono_now: float, wall_now: datetime) -> dict[str, Any]:
+        """What survives a restart: enough to close the session with its last known time."""
+        return {"session_id": self.session_id, "member_id": self.member_id,
+                "member_name": self.member_name, "badge_uid": self.badge_uid,
+                "project_id": self.project_id, "started_at": iso(self.started_at),
+                "last_seen_at": iso(wall_now), "metered_s": round(self.metered(mono_now), 3),
+                "busy_s": round(self.busy.busy_seconds(mono_now), 3) if self.busy else 0.0}
+
+
+class MachineView(Protocol):
+    """What the session rules read of the machine (``gateway/node/machine.py``)."""
+
+    @property
+    def activity(self) -> Activity: ...
+    @property
+    def job_running(self) -> bool: ...
+    @property
+    def followed(self) -> bool: ...
+    def safe_stop(self) -> None: ...
+
+
+class Sessions:
+    """The open session (``current``, None when the machine is free); loop thread only."""
+
+    def __init__(self, cfg: NodeConfig, *, relay: Relay, recorder: Recorder, trust: Trust,
+                 machine: MachineView, mono: Callable[[], float]) -> None:
+        self.cfg = cfg
+        self.relay = relay
+        self.recorder = recorder
+        self.trust = trust
+        self.machine = machine
+        self.mono = mono
+        self.current: OpenSession | None = None
+        self._last_heartbeat = mono()
+
+    # -- start and end ----------------------------------------------------------------
+
+    def start(self, uid: str, member_id: str, name: str, project_id: str | None,
+              now: datetime, staff: bool, *, tap: Tap | None = None,
+              credit_limit_s: float | None = None) -> bool:
+        """Open a session and switch on; False (power off) if it cannot be journaled."""
+        mono = self.mono()
+        session = OpenSession(str(uuid.uuid4()), member_id, name, uid, project_id, now, mono,
+                              busy=BusyMeter(mono, self.machine.activity == Activity.BUSY),
+                              last_active=mono, credit_limit_s=credit_limit_s)
+        # Journal first: if we crash between these two lines the relay is still off and
+        # the restart closes a zero-length session; the reverse order could leave power on
+        # with no record of who had it. The tap goes in the same commit (one disk wait).
+        if not self.recorder.append(
+                SessionStarted(session_id=session.session_id, machine=self.cfg.machine_id,
+                               member_id=member_id, badge_uid=uid, project_id=project_id,
+                               started_at=now, staff_present=staff),
+                state={"open_session": session.to_state(mono, now)},
+                before=[tap] if tap is not None else None, defer=False):
+            return False
+        self.current = session
+        self._last_heartbeat = mono
+        try:
+            self.relay.on()
+        except Exception:
+            log.exception("relay failed to switch on; ending the session")
+            self.end("relay_error")
+            raise
+        log.info("session %s started for %s (%s)", session.session_id, name, member_id)
+        return True
+
+    def end(self, reason: str) -> None:
+        """Power off first, then journal the end (metered up to now)."""
+        self.relay.off()
+        session = self.current
+        if session is None:
+            return
+        mono, now = self.mono(), self.trust.now()
+        duration = session.metered(mono)
+        state = session.to_state(mono, now)
+        state["jobs"] = session.jobs
+        ended = self.recorder.append(
+            self.ended_event(state, session.started_at, now, duration, reason),
+            state={"open_session": None}, defer=False)
+        self.current = None
+        if ended:
+            log.info("session %s ended (%s) after %.1f s", session.session_id, reason, duration)
+
+    def cut(self) -> None:
+        """The journal failed with the relay now off: the session cannot go on unrecorded.
+
+        Its journal state still says "open, last seen at the last heartbeat": once the
+        journal can be written again it is closed there (``close_recorded``), as after a
+        power cut.
+        """
+        session, self.current = self.current, None
+        if session is not None:
+            log.error("session %s of %s ended with the relay off: the journal cannot "
+                      "record it; it will be closed at its last recorded time",
+                      session.session_id, session.member_name)
+
+    def close_recorded(self, reason: str) -> str | None:
+        """End the session the journal says is open, at its last recorded time.
+
+        Raises :class:`JournalUnavailable` like the journal (it runs in the recovery).
+        """
+        state = self.recorder.journal.get_state("open_session")
+        if not state:
+            return None
+        started = parse_iso(state["started_at"], "open_session.started_at")
+        ended = parse_iso(state.get("last_seen_at") or state["started_at"], "last_seen_at")
+        duration = float(state.get("metered_s", 0.0))
+        end = self.ended_event(state, started, ended, duration, reason)
+        self.recorder.write(end, state={"open_session": None})
+        log.info("session %s closed (%s) at %s after %.0f s", state["session_id"], reason,
+                 iso(ended), duration)
+        return str(state["session_id"])
+
+    def ended_event(self, state: dict[str, Any], started: datetime, ended: datetime,
+                    duration: float, reason: str) -> SessionEnded:
+        duration = round(duration, 3)
+        split: dict[str, Any] = {}
+        if self.machine.followed:
+            # Only a node that follows its machine knows busy time; without a controller
+            # the split is unknown (null), which a busy/idle tariff bills as busy.
+            busy = min(float(state.get("busy_s") or 0.0), duration)
+            busy_min, idle_min = split_minutes(duration, busy)
+            split = dict(busy_s=round(busy, 3), idle_s=round(duration - busy, 3),
+                         busy_minutes=busy_min, idle_minutes=idle_min)
+        return SessionEnded(
+            session_id=state["session_id"], machine=self.cfg.machine_id,
+            member_id=state["member_id"], badge_uid=state["badge_uid"],
+            project_id=state.get("project_id"), started_at=started, ended_at=ended,
+            duration_s=duration, billable_minutes=billable_minutes(duration),
+            end_reason=reason, jobs=int(state.get("jobs") or 0), **split)
+
+    # -- session rules ----------------------------------------------------------------
+
+    def rules(self) -> session_rules.SessionRules:
+        snap = self.trust.snapshot
+        kind = snap.machine.kind if snap else "other"
+        o = self.cfg.session
+        return session_rules.resolve(kind, grace=o.grace, idle_timeout=o.idle_timeout,
+                                     max_length=o.max_length, cooldown=o.cooldown,
+                                     never_cut_busy=o.never_cut_busy)
+
+    def _view(self, session: OpenSession) -> session_rules.SessionView:
+        return session_rules.SessionView(
+            started=session.started_mono, badged_out=session.badged_out,
+            activity=self.machine.activity, last_active=session.last_active,
+            job_running=self.machine.job_running, job_ended=session.job_ended,
+            credit_limit_s=session.credit_limit_s)
+
+    def badge_out(self) -> None:
+        session = self.current
+        assert session is not None
+        if session.badged_out is not None:
+            return  # already badged out, power kept for the job: nothing more to do
+        session.badged_out = self.mono()
+        verdict = session_rules.evaluate(self.rules(), self._view(session), self.mono())
+        if verdict.verdict == session_rules.Verdict.END:
+            self.end(verdict.reason)
+        else:
+            log.info("badge-out by %s: power kept while the machine is busy or for the grace "
+                     "period", session.member_name)
+
+    def apply_rules(self) -> bool:
+        """End the session if its rules say so (idle, too long, credit spent...); True if so."""
+        session = self.current
+        assert session is not None
+        verdict = session_rules.evaluate(self.rules(), self._view(session), self.mono())
+        if verdict.verdict == session_rules.Verdict.KEEP:
+            return False
+        if verdict.verdict == session_rules.Verdict.SAFE_STOP_THEN_END and self.machine.followed:
+            log.warning("session %s reached its maximum length: asking the controller for a "
+                        "safe stop, then switching off", session.session_id)
+            try:
+                self.machine.safe_stop()
+            except Exception:
+                log.exception("safe stop failed; switching off anyway")
+        self.end(verdict.reason)
+        return True
+
+    # -- metering ---------------------------------------------------------------------
+
+    def machine_reported(self, activity: Activity, mono: float) -> None:
+        """Meter busy time, and note activity for the idle timeout."""
+        session = self.current
+        if session is not None and session.busy is not None:
+            session.busy.update(mono, activity == Activity.BUSY)
+            if activity in (Activity.BUSY, Activity.PAUSED):
+                session.last_active = mono
+
+    def job_started(self) -> str | None:
+        """A job started: it belongs to the open session, if any (counted at its end)."""
+        session = self.current
+        if session is None:
+            return None
+        session.jobs += 1
+        return session.session_id
+
+    def job_owner(self, session_id: str | None, *, ended: bool,
+                  mono: float) -> OpenSession | None:
+        """The open session if the job is its own; a job's end counts as activity."""
+        session = self.current
+        if session is None or session.session_id != session_id:
+            return None
+        if ended:
+            session.job_ended = mono
+            session.last_active = mono
+        return session
+
+    def heartbeat_due(self) -> bool:
+        return (self.current is not None
+                and self.mono() - self._last_heartbeat >= self.cfg.heartbeat.total_seconds())
+
+    def heartbeat(self) -> None:
+        """Record the session's last known time, so a power cut bills up to here."""
+        assert self.current is not None
+        mono = self.mono()
+        self._last_heartbeat = mono
+        state: dict[str, Any] = {"open_session": self.current.to_state(mono, self.trust.now())}
+        floor = self.trust.floor_text(mono)
+        if floor is not None:
+            state["time_floor"] = floor  # same commit: no extra write
+        self.recorder.set_state(state)
