@@ -224,7 +224,7 @@ def test_bad_uids_are_refused(raw: str) -> None:
 
 # -- typed event data -------------------------------------------------------------------
 
-# What gateway/node.py sends today, type by type (built the way it builds them).
+# What the node (gateway/node/) sends today, type by type (built the way it builds them).
 NODE_DATA: dict[str, dict[str, Any]] = {
     "tap": {"uid": "04A1CE01", "member_id": "m-alice", "action": "start",
             "reason": "allowed", "tap_id": None, "certify_mode": False},

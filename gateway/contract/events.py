@@ -43,7 +43,7 @@ MAX_NAME = 1024  # file names with their folders (OctoPrint), member names
 MAX_DETAIL = 4096  # controller messages, exception texts
 
 TAP_ACTIONS = ("start", "end", "deny", "certify", "enrol")
-# The reasons of the two taps that are not about power (see gateway/node.py).
+# The reasons of the two taps that are not about power (see gateway/node/certify.py).
 SPECIAL_TAP_REASONS = ("certified", "enrolment")
 END_REASONS = ("badge_out", "job_finished", "idle_timeout", "max_length", "credit_exhausted",
                "shutdown", "node_restart", "relay_error", "journal_error", "node_error")
