@@ -133,7 +133,7 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    from gateway.demo.run import run_demo
 
     return run_demo(data=Path(args.data) if args.data else None, broker=args.broker,
                     port=args.port, duration=args.duration)
@@ -142,7 +142,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sim_tap(args: argparse.Namespace) -> int:
     if not args.verbose:
         logging.getLogger("gateway").setLevel(logging.WARNING)
-    from gateway.demo import default_data_dir
+    from gateway.demo.site import default_data_dir
     from gateway.simtap import tap
 
     info_path = Path(args.data or default_data_dir()) / "demo.json"

@@ -15,8 +15,8 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from hypothesis import settings
 
-from gateway.broker import MosquittoProcess, find_mosquitto
-from tests.harness import Observer, Site
+from tests.support.harness import Observer, Site
+from tests.support.mosquitto import MosquittoProcess, find_mosquitto
 
 README_TEST_COMMAND = "python3 scripts/bootstrap.py test"
 

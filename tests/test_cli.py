@@ -63,7 +63,7 @@ def test_help_and_version(argv: list[str]) -> None:
 
 def test_credit_top_up_and_show(tmp_path: Path) -> None:
     from gateway.config import load_hub_config, load_seed
-    from gateway.demo import write_demo_files
+    from gateway.demo.site import write_demo_files
     from gateway.hub.store import HubStore
 
     files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0)

@@ -26,7 +26,7 @@ from gateway.config import ApiToken, HubConfig, MqttConfig
 from gateway.hub.exports import euros, flavour
 from gateway.hub.store import HubStore
 from gateway.web import billing_api, create_app
-from tests.harness import http_request
+from tests.support.harness import http_request
 from tests.test_invoicing import (
     GROUPS,
     MACHINES,

@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from gateway.broker import MosquittoProcess
 from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
 from gateway.contract import encode_ack, encode_enrolment, encode_sim_tap, iso
 from gateway.drivers.readers import SimulatedReader
@@ -39,7 +38,8 @@ from gateway.permissions import (
     sign_snapshot,
     verify_snapshot,
 )
-from tests.harness import Observer, poll_until
+from tests.support.harness import Observer, poll_until
+from tests.support.mosquitto import MosquittoProcess
 from tests.test_node_agent import ALICE, PIN, T0, Clock, deliver, events, grant, pin_state, tap
 from tests.test_node_agent import snapshot as base_snapshot
 
@@ -607,7 +607,7 @@ def test_a_failing_step_powers_off_and_the_loop_goes_on(cfg, key, clock, mock_pi
 
 @pytest.mark.integration
 def test_the_node_loop_pings_the_systemd_watchdog(site) -> None:
-    from tests.harness import Proc
+    from tests.support.harness import Proc
     from tests.test_hub_health import NotifySocket
 
     site.start_hub()  # it makes the signing key the node needs

@@ -35,7 +35,8 @@ from gateway.config import (
     SeedMember,
 )
 from gateway.contract import iso
-from gateway.demo_year import OPENING_HOURS, generate_year
+from gateway.demo.site import OPENING_HOURS
+from gateway.demo.year import generate_year
 from gateway.hub.report import Report, activity_report, opening_spans, report_csv
 from gateway.hub.store import HubStore
 from gateway.permissions import parse_opening_hours

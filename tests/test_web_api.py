@@ -29,7 +29,7 @@ from gateway.config import (
 from gateway.contract import Envelope, iso
 from gateway.hub.store import HubStore
 from gateway.web import create_app
-from tests.harness import http_request
+from tests.support.harness import http_request
 
 TOKEN = "s3cret-token"
 # Sessions in November 2026, Paris time (UTC+1).
