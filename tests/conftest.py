@@ -55,6 +55,15 @@ def mock_pins() -> Iterator[MockFactory]:
 
 
 @pytest.fixture
+def cheap_passwords() -> Iterator[None]:
+    """Cheap Argon2 in the hub (tests/support/hashing.py), where hashing is not the subject."""
+    from tests.support.hashing import cheap_hashing  # the web app: Flask
+
+    with cheap_hashing():
+        yield
+
+
+@pytest.fixture
 def site(tmp_path: Path, mosquitto: MosquittoProcess) -> Iterator[Site]:
     """A demo-shaped site (configuration, keys, members) whose processes stop at the end."""
     s = Site(tmp_path, mosquitto.url)

@@ -11,7 +11,6 @@ import json
 import socket
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from gateway.hub.service import HubService
 from gateway.hub.store import HubStore
 from gateway.sdnotify import Watchdog
 from gateway.supervise import Supervisor
+from tests.support.clock import AheadMono
 from tests.support.harness import Observer, Site, http_request, poll_until
 from tests.support.mosquitto import MosquittoProcess
 
@@ -147,25 +147,11 @@ def test_node_process_says_ready(site: Site, notify_socket: NotifySocket) -> Non
 # -- in-process: the hub's loops under the supervisor -------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self.lock:
-            return self.t + time.monotonic()
-
-    def advance(self, s: float) -> None:
-        with self.lock:
-            self.t += s
-
-
 @pytest.fixture
 def hub(tmp_path: Path, mosquitto: MosquittoProcess):
     site = Site(tmp_path, mosquitto.url)
     cfg = load_hub_config(site.files.hub_config)
-    clock = Clock()
+    clock = AheadMono()
     svc = HubService(cfg, mono=clock, watchdog=Watchdog(env={}),
                      supervisor=Supervisor(mono=clock, backoff_min=0.05))
     try:

@@ -23,9 +23,9 @@ from gateway.contract import Envelope, Topics, encode_status, iso
 from gateway.hub.ingest import ingest_messages
 from gateway.hub.service import HubService
 from gateway.hub.store import HubStore
+from tests.support.builders import NOW, T0, ended, env, seed, started
 from tests.support.harness import Site
 from tests.support.mosquitto import MosquittoProcess
-from tests.test_hub_store import NOW, T0, ended, env, seed, started
 
 TOPICS = Topics("fablab/t/")
 

@@ -30,7 +30,6 @@ from gateway.config import (
     GroupConfig,
     HubConfig,
     MachineConfig,
-    MqttConfig,
     Seed,
     SeedMember,
 )
@@ -42,6 +41,7 @@ from gateway.hub.store import HubStore
 from gateway.permissions import parse_opening_hours
 from gateway.web import auth, create_app
 from tests import test_browser as board_tests
+from tests.support import builders
 
 browser = board_tests.browser  # the board tests' chromium, as a fixture here too
 TZ = "Europe/Paris"
@@ -295,12 +295,9 @@ class Server:
 
 
 def hub_config(db: Path, hours: dict[str, list[str]]) -> HubConfig:
-    return HubConfig(
-        file=db.with_name("hub.yaml"), site="demo-lab", timezone=TZ, language="fr",
-        mqtt=MqttConfig(), database=db, signing_key=db.with_name("hub.key"),
-        snapshot_validity=timedelta(hours=72), snapshot_refresh=timedelta(minutes=5),
-        web_host="127.0.0.1", web_port=0, api_tokens=(ApiToken("report", REPORT_TOKEN),),
-        opening_hours=parse_opening_hours(hours), groups=(), machines=())
+    return builders.hub_config(db.parent, db, timezone=TZ,
+                               tokens=(ApiToken("report", REPORT_TOKEN),),
+                               opening_hours=parse_opening_hours(hours))
 
 
 def serve(db: Path, hours: dict[str, list[str]]) -> Iterator[Server]:
