@@ -53,7 +53,6 @@ EXTRA_OF = {"flask": "hub", "werkzeug": "hub", "argon2": "hub", "sqlite_utils": 
             "amqtt": "demo", "gpiozero": "node", "serial": "node", "mfrc522": "pi",
             "lgpio": "pi"}
 
-log = logging.getLogger("fabgate")
 
 
 def _setup_logging(verbose: bool) -> None:
