@@ -42,7 +42,7 @@ WHOLE_YEAR = (f"{YEAR}-01-01", f"{YEAR + 1}-01-01")
 def write_hub(work: Path, broker_url: str, shape: YearShape, *,
               focus_member: str | None = None) -> tuple[Path, str, dict[str, int]]:
     """A hub configuration around a generated year; returns (config, token, totals)."""
-    from gateway.demo import write_demo_files
+    from gateway.demo.site import write_demo_files
 
     files = write_demo_files(work / "site", broker_url, 0)
     cfg = yaml.safe_load(files.hub_config.read_text())

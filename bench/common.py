@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.broker import find_mosquitto
+from tests.support.mosquitto import find_mosquitto
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

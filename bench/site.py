@@ -26,9 +26,9 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import MosquittoProcess
-from gateway.demo import DemoFiles, write_demo_files
+from gateway.demo.site import DemoFiles, write_demo_files
 from gateway.hub.store import HubStore
+from tests.support.mosquitto import MosquittoProcess
 
 PRODUCTION_BROKER = "max_queued_messages 10000"
 

@@ -8,14 +8,14 @@
 #   HUB_PUBLIC_KEY  the hub's hub-signing.pub, written by `fabgate keygen` on the hub
 #
 # Environment: FABGATE_PACKAGE overrides what pip installs (default
-# 'fablab-gateway[pi]'; e.g. a wheel file or 'fablab-gateway[pi]==0.1.0').
+# 'fablab-gateway[node,pi]'; e.g. a wheel file or 'fablab-gateway[node,pi]==0.1.0').
 set -euo pipefail
 
 readonly SERVICE_USER=fabgate
 readonly ETC_DIR=/etc/fabgate
 readonly STATE_DIR=/var/lib/fabgate
 readonly VENV=/opt/fabgate/venv
-readonly PACKAGE="${FABGATE_PACKAGE:-fablab-gateway[pi]}"
+readonly PACKAGE="${FABGATE_PACKAGE:-fablab-gateway[node,pi]}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly HERE
 

@@ -33,6 +33,10 @@ MIN_PYTHON = (3, 11)
 # The RC522 driver's own dependencies (RPi.GPIO, spidev) only build on a Pi; the tests
 # fake them, so the package is installed without them.
 MFRC522 = "mfrc522==0.0.7"
+# pyproject.toml's extras each command needs: the tests and benchmarks run every role
+# (hub, nodes, the demo's embedded broker); the demo runs a hub and nodes.
+TEST_EXTRAS = ("dev", "hub", "node", "demo")
+DEMO_EXTRAS = ("demo", "node")
 
 USAGE = """usage:
     python3 scripts/bootstrap.py test  [--clock-shift DAYS] [pytest args...]
@@ -126,11 +130,14 @@ def pip(*args: str) -> None:
         give_up(f"pip failed: {' '.join(args)}", 1)
 
 
-def ensure_installed(*, dev: bool, extras: tuple[str, ...] = ()) -> None:
-    """Install the project into .venv unless pyproject.toml is unchanged since last time.
+def ensure_installed(*, extras: tuple[str, ...], no_deps: tuple[str, ...] = ()) -> None:
+    """Install the project with ``extras`` into .venv unless pyproject.toml is unchanged
+    since last time and those extras are in already.
 
     The install is editable, so code changes need nothing; only a change to the
-    dependencies or entry points in pyproject.toml needs pip again.
+    dependencies or entry points in pyproject.toml needs pip again. Extras installed by
+    an earlier command are kept (``demo`` after ``test`` does not take away pytest).
+    ``no_deps`` are packages installed without their dependencies.
     """
     if not venv_works():
         create_venv()
@@ -138,23 +145,25 @@ def ensure_installed(*, dev: bool, extras: tuple[str, ...] = ()) -> None:
     digest = pyproject_hash()
     if stamp.get("pyproject") != digest:
         stamp = {"pyproject": digest}
-    have_dev = bool(stamp.get("dev"))
-    if "installed" not in stamp or (dev and not have_dev):
-        target = ".[dev]" if dev or have_dev else "."
+    have = stamp.get("installed_extras")
+    have_set = {str(extra) for extra in have} if isinstance(have, list) else set()
+    if have is None or not set(extras) <= have_set:
+        wanted = sorted(have_set | set(extras))
+        target = f".[{','.join(wanted)}]" if wanted else "."
         say(f"installing fablab-gateway{target[1:]} into .venv "
             "(a few minutes on a Raspberry Pi the first time)")
         pip("install", "--quiet", "-e", target)
-        stamp.update(installed=True, dev=dev or have_dev)
-        stamp.pop("extras", None)  # a new install may have replaced them
+        stamp["installed_extras"] = wanted
+        stamp.pop("no_deps", None)  # a new install may have replaced them
         STAMP.write_text(json.dumps(stamp), encoding="utf-8")
     else:
         say("fablab-gateway is up to date in .venv")
-    done = {str(extra) for extra in stamp.get("extras", [])}
-    missing = [extra for extra in extras if extra not in done]
+    done = {str(package) for package in stamp.get("no_deps", [])}
+    missing = [package for package in no_deps if package not in done]
     if missing:
         say(f"installing {', '.join(missing)} without dependencies")
         pip("install", "--quiet", "--no-deps", *missing)
-        stamp["extras"] = sorted(done | set(missing))
+        stamp["no_deps"] = sorted(done | set(missing))
         STAMP.write_text(json.dumps(stamp), encoding="utf-8")
 
 
@@ -235,7 +244,7 @@ def clock_shift_env(args: list[str]) -> tuple[list[str], dict[str, str]]:
 
 def cmd_test(args: list[str]) -> int:
     args, env = clock_shift_env(args)
-    ensure_installed(dev=True, extras=(MFRC522,))
+    ensure_installed(extras=TEST_EXTRAS, no_deps=(MFRC522,))
     ensure_mosquitto()
     ensure_browser()
     say("running pytest " + " ".join(args))
@@ -251,7 +260,7 @@ def cmd_test(args: list[str]) -> int:
 
 
 def cmd_demo(args: list[str]) -> int:
-    ensure_installed(dev=False)
+    ensure_installed(extras=DEMO_EXTRAS)
     fabgate = VENV / "bin" / "fabgate"
     say("starting fabgate demo " + " ".join(args))
     os.chdir(ROOT)
@@ -264,7 +273,7 @@ def cmd_bench(args: list[str]) -> int:
     if not ((bench / "__init__.py").exists() or (bench / "__main__.py").exists()):
         say("there is no bench package in this checkout yet; nothing to run")
         return EXIT_NEEDS_USER
-    ensure_installed(dev=True)
+    ensure_installed(extras=TEST_EXTRAS)
     os.chdir(ROOT)
     os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), "-m", "bench", *args])
     return 0  # not reached

@@ -15,8 +15,8 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from hypothesis import settings
 
-from gateway.broker import MosquittoProcess, find_mosquitto
-from tests.harness import Observer, Site
+from tests.support.harness import Observer, Site
+from tests.support.mosquitto import MosquittoProcess, find_mosquitto
 
 README_TEST_COMMAND = "python3 scripts/bootstrap.py test"
 
@@ -52,6 +52,15 @@ def mock_pins() -> Iterator[MockFactory]:
     finally:
         factory.reset()
         Device.pin_factory = previous
+
+
+@pytest.fixture
+def cheap_passwords() -> Iterator[None]:
+    """Cheap Argon2 in the hub (tests/support/hashing.py), where hashing is not the subject."""
+    from tests.support.hashing import cheap_hashing  # the web app: Flask
+
+    with cheap_hashing():
+        yield
 
 
 @pytest.fixture

@@ -29,13 +29,14 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from gateway.cli import main as fabgate
-from gateway.config import ApiToken, GroupConfig, HubConfig, MachineConfig, MqttConfig
+from gateway.config import ApiToken, GroupConfig, HubConfig, MachineConfig
 from gateway.contract import iso, utcnow
 from gateway.hub import audit
 from gateway.hub.store import HubStore
 from gateway.web import auth, create_app
 from gateway.web.auth import requires
 from gateway.web.tokens import scope
+from tests.support import builders
 
 PASSWORD = "correct horse battery"
 CONFIG_TOKEN = "config-token-0123456789abcdef"
@@ -52,12 +53,8 @@ PEOPLE = {
 
 
 def hub_config(tmp_path: Path, db: Path) -> HubConfig:
-    return HubConfig(
-        file=tmp_path / "hub.yaml", site="demo-lab", timezone="Europe/Paris", language="fr",
-        mqtt=MqttConfig(), database=db, signing_key=tmp_path / "hub.key",
-        snapshot_validity=timedelta(hours=72), snapshot_refresh=timedelta(minutes=5),
-        web_host="127.0.0.1", web_port=0, api_tokens=(ApiToken("admin", CONFIG_TOKEN),),
-        opening_hours={}, groups=GROUPS, machines=MACHINES)
+    return builders.hub_config(tmp_path, db, tokens=(ApiToken("admin", CONFIG_TOKEN),),
+                               groups=GROUPS, machines=MACHINES)
 
 
 def seed_people(store: HubStore) -> None:
@@ -179,7 +176,7 @@ def serve(app: Flask, *, tls: bool = False) -> Iterator[str]:
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
+def hub(tmp_path: Path, cheap_passwords: None) -> Iterator[Hub]:
     db = tmp_path / "data" / "hub.sqlite"
     db.parent.mkdir()
     with HubStore(db) as store:
@@ -239,7 +236,8 @@ def test_email_is_case_insensitive(hub: Hub) -> None:
     assert c.get("/staff-page").status == 200
 
 
-def test_a_weaker_hash_is_replaced_at_login(hub: Hub) -> None:
+def test_a_weaker_hash_is_replaced_at_login(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "hasher", PasswordHasher())  # the real parameters are the point
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
     with hub.store() as store, store.conn:
         store.conn.execute("UPDATE accounts SET password_hash = ? WHERE member_id = 'fab'",

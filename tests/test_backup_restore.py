@@ -16,7 +16,7 @@ import pytest
 from gateway.drivers.tap_socket import send_tap
 from gateway.hub.backup import BackupError, backup_database, check_database
 from gateway.hub.store import HubStore
-from tests.harness import BADGE, Observer, Site
+from tests.support.harness import BADGE, Observer, Site
 
 
 def fabgate(*args: str) -> subprocess.CompletedProcess[str]:

@@ -19,13 +19,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import (
-    BrokerStartError,
-    EmbeddedBroker,
-    MosquittoProcess,
-    find_mosquitto,
-    free_port,
-)
+from gateway.demo.broker import BrokerStartError, EmbeddedBroker, free_port
+from tests.support.mosquitto import MosquittoProcess, find_mosquitto
 
 TIMEOUT = 10.0
 

@@ -1,6 +1,6 @@
 """The hub's board page in a real browser: Debian's chromium driven by Selenium.
 
-A real Mosquitto, the hub and a node run as processes (see ``tests/harness.py``); a badge
+A real Mosquitto, the hub and a node run as processes (see ``tests/support/harness.py``); a badge
 tapped on the node must show up on the open board page without a reload, because the
 page swaps in ``/fragments/board`` by itself. Only the system browser and its matching
 driver are used, given by path, so Selenium never downloads anything. When they are
@@ -27,7 +27,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway.drivers.tap_socket import send_tap
 from tests.conftest import README_TEST_COMMAND
-from tests.harness import BADGE, Observer, Site
+from tests.support.harness import BADGE, Observer, Site
 
 pytestmark = pytest.mark.integration
 

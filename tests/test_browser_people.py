@@ -21,7 +21,7 @@ from gateway.drivers.tap_socket import send_tap
 from gateway.hub.store import HubStore
 from gateway.web import auth
 from tests import test_browser as board_tests
-from tests.harness import BADGE, Observer, Site
+from tests.support.harness import BADGE, Observer, Site
 from tests.test_browser import FR, machine, ready, screenshot, wait_board
 
 pytestmark = pytest.mark.integration

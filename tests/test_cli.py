@@ -63,7 +63,7 @@ def test_help_and_version(argv: list[str]) -> None:
 
 def test_credit_top_up_and_show(tmp_path: Path) -> None:
     from gateway.config import load_hub_config, load_seed
-    from gateway.demo import write_demo_files
+    from gateway.demo.site import write_demo_files
     from gateway.hub.store import HubStore
 
     files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0)
@@ -79,3 +79,83 @@ def test_credit_top_up_and_show(tmp_path: Path) -> None:
     assert fabgate("credit", "--config", hub, "add", "nobody", "5").returncode == 2
     shown = fabgate("credit", "--config", hub, "show")
     assert "m-alice" in shown.stdout and "12,50" in shown.stdout
+
+
+# Every command that reads a configuration takes `--config FILE` right after its name,
+# and after its own arguments (a subcommand's too): (argv before, argv after).
+CONFIG_PLACES = {
+    "hub": (["hub", "--config", "F"], ["hub", "--config", "F"]),
+    "node": (["node", "--config", "F"], ["node", "--config", "F"]),
+    "export": (["export", "--config", "F", "usage"], ["export", "usage", "--format", "json",
+                                                       "--config", "F"]),
+    "credit add": (["credit", "--config", "F", "add", "m", "5"],
+                   ["credit", "add", "m", "5", "--note", "x", "--config", "F"]),
+    "credit show": (["credit", "--config", "F", "show"], ["credit", "show", "--config", "F"]),
+    "audit verify": (["audit", "--config", "F", "verify"], ["audit", "verify", "--config", "F"]),
+    "user add": (["user", "--config", "F", "add", "a@b.c", "--member", "m"],
+                 ["user", "add", "a@b.c", "--member", "m", "--config", "F"]),
+    "user passwd": (["user", "--config", "F", "passwd", "a@b.c"],
+                    ["user", "passwd", "a@b.c", "--password-stdin", "--config", "F"]),
+    "import": (["import", "--config", "F", "seed.yaml"],
+               ["import", "seed.yaml", "--update", "--config", "F"]),
+    "backup": (["backup", "--config", "F", "--out", "b.db"],
+               ["backup", "--out", "b.db", "--config", "F"]),
+    "reprice": (["reprice", "--config", "F", "--member", "m"],
+                ["reprice", "--member", "m", "--config", "F"]),
+    "sim tap": (["sim", "tap", "--config", "F", "laser-1", "04A1CE01"],
+                ["sim", "tap", "laser-1", "04A1CE01", "--config", "F"]),
+}
+
+
+@pytest.mark.parametrize("place", ["before", "after"])
+@pytest.mark.parametrize("command", sorted(CONFIG_PLACES))
+def test_config_is_accepted_in_the_same_places_by_every_command(command: str,
+                                                                place: str) -> None:
+    from gateway.cli import build_parser, command_of
+
+    argv = CONFIG_PLACES[command][place == "after"]
+    args = build_parser(command_of(argv)).parse_args(argv)
+    assert args.config == "F"
+
+
+@pytest.mark.parametrize("argv", [["hub"], ["credit", "show"], ["audit", "verify"],
+                                  ["user", "passwd", "a@b.c"], ["reprice"]])
+def test_a_missing_config_is_named_with_the_usage_of_the_command_typed(
+        argv: list[str]) -> None:
+    r = fabgate(*argv)
+    assert r.returncode == 2
+    assert "the following arguments are required: --config" in r.stderr
+    assert f"usage: fabgate {' '.join(a for a in argv if '@' not in a)}" in r.stderr
+
+
+def test_credit_takes_its_config_after_the_subcommand_too(tmp_path: Path) -> None:
+    from gateway.config import load_hub_config, load_seed
+    from gateway.demo.site import write_demo_files
+    from gateway.hub.store import HubStore
+
+    files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0)
+    cfg = load_hub_config(files.hub_config)
+    with HubStore(cfg.database) as store:
+        store.sync_catalogue(cfg.groups, cfg.machines)
+        store.import_seed(load_seed(cfg.seed))
+    hub = str(files.hub_config)
+    r = fabgate("credit", "add", "m-alice", "7", "--config", hub)
+    assert r.returncode == 0, r.stderr
+    assert "balance 7,00" in r.stdout
+    assert "m-alice" in fabgate("credit", "show", "--config", hub).stdout
+
+
+def test_a_command_whose_library_is_missing_names_the_extra_to_install() -> None:
+    # A node installation: no Flask. The hub command says what to install.
+    blocker = ("import sys, importlib.abc\n"
+               "class B(importlib.abc.MetaPathFinder):\n"
+               "    def find_spec(self, name, path, target=None):\n"
+               "        if name.split('.')[0] in ('flask', 'werkzeug'):\n"
+               "            raise ModuleNotFoundError(name, name=name)\n"
+               "sys.meta_path.insert(0, B())\n"
+               "from gateway.cli import main\n"
+               "raise SystemExit(main(['hub', '--config', 'hub.yaml']))\n")
+    r = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "fablab-gateway[hub]" in r.stderr and "Traceback" not in r.stderr

@@ -32,24 +32,9 @@ from gateway.policies.current import (
     rms_amps,
     voltage_output_scale,
 )
+from tests.support.clock import FakeMono, StepMono
 
 WAIT_S = 10.0
-
-
-class FakeClock:
-    """A monotonic clock the test moves; shared by the sensor and the controller."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
 
 
 class Recorder:
@@ -287,12 +272,12 @@ def test_calibration_helpers() -> None:
 # --------------------------------------------------------------------------- controller
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> FakeMono:
+    return FakeMono()
 
 
 @pytest.fixture
-def rig(clock: FakeClock) -> Iterator[tuple[SimulatedCurrent, CurrentController, Recorder]]:
+def rig(clock: FakeMono) -> Iterator[tuple[SimulatedCurrent, CurrentController, Recorder]]:
     sensor = SimulatedCurrent(clock=clock)
     detector = BusyDetector(ON_A, OFF_A, on_after_s=5.0, off_after_s=10.0)
     ctl = CurrentController(sensor, detector, sample_interval=0.002, clock=clock)
@@ -306,7 +291,7 @@ def rig(clock: FakeClock) -> Iterator[tuple[SimulatedCurrent, CurrentController,
 
 
 def test_controller_reports_a_job_from_start_to_end_with_amps(
-    rig: tuple[SimulatedCurrent, CurrentController, Recorder], clock: FakeClock
+    rig: tuple[SimulatedCurrent, CurrentController, Recorder], clock: FakeMono
 ) -> None:
     sensor, ctl, rec = rig
     first = rec.wait_for(lambda r: True)
@@ -328,7 +313,7 @@ def test_controller_reports_a_job_from_start_to_end_with_amps(
 
 
 def test_controller_never_reports_busy_for_a_blip(
-    rig: tuple[SimulatedCurrent, CurrentController, Recorder], clock: FakeClock
+    rig: tuple[SimulatedCurrent, CurrentController, Recorder], clock: FakeMono
 ) -> None:
     sensor, _, rec = rig
     for _ in range(3):  # the air assist, three times
@@ -344,7 +329,7 @@ def test_controller_never_reports_busy_for_a_blip(
 
 
 def test_sensor_errors_report_unknown_never_crash_and_break_the_debounce(
-    rig: tuple[SimulatedCurrent, CurrentController, Recorder], clock: FakeClock
+    rig: tuple[SimulatedCurrent, CurrentController, Recorder], clock: FakeMono
 ) -> None:
     sensor, ctl, rec = rig
     sensor.set_amps(6.0)
@@ -377,7 +362,7 @@ class ExplodingSensor(CurrentSensor):
         return 0.5
 
 
-def test_unexpected_sensor_failures_are_unknown_too(clock: FakeClock) -> None:
+def test_unexpected_sensor_failures_are_unknown_too(clock: FakeMono) -> None:
     sensor = ExplodingSensor()
     ctl = CurrentController(sensor, BusyDetector(ON_A, OFF_A, 1.0, 1.0),
                             sample_interval=0.002, clock=clock)
@@ -396,7 +381,7 @@ def test_unexpected_sensor_failures_are_unknown_too(clock: FakeClock) -> None:
         ctl.close()
 
 
-def test_a_failing_subscriber_does_not_stop_the_controller(clock: FakeClock) -> None:
+def test_a_failing_subscriber_does_not_stop_the_controller(clock: FakeMono) -> None:
     sensor = SimulatedCurrent(clock=clock)
     ctl = CurrentController(sensor, BusyDetector(ON_A, OFF_A, 1.0, 1.0),
                             sample_interval=0.002, clock=clock)
@@ -428,7 +413,7 @@ class ClosingSensor(SimulatedCurrent):
         self.closes += 1
 
 
-def test_safe_stop_leaves_the_job_alone_and_close_is_idempotent(clock: FakeClock) -> None:
+def test_safe_stop_leaves_the_job_alone_and_close_is_idempotent(clock: FakeMono) -> None:
     sensor = ClosingSensor()
     ctl = CurrentController(sensor, BusyDetector(ON_A, OFF_A, 0.0, 0.0),
                             sample_interval=0.002, clock=clock)
@@ -588,18 +573,6 @@ class FakeMcp3008(MockSPIDevice):
             self.tx_word(max(0, min(1023, value)), 12)
 
 
-class StepClock:
-    """Advances by ``dt`` each time it is read: a fixed sampling rate without real time."""
-
-    def __init__(self, dt: float) -> None:
-        self.now = 0.0
-        self.dt = dt
-
-    def __call__(self) -> float:
-        self.now += self.dt
-        return self.now
-
-
 def test_mcp3008_sensor_computes_rms_of_its_channel_over_the_window(
     mock_pins: MockFactory,
 ) -> None:
@@ -611,13 +584,13 @@ def test_mcp3008_sensor_computes_rms_of_its_channel_over_the_window(
     adc = FakeMcp3008(signal, mock_pins)
     scale = burden_scale(vref=3.3, adc_bits=10, turns=2000, burden_ohms=68.0)
     # 0.5 ms per clock read: 2 kS/s, 40 samples per 50 Hz cycle; 0.04 s = 2 cycles.
-    sensor = Mcp3008Sensor(3, scale=scale, window_s=0.04, clock=StepClock(0.0005))
+    sensor = Mcp3008Sensor(3, scale=scale, window_s=0.04, clock=StepMono(0.0005))
     try:
         amps = sensor.read_amps()
         assert set(adc.conversions) == {3}
         assert 75 <= len(adc.conversions) <= 85
         assert amps == pytest.approx(300 / math.sqrt(2) * scale, rel=0.01)
-        other = Mcp3008Sensor(5, scale=scale, window_s=0.04, clock=StepClock(0.0005))
+        other = Mcp3008Sensor(5, scale=scale, window_s=0.04, clock=StepMono(0.0005))
         assert other.read_amps() == pytest.approx(40 / math.sqrt(2) * scale, rel=0.02)
         other.close()
     finally:
@@ -629,7 +602,7 @@ def test_mcp3008_sensor_refuses_too_few_samples_and_reads_after_close(
     mock_pins: MockFactory,
 ) -> None:
     adc = FakeMcp3008(lambda channel, n: 512, mock_pins)
-    slow = Mcp3008Sensor(0, scale=0.1, window_s=0.2, clock=StepClock(0.1))
+    slow = Mcp3008Sensor(0, scale=0.1, window_s=0.2, clock=StepMono(0.1))
     try:
         with pytest.raises(SensorError, match="too slow"):
             slow.read_amps()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import MosquittoProcess
-from tests.harness import api_get
+from tests.support.harness import api_get
+from tests.support.mosquitto import MosquittoProcess
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import MosquittoProcess
+from tests.support.mosquitto import MosquittoProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "fablab/fablab-demo/"
@@ -261,7 +261,7 @@ def test_fabgate_itself_under_the_shipped_settings(tmp_path: Path) -> None:
     import yaml
 
     from gateway.drivers.tap_socket import send_tap
-    from tests.harness import BADGE, Proc, Site, http_request, poll_until
+    from tests.support.harness import BADGE, Proc, Site, http_request, poll_until
 
     passwords = tmp_path / "passwd"
     for i, user in enumerate(("fabgate-hub", "laser-1")):

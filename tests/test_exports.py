@@ -22,11 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
-from gateway.config import ApiToken, HubConfig, MqttConfig
+from gateway.config import ApiToken, HubConfig
 from gateway.hub.exports import euros, flavour
 from gateway.hub.store import HubStore
 from gateway.web import billing_api, create_app
-from tests.harness import http_request
+from tests.support import builders
+from tests.support.harness import http_request
 from tests.test_invoicing import (
     GROUPS,
     MACHINES,
@@ -65,12 +66,8 @@ class Client:
 
 
 def hub_config(tmp_path: Path, db: Path) -> HubConfig:
-    return HubConfig(
-        file=tmp_path / "hub.yaml", site="demo-lab", timezone=TZ, language="fr",
-        mqtt=MqttConfig(), database=db, signing_key=tmp_path / "hub.key",
-        snapshot_validity=timedelta(hours=72), snapshot_refresh=timedelta(minutes=5),
-        web_host="127.0.0.1", web_port=0, api_tokens=(ApiToken("compta", TOKEN),),
-        opening_hours={}, groups=GROUPS, machines=MACHINES, tariffs=TARIFFS)
+    return builders.hub_config(tmp_path, db, timezone=TZ, tokens=(ApiToken("compta", TOKEN),),
+                               groups=GROUPS, machines=MACHINES, tariffs=TARIFFS)
 
 
 @pytest.fixture

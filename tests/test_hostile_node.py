@@ -25,10 +25,10 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import MosquittoProcess
 from gateway.contract import Envelope, Topics, encode_status, iso, parse_iso
 from gateway.drivers.tap_socket import send_tap
-from tests.harness import BADGE, Observer, Site, http_request, poll_until
+from tests.support.harness import BADGE, Observer, Site, http_request, poll_until
+from tests.support.mosquitto import MosquittoProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "fablab/fablab-demo/"  # what the shipped ACL is written for

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.config import GroupConfig, MachineConfig
 from gateway.hub.store import HubStore, add_months
-from tests.test_hub_store import T0, env, seed, started
+from tests.support.builders import T0, env, seed, started
 
 
 @pytest.fixture

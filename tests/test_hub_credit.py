@@ -11,7 +11,7 @@ from gateway.billing.pricing import install_tariffs
 from gateway.config import GroupConfig, MachineConfig
 from gateway.hub.store import HubStore
 from gateway.policies.tariffs import Tariff
-from tests.test_hub_store import T0, ended, seed
+from tests.support.builders import T0, ended, seed
 
 LASER_TARIFF = Tariff(valid_from=datetime(2025, 1, 1, tzinfo=UTC), groups=("laser",), rate=50)
 LATER = Tariff(valid_from=T0 + timedelta(hours=1), groups=("laser",), rate=80)

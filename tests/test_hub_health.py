@@ -11,13 +11,11 @@ import json
 import socket
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway.broker import MosquittoProcess
 from gateway.config import load_hub_config
 from gateway.contract import Envelope, Topics
 from gateway.hub import service as service_mod
@@ -25,7 +23,9 @@ from gateway.hub.service import HubService
 from gateway.hub.store import HubStore
 from gateway.sdnotify import Watchdog
 from gateway.supervise import Supervisor
-from tests.harness import Observer, Site, http_request, poll_until
+from tests.support.clock import AheadMono
+from tests.support.harness import Observer, Site, http_request, poll_until
+from tests.support.mosquitto import MosquittoProcess
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +129,7 @@ def test_hub_notifies_systemd_and_stops_the_watchdog_without_its_broker(
 
 
 def test_node_process_says_ready(site: Site, notify_socket: NotifySocket) -> None:
-    from tests.harness import Proc
+    from tests.support.harness import Proc
 
     site.start_hub()  # it makes the signing key the node needs
     proc = Proc(["node", "--config", str(site.files.node_configs["laser-1"])],
@@ -147,25 +147,11 @@ def test_node_process_says_ready(site: Site, notify_socket: NotifySocket) -> Non
 # -- in-process: the hub's loops under the supervisor -------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self.lock:
-            return self.t + time.monotonic()
-
-    def advance(self, s: float) -> None:
-        with self.lock:
-            self.t += s
-
-
 @pytest.fixture
 def hub(tmp_path: Path, mosquitto: MosquittoProcess):
     site = Site(tmp_path, mosquitto.url)
     cfg = load_hub_config(site.files.hub_config)
-    clock = Clock()
+    clock = AheadMono()
     svc = HubService(cfg, mono=clock, watchdog=Watchdog(env={}),
                      supervisor=Supervisor(mono=clock, backoff_min=0.05))
     try:
@@ -279,7 +265,7 @@ def test_one_hub_per_database(tmp_path: Path) -> None:
 def test_an_unreachable_broker_is_an_error_at_a_bounded_rate(tmp_path: Path, caplog) -> None:
     import logging
 
-    from gateway.demo import write_demo_files
+    from gateway.demo.site import write_demo_files
 
     files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0)
     t = [100.0]

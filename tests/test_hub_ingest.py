@@ -18,14 +18,14 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import MosquittoProcess
 from gateway.config import GroupConfig, MachineConfig, load_hub_config
 from gateway.contract import Envelope, Topics, encode_status, iso
 from gateway.hub.ingest import ingest_messages
 from gateway.hub.service import HubService
 from gateway.hub.store import HubStore
-from tests.harness import Site
-from tests.test_hub_store import NOW, T0, ended, env, seed, started
+from tests.support.builders import NOW, T0, ended, env, seed, started
+from tests.support.harness import Site
+from tests.support.mosquitto import MosquittoProcess
 
 TOPICS = Topics("fablab/t/")
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from gateway.contract import iso
 from gateway.hub.store import HubStore
-from tests.test_hub_store import T0, ended, env, store  # noqa: F401 - the store fixture
+from tests.support.builders import T0, ended, env
+from tests.test_hub_store import store  # noqa: F401 - the store fixture
 
 __all__ = ["store"]
 

@@ -15,9 +15,9 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import MosquittoProcess
 from gateway.contract import Envelope, iso, utcnow
-from tests.harness import Observer, Site, poll_until
+from tests.support.harness import Observer, Site, poll_until
+from tests.support.mosquitto import MosquittoProcess
 
 pytestmark = pytest.mark.integration
 

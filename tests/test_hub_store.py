@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,71 +14,10 @@ from hypothesis import strategies as st
 from gateway.config import (
     GroupConfig,
     MachineConfig,
-    Seed,
-    SeedCertification,
-    SeedMember,
-    SeedProject,
 )
 from gateway.contract import Envelope, iso
 from gateway.hub.store import HubStore
-
-T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-def env(type_: str, data: dict, *, seq: int = 1, time: datetime = T0, node: str = "laser1",
-        id_: str | None = None) -> Envelope:
-    e = Envelope.new(node=node, seq=seq, boot="b1", type=type_, data=data, time=time)
-    return e if id_ is None else Envelope(**{**e.to_dict(), "id": id_})
-
-
-def started(sid: str, start: datetime = T0, *, member: str = "m1", machine: str = "laser1",
-            seq: int = 1) -> Envelope:
-    return env("session.started", {
-        "session_id": sid, "machine": machine, "member_id": member, "badge_uid": "AA0101AA",
-        "project_id": None, "started_at": iso(start), "staff_present": False},
-        seq=seq, time=start, node=machine)
-
-
-def ended(sid: str, duration: float, start: datetime = T0, *, member: str = "m1",
-          machine: str = "laser1", seq: int = 2) -> Envelope:
-    end = start + timedelta(seconds=duration)
-    return env("session.ended", {
-        "session_id": sid, "machine": machine, "member_id": member, "badge_uid": "AA0101AA",
-        "project_id": "p1", "started_at": iso(start), "ended_at": iso(end),
-        "duration_s": duration, "billable_minutes": 999, "end_reason": "badge_out"},
-        seq=seq, time=end, node=machine)
-
-
-def seed() -> Seed:
-    return Seed(
-        file=Path("seed.yaml"),
-        members=(
-            SeedMember(id="m1", name="Alice", category="adherent", badges=("AA0101AA",),
-                       current_project="p1"),
-            SeedMember(id="m2", name="Bob", category="adherent", status="suspended",
-                       badges=("BB0202BB",)),
-            SeedMember(id="m3", name="Chloé", category="professionnel", badges=("CC0303CC",),
-                       membership_end=date(2027, 1, 31)),
-            SeedMember(id="s1", name="Sam", category="adherent", staff=True,
-                       badges=("DD0404DD",)),
-            SeedMember(id="m5", name="Eve", category="adherent", badges=("EE0505EE",)),
-        ),
-        projects=(SeedProject(id="p1", member="m1", name="Lamp"),),
-        certifications=(
-            # m1: level 2 and level 3 on laser -> 3; a level 1 on cnc does not count.
-            SeedCertification("m1", "laser", 2, "s1", T0 - timedelta(days=400), None),
-            SeedCertification("m1", "laser", 3, "s1", T0 - timedelta(days=10), None),
-            SeedCertification("m1", "cnc", 1, "s1", T0 - timedelta(days=10), None),
-            # m3: expired level 2
-            SeedCertification("m3", "laser", 2, "s1", T0 - timedelta(days=800),
-                              T0 - timedelta(days=70)),
-            SeedCertification("s1", "laser", 3, None, T0 - timedelta(days=800), None),
-            # m5: level 3 that will be revoked, plus a live level 1
-            SeedCertification("m5", "laser", 3, "s1", T0 - timedelta(days=50), None),
-            SeedCertification("m5", "laser", 1, "s1", T0 - timedelta(days=40), None),
-        ),
-    )
+from tests.support.builders import NOW, T0, ended, env, seed, started
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from gateway.config import GroupConfig, MachineConfig
 from gateway.contract import Envelope, Topics, encode_status, iso
 from gateway.hub.ingest import ingest_messages
 from gateway.hub.store import HubStore
-from tests.test_hub_store import NOW, T0, ended, env, seed, started
+from tests.support.builders import NOW, T0, ended, env, seed, started
 
 TOPICS = Topics("fablab/t/")
 

@@ -15,10 +15,10 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import MosquittoProcess
 from gateway.contract import Envelope
 from gateway.drivers.tap_socket import send_tap
-from tests.harness import BACK_AFTER_BROKER_RESTART_S, BADGE, Observer, Site, poll_until
+from tests.support.harness import BACK_AFTER_BROKER_RESTART_S, BADGE, Observer, Site, poll_until
+from tests.support.mosquitto import MosquittoProcess
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.broker import MosquittoProcess
 from gateway.contract import encode_sim_job
 from gateway.drivers.tap_socket import send_tap
-from tests.harness import BADGE, Observer, Site, poll_until
+from tests.support.harness import BADGE, Observer, Site, poll_until
+from tests.support.mosquitto import MosquittoProcess
 
 pytestmark = pytest.mark.integration
 

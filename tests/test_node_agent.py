@@ -9,67 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
+from gateway.config import NodeConfig
 from gateway.contract import MAX_DETAIL, MAX_NAME, Envelope, Job
 from gateway.drivers.machine import Activity, MachineReport
 from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
 from gateway.node import Journal, NodeAgent
-from gateway.permissions import (
-    MachineInfo,
-    MemberGrant,
-    Snapshot,
-    generate_key,
-    sign_snapshot,
-)
-
-PIN = 17
-T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
-ALICE, BOB, STAFF = "04A1CE01", "04B0B0B0", "04FAB001"
-
-
-class Clock:
-    """Wall and monotonic time that only move when a test says so."""
-
-    def __init__(self) -> None:
-        self.wall_now = T0
-        self.mono_now = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall_now += timedelta(seconds=seconds)
-        self.mono_now += seconds
-
-    def wall(self) -> datetime:
-        return self.wall_now
-
-    def mono(self) -> float:
-        return self.mono_now
-
-
-def grant(member_id: str, level: int = 2, **kw: object) -> MemberGrant:
-    base = dict(member_id=member_id, name=member_id.title(), category="adherent",
-                status="active", membership_end=date(2030, 1, 1), level=level,
-                cert_expires=datetime(2030, 1, 1, tzinfo=UTC), staff=False, project_id=None)
-    base.update(kw)
-    return MemberGrant(**base)  # type: ignore[arg-type]
-
-
-def snapshot(version: int = 1, *, issued: datetime = T0, valid: timedelta = timedelta(days=7),
-             machine: str = "laser-1", min_level: int = 2) -> Snapshot:
-    return Snapshot(
-        site="test", version=version, issued_at=issued, valid_until=issued + valid,
-        machine=MachineInfo(machine, machine, "laser", "laser", min_level=min_level),
-        timezone="Europe/Paris",
-        badges={ALICE: "alice", BOB: "bob", STAFF: "staff"},
-        members={"alice": grant("alice", project_id="p1"), "bob": grant("bob", level=0),
-                 "staff": grant("staff", level=3, staff=True)},
-        opening_hours={d: () for d in range(7)})
+from gateway.permissions import MachineInfo, Snapshot, generate_key, sign_snapshot
+from tests.support.builders import ALICE, BOB, PIN, STAFF, T0, grant, node_config, snapshot
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
@@ -79,21 +33,15 @@ def key():
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> NodeConfig:
-    return NodeConfig(
-        file=tmp_path / "node.yaml", site="test", node_id="laser-1", machine_id="laser-1",
-        journal=tmp_path / "journal.db", hub_public_key=tmp_path / "hub.pub",
-        max_snapshot_age=timedelta(hours=72), heartbeat=timedelta(seconds=15),
-        mqtt=MqttConfig(prefix="fablab/test/", client_id="node-laser-1"),
-        relay=RelayConfig(pin=PIN), reader=ReaderConfig(driver="simulated", hold_off=0.0),
-        session=SessionConfig(grace=0))
+    return node_config(tmp_path / "journal.db")
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
-def make_agent(cfg: NodeConfig, key, clock: Clock, pins: MockFactory) -> NodeAgent:
+def make_agent(cfg: NodeConfig, key, clock: FakeClock, pins: MockFactory) -> NodeAgent:
     relay = GpioRelay(PIN, pin_factory=pins)
     return NodeAgent(cfg, relay=relay, reader=SimulatedReader(), public_key=key.public_key(),
                      mono=clock.mono, wall=clock.wall, connect=False)

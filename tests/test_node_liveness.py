@@ -19,7 +19,7 @@ from gateway.policies.liveness import (
     heartbeat_of,
     is_silent,
 )
-from tests.harness import Site, poll_until
+from tests.support.harness import Site, poll_until
 
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 

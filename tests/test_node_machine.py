@@ -7,13 +7,14 @@ in-process (no broker) so the test can watch its state directly.
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
+from gateway.config import SessionConfig
 from gateway.drivers.grbl import GrblController
 from gateway.drivers.grbl_sim import GrblSimulator
 from gateway.drivers.machine import Activity
@@ -21,7 +22,8 @@ from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
 from gateway.node import NodeAgent
 from gateway.permissions import generate_key, sign_snapshot
-from tests.test_node_agent import ALICE, PIN, deliver, events, snapshot
+from tests.support.builders import ALICE, PIN, node_config, snapshot
+from tests.test_node_agent import deliver, events
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +33,8 @@ def rig(tmp_path: Path, mock_pins: MockFactory):
     sim = GrblSimulator().start()
     controller = GrblController(sim.port, poll_interval=0.2, answer_timeout=1.0)
     key = generate_key()
-    cfg = NodeConfig(
-        file=tmp_path / "node.yaml", site="test", node_id="laser-1", machine_id="laser-1",
-        journal=tmp_path / "journal.db", hub_public_key=tmp_path / "hub.pub",
-        max_snapshot_age=timedelta(hours=72), heartbeat=timedelta(seconds=15),
-        mqtt=MqttConfig(prefix="fablab/test/"), relay=RelayConfig(pin=PIN),
-        reader=ReaderConfig(driver="simulated", hold_off=0.0),
-        session=SessionConfig(grace=0, progress_every=0.5))
+    cfg = replace(node_config(tmp_path / "journal.db"),
+                  session=SessionConfig(grace=0, progress_every=0.5))
     agent = NodeAgent(cfg, relay=GpioRelay(PIN, pin_factory=mock_pins), reader=SimulatedReader(),
                       public_key=key.public_key(), controller=controller, connect=False)
     # The agent runs on the real clocks (the driver is real-time): sign the snapshot now.

@@ -24,8 +24,7 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from gateway.broker import MosquittoProcess
-from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
+from gateway.config import NodeConfig
 from gateway.contract import encode_ack, encode_enrolment, encode_sim_tap, iso
 from gateway.drivers.readers import SimulatedReader
 from gateway.drivers.relay import GpioRelay
@@ -38,9 +37,12 @@ from gateway.permissions import (
     sign_snapshot,
     verify_snapshot,
 )
-from tests.harness import Observer, poll_until
-from tests.test_node_agent import ALICE, PIN, T0, Clock, deliver, events, grant, pin_state, tap
-from tests.test_node_agent import snapshot as base_snapshot
+from tests.support.builders import ALICE, PIN, T0, grant, node_config
+from tests.support.builders import snapshot as base_snapshot
+from tests.support.clock import FakeClock
+from tests.support.harness import Observer, poll_until
+from tests.support.mosquitto import MosquittoProcess
+from tests.test_node_agent import deliver, events, pin_state, tap
 
 YEAR = timedelta(days=365)
 CAROL, DAVE = "04CA7011", "04DA7E00"
@@ -54,19 +56,12 @@ def key():
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 def node_cfg(journal: Path, url: str = "mqtt://127.0.0.1:1883") -> NodeConfig:
-    return NodeConfig(
-        file=journal.parent / "node.yaml", site="test", node_id="laser-1",
-        machine_id="laser-1", journal=journal, hub_public_key=journal.parent / "hub.pub",
-        max_snapshot_age=timedelta(hours=72), heartbeat=timedelta(seconds=15),
-        mqtt=MqttConfig(url=url, prefix="fablab/test/", client_id="node-laser-1",
-                        reconnect_min=0.1, reconnect_max=0.5),
-        relay=RelayConfig(pin=PIN), reader=ReaderConfig(driver="simulated", hold_off=0.0),
-        session=SessionConfig(grace=0))
+    return node_config(journal, url, reconnect_min=0.1, reconnect_max=0.5)
 
 
 @pytest.fixture
@@ -74,7 +69,7 @@ def cfg(tmp_path: Path) -> NodeConfig:
     return node_cfg(tmp_path / "journal.db")
 
 
-def make(cfg: NodeConfig, key, clock: Clock, pins: MockFactory, *,
+def make(cfg: NodeConfig, key, clock: FakeClock, pins: MockFactory, *,
          journal: Journal | None = None, connect: bool = False) -> NodeAgent:
     return NodeAgent(cfg, relay=GpioRelay(PIN, pin_factory=pins), reader=SimulatedReader(),
                      public_key=key.public_key(), journal=journal, mono=clock.mono,
@@ -607,7 +602,7 @@ def test_a_failing_step_powers_off_and_the_loop_goes_on(cfg, key, clock, mock_pi
 
 @pytest.mark.integration
 def test_the_node_loop_pings_the_systemd_watchdog(site) -> None:
-    from tests.harness import Proc
+    from tests.support.harness import Proc
     from tests.test_hub_health import NotifySocket
 
     site.start_hub()  # it makes the signing key the node needs

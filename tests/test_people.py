@@ -23,9 +23,7 @@ from flask.testing import FlaskClient
 from gateway.config import (
     ApiToken,
     GroupConfig,
-    HubConfig,
     MachineConfig,
-    MqttConfig,
     Seed,
     SeedCertification,
     SeedMember,
@@ -37,6 +35,7 @@ from gateway.hub.invoicing import period_of
 from gateway.hub.store import HubStore, add_months
 from gateway.permissions import Snapshot
 from gateway.web import auth, create_app
+from tests.support.builders import hub_config
 
 TZ = "Europe/Paris"
 PASSWORD = "correct horse battery staple"
@@ -113,14 +112,10 @@ def session_events(sid: str, start: datetime, member: str, project: str | None,
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
+def hub(tmp_path: Path, cheap_passwords: None) -> Iterator[Hub]:
     db = tmp_path / "hub.db"
-    cfg = HubConfig(
-        file=tmp_path / "hub.yaml", site="fablab-test", timezone=TZ, language="fr",
-        mqtt=MqttConfig(), database=db, signing_key=tmp_path / "hub.key",
-        snapshot_validity=timedelta(hours=72), snapshot_refresh=timedelta(minutes=5),
-        web_host="127.0.0.1", web_port=0, api_tokens=(ApiToken("compta", "t0ken"),),
-        opening_hours={}, groups=GROUPS, machines=MACHINES)
+    cfg = hub_config(tmp_path, db, site="fablab-test", timezone=TZ,
+                     tokens=(ApiToken("compta", "t0ken"),), groups=GROUPS, machines=MACHINES)
     with HubStore(db) as store:
         store.sync_catalogue(list(GROUPS), list(MACHINES))
         store.import_seed(Seed(

@@ -8,14 +8,7 @@ import pytest
 
 from gateway.config import ReaderConfig
 from gateway.drivers.readers import BadgeReader, SimulatedReader, TapDebouncer, make_reader
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeMono
 
 
 def test_simulated_reader_returns_each_card_once_then_nothing() -> None:
@@ -72,7 +65,7 @@ def test_simulated_reader_close_drops_queue() -> None:
 
 
 def test_held_card_is_one_tap() -> None:
-    clock = FakeClock()
+    clock = FakeMono()
     deb = TapDebouncer(2.0, clock=clock)
     taps = []
     # An RC522 sees a held card on every other poll, at 10 Hz, for 5 s.
@@ -84,7 +77,7 @@ def test_held_card_is_one_tap() -> None:
 
 
 def test_same_card_counts_again_only_after_hold_off_absence() -> None:
-    clock = FakeClock()
+    clock = FakeMono()
     deb = TapDebouncer(2.0, clock=clock)
     assert deb.feed("DEADBEEF") == "DEADBEEF"
     clock.now += 1.9
@@ -98,7 +91,7 @@ def test_same_card_counts_again_only_after_hold_off_absence() -> None:
 
 
 def test_different_card_counts_at_once() -> None:
-    clock = FakeClock()
+    clock = FakeMono()
     deb = TapDebouncer(2.0, clock=clock)
     assert deb.feed("DEADBEEF") == "DEADBEEF"
     clock.now += 0.1
@@ -108,7 +101,7 @@ def test_different_card_counts_at_once() -> None:
 
 
 def test_debouncer_with_simulated_reader_counts_spaced_taps() -> None:
-    clock = FakeClock()
+    clock = FakeMono()
     deb = TapDebouncer(2.0, clock=clock)
     reader = SimulatedReader()
     reader.present("DEADBEEF")

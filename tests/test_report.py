@@ -30,17 +30,18 @@ from gateway.config import (
     GroupConfig,
     HubConfig,
     MachineConfig,
-    MqttConfig,
     Seed,
     SeedMember,
 )
 from gateway.contract import iso
-from gateway.demo_year import OPENING_HOURS, generate_year
+from gateway.demo.site import OPENING_HOURS
+from gateway.demo.year import generate_year
 from gateway.hub.report import Report, activity_report, opening_spans, report_csv
 from gateway.hub.store import HubStore
 from gateway.permissions import parse_opening_hours
 from gateway.web import auth, create_app
 from tests import test_browser as board_tests
+from tests.support import builders
 
 browser = board_tests.browser  # the board tests' chromium, as a fixture here too
 TZ = "Europe/Paris"
@@ -294,12 +295,9 @@ class Server:
 
 
 def hub_config(db: Path, hours: dict[str, list[str]]) -> HubConfig:
-    return HubConfig(
-        file=db.with_name("hub.yaml"), site="demo-lab", timezone=TZ, language="fr",
-        mqtt=MqttConfig(), database=db, signing_key=db.with_name("hub.key"),
-        snapshot_validity=timedelta(hours=72), snapshot_refresh=timedelta(minutes=5),
-        web_host="127.0.0.1", web_port=0, api_tokens=(ApiToken("report", REPORT_TOKEN),),
-        opening_hours=parse_opening_hours(hours), groups=(), machines=())
+    return builders.hub_config(db.parent, db, timezone=TZ,
+                               tokens=(ApiToken("report", REPORT_TOKEN),),
+                               opening_hours=parse_opening_hours(hours))
 
 
 def serve(db: Path, hours: dict[str, list[str]]) -> Iterator[Server]:

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from werkzeug.routing import Rule
 
 from gateway.web import auth, create_app
 from gateway.web.tokens import SCOPES, create_token
+from tests.support.hashing import cheap_hashing
 from tests.test_auth import CONFIG_TOKEN, PASSWORD, PEOPLE, Client, hub_config, serve
 from tests.test_invoicing import NOV, NOVEMBER_SESSIONS, close, events_for, make_store
 
@@ -83,10 +83,8 @@ def _seed(db: Path) -> tuple[dict[str, str], dict[str, str]]:
 def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     tmp = tmp_path_factory.mktemp("matrix")
     db = tmp / "hub.sqlite"
-    with pytest.MonkeyPatch.context() as mp:
-        # Hashing cost is tested in test_auth; here it would only slow six log-ins down.
-        mp.setattr(auth, "hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                  parallelism=1))
+    # Hashing cost is tested in test_auth; here it would only slow six log-ins down.
+    with cheap_hashing():
         values, tokens = _seed(db)
         app = create_app(hub_config(tmp, db))
         with serve(app) as base:

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from gateway.config import SeedMember, SeedProject, load_hub_config
-from gateway.demo import write_demo_files
+from gateway.demo.site import write_demo_files
 from gateway.hub.service import HubService
 from gateway.hub.store import HubStore
-from tests.test_hub_store import T0, seed
+from tests.support.builders import T0, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 

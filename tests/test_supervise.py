@@ -8,22 +8,9 @@ import threading
 import pytest
 
 from gateway.supervise import Beat, Supervisor
+from tests.support.clock import FakeMono
 
 TIMEOUT = 10.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.t
-
-    def advance(self, s: float) -> None:
-        with self._lock:
-            self.t += s
 
 
 class RecordingWait:
@@ -45,14 +32,14 @@ class RecordingWait:
         return bool(self.stopping is not None and self.stopping.is_set())
 
 
-def make(clock: FakeClock, wait: RecordingWait, **kw: float) -> Supervisor:
+def make(clock: FakeMono, wait: RecordingWait, **kw: float) -> Supervisor:
     sup = Supervisor(mono=clock, wait=wait, logger=logging.getLogger("test.supervise"), **kw)
     wait.stopping = sup.stopping
     return sup
 
 
 def test_a_crashing_loop_restarts_with_doubling_back_off(caplog: pytest.LogCaptureFixture):
-    clock, wait = FakeClock(), RecordingWait()
+    clock, wait = FakeMono(), RecordingWait()
     sup = make(clock, wait, backoff_min=0.5, backoff_max=3.0)
     settled = threading.Event()
     runs = []
@@ -83,7 +70,7 @@ def test_a_crashing_loop_restarts_with_doubling_back_off(caplog: pytest.LogCaptu
 
 
 def test_the_back_off_resets_after_a_long_enough_run():
-    clock, wait = FakeClock(), RecordingWait()
+    clock, wait = FakeMono(), RecordingWait()
     sup = make(clock, wait, backoff_min=1.0, backoff_max=30.0, reset_after=60.0)
     settled = threading.Event()
     runs = []
@@ -106,7 +93,7 @@ def test_the_back_off_resets_after_a_long_enough_run():
 
 
 def test_a_loop_waiting_to_restart_is_not_alive():
-    clock, wait = FakeClock(), RecordingWait()
+    clock, wait = FakeMono(), RecordingWait()
     wait.gate.clear()
     sup = make(clock, wait)
 
@@ -125,7 +112,7 @@ def test_a_loop_waiting_to_restart_is_not_alive():
 
 
 def test_a_loop_that_returns_early_is_restarted():
-    clock, wait = FakeClock(), RecordingWait()
+    clock, wait = FakeMono(), RecordingWait()
     sup = make(clock, wait)
     settled = threading.Event()
     runs = []
@@ -147,7 +134,7 @@ def test_a_loop_that_returns_early_is_restarted():
 
 
 def test_a_stuck_loop_reads_stale_until_it_beats_again():
-    clock, wait = FakeClock(), RecordingWait()
+    clock, wait = FakeMono(), RecordingWait()
     sup = make(clock, wait)
     beaten = threading.Event()
     unstick = threading.Event()
@@ -179,7 +166,7 @@ def test_a_stuck_loop_reads_stale_until_it_beats_again():
 
 
 def test_a_never_successful_loop_has_no_last_ok():
-    clock, wait = FakeClock(), RecordingWait()
+    clock, wait = FakeMono(), RecordingWait()
     sup = make(clock, wait)
     started = threading.Event()
 

@@ -20,16 +20,15 @@ from werkzeug.serving import make_server
 from gateway.config import (
     ApiToken,
     GroupConfig,
-    HubConfig,
     MachineConfig,
-    MqttConfig,
     Seed,
     SeedMember,
 )
 from gateway.contract import Envelope, iso
 from gateway.hub.store import HubStore
 from gateway.web import create_app
-from tests.harness import http_request
+from tests.support.builders import hub_config
+from tests.support.harness import http_request
 
 TOKEN = "s3cret-token"
 # Sessions in November 2026, Paris time (UTC+1).
@@ -87,13 +86,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
     machines = (MachineConfig("laser1", "Laser Trotec", "laser", "laser"),
                 MachineConfig("laser2", "Laser Epilog", "laser", "laser"),
                 MachineConfig("cnc1", "CNC", "cnc", "laser"))
-    cfg = HubConfig(
-        file=tmp_path / "hub.yaml", site="demo-lab", timezone="Europe/Paris", language="fr",
-        mqtt=MqttConfig(), database=db, signing_key=tmp_path / "hub.key",
-        snapshot_validity=timedelta(hours=72), snapshot_refresh=timedelta(minutes=5),
-        web_host="127.0.0.1", web_port=0,
-        api_tokens=(ApiToken("compta", TOKEN), ApiToken("other", "another-one")),
-        opening_hours={}, groups=groups, machines=machines)
+    cfg = hub_config(tmp_path, db, tokens=(ApiToken("compta", TOKEN),
+                                           ApiToken("other", "another-one")),
+                     groups=groups, machines=machines)
     with HubStore(db) as store:
         store.sync_catalogue(list(groups), list(machines))
         store.import_seed(Seed(file=tmp_path / "seed.yaml", members=(

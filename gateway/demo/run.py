@@ -1,10 +1,10 @@
 """``fabgate demo``: a whole fablab on one machine, with nothing but Python installed.
 
-It writes a data directory (hub and node configuration, signing keys, fictitious
-members), starts a broker (the embedded amqtt one unless ``--broker`` is given), the hub
-in this process, and one real ``fabgate node`` subprocess per machine with mock GPIO and
-a simulated reader. A scripted scenario then keeps members badging in and out over the
-same MQTT path ``fabgate sim tap`` uses, so the pages stay alive.
+It writes a data directory (``gateway.demo.site``), starts a broker (the embedded amqtt
+one unless ``--broker`` is given), the hub in this process, and one real ``fabgate node``
+subprocess per machine with mock GPIO and a simulated reader. The scripted scenario
+(``gateway.demo.scenario``) then keeps members badging in and out over the same MQTT path
+``fabgate sim tap`` uses, so the pages stay alive.
 """
 
 from __future__ import annotations
@@ -18,160 +18,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from gateway.config import HubConfig, load_hub_config
-from gateway.contract import (
-    ContractError,
-    Topics,
-    decode_status,
-    encode_sim_job,
-    encode_sim_tap,
-    iso,
-    utcnow,
-)
+from gateway.contract import ContractError, Topics, decode_status, iso, utcnow
+from gateway.demo.scenario import SCENARIO, run_scenario
+from gateway.demo.site import BADGE, DemoFiles, default_data_dir, write_demo_files
 from gateway.mqtt import MqttLink
-
-SITE = "demo"
-MACHINES = [
-    {"id": "laser-1", "name": "Découpe laser (laser-1)", "kind": "laser", "group": "laser",
-     "min_level": 2, "pin": 17,
-     "controller": {"driver": "grbl", "simulate": True, "poll_interval": "0.25s"}},
-    {"id": "cnc-1", "name": "Fraiseuse CNC (cnc-1)", "kind": "cnc", "group": "cnc",
-     "min_level": 2, "pin": 22,
-     "controller": {"driver": "grbl", "simulate": True, "poll_interval": "0.25s"}},
-    {"id": "printer-1", "name": "Imprimante 3D (printer-1)", "kind": "printer",
-     "group": "printing", "min_level": 1, "pin": 23,
-     "controller": {"driver": "marlin", "simulate": True, "poll_interval": "0.5s"}},
-    {"id": "embroidery-1", "name": "Brodeuse numérique (embroidery-1)", "kind": "embroidery",
-     "group": "embroidery", "min_level": 2, "pin": 24,
-     "controller": {"driver": "current", "simulate": True, "source": "serial",
-                    "on_after": "1s", "off_after": "1s", "poll_interval": "0.25s"}},
-]
-GROUPS = [
-    {"id": "laser", "name": "Découpe laser", "default_validity_months": 24},
-    {"id": "cnc", "name": "Fraisage CNC", "default_validity_months": 24},
-    {"id": "printing", "name": "Impression 3D", "default_validity_months": 36},
-    {"id": "embroidery", "name": "Broderie", "default_validity_months": 36},
-]
-BADGE = {"karim": "04FAB001", "alice": "04A1CE01", "bruno": "04B2B002", "chloe": "04C3C003",
-         "diane": "04D4D004", "emile": "04E5E005", "fanny": "04F6F006", "gilles": "04A7A007",
-         "stranger": "DEADBEEF"}
-# One pass shows every kind of decision and a job on every machine, then everyone badges
-# out, the printer's member in the middle of her print (power is kept until it ends).
-# ("tap", machine, who) or ("job", machine, name, length in scenario steps).
-SCENARIO: list[tuple] = [
-    ("tap", "laser-1", "fanny"), ("tap", "laser-1", "emile"), ("tap", "laser-1", "alice"),
-    ("job", "laser-1", "boite.lbrn2", 3),
-    ("tap", "cnc-1", "stranger"), ("tap", "cnc-1", "gilles"), ("tap", "cnc-1", "bruno"),
-    ("job", "cnc-1", "plateau.nc", 4),
-    ("tap", "printer-1", "chloe"), ("tap", "embroidery-1", "karim"),
-    ("tap", "printer-1", "chloe"), ("job", "printer-1", "robot.gcode", 7),
-    ("tap", "embroidery-1", "diane"), ("tap", "embroidery-1", "karim"),
-    ("tap", "embroidery-1", "diane"), ("job", "embroidery-1", "ecusson.dst", 3),
-    ("tap", "laser-1", "alice"), ("tap", "cnc-1", "bruno"), ("tap", "printer-1", "chloe"),
-    ("tap", "embroidery-1", "diane"),
-]
-
-
-# Prices before VAT, in cents, after public fablab price lists: the laser by the minute of
-# use with short taps free, professionals by the minute of burn time plus a start-up fee,
-# the CNC by the quarter hour, schools print for free.
-TARIFFS = [
-    {"name": "Laser", "valid_from": "2024-01-01", "groups": ["laser"], "rate": 60,
-     "free_under": "10s"},
-    {"name": "Laser (professionnels)", "valid_from": "2024-01-01", "groups": ["laser"],
-     "categories": ["professionnel"], "busy_rate": 75, "idle_rate": 0, "startup": 1250,
-     "free_under": "10s"},
-    {"name": "Fraisage CNC", "valid_from": "2024-01-01", "groups": ["cnc"], "rate": 50,
-     "unit": 15},
-    {"name": "Impression 3D", "valid_from": "2024-01-01", "groups": ["printing"], "rate": 2},
-    {"name": "Impression 3D (scolaires)", "valid_from": "2024-01-01", "groups": ["printing"],
-     "categories": ["scolaire"], "rate": 0},
-    {"name": "Broderie", "valid_from": "2024-01-01", "groups": ["embroidery"], "rate": 10},
-]
-
-
-def _opening_hours() -> dict[str, list[str]]:
-    from gateway.demo_year import OPENING_HOURS  # the year generator imports this module
-
-    return {day: list(slots) for day, slots in OPENING_HOURS.items()}
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "fabgate" / "demo"
-
-
-@dataclass
-class DemoFiles:
-    data: Path
-    hub_config: Path
-    node_configs: dict[str, Path]
-    token: str
-
-
-def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: str = "1s",
-                     tap_sockets: bool = False,
-                     reconnect: tuple[str, str] | None = None) -> DemoFiles:
-    """(Re)write the demo's configuration; keys, token and database are kept across runs.
-
-    ``reconnect`` (min, max) sets ``mqtt.reconnect_min``/``reconnect_max`` everywhere.
-    """
-    mqtt: dict[str, str] = {"url": broker_url}
-    if reconnect is not None:
-        mqtt.update(reconnect_min=reconnect[0], reconnect_max=reconnect[1])
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "nodes").mkdir(exist_ok=True)
-    token_file = data / "api-token"
-    if not token_file.exists():
-        token_file.touch(mode=0o600)
-        token_file.write_text(secrets.token_urlsafe(24))
-    token = token_file.read_text().strip()
-    seed = data / "members.yaml"
-    seed.write_bytes(resources.files("gateway").joinpath("data/demo-seed.yaml").read_bytes())
-    hub = {
-        "site": SITE, "timezone": "Europe/Paris", "language": "fr",
-        "mqtt": dict(mqtt),
-        "hub": {"database": "hub.db", "signing_key": "keys/hub-signing.pem",
-                "snapshot_validity": "7d", "snapshot_refresh": "1h", "seed": "members.yaml"},
-        "web": {"host": "127.0.0.1", "port": web_port},
-        "api_tokens": [{"name": "accounting", "token": token}],
-        # The same hours as the generated year of history, so occupancy in the activity
-        # report means something. Outside them the live demo still works: autonomous
-        # members need no opening hours, and staff presence lasts until midnight.
-        "opening_hours": _opening_hours(),
-        "groups": GROUPS,
-        "tariffs": TARIFFS,
-        "machines": [{k: m[k] for k in ("id", "name", "kind", "group", "min_level")}
-                     for m in MACHINES],
-    }
-    hub_path = data / "hub.yaml"
-    hub_path.write_text(yaml.safe_dump(hub, sort_keys=False, allow_unicode=True))
-    nodes = {}
-    for m in MACHINES:
-        node = {
-            "site": SITE, "mqtt": dict(mqtt),
-            "node": {"id": m["id"], "machine": m["id"], "journal": f"../journals/{m['id']}.db",
-                     "hub_public_key": "../keys/hub-signing.pub", "max_snapshot_age": "72h",
-                     "heartbeat": "5s"},
-            "relay": {"driver": "gpio", "pin": m["pin"], "active_high": True},
-            "reader": {"driver": "simulated", "poll_hz": 10, "hold_off": hold_off},
-            "controller": m["controller"],
-            # Short rules so a visitor sees the whole cycle within a minute.
-            "session": {"grace": "0s", "cooldown": "3s", "idle_timeout": "10m",
-                        "progress_every": "1s"},
-        }
-        if tap_sockets:
-            node["reader"]["socket"] = f"../journals/{m['id']}.tap"
-        path = data / "nodes" / f"{m['id']}.yaml"
-        path.write_text(yaml.safe_dump(node, sort_keys=False))
-        nodes[m["id"]] = path
-    return DemoFiles(data, hub_path, nodes, token)
 
 
 class NodeWatcher:
@@ -205,7 +58,7 @@ def _broker(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from gateway.broker import EmbeddedBroker
+    from gateway.demo.broker import EmbeddedBroker
 
     broker = EmbeddedBroker(port=0)
     broker.start()
@@ -237,25 +90,6 @@ def _stop_nodes(procs: dict[str, subprocess.Popen]) -> None:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
-
-
-def run_scenario(link: MqttLink, topics: Topics, stop: threading.Event, step_s: float,
-                 once: bool = False) -> int:
-    """Tap badges from the script until ``stop``; returns the number of taps sent."""
-    sent = 0
-    while not stop.is_set():
-        for action, machine, *args in SCENARIO:
-            if stop.wait(step_s):
-                return sent
-            if action == "tap":
-                link.publish(topics.sim_tap(machine), encode_sim_tap(BADGE[args[0]]))
-            else:
-                name, steps = args
-                link.publish(topics.sim_job(machine), encode_sim_job(name, steps * step_s))
-            sent += 1
-        if once:
-            return sent
-    return sent
 
 
 def print_summary(db_path: Path, since: str) -> None:
@@ -316,7 +150,7 @@ def _demo_accounts(cfg: HubConfig, data: Path) -> str:
 def _write_history(cfg: HubConfig, year: int) -> None:
     """A past year of activity, priced, so the reports and invoices have something to show."""
     from gateway.billing.pricing import install_tariffs
-    from gateway.demo_year import generate_year
+    from gateway.demo.year import generate_year
     from gateway.hub.store import HubStore
 
     generate_year(cfg.database, year)

@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
+from gateway.cli.common import config_option
 from gateway.config import load_hub_config, load_seed
 from gateway.hub.store import HubStore
 
 
-def add_parser(subparsers: Any) -> None:
-    s = subparsers.add_parser(
-        "import", help="import a seed file (members, badges, projects, certifications)")
+def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("seed", help="the seed file (see config/members.example.yaml)")
-    s.add_argument("--config", required=True, help="the hub's configuration file")
+    config_option(s)
     s.add_argument("--update", action="store_true",
                    help="overwrite existing records with the seed's values (default: only "
                    "create what is missing)")
-    s.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
+from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.hub import audit
 from gateway.hub.store import HubStore
 
 
-def add_parser(subparsers: Any) -> None:
-    s = subparsers.add_parser("audit", help="the audit log: verify its hash chain")
+def add_arguments(s: argparse.ArgumentParser) -> None:
     sub = s.add_subparsers(dest="audit_command", required=True)
     v = sub.add_parser("verify", help="report any break in the audit log's hash chain")
-    v.add_argument("--config", required=True, help="the hub's configuration file")
-    s.set_defaults(func=run)
+    config_option(s, v)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,19 +15,18 @@ import argparse
 import re
 import sys
 from datetime import date, datetime, time
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.billing.pricing import Repricing, install_tariffs, reprice_sessions
+from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.contract import iso
 from gateway.hub.store import HubStore
 from gateway.policies.tariffs import format_money
 
 
-def add_parser(subparsers: Any) -> None:
-    s = subparsers.add_parser("reprice", help="install the tariffs, price sessions again")
-    s.add_argument("--config", required=True, help="the hub's configuration file")
+def add_arguments(s: argparse.ArgumentParser) -> None:
+    config_option(s)
     s.add_argument("--since", help="only sessions started from this date (local midnight) "
                                    "or ISO date-time with offset; default: every session")
     s.add_argument("--member", help="only this member's sessions")
@@ -35,7 +34,6 @@ def add_parser(subparsers: Any) -> None:
                    help="price for the members' categories of today, not those recorded "
                         "when each session closed")
     s.add_argument("--by", default="cli", help="who asks (recorded in the audit log)")
-    s.set_defaults(func=run)
 
 
 def parse_since(text: str, tz: str) -> datetime:

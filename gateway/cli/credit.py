@@ -10,25 +10,23 @@ from __future__ import annotations
 import argparse
 import sys
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
+from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.contract import utcnow
 from gateway.hub.store import HubStore
 from gateway.policies.tariffs import format_money
 
 
-def add_parser(subparsers: Any) -> None:
-    s = subparsers.add_parser("credit", help="prepaid credit: top up, list balances")
-    s.add_argument("--config", required=True, help="the hub's configuration file")
+def add_arguments(s: argparse.ArgumentParser) -> None:
     sub = s.add_subparsers(dest="credit_command", required=True)
     a = sub.add_parser("add", help="add (or, negative, correct) a member's credit")
     a.add_argument("member")
     a.add_argument("amount", help="in euros, e.g. 20 or 12.50")
     a.add_argument("--note", default="")
     a.add_argument("--by", default=None, help="who recorded it")
-    sub.add_parser("show", help="balances of every member with credit activity")
-    s.set_defaults(func=run)
+    show = sub.add_parser("show", help="balances of every member with credit activity")
+    config_option(s, a, show)
 
 
 def euros_to_cents(text: str) -> int:

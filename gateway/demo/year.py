@@ -7,7 +7,7 @@ certifications given before first use, projects and jobs. Everything comes from 
 seeded ``random.Random``, so the same (year, seed) gives the same database, and rows go
 in with ``executemany`` in one transaction, so a year takes about a second.
 
-Sessions are placed machine by machine, day by day, inside the opening hours below and
+Sessions are placed machine by machine, day by day, inside the site's opening hours and
 never overlapping on one machine; a session may run past closing time, as a print does.
 """
 
@@ -25,22 +25,11 @@ from zoneinfo import ZoneInfo
 
 from gateway.config import GroupConfig, MachineConfig, load_seed
 from gateway.contract import iso
-from gateway.demo import GROUPS, MACHINES
+from gateway.demo.site import GROUPS, MACHINES, OPENING_HOURS, TIMEZONE
 from gateway.hub.store import HubStore
 from gateway.permissions import parse_opening_hours
 from gateway.policies.metering import billable_minutes, split_minutes
 
-TIMEZONE = "Europe/Paris"
-# Opening hours of the demo year, in the hub configuration's own format. The live demo
-# opens around the clock so that it behaves the same whenever it runs; a report against
-# that would show a meaningless occupancy, so the year has a real fablab's week.
-OPENING_HOURS: dict[str, list[str]] = {
-    "tue": ["10:00-13:00", "14:00-20:00"],
-    "wed": ["10:00-13:00", "14:00-20:00"],
-    "thu": ["10:00-13:00", "14:00-20:00"],
-    "fri": ["10:00-13:00", "14:00-22:00"],
-    "sat": ["10:00-18:00"],
-}
 # Share of each category among members (a tiers-lieu open to the public).
 CATEGORY_SHARE = {"grand_public": 0.42, "adherent": 0.30, "professionnel": 0.08,
                   "scolaire": 0.12, "association": 0.08}

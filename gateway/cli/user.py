@@ -14,16 +14,15 @@ import os
 import sys
 from typing import Any
 
+from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.hub.store import HubStore
 
 
-def add_parser(subparsers: Any) -> None:
-    s = subparsers.add_parser("user", help="web accounts: add one, set a password")
+def add_arguments(s: argparse.ArgumentParser) -> None:
     sub = s.add_subparsers(dest="user_command", required=True)
     a = sub.add_parser("add", help="create an account for a member, with roles")
     a.add_argument("email")
-    a.add_argument("--config", required=True, help="the hub's configuration file")
     a.add_argument("--member", required=True, help="the member id the account belongs to")
     a.add_argument("--role", action="append", default=[],
                    choices=("trainer", "fabmanager", "accountant", "admin"),
@@ -33,10 +32,9 @@ def add_parser(subparsers: Any) -> None:
                    help="read the password from standard input instead of prompting")
     p = sub.add_parser("passwd", help="set an account's password")
     p.add_argument("email")
-    p.add_argument("--config", required=True, help="the hub's configuration file")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from standard input instead of prompting")
-    s.set_defaults(func=run)
+    config_option(s, a, p)
 
 
 def _actor() -> str:

@@ -25,7 +25,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.contract import ContractError, Envelope, Topics
-from gateway.demo import BADGE, DemoFiles, write_demo_files
+from gateway.demo.site import BADGE, DemoFiles, write_demo_files
 
 __all__ = ["BADGE", "Observer", "Proc", "Site", "api_get", "http_request", "poll_until"]
 

@@ -18,10 +18,11 @@ import time as _time
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TextIO, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway.billing.pricing import fingerprint, stored_fingerprint
+from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.contract import iso, utcnow
 from gateway.hub.exports import FORMATS, STATUSES, invoices, invoices_export, usage_export
@@ -33,12 +34,10 @@ T = TypeVar("T")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
-def add_parser(subparsers: Any) -> None:
-    s = subparsers.add_parser(
-        "export", help="export usage or invoices for accounting (CSV, French CSV, JSON)",
-        description="Export usage (with amounts) or invoices from the hub database.")
+def add_arguments(s: argparse.ArgumentParser) -> None:
+    s.description = "Export usage (with amounts) or invoices from the hub database."
     s.add_argument("what", choices=("usage", "invoices"))
-    s.add_argument("--config", required=True, help="the hub's configuration file")
+    config_option(s)
     s.add_argument("--from", dest="start", help="first day or month (YYYY-MM-DD or YYYY-MM); "
                    "default: last month")
     s.add_argument("--to", dest="end", help="day or month after the last one (exclusive); "
@@ -54,7 +53,6 @@ def add_parser(subparsers: Any) -> None:
     s.add_argument("--status", choices=STATUSES, help="invoices: only drafts or closed ones")
     s.add_argument("--detail", choices=("documents", "lines"), default="documents",
                    help="invoices: one row per document or per line")
-    s.set_defaults(func=run)
 
 
 def _bound(value: str, tz: str, flag: str) -> datetime:

@@ -9,17 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
+from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.hub.backup import BackupError, backup_database
 
 
-def add_parser(subparsers: Any) -> None:
-    s = subparsers.add_parser("backup", help="consistent, checked copy of the live hub database")
-    s.add_argument("--config", required=True, help="the hub's configuration file")
+def add_arguments(s: argparse.ArgumentParser) -> None:
+    config_option(s)
     s.add_argument("--out", required=True, help="the backup file to write (must not exist)")
-    s.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

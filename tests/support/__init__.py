@@ -1,0 +1,1 @@
+"""What several test modules (and bench/) share: brokers, processes, builders, fakes."""
