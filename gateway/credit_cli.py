@@ -12,8 +12,10 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gateway.billing.credit import members_with_credit
 from gateway.config import load_hub_config
 from gateway.contract import utcnow
+from gateway.hub import members
 from gateway.hub.store import HubStore
 from gateway.policies.tariffs import format_money
 
@@ -51,18 +53,14 @@ def run(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            known = store.conn.execute("SELECT 1 FROM members WHERE id = ?",
-                                       (args.member,)).fetchone()
-            if not known:
+            if not members.exists(store, args.member):
                 print(f"error: no member {args.member!r}", file=sys.stderr)
                 return 2
             store.add_credit(args.member, cents, at=utcnow(), note=args.note, by=args.by)
             print(f"{args.member}: {format_money(cents)} added, balance "
                   f"{format_money(store.balance(args.member))}")
             return 0
-        rows = store.conn.execute(
-            "SELECT DISTINCT member_id FROM credit_ledger ORDER BY member_id").fetchall()
-        for (member,) in rows:
+        for member in members_with_credit(store):
             balance = store.balance(member)
             flag = "  (negative: a print outlived the credit)" if balance < 0 else ""
             print(f"{member:<24} {format_money(balance):>12}{flag}")

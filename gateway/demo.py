@@ -293,8 +293,8 @@ DEMO_ACCOUNTS = [
 
 def _demo_accounts(cfg: HubConfig, data: Path) -> str:
     """Create the demo's accounts once; their shared password is kept in the data dir."""
+    from gateway.hub.accounts import create_account, grant_role
     from gateway.hub.store import HubStore
-    from gateway.web.auth import create_account, grant_role
 
     path = data / "demo-password"
     if not path.exists():

@@ -31,7 +31,7 @@ from werkzeug.serving import make_server
 from gateway.cli import main as fabgate
 from gateway.config import ApiToken, GroupConfig, HubConfig, MachineConfig, MqttConfig
 from gateway.contract import iso, utcnow
-from gateway.hub import audit
+from gateway.hub import accounts, audit
 from gateway.hub.store import HubStore
 from gateway.web import auth, create_app
 from gateway.web.auth import requires
@@ -68,9 +68,9 @@ def seed_people(store: HubStore) -> None:
             store.conn.execute("INSERT OR IGNORE INTO members (id, name, category) "
                                "VALUES (?, ?, 'adherent')", (member_id, name))
     for role, (member_id, _, email) in PEOPLE.items():
-        auth.create_account(store, member_id, email, actor="test", password=PASSWORD)
+        accounts.create_account(store, member_id, email, actor="test", password=PASSWORD)
         if role != "member":
-            auth.grant_role(store, member_id, role, "laser" if role == "trainer" else None,
+            accounts.grant_role(store, member_id, role, "laser" if role == "trainer" else None,
                             actor="test")
 
 

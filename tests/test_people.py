@@ -32,9 +32,10 @@ from gateway.config import (
     SeedProject,
 )
 from gateway.contract import Envelope, iso, utcnow
-from gateway.hub import audit
+from gateway.hub import accounts, audit
+from gateway.hub.certifications import add_months
 from gateway.hub.invoicing import period_of
-from gateway.hub.store import HubStore, add_months
+from gateway.hub.store import HubStore
 from gateway.permissions import Snapshot
 from gateway.web import auth, create_app
 
@@ -141,10 +142,10 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
                 SeedCertification("m-chef", "laser", 3, None, LONG_AGO, None),
                 SeedCertification("m-alice", "laser", 2, "m-trainer", LONG_AGO, None))))
         for member in ("m-fab", "m-trainer", "m-bruno", "m-alice", "m-chef"):
-            auth.create_account(store, member, f"{member}@example.org", actor="test",
+            accounts.create_account(store, member, f"{member}@example.org", actor="test",
                                 password=PASSWORD)
-        auth.grant_role(store, "m-fab", "fabmanager", None, actor="test")
-        auth.grant_role(store, "m-trainer", "trainer", "laser", actor="test")
+        accounts.grant_role(store, "m-fab", "fabmanager", None, actor="test")
+        accounts.grant_role(store, "m-trainer", "trainer", "laser", actor="test")
     app = create_app(cfg)
     if "auth" not in app.blueprints:  # until the app factory installs it by itself
         app.register_blueprint(auth.auth)
@@ -441,7 +442,7 @@ def test_my_page_shows_certifications_minutes_and_projects(hub: Hub) -> None:
 
 def test_navigation_follows_the_roles(hub: Hub) -> None:
     with hub.store() as store:
-        auth.grant_role(store, "m-chef", "accountant", None, actor="test")
+        accounts.grant_role(store, "m-chef", "accountant", None, actor="test")
     fab, accountant, member = hub.client("m-fab"), hub.client("m-chef"), hub.client("m-alice")
     assert "Rapport d'activité" in page(fab, "/me") and "Jetons" not in page(fab, "/me")
     assert "Jetons d'API" in page(accountant, "/me")

@@ -118,7 +118,7 @@ def test_any_connection_prices_at_ingest_from_the_database_tariffs(tmp_path: Pat
         store.ingest(session_events("S1", NOV, 125.5, "m1", "laser1"), NOV)
         row = store.conn.execute("SELECT amount_cents, priced_minutes, vat_rate, "
                                  "price_category, priced_with FROM sessions").fetchone()
-        assert tuple(row) == (150, 3, "0.20", "adherent", stored_fingerprint(store.conn))
+        assert tuple(row) == (150, 3, "0.20", "adherent", stored_fingerprint(store))
     # Another process installs corrected tariffs: an open store's next ingest uses them.
     with HubStore(db) as ingest, HubStore(db) as admin:
         ingest.ingest(session_events("S2", NOV, 60, "m1", "laser1", seq=3), NOV)
@@ -135,7 +135,7 @@ def test_without_any_tariff_sessions_are_unpriced_not_free(tmp_path: Path) -> No
         store.sync_catalogue(list(GROUPS), list(CREDIT_MACHINES))
         store.ingest(session_events("S1", NOV, 600, "m1", "laser1"), NOV)
         assert amounts(store) == {"S1": None}
-        assert stale_sessions(store.conn) == 0  # priced, with the empty set
+        assert stale_sessions(store) == 0  # priced, with the empty set
         assert tuple(store.conn.execute("SELECT priced_with, priced_minutes FROM sessions"
                                         ).fetchone()) == (EMPTY_FINGERPRINT, 10)
         (doc,) = build_drafts(store, "2026-11", TZ)
@@ -152,8 +152,8 @@ def test_tariffs_round_trip_through_the_table_exactly(tmp_path: Path) -> None:
                  material_per_gram=Decimal("4.25"), vat_rate=Decimal("0.055"), name="Odd")
     with HubStore(tmp_path / "hub.sqlite") as store:
         install_tariffs(store, (*TARIFFS, odd))
-        assert load_tariffs(store.conn) == (*TARIFFS, odd)
-        assert stored_fingerprint(store.conn) == pricing.fingerprint((*TARIFFS, odd))
+        assert load_tariffs(store) == (*TARIFFS, odd)
+        assert stored_fingerprint(store) == pricing.fingerprint((*TARIFFS, odd))
 
 
 # -- explicit re-pricing ---------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_installing_the_same_tariffs_again_changes_nothing(tmp_path: Path) -> No
         assert result is not None and result.since == datetime(2026, 12, 1, tzinfo=UTC)
         assert (result.sessions, result.changed, result.delta_cents) == (1, 1, 10 * 30)
         assert amounts(store) == {"S1": 500, "D1": 900}
-        assert stale_sessions(store.conn) == 0  # S1 was stamped with the new set too
+        assert stale_sessions(store) == 0  # S1 was stamped with the new set too
         assert audit_actions(store)[-2:] == ["tariffs.synced", "sessions.repriced"]
         entry = audit.entries(store, limit=1)[0]
         assert entry["actor"] == "hub" and entry["details"]["changed"] == 1
@@ -254,7 +254,7 @@ def test_sessions_from_before_stored_prices_are_priced_by_the_hub(tmp_path: Path
             "scolaire"
         install_tariffs(store, TARIFFS)  # the hub's start
         assert amounts(store) == {"old": 25 * 30}
-        assert stale_sessions(store.conn) == 0
+        assert stale_sessions(store) == 0
 
 
 def test_the_hub_installs_its_tariffs_at_start(tmp_path: Path) -> None:
@@ -269,7 +269,7 @@ def test_the_hub_installs_its_tariffs_at_start(tmp_path: Path) -> None:
     cfg = replace(cfg, mqtt=replace(cfg.mqtt, client_id="hub-test"))
     HubService(cfg, serve_web=False)  # never started: no broker needed
     with HubStore(db) as store:
-        assert load_tariffs(store.conn) == TARIFFS
+        assert load_tariffs(store) == TARIFFS
         assert amounts(store) == {"S1": 500}
         assert "sessions.repriced" in audit_actions(store)
 

@@ -36,10 +36,11 @@ from gateway.config import (
 )
 from gateway.contract import iso
 from gateway.demo_year import OPENING_HOURS, generate_year
+from gateway.hub import accounts
 from gateway.hub.report import Report, activity_report, opening_spans, report_csv
 from gateway.hub.store import HubStore
 from gateway.permissions import parse_opening_hours
-from gateway.web import auth, create_app
+from gateway.web import create_app
 from tests import test_browser as board_tests
 
 browser = board_tests.browser  # the board tests' chromium, as a fixture here too
@@ -413,9 +414,9 @@ def year_server(year_db: Path) -> Iterator[Server]:
         if store.conn.execute("SELECT 1 FROM accounts WHERE email = ?",
                               (STAFF_EMAIL,)).fetchone() is None:
             member = store.conn.execute("SELECT min(id) FROM members").fetchone()[0]
-            auth.create_account(store, member, STAFF_EMAIL, actor="test",
-                                password=STAFF_PASSWORD)
-            auth.grant_role(store, member, "fabmanager", None, actor="test")
+            accounts.create_account(store, member, STAFF_EMAIL, actor="test",
+                                    password=STAFF_PASSWORD)
+            accounts.grant_role(store, member, "fabmanager", None, actor="test")
     yield from serve(year_db, OPENING_HOURS)
 
 

@@ -30,8 +30,9 @@ from argon2 import PasswordHasher
 from flask import Flask
 from werkzeug.routing import Rule
 
+from gateway.hub import accounts
+from gateway.hub.tokens import SCOPES, create_token
 from gateway.web import auth, create_app
-from gateway.web.tokens import SCOPES, create_token
 from tests.test_auth import CONFIG_TOKEN, PASSWORD, PEOPLE, Client, hub_config, serve
 from tests.test_invoicing import NOV, NOVEMBER_SESSIONS, close, events_for, make_store
 
@@ -59,12 +60,12 @@ def _seed(db: Path) -> tuple[dict[str, str], dict[str, str]]:
                                    "VALUES (?, ?, 'adherent')", (member_id, name))
             store.conn.execute("INSERT INTO badges (uid, member_id) VALUES ('04A1B2C3', 'm1')")
         for role, (member_id, _, email) in PEOPLE.items():
-            auth.create_account(store, member_id, email, actor="test", password=PASSWORD)
+            accounts.create_account(store, member_id, email, actor="test", password=PASSWORD)
             if role != "member":
-                auth.grant_role(store, member_id, role,
+                accounts.grant_role(store, member_id, role,
                                 "laser" if role == "trainer" else None, actor="test")
         request_id = store.create_enrolment("m1", by="fab", now=datetime.now(UTC))
-        tokens = {s: create_token(store.conn, f"only {s}", [s], created_by="adm")[1]
+        tokens = {s: create_token(store, f"only {s}", [s], created_by="adm")[1]
                   for s in SCOPES}
         number = store.conn.execute("SELECT number FROM invoices ORDER BY seq").fetchone()[0]
         token_id = store.conn.execute("SELECT min(id) FROM api_tokens").fetchone()[0]
@@ -85,7 +86,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     db = tmp / "hub.sqlite"
     with pytest.MonkeyPatch.context() as mp:
         # Hashing cost is tested in test_auth; here it would only slow six log-ins down.
-        mp.setattr(auth, "hasher", PasswordHasher(time_cost=1, memory_cost=1024,
+        mp.setattr(accounts, "hasher", PasswordHasher(time_cost=1, memory_cost=1024,
                                                   parallelism=1))
         values, tokens = _seed(db)
         app = create_app(hub_config(tmp, db))

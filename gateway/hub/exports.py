@@ -174,7 +174,7 @@ def usage_export(store: HubStore, start: datetime, end: datetime, *, granularity
 
     ``sessions`` may wrap the session stream (the CLI counts rows for its progress bar).
     """
-    amounts = has_tariffs(store.conn)
+    amounts = has_tariffs(store)
     if granularity == "minute" and not group_by and fmt != "json":
         rows: Iterator[Any] = _minute_source(store, start, end, filters or {})
         if sessions is not None:

@@ -48,7 +48,8 @@ from gateway.policies.tariffs import vat
 
 __all__ = [
     "GENESIS", "Invoice", "InvoiceLine", "Payers", "SessionCharge", "build_drafts",
-    "charge_of", "close_period", "closed_invoices", "closed_periods", "invoice_by_number",
+    "chain_head", "charge_of", "close_period", "closed_count", "closed_invoices",
+    "closed_periods", "invoice_by_number",
     "is_closed", "next_period", "parse_period", "period_bounds", "period_of", "set_paid_by",
     "upsert_organisation", "verify_chain",
 ]
@@ -534,6 +535,21 @@ def closed_invoices(store: HubStore, first: str | None = None, last: str | None 
             yield Invoice.from_content(json.loads(r[0]), r[1])
     finally:
         cur.close()
+
+
+def closed_count(store: HubStore, first: str, last: str) -> int:
+    """Closed documents of periods [first, last]: the size of an invoice export."""
+    return int(store.conn.execute(
+        "SELECT count(*) FROM invoices WHERE period >= ? AND period <= ?",
+        (first, last)).fetchone()[0])
+
+
+def chain_head(store: HubStore) -> tuple[str, str] | None:
+    """(number, hash) of the last closed document: keep it elsewhere to notice a rewrite
+    of that document together with its hash."""
+    row = store.conn.execute("SELECT number, hash FROM invoices ORDER BY seq DESC "
+                             "LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def invoice_by_number(store: HubStore, number: str) -> Invoice | None:

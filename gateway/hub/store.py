@@ -20,6 +20,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -182,14 +183,6 @@ class SeedImport:
                 + (f"; updated {self.updated} rows" if self.updated else ""))
 
 
-def add_months(t: datetime, months: int) -> datetime:
-    """Calendar months later, clamped to the month's last day (31 Jan + 1 = 28/29 Feb)."""
-    y, m = divmod(t.month - 1 + months, 12)
-    year, month = t.year + y, m + 1
-    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
-    return t.replace(year=year, month=month, day=min(t.day, last))
-
-
 def _audit(store: HubStore, actor: str | None, action: str, subject: str,
            details: dict[str, Any]) -> None:
     """Write to the audit log when it exists (accounts migration), in the same transaction."""
@@ -217,8 +210,6 @@ class HubStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        # Sessions are priced when they close, by the database's tariffs (billing.pricing).
-        self._tariff_book = pricing.TariffBook()
         self.db = sqlite_utils.Database(self.path)
         conn = self.db.conn
         conn.execute("PRAGMA busy_timeout = 10000")
@@ -231,6 +222,11 @@ class HubStore:
     @property
     def conn(self) -> sqlite3.Connection:
         return self.db.conn
+
+    def atomic(self) -> AbstractContextManager[Any]:
+        """One transaction; nested, a savepoint (so a repository function that writes
+        joins its caller's transaction and rolls back with it)."""
+        return self.db.atomic()
 
     def close(self) -> None:
         self.db.close()
@@ -539,14 +535,14 @@ class HubStore:
             "FROM machines m WHERE m.id = ?", (member, machine)).fetchone()
         if row is None:
             return None
-        _, tariffs = self._tariff_book.current(self.conn)
+        _, tariffs = pricing.current_tariffs(self)
         return select_tariff(tariffs, machine=machine, group=row["group_id"],
                              category=row["category"] or "", at=at)
 
     def _price(self, session_id: str) -> int | None:
         """Store a closed session's price (``billing.pricing``, the one pricing path);
         returns the amount in cents, None when no tariff applies (unpriced)."""
-        return pricing.price_closed_session(self.conn, self._tariff_book, session_id)
+        return pricing.price_closed_session(self, session_id)
 
     def price_unpriced(self) -> int:
         """Price closed sessions never priced (history written by another tool, rows
@@ -738,7 +734,9 @@ class HubStore:
                               certify_level=row["certify_level"])
         badges = {r["uid"]: r["member_id"] for r in self.conn.execute(
             "SELECT uid, member_id FROM badges WHERE status = 'active'")}
-        best = self._best_certifications(machine.group, now)
+        from gateway.hub import certifications
+
+        best = certifications.best_certifications(self, machine.group, now)
         members: dict[str, MemberGrant] = {}
         wanted = set(badges.values())
         for m in self.conn.execute("SELECT * FROM members"):
@@ -760,46 +758,12 @@ class HubStore:
             members=members, staff_present_until=staff_present_until,
             opening_hours=opening_hours)
 
-    def _best_certifications(self, group: str,
-                             now: datetime) -> dict[str, tuple[int, str | None]]:
-        """member -> (level, effective expiry) on ``group``, lapses without use included.
-
-        A group may lapse certifications after ``lapse_months`` without use of any of its
-        machines: the effective expiry is then the earlier of the certification's own end
-        and the last use (or the certification, if more recent) plus that many months.
-        """
-        now_s = iso(now)
-        lapse = self.conn.execute("SELECT lapse_months FROM groups WHERE id = ?",
-                                  (group,)).fetchone()
-        months = lapse[0] if lapse else None
-        last_use: dict[str, str] = {}
-        if months:
-            last_use = {r[0]: r[1] for r in self.conn.execute(
-                "SELECT s.member_id, max(s.started_at) FROM sessions s JOIN machines m "
-                "ON m.id = s.machine_id WHERE m.group_id = ? GROUP BY s.member_id",
-                (group,))}
-        best: dict[str, tuple[int, str | None]] = {}
-        for c in self.conn.execute(
-                "SELECT member_id, level, expires_at, certified_at, "
-                "(expires_at IS NULL OR expires_at > ?) AS live FROM certifications "
-                "WHERE group_id = ? AND revoked_at IS NULL "
-                "ORDER BY member_id, live DESC, level DESC, coalesce(expires_at, '9999') DESC",
-                (now_s, group)):
-            if c["member_id"] in best:
-                continue
-            expires = c["expires_at"]
-            if months:
-                since = max(c["certified_at"], last_use.get(c["member_id"], ""))
-                lapses = iso(add_months(parse_iso(since), months))
-                expires = lapses if expires is None else min(expires, lapses)
-            best[c["member_id"]] = (c["level"], expires)
-        return best
-
     def certification_expiry(self, member_id: str, group: str,
                              now: datetime) -> tuple[int, datetime | None]:
         """(level, effective expiry) a member holds on a group, for their own pages."""
-        level, expires = self._best_certifications(group, now).get(member_id, (0, None))
-        return level, _dt(expires)
+        from gateway.hub import certifications
+
+        return certifications.certification_expiry(self, member_id, group, now)
 
     # -- enrolment and certification at the machine -------------------------------------
 
@@ -866,6 +830,8 @@ class HubStore:
         """Record a certification given at the machine (gateway.hub.trust checked the
         trainer, the group and the trainee's tap). It counts from the event's time, but
         never from later than the hub received it: a node's clock cannot push it ahead."""
+        from gateway.hub.certifications import add_months
+
         at = min(parse_iso(env.time), received_at.astimezone(UTC))
         months = self.conn.execute("SELECT default_validity_months FROM groups WHERE id = ?",
                                    (ev.group,)).fetchone()
