@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.config import load_hub_config
 from gateway.hub import audit
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 
 
 def add_parser(subparsers: Any) -> None:

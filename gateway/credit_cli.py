@@ -12,11 +12,11 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from gateway.billing.credit import members_with_credit
+from gateway.billing.credit import add_credit, balance, members_with_credit
 from gateway.config import load_hub_config
 from gateway.contract import utcnow
 from gateway.hub import members
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 from gateway.policies.tariffs import format_money
 
 
@@ -56,12 +56,12 @@ def run(args: argparse.Namespace) -> int:
             if not members.exists(store, args.member):
                 print(f"error: no member {args.member!r}", file=sys.stderr)
                 return 2
-            store.add_credit(args.member, cents, at=utcnow(), note=args.note, by=args.by)
+            add_credit(store, args.member, cents, at=utcnow(), note=args.note, by=args.by)
             print(f"{args.member}: {format_money(cents)} added, balance "
-                  f"{format_money(store.balance(args.member))}")
+                  f"{format_money(balance(store, args.member))}")
             return 0
         for member in members_with_credit(store):
-            balance = store.balance(member)
-            flag = "  (negative: a print outlived the credit)" if balance < 0 else ""
-            print(f"{member:<24} {format_money(balance):>12}{flag}")
+            left = balance(store, member)
+            flag = "  (negative: a print outlived the credit)" if left < 0 else ""
+            print(f"{member:<24} {format_money(left):>12}{flag}")
     return 0

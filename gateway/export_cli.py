@@ -25,9 +25,9 @@ from gateway.billing.pricing import fingerprint, stored_fingerprint
 from gateway.config import load_hub_config
 from gateway.contract import utcnow
 from gateway.hub import sessions
+from gateway.hub.db import HubStore
 from gateway.hub.exports import FORMATS, STATUSES, invoices, invoices_export, usage_export
 from gateway.hub.invoicing import closed_count, period_of
-from gateway.hub.store import HubStore
 from gateway.hub.usage import DIMENSIONS, GRANULARITIES, check
 
 T = TypeVar("T")

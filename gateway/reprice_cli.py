@@ -22,7 +22,7 @@ from gateway.billing.pricing import Repricing, install_tariffs, reprice_sessions
 from gateway.config import load_hub_config
 from gateway.contract import iso
 from gateway.hub import members
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 from gateway.policies.tariffs import format_money
 
 

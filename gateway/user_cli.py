@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.config import load_hub_config
 from gateway.hub import accounts, members
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 
 
 def add_parser(subparsers: Any) -> None:

@@ -32,7 +32,8 @@ from gateway.cli import main as fabgate
 from gateway.config import ApiToken, GroupConfig, HubConfig, MachineConfig, MqttConfig
 from gateway.contract import iso, utcnow
 from gateway.hub import accounts, audit
-from gateway.hub.store import HubStore
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.db import HubStore
 from gateway.web import auth, create_app
 from gateway.web.auth import requires
 from gateway.web.tokens import scope
@@ -62,7 +63,7 @@ def hub_config(tmp_path: Path, db: Path) -> HubConfig:
 
 def seed_people(store: HubStore) -> None:
     """One account per role, all with PASSWORD; the trainer trains on laser."""
-    store.sync_catalogue(list(GROUPS), list(MACHINES))
+    sync_catalogue(store, list(GROUPS), list(MACHINES))
     with store.conn:
         for member_id, name, _ in PEOPLE.values():
             store.conn.execute("INSERT OR IGNORE INTO members (id, name, category) "

@@ -19,7 +19,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from gateway.drivers.tap_socket import send_tap
 from gateway.hub import accounts
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 from tests import test_browser as board_tests
 from tests.harness import BADGE, Observer, Site
 from tests.test_browser import FR, machine, ready, screenshot, wait_board

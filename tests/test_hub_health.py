@@ -21,8 +21,8 @@ from gateway.broker import MosquittoProcess
 from gateway.config import load_hub_config
 from gateway.contract import Envelope, Topics
 from gateway.hub import service as service_mod
+from gateway.hub.db import HubStore
 from gateway.hub.service import HubService
-from gateway.hub.store import HubStore
 from gateway.sdnotify import Watchdog
 from gateway.supervise import Supervisor
 from tests.harness import Observer, Site, http_request, poll_until

@@ -33,9 +33,13 @@ from gateway.config import (
 )
 from gateway.contract import Envelope, iso, utcnow
 from gateway.hub import accounts, audit
-from gateway.hub.certifications import add_months
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.certifications import add_months, certification_expiry
+from gateway.hub.db import HubStore, data_version
+from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.invoicing import period_of
-from gateway.hub.store import HubStore
+from gateway.hub.seed import import_seed
+from gateway.hub.snapshots import build_snapshot, next_snapshot_version
 from gateway.permissions import Snapshot
 from gateway.web import auth, create_app
 
@@ -72,8 +76,8 @@ class Hub:
 
     def snapshot(self, machine: str = "laser1", now: datetime | None = None) -> Snapshot:
         with self.store() as store:
-            return store.build_snapshot(
-                machine, now=now or utcnow(), version=store.next_snapshot_version(),
+            return build_snapshot(store,
+                machine, now=now or utcnow(), version=next_snapshot_version(store),
                 validity=timedelta(hours=1), timezone=TZ, opening_hours={},
                 staff_present_until=None)
 
@@ -123,8 +127,8 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
         web_host="127.0.0.1", web_port=0, api_tokens=(ApiToken("compta", "t0ken"),),
         opening_hours={}, groups=GROUPS, machines=MACHINES)
     with HubStore(db) as store:
-        store.sync_catalogue(list(GROUPS), list(MACHINES))
-        store.import_seed(Seed(
+        sync_catalogue(store, list(GROUPS), list(MACHINES))
+        import_seed(store, Seed(
             file=tmp_path / "seed.yaml",
             members=(
                 SeedMember("m-fab", "Karim Benali", "professionnel", staff=True),
@@ -159,7 +163,7 @@ def test_a_grant_reaches_the_next_snapshot_and_a_revocation_removes_it(hub: Hub)
     fab = hub.client("m-fab")
     assert hub.snapshot().members["m-bruno"].level == 0
     with hub.store() as store:
-        version = store.data_version()
+        version = data_version(store)
 
     form = page(fab, "/certify?member_id=m-bruno")
     assert "Habiliter un membre" in form and "Groupe de machines" in form
@@ -173,7 +177,7 @@ def test_a_grant_reaches_the_next_snapshot_and_a_revocation_removes_it(hub: Hub)
     assert resp.headers["Location"].startswith("/members/m-bruno")
 
     with hub.store() as store:
-        assert store.data_version() > version  # the hub republishes on this
+        assert data_version(store) > version  # the hub republishes on this
     grant = hub.snapshot().members["m-bruno"]
     assert grant.level == 2
     assert grant.cert_expires is not None
@@ -263,11 +267,11 @@ def test_trainers_certify_up_to_level_2_and_only_in_their_groups(hub: Hub) -> No
     # A level-3 trainer's certification is the fabmanager's to revoke.
     post(trainer, "/members/m-chef/certifications/laser/revoke")
     with hub.store() as store:
-        assert store.certification_expiry("m-chef", "laser", utcnow())[0] == 3
+        assert certification_expiry(store, "m-chef", "laser", utcnow())[0] == 3
     # A level-2 one is theirs.
     post(trainer, "/members/m-alice/certifications/laser/revoke")
     with hub.store() as store:
-        assert store.certification_expiry("m-alice", "laser", utcnow())[0] == 0
+        assert certification_expiry(store, "m-alice", "laser", utcnow())[0] == 0
 
     # Trainers see members and their own group's levels, never badges or sessions.
     member = page(trainer, "/members/m-bruno")
@@ -337,7 +341,7 @@ def test_enrolment_is_followed_on_a_fragment(hub: Hub) -> None:
 
     with hub.store() as store:
         now = utcnow()
-        store.ingest([Envelope.new(node="cnc1", seq=1, boot="b", type="badge.enrolled",
+        ingest_envelopes(store, [Envelope.new(node="cnc1", seq=1, boot="b", type="badge.enrolled",
                                    time=now, data={"request_id": request_id,
                                                    "uid": "04ab12cd"})], now)
     fragment = page(fab, fragment_url)
@@ -362,7 +366,7 @@ def _months() -> tuple[datetime, datetime]:
 def test_a_session_moves_to_another_project_only_while_its_month_is_open(hub: Hub) -> None:
     this_month, last_month = _months()
     with hub.store() as store:
-        store.ingest(session_events("S-now", this_month, "m-alice", "p-lampe", 1)
+        ingest_envelopes(store, session_events("S-now", this_month, "m-alice", "p-lampe", 1)
                      + session_events("S-old", last_month, "m-alice", "p-lampe", 3)
                      + session_events("S-bruno", this_month, "m-bruno", None, 5), utcnow())
         store.conn.execute("INSERT INTO periods (period, status, closed_at, closed_by) "
@@ -429,7 +433,7 @@ def test_members_create_projects_and_pick_the_current_one(hub: Hub) -> None:
 def test_my_page_shows_certifications_minutes_and_projects(hub: Hub) -> None:
     this_month, _ = _months()
     with hub.store() as store:
-        store.ingest(session_events("S1", this_month, "m-alice", "p-lampe", 1), utcnow())
+        ingest_envelopes(store, session_events("S1", this_month, "m-alice", "p-lampe", 1), utcnow())
     me = page(hub.client("m-alice"), "/me")
     assert "Bonjour Alice Martin" in me
     assert re.search(r'id="minutes-month">10<', me)

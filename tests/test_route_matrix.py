@@ -31,6 +31,8 @@ from flask import Flask
 from werkzeug.routing import Rule
 
 from gateway.hub import accounts
+from gateway.hub.enrolment import create_enrolment
+from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.tokens import SCOPES, create_token
 from gateway.web import auth, create_app
 from tests.test_auth import CONFIG_TOKEN, PASSWORD, PEOPLE, Client, hub_config, serve
@@ -52,7 +54,7 @@ class Matrix:
 def _seed(db: Path) -> tuple[dict[str, str], dict[str, str]]:
     store = make_store(db)          # members m1, m2, m3; projects; groups; machines
     try:
-        store.ingest(events_for(NOVEMBER_SESSIONS), NOV)
+        ingest_envelopes(store, events_for(NOVEMBER_SESSIONS), NOV)
         close(store, "2026-11")
         with store.conn:
             for member_id, name, _ in PEOPLE.values():
@@ -64,7 +66,7 @@ def _seed(db: Path) -> tuple[dict[str, str], dict[str, str]]:
             if role != "member":
                 accounts.grant_role(store, member_id, role,
                                 "laser" if role == "trainer" else None, actor="test")
-        request_id = store.create_enrolment("m1", by="fab", now=datetime.now(UTC))
+        request_id = create_enrolment(store, "m1", by="fab", now=datetime.now(UTC))
         tokens = {s: create_token(store, f"only {s}", [s], created_by="adm")[1]
                   for s in SCOPES}
         number = store.conn.execute("SELECT number FROM invoices ORDER BY seq").fetchone()[0]

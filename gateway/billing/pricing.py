@@ -38,19 +38,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.contract import iso, parse_iso
+from gateway.hub import audit, catalogue, members
+from gateway.hub.db import HubStore, bump_data_version, meta_text, set_meta
 from gateway.policies.tariffs import Tariff, price_session, select_tariff
-
-if TYPE_CHECKING:
-    from gateway.hub.store import HubStore
 
 __all__ = [
     "EMPTY_FINGERPRINT", "Repricing", "SessionPrice", "TariffChange", "current_tariffs",
-    "fingerprint", "has_tariffs", "install_tariffs", "load_tariffs", "price_closed_session",
-    "price_of", "price_unpriced", "reprice_sessions", "stale_sessions", "stored_fingerprint",
-    "sync_tariffs",
+    "fingerprint", "has_tariffs", "install_tariffs", "load_tariffs", "next_session_tariff",
+    "price_closed_session", "price_of", "price_unpriced", "reprice_sessions",
+    "stale_sessions", "stored_fingerprint", "sync_tariffs",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,9 +108,7 @@ def load_tariffs(store: HubStore) -> tuple[Tariff, ...]:
 
 def stored_fingerprint(store: HubStore) -> str:
     """The fingerprint of the tariff table (of the empty set before any sync)."""
-    row = store.conn.execute("SELECT value FROM meta WHERE key = ?",
-                             (FINGERPRINT_KEY,)).fetchone()
-    return row[0] if row and row[0] else EMPTY_FINGERPRINT
+    return meta_text(store, FINGERPRINT_KEY) or EMPTY_FINGERPRINT
 
 
 def has_tariffs(store: HubStore) -> bool:
@@ -157,19 +154,6 @@ class TariffChange:
     since: datetime | None
 
 
-def _bump_data_version(store: HubStore) -> None:
-    """Snapshots carry each member's prepaid time, which tariffs and prices change."""
-    store.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                 "WHERE key = 'data_version'")
-
-
-def _audit(store: HubStore, actor: str, action: str, subject: str,
-           details: dict[str, Any]) -> None:
-    from gateway.hub import audit
-
-    audit.record(store, actor, action, subject, details)
-
-
 def sync_tariffs(store: HubStore, tariffs: Iterable[Tariff], *,
                  actor: str = "system") -> TariffChange:
     """Make the tariff table hold ``tariffs`` (the hub config's); prices are not touched.
@@ -190,11 +174,10 @@ def sync_tariffs(store: HubStore, tariffs: Iterable[Tariff], *,
             f"INSERT INTO tariffs (position, {', '.join(_COLUMNS)}) "
             f"VALUES (?, {', '.join('?' for _ in _COLUMNS)})",
             [(i, *(_stored(_record(t)[c]) for c in _COLUMNS)) for i, t in enumerate(wanted)])
-        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
-                     "DO UPDATE SET value = excluded.value", (FINGERPRINT_KEY, new))
-        _bump_data_version(store)
+        set_meta(store, FINGERPRINT_KEY, new)
+        bump_data_version(store)
         since = _earliest_difference(before, wanted)
-        _audit(store, actor, TARIFFS_SYNCED, "tariffs",
+        audit.record(store, actor, TARIFFS_SYNCED, "tariffs",
                {"from": old, "to": new, "tariffs": len(wanted),
                 "affects_sessions_since": iso(since) if since else None})
     log.info("tariff set changed (%s -> %s, %d tariffs)", old[:12], new[:12], len(wanted))
@@ -234,6 +217,18 @@ def price_of(tariffs: Sequence[Tariff], *, machine: str, group: str, category: s
         return SessionPrice(None, metered_minutes, NO_VAT)
     price = price_session(tariff, duration_s=duration_s, busy_s=busy_s)
     return SessionPrice(int(price.total), int(price.billable_minutes), tariff.vat_rate)
+
+
+def next_session_tariff(store: HubStore, machine: str, member: str | None,
+                        at: datetime) -> Tariff | None:
+    """The tariff a member's next session on ``machine`` would be priced by (the
+    prepaid cap in snapshots), from the database's tariffs and today's category."""
+    group = catalogue.machine_group(store, machine)
+    if group is None:
+        return None
+    _, tariffs = current_tariffs(store)
+    return select_tariff(tariffs, machine=machine, group=group,
+                         category=members.category_of(store, member) or "", at=at)
 
 
 # -- stored prices ----------------------------------------------------------------------
@@ -337,7 +332,7 @@ def _reprice(store: HubStore, clauses: list[str], args: list[Any],
             updates.append((*new, row["session_id"]))
         conn.executemany(_UPDATE, updates)
     if changed:
-        _bump_data_version(store)
+        bump_data_version(store)
     return seen, changed, delta, with_amount, fp
 
 
@@ -363,7 +358,7 @@ def reprice_sessions(store: HubStore, since: datetime | None = None, *,
         seen, changed, delta, _priced_n, fp = _reprice(store, clauses, args,
                                                       current_categories)
         result = Repricing(since, seen, changed, delta, fp)
-        _audit(store, actor, SESSIONS_REPRICED, member or "sessions",
+        audit.record(store, actor, SESSIONS_REPRICED, member or "sessions",
                {"since": iso(since) if since else None, "member": member,
                 "current_categories": current_categories, "sessions": seen,
                 "changed": changed, "delta_cents": delta, "tariffs": fp,

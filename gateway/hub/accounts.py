@@ -26,7 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from gateway.contract import iso, utcnow
 from gateway.hub import audit, catalogue, members
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 
 log = logging.getLogger("fabgate.hub.accounts")
 

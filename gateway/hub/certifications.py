@@ -13,12 +13,13 @@ its lapse date.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from gateway.contract import iso, parse_iso
-from gateway.hub import audit
-from gateway.hub.store import HubStore
+from gateway.contract import CertificationGranted, Envelope, iso, parse_iso
+from gateway.hub import audit, catalogue, sessions
+from gateway.hub.db import HubStore
 
 
 def add_months(t: datetime, months: int) -> datetime:
@@ -51,13 +52,6 @@ def effective_expiry(expires_at: str | None, lapses: str | None) -> str | None:
     return lapses if expires_at is None else min(expires_at, lapses)
 
 
-def _last_use_on_group(store: HubStore, group_id: str) -> dict[str, str]:
-    """member -> start of their latest session on any machine of the group."""
-    return {r[0]: r[1] for r in store.conn.execute(
-        "SELECT s.member_id, max(s.started_at) FROM sessions s JOIN machines m "
-        "ON m.id = s.machine_id WHERE m.group_id = ? GROUP BY s.member_id", (group_id,))}
-
-
 # -- levels ------------------------------------------------------------------------------
 
 def best_certifications(store: HubStore, group_id: str,
@@ -67,10 +61,9 @@ def best_certifications(store: HubStore, group_id: str,
     node then answers ``certification_expired`` rather than a puzzling
     ``not_certified``)."""
     now_s = iso(now)
-    row = store.conn.execute("SELECT lapse_months FROM groups WHERE id = ?",
-                             (group_id,)).fetchone()
-    months = row[0] if row else None
-    last_use = _last_use_on_group(store, group_id) if months else {}
+    group = catalogue.group(store, group_id)
+    months = group["lapse_months"] if group else None
+    last_use = sessions.last_use_on_group(store, group_id) if months else {}
     best: dict[str, tuple[int, str | None]] = {}
     for c in store.conn.execute(
             "SELECT member_id, level, expires_at, certified_at, "
@@ -114,9 +107,7 @@ def of_member(store: HubStore, member_id: str, now: datetime,
     """A member's certifications, by group name then newest first, each with its state
     (live, expired, revoked) and its lapse date (``lapses_at``), shown apart from the
     expiry because using a machine pushes it back while the expiry stays."""
-    last_use = {r[0]: r[1] for r in store.conn.execute(
-        "SELECT m.group_id, max(s.started_at) FROM sessions s JOIN machines m "
-        "ON m.id = s.machine_id WHERE s.member_id = ? GROUP BY m.group_id", (member_id,))}
+    last_use = sessions.last_use_of_member(store, member_id)
     rows = store.conn.execute(
         "SELECT c.*, g.name AS group_name, g.lapse_months, tr.name AS certified_by_name "
         "FROM certifications c JOIN groups g ON g.id = c.group_id "
@@ -144,14 +135,68 @@ def of_member(store: HubStore, member_id: str, now: datetime,
 
 # -- changes -----------------------------------------------------------------------------
 
+def _upsert(store: HubStore, member_id: str, group_id: str, level: int, *,
+            certified_by: str | None, certified_at: datetime,
+            expires_at: datetime | None = None, note: str | None = None) -> None:
+    store.conn.execute(
+        "INSERT INTO certifications (member_id, group_id, level, certified_by, "
+        "certified_at, expires_at, note) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(member_id, group_id, certified_at) DO UPDATE SET "
+        "level = excluded.level, certified_by = excluded.certified_by, "
+        "expires_at = excluded.expires_at, note = coalesce(excluded.note, note)",
+        (member_id, group_id, level, certified_by, iso(certified_at),
+         iso(expires_at) if expires_at else None, note))
+
+
+def add_certification(store: HubStore, member_id: str, group_id: str, level: int, *,
+                      certified_by: str | None, certified_at: datetime,
+                      expires_at: datetime | None = None, note: str | None = None) -> None:
+    """Record a certification; the same (member, group, certified_at) is updated."""
+    with store.atomic():
+        _upsert(store, member_id, group_id, level, certified_by=certified_by,
+                certified_at=certified_at, expires_at=expires_at, note=note)
+
+
+def add_if_missing(store: HubStore, member_id: str, group_id: str, level: int, *,
+                   certified_by: str | None, certified_at: datetime,
+                   expires_at: datetime | None = None) -> bool:
+    """Record a certification unless the same (member, group, certified_at) exists (a
+    seed creates what is missing only); True if created."""
+    return store.conn.execute(
+        "INSERT INTO certifications (member_id, group_id, level, certified_by, "
+        "certified_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(member_id, group_id, certified_at) DO NOTHING",
+        (member_id, group_id, level, certified_by, iso(certified_at),
+         iso(expires_at) if expires_at else None)).rowcount == 1
+
+
+def add_certifications(store: HubStore, rows: Iterable[Sequence[Any]]) -> None:
+    """(member_id, group_id, level, certified_by, certified_at, expires_at, revoked_at)
+    rows of a generated history; one already there is left as it is."""
+    store.conn.executemany(
+        "INSERT OR IGNORE INTO certifications (member_id, group_id, level, "
+        "certified_by, certified_at, expires_at, revoked_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def revoke_certification(store: HubStore, member_id: str, group_id: str,
+                         at: datetime) -> int:
+    """Revoke every live certification of a member on a group; returns how many."""
+    with store.atomic():
+        cur = store.conn.execute(
+            "UPDATE certifications SET revoked_at = ? WHERE member_id = ? "
+            "AND group_id = ? AND revoked_at IS NULL", (iso(at), member_id, group_id))
+    return cur.rowcount
+
+
 def grant(store: HubStore, member_id: str, group_id: str, level: int, *, by: str,
           at: datetime, months: int, note: str | None = None) -> datetime:
     """A certification a person grants (the pages), valid ``months``, audited in the
     same transaction; returns its expiry."""
     expires = add_months(at, months)
     with store.atomic():
-        store.add_certification(member_id, group_id, level, certified_by=by,
-                                certified_at=at, expires_at=expires, note=note)
+        _upsert(store, member_id, group_id, level, certified_by=by, certified_at=at,
+                expires_at=expires, note=note)
         audit.record(store, by, audit.CERTIFICATION_GRANTED, member_id,
                      {"group": group_id, "level": level, "validity_months": months,
                       "note": note})
@@ -162,8 +207,27 @@ def revoke(store: HubStore, member_id: str, group_id: str, *, by: str,
            at: datetime) -> int:
     """Revoke a member's live certifications on a group, audited; returns how many."""
     with store.atomic():
-        count = store.revoke_certification(member_id, group_id, at)
+        count = revoke_certification(store, member_id, group_id, at)
         if count:
             audit.record(store, by, audit.CERTIFICATION_REVOKED, member_id,
                          {"group": group_id, "certifications": count})
     return count
+
+
+def certified_at_machine(store: HubStore, env: Envelope, ev: CertificationGranted,
+                         received_at: datetime) -> None:
+    """Record a certification given at the machine (gateway.hub.events.trust checked the
+    trainer, the group and the trainee's tap), audited. It counts from the event's time,
+    but never from later than the hub received it: a node's clock cannot push it ahead;
+    it lasts the group's default validity."""
+    at = min(parse_iso(env.time), received_at.astimezone(UTC))
+    group = catalogue.group(store, ev.group)
+    if group is None:  # the trust checks name the machine's own group: a bug if not
+        raise LookupError(f"no group {ev.group!r} for a certification at the machine")
+    months = group["default_validity_months"]
+    _upsert(store, ev.member_id, ev.group, ev.level, certified_by=ev.trainer_id,
+            certified_at=at, expires_at=add_months(at, months),
+            note=f"certified at machine {ev.machine}")
+    audit.record(store, ev.trainer_id, audit.CERTIFICATION_GRANTED, ev.member_id,
+                 {"group": ev.group, "level": ev.level, "machine": ev.machine,
+                  "at_machine": True})

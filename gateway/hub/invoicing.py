@@ -43,14 +43,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.contract import iso, parse_iso
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 from gateway.policies.tariffs import vat
 
 __all__ = [
     "GENESIS", "Invoice", "InvoiceLine", "Payers", "SessionCharge", "build_drafts",
     "chain_head", "charge_of", "close_period", "closed_count", "closed_invoices",
     "closed_periods", "invoice_by_number",
-    "is_closed", "next_period", "parse_period", "period_bounds", "period_of", "set_paid_by",
+    "is_closed", "next_period", "parse_period", "period_bounds", "period_of",
     "upsert_organisation", "verify_chain",
 ]
 
@@ -117,17 +117,11 @@ def upsert_organisation(store: HubStore, org_id: str, name: str, kind: str = "ot
     if kind not in ORGANISATION_KINDS:
         raise ValueError(f"organisation kind must be one of {', '.join(ORGANISATION_KINDS)}, "
                          f"got {kind!r}")
-    with store.db.atomic():
+    with store.atomic():
         store.conn.execute(
             "INSERT INTO organisations (id, name, kind, email) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind, "
             "email = excluded.email", (org_id, name, kind, email))
-
-
-def set_paid_by(store: HubStore, member_id: str, org_id: str | None) -> None:
-    """Future sessions of the member are billed to the organisation (None: to them)."""
-    with store.db.atomic():
-        store.conn.execute("UPDATE members SET paid_by = ? WHERE id = ?", (org_id, member_id))
 
 
 # -- charges ---------------------------------------------------------------------------

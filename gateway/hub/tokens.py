@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from gateway.contract import iso, utcnow
 from gateway.hub import audit
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 
 SCOPES: Final = ("usage", "invoices", "machines", "sessions", "jobs", "report")
 BILLING_SCOPES: Final = frozenset({"usage", "invoices", "report"})

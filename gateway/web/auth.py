@@ -136,10 +136,10 @@ def _bearer_presented() -> bool:
     return scheme.lower() == "bearer" and bool(value.strip())
 
 
-def _fingerprint(password_hash: str | None) -> str:
+def _fingerprint(stored_hash: str | None) -> str:
     key = current_app.secret_key
     secret = key if isinstance(key, bytes) else str(key).encode()
-    return hmac.new(secret, (password_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(secret, (stored_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def current_user() -> User | None:

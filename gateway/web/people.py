@@ -34,11 +34,11 @@ from flask import (
 )
 
 from gateway.contract import parse_iso, utcnow
-from gateway.hub import catalogue, certifications, sessions
+from gateway.hub import catalogue, certifications, enrolment, sessions
 from gateway.hub import members as hub_members  # the /members view is named members
 from gateway.hub.accounts import User
+from gateway.hub.db import HubStore
 from gateway.hub.invoicing import is_closed, period_bounds, period_of
-from gateway.hub.store import HubStore
 from gateway.web import get_store, hub_config
 from gateway.web.auth import current_user, requires
 from gateway.web.i18n import choose_language, translator
@@ -263,12 +263,12 @@ def member(member_id: str) -> str:
     m = _member(store, member_id)
     staff = _is_staff(user)
     visible = None if staff else set(user.trainer_groups)
-    enrolment = None
+    shown = None
     request_id = request.args.get("enrolment", "")
     if staff and request_id:
-        enrolment = store.enrolment_status(request_id, now)
-        if enrolment is not None and enrolment["member_id"] != member_id:
-            enrolment = None
+        window = enrolment.enrolment_status(store, request_id, now)
+        if window is not None and window["member_id"] == member_id:
+            shown = window
     revocable = {g["id"] for g in _visible_groups(store, user)}
     if not staff:
         revocable = {g for g in revocable
@@ -279,7 +279,7 @@ def member(member_id: str) -> str:
         badges=hub_members.badges_of(store, member_id) if staff else [],
         projects=hub_members.projects_of(store, member_id) if staff else [],
         sessions=_sessions(store, member_id) if staff else [],
-        enrolment=enrolment, enrolment_poll_ms=ENROLMENT_POLL_MS))
+        enrolment=shown, enrolment_poll_ms=ENROLMENT_POLL_MS))
 
 
 @people.post("/members/<member_id>/badges/<uid>/block")
@@ -299,11 +299,11 @@ def block_badge(member_id: str, uid: str) -> Response:
 @requires("fabmanager", "admin")
 def enrol(member_id: str) -> Response:
     """Opens the enrolment window; the badge itself is attached (and audited as
-    ``badge.enrolled``) by the store when a node reports the tap."""
+    ``badge.enrolled``) by the hub when a node reports the tap."""
     store, user = get_store(), _user()
     _member(store, member_id)
-    request_id = store.create_enrolment(member_id, by=user.member_id, now=utcnow(),
-                                        seconds=ENROLMENT_SECONDS)
+    request_id = enrolment.create_enrolment(store, member_id, by=user.member_id,
+                                            now=utcnow(), seconds=ENROLMENT_SECONDS)
     return redirect(url_for("people.member", member_id=member_id, enrolment=request_id,
                             lang=_lang()) + "#badges")
 
@@ -312,10 +312,10 @@ def enrol(member_id: str) -> Response:
 @requires("fabmanager", "admin")
 def enrolment_fragment(member_id: str, request_id: str) -> Response:
     store = get_store()
-    enrolment = store.enrolment_status(request_id, utcnow())
-    if enrolment is None or enrolment["member_id"] != member_id:
+    window = enrolment.enrolment_status(store, request_id, utcnow())
+    if window is None or window["member_id"] != member_id:
         abort(404)
-    resp = Response(render_template("enrolment.html", **_context(enrolment=enrolment)))
+    resp = Response(render_template("enrolment.html", **_context(enrolment=window)))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
