@@ -152,7 +152,7 @@ def verify_password(stored: str | None, password: str) -> bool:
         return False
 
 
-class LoginLocked(Exception):  # noqa: N818 - reads as "except LoginLocked"
+class LoginLocked(Exception):
     def __init__(self, until: str) -> None:
         super().__init__(until)
         self.until = until

@@ -48,13 +48,15 @@ def import_seed(store: HubStore, seed: Seed, *, update: bool = False) -> SeedImp
     with store.atomic():
         created_members: set[str] = set()
         for m in seed.members:
-            fields = dict(name=m.name, category=m.category, status=m.status,
-                          membership_end=m.membership_end, staff=m.staff, email=m.email)
-            if members.add_member(store, m.id, **fields):
+            if members.add_member(store, m.id, name=m.name, category=m.category,
+                                  status=m.status, membership_end=m.membership_end,
+                                  staff=m.staff, email=m.email):
                 created_members.add(m.id)
                 report.members += 1
             elif update:
-                report.updated += members.update_member(store, m.id, **fields)
+                report.updated += members.update_member(
+                    store, m.id, name=m.name, category=m.category, status=m.status,
+                    membership_end=m.membership_end, staff=m.staff, email=m.email)
             for uid in m.badges:
                 if members.add_badge(store, uid, m.id):
                     report.badges += 1
