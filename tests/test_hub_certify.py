@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import GroupConfig, MachineConfig
+from gateway.contract import parse_iso
 from gateway.hub.catalogue import sync_catalogue
-from gateway.hub.certifications import add_months, certification_expiry
+from gateway.hub.certifications import add_months, certification_expiry, live_level, of_member
 from gateway.hub.db import HubStore
 from gateway.hub.enrolment import create_enrolment, enrolment_status, pending_enrolment
 from gateway.hub.events.ingest import ingest_envelopes
@@ -81,6 +82,28 @@ def test_certification_lapses_after_months_without_use(store: HubStore) -> None:
     assert certification_expiry(store, "m1", "laser", use)[1] == add_months(use, 6)
     # No lapse on a group without the setting.
     assert certification_expiry(store, "m1", "cnc", T0)[1] is None
+
+
+def test_the_member_page_and_the_snapshot_read_one_lapse_rule(store: HubStore) -> None:
+    """The lapse date a member sees is the expiry the nodes get, and the page says
+    expired exactly when the level is gone; a session pushes both the same way."""
+    lapse = add_months(T0 - timedelta(days=10), 6)
+
+    def shown(now: datetime) -> tuple[datetime, str]:  # m1's level-3 laser row
+        (row,) = [c for c in of_member(store, "m1", now)
+                  if c["group_id"] == "laser" and c["level"] == 3]
+        return parse_iso(row["lapses_at"]), row["state"]
+
+    before = lapse - timedelta(seconds=1)
+    assert shown(before) == (lapse, "live")
+    assert certification_expiry(store, "m1", "laser", before) == (3, lapse)
+    assert shown(lapse) == (lapse, "expired")
+    assert live_level(store, "m1", "laser", lapse) == 0
+    use = lapse - timedelta(days=1)
+    ingest_envelopes(store, [started("u1", use, member="m1", machine="laser1")], use)
+    assert shown(lapse) == (add_months(use, 6), "live")
+    assert certification_expiry(store, "m1", "laser", lapse) == (3, add_months(use, 6))
+    assert live_level(store, "m1", "laser", lapse) == 3
 
 
 def test_enrolment_attaches_one_badge_within_its_window(store: HubStore) -> None:

@@ -14,8 +14,9 @@ makes the node send the event again, which ingest ignores by event id.
 
 The ``meta`` table is a small key-value store shared by several owners (each key has
 one: ``data_version`` is bumped by the schema's triggers, the snapshot counters are
-``gateway.hub.snapshots``', the tariff fingerprint ``gateway.billing.pricing``'s); this
-module reads and writes its keys.
+``gateway.hub.snapshots``', ``enrolment_version`` ``gateway.hub.enrolment``'s (by
+trigger), ``audit_lock`` ``gateway.hub.audit``'s, the tariff fingerprint
+``gateway.billing.pricing``'s); this module reads and writes its keys.
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
 Every change made here reaches the machines through the catalogue triggers (a new
 certification, a blocked badge or a new current project bumps ``meta.data_version`` and
-the hub republishes the snapshots), so the pages only write rows and never talk to the
-nodes. Each change that matters to safety or money (grant, revoke, block, session moved)
-is written to the audit log in the same transaction as the change itself: an audit entry
-for a change that was rolled back, or a change without its entry, would make the log lie.
+the hub republishes the snapshots), so the pages only change rows, through the hub module
+that owns each table (``gateway.hub.members``, ``certifications``, ``sessions``...), and
+never talk to the nodes. Each change that matters to safety or money (grant, revoke,
+block, session moved) is written by those modules to the audit log in the same
+transaction as the change itself: an audit entry for a change that was rolled back, or a
+change without its entry, would make the log lie.
 
 Who may do what is decided twice on purpose: ``@requires`` keeps the wrong roles off a
 route, and the view then checks the finer rule (a trainer only on their own groups and up
