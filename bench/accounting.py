@@ -61,7 +61,7 @@ def price_year(config: Path, db: Path) -> None:
     """What the hub does at its start when the tariffs changed: price every session."""
     from gateway.billing.pricing import install_tariffs
     from gateway.config import load_hub_config
-    from gateway.hub.store import HubStore
+    from gateway.hub.db import HubStore
 
     store = HubStore(db)
     try:
@@ -137,8 +137,8 @@ def bare_script(db: Path, start: str, end: str) -> dict[str, float]:
 def invoice_run(db: Path, runs: int) -> Figure:
     name, unit, bar = "monthly invoice run (build_drafts, one month)", "s", None
     try:
+        from gateway.hub.db import HubStore
         from gateway.hub.invoicing import build_drafts
-        from gateway.hub.store import HubStore
     except Exception as exc:  # noqa: BLE001 - whatever stops the import, we report it
         return unavailable(NAME, name, unit, f"cannot import invoicing ({exc})", bar)
     fig = Figure(NAME, name, unit, bar=bar)

@@ -20,7 +20,8 @@ from bench.common import Bar, Figure, percentile
 from bench.site import LiveSite, tap_socket
 from gateway.demo.site import BADGE
 from gateway.drivers.tap_socket import send_tap
-from gateway.hub.store import HubStore
+from gateway.hub.certifications import add_certification, revoke_certification
+from gateway.hub.db import HubStore
 
 NAME = "revocation"
 NODE = "laser-1"
@@ -36,13 +37,13 @@ def one_round(site: LiveSite, store: HubStore, revocations: int,
     to_deny: list[float] = []
     for i in range(revocations):
         version = watch.snapshot_version()
-        store.add_certification(MEMBER, GROUP, 2, certified_by="m-karim",
+        add_certification(store, MEMBER, GROUP, 2, certified_by="m-karim",
                                 certified_at=start + timedelta(seconds=i))
         watch.wait(lambda v=version: watch.snapshot_version() > v, 30, "the grant's snapshot")
         version = watch.snapshot_version()
         seen = len(watch.events)
         t0 = time.monotonic()
-        store.revoke_certification(MEMBER, GROUP, datetime.now(UTC))
+        revoke_certification(store, MEMBER, GROUP, datetime.now(UTC))
         watch.wait(lambda v=version: watch.snapshot_version() > v, 30,
                    "the revocation's snapshot")
         t_snap = time.monotonic()

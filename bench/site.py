@@ -27,7 +27,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.demo.site import DemoFiles, write_demo_files
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 from tests.support.mosquitto import MosquittoProcess
 
 PRODUCTION_BROKER = "max_queued_messages 10000"
@@ -63,7 +63,7 @@ def add_members(db: Path, n: int) -> None:
     store = HubStore(db)
     try:
         certified = datetime(2025, 1, 1, tzinfo=UTC).isoformat().replace("+00:00", "Z")
-        with store.db.atomic():
+        with store.atomic():
             store.conn.execute("INSERT OR IGNORE INTO groups (id, name) VALUES ('laser', 'Laser')")
             store.conn.executemany(
                 "INSERT INTO members (id, name, category, status, membership_end, staff) "

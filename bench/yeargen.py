@@ -18,7 +18,7 @@ from math import ceil
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 
 TZ = "Europe/Paris"
 YEAR = 2025
@@ -105,7 +105,7 @@ def generate(db: Path, shape: YearShape, *, seed: int = 2025,
             session(str(machines[0]["id"]), focus_member, start.replace(hour=20),
                     _durations(rng))
     try:
-        with store.db.atomic():
+        with store.atomic():
             c = store.conn
             c.executemany("INSERT OR IGNORE INTO groups (id, name) VALUES (?, ?)",
                           [(g["id"], g["name"]) for g in groups()])

@@ -31,8 +31,9 @@ from werkzeug.serving import make_server
 from gateway.cli import main as fabgate
 from gateway.config import ApiToken, GroupConfig, HubConfig, MachineConfig
 from gateway.contract import iso, utcnow
-from gateway.hub import audit
-from gateway.hub.store import HubStore
+from gateway.hub import accounts, audit
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.db import HubStore
 from gateway.web import auth, create_app
 from gateway.web.auth import requires
 from gateway.web.tokens import scope
@@ -59,15 +60,15 @@ def hub_config(tmp_path: Path, db: Path) -> HubConfig:
 
 def seed_people(store: HubStore) -> None:
     """One account per role, all with PASSWORD; the trainer trains on laser."""
-    store.sync_catalogue(list(GROUPS), list(MACHINES))
+    sync_catalogue(store, list(GROUPS), list(MACHINES))
     with store.conn:
         for member_id, name, _ in PEOPLE.values():
             store.conn.execute("INSERT OR IGNORE INTO members (id, name, category) "
                                "VALUES (?, ?, 'adherent')", (member_id, name))
     for role, (member_id, _, email) in PEOPLE.items():
-        auth.create_account(store, member_id, email, actor="test", password=PASSWORD)
+        accounts.create_account(store, member_id, email, actor="test", password=PASSWORD)
         if role != "member":
-            auth.grant_role(store, member_id, role, "laser" if role == "trainer" else None,
+            accounts.grant_role(store, member_id, role, "laser" if role == "trainer" else None,
                             actor="test")
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.drivers.tap_socket import send_tap
 from gateway.hub.backup import BackupError, backup_database, check_database
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 from tests.support.harness import BADGE, Observer, Site
 
 
@@ -36,7 +36,7 @@ def test_backup_of_a_database_being_written_is_consistent(tmp_path: Path) -> Non
             i = 0
             while not stop.is_set() or i < 50:
                 i += 1
-                with store.db.atomic():
+                with store.atomic():
                     store.conn.execute("INSERT INTO members (id, name, category) VALUES "
                                        "(?, 'x', 'adherent')", (f"m{i}",))
                     store.conn.execute("INSERT INTO badges (uid, member_id) VALUES (?, ?)",

@@ -18,8 +18,8 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from gateway.drivers.tap_socket import send_tap
-from gateway.hub.store import HubStore
-from gateway.web import auth
+from gateway.hub import accounts
+from gateway.hub.db import HubStore
 from tests import test_browser as board_tests
 from tests.support.harness import BADGE, Observer, Site
 from tests.test_browser import FR, machine, ready, screenshot, wait_board
@@ -36,9 +36,9 @@ PAGE_TIMEOUT_S = 15.0
 def add_account(at: Site, member_id: str, email: str, role: str | None = None) -> None:
     """Straight into the hub's database, as ``fabgate account create`` would."""
     with HubStore(Path(at.files.data) / "hub.db") as store:
-        auth.create_account(store, member_id, email, actor="test", password=PASSWORD)
+        accounts.create_account(store, member_id, email, actor="test", password=PASSWORD)
         if role is not None:
-            auth.grant_role(store, member_id, role, None, actor="test")
+            accounts.grant_role(store, member_id, role, None, actor="test")
 
 
 def log_in(driver: WebDriver, at: Site, email: str, then: str) -> None:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.seed import import_seed
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = [ROOT / "config" / "hub.yaml", *sorted((ROOT / "config" / "nodes").glob("*.yaml"))]
 
@@ -64,13 +67,13 @@ def test_help_and_version(argv: list[str]) -> None:
 def test_credit_top_up_and_show(tmp_path: Path) -> None:
     from gateway.config import load_hub_config, load_seed
     from gateway.demo.site import write_demo_files
-    from gateway.hub.store import HubStore
+    from gateway.hub.db import HubStore
 
     files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0)
     cfg = load_hub_config(files.hub_config)
     with HubStore(cfg.database) as store:
-        store.sync_catalogue(cfg.groups, cfg.machines)
-        store.import_seed(load_seed(cfg.seed))
+        sync_catalogue(store, cfg.groups, cfg.machines)
+        import_seed(store, load_seed(cfg.seed))
     hub = str(files.hub_config)
     r = fabgate("credit", "--config", hub, "add", "m-alice", "12,50", "--note", "espèces")
     assert r.returncode == 0, r.stderr
@@ -131,13 +134,15 @@ def test_a_missing_config_is_named_with_the_usage_of_the_command_typed(
 def test_credit_takes_its_config_after_the_subcommand_too(tmp_path: Path) -> None:
     from gateway.config import load_hub_config, load_seed
     from gateway.demo.site import write_demo_files
-    from gateway.hub.store import HubStore
+    from gateway.hub.catalogue import sync_catalogue
+    from gateway.hub.db import HubStore
+    from gateway.hub.seed import import_seed
 
     files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0)
     cfg = load_hub_config(files.hub_config)
     with HubStore(cfg.database) as store:
-        store.sync_catalogue(cfg.groups, cfg.machines)
-        store.import_seed(load_seed(cfg.seed))
+        sync_catalogue(store, cfg.groups, cfg.machines)
+        import_seed(store, load_seed(cfg.seed))
     hub = str(files.hub_config)
     r = fabgate("credit", "add", "m-alice", "7", "--config", hub)
     assert r.returncode == 0, r.stderr

@@ -19,6 +19,9 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.seed import import_seed
+from gateway.hub.snapshots import build_snapshot
 from tests.support.mosquitto import MosquittoProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,7 +215,7 @@ def test_packets_are_bounded_but_a_big_sites_snapshot_fits(broker, tmp_path: Pat
     from datetime import UTC, datetime, timedelta
 
     from gateway.config import GroupConfig, MachineConfig, Seed, SeedCertification, SeedMember
-    from gateway.hub.store import HubStore
+    from gateway.hub.db import HubStore
     from gateway.permissions import generate_key, sign_snapshot
 
     mosq, clients = broker
@@ -220,16 +223,16 @@ def test_packets_are_bounded_but_a_big_sites_snapshot_fits(broker, tmp_path: Pat
     # The hub's biggest message: one machine's signed snapshot of a 2,000-member site.
     now = datetime.now(UTC)
     with HubStore(tmp_path / "big.db") as store:
-        store.sync_catalogue([GroupConfig("laser", "Laser")],
+        sync_catalogue(store, [GroupConfig("laser", "Laser")],
                              [MachineConfig("laser-1", "Laser", "laser", "laser")])
         members = tuple(SeedMember(
             id=f"m-{i:05d}-firstname-lastname", name=f"Prénom-Composé Nom-Double {i:05d}",
             category="professionnel", badges=(f"04{i:08X}AB", f"04{i:08X}CD"))
             for i in range(2000))
-        store.import_seed(Seed(file=tmp_path / "s.yaml", members=members, certifications=tuple(
+        import_seed(store, Seed(file=tmp_path / "s.yaml", members=members, certifications=tuple(
             SeedCertification(m.id, "laser", 2, None, now - timedelta(days=1),
                               now + timedelta(days=700)) for m in members)))
-        snap = store.build_snapshot("laser-1", now=now, version=10**9, epoch=10**10,
+        snap = build_snapshot(store, "laser-1", now=now, version=10**9, epoch=10**10,
                                     validity=timedelta(days=7), timezone="Europe/Paris",
                                     opening_hours={}, staff_present_until=None,
                                     site="fablab-demo")

@@ -23,8 +23,11 @@ from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
 from gateway.config import ApiToken, HubConfig
+from gateway.hub.db import HubStore
+from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.exports import euros, flavour
-from gateway.hub.store import HubStore
+from gateway.hub.seed import import_seed
+from gateway.hub.sessions import session_rows
 from gateway.web import billing_api, create_app
 from tests.support import builders
 from tests.support.harness import http_request
@@ -76,7 +79,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     monkeypatch.setattr(billing_api, "utcnow", lambda: datetime(2026, 12, 2, 9, tzinfo=UTC))
     db = tmp_path / "hub.sqlite"
     with make_store(db) as store:
-        store.ingest(events_for(NOVEMBER_SESSIONS), NOV)
+        ingest_envelopes(store, events_for(NOVEMBER_SESSIONS), NOV)
     app = create_app(hub_config(tmp_path, db), store_factory=lambda: HubStore(db))
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -195,8 +198,8 @@ def test_closing_refuses_bad_requests(client: Client) -> None:
                                   body={"by": "x"})
     assert status == 400 and "not ended" in json.loads(body)["error"]
     with HubStore(client.db) as store:
-        store.ingest(session_events("O1", datetime(2026, 10, 5, 10, tzinfo=UTC), 60, "m1",
-                                    "laser1", seq=500), NOV)
+        ingest_envelopes(store, session_events("O1", datetime(2026, 10, 5, 10, tzinfo=UTC),
+                                               60, "m1", "laser1", seq=500), NOV)
     status, _, body = client.call("/api/v1/periods/2026-11/close", method="POST",
                                   body={"by": "x"})
     assert status == 409 and "2026-10" in json.loads(body)["error"]
@@ -281,7 +284,7 @@ def fabgate(*args: str) -> subprocess.CompletedProcess[str]:
 def hub_yaml(tmp_path: Path) -> Path:
     db = tmp_path / "hub.sqlite"
     with make_store(db) as store:
-        store.ingest(events_for(NOVEMBER_SESSIONS), NOV)
+        ingest_envelopes(store, events_for(NOVEMBER_SESSIONS), NOV)
     return write_hub_yaml(tmp_path, db)
 
 
@@ -388,9 +391,9 @@ def test_per_minute_csv_from_the_database_matches_the_general_path(tmp_path: Pat
     from gateway.hub.usage import usage_rows as rows_of
 
     with make_store(tmp_path / "hub.sqlite") as store:
-        store.import_seed(Seed(file=tmp_path / "seed.yaml", members=(
+        import_seed(store, Seed(file=tmp_path / "seed.yaml", members=(
             SeedMember("m4", 'Zoé "la" Martin; fils, et cie', "adherent"),)))
-        store.ingest(events_for([
+        ingest_envelopes(store, events_for([
             ("D1", datetime(2026, 3, 29, 0, 58, 59, 123000, tzinfo=UTC), 185.5, "m4",
              "laser1", None),                                            # across DST
             ("D2", datetime(2026, 3, 28, 22, 30, 0, 500000, tzinfo=UTC), 7200.25, "m1",
@@ -408,7 +411,7 @@ def test_per_minute_csv_from_the_database_matches_the_general_path(tmp_path: Pat
         fast = "".join(exports.usage_export(store, start, end, granularity="minute",
                                             group_by=(), fmt=fmt, tz=TZ, filters=filters))
         general = "".join(exports.csv_lines(
-            rows_of(store.session_rows(start, end, **filters), "minute", (), TZ,
+            rows_of(session_rows(store, start, end, **filters), "minute", (), TZ,
                     price=lambda s: s["amount_cents"] or 0),
             usage_columns("minute", (), amounts=True), exports.USAGE_KINDS, fmt, TZ))
     assert fast == general

@@ -19,8 +19,8 @@ import pytest
 from gateway.config import load_hub_config
 from gateway.contract import Envelope, Topics
 from gateway.hub import service as service_mod
+from gateway.hub.db import HubStore
 from gateway.hub.service import HubService
-from gateway.hub.store import HubStore
 from gateway.sdnotify import Watchdog
 from gateway.supervise import Supervisor
 from tests.support.clock import AheadMono

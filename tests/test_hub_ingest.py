@@ -20,9 +20,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.config import GroupConfig, MachineConfig, load_hub_config
 from gateway.contract import Envelope, Topics, encode_status, iso
-from gateway.hub.ingest import ingest_messages
+from gateway.hub import sessions
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.db import HubStore
+from gateway.hub.events.ingest import ingest_messages
+from gateway.hub.machine_state import machines_live
+from gateway.hub.seed import import_seed
 from gateway.hub.service import HubService
-from gateway.hub.store import HubStore
+from gateway.hub.sessions import recent_sessions
 from tests.support.builders import NOW, T0, ended, env, seed, started
 from tests.support.harness import Site
 from tests.support.mosquitto import MosquittoProcess
@@ -33,10 +38,10 @@ TOPICS = Topics("fablab/t/")
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[HubStore]:
     s = HubStore(tmp_path / "hub.db")
-    s.sync_catalogue([GroupConfig("laser", "Laser"), GroupConfig("cnc", "CNC")],
+    sync_catalogue(s, [GroupConfig("laser", "Laser"), GroupConfig("cnc", "CNC")],
                      [MachineConfig("laser1", "Laser 1", "laser", "laser"),
                       MachineConfig("cnc1", "CNC", "cnc", "cnc")])
-    s.import_seed(seed())
+    import_seed(s, seed())
     yield s
     s.close()
 
@@ -100,7 +105,7 @@ def test_a_poison_event_is_recorded_and_the_next_one_stored(store: HubStore,
     assert stored(store).get(after.id, "missing") is None
     (refused,) = refusals(store)
     assert refused["node"] == "laser1" and refused["kind"] == "invalid"
-    assert store.sessions() == []  # nothing applied
+    assert recent_sessions(store) == []  # nothing applied
     # The size bound keeps the hub's copy small.
     kept = store.conn.execute("SELECT length(payload) FROM rejected_messages").fetchone()[0]
     assert kept is None or kept <= 64 * 1024
@@ -127,7 +132,7 @@ def test_a_poison_status_is_recorded_at_each_arrival(store: HubStore, name: str)
                                                  as_event(after)], NOW)
         assert result.acks["cnc1"] == [after.id] and result.failed == 0
         assert len(refusals(store)) == i + 1
-    live = {m["machine_id"]: m for m in store.machines_live(now=NOW)}
+    live = {m["machine_id"]: m for m in machines_live(store, now=NOW)}
     assert live["laser1"]["state"] == "offline"
 
 
@@ -149,55 +154,55 @@ def test_a_write_lock_held_elsewhere_acknowledges_nothing_then_stores_once(
     assert again.failed == 0 and sum(len(v) for v in again.acks.values()) == 2
     again2 = ingest_messages(store, TOPICS, batch, NOW)
     assert sum(len(v) for v in again2.acks.values()) == 2
-    assert len(stored(store)) == 2 and [s["session_id"] for s in store.sessions()] == ["S1"]
+    assert len(stored(store)) == 2 and [s["session_id"] for s in recent_sessions(store)] == ["S1"]
 
 
 def test_a_store_method_failing_once_rolls_back_that_event_only(store: HubStore,
                                                                 mocker) -> None:
-    real = HubStore._session_started
+    real = sessions.session_started
     calls = []
 
-    def flaky(self: HubStore, env_: Envelope, ev: object) -> None:
+    def flaky(store_: HubStore, env_: Envelope, ev: object) -> None:
         calls.append(env_.id)
         if len(calls) == 1:
             raise sqlite3.OperationalError("database is locked")
-        real(self, env_, ev)
+        real(store_, env_, ev)
 
-    mocker.patch.object(HubStore, "_session_started", flaky)
+    mocker.patch.object(sessions, "session_started", flaky)
     before, start, after = tap("laser1", 1), started("S1", machine="laser1", seq=2), \
         tap("laser1", 3)
     batch = [as_event(before), as_event(start), as_event(after)]
     first = ingest_messages(store, TOPICS, batch, NOW)
     assert first.acks["laser1"] == [before.id, after.id] and first.failed == 1
-    assert start.id not in stored(store) and store.sessions() == []
+    assert start.id not in stored(store) and recent_sessions(store) == []
     second = ingest_messages(store, TOPICS, batch, NOW)
     assert second.acks["laser1"] == [before.id, start.id, after.id]
-    assert [s["session_id"] for s in store.sessions()] == ["S1"]
+    assert [s["session_id"] for s in recent_sessions(store)] == ["S1"]
     assert len(calls) == 2  # applied once when it came again, not once more for duplicates
 
 
 def test_an_error_that_takes_the_transaction_with_it(store: HubStore, mocker) -> None:
     """SQLite rolls back the whole transaction on some I/O errors: nothing it held is
     acknowledged, and the rest of the batch still goes through in a new one."""
-    real = HubStore._session_started
+    real = sessions.session_started
 
-    def destroys(self: HubStore, env_: Envelope, ev: object) -> None:
+    def destroys(store_: HubStore, env_: Envelope, ev: object) -> None:
         if env_.data["session_id"] == "BAD":
-            self.conn.execute("ROLLBACK")
+            store_.conn.execute("ROLLBACK")
             raise sqlite3.OperationalError("disk I/O error")
-        real(self, env_, ev)
+        real(store_, env_, ev)
 
-    mocker.patch.object(HubStore, "_session_started", destroys)
+    mocker.patch.object(sessions, "session_started", destroys)
     one, bad, two = started("S1", machine="laser1", seq=1), \
         started("BAD", machine="laser1", seq=2), started("S2", machine="laser1", seq=3)
     result = ingest_messages(store, TOPICS, [as_event(one), as_event(bad), as_event(two)],
                              NOW)
     assert result.acks["laser1"] == [two.id]
-    assert [s["session_id"] for s in store.sessions()] == ["S2"]
+    assert [s["session_id"] for s in recent_sessions(store)] == ["S2"]
     mocker.stopall()
     again = ingest_messages(store, TOPICS, [as_event(one), as_event(bad), as_event(two)], NOW)
     assert again.acks["laser1"] == [one.id, bad.id, two.id]
-    assert sorted(s["session_id"] for s in store.sessions()) == ["BAD", "S1", "S2"]
+    assert sorted(s["session_id"] for s in recent_sessions(store)) == ["BAD", "S1", "S2"]
 
 
 def test_statuses_and_events_share_the_batch_transaction(store: HubStore) -> None:
@@ -207,7 +212,7 @@ def test_statuses_and_events_share_the_batch_transaction(store: HubStore) -> Non
     result = ingest_messages(store, TOPICS, [(TOPICS.node_status("laser1"), status),
                                              as_event(started("S1", machine="laser1"))], NOW)
     assert result.statuses == 1 and result.events == 1
-    live = {m["machine_id"]: m for m in store.machines_live(now=NOW)}
+    live = {m["machine_id"]: m for m in machines_live(store, now=NOW)}
     assert live["laser1"]["state"] == "in_use"
 
 
@@ -254,16 +259,16 @@ def test_the_hub_service_does_not_acknowledge_a_failed_event_and_stores_it_once_
         tmp_path: Path, mosquitto: MosquittoProcess, mocker) -> None:
     site = Site(tmp_path, mosquitto.url)
     cfg = load_hub_config(site.files.hub_config)
-    real = HubStore._session_started
+    real = sessions.session_started
     failures = []
 
-    def flaky(self: HubStore, env_: Envelope, ev: object) -> None:
+    def flaky(store_: HubStore, env_: Envelope, ev: object) -> None:
         if not failures:
             failures.append(env_.id)
             raise sqlite3.OperationalError("database is locked")
-        real(self, env_, ev)
+        real(store_, env_, ev)
 
-    mocker.patch.object(HubStore, "_session_started", flaky)
+    mocker.patch.object(sessions, "session_started", flaky)
     service = HubService(cfg, serve_web=False)
     service.start()
     node = Node(mosquitto.url, Topics(cfg.mqtt.prefix), "laser-1")
@@ -286,6 +291,6 @@ def test_the_hub_service_does_not_acknowledge_a_failed_event_and_stores_it_once_
         node.close()
         service.stop()
     with HubStore(cfg.database) as s:
-        assert [r["session_id"] for r in s.sessions()] == ["S1"]
+        assert [r["session_id"] for r in recent_sessions(s)] == ["S1"]
         assert s.conn.execute("SELECT count(*) FROM events WHERE event_id = ?",
                               (start.id,)).fetchone()[0] == 1

@@ -16,19 +16,27 @@ from gateway.config import (
     MachineConfig,
 )
 from gateway.contract import Envelope, iso
-from gateway.hub.store import HubStore
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.certifications import add_certification, revoke_certification
+from gateway.hub.db import HubStore, data_version
+from gateway.hub.events.ingest import ingest_envelopes
+from gateway.hub.machine_state import machines_live, set_node_status
+from gateway.hub.presence import staff_present_until
+from gateway.hub.seed import import_seed
+from gateway.hub.sessions import recent_sessions, session_rows, totals
+from gateway.hub.snapshots import build_snapshot, next_snapshot_version
 from tests.support.builders import NOW, T0, ended, env, seed, started
 
 
 @pytest.fixture
 def store(tmp_path: Path):
     s = HubStore(tmp_path / "hub.sqlite")
-    s.sync_catalogue(
+    sync_catalogue(s,
         [GroupConfig("laser", "Découpe laser"), GroupConfig("cnc", "CNC")],
         [MachineConfig("laser1", "Laser 1", "laser", "laser"),
          MachineConfig("laser2", "Laser 2", "laser", "laser", min_level=1),
          MachineConfig("cnc1", "CNC", "cnc", "cnc")])
-    s.import_seed(seed())
+    import_seed(s, seed())
     try:
         yield s
     finally:
@@ -54,49 +62,49 @@ def test_foreign_keys_enforced(store: HubStore) -> None:
 
 def test_session_start_then_end(store: HubStore) -> None:
     s1, e1 = started("S1"), ended("S1", 125.5)
-    assert store.ingest([s1], NOW) == [s1.id]
-    (row,) = store.sessions()
+    assert ingest_envelopes(store, [s1], NOW) == [s1.id]
+    (row,) = recent_sessions(store)
     assert row["status"] == "open" and row["ended_at"] is None
-    live = {m["machine_id"]: m for m in store.machines_live()}
+    live = {m["machine_id"]: m for m in machines_live(store)}
     assert live["laser1"]["session_id"] == "S1" and live["laser1"]["member_name"] == "Alice"
-    assert store.ingest([e1], NOW) == [e1.id]
-    (row,) = store.sessions()
+    assert ingest_envelopes(store, [e1], NOW) == [e1.id]
+    (row,) = recent_sessions(store)
     assert row["status"] == "closed"
     assert row["duration_s"] == 125.5
     assert row["billable_minutes"] == 3  # recomputed, not the node's 999
     assert row["end_reason"] == "badge_out" and row["project_id"] == "p1"
     assert row["first_event_at"] == iso(T0)
-    assert {m["machine_id"]: m for m in store.machines_live()}["laser1"]["session_id"] is None
+    assert {m["machine_id"]: m for m in machines_live(store)}["laser1"]["session_id"] is None
 
 
 def test_end_without_start_creates_closed_session(store: HubStore) -> None:
-    store.ingest([ended("S9", 61)], NOW)
-    (row,) = list(store.session_rows(None, None))
+    ingest_envelopes(store, [ended("S9", 61)], NOW)
+    (row,) = list(session_rows(store, None, None))
     assert row["session_id"] == "S9" and row["status"] == "closed"
     assert row["billable_minutes"] == 2
     # A start arriving afterwards does not reopen it.
-    store.ingest([started("S9")], NOW)
-    assert store.sessions()[0]["status"] == "closed"
+    ingest_envelopes(store, [started("S9")], NOW)
+    assert recent_sessions(store)[0]["status"] == "closed"
 
 
 def test_same_batch_twice_changes_no_total(store: HubStore) -> None:
     batch = [started("A"), ended("A", 90), started("B", T0 + timedelta(hours=1)),
              ended("B", 30, T0 + timedelta(hours=1))]
-    assert store.ingest(batch, NOW) == [e.id for e in batch]
-    totals = store.totals()
+    assert ingest_envelopes(store, batch, NOW) == [e.id for e in batch]
+    first = totals(store)
     events = store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    assert store.ingest(batch, NOW + timedelta(minutes=1)) == [e.id for e in batch]
-    assert store.totals() == totals == {"sessions": 2, "seconds": 120.0,
-                                        "billable_minutes": 3}
+    assert ingest_envelopes(store, batch, NOW + timedelta(minutes=1)) == [e.id for e in batch]
+    assert totals(store) == first == {"sessions": 2, "seconds": 120.0,
+                                      "billable_minutes": 3}
     assert store.conn.execute("SELECT count(*) FROM events").fetchone()[0] == events == 4
 
 
 def test_replayed_end_with_changed_data_is_not_applied(store: HubStore) -> None:
     e = ended("A", 90)
-    store.ingest([e], NOW)
+    ingest_envelopes(store, [e], NOW)
     replay = Envelope(**{**e.to_dict(), "data": {**e.data, "duration_s": 9000}})
-    store.ingest([replay], NOW)
-    assert store.totals()["seconds"] == 90
+    ingest_envelopes(store, [replay], NOW)
+    assert totals(store)["seconds"] == 90
 
 
 def test_malformed_data_stored_with_error_and_acknowledged(store: HubStore) -> None:
@@ -108,41 +116,42 @@ def test_malformed_data_stored_with_error_and_acknowledged(store: HubStore) -> N
     tap = env("tap", {"uid": "AA0101AA", "member_id": "m1", "action": "deny",
                       "reason": "in_use", "tap_id": None}, seq=5)
     batch = [bad, bad2, good, unknown, tap]
-    assert store.ingest(batch, NOW) == [e.id for e in batch]
+    assert ingest_envelopes(store, batch, NOW) == [e.id for e in batch]
     rows = {r["event_id"]: dict(r) for r in store.conn.execute("SELECT * FROM events")}
     assert len(rows) == 5
     assert rows[bad.id]["error"] and rows[bad2.id]["error"]
     assert json.loads(rows[bad.id]["data"])["duration_s"] == "long"
     assert rows[good.id]["error"] is None and rows[unknown.id]["error"] is None
     assert rows[tap.id]["error"] is None
-    assert [s["session_id"] for s in store.sessions()] == ["G"]
+    assert [s["session_id"] for s in recent_sessions(store)] == ["G"]
     assert store.conn.execute("SELECT count(*) FROM staff_presence").fetchone()[0] == 0
 
 
 def test_staff_presence(store: HubStore) -> None:
     until = T0 + timedelta(hours=4)
-    store.ingest([env("staff.presence", {"member_id": "s1", "present": True,
+    ingest_envelopes(store, [env("staff.presence", {"member_id": "s1", "present": True,
                                          "until": iso(until)})], NOW)
-    assert store.staff_present_until(T0 + timedelta(hours=1)) == until
-    assert store.staff_present_until(until + timedelta(seconds=1)) is None
+    assert staff_present_until(store, T0 + timedelta(hours=1)) == until
+    assert staff_present_until(store, until + timedelta(seconds=1)) is None
     # A later check-out wins; a replayed older check-in (new id) does not undo it.
-    store.ingest([env("staff.presence", {"member_id": "s1", "present": False, "until": None},
-                      seq=3, time=T0 + timedelta(hours=2))], NOW)
-    store.ingest([env("staff.presence", {"member_id": "s1", "present": True,
+    ingest_envelopes(store, [env("staff.presence",
+                                 {"member_id": "s1", "present": False, "until": None},
+                                 seq=3, time=T0 + timedelta(hours=2))], NOW)
+    ingest_envelopes(store, [env("staff.presence", {"member_id": "s1", "present": True,
                                          "until": iso(until)}, seq=2,
                       time=T0 + timedelta(hours=1))], NOW)
-    assert store.staff_present_until(T0 + timedelta(hours=3)) is None
+    assert staff_present_until(store, T0 + timedelta(hours=3)) is None
 
 
 def test_snapshot_contents(store: HubStore) -> None:
-    store.revoke_certification("m5", "laser", T0)
-    store.add_certification("m5", "laser", 1, certified_by="s1",
+    revoke_certification(store, "m5", "laser", T0)
+    add_certification(store, "m5", "laser", 1, certified_by="s1",
                             certified_at=T0 + timedelta(minutes=1))
     store.conn.execute("INSERT INTO badges (uid, member_id, status) "
                        "VALUES ('AA9999AA', 'm1', 'blocked')")
     store.conn.commit()
     spu = T0 + timedelta(hours=3)
-    snap = store.build_snapshot("laser1", now=T0, version=7, validity=timedelta(hours=72),
+    snap = build_snapshot(store, "laser1", now=T0, version=7, validity=timedelta(hours=72),
                                 timezone="Europe/Paris", opening_hours={},
                                 staff_present_until=spu, site="lab")
     assert snap.version == 7 and snap.site == "lab"
@@ -158,7 +167,7 @@ def test_snapshot_contents(store: HubStore) -> None:
     assert chloe.membership_end == date(2027, 1, 31)
     assert snap.members["s1"].staff and not alice.staff
     assert snap.members["m5"].level == 1  # the revoked level 3 is ignored
-    cnc = store.build_snapshot("cnc1", now=T0, version=8, validity=timedelta(hours=1),
+    cnc = build_snapshot(store, "cnc1", now=T0, version=8, validity=timedelta(hours=1),
                                timezone="Europe/Paris", opening_hours={},
                                staff_present_until=None)
     assert cnc.members["m1"].level == 1 and cnc.members["m3"].level == 0
@@ -167,37 +176,37 @@ def test_snapshot_contents(store: HubStore) -> None:
 
 
 def test_data_version_bumps_on_catalogue_changes_only(store: HubStore) -> None:
-    v0 = store.data_version()
-    store.add_certification("m3", "laser", 2, certified_by="s1", certified_at=T0)
-    v1 = store.data_version()
+    v0 = data_version(store)
+    add_certification(store, "m3", "laser", 2, certified_by="s1", certified_at=T0)
+    v1 = data_version(store)
     assert v1 > v0
-    store.import_seed(seed())  # same content again: nothing changed
-    assert store.data_version() == v1
-    store.ingest([started("Z"), ended("Z", 10)], NOW)
-    assert store.data_version() == v1
+    import_seed(store, seed())  # same content again: nothing changed
+    assert data_version(store) == v1
+    ingest_envelopes(store, [started("Z"), ended("Z", 10)], NOW)
+    assert data_version(store) == v1
     store.conn.execute("UPDATE badges SET status = 'blocked' WHERE uid = 'BB0202BB'")
     store.conn.commit()
-    assert store.data_version() > v1
+    assert data_version(store) > v1
 
 
 def test_snapshot_version_persists(tmp_path: Path) -> None:
     with HubStore(tmp_path / "h.sqlite") as s:
-        a, b = s.next_snapshot_version(), s.next_snapshot_version()
+        a, b = next_snapshot_version(s), next_snapshot_version(s)
     with HubStore(tmp_path / "h.sqlite") as s:
-        assert a < b < s.next_snapshot_version()
+        assert a < b < next_snapshot_version(s)
 
 
 def test_node_status_sets_online(store: HubStore) -> None:
-    store.set_node_status("laser1", {"node": "laser1", "machine": "laser1", "online": True,
+    set_node_status(store, "laser1", {"node": "laser1", "machine": "laser1", "online": True,
                                      "relay": False, "session": None,
                                      "time": iso(T0)})
-    live = {m["machine_id"]: m for m in store.machines_live()}
+    live = {m["machine_id"]: m for m in machines_live(store)}
     assert live["laser1"]["state"] == "free" and live["laser2"]["state"] == "offline"
-    store.set_node_status("laser1", {"node": "laser1", "machine": "laser1", "online": True,
+    set_node_status(store, "laser1", {"node": "laser1", "machine": "laser1", "online": True,
                                      "relay": True, "time": iso(T0), "session": {
                                          "session_id": "S", "member_id": "m1",
                                          "started_at": iso(T0)}})
-    live = {m["machine_id"]: m for m in store.machines_live()}
+    live = {m["machine_id"]: m for m in machines_live(store)}
     assert live["laser1"]["state"] == "in_use" and live["laser1"]["since"] == iso(T0)
 
 
@@ -208,11 +217,11 @@ def test_session_rows_range_and_order(store: HubStore) -> None:
         batch += [started(f"S{i}", start, seq=2 * i + 1), ended(f"S{i}", 60, start,
                                                                   seq=2 * i + 2)]
     batch.append(started("OPEN", T0 + timedelta(hours=1, minutes=30), seq=50))
-    store.ingest(batch, NOW)
-    rows = store.session_rows(T0 + timedelta(hours=1), T0 + timedelta(hours=3))
+    ingest_envelopes(store, batch, NOW)
+    rows = session_rows(store, T0 + timedelta(hours=1), T0 + timedelta(hours=3))
     assert not isinstance(rows, list)
     assert [r["session_id"] for r in rows] == ["S1", "S2"]
-    assert [s["session_id"] for s in store.sessions(limit=2)] == ["S3", "S2"]
+    assert [s["session_id"] for s in recent_sessions(store, limit=2)] == ["S3", "S2"]
 
 
 # -- order independence ----------------------------------------------------------------
@@ -236,13 +245,13 @@ def _fingerprint(s: HubStore) -> tuple:
         "SELECT session_id, node, machine_id, member_id, badge_uid, project_id, started_at,"
         " ended_at, duration_s, billable_minutes, end_reason, status, first_event_at "
         "FROM sessions ORDER BY session_id").fetchall()
-    return tuple(tuple(r) for r in rows), tuple(s.totals().items())
+    return tuple(tuple(r) for r in rows), tuple(totals(s).items())
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     with HubStore(tmp_path_factory.mktemp("ref") / "hub.sqlite") as s:
-        s.ingest(STREAM, NOW)
+        ingest_envelopes(s, STREAM, NOW)
         return _fingerprint(s)
 
 
@@ -258,7 +267,7 @@ def test_any_permutation_or_duplication_gives_same_sessions(
     bounds = sorted({0, len(events), *[min(c, len(events)) for c in cuts]})
     with HubStore(tmp_path_factory.mktemp("perm") / "hub.sqlite") as s:
         for a, b in zip(bounds, bounds[1:], strict=False):
-            acked = s.ingest(events[a:b], NOW)
+            acked = ingest_envelopes(s, events[a:b], NOW)
             assert acked == [e.id for e in events[a:b]]
         assert _fingerprint(s) == reference
     assert dict(reference[1])["billable_minutes"] == 1 + 1 + 1 + 2 + 61 + 1

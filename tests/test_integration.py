@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.contract import Envelope
 from gateway.drivers.tap_socket import send_tap
+from gateway.hub.enrolment import create_enrolment, enrolment_status
 from tests.support.harness import BACK_AFTER_BROKER_RESTART_S, BADGE, Observer, Site, poll_until
 from tests.support.mosquitto import MosquittoProcess
 
@@ -307,14 +308,14 @@ def test_trainer_certifies_a_member_at_the_machine(site: Site, observer: Observe
 def test_a_badge_is_enrolled_by_tapping_it_on_any_machine(site: Site,
                                                           observer: Observer) -> None:
     from gateway.contract import utcnow
-    from gateway.hub.store import HubStore
+    from gateway.hub.db import HubStore
 
     site.start_hub()
     site.start_node("cnc-1")
     _ready(site, observer, "cnc-1")
     new_badge = "0A0B0C0D"
     with HubStore(site.files.data / "hub.db") as store:
-        request = store.create_enrolment("m-bruno", by="m-karim", now=utcnow())
+        request = create_enrolment(store, "m-bruno", by="m-karim", now=utcnow())
     version = observer.status["cnc-1"]["snapshot_version"]
     observer.wait_for(lambda: (observer.enrolment or {}).get("request_id") == request,
                       what="the enrolment window at the node")
@@ -326,4 +327,4 @@ def test_a_badge_is_enrolled_by_tapping_it_on_any_machine(site: Site,
     send_tap(site.tap_socket("cnc-1"), new_badge)
     observer.wait_event("session.started", member_id="m-bruno", badge_uid=new_badge)
     with HubStore(site.files.data / "hub.db") as store:
-        assert store.enrolment_status(request, utcnow())["status"] == "attached"
+        assert enrolment_status(store, request, utcnow())["status"] == "attached"

@@ -18,16 +18,19 @@ from hypothesis import strategies as st
 from gateway.billing.pricing import install_tariffs
 from gateway.config import GroupConfig, MachineConfig, Seed, SeedMember, SeedProject
 from gateway.contract import Envelope, iso, parse_iso
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.db import HubStore
+from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.invoicing import (
     Invoice,
     build_drafts,
     close_period,
     closed_invoices,
-    set_paid_by,
     upsert_organisation,
     verify_chain,
 )
-from gateway.hub.store import HubStore
+from gateway.hub.members import set_paid_by
+from gateway.hub.seed import import_seed
 from gateway.policies.tariffs import Tariff, price_session, select_tariff
 
 TZ = "Europe/Paris"
@@ -55,8 +58,8 @@ TARIFFS = (
 
 def make_store(path: Path) -> HubStore:
     store = HubStore(path)
-    store.sync_catalogue(list(GROUPS), list(MACHINES))
-    store.import_seed(Seed(file=path.with_suffix(".yaml"), members=(
+    sync_catalogue(store, list(GROUPS), list(MACHINES))
+    import_seed(store, Seed(file=path.with_suffix(".yaml"), members=(
         SeedMember("m1", "Alice Martin", "adherent"),
         SeedMember("m2", "Chloé Élève", "scolaire"),
         SeedMember("m3", "Bruno Lefèvre", "adherent")),
@@ -121,7 +124,7 @@ def events_for(sessions: list[tuple]) -> list[Envelope]:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[HubStore]:
     s = make_store(tmp_path / "hub.sqlite")
-    s.ingest(events_for(NOVEMBER_SESSIONS), NOV)
+    ingest_envelopes(s, events_for(NOVEMBER_SESSIONS), NOV)
     try:
         yield s
     finally:
@@ -173,7 +176,7 @@ def test_a_session_without_tariff_is_kept_and_flagged(store: HubStore) -> None:
 
 def test_a_session_is_priced_by_the_tariff_in_force_when_it_started(tmp_path: Path) -> None:
     with make_store(tmp_path / "hub.sqlite") as s:
-        s.ingest(session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1",
+        ingest_envelopes(s, session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1",
                                 "laser1"), NOV)
         (doc,) = build_drafts(s, "2026-12", TZ)
         assert doc.total_ht == 60
@@ -199,10 +202,10 @@ def test_closing_numbers_chains_and_is_idempotent(store: HubStore) -> None:
 
 def test_numbering_continues_without_gaps_across_periods(store: HubStore) -> None:
     nov = close(store, "2026-11")
-    store.ingest(session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1",
+    ingest_envelopes(store, session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1",
                                 "laser1", seq=100), NOV)
     # An empty January is closed along with February.
-    store.ingest(session_events("F1", datetime(2027, 2, 5, 10, tzinfo=UTC), 60, "m1",
+    ingest_envelopes(store, session_events("F1", datetime(2027, 2, 5, 10, tzinfo=UTC), 60, "m1",
                                 "laser1", seq=200), NOV)
     dec = close(store, "2026-12", at=datetime(2027, 1, 3, tzinfo=UTC))
     feb = close(store, "2027-02", at=datetime(2027, 3, 3, tzinfo=UTC))
@@ -215,7 +218,7 @@ def test_numbering_continues_without_gaps_across_periods(store: HubStore) -> Non
 
 
 def test_an_earlier_open_month_with_sessions_must_be_closed_first(store: HubStore) -> None:
-    store.ingest(session_events("O1", datetime(2026, 10, 5, 10, tzinfo=UTC), 60, "m1",
+    ingest_envelopes(store, session_events("O1", datetime(2026, 10, 5, 10, tzinfo=UTC), 60, "m1",
                                 "laser1", seq=100), NOV)
     assert all(not ln.late for d in build_drafts(store, "2026-11", TZ)
                for ln in d.lines)
@@ -233,7 +236,7 @@ def test_closed_documents_refuse_updates_and_deletes(store: HubStore) -> None:
                 "UPDATE invoice_lines SET amount_ht = 1", "DELETE FROM invoiced_sessions",
                 "UPDATE periods SET status = 'open'"):
         with pytest.raises(sqlite3.DatabaseError, match="append-only|stays closed"), \
-                store.db.atomic():
+                store.atomic():
             store.conn.execute(sql)
     assert verify_chain(store) == []
 
@@ -250,7 +253,7 @@ def test_closed_documents_refuse_updates_and_deletes(store: HubStore) -> None:
 def test_tampering_with_a_closed_document_is_detected(store: HubStore, tamper: str) -> None:
     close(store, "2026-11")
     store.conn.execute("PRAGMA foreign_keys = OFF")  # no effect inside a transaction
-    with store.db.atomic():
+    with store.atomic():
         for (name,) in store.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' "
                 "AND name LIKE '%frozen%'").fetchall():
@@ -264,9 +267,9 @@ def test_tampering_with_a_closed_document_is_detected(store: HubStore, tamper: s
 def test_a_late_session_lands_in_the_open_period_marked_late(store: HubStore) -> None:
     nov = close(store, "2026-11")
     # A node was offline: a 28 November session reaches the hub in December.
-    store.ingest(session_events("L1", datetime(2026, 11, 28, 15, tzinfo=UTC), 300, "m1",
+    ingest_envelopes(store, session_events("L1", datetime(2026, 11, 28, 15, tzinfo=UTC), 300, "m1",
                                 "laser1", "p1", seq=100), CLOSED_AT + timedelta(days=1))
-    store.ingest(session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1",
+    ingest_envelopes(store, session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1",
                                 "laser1", "p1", seq=200), CLOSED_AT + timedelta(days=3))
     (dec,) = build_drafts(store, "2026-12", TZ)
     late = [ln for ln in dec.lines if ln.late]
@@ -333,7 +336,7 @@ def _fingerprint(docs: list[Invoice]) -> list[dict]:
 def _drafts_after(batches: list[list[Envelope]]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp, make_store(Path(tmp) / "hub.sqlite") as s:
         for batch in batches:
-            s.ingest(batch, NOV)
+            ingest_envelopes(s, batch, NOV)
         return _fingerprint(build_drafts(s, "2026-11", TZ))
 
 
@@ -375,7 +378,7 @@ def test_closing_month_after_month_bills_every_session_once(sessions: list[tuple
     late_rows = [(f"L{i}", base + timedelta(hours=h), d, m, mc, p)
                  for i, (h, d, m, mc, p) in enumerate(late)]
     with tempfile.TemporaryDirectory() as tmp, make_store(Path(tmp) / "hub.sqlite") as s:
-        s.ingest(events_for(rows), base)
+        ingest_envelopes(s, events_for(rows), base)
         periods = ["2026-10", "2026-11", "2026-12", "2027-01", "2027-02"]
         for i, period in enumerate(periods):
             at = datetime(2027, 3, 1, tzinfo=UTC) + timedelta(days=i)
@@ -383,7 +386,7 @@ def test_closing_month_after_month_bills_every_session_once(sessions: list[tuple
             again = close_period(s, period, by="t", at=at, tz=TZ)
             assert _fingerprint(first) == _fingerprint(again)
             if i == 1:  # offline nodes catch up after November was closed
-                s.ingest(events_for(late_rows), at)
+                ingest_envelopes(s, events_for(late_rows), at)
         numbers = [r[0] for r in s.conn.execute("SELECT number FROM invoices ORDER BY seq")]
         for prefix in ("F2026", "F2027", "AV2026", "AV2027"):
             mine = [int(n.rsplit("-", 1)[1]) for n in numbers if n.startswith(prefix + "-")]

@@ -12,7 +12,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.config import GroupConfig, MachineConfig
 from gateway.contract import Topics
-from gateway.hub.store import HubStore
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.db import HubStore
+from gateway.hub.machine_state import machines_live, set_node_status
 from gateway.policies.liveness import (
     DEFAULT_HEARTBEAT_S,
     MAX_HEARTBEAT_S,
@@ -50,7 +52,7 @@ def test_silence_is_more_than_three_heartbeats() -> None:
 @pytest.fixture
 def store(tmp_path: Path):
     s = HubStore(tmp_path / "hub.db")
-    s.sync_catalogue([GroupConfig(id="laser", name="Laser")],
+    sync_catalogue(s, [GroupConfig(id="laser", name="Laser")],
                      [MachineConfig(id="laser1", name="Laser", kind="laser", group="laser")])
     try:
         yield s
@@ -59,26 +61,26 @@ def store(tmp_path: Path):
 
 
 def _live(store: HubStore, now: datetime) -> dict:
-    (m,) = store.machines_live(now=now)
+    (m,) = machines_live(store, now=now)
     return m
 
 
 def test_the_board_judges_silence_on_the_hub_clock(store: HubStore) -> None:
     # The node's own clock says 2031: irrelevant, only the receipt time counts.
-    store.set_node_status("laser1", _status(heartbeat_s=5), received_at=T0)
+    set_node_status(store, "laser1", _status(heartbeat_s=5), received_at=T0)
     m = _live(store, T0 + timedelta(seconds=15))
     assert (m["state"], m["online"], m["silent"]) == ("free", True, False)
     m = _live(store, T0 + timedelta(seconds=16))
     assert (m["state"], m["online"], m["silent"]) == ("offline", False, True)
     assert m["last_seen"] == "2026-11-25T18:00:00.000Z"
     # A new status brings it back.
-    store.set_node_status("laser1", _status(heartbeat_s=5),
+    set_node_status(store, "laser1", _status(heartbeat_s=5),
                           received_at=T0 + timedelta(seconds=20))
     assert _live(store, T0 + timedelta(seconds=21))["state"] == "free"
 
 
 def test_a_last_will_is_offline_but_not_silent(store: HubStore) -> None:
-    store.set_node_status("laser1", {"node": "laser1", "online": False}, received_at=T0)
+    set_node_status(store, "laser1", {"node": "laser1", "online": False}, received_at=T0)
     m = _live(store, T0)
     assert (m["state"], m["silent"]) == ("offline", False)
 

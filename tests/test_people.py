@@ -30,9 +30,14 @@ from gateway.config import (
     SeedProject,
 )
 from gateway.contract import Envelope, iso, utcnow
-from gateway.hub import audit
+from gateway.hub import accounts, audit
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.certifications import add_months, certification_expiry
+from gateway.hub.db import HubStore, data_version
+from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.invoicing import period_of
-from gateway.hub.store import HubStore, add_months
+from gateway.hub.seed import import_seed
+from gateway.hub.snapshots import build_snapshot, next_snapshot_version
 from gateway.permissions import Snapshot
 from gateway.web import auth, create_app
 from tests.support.builders import hub_config
@@ -70,8 +75,8 @@ class Hub:
 
     def snapshot(self, machine: str = "laser1", now: datetime | None = None) -> Snapshot:
         with self.store() as store:
-            return store.build_snapshot(
-                machine, now=now or utcnow(), version=store.next_snapshot_version(),
+            return build_snapshot(store,
+                machine, now=now or utcnow(), version=next_snapshot_version(store),
                 validity=timedelta(hours=1), timezone=TZ, opening_hours={},
                 staff_present_until=None)
 
@@ -117,8 +122,8 @@ def hub(tmp_path: Path, cheap_passwords: None) -> Iterator[Hub]:
     cfg = hub_config(tmp_path, db, site="fablab-test", timezone=TZ,
                      tokens=(ApiToken("compta", "t0ken"),), groups=GROUPS, machines=MACHINES)
     with HubStore(db) as store:
-        store.sync_catalogue(list(GROUPS), list(MACHINES))
-        store.import_seed(Seed(
+        sync_catalogue(store, list(GROUPS), list(MACHINES))
+        import_seed(store, Seed(
             file=tmp_path / "seed.yaml",
             members=(
                 SeedMember("m-fab", "Karim Benali", "professionnel", staff=True),
@@ -136,10 +141,10 @@ def hub(tmp_path: Path, cheap_passwords: None) -> Iterator[Hub]:
                 SeedCertification("m-chef", "laser", 3, None, LONG_AGO, None),
                 SeedCertification("m-alice", "laser", 2, "m-trainer", LONG_AGO, None))))
         for member in ("m-fab", "m-trainer", "m-bruno", "m-alice", "m-chef"):
-            auth.create_account(store, member, f"{member}@example.org", actor="test",
+            accounts.create_account(store, member, f"{member}@example.org", actor="test",
                                 password=PASSWORD)
-        auth.grant_role(store, "m-fab", "fabmanager", None, actor="test")
-        auth.grant_role(store, "m-trainer", "trainer", "laser", actor="test")
+        accounts.grant_role(store, "m-fab", "fabmanager", None, actor="test")
+        accounts.grant_role(store, "m-trainer", "trainer", "laser", actor="test")
     app = create_app(cfg)
     if "auth" not in app.blueprints:  # until the app factory installs it by itself
         app.register_blueprint(auth.auth)
@@ -153,7 +158,7 @@ def test_a_grant_reaches_the_next_snapshot_and_a_revocation_removes_it(hub: Hub)
     fab = hub.client("m-fab")
     assert hub.snapshot().members["m-bruno"].level == 0
     with hub.store() as store:
-        version = store.data_version()
+        version = data_version(store)
 
     form = page(fab, "/certify?member_id=m-bruno")
     assert "Habiliter un membre" in form and "Groupe de machines" in form
@@ -167,7 +172,7 @@ def test_a_grant_reaches_the_next_snapshot_and_a_revocation_removes_it(hub: Hub)
     assert resp.headers["Location"].startswith("/members/m-bruno")
 
     with hub.store() as store:
-        assert store.data_version() > version  # the hub republishes on this
+        assert data_version(store) > version  # the hub republishes on this
     grant = hub.snapshot().members["m-bruno"]
     assert grant.level == 2
     assert grant.cert_expires is not None
@@ -257,11 +262,11 @@ def test_trainers_certify_up_to_level_2_and_only_in_their_groups(hub: Hub) -> No
     # A level-3 trainer's certification is the fabmanager's to revoke.
     post(trainer, "/members/m-chef/certifications/laser/revoke")
     with hub.store() as store:
-        assert store.certification_expiry("m-chef", "laser", utcnow())[0] == 3
+        assert certification_expiry(store, "m-chef", "laser", utcnow())[0] == 3
     # A level-2 one is theirs.
     post(trainer, "/members/m-alice/certifications/laser/revoke")
     with hub.store() as store:
-        assert store.certification_expiry("m-alice", "laser", utcnow())[0] == 0
+        assert certification_expiry(store, "m-alice", "laser", utcnow())[0] == 0
 
     # Trainers see members and their own group's levels, never badges or sessions.
     member = page(trainer, "/members/m-bruno")
@@ -331,7 +336,7 @@ def test_enrolment_is_followed_on_a_fragment(hub: Hub) -> None:
 
     with hub.store() as store:
         now = utcnow()
-        store.ingest([Envelope.new(node="cnc1", seq=1, boot="b", type="badge.enrolled",
+        ingest_envelopes(store, [Envelope.new(node="cnc1", seq=1, boot="b", type="badge.enrolled",
                                    time=now, data={"request_id": request_id,
                                                    "uid": "04ab12cd"})], now)
     fragment = page(fab, fragment_url)
@@ -356,7 +361,7 @@ def _months() -> tuple[datetime, datetime]:
 def test_a_session_moves_to_another_project_only_while_its_month_is_open(hub: Hub) -> None:
     this_month, last_month = _months()
     with hub.store() as store:
-        store.ingest(session_events("S-now", this_month, "m-alice", "p-lampe", 1)
+        ingest_envelopes(store, session_events("S-now", this_month, "m-alice", "p-lampe", 1)
                      + session_events("S-old", last_month, "m-alice", "p-lampe", 3)
                      + session_events("S-bruno", this_month, "m-bruno", None, 5), utcnow())
         store.conn.execute("INSERT INTO periods (period, status, closed_at, closed_by) "
@@ -423,7 +428,7 @@ def test_members_create_projects_and_pick_the_current_one(hub: Hub) -> None:
 def test_my_page_shows_certifications_minutes_and_projects(hub: Hub) -> None:
     this_month, _ = _months()
     with hub.store() as store:
-        store.ingest(session_events("S1", this_month, "m-alice", "p-lampe", 1), utcnow())
+        ingest_envelopes(store, session_events("S1", this_month, "m-alice", "p-lampe", 1), utcnow())
     me = page(hub.client("m-alice"), "/me")
     assert "Bonjour Alice Martin" in me
     assert re.search(r'id="minutes-month">10<', me)
@@ -436,7 +441,7 @@ def test_my_page_shows_certifications_minutes_and_projects(hub: Hub) -> None:
 
 def test_navigation_follows_the_roles(hub: Hub) -> None:
     with hub.store() as store:
-        auth.grant_role(store, "m-chef", "accountant", None, actor="test")
+        accounts.grant_role(store, "m-chef", "accountant", None, actor="test")
     fab, accountant, member = hub.client("m-fab"), hub.client("m-chef"), hub.client("m-alice")
     assert "Rapport d'activité" in page(fab, "/me") and "Jetons" not in page(fab, "/me")
     assert "Jetons d'API" in page(accountant, "/me")

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.billing import pricing
+from gateway.billing.credit import add_credit, balance
 from gateway.billing.pricing import (
     EMPTY_FINGERPRINT,
     install_tariffs,
@@ -34,10 +35,14 @@ from gateway.billing.pricing import (
 )
 from gateway.config import MachineConfig, Seed, SeedMember
 from gateway.hub import audit
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.db import HubStore, data_version
+from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.exports import usage_export
 from gateway.hub.invoicing import Invoice, build_drafts, close_period
 from gateway.hub.report import activity_report
-from gateway.hub.store import MIGRATIONS, HubStore
+from gateway.hub.schema import MIGRATIONS
+from gateway.hub.seed import import_seed
 from gateway.policies.tariffs import Tariff
 from tests.test_exports import cents, hub_config, write_hub_yaml
 from tests.test_invoicing import (
@@ -62,10 +67,10 @@ CREDIT_MACHINES = (MachineConfig("laser1", "Laser Trotec", "laser", "laser",
 
 def credit_store(path: Path, tariffs: tuple[Tariff, ...] = TARIFFS) -> HubStore:
     store = make_store(path)
-    store.sync_catalogue(list(GROUPS), list(CREDIT_MACHINES))
+    sync_catalogue(store, list(GROUPS), list(CREDIT_MACHINES))
     install_tariffs(store, tariffs)
     for member in ("m1", "m2", "m3"):
-        store.add_credit(member, CREDIT, at=NOV)
+        add_credit(store, member, CREDIT, at=NOV)
     return store
 
 
@@ -115,27 +120,27 @@ def test_any_connection_prices_at_ingest_from_the_database_tariffs(tmp_path: Pat
     db = tmp_path / "hub.sqlite"
     make_store(db).close()  # the hub installed TARIFFS at its start
     with HubStore(db) as store:  # a store that never saw a configuration
-        store.ingest(session_events("S1", NOV, 125.5, "m1", "laser1"), NOV)
+        ingest_envelopes(store, session_events("S1", NOV, 125.5, "m1", "laser1"), NOV)
         row = store.conn.execute("SELECT amount_cents, priced_minutes, vat_rate, "
                                  "price_category, priced_with FROM sessions").fetchone()
-        assert tuple(row) == (150, 3, "0.20", "adherent", stored_fingerprint(store.conn))
+        assert tuple(row) == (150, 3, "0.20", "adherent", stored_fingerprint(store))
     # Another process installs corrected tariffs: an open store's next ingest uses them.
     with HubStore(db) as ingest, HubStore(db) as admin:
-        ingest.ingest(session_events("S2", NOV, 60, "m1", "laser1", seq=3), NOV)
+        ingest_envelopes(ingest, session_events("S2", NOV, 60, "m1", "laser1", seq=3), NOV)
         dearer = (Tariff(valid_from=JAN, groups=("laser",), rate=70, name="Laser"),
                   *TARIFFS[1:])
         install_tariffs(admin, dearer, actor="admin")
-        ingest.ingest(session_events("S3", NOV, 60, "m1", "laser1", seq=5), NOV)
+        ingest_envelopes(ingest, session_events("S3", NOV, 60, "m1", "laser1", seq=5), NOV)
         got = amounts(ingest)
     assert got == {"S1": 3 * 70, "S2": 70, "S3": 70}  # S1 and S2 re-priced at install
 
 
 def test_without_any_tariff_sessions_are_unpriced_not_free(tmp_path: Path) -> None:
     with HubStore(tmp_path / "hub.sqlite") as store:
-        store.sync_catalogue(list(GROUPS), list(CREDIT_MACHINES))
-        store.ingest(session_events("S1", NOV, 600, "m1", "laser1"), NOV)
+        sync_catalogue(store, list(GROUPS), list(CREDIT_MACHINES))
+        ingest_envelopes(store, session_events("S1", NOV, 600, "m1", "laser1"), NOV)
         assert amounts(store) == {"S1": None}
-        assert stale_sessions(store.conn) == 0  # priced, with the empty set
+        assert stale_sessions(store) == 0  # priced, with the empty set
         assert tuple(store.conn.execute("SELECT priced_with, priced_minutes FROM sessions"
                                         ).fetchone()) == (EMPTY_FINGERPRINT, 10)
         (doc,) = build_drafts(store, "2026-11", TZ)
@@ -152,21 +157,21 @@ def test_tariffs_round_trip_through_the_table_exactly(tmp_path: Path) -> None:
                  material_per_gram=Decimal("4.25"), vat_rate=Decimal("0.055"), name="Odd")
     with HubStore(tmp_path / "hub.sqlite") as store:
         install_tariffs(store, (*TARIFFS, odd))
-        assert load_tariffs(store.conn) == (*TARIFFS, odd)
-        assert stored_fingerprint(store.conn) == pricing.fingerprint((*TARIFFS, odd))
+        assert load_tariffs(store) == (*TARIFFS, odd)
+        assert stored_fingerprint(store) == pricing.fingerprint((*TARIFFS, odd))
 
 
 # -- explicit re-pricing ---------------------------------------------------------------
 
 def test_installing_the_same_tariffs_again_changes_nothing(tmp_path: Path) -> None:
     with credit_store(tmp_path / "hub.sqlite") as store:
-        store.ingest(events_for([("S1", NOV, 600, "m1", "laser1", None),
+        ingest_envelopes(store, events_for([("S1", NOV, 600, "m1", "laser1", None),
                                  ("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 600, "m1",
                                   "laser1", None)]), NOV)
-        version = store.data_version()
+        version = data_version(store)
         actions = audit_actions(store)
         assert install_tariffs(store, TARIFFS) is None
-        assert audit_actions(store) == actions and store.data_version() == version
+        assert audit_actions(store) == actions and data_version(store) == version
         # A tariff from December on: only sessions from then on are looked at again.
         later = (*TARIFFS, Tariff(valid_from=datetime(2026, 12, 1, tzinfo=UTC),
                                   machines=("laser1",), rate=90, name="Laser 1 2027"))
@@ -174,26 +179,27 @@ def test_installing_the_same_tariffs_again_changes_nothing(tmp_path: Path) -> No
         assert result is not None and result.since == datetime(2026, 12, 1, tzinfo=UTC)
         assert (result.sessions, result.changed, result.delta_cents) == (1, 1, 10 * 30)
         assert amounts(store) == {"S1": 500, "D1": 900}
-        assert stale_sessions(store.conn) == 0  # S1 was stamped with the new set too
+        assert stale_sessions(store) == 0  # S1 was stamped with the new set too
         assert audit_actions(store)[-2:] == ["tariffs.synced", "sessions.repriced"]
         entry = audit.entries(store, limit=1)[0]
         assert entry["actor"] == "hub" and entry["details"]["changed"] == 1
-        assert store.data_version() > version  # balances changed: new snapshots
+        assert data_version(store) > version  # balances changed: new snapshots
         assert audit.verify(store) == []
 
 
 def test_a_category_change_reprices_nothing_until_asked(tmp_path: Path) -> None:
     with credit_store(tmp_path / "hub.sqlite") as store:
-        store.ingest(session_events("S4", NOV, 1500, "m2", "laser1"), NOV)  # scolaire: 30
+        # scolaire: 30
+        ingest_envelopes(store, session_events("S4", NOV, 1500, "m2", "laser1"), NOV)
         assert amounts(store) == {"S4": 750}
-        store.import_seed(Seed(file=tmp_path / "seed.yaml",
+        import_seed(store, Seed(file=tmp_path / "seed.yaml",
                                members=(SeedMember("m2", "Chloé Élève", "adherent"),)),
                          update=True)
         # Her next session is priced as an adherent; the closed one keeps its price ...
-        store.ingest(session_events("S8", NOV + timedelta(days=1), 60, "m2", "laser1",
+        ingest_envelopes(store, session_events("S8", NOV + timedelta(days=1), 60, "m2", "laser1",
                                     seq=3), NOV)
         assert amounts(store) == {"S4": 750, "S8": 50}
-        assert store.balance("m2") == CREDIT - 800
+        assert balance(store, "m2") == CREDIT - 800
         # ... through a tariff change elsewhere and even a full re-pricing ...
         other = (*TARIFFS, Tariff(valid_from=JAN, machines=("printer1",), rate=2,
                                   name="Impression"))
@@ -206,7 +212,7 @@ def test_a_category_change_reprices_nothing_until_asked(tmp_path: Path) -> None:
                                   actor="compta", reason="wrong category")
         assert (result.changed, result.delta_cents) == (1, 25 * 50 - 750)
         assert amounts(store) == {"S4": 1250, "S8": 50}
-        assert store.balance("m2") == CREDIT - 1300
+        assert balance(store, "m2") == CREDIT - 1300
         assert draft_amounts(build_drafts(store, "2026-11", TZ)) == {"S4": 1250, "S8": 50}
         last = audit.entries(store, limit=1)[0]
         assert (last["action"], last["actor"], last["subject"]) == \
@@ -215,7 +221,7 @@ def test_a_category_change_reprices_nothing_until_asked(tmp_path: Path) -> None:
 
 def test_a_billed_session_repriced_gets_a_credit_note_not_an_edit(tmp_path: Path) -> None:
     with credit_store(tmp_path / "hub.sqlite") as store:
-        store.ingest(session_events("S5", NOV, 3601, "m1", "cnc1"), NOV)  # 65 x 33 + 150
+        ingest_envelopes(store, session_events("S5", NOV, 3601, "m1", "cnc1"), NOV)  # 65 x 33 + 150
         (nov,) = close_period(store, "2026-11", by="compta",
                               at=datetime(2026, 12, 2, tzinfo=UTC), tz=TZ)
         assert nov.total_ht == 2295
@@ -254,7 +260,7 @@ def test_sessions_from_before_stored_prices_are_priced_by_the_hub(tmp_path: Path
             "scolaire"
         install_tariffs(store, TARIFFS)  # the hub's start
         assert amounts(store) == {"old": 25 * 30}
-        assert stale_sessions(store.conn) == 0
+        assert stale_sessions(store) == 0
 
 
 def test_the_hub_installs_its_tariffs_at_start(tmp_path: Path) -> None:
@@ -262,14 +268,14 @@ def test_the_hub_installs_its_tariffs_at_start(tmp_path: Path) -> None:
 
     db = tmp_path / "hub.sqlite"
     with HubStore(db) as store:  # sessions from before any tariff
-        store.sync_catalogue(list(GROUPS), list(CREDIT_MACHINES))
-        store.ingest(session_events("S1", NOV, 600, "m1", "laser1"), NOV)
+        sync_catalogue(store, list(GROUPS), list(CREDIT_MACHINES))
+        ingest_envelopes(store, session_events("S1", NOV, 600, "m1", "laser1"), NOV)
         assert amounts(store) == {"S1": None}
     cfg = hub_config(tmp_path, db)
     cfg = replace(cfg, mqtt=replace(cfg.mqtt, client_id="hub-test"))
     HubService(cfg, serve_web=False)  # never started: no broker needed
     with HubStore(db) as store:
-        assert load_tariffs(store.conn) == TARIFFS
+        assert load_tariffs(store) == TARIFFS
         assert amounts(store) == {"S1": 500}
         assert "sessions.repriced" in audit_actions(store)
 
@@ -277,8 +283,8 @@ def test_the_hub_installs_its_tariffs_at_start(tmp_path: Path) -> None:
 def test_fabgate_reprice(tmp_path: Path) -> None:
     db = tmp_path / "hub.sqlite"
     with make_store(db) as store:
-        store.ingest(session_events("S4", NOV, 1500, "m2", "laser1"), NOV)
-        store.import_seed(Seed(file=tmp_path / "seed.yaml",
+        ingest_envelopes(store, session_events("S4", NOV, 1500, "m2", "laser1"), NOV)
+        import_seed(store, Seed(file=tmp_path / "seed.yaml",
                                members=(SeedMember("m2", "Chloé Élève", "adherent"),)),
                          update=True)
     config = write_hub_yaml(tmp_path, db)
@@ -334,7 +340,7 @@ def test_after_a_correction_and_a_reprice_every_reader_agrees_to_the_cent(
             for i, (h, d, m, mc) in enumerate(sessions)]
     corrected = CORRECTIONS[correction]
     with tempfile.TemporaryDirectory() as tmp, credit_store(Path(tmp) / "hub.sqlite") as s:
-        s.ingest(events_for(rows), base)
+        ingest_envelopes(s, events_for(rows), base)
         if close_october:
             close_period(s, "2026-10", by="t", at=datetime(2026, 11, 2, tzinfo=UTC), tz=TZ)
         install_tariffs(s, corrected)
@@ -344,7 +350,7 @@ def test_after_a_correction_and_a_reprice_every_reader_agrees_to_the_cent(
         for member in ("m1", "m2", "m3"):
             spent = sum(want[sid] for sid, _t, _d, m, mc, _p in rows
                         if m == member and mc == "laser1")
-            assert s.balance(member) == CREDIT - spent
+            assert balance(s, member) == CREDIT - spent
         # The activity report's revenue, per machine and in total.
         report = activity_report(s, date(2026, 9, 1), date(2027, 2, 1), TZ, {})
         assert (report.revenue_cents or 0) == sum(want.values())
@@ -371,7 +377,7 @@ def test_readers_refuse_nothing_on_an_unknown_machine(tmp_path: Path) -> None:
     any other, and shows the same amount everywhere (usage is money)."""
     general = (*TARIFFS, Tariff(valid_from=JAN, rate=5, name="Tout"))
     with credit_store(tmp_path / "hub.sqlite", general) as store:
-        store.ingest(session_events("X1", NOV, 120, "m1", "mystery"), NOV)
+        ingest_envelopes(store, session_events("X1", NOV, 120, "m1", "mystery"), NOV)
         assert amounts(store) == {"X1": 10}
         assert draft_amounts(build_drafts(store, "2026-11", TZ)) == {"X1": 10}
         assert usage_amounts(store, "session") == {"X1": 10}

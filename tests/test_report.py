@@ -36,10 +36,15 @@ from gateway.config import (
 from gateway.contract import iso
 from gateway.demo.site import OPENING_HOURS
 from gateway.demo.year import generate_year
+from gateway.hub import accounts
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.certifications import add_certification
+from gateway.hub.db import HubStore
 from gateway.hub.report import Report, activity_report, opening_spans, report_csv
-from gateway.hub.store import HubStore
+from gateway.hub.seed import import_seed
+from gateway.hub.sessions import totals
 from gateway.permissions import parse_opening_hours
-from gateway.web import auth, create_app
+from gateway.web import create_app
 from tests import test_browser as board_tests
 from tests.support import builders
 
@@ -75,16 +80,16 @@ def add_session(store: HubStore, sid: str, member: str | None, machine: str,
 
 def build_small(db: Path) -> None:
     with HubStore(db) as store:
-        store.sync_catalogue(
+        sync_catalogue(store,
             [GroupConfig("laser", "Découpe laser"), GroupConfig("cnc", "Fraisage")],
             [MachineConfig("laser1", "Laser", "laser", "laser"),
              MachineConfig("cnc1", "CNC", "cnc", "cnc")])
-        store.import_seed(Seed(file=db.with_suffix(".yaml"), members=(
+        import_seed(store, Seed(file=db.with_suffix(".yaml"), members=(
             SeedMember("a1", "Alice", "adherent"), SeedMember("a2", "Ahmed", "adherent"),
             SeedMember("g1", "Gaëlle", "grand_public"), SeedMember("s1", "Collège", "scolaire"))))
         store.conn.execute("INSERT INTO projects (id, member_id, name) VALUES "
                            "('p1', 'a1', 'Lampe, \"la grande\"'), ('p2', 'a2', 'Boîte')")
-        with store.db.atomic():
+        with store.atomic():
             # March (UTC+1). Inside opening hours: 60 + 30 + (30 + 30) = 150 minutes.
             add_session(store, "S1", "a1", "laser1", local(2026, 3, 3, 10, 30), 60,
                         project="p1")
@@ -113,7 +118,7 @@ def build_small(db: Path) -> None:
                 ("a2", "laser", 2, local(2026, 2, 10, 18)),       # before
                 ("g1", "cnc", 2, local(2026, 5, 1, 0, 30)),       # 22:30 UTC on 30 April
                 ("a1", "cnc", 3, local(2026, 3, 1, 0, 30))):      # 23:30 UTC on 28 Feb
-            store.add_certification(member, group, level, certified_by=None, certified_at=at)
+            add_certification(store, member, group, level, certified_by=None, certified_at=at)
         store.conn.commit()
 
 
@@ -191,7 +196,7 @@ def test_occupancy_counts_only_minutes_inside_opening_hours(small: Path) -> None
 def test_occupancy_counts_a_session_started_before_the_period(tmp_path: Path) -> None:
     db = tmp_path / "hub.sqlite"
     with HubStore(db) as store:
-        store.sync_catalogue([GroupConfig("laser", "Laser")],
+        sync_catalogue(store, [GroupConfig("laser", "Laser")],
                              [MachineConfig("laser1", "Laser", "laser", "laser")])
         # Monday 23:00 to Tuesday 11:00: the period starts on Tuesday 3 March.
         add_session(store, "L", None, "laser1", local(2026, 3, 2, 23), 12 * 60)
@@ -383,7 +388,7 @@ def test_generated_year_is_plausible_and_deterministic(year_db: Path, tmp_path: 
     summary = generate_year(again, YEAR, seed=7)
     assert 13_000 <= summary.sessions <= 17_000
     with HubStore(year_db) as a, HubStore(again) as b:
-        assert a.totals() == b.totals()
+        assert totals(a) == totals(b)
         r = activity_report(a, date(YEAR, 1, 1), date(YEAR + 1, 1, 1), TZ,
                             parse_opening_hours(OPENING_HOURS))
         # Sessions on one machine never overlap.
@@ -400,7 +405,7 @@ def test_generated_year_is_plausible_and_deterministic(year_db: Path, tmp_path: 
     # Running it again adds nothing.
     generate_year(again, YEAR, seed=7)
     with HubStore(again) as b:
-        assert b.totals()["sessions"] == summary.sessions
+        assert totals(b)["sessions"] == summary.sessions
 
 
 # -- browser ------------------------------------------------------------------------
@@ -411,9 +416,9 @@ def year_server(year_db: Path) -> Iterator[Server]:
         if store.conn.execute("SELECT 1 FROM accounts WHERE email = ?",
                               (STAFF_EMAIL,)).fetchone() is None:
             member = store.conn.execute("SELECT min(id) FROM members").fetchone()[0]
-            auth.create_account(store, member, STAFF_EMAIL, actor="test",
-                                password=STAFF_PASSWORD)
-            auth.grant_role(store, member, "fabmanager", None, actor="test")
+            accounts.create_account(store, member, STAFF_EMAIL, actor="test",
+                                    password=STAFF_PASSWORD)
+            accounts.grant_role(store, member, "fabmanager", None, actor="test")
     yield from serve(year_db, OPENING_HOURS)
 
 

@@ -29,8 +29,11 @@ import pytest
 from flask import Flask
 from werkzeug.routing import Rule
 
+from gateway.hub import accounts
+from gateway.hub.enrolment import create_enrolment
+from gateway.hub.events.ingest import ingest_envelopes
+from gateway.hub.tokens import SCOPES, create_token
 from gateway.web import auth, create_app
-from gateway.web.tokens import SCOPES, create_token
 from tests.support.hashing import cheap_hashing
 from tests.test_auth import CONFIG_TOKEN, PASSWORD, PEOPLE, Client, hub_config, serve
 from tests.test_invoicing import NOV, NOVEMBER_SESSIONS, close, events_for, make_store
@@ -51,7 +54,7 @@ class Matrix:
 def _seed(db: Path) -> tuple[dict[str, str], dict[str, str]]:
     store = make_store(db)          # members m1, m2, m3; projects; groups; machines
     try:
-        store.ingest(events_for(NOVEMBER_SESSIONS), NOV)
+        ingest_envelopes(store, events_for(NOVEMBER_SESSIONS), NOV)
         close(store, "2026-11")
         with store.conn:
             for member_id, name, _ in PEOPLE.values():
@@ -59,12 +62,12 @@ def _seed(db: Path) -> tuple[dict[str, str], dict[str, str]]:
                                    "VALUES (?, ?, 'adherent')", (member_id, name))
             store.conn.execute("INSERT INTO badges (uid, member_id) VALUES ('04A1B2C3', 'm1')")
         for role, (member_id, _, email) in PEOPLE.items():
-            auth.create_account(store, member_id, email, actor="test", password=PASSWORD)
+            accounts.create_account(store, member_id, email, actor="test", password=PASSWORD)
             if role != "member":
-                auth.grant_role(store, member_id, role,
+                accounts.grant_role(store, member_id, role,
                                 "laser" if role == "trainer" else None, actor="test")
-        request_id = store.create_enrolment("m1", by="fab", now=datetime.now(UTC))
-        tokens = {s: create_token(store.conn, f"only {s}", [s], created_by="adm")[1]
+        request_id = create_enrolment(store, "m1", by="fab", now=datetime.now(UTC))
+        tokens = {s: create_token(store, f"only {s}", [s], created_by="adm")[1]
                   for s in SCOPES}
         number = store.conn.execute("SELECT number FROM invoices ORDER BY seq").fetchone()[0]
         token_id = store.conn.execute("SELECT min(id) FROM api_tokens").fetchone()[0]

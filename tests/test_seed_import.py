@@ -9,8 +9,11 @@ from pathlib import Path
 
 from gateway.config import SeedMember, SeedProject, load_hub_config
 from gateway.demo.site import write_demo_files
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.certifications import revoke_certification
+from gateway.hub.db import HubStore, data_version
+from gateway.hub.seed import import_seed
 from gateway.hub.service import HubService
-from gateway.hub.store import HubStore
 from tests.support.builders import T0, seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,14 +26,14 @@ def fabgate(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _web_edits(store: HubStore) -> None:
     """What members and staff do on the web pages: the same SQL the views run."""
-    with store.db.atomic():
+    with store.atomic():
         store.conn.execute("INSERT INTO projects (id, member_id, name) VALUES "
                            "('p-web', 'm1', 'Made on the web')")
         store.conn.execute("UPDATE members SET current_project = 'p-web', name = 'Alice B.' "
                            "WHERE id = 'm1'")
         store.conn.execute("UPDATE projects SET name = 'Lamp v2' WHERE id = 'p1'")
         store.conn.execute("UPDATE badges SET status = 'blocked' WHERE uid = 'CC0303CC'")
-    store.revoke_certification("m5", "laser", T0)
+    revoke_certification(store, "m5", "laser", T0)
 
 
 def _state(store: HubStore) -> tuple:
@@ -46,18 +49,18 @@ def test_reimporting_the_seed_keeps_what_the_web_changed(tmp_path: Path) -> None
     from gateway.config import GroupConfig, MachineConfig
 
     with HubStore(tmp_path / "hub.db") as store:
-        store.sync_catalogue([GroupConfig("laser", "Laser"), GroupConfig("cnc", "CNC")],
+        sync_catalogue(store, [GroupConfig("laser", "Laser"), GroupConfig("cnc", "CNC")],
                              [MachineConfig("laser1", "Laser 1", "laser", "laser")])
-        first = store.import_seed(seed())
+        first = import_seed(store, seed())
         assert (first.members, first.projects) == (5, 1) and first.certifications == 7
         _web_edits(store)
         edited = _state(store)
         assert edited == (("Alice B.", "p-web"), "Lamp v2", "blocked", 0)
-        version = store.data_version()
+        version = data_version(store)
 
-        again = store.import_seed(seed())
+        again = import_seed(store, seed())
         assert again.created == 0 and _state(store) == edited
-        assert store.data_version() == version  # nothing changed, no snapshot churn
+        assert data_version(store) == version  # nothing changed, no snapshot churn
 
         # A seed that grew: only the new member, badge and project are created, and
         # only the new member gets the seed's current project.
@@ -66,14 +69,14 @@ def test_reimporting_the_seed_keeps_what_the_web_changed(tmp_path: Path) -> None
                 id="m9", name="Nina", category="adherent", badges=("FF0909FF",),
                 current_project="p9")),
             projects=(*seed().projects, SeedProject(id="p9", member="m9", name="Kite")))
-        report = store.import_seed(grown)
+        report = import_seed(store, grown)
         assert (report.members, report.badges, report.projects) == (1, 1, 1)
         assert _state(store) == edited
         assert store.conn.execute("SELECT current_project FROM members WHERE id = 'm9'"
                                   ).fetchone()[0] == "p9"
 
         # --update is the explicit way to make the seed win again.
-        forced = store.import_seed(seed(), update=True)
+        forced = import_seed(store, seed(), update=True)
         assert forced.updated >= 2
         name, project = _state(store)[0]
         assert (name, project) == ("Alice", "p1")
@@ -87,7 +90,7 @@ def test_a_hub_restart_keeps_a_members_current_project(tmp_path: Path) -> None:
         seeded = store.conn.execute("SELECT name, current_project FROM members "
                                     "WHERE id = 'm-alice'").fetchone()
         assert seeded["current_project"] is not None
-        with store.db.atomic():
+        with store.atomic():
             store.conn.execute("INSERT INTO projects (id, member_id, name) VALUES "
                                "('p-new', 'm-alice', 'Nouveau')")
             store.conn.execute("UPDATE members SET current_project = 'p-new', "
@@ -106,7 +109,7 @@ def test_fabgate_import_creates_missing_and_update_overwrites(tmp_path: Path) ->
     r = fabgate("import", str(cfg.seed), "--config", hub)
     assert r.returncode == 0, r.stderr
     assert "created" in r.stdout and "created 0 members" not in r.stdout
-    with HubStore(cfg.database) as store, store.db.atomic():
+    with HubStore(cfg.database) as store, store.atomic():
         store.conn.execute("UPDATE members SET name = 'Changed' WHERE id = 'm-alice'")
     r = fabgate("import", str(cfg.seed), "--config", hub)
     assert r.returncode == 0 and "created 0 members" in r.stdout and "--update" in r.stdout

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
+from gateway.hub.snapshots import advance_epoch, snapshot_epoch
 from gateway.permissions import (
     MachineInfo,
     Snapshot,
@@ -80,15 +81,15 @@ def test_a_snapshot_from_before_epochs_still_reads(key) -> None:
 
 def test_the_epoch_moves_on_at_every_start_even_with_a_clock_behind(tmp_path: Path) -> None:
     with HubStore(tmp_path / "hub.db") as store:
-        first = store.advance_epoch(T0)
+        first = advance_epoch(store, T0)
         assert first == int(T0.timestamp())
         # Restarted within the same second, or with a clock set back: still one more.
-        assert store.advance_epoch(T0) == first + 1
-        assert store.advance_epoch(T0 - timedelta(days=30)) == first + 2
+        assert advance_epoch(store, T0) == first + 1
+        assert advance_epoch(store, T0 - timedelta(days=30)) == first + 2
         # A later start takes the clock.
         later = T0 + timedelta(days=1)
-        assert store.advance_epoch(later) == int(later.timestamp())
-        assert store.snapshot_epoch() == int(later.timestamp())
+        assert advance_epoch(store, later) == int(later.timestamp())
+        assert snapshot_epoch(store) == int(later.timestamp())
 
 
 def test_a_restored_database_issues_a_later_epoch(tmp_path: Path) -> None:
@@ -96,10 +97,10 @@ def test_a_restored_database_issues_a_later_epoch(tmp_path: Path) -> None:
 
     db = tmp_path / "hub.db"
     with HubStore(db) as store:
-        old = store.advance_epoch(T0)
+        old = advance_epoch(store, T0)
     shutil.copy(db, tmp_path / "backup.db")
     with HubStore(db) as store:
-        newer = store.advance_epoch(T0 + timedelta(hours=1))
+        newer = advance_epoch(store, T0 + timedelta(hours=1))
     with HubStore(tmp_path / "backup.db") as restored:
-        assert restored.snapshot_epoch() == old
-        assert restored.advance_epoch(T0 + timedelta(hours=2)) > newer
+        assert snapshot_epoch(restored) == old
+        assert advance_epoch(restored, T0 + timedelta(hours=2)) > newer

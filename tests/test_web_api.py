@@ -25,7 +25,11 @@ from gateway.config import (
     SeedMember,
 )
 from gateway.contract import Envelope, iso
-from gateway.hub.store import HubStore
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.db import HubStore
+from gateway.hub.events.ingest import ingest_envelopes
+from gateway.hub.machine_state import set_node_status
+from gateway.hub.seed import import_seed
 from gateway.web import create_app
 from tests.support.builders import hub_config
 from tests.support.harness import http_request
@@ -90,8 +94,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
                                            ApiToken("other", "another-one")),
                      groups=groups, machines=machines)
     with HubStore(db) as store:
-        store.sync_catalogue(list(groups), list(machines))
-        store.import_seed(Seed(file=tmp_path / "seed.yaml", members=(
+        sync_catalogue(store, list(groups), list(machines))
+        import_seed(store, Seed(file=tmp_path / "seed.yaml", members=(
             SeedMember("m1", "Alice Martin", "adherent"),
             SeedMember("m2", "Bruno <b>Lefèvre</b>", "adherent"))))
         events = (
@@ -104,14 +108,14 @@ def server(tmp_path: Path) -> Iterator[Server]:
             # October: outside the default month.
             + _session_events("S0", datetime(2026, 10, 15, 10, tzinfo=UTC), 600, "m1",
                               "laser1", 9))
-        store.ingest(events, T0)
-        store.ingest([_session_events("S5", T0 + timedelta(days=2), 60, "m1", "laser2",
+        ingest_envelopes(store, events, T0)
+        ingest_envelopes(store, [_session_events("S5", T0 + timedelta(days=2), 60, "m1", "laser2",
                                       11)[0]], T0)
-        store.set_node_status("laser2", {"node": "laser2", "machine": "laser2",
+        set_node_status(store, "laser2", {"node": "laser2", "machine": "laser2",
                                          "online": True, "relay": True, "time": iso(T0),
                                          "session": {"session_id": "S5", "member_id": "m1",
                                                      "started_at": iso(T0)}})
-        store.set_node_status("laser1", {"node": "laser1", "machine": "laser1",
+        set_node_status(store, "laser1", {"node": "laser1", "machine": "laser1",
                                          "online": True, "relay": False, "session": None,
                                          "time": iso(T0)})
     app = create_app(cfg, store_factory=lambda: TrackedStore(db))

@@ -21,8 +21,9 @@ operator through ``fabgate reprice``. Both are logged and written to the audit l
 billed session whose price changed is then reversed on a credit note and billed again by
 the next invoice run, never edited in a closed document.
 
-This module owns the ``tariffs`` table and the ``meta`` key holding the fingerprint of
-the set; its schema is the store's migration ``0011_stored_prices``.
+This module owns the ``tariffs`` table, the price columns of ``sessions`` and the
+``meta`` key holding the fingerprint of the set; its schema is the migration
+``0011_stored_prices``. Every function takes the hub's connection holder first.
 """
 
 from __future__ import annotations
@@ -31,24 +32,24 @@ import hashlib
 import json
 import logging
 import sqlite3
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.contract import iso, parse_iso
+from gateway.hub import audit, catalogue, members
+from gateway.hub.db import HubStore, bump_data_version, meta_text, set_meta
 from gateway.policies.tariffs import Tariff, price_session, select_tariff
 
-if TYPE_CHECKING:
-    from gateway.hub.store import HubStore
-
 __all__ = [
-    "EMPTY_FINGERPRINT", "Repricing", "SessionPrice", "TariffBook", "TariffChange",
-    "fingerprint", "has_tariffs", "install_tariffs", "load_tariffs", "price_closed_session",
-    "price_of", "price_unpriced", "reprice_sessions", "stale_sessions", "stored_fingerprint",
-    "sync_tariffs",
+    "EMPTY_FINGERPRINT", "Repricing", "SessionPrice", "TariffChange", "current_tariffs",
+    "fingerprint", "has_tariffs", "install_tariffs", "load_tariffs", "next_session_tariff",
+    "price_closed_session", "price_of", "price_unpriced", "reprice_sessions",
+    "stale_sessions", "stored_fingerprint", "sync_tariffs",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,22 +101,21 @@ def _tariff(r: dict[str, Any]) -> Tariff:
                   vat_rate=Decimal(r["vat_rate"]), name=r["name"])
 
 
-def load_tariffs(conn: sqlite3.Connection) -> tuple[Tariff, ...]:
-    rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM tariffs ORDER BY position")
+def load_tariffs(store: HubStore) -> tuple[Tariff, ...]:
+    rows = store.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM tariffs ORDER BY position")
     return tuple(_tariff(dict(zip(_COLUMNS, r, strict=True))) for r in rows)
 
 
-def stored_fingerprint(conn: sqlite3.Connection) -> str:
+def stored_fingerprint(store: HubStore) -> str:
     """The fingerprint of the tariff table (of the empty set before any sync)."""
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (FINGERPRINT_KEY,)).fetchone()
-    return row[0] if row and row[0] else EMPTY_FINGERPRINT
+    return meta_text(store, FINGERPRINT_KEY) or EMPTY_FINGERPRINT
 
 
-def has_tariffs(conn: sqlite3.Connection) -> bool:
-    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM tariffs)").fetchone()[0])
+def has_tariffs(store: HubStore) -> bool:
+    return bool(store.conn.execute("SELECT EXISTS (SELECT 1 FROM tariffs)").fetchone()[0])
 
 
-class TariffBook:
+class _TariffBook:
     """The tariff table of one connection, read again only when its fingerprint changes
     (another process, ``fabgate reprice``, may install a new set while the hub runs)."""
 
@@ -123,12 +123,25 @@ class TariffBook:
         self._fingerprint: str | None = None
         self._tariffs: tuple[Tariff, ...] = ()
 
-    def current(self, conn: sqlite3.Connection) -> tuple[str, tuple[Tariff, ...]]:
-        fp = stored_fingerprint(conn)
+    def current(self, store: HubStore) -> tuple[str, tuple[Tariff, ...]]:
+        fp = stored_fingerprint(store)
         if fp != self._fingerprint:
-            self._tariffs = load_tariffs(conn)
+            self._tariffs = load_tariffs(store)
             self._fingerprint = fp
         return fp, self._tariffs
+
+
+# One book per open connection holder, gone with it: ingest prices every closed session
+# and the snapshot builder caps prepaid time, neither should read the table each time.
+_BOOKS: weakref.WeakKeyDictionary[HubStore, _TariffBook] = weakref.WeakKeyDictionary()
+
+
+def current_tariffs(store: HubStore) -> tuple[str, tuple[Tariff, ...]]:
+    """(fingerprint, tariffs) of the database's tariff set, cached per connection."""
+    book = _BOOKS.get(store)
+    if book is None:
+        book = _BOOKS[store] = _TariffBook()
+    return book.current(store)
 
 
 @dataclass(frozen=True)
@@ -141,19 +154,6 @@ class TariffChange:
     since: datetime | None
 
 
-def _bump_data_version(conn: sqlite3.Connection) -> None:
-    """Snapshots carry each member's prepaid time, which tariffs and prices change."""
-    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                 "WHERE key = 'data_version'")
-
-
-def _audit(store: HubStore, actor: str, action: str, subject: str,
-           details: dict[str, Any]) -> None:
-    from gateway.hub import audit
-
-    audit.record(store, actor, action, subject, details)
-
-
 def sync_tariffs(store: HubStore, tariffs: Iterable[Tariff], *,
                  actor: str = "system") -> TariffChange:
     """Make the tariff table hold ``tariffs`` (the hub config's); prices are not touched.
@@ -164,21 +164,20 @@ def sync_tariffs(store: HubStore, tariffs: Iterable[Tariff], *,
     wanted = tuple(tariffs)
     new = fingerprint(wanted)
     conn = store.conn
-    with store.db.atomic():
-        old = stored_fingerprint(conn)
+    with store.atomic():
+        old = stored_fingerprint(store)
         if new == old:
             return TariffChange(False, old, new, None)
-        before = load_tariffs(conn)
+        before = load_tariffs(store)
         conn.execute("DELETE FROM tariffs")
         conn.executemany(
             f"INSERT INTO tariffs (position, {', '.join(_COLUMNS)}) "
             f"VALUES (?, {', '.join('?' for _ in _COLUMNS)})",
             [(i, *(_stored(_record(t)[c]) for c in _COLUMNS)) for i, t in enumerate(wanted)])
-        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
-                     "DO UPDATE SET value = excluded.value", (FINGERPRINT_KEY, new))
-        _bump_data_version(conn)
+        set_meta(store, FINGERPRINT_KEY, new)
+        bump_data_version(store)
         since = _earliest_difference(before, wanted)
-        _audit(store, actor, TARIFFS_SYNCED, "tariffs",
+        audit.record(store, actor, TARIFFS_SYNCED, "tariffs",
                {"from": old, "to": new, "tariffs": len(wanted),
                 "affects_sessions_since": iso(since) if since else None})
     log.info("tariff set changed (%s -> %s, %d tariffs)", old[:12], new[:12], len(wanted))
@@ -218,6 +217,18 @@ def price_of(tariffs: Sequence[Tariff], *, machine: str, group: str, category: s
         return SessionPrice(None, metered_minutes, NO_VAT)
     price = price_session(tariff, duration_s=duration_s, busy_s=busy_s)
     return SessionPrice(int(price.total), int(price.billable_minutes), tariff.vat_rate)
+
+
+def next_session_tariff(store: HubStore, machine: str, member: str | None,
+                        at: datetime) -> Tariff | None:
+    """The tariff a member's next session on ``machine`` would be priced by (the
+    prepaid cap in snapshots), from the database's tariffs and today's category."""
+    group = catalogue.machine_group(store, machine)
+    if group is None:
+        return None
+    _, tariffs = current_tariffs(store)
+    return select_tariff(tariffs, machine=machine, group=group,
+                         category=members.category_of(store, member) or "", at=at)
 
 
 # -- stored prices ----------------------------------------------------------------------
@@ -260,10 +271,10 @@ def _cursor(conn: sqlite3.Connection) -> sqlite3.Cursor:
     return cur
 
 
-def price_closed_session(conn: sqlite3.Connection, book: TariffBook,
-                         session_id: str) -> int | None:
+def price_closed_session(store: HubStore, session_id: str) -> int | None:
     """Price a session that just closed (ingest); returns its amount (None: unpriced)."""
-    fp, tariffs = book.current(conn)
+    fp, tariffs = current_tariffs(store)
+    conn = store.conn
     row = _cursor(conn).execute(f"{_INPUTS}WHERE s.session_id = ? AND s.status = 'closed'",
                                 (session_id,)).fetchone()
     if row is None:
@@ -305,7 +316,7 @@ def _reprice(store: HubStore, clauses: list[str], args: list[Any],
              current_category: bool) -> tuple[int, int, int, int, str]:
     """(sessions seen, changed, delta in cents, priced with an amount, fingerprint)."""
     conn = store.conn
-    fp, tariffs = stored_fingerprint(conn), load_tariffs(conn)
+    fp, tariffs = stored_fingerprint(store), load_tariffs(store)
     seen = changed = delta = with_amount = 0
     for rows in _batches(conn, clauses, args):
         updates = []
@@ -321,7 +332,7 @@ def _reprice(store: HubStore, clauses: list[str], args: list[Any],
             updates.append((*new, row["session_id"]))
         conn.executemany(_UPDATE, updates)
     if changed:
-        _bump_data_version(conn)
+        bump_data_version(store)
     return seen, changed, delta, with_amount, fp
 
 
@@ -343,11 +354,11 @@ def reprice_sessions(store: HubStore, since: datetime | None = None, *,
     if member is not None:
         clauses.append("s.member_id = ?")
         args.append(member)
-    with store.db.atomic():
+    with store.atomic():
         seen, changed, delta, _priced_n, fp = _reprice(store, clauses, args,
                                                       current_categories)
         result = Repricing(since, seen, changed, delta, fp)
-        _audit(store, actor, SESSIONS_REPRICED, member or "sessions",
+        audit.record(store, actor, SESSIONS_REPRICED, member or "sessions",
                {"since": iso(since) if since else None, "member": member,
                 "current_categories": current_categories, "sessions": seen,
                 "changed": changed, "delta_cents": delta, "tariffs": fp,
@@ -361,7 +372,7 @@ def reprice_sessions(store: HubStore, since: datetime | None = None, *,
 def price_unpriced(store: HubStore) -> int:
     """Price closed sessions that were never priced (rows from before stored prices, or
     written by another tool); returns how many got an amount."""
-    with store.db.atomic():
+    with store.atomic():
         return _reprice(store, ["s.priced_with IS NULL"], [], False)[3]
 
 
@@ -374,13 +385,12 @@ def install_tariffs(store: HubStore, tariffs: Iterable[Tariff], *,
     removed cannot price differently; they only learn the new set's fingerprint. Returns
     the re-pricing, or None when the set was already installed.
     """
-    conn = store.conn
-    with store.db.atomic():
+    with store.atomic():
         change = sync_tariffs(store, tariffs, actor=actor)
         result = None
         if change.changed:
             if change.since is not None:
-                conn.execute("UPDATE sessions SET priced_with = ? WHERE status = 'closed' "
+                store.conn.execute("UPDATE sessions SET priced_with = ? WHERE status = 'closed' "
                              "AND priced_with = ? AND started_at < ?",
                              (change.new, change.old, iso(change.since)))
             result = reprice_sessions(store, change.since, actor=actor,
@@ -389,9 +399,9 @@ def install_tariffs(store: HubStore, tariffs: Iterable[Tariff], *,
     return result
 
 
-def stale_sessions(conn: sqlite3.Connection) -> int:
+def stale_sessions(store: HubStore) -> int:
     """Closed sessions not priced with the tariff table as it is (0 when consistent)."""
-    return int(conn.execute(
+    return int(store.conn.execute(
         "SELECT count(*) FROM sessions WHERE status = 'closed' "
         "AND (priced_with IS NULL OR priced_with != ?)",
-        (stored_fingerprint(conn),)).fetchone()[0])
+        (stored_fingerprint(store),)).fetchone()[0])

@@ -13,7 +13,7 @@ import sys
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.hub import audit
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 
 
 def add_arguments(s: argparse.ArgumentParser) -> None:

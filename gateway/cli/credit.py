@@ -11,10 +11,12 @@ import argparse
 import sys
 from decimal import Decimal, InvalidOperation
 
+from gateway.billing.credit import add_credit, balance, members_with_credit
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.contract import utcnow
-from gateway.hub.store import HubStore
+from gateway.hub import members
+from gateway.hub.db import HubStore
 from gateway.policies.tariffs import format_money
 
 
@@ -49,19 +51,15 @@ def run(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            known = store.conn.execute("SELECT 1 FROM members WHERE id = ?",
-                                       (args.member,)).fetchone()
-            if not known:
+            if not members.exists(store, args.member):
                 print(f"error: no member {args.member!r}", file=sys.stderr)
                 return 2
-            store.add_credit(args.member, cents, at=utcnow(), note=args.note, by=args.by)
+            add_credit(store, args.member, cents, at=utcnow(), note=args.note, by=args.by)
             print(f"{args.member}: {format_money(cents)} added, balance "
-                  f"{format_money(store.balance(args.member))}")
+                  f"{format_money(balance(store, args.member))}")
             return 0
-        rows = store.conn.execute(
-            "SELECT DISTINCT member_id FROM credit_ledger ORDER BY member_id").fetchall()
-        for (member,) in rows:
-            balance = store.balance(member)
-            flag = "  (negative: a print outlived the credit)" if balance < 0 else ""
-            print(f"{member:<24} {format_money(balance):>12}{flag}")
+        for member in members_with_credit(store):
+            left = balance(store, member)
+            flag = "  (negative: a print outlived the credit)" if left < 0 else ""
+            print(f"{member:<24} {format_money(left):>12}{flag}")
     return 0

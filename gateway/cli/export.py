@@ -24,10 +24,11 @@ from zoneinfo import ZoneInfo
 from gateway.billing.pricing import fingerprint, stored_fingerprint
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config
-from gateway.contract import iso, utcnow
+from gateway.contract import utcnow
+from gateway.hub import sessions
+from gateway.hub.db import HubStore
 from gateway.hub.exports import FORMATS, STATUSES, invoices, invoices_export, usage_export
-from gateway.hub.invoicing import period_of
-from gateway.hub.store import HubStore
+from gateway.hub.invoicing import closed_count, period_of
 from gateway.hub.usage import DIMENSIONS, GRANULARITIES, check
 
 T = TypeVar("T")
@@ -127,15 +128,10 @@ class Progress:
 def _count(store: HubStore, args: argparse.Namespace, start: datetime, end: datetime,
            tz: str) -> int | None:
     if args.what == "usage":
-        return int(store.conn.execute(
-            "SELECT count(*) FROM sessions WHERE status = 'closed' AND started_at >= ? "
-            "AND started_at < ?", (iso(start), iso(end))).fetchone()[0])
+        return sessions.closed_count(store, start, end)
     if args.status != "closed":
         return None
-    first, last = period_of(start, tz), period_of(_last_instant(end), tz)
-    return int(store.conn.execute(
-        "SELECT count(*) FROM invoices WHERE period >= ? AND period <= ?",
-        (first, last)).fetchone()[0])
+    return closed_count(store, period_of(start, tz), period_of(_last_instant(end), tz))
 
 
 def _last_instant(end: datetime) -> datetime:
@@ -169,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     with HubStore(cfg.database) as store:
-        if fingerprint(cfg.tariffs) != stored_fingerprint(store.conn):
+        if fingerprint(cfg.tariffs) != stored_fingerprint(store):
             # Amounts are the stored prices; the hub installs the config's at its start.
             print("warning: the tariffs in the configuration are not those the sessions "
                   "are priced with; restart the hub or run `fabgate reprice` first",

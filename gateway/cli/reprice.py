@@ -21,7 +21,8 @@ from gateway.billing.pricing import Repricing, install_tariffs, reprice_sessions
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.contract import iso
-from gateway.hub.store import HubStore
+from gateway.hub import members
+from gateway.hub.db import HubStore
 from gateway.policies.tariffs import format_money
 
 
@@ -61,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with HubStore(cfg.database) as store:
-        if args.member and not store.conn.execute(
-                "SELECT 1 FROM members WHERE id = ?", (args.member,)).fetchone():
+        if args.member and not members.exists(store, args.member):
             print(f"error: no member {args.member!r}", file=sys.stderr)
             return 2
         installed = install_tariffs(store, cfg.tariffs, actor=args.by)

@@ -15,7 +15,9 @@ import sys
 
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config, load_seed
-from gateway.hub.store import HubStore
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.db import HubStore
+from gateway.hub.seed import import_seed
 
 
 def add_arguments(s: argparse.ArgumentParser) -> None:
@@ -36,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
                   f"groups ({', '.join(sorted(groups))}), got {c.group!r}", file=sys.stderr)
             return 2
     with HubStore(cfg.database) as store:
-        store.sync_catalogue(cfg.groups, cfg.machines)
-        report = store.import_seed(seed, update=args.update)
+        sync_catalogue(store, cfg.groups, cfg.machines)
+        report = import_seed(store, seed, update=args.update)
     print(f"{seed.file}: {report.summary()}"
           + ("" if args.update else " (existing records kept; --update to overwrite)"))
     return 0

@@ -12,11 +12,11 @@ import argparse
 import getpass
 import os
 import sys
-from typing import Any
 
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config
-from gateway.hub.store import HubStore
+from gateway.hub import accounts, members
+from gateway.hub.db import HubStore
 
 
 def add_arguments(s: argparse.ArgumentParser) -> None:
@@ -54,54 +54,48 @@ def read_password(from_stdin: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here: the web package pulls in Flask, which the other commands do not need.
-    from gateway.web import auth
-
     cfg = load_hub_config(args.config)
     actor = _actor()
     try:
         with HubStore(cfg.database) as store:
             if args.user_command == "add":
-                return _add(store, args, actor, auth)
-            return _passwd(store, args, actor, auth)
+                return _add(store, args, actor)
+            return _passwd(store, args, actor)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
-def _add(store: HubStore, args: argparse.Namespace, actor: str, auth: Any) -> int:
+def _add(store: HubStore, args: argparse.Namespace, actor: str) -> int:
     if args.group and "trainer" not in args.role:
         raise ValueError("--group goes with --role trainer")
     if "trainer" in args.role and not args.group:
         raise ValueError("--role trainer needs --group (the certification group)")
-    email = auth.normalise_email(args.email)
-    row = store.conn.execute("SELECT member_id, email FROM accounts WHERE member_id = ? "
-                             "OR email = ?", (args.member, email)).fetchone()
+    email = accounts.normalise_email(args.email)
+    row = accounts.find_account(store, member_id=args.member, email=email)
     if row is not None and (row[0] != args.member or row[1] != email):
         raise ValueError(f"member {row[0]!r} already has the account {row[1]!r}")
     if row is None:
-        member = store.conn.execute("SELECT email FROM members WHERE id = ?",
-                                    (args.member,)).fetchone()
-        if member is not None and member[0] and member[0].strip().lower() != email:
-            print(f"note: the member record of {args.member} says {member[0]}",
+        recorded = members.email_of(store, args.member)
+        if recorded and recorded.strip().lower() != email:
+            print(f"note: the member record of {args.member} says {recorded}",
                   file=sys.stderr)
         password = read_password(args.password_stdin)
-        auth.create_account(store, args.member, email, actor=actor, password=password)
+        accounts.create_account(store, args.member, email, actor=actor, password=password)
         print(f"account {email} created for member {args.member}")
     for role in args.role:
         group = args.group if role == "trainer" else None
-        granted = auth.grant_role(store, args.member, role, group, actor=actor)
+        granted = accounts.grant_role(store, args.member, role, group, actor=actor)
         where = f" on {group}" if group else ""
         print(f"{email}: role {role}{where} {'granted' if granted else 'already held'}")
     return 0
 
 
-def _passwd(store: HubStore, args: argparse.Namespace, actor: str, auth: Any) -> int:
-    email = auth.normalise_email(args.email)
-    row = store.conn.execute("SELECT member_id FROM accounts WHERE email = ?",
-                             (email,)).fetchone()
-    if row is None:
+def _passwd(store: HubStore, args: argparse.Namespace, actor: str) -> int:
+    email = accounts.normalise_email(args.email)
+    member_id = accounts.member_of_email(store, email)
+    if member_id is None:
         raise ValueError(f"no account {email!r} (fabgate user add creates one)")
-    auth.set_password(store, row[0], read_password(args.password_stdin), actor=actor)
+    accounts.set_password(store, member_id, read_password(args.password_stdin), actor=actor)
     print(f"password of {email} set")
     return 0

@@ -127,8 +127,8 @@ DEMO_ACCOUNTS = [
 
 def _demo_accounts(cfg: HubConfig, data: Path) -> str:
     """Create the demo's accounts once; their shared password is kept in the data dir."""
-    from gateway.hub.store import HubStore
-    from gateway.web.auth import create_account, grant_role
+    from gateway.hub.accounts import create_account, grant_role
+    from gateway.hub.db import HubStore
 
     path = data / "demo-password"
     if not path.exists():
@@ -151,11 +151,12 @@ def _write_history(cfg: HubConfig, year: int) -> None:
     """A past year of activity, priced, so the reports and invoices have something to show."""
     from gateway.billing.pricing import install_tariffs
     from gateway.demo.year import generate_year
-    from gateway.hub.store import HubStore
+    from gateway.hub.catalogue import sync_catalogue
+    from gateway.hub.db import HubStore
 
     generate_year(cfg.database, year)
     with HubStore(cfg.database) as store:
-        store.sync_catalogue(cfg.groups, cfg.machines)
+        sync_catalogue(store, cfg.groups, cfg.machines)
         install_tariffs(store, cfg.tariffs, actor="demo")
 
 

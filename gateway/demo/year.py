@@ -5,7 +5,8 @@ a year: seasons, a summer closure, a busy laser, school groups on the printer,
 associations on the embroidery machine, members joining at the start of the school year,
 certifications given before first use, projects and jobs. Everything comes from one
 seeded ``random.Random``, so the same (year, seed) gives the same database, and rows go
-in with ``executemany`` in one transaction, so a year takes about a second.
+in with ``executemany`` (the hub modules' bulk inserts) in one transaction, so a year
+takes about a second.
 
 Sessions are placed machine by machine, day by day, inside the site's opening hours and
 never overlapping on one machine; a session may run past closing time, as a print does.
@@ -26,7 +27,13 @@ from zoneinfo import ZoneInfo
 from gateway.config import GroupConfig, MachineConfig, load_seed
 from gateway.contract import iso
 from gateway.demo.site import GROUPS, MACHINES, OPENING_HOURS, TIMEZONE
-from gateway.hub.store import HubStore
+from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.certifications import add_certifications
+from gateway.hub.db import HubStore
+from gateway.hub.jobs import add_jobs
+from gateway.hub.members import add_badges, add_members, add_projects, mark_staff
+from gateway.hub.seed import import_seed
+from gateway.hub.sessions import add_closed_sessions
 from gateway.permissions import parse_opening_hours
 from gateway.policies.metering import billable_minutes, split_minutes
 
@@ -263,38 +270,21 @@ def generate_year(db_path: Path | str, year: int, *, seed: int = 2026,
 
     certifications = _certifications(rng, first_use, people, staff, validity, year)
     with HubStore(db_path) as store:
-        store.sync_catalogue(
+        sync_catalogue(
+            store,
             [GroupConfig(g["id"], g["name"], g["default_validity_months"]) for g in GROUPS],
             [MachineConfig(m["id"], m["name"], m["kind"], m["group"], m["min_level"])
              for m in MACHINES])
-        store.import_seed(load_seed(_demo_seed()))
-        conn = store.conn
-        with store.db.atomic():
-            conn.executemany(
-                "INSERT OR IGNORE INTO members (id, name, category, status, membership_end, "
-                "staff, email, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", member_rows)
-            conn.executemany("UPDATE members SET staff = 1 WHERE id = ?",
-                             [(s,) for s in staff])
-            conn.executemany(
-                "INSERT OR IGNORE INTO badges (uid, member_id) VALUES (?, ?)",
-                [(f"B{year % 100:02d}{i:05X}", r[0]) for i, r in enumerate(member_rows)])
-            conn.executemany("INSERT OR IGNORE INTO projects (id, member_id, name) "
-                             "VALUES (?, ?, ?)", project_rows)
-            conn.executemany(
-                "INSERT OR IGNORE INTO certifications (member_id, group_id, level, "
-                "certified_by, certified_at, expires_at, revoked_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", certifications)
-            conn.executemany(
-                "INSERT OR IGNORE INTO sessions (session_id, node, machine_id, member_id, "
-                "badge_uid, project_id, started_at, ended_at, duration_s, billable_minutes, "
-                "end_reason, status, first_event_at, busy_s, idle_s, busy_minutes, "
-                "idle_minutes, jobs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?)", sessions)
-            conn.executemany(
-                "INSERT OR IGNORE INTO jobs (job_id, node, machine_id, session_id, member_id,"
-                " project_id, name, state, progress, time_left_s, detail, started_at, "
-                "ended_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                jobs)
+        import_seed(store, load_seed(_demo_seed()))
+        with store.atomic():
+            add_members(store, member_rows)
+            mark_staff(store, staff)
+            add_badges(store, [(f"B{year % 100:02d}{i:05X}", r[0])
+                               for i, r in enumerate(member_rows)])
+            add_projects(store, project_rows)
+            add_certifications(store, certifications)
+            add_closed_sessions(store, sessions)
+            add_jobs(store, jobs)
     return YearSummary(len(member_rows), len(sessions), len(jobs), len(project_rows),
                        len(certifications), sum(s[8] for s in sessions) / 3600)
 

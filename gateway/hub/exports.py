@@ -30,8 +30,9 @@ from zoneinfo import ZoneInfo
 
 from gateway.billing.pricing import has_tariffs
 from gateway.contract import iso, parse_iso
+from gateway.hub.db import HubStore
 from gateway.hub.invoicing import Invoice, build_drafts, closed_invoices, is_closed, next_period
-from gateway.hub.store import HubStore
+from gateway.hub.sessions import session_rows
 from gateway.hub.usage import _seconds, _when, columns, usage_rows
 from gateway.policies.metering import billable_minutes
 
@@ -174,14 +175,14 @@ def usage_export(store: HubStore, start: datetime, end: datetime, *, granularity
 
     ``sessions`` may wrap the session stream (the CLI counts rows for its progress bar).
     """
-    amounts = has_tariffs(store.conn)
+    amounts = has_tariffs(store)
     if granularity == "minute" and not group_by and fmt != "json":
         rows: Iterator[Any] = _minute_source(store, start, end, filters or {})
         if sessions is not None:
             rows = sessions(rows)
         yield from _minute_lines(rows, fmt, tz, amounts)
         return
-    stream = store.session_rows(start, end, **(filters or {}))
+    stream = session_rows(store, start, end, **(filters or {}))
     if sessions is not None:
         stream = sessions(stream)
     price = _stored_amount if amounts else None

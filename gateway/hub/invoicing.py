@@ -43,13 +43,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.contract import iso, parse_iso
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 from gateway.policies.tariffs import vat
 
 __all__ = [
     "GENESIS", "Invoice", "InvoiceLine", "Payers", "SessionCharge", "build_drafts",
-    "charge_of", "close_period", "closed_invoices", "closed_periods", "invoice_by_number",
-    "is_closed", "next_period", "parse_period", "period_bounds", "period_of", "set_paid_by",
+    "chain_head", "charge_of", "close_period", "closed_count", "closed_invoices",
+    "closed_periods", "invoice_by_number",
+    "is_closed", "next_period", "parse_period", "period_bounds", "period_of",
     "upsert_organisation", "verify_chain",
 ]
 
@@ -116,17 +117,11 @@ def upsert_organisation(store: HubStore, org_id: str, name: str, kind: str = "ot
     if kind not in ORGANISATION_KINDS:
         raise ValueError(f"organisation kind must be one of {', '.join(ORGANISATION_KINDS)}, "
                          f"got {kind!r}")
-    with store.db.atomic():
+    with store.atomic():
         store.conn.execute(
             "INSERT INTO organisations (id, name, kind, email) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind, "
             "email = excluded.email", (org_id, name, kind, email))
-
-
-def set_paid_by(store: HubStore, member_id: str, org_id: str | None) -> None:
-    """Future sessions of the member are billed to the organisation (None: to them)."""
-    with store.db.atomic():
-        store.conn.execute("UPDATE members SET paid_by = ? WHERE id = ?", (org_id, member_id))
 
 
 # -- charges ---------------------------------------------------------------------------
@@ -534,6 +529,21 @@ def closed_invoices(store: HubStore, first: str | None = None, last: str | None 
             yield Invoice.from_content(json.loads(r[0]), r[1])
     finally:
         cur.close()
+
+
+def closed_count(store: HubStore, first: str, last: str) -> int:
+    """Closed documents of periods [first, last]: the size of an invoice export."""
+    return int(store.conn.execute(
+        "SELECT count(*) FROM invoices WHERE period >= ? AND period <= ?",
+        (first, last)).fetchone()[0])
+
+
+def chain_head(store: HubStore) -> tuple[str, str] | None:
+    """(number, hash) of the last closed document: keep it elsewhere to notice a rewrite
+    of that document together with its hash."""
+    row = store.conn.execute("SELECT number, hash FROM invoices ORDER BY seq DESC "
+                             "LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def invoice_by_number(store: HubStore, number: str) -> Invoice | None:

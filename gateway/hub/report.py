@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway.contract import iso
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 from gateway.permissions import OpeningHours, opening_hours_to_dict
 
 # The categories of the hub, in the order a report lists them; categories found in the

@@ -42,9 +42,11 @@ from gateway.contract import (
     encode_enrolment,
     utcnow,
 )
-from gateway.hub.ingest import ingest_messages
+from gateway.hub import catalogue, enrolment, presence, snapshots
+from gateway.hub.db import HubStore, data_version
+from gateway.hub.events.ingest import ingest_messages
 from gateway.hub.lock import HubLock
-from gateway.hub.store import HubStore
+from gateway.hub.seed import import_seed
 from gateway.mqtt import MqttLink, Will
 from gateway.permissions import load_private_key, sign_snapshot, write_keypair
 from gateway.sdnotify import Watchdog
@@ -102,12 +104,12 @@ class HubService:
         store = HubStore(cfg.database)
         try:
             # Every start moves the epoch on, so a database restored from a backup still
-            # issues snapshots that nodes take as newer (see HubStore.advance_epoch).
-            self.epoch = store.advance_epoch(utcnow())
-            store.sync_catalogue(list(cfg.groups), list(cfg.machines))
+            # issues snapshots that nodes take as newer (see snapshots.advance_epoch).
+            self.epoch = snapshots.advance_epoch(store, utcnow())
+            catalogue.sync_catalogue(store, list(cfg.groups), list(cfg.machines))
             if cfg.seed:
                 # Create-missing only: the database, not the seed, owns existing records.
-                report = store.import_seed(load_seed(cfg.seed))
+                report = import_seed(store, load_seed(cfg.seed))
                 if report.created:
                     log.info("seed %s: %s", cfg.seed, report.summary())
             # The configured tariffs into the database; a changed set re-prices sessions.
@@ -257,7 +259,7 @@ class HubService:
         return batch
 
     def _ingest_batch(self, store: HubStore, batch: list[tuple[str, bytes]]) -> None:
-        """Store a batch, then acknowledge what committed (see gateway.hub.ingest).
+        """Store a batch, then acknowledge what committed (see gateway.hub.events.ingest).
 
         Nothing a message does may end this thread: anything ingest itself lets through
         is logged here and the batch is not acknowledged (nodes send it again)."""
@@ -303,12 +305,12 @@ class HubService:
                     continue
                 now = utcnow()
                 seen_enrolment = self._publish_enrolment(store, now, seen_enrolment, forced)
-                version = store.data_version()
-                presence = store.staff_present_until(now)
+                version = data_version(store)
+                present_until = presence.staff_present_until(store, now)
                 due = last_publish is None or time.monotonic() - last_publish >= refresh
-                if forced or due or version != seen_version or presence != seen_presence:
-                    self.publish_snapshots(store, now, presence)
-                    seen_version, seen_presence = version, presence
+                if forced or due or version != seen_version or present_until != seen_presence:
+                    self.publish_snapshots(store, now, present_until)
+                    seen_version, seen_presence = version, present_until
                     last_publish = time.monotonic()
                 beat(ok=True)
         finally:
@@ -317,7 +319,7 @@ class HubService:
     def _publish_enrolment(self, store: HubStore, now: datetime, seen: object,
                            forced: bool) -> object:
         """Keep the retained enrolment window in step with the database (and its end)."""
-        pending = store.pending_enrolment(now)
+        pending = enrolment.pending_enrolment(store, now)
         key = (pending or {}).get("request_id")
         if key == seen and not forced:
             return seen
@@ -328,13 +330,13 @@ class HubService:
         return key
 
     def publish_snapshots(self, store: HubStore, now: datetime,
-                          presence: datetime | None) -> int:
+                          present_until: datetime | None) -> int:
         n = 0
-        for machine in store.machine_ids():
-            snap = store.build_snapshot(
-                machine, now=now, version=store.next_snapshot_version(),
+        for machine in catalogue.machine_ids(store):
+            snap = snapshots.build_snapshot(
+                store, machine, now=now, version=snapshots.next_snapshot_version(store),
                 validity=self.cfg.snapshot_validity, timezone=self.cfg.timezone,
-                opening_hours=self.cfg.opening_hours, staff_present_until=presence,
+                opening_hours=self.cfg.opening_hours, staff_present_until=present_until,
                 site=self.cfg.site, epoch=self.epoch)
             if self.link.publish(self.topics.snapshot(machine), sign_snapshot(snap, self.key),
                                  retain=True) is not None:

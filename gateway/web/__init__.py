@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, current_app, g
 
 from gateway.config import HubConfig
-from gateway.hub.store import HubStore
+from gateway.hub.db import HubStore
 
 StoreFactory = Callable[[], HubStore]
 HealthReport = Callable[[], dict[str, Any]]

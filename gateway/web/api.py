@@ -19,6 +19,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from gateway.contract import utcnow
 from gateway.hub.exports import FORMATS, chunked, usage_export
+from gateway.hub.jobs import recent_jobs
+from gateway.hub.machine_state import machines_live
+from gateway.hub.sessions import recent_sessions
 from gateway.hub.usage import DIMENSIONS, GRANULARITIES
 from gateway.web import get_store, hub_config, store_opener
 from gateway.web.auth import public
@@ -137,7 +140,7 @@ def usage() -> Response:
 @public
 @scope("machines")
 def machines() -> Response:
-    return jsonify(machines=get_store().machines_live())
+    return jsonify(machines=machines_live(get_store()))
 
 
 def _listing_args() -> dict[str, Any]:
@@ -156,7 +159,7 @@ def _listing_args() -> dict[str, Any]:
 @public
 @scope("sessions")
 def sessions() -> Response:
-    return jsonify(sessions=get_store().sessions(**_listing_args()))
+    return jsonify(sessions=recent_sessions(get_store(), **_listing_args()))
 
 
 @api.get("/jobs")
@@ -165,4 +168,4 @@ def sessions() -> Response:
 def jobs() -> Response:
     """Jobs with their member, project and machine, newest first."""
     machine = request.args.get("machine") or None
-    return jsonify(jobs=get_store().jobs(machine=machine, **_listing_args()))
+    return jsonify(jobs=recent_jobs(get_store(), machine=machine, **_listing_args()))

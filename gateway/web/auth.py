@@ -20,6 +20,9 @@ CSRF: a random token per session, checked on every unsafe method of every view t
 use the cookie. Requests that carry ``Authorization: Bearer`` are exempt and are never
 authenticated by the cookie (browsers do not attach such headers on their own), and so
 are API views (public for cookies, guarded by bearer scopes in ``tokens.py``).
+
+Accounts themselves (users, roles, passwords, the log-in lock-out) are the hub's
+(``gateway.hub.accounts``): this module only carries them over HTTP.
 """
 
 from __future__ import annotations
@@ -29,17 +32,13 @@ import hmac
 import logging
 import os
 import secrets
-import sqlite3
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from flask import (
     Blueprint,
     Flask,
@@ -59,33 +58,31 @@ from markupsafe import Markup
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
 
-from gateway.contract import iso, utcnow
-from gateway.hub import audit
-from gateway.hub.store import HubStore
+from gateway.contract import utcnow
+from gateway.hub.accounts import (
+    MIN_PASSWORD,
+    ROLES,
+    LoginLocked,
+    User,
+    authenticate,
+    check_new_password,
+    load_user,
+    password_hash,
+    set_password,
+)
 from gateway.web import get_store, hub_config
 from gateway.web.i18n import choose_language, translator
 
 log = logging.getLogger("fabgate.web.auth")
 
-ROLES: Final = ("member", "trainer", "fabmanager", "accountant", "admin")
-STORED_ROLES: Final = ("trainer", "fabmanager", "accountant", "admin")
 PUBLIC: Final = "public"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Flask's own static route: serving the stylesheet needs no declaration of ours.
 FRAMEWORK_PUBLIC: Final = frozenset({"static"})
 
-MAX_FAILURES = 5
-LOCK_TIME = timedelta(minutes=15)
-FAILURE_WINDOW = timedelta(minutes=15)
-MIN_PASSWORD = 12
-MAX_PASSWORD = 1024  # Argon2 hashes anything, but a megabyte "password" is an attack
 SESSION_LIFETIME = timedelta(hours=12)
 SECRET_FILE = "web-secret.key"
 COOKIE_NAME = "fabgate_session"
-
-# argon2-cffi's defaults are RFC 9106's second recommended profile (Argon2id, 64 MiB);
-# raising them later makes ``check_needs_rehash`` upgrade each hash at the next log-in.
-hasher = PasswordHasher()
 
 V = TypeVar("V", bound=Callable[..., Any])
 Declaration = frozenset[str] | str
@@ -132,52 +129,17 @@ def view_scope(app: Flask, endpoint: str | None) -> str | None:
     return getattr(app.view_functions.get(endpoint), "fabgate_scope", None)
 
 
-# -- users --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class User:
-    member_id: str
-    name: str
-    email: str
-    roles: frozenset[str]
-    trainer_groups: frozenset[str]
-
-    def has(self, *roles: str) -> bool:
-        """True if the account holds any of ``roles``; admins hold them all."""
-        return "admin" in self.roles or any(r in self.roles for r in roles)
-
-    def trains(self, group_id: str) -> bool:
-        """May certify members on this group (trainers up to level 2; fabmanagers and
-        admins on every group)."""
-        return group_id in self.trainer_groups or self.has("fabmanager")
-
-
-def load_user(conn: sqlite3.Connection, member_id: str) -> User | None:
-    row = conn.execute(
-        "SELECT a.member_id, a.email, m.name FROM accounts a JOIN members m "
-        "ON m.id = a.member_id WHERE a.member_id = ?", (member_id,)).fetchone()
-    if row is None:
-        return None
-    roles = {"member"}
-    groups = set()
-    for role, group in conn.execute("SELECT role, group_id FROM roles WHERE member_id = ?",
-                                    (member_id,)):
-        roles.add(role)
-        if role == "trainer" and group:
-            groups.add(group)
-    return User(member_id=row[0], name=row[2], email=row[1], roles=frozenset(roles),
-                trainer_groups=frozenset(groups))
-
+# -- the logged-in user -------------------------------------------------------------
 
 def _bearer_presented() -> bool:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     return scheme.lower() == "bearer" and bool(value.strip())
 
 
-def _fingerprint(password_hash: str | None) -> str:
+def _fingerprint(stored_hash: str | None) -> str:
     key = current_app.secret_key
     secret = key if isinstance(key, bytes) else str(key).encode()
-    return hmac.new(secret, (password_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(secret, (stored_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def current_user() -> User | None:
@@ -188,12 +150,10 @@ def current_user() -> User | None:
     user = None
     member_id = session.get("uid")
     if member_id and not _bearer_presented():
-        conn = get_store().conn
-        row = conn.execute("SELECT password_hash FROM accounts WHERE member_id = ?",
-                           (member_id,)).fetchone()
-        if row is not None and hmac.compare_digest(session.get("pw", ""),
-                                                   _fingerprint(row[0])):
-            user = load_user(conn, member_id)
+        store = get_store()
+        if hmac.compare_digest(session.get("pw", ""),
+                               _fingerprint(password_hash(store, member_id))):
+            user = load_user(store, member_id)
         if user is None:
             # Account deleted or password changed elsewhere: this cookie is over.
             session.pop("uid", None)
@@ -348,180 +308,6 @@ auth = Blueprint("auth", __name__)
 auth.record_once(lambda state: install(state.app))
 
 
-# -- log-in throttling --------------------------------------------------------------
-
-def _locked_until(conn: sqlite3.Connection, keys: list[str], now: datetime) -> str | None:
-    marks = ",".join("?" * len(keys))
-    row = conn.execute(f"SELECT max(locked_until) FROM login_throttle WHERE key IN ({marks}) "
-                       f"AND locked_until > ?", (*keys, iso(now))).fetchone()
-    return row[0] if row and row[0] else None
-
-
-def _count_failure(conn: sqlite3.Connection, key: str, now: datetime) -> str | None:
-    """One more failure for ``key``; returns the lock's end if this one locks it."""
-    row = conn.execute("SELECT failures, window_start, locked_until FROM login_throttle "
-                       "WHERE key = ?", (key,)).fetchone()
-    stale = row is None or (row[2] is not None and row[2] <= iso(now)) \
-        or row[1] < iso(now - FAILURE_WINDOW)
-    failures, start = (1, iso(now)) if stale else (row[0] + 1, row[1])
-    locked = iso(now + LOCK_TIME) if failures >= MAX_FAILURES else None
-    conn.execute("INSERT INTO login_throttle (key, failures, window_start, locked_until) "
-                 "VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                 "failures = excluded.failures, window_start = excluded.window_start, "
-                 "locked_until = excluded.locked_until", (key, failures, start, locked))
-    return locked
-
-
-def _throttle_keys(email: str, addr: str | None) -> list[str]:
-    return [f"email:{email}", f"addr:{addr or 'unknown'}"]
-
-
-_DUMMY_HASH: str | None = None
-
-
-def _dummy_hash() -> str:
-    """Verified against when the email is unknown, so both cases take as long."""
-    global _DUMMY_HASH
-    if _DUMMY_HASH is None:
-        _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
-    return _DUMMY_HASH
-
-
-def verify_password(stored: str | None, password: str) -> bool:
-    try:
-        return hasher.verify(stored or _dummy_hash(), password) and stored is not None
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-class LoginLocked(Exception):
-    def __init__(self, until: str) -> None:
-        super().__init__(until)
-        self.until = until
-
-
-def authenticate(store: HubStore, email: str, password: str, addr: str | None,
-                 now: datetime) -> User | None:
-    """Check a log-in attempt, counting failures; raise ``LoginLocked`` while locked.
-
-    A locked email or address is refused before the password is even checked: a
-    correct guess during the lock must not be distinguishable from a wrong one.
-    """
-    conn = store.conn
-    email = normalise_email(email)
-    keys = _throttle_keys(email, addr)
-    until = _locked_until(conn, keys, now)
-    if until:
-        raise LoginLocked(until)
-    row = conn.execute("SELECT member_id, password_hash FROM accounts WHERE email = ?",
-                       (email,)).fetchone()
-    ok = len(password) <= MAX_PASSWORD and verify_password(row[1] if row else None, password)
-    if not ok:
-        with conn:
-            locks = [lock for key in keys if (lock := _count_failure(conn, key, now))]
-            if row is not None:
-                conn.execute("UPDATE accounts SET failed_logins = failed_logins + 1, "
-                             "locked_until = coalesce(?, locked_until) WHERE member_id = ?",
-                             (max(locks) if locks else None, row[0]))
-        log.warning("failed log-in for %r from %s", email, addr)
-        if locks:
-            raise LoginLocked(max(locks))
-        return None
-    with conn:
-        conn.execute("DELETE FROM login_throttle WHERE key = ?", (keys[0],))
-        new_hash = hasher.hash(password) if hasher.check_needs_rehash(row[1]) else row[1]
-        conn.execute("UPDATE accounts SET failed_logins = 0, locked_until = NULL, "
-                     "last_login_at = ?, password_hash = ? WHERE member_id = ?",
-                     (iso(now), new_hash, row[0]))
-    return load_user(conn, row[0])
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
-
-
-# -- accounts, for the command line and the pages -------------------------------------
-
-def check_new_password(password: str) -> str | None:
-    """Why a new password is refused, or None. Length only: composition rules push
-    people to predictable patterns, and log-in is rate-limited anyway."""
-    if len(password) < MIN_PASSWORD:
-        return f"at least {MIN_PASSWORD} characters"
-    if len(password) > MAX_PASSWORD:
-        return f"at most {MAX_PASSWORD} characters"
-    return None
-
-
-def set_password(store: HubStore, member_id: str, password: str, *, actor: str) -> None:
-    problem = check_new_password(password)
-    if problem:
-        raise ValueError(f"password refused: {problem}")
-    conn = store.conn
-    with conn:
-        cur = conn.execute("UPDATE accounts SET password_hash = ?, failed_logins = 0, "
-                           "locked_until = NULL WHERE member_id = ?",
-                           (hasher.hash(password), member_id))
-        if cur.rowcount != 1:
-            raise ValueError(f"no account for member {member_id!r}")
-        audit.record(conn, actor, audit.PASSWORD_CHANGED, member_id, {})
-
-
-def create_account(store: HubStore, member_id: str, email: str, *, actor: str,
-                   password: str | None = None) -> None:
-    """An account for an existing member; ``ValueError`` with the reason otherwise."""
-    conn = store.conn
-    email = normalise_email(email)
-    if "@" not in email:
-        raise ValueError(f"{email!r} is not an email address")
-    if conn.execute("SELECT 1 FROM members WHERE id = ?", (member_id,)).fetchone() is None:
-        raise ValueError(f"no member {member_id!r} (import members first)")
-    if password is not None and (problem := check_new_password(password)):
-        raise ValueError(f"password refused: {problem}")
-    try:
-        with conn:
-            conn.execute("INSERT INTO accounts (member_id, email, password_hash, created_at) "
-                         "VALUES (?, ?, ?, ?)",
-                         (member_id, email, hasher.hash(password) if password else None,
-                          iso(utcnow())))
-            audit.record(conn, actor, audit.ACCOUNT_CREATED, member_id, {"email": email})
-    except sqlite3.IntegrityError as exc:
-        raise ValueError(f"an account already exists for member {member_id!r} or "
-                         f"email {email!r}") from exc
-
-
-def grant_role(store: HubStore, member_id: str, role: str, group_id: str | None, *,
-               actor: str) -> bool:
-    """True if granted, False if the account already had it."""
-    if role not in STORED_ROLES:
-        raise ValueError(f"role {role!r}: expected one of {', '.join(STORED_ROLES)}")
-    if (role == "trainer") != (group_id is not None):
-        raise ValueError("a trainer role names its group (--group), other roles do not")
-    conn = store.conn
-    if group_id is not None and conn.execute("SELECT 1 FROM groups WHERE id = ?",
-                                             (group_id,)).fetchone() is None:
-        raise ValueError(f"no certification group {group_id!r}")
-    with conn:
-        cur = conn.execute("INSERT OR IGNORE INTO roles (member_id, role, group_id) "
-                           "VALUES (?, ?, ?)", (member_id, role, group_id))
-        if cur.rowcount:
-            audit.record(conn, actor, audit.ROLE_GRANTED, member_id,
-                         {"role": role, "group": group_id})
-    return bool(cur.rowcount)
-
-
-def revoke_role(store: HubStore, member_id: str, role: str, group_id: str | None, *,
-                actor: str) -> bool:
-    conn = store.conn
-    with conn:
-        cur = conn.execute("DELETE FROM roles WHERE member_id = ? AND role = ? "
-                           "AND coalesce(group_id, '') = coalesce(?, '')",
-                           (member_id, role, group_id))
-        if cur.rowcount:
-            audit.record(conn, actor, audit.ROLE_REVOKED, member_id,
-                         {"role": role, "group": group_id})
-    return bool(cur.rowcount)
-
-
 # -- views --------------------------------------------------------------------------
 
 def _page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
@@ -559,13 +345,11 @@ def login() -> BaseResponse:
     if user is None:
         return _no_store(Response(*_page("login.html", 401, next=target, email=email,
                                          error=t("auth.bad_credentials"))))
-    row = get_store().conn.execute("SELECT password_hash FROM accounts WHERE member_id = ?",
-                                   (user.member_id,)).fetchone()
     # A fresh session on log-in: nothing set before it (a planted CSRF token) survives.
     session.clear()
     session.permanent = True
     session["uid"] = user.member_id
-    session["pw"] = _fingerprint(row[0])
+    session["pw"] = _fingerprint(password_hash(get_store(), user.member_id))
     csrf_token()
     log.info("log-in: %s (%s)", user.member_id, ", ".join(sorted(user.roles)))
     return redirect(target)
@@ -604,7 +388,5 @@ def account_password() -> BaseResponse:
         return _no_store(Response(*_page("account.html", 400, user=user, error=error,
                                          done=False)))
     set_password(store, user.member_id, new, actor=user.member_id)
-    row = store.conn.execute("SELECT password_hash FROM accounts WHERE member_id = ?",
-                             (user.member_id,)).fetchone()
-    session["pw"] = _fingerprint(row[0])
+    session["pw"] = _fingerprint(password_hash(store, user.member_id))
     return _no_store(Response(*_page("account.html", user=user, error=None, done=True)))

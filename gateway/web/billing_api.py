@@ -16,6 +16,7 @@ from flask import Blueprint, Response, jsonify, request
 from gateway.contract import utcnow
 from gateway.hub.exports import FORMATS, STATUSES, chunked, invoice_json, invoices, invoices_export
 from gateway.hub.invoicing import (
+    chain_head,
     close_period,
     invoice_by_number,
     is_closed,
@@ -135,7 +136,6 @@ def chain() -> Response:
     of the last document together with its hash."""
     store = get_store()
     problems = verify_chain(store)
-    row = store.conn.execute("SELECT number, hash FROM invoices ORDER BY seq DESC "
-                             "LIMIT 1").fetchone()
+    head = chain_head(store)
     return jsonify(intact=not problems, problems=problems,
-                   head={"number": row[0], "hash": row[1]} if row else None)
+                   head={"number": head[0], "hash": head[1]} if head else None)

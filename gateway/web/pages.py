@@ -14,6 +14,9 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from gateway.contract import iso, parse_iso, utcnow
+from gateway.hub.db import data_version
+from gateway.hub.machine_state import machines_live
+from gateway.hub.sessions import recent_sessions
 from gateway.web import get_store, hub_config
 from gateway.web.auth import public
 from gateway.web.i18n import choose_language, translator
@@ -44,7 +47,8 @@ def _context() -> dict[str, Any]:
     tz = cfg.timezone
     return {
         "lang": lang, "t": translator(lang), "site": cfg.site,
-        "machines": store.machines_live(), "sessions": store.sessions(limit=RECENT_SESSIONS),
+        "machines": machines_live(store), "sessions": recent_sessions(store,
+                                                                      limit=RECENT_SESSIONS),
         "hm": lambda v: _local(v, tz, "%H:%M"),
         "dt": lambda v: _local(v, tz, "%d/%m %H:%M"),
         "duration": _duration,
@@ -78,7 +82,7 @@ def healthz() -> tuple[Response, int]:
     body: dict[str, Any] = {"status": "ok", "time": iso(utcnow())}
     healthy = True
     try:
-        body["data_version"] = get_store().data_version()
+        body["data_version"] = data_version(get_store())
         body["database"] = {"ok": True}
     except Exception as exc:  # noqa: BLE001 - any failure means "unhealthy"
         body["database"] = {"ok": False, "error": str(exc)}

@@ -2,10 +2,12 @@
 
 Every change made here reaches the machines through the catalogue triggers (a new
 certification, a blocked badge or a new current project bumps ``meta.data_version`` and
-the hub republishes the snapshots), so the pages only write rows and never talk to the
-nodes. Each change that matters to safety or money (grant, revoke, block, session moved)
-is written to the audit log in the same transaction as the change itself: an audit entry
-for a change that was rolled back, or a change without its entry, would make the log lie.
+the hub republishes the snapshots), so the pages only change rows, through the hub module
+that owns each table (``gateway.hub.members``, ``certifications``, ``sessions``...), and
+never talk to the nodes. Each change that matters to safety or money (grant, revoke,
+block, session moved) is written by those modules to the audit log in the same
+transaction as the change itself: an audit entry for a change that was rolled back, or a
+change without its entry, would make the log lie.
 
 Who may do what is decided twice on purpose: ``@requires`` keeps the wrong roles off a
 route, and the view then checks the finer rule (a trainer only on their own groups and up
@@ -16,7 +18,6 @@ which group or session a request is about.
 from __future__ import annotations
 
 import unicodedata
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -34,12 +35,14 @@ from flask import (
     url_for,
 )
 
-from gateway.contract import iso, parse_iso, utcnow
-from gateway.hub import audit
+from gateway.contract import parse_iso, utcnow
+from gateway.hub import catalogue, certifications, enrolment, sessions
+from gateway.hub import members as hub_members  # the /members view is named members
+from gateway.hub.accounts import User
+from gateway.hub.db import HubStore
 from gateway.hub.invoicing import is_closed, period_bounds, period_of
-from gateway.hub.store import HubStore, add_months
 from gateway.web import get_store, hub_config
-from gateway.web.auth import User, current_user, requires
+from gateway.web.auth import current_user, requires
 from gateway.web.i18n import choose_language, translator
 
 people = Blueprint("people", __name__)
@@ -147,87 +150,24 @@ def _navigation() -> dict[str, Any]:
 # -- queries ---------------------------------------------------------------------------
 
 def _member(store: HubStore, member_id: str) -> dict[str, Any]:
-    row = store.conn.execute("SELECT * FROM members WHERE id = ?", (member_id,)).fetchone()
+    row = hub_members.member(store, member_id)
     if row is None:
         abort(404)
-    return dict(row)
-
-
-def _groups(store: HubStore) -> list[dict[str, Any]]:
-    return [dict(r) for r in store.conn.execute(
-        "SELECT id, name, default_validity_months, lapse_months FROM groups ORDER BY name")]
+    return row
 
 
 def _visible_groups(store: HubStore, user: User) -> list[dict[str, Any]]:
-    groups = _groups(store)
+    groups = catalogue.groups(store)
     return groups if _is_staff(user) else [g for g in groups if g["id"] in user.trainer_groups]
-
-
-def _certifications(store: HubStore, member_id: str, now: datetime,
-                    groups: set[str] | None = None) -> list[dict[str, Any]]:
-    """A member's certifications, newest first, each with its state and lapse date.
-
-    "Lapses on" is when the group's lapse-without-use rule ends the certification: the
-    later of its grant and the member's last session on the group, plus ``lapse_months``.
-    It is shown apart from the expiry because using a machine pushes it back while the
-    expiry stays, and a member should see which of the two comes first.
-    """
-    rows = store.conn.execute(
-        "SELECT c.*, g.name AS group_name, g.lapse_months, tr.name AS certified_by_name, "
-        "(SELECT max(s.started_at) FROM sessions s JOIN machines m ON m.id = s.machine_id "
-        " WHERE m.group_id = c.group_id AND s.member_id = c.member_id) AS last_use "
-        "FROM certifications c JOIN groups g ON g.id = c.group_id "
-        "LEFT JOIN members tr ON tr.id = c.certified_by WHERE c.member_id = ? "
-        "ORDER BY g.name, c.certified_at DESC", (member_id,)).fetchall()
-    now_s = iso(now)
-    out = []
-    for r in rows:
-        c = dict(r)
-        if groups is not None and c["group_id"] not in groups:
-            continue
-        lapses: str | None = None
-        if c["lapse_months"]:
-            since = max(c["certified_at"], c["last_use"] or "")
-            lapses = iso(add_months(parse_iso(since), c["lapse_months"]))
-        c["lapses_at"] = lapses
-        if c["revoked_at"]:
-            c["state"] = "revoked"
-        elif (c["expires_at"] and c["expires_at"] <= now_s) or (lapses and lapses <= now_s):
-            c["state"] = "expired"
-        else:
-            c["state"] = "live"
-        out.append(c)
-    return out
-
-
-def _badges(store: HubStore, member_id: str) -> list[dict[str, Any]]:
-    return [dict(r) for r in store.conn.execute(
-        "SELECT uid, status FROM badges WHERE member_id = ? ORDER BY status, uid",
-        (member_id,))]
-
-
-def _projects(store: HubStore, member_id: str) -> list[dict[str, Any]]:
-    return [dict(r) for r in store.conn.execute(
-        "SELECT id, name, status FROM projects WHERE member_id = ? ORDER BY name, id",
-        (member_id,))]
 
 
 def _sessions(store: HubStore, member_id: str, limit: int = MEMBER_SESSIONS
               ) -> list[dict[str, Any]]:
     """A member's latest sessions, each saying whether it may still change project."""
     tz = hub_config().timezone
-    rows = store.conn.execute(
-        "SELECT s.session_id, s.machine_id, mc.name AS machine_name, s.project_id, "
-        "pj.name AS project_name, s.started_at, s.ended_at, s.duration_s, "
-        "s.billable_minutes, s.status FROM sessions s "
-        "LEFT JOIN machines mc ON mc.id = s.machine_id "
-        "LEFT JOIN projects pj ON pj.id = s.project_id "
-        "WHERE s.member_id = ? ORDER BY s.started_at DESC, s.session_id LIMIT ?",
-        (member_id, limit)).fetchall()
     closed_cache: dict[str, bool] = {}
     out = []
-    for r in rows:
-        s = dict(r)
+    for s in sessions.of_member(store, member_id, limit):
         period = period_of(s["started_at"], tz)
         if period not in closed_cache:
             closed_cache[period] = is_closed(store, period)
@@ -237,14 +177,6 @@ def _sessions(store: HubStore, member_id: str, limit: int = MEMBER_SESSIONS
     return out
 
 
-def _minutes(store: HubStore, member_id: str, start: datetime, end: datetime) -> int:
-    row = store.conn.execute(
-        "SELECT coalesce(sum(billable_minutes), 0) FROM sessions WHERE member_id = ? "
-        "AND status = 'closed' AND started_at >= ? AND started_at < ?",
-        (member_id, iso(start), iso(end))).fetchone()
-    return int(row[0])
-
-
 def _members(store: HubStore, user: User, now: datetime) -> list[dict[str, Any]]:
     """Everyone, with their live level on each group the viewer may see.
 
@@ -252,20 +184,13 @@ def _members(store: HubStore, user: User, now: datetime) -> list[dict[str, Any]]
     and must be found to be certified), but only the levels of their own groups.
     """
     groups = [g["id"] for g in _visible_groups(store, user)]
-    members = [dict(r) for r in store.conn.execute(
-        "SELECT m.id, m.name, m.category, m.status, m.membership_end, "
-        "(SELECT count(*) FROM badges b WHERE b.member_id = m.id AND b.status = 'active') "
-        "AS badges FROM members m ORDER BY m.name, m.id")]
-    levels: dict[str, dict[str, int]] = {}
-    for group in groups:
-        for member_id, (level, expires) in store._best_certifications(group, now).items():
-            if level and (expires is None or expires > iso(now)):
-                levels.setdefault(member_id, {})[group] = level
-    for m in members:
+    everyone = hub_members.roster(store)
+    levels = certifications.live_levels(store, groups, now)
+    for m in everyone:
         m["levels"] = levels.get(m["id"], {})
     # SQLite orders by code point, which puts "Émile" after "Zoé"; people look names up
     # alphabetically, accents aside.
-    return sorted(members, key=lambda m: (_sort_key(m["name"]), m["id"]))
+    return sorted(everyone, key=lambda m: (_sort_key(m["name"]), m["id"]))
 
 
 def _sort_key(name: str) -> str:
@@ -286,11 +211,6 @@ def _check_may_certify(store: HubStore, user: User, member_id: str, group_id: st
             raise Refused("certify.err.trainer_level", max=TRAINER_MAX_LEVEL)
 
 
-def _live_level(store: HubStore, member_id: str, group_id: str, now: datetime) -> int:
-    level, expires = store.certification_expiry(member_id, group_id, now)
-    return level if expires is None or expires > now else 0
-
-
 @dataclass(frozen=True)
 class Grant:
     member_id: str
@@ -304,11 +224,9 @@ def _parse_grant(store: HubStore) -> Grant:
     form = request.form
     member_id = form.get("member_id", "").strip()
     group_id = form.get("group_id", "").strip()
-    if not member_id or store.conn.execute("SELECT 1 FROM members WHERE id = ?",
-                                           (member_id,)).fetchone() is None:
+    if not member_id or not hub_members.exists(store, member_id):
         raise Refused("certify.err.member")
-    group = store.conn.execute("SELECT default_validity_months FROM groups WHERE id = ?",
-                               (group_id,)).fetchone()
+    group = catalogue.group(store, group_id)
     if group is None:
         raise Refused("certify.err.group")
     try:
@@ -319,7 +237,7 @@ def _parse_grant(store: HubStore) -> Grant:
         raise Refused("certify.err.level")
     raw = form.get("validity_months", "").strip()
     try:
-        months = int(raw) if raw else int(group[0])
+        months = int(raw) if raw else int(group["default_validity_months"])
     except ValueError:
         raise Refused("certify.err.validity", max=MAX_VALIDITY_MONTHS) from None
     if not 1 <= months <= MAX_VALIDITY_MONTHS:
@@ -347,23 +265,23 @@ def member(member_id: str) -> str:
     m = _member(store, member_id)
     staff = _is_staff(user)
     visible = None if staff else set(user.trainer_groups)
-    enrolment = None
+    shown = None
     request_id = request.args.get("enrolment", "")
     if staff and request_id:
-        enrolment = store.enrolment_status(request_id, now)
-        if enrolment is not None and enrolment["member_id"] != member_id:
-            enrolment = None
+        window = enrolment.enrolment_status(store, request_id, now)
+        if window is not None and window["member_id"] == member_id:
+            shown = window
     revocable = {g["id"] for g in _visible_groups(store, user)}
     if not staff:
         revocable = {g for g in revocable
-                     if _live_level(store, member_id, g, now) <= TRAINER_MAX_LEVEL}
+                     if certifications.live_level(store, member_id, g, now) <= TRAINER_MAX_LEVEL}
     return render_template("member.html", **_context(
-        member=m, certifications=_certifications(store, member_id, now, visible),
+        member=m, certifications=certifications.of_member(store, member_id, now, visible),
         revocable=revocable if member_id != user.member_id else set(),
-        badges=_badges(store, member_id) if staff else [],
-        projects=_projects(store, member_id) if staff else [],
+        badges=hub_members.badges_of(store, member_id) if staff else [],
+        projects=hub_members.projects_of(store, member_id) if staff else [],
         sessions=_sessions(store, member_id) if staff else [],
-        enrolment=enrolment, enrolment_poll_ms=ENROLMENT_POLL_MS))
+        enrolment=shown, enrolment_poll_ms=ENROLMENT_POLL_MS))
 
 
 @people.post("/members/<member_id>/badges/<uid>/block")
@@ -372,13 +290,7 @@ def block_badge(member_id: str, uid: str) -> Response:
     """Blocking takes effect at the next snapshot, within a second: a lost badge must
     stop opening machines before whoever found it reaches one."""
     store, user = get_store(), _user()
-    with store.db.atomic():
-        cur = store.conn.execute(
-            "UPDATE badges SET status = 'blocked' WHERE uid = ? AND member_id = ? "
-            "AND status = 'active'", (uid, member_id))
-        if cur.rowcount:
-            audit.record(store, user.member_id, "badge.blocked", member_id, {"uid": uid})
-    if cur.rowcount:
+    if hub_members.block_badge(store, member_id, uid, by=user.member_id):
         _say("ok", "badge.blocked", uid=uid)
     else:
         _say("error", "badge.err.not_active", uid=uid)
@@ -389,11 +301,11 @@ def block_badge(member_id: str, uid: str) -> Response:
 @requires("fabmanager", "admin")
 def enrol(member_id: str) -> Response:
     """Opens the enrolment window; the badge itself is attached (and audited as
-    ``badge.enrolled``) by the store when a node reports the tap."""
+    ``badge.enrolled``) by the hub when a node reports the tap."""
     store, user = get_store(), _user()
     _member(store, member_id)
-    request_id = store.create_enrolment(member_id, by=user.member_id, now=utcnow(),
-                                        seconds=ENROLMENT_SECONDS)
+    request_id = enrolment.create_enrolment(store, member_id, by=user.member_id,
+                                            now=utcnow(), seconds=ENROLMENT_SECONDS)
     return redirect(url_for("people.member", member_id=member_id, enrolment=request_id,
                             lang=_lang()) + "#badges")
 
@@ -402,10 +314,10 @@ def enrol(member_id: str) -> Response:
 @requires("fabmanager", "admin")
 def enrolment_fragment(member_id: str, request_id: str) -> Response:
     store = get_store()
-    enrolment = store.enrolment_status(request_id, utcnow())
-    if enrolment is None or enrolment["member_id"] != member_id:
+    window = enrolment.enrolment_status(store, request_id, utcnow())
+    if window is None or window["member_id"] != member_id:
         abort(404)
-    resp = Response(render_template("enrolment.html", **_context(enrolment=enrolment)))
+    resp = Response(render_template("enrolment.html", **_context(enrolment=window)))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -424,13 +336,9 @@ def certify() -> Response | tuple[str, int] | str:
             grant = _parse_grant(store)
             _check_may_certify(store, user, grant.member_id, grant.group_id, grant.level)
             now = utcnow()
-            with store.db.atomic():
-                store.add_certification(
-                    grant.member_id, grant.group_id, grant.level, certified_by=user.member_id,
-                    certified_at=now, expires_at=add_months(now, grant.months), note=grant.note)
-                audit.record(store, user.member_id, "certification.granted", grant.member_id,
-                             {"group": grant.group_id, "level": grant.level,
-                              "validity_months": grant.months, "note": grant.note})
+            until = certifications.grant(store, grant.member_id, grant.group_id, grant.level,
+                                         by=user.member_id, at=now, months=grant.months,
+                                         note=grant.note)
         except Refused as refused:
             error = translator(_lang())(refused.key, **refused.values)
         else:
@@ -438,9 +346,9 @@ def certify() -> Response | tuple[str, int] | str:
             group_name = next((g["name"] for g in groups if g["id"] == grant.group_id),
                               grant.group_id)
             _say("ok", "certify.done", name=m["name"], group=group_name, level=grant.level,
-                 until=add_months(now, grant.months).astimezone(
+                 until=until.astimezone(
                      ZoneInfo(hub_config().timezone)).strftime("%d/%m/%Y"))
-            effective = _live_level(store, grant.member_id, grant.group_id, now)
+            effective = certifications.live_level(store, grant.member_id, grant.group_id, now)
             if effective > grant.level:
                 _say("warning", "certify.higher_kept", level=effective)
             return redirect(url_for("people.member", member_id=grant.member_id, lang=_lang()))
@@ -468,13 +376,9 @@ def revoke(member_id: str, group_id: str) -> Response:
         if not _is_staff(user):
             if not user.trains(group_id):
                 raise Refused("certify.err.not_your_group")
-            if _live_level(store, member_id, group_id, now) > TRAINER_MAX_LEVEL:
+            if certifications.live_level(store, member_id, group_id, now) > TRAINER_MAX_LEVEL:
                 raise Refused("revoke.err.trainer_level")
-        with store.db.atomic():
-            count = store.revoke_certification(member_id, group_id, now)
-            if count:
-                audit.record(store, user.member_id, "certification.revoked", member_id,
-                             {"group": group_id, "certifications": count})
+        count = certifications.revoke(store, member_id, group_id, by=user.member_id, at=now)
     except Refused as refused:
         flash(translator(_lang())(refused.key, **refused.values), "error")
     else:
@@ -490,7 +394,7 @@ def projects() -> str:
     store, user = get_store(), _user()
     m = _member(store, user.member_id)
     return render_template("projects.html", **_context(
-        member=m, projects=_projects(store, user.member_id),
+        member=m, projects=hub_members.projects_of(store, user.member_id),
         sessions=_sessions(store, user.member_id)))
 
 
@@ -502,13 +406,8 @@ def create_project() -> Response:
     if not name or len(name) > MAX_PROJECT_NAME:
         _say("error", "projects.err.name", max=MAX_PROJECT_NAME)
         return redirect(url_for("people.projects", lang=_lang()))
-    project_id = f"p-{uuid.uuid4().hex[:12]}"
-    with store.db.atomic():
-        store.conn.execute("INSERT INTO projects (id, member_id, name) VALUES (?, ?, ?)",
-                           (project_id, user.member_id, name))
-        if request.form.get("current"):
-            store.conn.execute("UPDATE members SET current_project = ? WHERE id = ?",
-                               (project_id, user.member_id))
+    hub_members.create_project(store, user.member_id, name,
+                           current=bool(request.form.get("current")))
     _say("ok", "projects.created", name=name)
     return redirect(url_for("people.projects", lang=_lang()))
 
@@ -520,48 +419,37 @@ def set_current_project() -> Response:
     travels in the snapshot, so the change reaches the nodes by itself."""
     store, user = get_store(), _user()
     project_id = request.form.get("project_id", "").strip() or None
-    if project_id is not None and not _owns_project(store, user.member_id, project_id):
+    if project_id is not None and not hub_members.owns_project(store, user.member_id, project_id):
         _say("error", "projects.err.not_yours")
     else:
-        with store.db.atomic():
-            store.conn.execute("UPDATE members SET current_project = ? WHERE id = ?",
-                               (project_id, user.member_id))
+        hub_members.set_current_project(store, user.member_id, project_id)
         _say("ok", "projects.current_set")
     return redirect(_back(url_for("people.projects", lang=_lang())))
-
-
-def _owns_project(store: HubStore, member_id: str, project_id: str) -> bool:
-    return store.conn.execute("SELECT 1 FROM projects WHERE id = ? AND member_id = ?",
-                              (project_id, member_id)).fetchone() is not None
 
 
 def move_session(store: HubStore, user: User, session_id: str, project_id: str,
                  tz: str) -> dict[str, Any]:
     """Book a closed session to another project of the same member, while its month is
     open; a closed month's invoices are final, so its sessions are too."""
-    row = store.conn.execute("SELECT session_id, member_id, project_id, started_at, status "
-                             "FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+    row = sessions.session(store, session_id)
     if row is None:
         raise Refused("move.err.unknown")
     if row["member_id"] != user.member_id and not _is_staff(user):
         raise Refused("move.err.not_yours")
     if row["status"] != "closed":
         raise Refused("move.err.open")   # the session's end would overwrite the project
-    if not row["member_id"] or not _owns_project(store, row["member_id"], project_id):
+    if not row["member_id"] or not hub_members.owns_project(store, row["member_id"], project_id):
         raise Refused("move.err.project")
     period = period_of(row["started_at"], tz)
     if is_closed(store, period):
         start, _ = period_bounds(period, tz)
         raise Refused("move.err.closed", month=f"{start.month:02d}/{start.year}")
     if row["project_id"] == project_id:
-        return dict(row)
-    with store.db.atomic():
-        store.conn.execute("UPDATE sessions SET project_id = ? WHERE session_id = ?",
-                           (project_id, session_id))
-        audit.record(store, user.member_id, "session.moved", row["member_id"],
-                     {"session_id": session_id, "from": row["project_id"], "to": project_id,
-                      "period": period})
-    return dict(row)
+        return row
+    sessions.move_to_project(store, session_id, project_id, by=user.member_id,
+                             member_id=row["member_id"], from_project=row["project_id"],
+                             period=period)
+    return row
 
 
 @people.post("/sessions/<session_id>/project")
@@ -595,11 +483,12 @@ def me() -> str:
     month = period_of(now, tz)
     m = _member(store, user.member_id)
     return render_template("me.html", **_context(
-        member=m, certifications=_certifications(store, user.member_id, now),
-        projects=_projects(store, user.member_id),
+        member=m, certifications=certifications.of_member(store, user.member_id, now),
+        projects=hub_members.projects_of(store, user.member_id),
         sessions=_sessions(store, user.member_id, limit=20),
-        minutes_month=_minutes(store, user.member_id, *period_bounds(month, tz)),
-        minutes_year=_minutes(store, user.member_id,
-                              *_year_bounds(now.astimezone(ZoneInfo(tz)).year, tz)),
+        minutes_month=sessions.billable_minutes_of(store, user.member_id,
+                                                   *period_bounds(month, tz)),
+        minutes_year=sessions.billable_minutes_of(
+            store, user.member_id, *_year_bounds(now.astimezone(ZoneInfo(tz)).year, tz)),
         month_label=month, year_label=now.astimezone(ZoneInfo(tz)).year))
 

@@ -1,26 +1,18 @@
-"""API tokens: made in the web UI by admins and accountants, checked by the API blueprints.
+"""API tokens over HTTP: the bearer check of the API views and the token pages.
 
-A token is shown once, when it is made, and only its SHA-256 is stored: a copy of the
-database does not hand out access to the API. SHA-256 rather than a slow password hash
-because tokens are 256 random bits, not something a person chose, so there is nothing
-to brute-force, and every API call checks one.
-
-Each API view names the one scope it needs with ``@scope("usage")``; a database token
-must carry that scope. Tokens from the hub's config file carry every scope (they are the
-admin's, and existing integrations keep working). Accountants may only make and revoke
-tokens whose scopes are all billing scopes.
+Tokens themselves (scopes, hashing, creation, revocation) are the hub's
+(``gateway.hub.tokens``). Each API view names the one scope it needs with
+``@scope("usage")``; a database token must carry that scope. Tokens from the hub's
+config file carry every scope (they are the admin's, and existing integrations keep
+working). Accountants may only make and revoke tokens whose scopes are all billing
+scopes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
-import secrets
-import sqlite3
-from collections.abc import Callable, Iterable
-from datetime import timedelta
-from typing import Any, Final, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
@@ -36,19 +28,20 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from gateway.contract import iso, utcnow
-from gateway.hub import audit
+from gateway.contract import utcnow
+from gateway.hub.tokens import (
+    SCOPES,
+    allowed_scopes,
+    create_token,
+    find_token,
+    list_tokens,
+    note_use,
+    revoke_token,
+    token_scopes,
+)
 from gateway.web import get_store, hub_config
 from gateway.web.auth import current_user, requires, view_scope
 from gateway.web.i18n import choose_language, translator
-
-SCOPES: Final = ("usage", "invoices", "machines", "sessions", "jobs", "report")
-BILLING_SCOPES: Final = frozenset({"usage", "invoices", "report"})
-PREFIX = "fgt_"
-MAX_NAME = 80
-# last_used_at is for "is this token still in use?", not an access log: one write a
-# minute per token is enough and keeps API reads from all becoming writes.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 V = TypeVar("V", bound=Callable[..., Any])
 Refusal = tuple[Response, int, dict[str, str]]
@@ -65,10 +58,6 @@ def scope(name: str) -> Callable[[V], V]:
         return view
 
     return mark
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def endpoint_scope() -> str | None:
@@ -103,71 +92,19 @@ def check_bearer(needed: str | None) -> Refusal | None:
         g.fabgate_token = {"source": "config"}
         return None
     store = get_store()
-    row = store.conn.execute("SELECT id, name, scopes, revoked_at, last_used_at "
-                             "FROM api_tokens WHERE token_hash = ?",
-                             (token_hash(presented),)).fetchone()
-    if row is None or row[3] is not None:
+    token = find_token(store, presented)
+    if token is None or token.revoked:
         return _refuse(401, "a valid 'Authorization: Bearer <token>' header is required",
                        'Bearer realm="fabgate", error="invalid_token"')
-    scopes = set(json.loads(row[2]))
+    scopes = token.scopes
     if needed is None or needed not in scopes:
         return _refuse(403, f"this token lacks the scope {needed or 'admin'!r} "
                             f"(it has {', '.join(sorted(scopes)) or 'none'})",
                        f'Bearer realm="fabgate", error="insufficient_scope", '
                        f'scope="{needed or "admin"}"')
-    now = utcnow()
-    if row[4] is None or row[4] < iso(now - LAST_USED_RESOLUTION):
-        with store.conn:
-            store.conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
-                               (iso(now), row[0]))
-    g.fabgate_token = {"source": "database", "id": row[0], "name": row[1]}
+    note_use(store, token, utcnow())
+    g.fabgate_token = {"source": "database", "id": token.id, "name": token.name}
     return None
-
-
-# -- the model ------------------------------------------------------------------------
-
-def create_token(conn: sqlite3.Connection, name: str, scopes: Iterable[str], *,
-                 created_by: str) -> tuple[int, str]:
-    """Store a new token and return ``(id, secret)``; the secret is never stored."""
-    chosen = sorted(set(scopes))
-    name = name.strip()
-    if not name or len(name) > MAX_NAME:
-        raise ValueError(f"a name of 1 to {MAX_NAME} characters")
-    if not chosen or any(s not in SCOPES for s in chosen):
-        raise ValueError(f"scopes among {', '.join(SCOPES)}")
-    secret = PREFIX + secrets.token_urlsafe(32)
-    with conn:
-        cur = conn.execute("INSERT INTO api_tokens (name, token_hash, scopes, created_by, "
-                           "created_at) VALUES (?, ?, ?, ?, ?)",
-                           (name, token_hash(secret), json.dumps(chosen), created_by,
-                            iso(utcnow())))
-        token_id = int(cur.lastrowid or 0)
-        audit.record(conn, created_by, audit.TOKEN_CREATED, f"token:{token_id}",
-                     {"name": name, "scopes": chosen})
-    return token_id, secret
-
-
-def revoke_token(conn: sqlite3.Connection, token_id: int, *, by: str) -> bool:
-    with conn:
-        cur = conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ? "
-                           "AND revoked_at IS NULL", (iso(utcnow()), token_id))
-        if cur.rowcount:
-            audit.record(conn, by, audit.TOKEN_REVOKED, f"token:{token_id}", {})
-    return bool(cur.rowcount)
-
-
-def list_tokens(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT id, name, scopes, created_by, created_at, revoked_at, "
-                        "last_used_at FROM api_tokens ORDER BY revoked_at IS NOT NULL, "
-                        "id DESC").fetchall()
-    return [{"id": r[0], "name": r[1], "scopes": json.loads(r[2]), "created_by": r[3],
-             "created_at": r[4], "revoked_at": r[5], "last_used_at": r[6]} for r in rows]
-
-
-def allowed_scopes(roles: frozenset[str]) -> tuple[str, ...]:
-    if "admin" in roles:
-        return SCOPES
-    return tuple(s for s in SCOPES if s in BILLING_SCOPES)
 
 
 # -- pages --------------------------------------------------------------------------
@@ -181,7 +118,7 @@ def _render(status: int = 200, **values: Any) -> BaseResponse:
     user = current_user()
     assert user is not None
     body = render_template("tokens.html", lang=lang, t=translator(lang), site=cfg.site,
-                           tokens=list_tokens(get_store().conn),
+                           tokens=list_tokens(get_store()),
                            scopes=allowed_scopes(user.roles), **values)
     resp = Response(body, status)
     # The page may hold a secret shown once: never keep it in a cache.
@@ -205,7 +142,7 @@ def token_create() -> BaseResponse:
     if any(s not in allowed_scopes(user.roles) for s in wanted):
         abort(403)
     try:
-        token_id, secret = create_token(get_store().conn, request.form.get("name", ""),
+        token_id, secret = create_token(get_store(), request.form.get("name", ""),
                                         wanted, created_by=user.member_id)
     except ValueError as exc:
         return _render(400, created=None, error=t("tokens.invalid", error=str(exc)))
@@ -217,11 +154,11 @@ def token_create() -> BaseResponse:
 def token_revoke(token_id: int) -> BaseResponse:
     user = current_user()
     assert user is not None
-    conn = get_store().conn
-    row = conn.execute("SELECT scopes FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
-    if row is None:
+    store = get_store()
+    scopes = token_scopes(store, token_id)
+    if scopes is None:
         abort(404)
-    if not set(json.loads(row[0])) <= set(allowed_scopes(user.roles)):
+    if not scopes <= set(allowed_scopes(user.roles)):
         abort(403)
-    revoke_token(conn, token_id, by=user.member_id)
+    revoke_token(store, token_id, by=user.member_id)
     return redirect(url_for("tokens.token_list"))

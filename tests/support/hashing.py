@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import pytest
 from argon2 import PasswordHasher
 
-from gateway.web import auth
+from gateway.hub import accounts
 
 
 def cheap_hasher() -> PasswordHasher:
@@ -28,5 +28,5 @@ def cheap_hashing() -> Iterator[PasswordHasher]:
     """Make the hub hash and check passwords with :func:`cheap_hasher` inside the block."""
     hasher = cheap_hasher()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(auth, "hasher", hasher)
+        mp.setattr(accounts, "hasher", hasher)
         yield hasher

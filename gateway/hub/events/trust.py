@@ -18,15 +18,15 @@ reads the hub's own database and never the sender's word about anyone else:
   the event, not used yet. Windows are not per node: the fabmanager taps the badge on
   whichever machine is at hand, so any node may take the one open window.
 
-A refusal raises :class:`Refused`; gateway.hub.ingest stores the event with the reason,
-records it (gateway.hub.refusals) and acknowledges it, since resending cannot help.
+A refusal raises :class:`Refused`; gateway.hub.events.ingest stores the event with the
+reason, records it (gateway.hub.events.refusals) and acknowledges it, since resending
+cannot help. The rules read the database only through the modules that own its tables.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.contract import (
     BadgeEnrolled,
@@ -41,10 +41,9 @@ from gateway.contract import (
     StaffPresence,
     iso,
 )
-from gateway.hub import refusals
-
-if TYPE_CHECKING:
-    from gateway.hub.store import HubStore
+from gateway.hub import catalogue, certifications, enrolment, jobs, members, sessions
+from gateway.hub.db import HubStore
+from gateway.hub.events import journal, refusals
 
 TRAINER_LEVEL = 3
 # The trainee's certify tap is journaled right before the certification; a few events
@@ -73,7 +72,7 @@ class Gate:
 
     def machine_of(self, node: str) -> str | None:
         if node not in self._machines:
-            self._machines[node] = self.store.machine_of_node(node)
+            self._machines[node] = catalogue.machine_of_node(self.store, node)
         return self._machines[node]
 
     def _own_machine(self, node: str, machine: str, what: str) -> None:
@@ -103,10 +102,8 @@ class Gate:
             return self._enrolment(event, received_at)
         return ALLOW  # taps, boots, rejected snapshots, unknown types: stored only
 
-    def _session_row(self, session_id: str) -> Any:
-        return self.store.conn.execute(
-            "SELECT node, machine_id, status, closed_by FROM sessions WHERE session_id = ?",
-            (session_id,)).fetchone()
+    def _session_row(self, session_id: str) -> dict[str, Any] | None:
+        return sessions.session_owner(self.store, session_id)
 
     def _session_started(self, env: Envelope, ev: SessionStarted) -> str:
         self._own_machine(env.node, ev.machine, "a session start")
@@ -135,21 +132,22 @@ class Gate:
     def _closing_event(self, event_id: str | None) -> SessionEnded | None:
         if event_id is None:
             return None
-        row = self.store.conn.execute("SELECT data FROM events WHERE event_id = ?",
-                                      (event_id,)).fetchone()
-        if row is None:
+        try:
+            data = journal.event_data(self.store, event_id)
+        except ValueError:
+            return None
+        if data is None:
             return None
         try:
-            return SessionEnded.from_data(json.loads(row[0]))
+            return SessionEnded.from_data(data)
         except (ContractError, ValueError):
             return None
 
     def _job(self, env: Envelope, ev: Job) -> str:
         self._own_machine(env.node, ev.machine, "a job")
-        conn = self.store.conn
-        row = conn.execute("SELECT node FROM jobs WHERE job_id = ?", (ev.job_id,)).fetchone()
-        if row is not None and row[0] != env.node:
-            raise Refused(f"job {ev.job_id} belongs to node {row[0]}")
+        owner = jobs.job_node(self.store, ev.job_id)
+        if owner is not None and owner != env.node:
+            raise Refused(f"job {ev.job_id} belongs to node {owner}")
         if ev.session_id is not None:
             session = self._session_row(ev.session_id)
             if session is not None and session["node"] != env.node:
@@ -158,52 +156,40 @@ class Gate:
         return ALLOW
 
     def _staff_presence(self, ev: StaffPresence) -> str:
-        row = self.store.conn.execute("SELECT staff FROM members WHERE id = ?",
-                                      (ev.member_id,)).fetchone()
-        if row is None or not row[0]:
+        if not members.is_staff(self.store, ev.member_id):
             raise Refused(f"{ev.member_id} is not a staff member at this hub")
         return ALLOW
 
     def _certification(self, env: Envelope, ev: CertificationGranted,
                        received_at: datetime) -> str:
         self._own_machine(env.node, ev.machine, "a certification")
-        conn = self.store.conn
-        machine = conn.execute("SELECT group_id, certify_level FROM machines WHERE id = ?",
-                               (ev.machine,)).fetchone()
+        machine = catalogue.machine_info(self.store, ev.machine)
         if machine is None:
             raise Refused(f"machine {ev.machine} is unknown at this hub: no group to certify")
-        if ev.group != machine["group_id"]:
-            raise Refused(f"{ev.machine} is a {machine['group_id']} machine: it may not "
+        if ev.group != machine.group:
+            raise Refused(f"{ev.machine} is a {machine.group} machine: it may not "
                           f"certify for {ev.group}")
-        if ev.level != machine["certify_level"]:
-            raise Refused(f"{ev.machine} certifies at level {machine['certify_level']}, "
+        if ev.level != machine.certify_level:
+            raise Refused(f"{ev.machine} certifies at level {machine.certify_level}, "
                           f"not {ev.level}")
         if ev.trainer_id == ev.member_id:
             raise Refused("a trainer cannot certify themselves")
         now = received_at.astimezone(UTC)
-        level, expires = self.store.certification_expiry(ev.trainer_id, ev.group, now)
+        level, expires = certifications.certification_expiry(self.store, ev.trainer_id,
+                                                             ev.group, now)
         if level < TRAINER_LEVEL or (expires is not None and expires <= now):
             raise Refused(f"{ev.trainer_id} is not a live level-{TRAINER_LEVEL} trainer on "
                           f"{ev.group} at the hub")
-        if conn.execute("SELECT 1 FROM members WHERE id = ?", (ev.member_id,)).fetchone() \
-                is None:
+        if not members.exists(self.store, ev.member_id):
             raise Refused(f"trainee {ev.member_id} is unknown at this hub")
-        tap = conn.execute(
-            "SELECT 1 FROM events WHERE node = ? AND boot = ? AND seq < ? AND seq >= ? "
-            "AND type = 'tap' AND error IS NULL "
-            "AND json_extract(data, '$.action') = 'certify' "
-            "AND json_extract(data, '$.member_id') = ? LIMIT 1",
-            (env.node, env.boot, env.seq, env.seq - CERTIFY_TAP_WINDOW,
-             ev.member_id)).fetchone()
-        if tap is None:
+        if not journal.certify_tap_stored(self.store, env.node, env.boot, env.seq,
+                                          CERTIFY_TAP_WINDOW, ev.member_id):
             raise Refused(f"no certify tap by {ev.member_id} from node {env.node} is stored "
                           f"before this certification")
         return ALLOW
 
     def _enrolment(self, ev: BadgeEnrolled, received_at: datetime) -> str:
-        row = self.store.conn.execute(
-            "SELECT status, created_at, until FROM enrolments WHERE request_id = ?",
-            (ev.request_id,)).fetchone()
+        row = enrolment.enrolment(self.store, ev.request_id)
         at = iso(received_at)
         if row is None:
             raise Refused(f"no enrolment {ev.request_id} was opened at this hub")

@@ -3,9 +3,9 @@
 No message may stop the ingest, so each is handled in isolation, inside its own
 savepoint of the batch's one transaction (one commit per batch keeps ingest fast):
 
-- bad data (the contract refuses it) and refusals (gateway.hub.trust) are stored, recorded
-  (gateway.hub.refusals) and acknowledged when they carry an event id: sending the same
-  bytes again could never make them valid;
+- bad data (the contract refuses it) and refusals (gateway.hub.events.trust) are stored,
+  recorded (gateway.hub.events.refusals) and acknowledged when they carry an event id:
+  sending the same bytes again could never make them valid;
 - an unexpected error (a bug, ``database is locked``, a full disk) rolls back that message
   only, is logged once with its traceback and is *not* acknowledged, so the node sends it
   again once the hub has recovered; the rest of the batch is stored and acknowledged;
@@ -13,7 +13,9 @@ savepoint of the batch's one transaction (one commit per batch keeps ingest fast
   errors), what it held is not acknowledged either, and the rest of the batch goes on in
   a new transaction; a failed commit acknowledges nothing of its transaction.
 
-Acknowledgements are only handed out for transactions that committed.
+Acknowledgements are only handed out for transactions that committed. A checked event
+is applied by the module that owns what it changes (``apply_event``); this one only
+dispatches.
 """
 
 from __future__ import annotations
@@ -21,18 +23,30 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-from gateway.contract import ContractError, Envelope, EnvelopeError, EventData, NodeStatus, Topics
-from gateway.hub import refusals
-from gateway.hub.trust import DUPLICATE, Gate, Refused
-
-if TYPE_CHECKING:
-    from gateway.hub.store import HubStore
+from gateway.contract import (
+    BadgeEnrolled,
+    CertificationGranted,
+    ContractError,
+    Envelope,
+    EnvelopeError,
+    EventData,
+    Job,
+    NodeStatus,
+    SessionEnded,
+    SessionStarted,
+    StaffPresence,
+    Topics,
+)
+from gateway.hub import certifications, enrolment, jobs, machine_state, presence, sessions
+from gateway.hub.db import HubStore
+from gateway.hub.events import journal, refusals
+from gateway.hub.events.trust import DUPLICATE, Gate, Refused
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +113,7 @@ def _run(store: HubStore, items: Sequence[T], handle: Callable[[T], Applied],
     while i < len(items):
         held: list[Applied] = []
         try:
-            with store.db.atomic():
+            with store.atomic():
                 while i < len(items):
                     item = items[i]
                     i += 1
@@ -139,10 +153,14 @@ def ingest_messages(store: HubStore, topics: Topics, batch: Sequence[tuple[str, 
     return _run(store, list(batch), handle, lambda m: f"a message on {m[0]}")
 
 
-def ingest_envelopes(store: HubStore, envelopes: Sequence[Envelope],
+def ingest_envelopes(store: HubStore, envelopes: Iterable[Envelope],
                      received_at: datetime) -> list[str]:
-    """Envelopes already decoded (tests, imports): the ids to acknowledge, in order."""
+    """Envelopes already decoded (tests, imports): store and apply them in one
+    transaction, each in its own savepoint; return every id that may be acknowledged
+    (new, duplicate, bad data or refused alike; not those an unexpected error hit), in
+    order."""
     gate = Gate(store)
+    envelopes = list(envelopes)
 
     def handle(env: Envelope) -> Applied:
         return _event(store, gate, env, f"node/{env.node}/event", received_at)
@@ -159,7 +177,7 @@ def _message(store: HubStore, gate: Gate, topics: Topics, topic: str, payload: b
         if len(node) > 64:
             raise ContractError(f"topic names a node id of {len(node)} characters")
     except ContractError as exc:
-        refusals.record(store.conn, topic=topic, reason=str(exc), received_at=received_at,
+        refusals.record(store, topic=topic, reason=str(exc), received_at=received_at,
                         payload=payload)
         return Applied(refused=True)
     if topic.endswith("/status"):
@@ -168,11 +186,11 @@ def _message(store: HubStore, gate: Gate, topics: Topics, topic: str, payload: b
         env = Envelope.decode(payload)
     except ContractError as exc:
         event_id = exc.event_id if isinstance(exc, EnvelopeError) else None
-        refusals.record(store.conn, topic=topic, reason=str(exc), received_at=received_at,
+        refusals.record(store, topic=topic, reason=str(exc), received_at=received_at,
                         node=node, event_id=event_id, payload=payload)
         return Applied(node=node, ack=[event_id] if event_id else [], refused=True)
     if env.node != node:
-        refusals.record(store.conn, topic=topic, kind=refusals.FORBIDDEN,
+        refusals.record(store, topic=topic, kind=refusals.FORBIDDEN,
                         reason=f"envelope says node {env.node!r}, topic says {node!r}",
                         received_at=received_at, node=node, event_id=env.id,
                         event_type=env.type, payload=payload)
@@ -185,19 +203,18 @@ def _event(store: HubStore, gate: Gate, env: Envelope, topic: str,
     done = Applied(node=env.node, ack=[env.id])
 
     def refuse(reason: str, kind: str, error: str) -> Applied:
-        store.mark_event(env.id, error)
-        refusals.record(store.conn, topic=topic, kind=kind, reason=reason,
+        journal.mark_event(store, env.id, error)
+        refusals.record(store, topic=topic, kind=kind, reason=reason,
                         received_at=received_at, node=env.node, event_id=env.id,
                         event_type=env.type)
         done.refused = True
         return done
 
-    if not store.store_event(env, received_at):
-        owner = store.conn.execute("SELECT node FROM events WHERE event_id = ?",
-                                   (env.id,)).fetchone()
-        if owner is not None and owner[0] != env.node:
-            refusals.record(store.conn, topic=topic, kind=refusals.FORBIDDEN,
-                            reason=f"event id {env.id} is already used by node {owner[0]}",
+    if not journal.store_event(store, env, received_at):
+        owner = journal.event_node(store, env.id)
+        if owner is not None and owner != env.node:
+            refusals.record(store, topic=topic, kind=refusals.FORBIDDEN,
+                            reason=f"event id {env.id} is already used by node {owner}",
                             received_at=received_at, node=env.node, event_id=env.id,
                             event_type=env.type)
             done.refused = True
@@ -214,9 +231,29 @@ def _event(store: HubStore, gate: Gate, env: Envelope, topic: str,
         return refuse(exc.reason, exc.kind, f"{label}: {exc.reason}")
     # Checked and authorised: anything the apply step raises is unexpected, and rolls the
     # whole message back (event row included) through the message's savepoint.
-    store.apply_event(env, event, received_at)
+    apply_event(store, env, event, received_at)
     done.event, done.data = env, event
     return done
+
+
+def apply_event(store: HubStore, env: Envelope, event: EventData | None,
+                received_at: datetime) -> None:
+    """Apply checked, authorised event data (see gateway.hub.events.trust), through the
+    module that owns what it changes (each called through its module, so a test can make
+    one fail where it is defined)."""
+    if isinstance(event, SessionStarted):
+        sessions.session_started(store, env, event)
+    elif isinstance(event, SessionEnded):
+        sessions.session_ended(store, env, event)
+    elif isinstance(event, StaffPresence):
+        presence.record_presence(store, env, event)
+    elif isinstance(event, Job):
+        jobs.record_job(store, env, event)
+    elif isinstance(event, BadgeEnrolled):
+        enrolment.badge_enrolled(store, env, event, received_at)
+    elif isinstance(event, CertificationGranted):
+        certifications.certified_at_machine(store, env, event, received_at)
+    # tap, node.boot, snapshot.rejected and unknown types: stored only.
 
 
 def _status(store: HubStore, gate: Gate, node: str, topic: str, payload: bytes,
@@ -226,12 +263,12 @@ def _status(store: HubStore, gate: Gate, node: str, topic: str, payload: bytes,
         status = NodeStatus.decode(payload)
         gate.check_status(node, status)
     except ContractError as exc:
-        refusals.record(store.conn, topic=topic, reason=str(exc), received_at=received_at,
+        refusals.record(store, topic=topic, reason=str(exc), received_at=received_at,
                         node=node, payload=payload)
         return Applied(node=node, refused=True, status=True)
     except Refused as exc:
-        refusals.record(store.conn, topic=topic, kind=exc.kind, reason=exc.reason,
+        refusals.record(store, topic=topic, kind=exc.kind, reason=exc.reason,
                         received_at=received_at, node=node, payload=payload)
         return Applied(node=node, refused=True, status=True)
-    store.set_node_status(node, status, received_at=received_at)
+    machine_state.set_node_status(store, node, status, received_at=received_at)
     return Applied(node=node, status=True)

@@ -18,11 +18,11 @@ logs each refusal once, at WARNING.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import datetime
 from typing import Any
 
 from gateway.contract import iso
+from gateway.hub.db import HubStore
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ MAX_KEPT_PAYLOAD = 64 * 1024
 _MAX_REASON = 500
 
 
-def record(conn: sqlite3.Connection, *, topic: str, reason: str, received_at: datetime,
+def record(store: HubStore, *, topic: str, reason: str, received_at: datetime,
            kind: str = INVALID, node: str | None = None, event_id: str | None = None,
            event_type: str | None = None, payload: bytes | str | None = None) -> None:
     """Store one refusal (in the caller's transaction) and log it."""
@@ -49,7 +49,7 @@ def record(conn: sqlite3.Connection, *, topic: str, reason: str, received_at: da
     if payload is not None:
         raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
         kept = bytes(raw[:MAX_KEPT_PAYLOAD])
-    conn.execute(
+    store.conn.execute(
         "INSERT INTO rejected_messages (topic, payload, error, received_at, node, event_id, "
         "event_type, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (topic, kept, reason, iso(received_at), node, event_id, event_type, kind))
@@ -58,10 +58,10 @@ def record(conn: sqlite3.Connection, *, topic: str, reason: str, received_at: da
                 about, reason)
 
 
-def by_node(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+def by_node(store: HubStore) -> dict[str, dict[str, Any]]:
     """node -> {count, latest_reason, latest_kind, latest_at}, for the board."""
     out: dict[str, dict[str, Any]] = {}
-    for r in conn.execute(
+    for r in store.conn.execute(
             "SELECT r.node, c.n, r.error, r.kind, r.received_at FROM rejected_messages r "
             "JOIN (SELECT node, count(*) AS n, max(id) AS last FROM rejected_messages "
             "WHERE node IS NOT NULL GROUP BY node) c ON r.id = c.last"):
@@ -70,9 +70,9 @@ def by_node(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     return out
 
 
-def of_node(conn: sqlite3.Connection, node: str, limit: int = 100) -> list[dict[str, Any]]:
+def of_node(store: HubStore, node: str, limit: int = 100) -> list[dict[str, Any]]:
     """A node's refusals, newest first (payload left out)."""
-    rows = conn.execute(
+    rows = store.conn.execute(
         "SELECT id, topic, node, event_id, event_type, kind, error AS reason, received_at "
         "FROM rejected_messages WHERE node = ? ORDER BY id DESC LIMIT ?", (node, limit))
     return [dict(zip([d[0] for d in rows.description], r, strict=True)) for r in rows]
