@@ -25,16 +25,9 @@ from pathlib import Path
 import yaml
 
 from gateway.config import HubConfig, load_hub_config
-from gateway.contract import (
-    ContractError,
-    Topics,
-    decode_status,
-    encode_sim_job,
-    encode_sim_tap,
-    iso,
-    utcnow,
-)
-from gateway.mqtt import MqttLink
+from gateway.contract import ContractError, Topics, decode_status, encode_sim_job, encode_sim_tap
+from gateway.contract.mqtt import MqttLink
+from gateway.core.clock import iso, utcnow
 
 SITE = "demo"
 MACHINES = [
@@ -262,7 +255,7 @@ def print_summary(db_path: Path, since: str) -> None:
     """Usage of this run (sessions started since ``since``), per member."""
     import sqlite_utils
 
-    from gateway.policies.tariffs import format_money
+    from gateway.billing.money import format_money
 
     db = sqlite_utils.Database(db_path)
     rows = list(db.query(

@@ -24,10 +24,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from gateway.config import GroupConfig, MachineConfig, load_seed
-from gateway.contract import iso
+from gateway.core.clock import iso
+from gateway.core.snapshot import parse_opening_hours
 from gateway.demo import GROUPS, MACHINES
 from gateway.hub.store import HubStore
-from gateway.permissions import parse_opening_hours
 from gateway.policies.metering import billable_minutes, split_minutes
 
 TIMEZONE = "Europe/Paris"

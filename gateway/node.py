@@ -57,31 +57,32 @@ from gateway.contract import (
     decode_sim_job,
     decode_sim_tap,
     encode_status,
-    iso,
     loads_object,
     parse_iso,
-    utcnow,
 )
-from gateway.drivers.controllers import SimulatedMachine
-from gateway.drivers.machine import Activity, MachineController, MachineReport
-from gateway.drivers.readers import BadgeReader, SimulatedReader, TapDebouncer
+from gateway.contract.mqtt import MqttLink, Will
+from gateway.contract.signing import SnapshotRejected, verify_snapshot
+from gateway.core.activity import Activity, MachineReport
+from gateway.core.clock import iso, utcnow
+from gateway.core.ids import normalise_uid
+from gateway.core.levels import Level
+from gateway.core.sdnotify import ping_watchdog
+from gateway.core.snapshot import MemberGrant, Snapshot
+from gateway.core.supervise import Beat, Supervisor
+from gateway.drivers.machines.base import MachineController
+from gateway.drivers.readers.base import BadgeReader, TapDebouncer
 from gateway.drivers.relay import Relay
+from gateway.drivers.simulators.machine import SimulatedMachine
 from gateway.journal import Journal, JournalUnavailable
-from gateway.mqtt import MqttLink, Will
-from gateway.permissions import MemberGrant, Snapshot, SnapshotRejected, verify_snapshot
 from gateway.policies import session_rules, trusted_time
 from gateway.policies.access import Action, Decision, MachineState, Reason, decide
 from gateway.policies.jobs import ENDING, JobEvent, JobTracker
 from gateway.policies.metering import BusyMeter, billable_minutes, split_minutes
 from gateway.policies.presence import presence_until, staff_present, staff_toggle
-from gateway.sdnotify import ping_watchdog
-from gateway.supervise import Beat, Supervisor
-from gateway.uids import normalise_uid
 
 log = logging.getLogger(__name__)
 
 RESEND_AFTER_S = 10.0
-TRAINER_LEVEL = 3
 # A trainer enters certify mode by tapping twice: the second tap must come within this
 # long after the reader lets the same card count again (reader.hold_off).
 CERTIFY_DOUBLE_TAP_S = 3.0
@@ -414,7 +415,7 @@ class NodeAgent:
         if self.link:
             self.link.subscribe(self.topics.node_ack(self.cfg.node_id), self._on_ack)
             self.link.subscribe(self.topics.snapshot(self.cfg.machine_id), self._on_snapshot)
-            if isinstance(self.reader, SimulatedReader):
+            if self.reader.injector is not None:
                 self.link.subscribe(self.topics.sim_tap(self.cfg.node_id), self._on_sim_tap)
             if self.simulated_machine is not None:
                 self.link.subscribe(self.topics.sim_job(self.cfg.node_id), self._on_sim_job)
@@ -553,7 +554,7 @@ class NodeAgent:
             self._staff_presence(decision, now)
             if self._entering_certify:
                 self._last_trainer_tap = None
-            elif member.level >= TRAINER_LEVEL:
+            elif member.level >= Level.TRAINER:
                 self._last_trainer_tap = (uid, self.mono())
         self._entering_certify = False
         self._publish_status()
@@ -593,7 +594,7 @@ class NodeAgent:
             self._certify(uid, trainer, who)
             return True
         last = self._last_trainer_tap
-        if (who is not None and snap is not None and who.level >= TRAINER_LEVEL
+        if (who is not None and snap is not None and who.level >= Level.TRAINER
                 and who.status == "active" and last is not None and last[0] == uid
                 and mono - last[1] <= self.cfg.reader.hold_off + CERTIFY_DOUBLE_TAP_S):
             # The second tap still does what a tap does (usually a badge-out: power never
@@ -913,8 +914,8 @@ class NodeAgent:
             return
         if tap_id:
             self._sim_tap_ids[uid] = tap_id
-        assert isinstance(self.reader, SimulatedReader)
-        self.reader.present(uid)
+        assert self.reader.injector is not None
+        self.reader.injector.present(uid)
 
     def _handle_sim_job(self, payload: bytes) -> None:
         try:

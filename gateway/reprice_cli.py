@@ -18,11 +18,11 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.billing.money import format_money
 from gateway.billing.pricing import Repricing, install_tariffs, reprice_sessions
 from gateway.config import load_hub_config
-from gateway.contract import iso
+from gateway.core.clock import iso
 from gateway.hub.store import HubStore
-from gateway.policies.tariffs import format_money
 
 
 def add_parser(subparsers: Any) -> None:

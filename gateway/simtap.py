@@ -11,7 +11,7 @@ import sys
 import threading
 
 from gateway.contract import EV_TAP, ContractError, Envelope, Topics, encode_sim_tap
-from gateway.mqtt import MqttLink
+from gateway.contract.mqtt import MqttLink
 from gateway.policies.access import DENY_REASONS
 
 

@@ -30,7 +30,7 @@ from werkzeug.serving import make_server
 
 from gateway.cli import main as fabgate
 from gateway.config import ApiToken, GroupConfig, HubConfig, MachineConfig, MqttConfig
-from gateway.contract import iso, utcnow
+from gateway.core.clock import iso, utcnow
 from gateway.hub import audit
 from gateway.hub.store import HubStore
 from gateway.web import auth, create_app

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import GroupConfig, MachineConfig
-from gateway.hub.store import HubStore, add_months
+from gateway.core.months import add_months
+from gateway.hub.store import HubStore
 from tests.test_hub_store import T0, env, seed, started
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gateway.billing.pricing import install_tariffs
+from gateway.billing.tariffs import Tariff
 from gateway.config import GroupConfig, MachineConfig
 from gateway.hub.store import HubStore
-from gateway.policies.tariffs import Tariff
 from tests.test_hub_store import T0, ended, seed
 
 LASER_TARIFF = Tariff(valid_from=datetime(2025, 1, 1, tzinfo=UTC), groups=("laser",), rate=50)

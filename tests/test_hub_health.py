@@ -20,11 +20,11 @@ import pytest
 from gateway.broker import MosquittoProcess
 from gateway.config import load_hub_config
 from gateway.contract import Envelope, Topics
+from gateway.core.sdnotify import Watchdog
+from gateway.core.supervise import Supervisor
 from gateway.hub import service as service_mod
 from gateway.hub.service import HubService
 from gateway.hub.store import HubStore
-from gateway.sdnotify import Watchdog
-from gateway.supervise import Supervisor
 from tests.harness import Observer, Site, http_request, poll_until
 
 pytestmark = pytest.mark.integration

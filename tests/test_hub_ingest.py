@@ -20,7 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.broker import MosquittoProcess
 from gateway.config import GroupConfig, MachineConfig, load_hub_config
-from gateway.contract import Envelope, Topics, encode_status, iso
+from gateway.contract import Envelope, Topics, encode_status
+from gateway.core.clock import iso
 from gateway.hub.ingest import ingest_messages
 from gateway.hub.service import HubService
 from gateway.hub.store import HubStore

@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.contract import iso
+from gateway.core.clock import iso
 from gateway.hub.store import HubStore
 from tests.test_hub_store import T0, ended, env, store  # noqa: F401 - the store fixture
 

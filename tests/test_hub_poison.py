@@ -16,7 +16,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.broker import MosquittoProcess
-from gateway.contract import Envelope, iso, utcnow
+from gateway.contract import Envelope
+from gateway.core.clock import iso, utcnow
 from tests.harness import Observer, Site, poll_until
 
 pytestmark = pytest.mark.integration

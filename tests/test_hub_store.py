@@ -19,7 +19,8 @@ from gateway.config import (
     SeedMember,
     SeedProject,
 )
-from gateway.contract import Envelope, iso
+from gateway.contract import Envelope
+from gateway.core.clock import iso
 from gateway.hub.store import HubStore
 
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)

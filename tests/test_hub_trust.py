@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import GroupConfig, MachineConfig
-from gateway.contract import Envelope, Topics, encode_status, iso
+from gateway.contract import Envelope, Topics, encode_status
+from gateway.core.clock import iso
 from gateway.hub.ingest import ingest_messages
 from gateway.hub.store import HubStore
 from tests.test_hub_store import NOW, T0, ended, env, seed, started

@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.broker import MosquittoProcess
 from gateway.contract import Envelope
-from gateway.drivers.tap_socket import send_tap
+from gateway.drivers.readers.simulated import send_tap
 from tests.harness import BACK_AFTER_BROKER_RESTART_S, BADGE, Observer, Site, poll_until
 
 pytestmark = pytest.mark.integration
@@ -306,7 +306,7 @@ def test_trainer_certifies_a_member_at_the_machine(site: Site, observer: Observe
 
 def test_a_badge_is_enrolled_by_tapping_it_on_any_machine(site: Site,
                                                           observer: Observer) -> None:
-    from gateway.contract import utcnow
+    from gateway.core.clock import utcnow
     from gateway.hub.store import HubStore
 
     site.start_hub()

@@ -16,8 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.billing.pricing import install_tariffs
+from gateway.billing.tariffs import Tariff, price_session, select_tariff
 from gateway.config import GroupConfig, MachineConfig, Seed, SeedMember, SeedProject
-from gateway.contract import Envelope, iso, parse_iso
+from gateway.contract import Envelope
+from gateway.core.clock import iso, parse_iso
 from gateway.hub.invoicing import (
     Invoice,
     build_drafts,
@@ -28,7 +30,6 @@ from gateway.hub.invoicing import (
     verify_chain,
 )
 from gateway.hub.store import HubStore
-from gateway.policies.tariffs import Tariff, price_session, select_tariff
 
 TZ = "Europe/Paris"
 NOV = datetime(2026, 11, 3, 17, 0, 5, tzinfo=UTC)

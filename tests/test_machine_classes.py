@@ -12,7 +12,7 @@ import pytest
 
 from gateway.broker import MosquittoProcess
 from gateway.contract import encode_sim_job
-from gateway.drivers.tap_socket import send_tap
+from gateway.drivers.readers.simulated import send_tap
 from tests.harness import BADGE, Observer, Site, poll_until
 
 pytestmark = pytest.mark.integration

@@ -17,18 +17,13 @@ from gpiozero.pins.mock import MockFactory
 
 from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
 from gateway.contract import MAX_DETAIL, MAX_NAME, Envelope, Job
-from gateway.drivers.machine import Activity, MachineReport
-from gateway.drivers.readers import SimulatedReader
+from gateway.contract.signing import generate_key, sign_snapshot
+from gateway.core.activity import Activity, MachineReport
+from gateway.core.snapshot import MachineInfo, MemberGrant, Snapshot
+from gateway.drivers.readers.simulated import SimulatedReader
 from gateway.drivers.relay import GpioRelay
 from gateway.journal import Journal
 from gateway.node import NodeAgent
-from gateway.permissions import (
-    MachineInfo,
-    MemberGrant,
-    Snapshot,
-    generate_key,
-    sign_snapshot,
-)
 
 PIN = 17
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
@@ -380,7 +375,8 @@ def test_non_trainers_cannot_open_certify_mode(agent, clock, mock_pins, cfg) -> 
 
 
 def test_unknown_badge_is_enrolled_while_the_hub_asks(agent, clock, cfg) -> None:
-    from gateway.contract import encode_enrolment, iso
+    from gateway.contract import encode_enrolment
+    from gateway.core.clock import iso
 
     until = clock.wall() + timedelta(seconds=30)
     deliver(agent._on_enrolment, encode_enrolment("req-1", "alice", iso(until)))
@@ -393,7 +389,8 @@ def test_unknown_badge_is_enrolled_while_the_hub_asks(agent, clock, cfg) -> None
 
 
 def test_expired_enrolment_window_is_not_used(agent, clock, cfg) -> None:
-    from gateway.contract import encode_enrolment, iso
+    from gateway.contract import encode_enrolment
+    from gateway.core.clock import iso
 
     deliver(agent._on_enrolment, encode_enrolment("req-1", "alice",
                                               iso(clock.wall() + timedelta(seconds=30))))

@@ -26,19 +26,20 @@ from gpiozero.pins.mock import MockFactory
 
 from gateway.broker import MosquittoProcess
 from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
-from gateway.contract import encode_ack, encode_enrolment, encode_sim_tap, iso
-from gateway.drivers.readers import SimulatedReader
-from gateway.drivers.relay import GpioRelay
-from gateway.journal import Journal
-from gateway.node import NodeAgent
-from gateway.permissions import (
+from gateway.contract import encode_ack, encode_enrolment, encode_sim_tap
+from gateway.contract.signing import (
     MAX_SNAPSHOT_BYTES,
-    Snapshot,
     SnapshotRejected,
     generate_key,
     sign_snapshot,
     verify_snapshot,
 )
+from gateway.core.clock import iso
+from gateway.core.snapshot import Snapshot
+from gateway.drivers.readers.simulated import SimulatedReader
+from gateway.drivers.relay import GpioRelay
+from gateway.journal import Journal
+from gateway.node import NodeAgent
 from tests.harness import Observer, poll_until
 from tests.test_node_agent import ALICE, PIN, T0, Clock, deliver, events, grant, pin_state, tap
 from tests.test_node_agent import snapshot as base_snapshot

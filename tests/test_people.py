@@ -31,11 +31,13 @@ from gateway.config import (
     SeedMember,
     SeedProject,
 )
-from gateway.contract import Envelope, iso, utcnow
+from gateway.contract import Envelope
+from gateway.core.clock import iso, utcnow
+from gateway.core.months import add_months
+from gateway.core.snapshot import Snapshot
 from gateway.hub import audit
 from gateway.hub.invoicing import period_of
-from gateway.hub.store import HubStore, add_months
-from gateway.permissions import Snapshot
+from gateway.hub.store import HubStore
 from gateway.web import auth, create_app
 
 TZ = "Europe/Paris"

@@ -32,13 +32,13 @@ from gateway.billing.pricing import (
     stale_sessions,
     stored_fingerprint,
 )
+from gateway.billing.tariffs import Tariff
 from gateway.config import MachineConfig, Seed, SeedMember
 from gateway.hub import audit
 from gateway.hub.exports import usage_export
 from gateway.hub.invoicing import Invoice, build_drafts, close_period
 from gateway.hub.report import activity_report
 from gateway.hub.store import MIGRATIONS, HubStore
-from gateway.policies.tariffs import Tariff
 from tests.test_exports import cents, hub_config, write_hub_yaml
 from tests.test_invoicing import (
     GROUPS,

@@ -7,7 +7,9 @@ import threading
 import pytest
 
 from gateway.config import ReaderConfig
-from gateway.drivers.readers import BadgeReader, SimulatedReader, TapDebouncer, make_reader
+from gateway.drivers.factory import make_reader
+from gateway.drivers.readers.base import BadgeReader, TapDebouncer
+from gateway.drivers.readers.simulated import SimulatedReader
 
 
 class FakeClock:

@@ -34,11 +34,11 @@ from gateway.config import (
     Seed,
     SeedMember,
 )
-from gateway.contract import iso
+from gateway.core.clock import iso
+from gateway.core.snapshot import parse_opening_hours
 from gateway.demo_year import OPENING_HOURS, generate_year
 from gateway.hub.report import Report, activity_report, opening_spans, report_csv
 from gateway.hub.store import HubStore
-from gateway.permissions import parse_opening_hours
 from gateway.web import auth, create_app
 from tests import test_browser as board_tests
 

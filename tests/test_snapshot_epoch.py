@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.hub.store import HubStore
-from gateway.permissions import (
-    MachineInfo,
-    Snapshot,
+from gateway.contract.signing import (
     SnapshotRejected,
     generate_key,
+    parse_snapshot,
     sign_snapshot,
     verify_snapshot,
 )
+from gateway.core.snapshot import MachineInfo, Snapshot
+from gateway.hub.store import HubStore
 
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
@@ -74,7 +74,7 @@ def test_a_snapshot_from_before_epochs_still_reads(key) -> None:
     del d["epoch"]
     assert Snapshot.from_dict(d).order == (0, 7)
     with pytest.raises(SnapshotRejected):
-        Snapshot.from_dict({**d, "epoch": "soon"})
+        parse_snapshot({**d, "epoch": "soon"})
     assert replace(snap(1, 1), epoch=2).order == (2, 1)
 
 

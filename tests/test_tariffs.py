@@ -9,14 +9,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from gateway.billing.money import format_money
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gateway.policies.tariffs import (
+from gateway.billing.tariffs import (
     Tariff,
     TariffError,
     explain,
-    format_money,
     max_session_s,
     parse_tariffs,
     price_session,

@@ -38,8 +38,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from gateway.contract import iso, parse_iso
-from gateway.policies.tariffs import Tariff, price_session, select_tariff
+from gateway.billing.tariffs import Tariff, price_session, select_tariff
+from gateway.core.clock import iso, parse_iso
 
 if TYPE_CHECKING:
     from gateway.hub.store import HubStore

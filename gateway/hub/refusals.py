@@ -22,7 +22,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from gateway.contract import iso
+from gateway.core.clock import iso
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from typing import Any
 import sqlite_utils
 
 from gateway.billing import pricing
+from gateway.billing.tariffs import Tariff, max_session_s, select_tariff
 from gateway.config import GroupConfig, MachineConfig, Seed
 from gateway.contract import (
     BadgeEnrolled,
@@ -39,14 +40,14 @@ from gateway.contract import (
     SessionEnded,
     SessionStarted,
     StaffPresence,
-    iso,
     parse_iso,
 )
+from gateway.core.clock import iso
+from gateway.core.months import add_months
+from gateway.core.snapshot import MachineInfo, MemberGrant, OpeningHours, Snapshot
 from gateway.hub import refusals
-from gateway.permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
 from gateway.policies.liveness import is_silent
 from gateway.policies.metering import billable_minutes, split_minutes
-from gateway.policies.tariffs import Tariff, max_session_s, select_tariff
 
 # Tables whose changes must reach the nodes in a new snapshot, with the columns compared
 # by the update trigger (an upsert that rewrites identical values is not a change).
@@ -180,14 +181,6 @@ class SeedImport:
         return (f"created {self.members} members, {self.badges} badges, {self.projects} "
                 f"projects, {self.certifications} certifications"
                 + (f"; updated {self.updated} rows" if self.updated else ""))
-
-
-def add_months(t: datetime, months: int) -> datetime:
-    """Calendar months later, clamped to the month's last day (31 Jan + 1 = 28/29 Feb)."""
-    y, m = divmod(t.month - 1 + months, 12)
-    year, month = t.year + y, m + 1
-    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
-    return t.replace(year=year, month=month, day=min(t.day, last))
 
 
 def _audit(store: HubStore, actor: str | None, action: str, subject: str,

@@ -39,14 +39,14 @@ from gateway.contract import (
     SessionEnded,
     SessionStarted,
     StaffPresence,
-    iso,
 )
+from gateway.core.clock import iso
+from gateway.core.levels import Level
 from gateway.hub import refusals
 
 if TYPE_CHECKING:
     from gateway.hub.store import HubStore
 
-TRAINER_LEVEL = 3
 # The trainee's certify tap is journaled right before the certification; a few events
 # (a snapshot rejected meanwhile, from another thread) may come between the two.
 CERTIFY_TAP_WINDOW = 20
@@ -182,8 +182,8 @@ class Gate:
             raise Refused("a trainer cannot certify themselves")
         now = received_at.astimezone(UTC)
         level, expires = self.store.certification_expiry(ev.trainer_id, ev.group, now)
-        if level < TRAINER_LEVEL or (expires is not None and expires <= now):
-            raise Refused(f"{ev.trainer_id} is not a live level-{TRAINER_LEVEL} trainer on "
+        if level < Level.TRAINER or (expires is not None and expires <= now):
+            raise Refused(f"{ev.trainer_id} is not a live level-{Level.TRAINER:d} trainer on "
                           f"{ev.group} at the hub")
         if conn.execute("SELECT 1 FROM members WHERE id = ?", (ev.member_id,)).fetchone() \
                 is None:

@@ -59,7 +59,8 @@ from markupsafe import Markup
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
 
-from gateway.contract import iso, utcnow
+from gateway.core.clock import iso, utcnow
+from gateway.core.levels import ROLES, STORED_ROLES
 from gateway.hub import audit
 from gateway.hub.store import HubStore
 from gateway.web import get_store, hub_config
@@ -67,8 +68,6 @@ from gateway.web.i18n import choose_language, translator
 
 log = logging.getLogger("fabgate.web.auth")
 
-ROLES: Final = ("member", "trainer", "fabmanager", "accountant", "admin")
-STORED_ROLES: Final = ("trainer", "fabmanager", "accountant", "admin")
 PUBLIC: Final = "public"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Flask's own static route: serving the stylesheet needs no declaration of ours.

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from gateway.contract import iso, parse_iso, utcnow
+from gateway.core.clock import iso, parse_iso, utcnow
 from gateway.web import get_store, hub_config
 from gateway.web.auth import public
 from gateway.web.i18n import choose_language, translator

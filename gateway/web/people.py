@@ -34,10 +34,12 @@ from flask import (
     url_for,
 )
 
-from gateway.contract import iso, parse_iso, utcnow
+from gateway.core.clock import iso, parse_iso, utcnow
+from gateway.core.levels import CERTIFY_LEVELS, LEVELS, ROLES, Level
+from gateway.core.months import add_months
 from gateway.hub import audit
 from gateway.hub.invoicing import is_closed, period_bounds, period_of
-from gateway.hub.store import HubStore, add_months
+from gateway.hub.store import HubStore
 from gateway.web import get_store, hub_config
 from gateway.web.auth import User, current_user, requires
 from gateway.web.i18n import choose_language, translator
@@ -46,9 +48,8 @@ people = Blueprint("people", __name__)
 
 STAFF = ("fabmanager", "admin")
 # Every logged-in person may use their own pages, whatever else they may do.
-EVERYONE = ("member", "trainer", "fabmanager", "accountant", "admin")
-LEVELS = (0, 1, 2, 3)
-TRAINER_MAX_LEVEL = 2          # level 3 makes trainers: only the fabmanager grants it
+EVERYONE = ROLES
+TRAINER_MAX_LEVEL = max(CERTIFY_LEVELS)  # level 3 makes trainers: only the fabmanager grants it
 MAX_VALIDITY_MONTHS = 120
 MAX_PROJECT_NAME = 120
 ENROLMENT_SECONDS = 30
@@ -451,7 +452,7 @@ def certify() -> Response | tuple[str, int] | str:
     page = render_template("certify.html", **_context(
         members=selectable, groups=groups, error=error, values=values,
         selected_group=group_id, validity=values.get("validity_months") or default_months,
-        max_level=3 if _is_staff(user) else TRAINER_MAX_LEVEL, levels=LEVELS,
+        max_level=Level.TRAINER if _is_staff(user) else TRAINER_MAX_LEVEL, levels=LEVELS,
         max_validity=MAX_VALIDITY_MONTHS))
     return (page, 400) if error else page
 

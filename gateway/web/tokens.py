@@ -36,7 +36,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from gateway.contract import iso, utcnow
+from gateway.core.clock import iso, utcnow
 from gateway.hub import audit
 from gateway.web import get_store, hub_config
 from gateway.web.auth import current_user, requires, view_scope

@@ -19,7 +19,7 @@ import tty
 from collections.abc import Sequence
 from types import TracebackType
 
-from gateway.drivers.current import Clock, CurrentSensor, SensorError
+from gateway.drivers.machines.current import Clock, CurrentSensor, SensorError
 
 __all__ = ["SenseBoardSimulator", "SimulatedCurrent"]
 

@@ -11,7 +11,7 @@ the machine's supply and reads it in one of two ways:
   window over USB serial. It keeps a Pi's SPI pins free and samples evenly, which
   Python on a busy Pi does not.
 
-:class:`CurrentController` turns either into :class:`~gateway.drivers.machine.MachineReport`
+:class:`CurrentController` turns either into :class:`~gateway.core.activity.MachineReport`
 snapshots through the pure :class:`~gateway.policies.current.BusyDetector`.
 """
 
@@ -29,7 +29,8 @@ from typing import Any
 import serial
 from gpiozero import MCP3008
 
-from gateway.drivers.machine import Activity, MachineController, MachineReport
+from gateway.core.activity import Activity, MachineReport
+from gateway.drivers.machines.base import MachineController
 from gateway.policies.current import BusyDetector, rms_amps
 
 __all__ = [

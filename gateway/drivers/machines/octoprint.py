@@ -26,7 +26,8 @@ import urllib.request
 import uuid
 from typing import Any
 
-from gateway.drivers.machine import Activity, MachineController, MachineReport
+from gateway.core.activity import Activity, MachineReport
+from gateway.drivers.machines.base import MachineController
 
 log = logging.getLogger(__name__)
 
