@@ -11,6 +11,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 LANGUAGES = ("fr", "en")
+# Amounts are stored in SQLite integers (signed 64-bit).
+_MAX_CENTS = 2**63 - 1
 
 
 def _split(cents: int) -> tuple[str, int, int]:
@@ -38,7 +40,7 @@ def amount_text(cents: int, decimal: str = ".") -> str:
 
 def parse_amount(text: str) -> int:
     """``"12.50"`` or ``"12,50"`` (euros) -> ``1250``; ValueError for anything else,
-    including fractions of a cent."""
+    including fractions of a cent and amounts no database column can hold."""
     try:
         value = Decimal(text.replace(",", "."))
     except InvalidOperation as exc:
@@ -48,4 +50,6 @@ def parse_amount(text: str) -> int:
     cents = value * 100
     if cents != cents.to_integral_value():
         raise ValueError(f"{text!r} has fractions of a cent")
+    if abs(cents) > _MAX_CENTS:
+        raise ValueError(f"{text!r} is too large an amount")
     return int(cents)

@@ -168,18 +168,21 @@ def _check_pins(top: Section, relay: RelayConfig, reader: ReaderConfig,
                 top.doc.fail(key, f"{expected} ({taken.text()})", got)
             claims.append(c)
 
-    if reader.driver == "rc522":
+    # Bus pins first (they are fixed by the wiring), the freely chosen reset line last.
+    rc522 = reader.driver == "rc522"
+    if rc522:
         claim("reader.spi_device", reader.spi_device, pins.spi_claims(
             "the RC522 reader", "reader.spi_bus and reader.spi_device", reader.spi_bus,
             reader.spi_device), "an SPI chip select no other device uses")
-        claim("reader.rst_pin", reader.rst_pin,
-              [pins.Claim(reader.rst_pin, "the RC522 reader", "RST", "reader.rst_pin")],
-              "a reset GPIO no other device uses")
     if (controller.driver == "current" and controller.source == "mcp3008"
             and not controller.simulate):
         claim("controller.spi_device", controller.spi_device, pins.spi_claims(
             "the MCP3008 current sensor", "controller.spi_device", MCP3008_BUS,
             controller.spi_device), "an SPI chip select no other device uses")
+    if rc522:
+        claim("reader.rst_pin", reader.rst_pin,
+              [pins.Claim(reader.rst_pin, "the RC522 reader", "RST", "reader.rst_pin")],
+              "a reset GPIO no other device uses")
     for taken in claims:
         if taken.pin == relay.pin:
             top.doc.fail("relay.pin", f"a GPIO no other device uses ({taken.text()})",

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from gateway.contract.core import ContractError
 from gateway.contract.fields import Flag, Id, Integer, Message, Number, OneOf, Text, Time, Uid, wire
 from gateway.core.levels import CERTIFY_LEVELS
+from gateway.policies.access import Reason
 
 EV_TAP = "tap"
 EV_SESSION_STARTED = "session.started"
@@ -56,8 +57,6 @@ SNAPSHOT_REJECT_REASONS = ("unsigned", "forged", "older", "expired", "malformed"
 @cache
 def tap_reasons() -> tuple[str, ...]:
     """Every access-policy reason, then the special taps' reasons."""
-    from gateway.policies.access import Reason  # the policy imports the contract: import late
-
     return (*(str(r) for r in Reason), *SPECIAL_TAP_REASONS)
 
 

@@ -30,6 +30,7 @@ import serial
 from gpiozero import MCP3008
 
 from gateway.core.activity import Activity, MachineReport
+from gateway.core.clock import MonoClock
 from gateway.drivers.machines.base import MachineController
 from gateway.policies.current import BusyDetector, rms_amps
 
@@ -45,7 +46,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
 
 #: Sense-board protocol major version this driver speaks (``HELLO fabgate-sense 1.x``).
 PROTOCOL_MAJOR = 1
@@ -91,7 +91,7 @@ class Mcp3008Sensor(CurrentSensor):
         window_s: float = 0.2,
         max_samples: int = 20_000,
         min_samples: int = 20,
-        clock: Clock = time.monotonic,
+        clock: MonoClock = time.monotonic,
         pin_factory: Any = None,
         **spi_args: Any,
     ) -> None:
@@ -179,7 +179,7 @@ class SerialSenseBoard(CurrentSensor):
         baudrate: int = 115200,
         silence_s: float = 1.0,
         open_grace_s: float = 3.0,
-        clock: Clock = time.monotonic,
+        clock: MonoClock = time.monotonic,
         serial_factory: Callable[..., serial.Serial] = serial.Serial,
     ) -> None:
         self.port = port
@@ -312,7 +312,7 @@ class CurrentController(MachineController):
         detector: BusyDetector,
         *,
         sample_interval: float = 0.5,
-        clock: Clock = time.monotonic,
+        clock: MonoClock = time.monotonic,
     ) -> None:
         super().__init__()
         self.sensor = sensor
