@@ -7,9 +7,12 @@
 - :mod:`.events`: one frozen type per event type (``Tap``, ``SessionEnded``, ...);
 - :mod:`.status`: the node status;
 - :mod:`.messages`: topics, the event envelope, acknowledgements, simulated taps and
-  jobs, the enrolment window.
+  jobs, the enrolment window;
+- :mod:`.signing`: the hub's Ed25519 keys, signed snapshots and the node's checks;
+- :mod:`.mqtt`: the paho-mqtt link both ends use.
 
-Everything is importable from ``gateway.contract`` directly. ``docs/mqtt.md`` documents
+Everything but ``signing`` and ``mqtt`` (which pull in cryptography and paho) is
+importable from ``gateway.contract`` directly. ``docs/mqtt.md`` documents
 the same contract for humans; ``tests/test_contract_docs.py`` keeps the two in step.
 """
 
