@@ -33,7 +33,7 @@ NODE_JOURNAL = "./data/{node_id}-journal.db"
 NODE_HUB_PUBLIC_KEY = "./keys/hub-signing.pub"
 
 
-def default_of(cls: type, name: str) -> Any:
+def default_of(cls: Any, name: str) -> Any:
     """The default of field ``name`` of dataclass ``cls`` (a fresh one for factories)."""
     f = cls.__dataclass_fields__[name]
     if f.default is not dataclasses.MISSING:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from gateway.config import common, pins
 from gateway.config.loader import DURATION_TEXT, Doc, Section, parse_duration, shown
@@ -103,7 +104,7 @@ def _seconds_or_none(sec: Section, key: str) -> float | None:
 def _controller(top: Section) -> ControllerConfig:
     c = top.section("controller", _CONTROLLER_KEYS)
 
-    def d(name: str) -> object:
+    def d(name: str) -> Any:
         return default_of(ControllerConfig, name)
 
     driver = c.choice("driver", CONTROLLER_DRIVERS, d("driver"))
@@ -120,22 +121,21 @@ def _controller(top: Section) -> ControllerConfig:
     if driver == "octoprint" and not simulate and (url is None or api_key is None):
         c.fail("url" if url is None else "api_key", "the OctoPrint url and api_key")
     poll = _seconds_or_none(c, "poll_interval")
-    on = c.number("threshold_on", default_of(ControllerConfig, "threshold_on"), 0, 1000)
-    off = c.number("threshold_off", min(default_of(ControllerConfig, "threshold_off"), on),
-                   0, 1000)
+    on = c.number("threshold_on", d("threshold_on"), 0, 1000)
+    off = c.number("threshold_off", min(d("threshold_off"), on), 0, 1000)
     if off > on:
         c.fail("threshold_off", f"at most threshold_on ({on:g} A)", off)
     return ControllerConfig(
         driver=driver, port=port,
-        baudrate=c.integer("baudrate", default_of(ControllerConfig, "baudrate"), 1200, 4_000_000),
+        baudrate=c.integer("baudrate", d("baudrate"), 1200, 4_000_000),
         poll_interval=poll, url=url, api_key=api_key, source=source,
-        channel=c.integer("channel", default_of(ControllerConfig, "channel"), 0, 7),
+        channel=c.integer("channel", d("channel"), 0, 7),
         threshold_on=on, threshold_off=off,
         on_after=c.duration("on_after", _seconds(ControllerConfig, "on_after")).total_seconds(),
         off_after=c.duration("off_after", _seconds(ControllerConfig, "off_after")).total_seconds(),
         simulate=simulate,
-        scale=c.number("scale", default_of(ControllerConfig, "scale"), 0, 1000),
-        spi_device=c.integer("spi_device", default_of(ControllerConfig, "spi_device"), 0,
+        scale=c.number("scale", d("scale"), 0, 1000),
+        spi_device=c.integer("spi_device", d("spi_device"), 0,
                              len(pins.SPI_BUSES[MCP3008_BUS].chip_selects) - 1))
 
 

@@ -122,17 +122,17 @@ def seed_from(doc: Doc) -> Seed:
     cert_seen: dict[str, str] = {}
     for sec in top.sections("certifications", _CERT_KEYS,
                             required=("member", "group", "level", "certified_at")):
-        member = _member_ref(sec, "member", member_ids)
-        assert member is not None
+        holder = _member_ref(sec, "member", member_ids)
+        assert holder is not None
         group = sec.id("group")
-        unique(sec, "group", f"{member}/{group}", cert_seen, "member/group pair")
+        unique(sec, "group", f"{holder}/{group}", cert_seen, "member/group pair")
         certified_at = _datetime(sec, "certified_at")
         assert certified_at is not None
         expires = _datetime(sec, "expires", None)
         if expires is not None and expires <= certified_at:
             sec.fail("expires", "a time after certified_at", sec.raw("expires"))
         certs.append(SeedCertification(
-            member=member, group=group,
+            member=holder, group=group,
             level=sec.integer("level", MISSING, Level.NONE, Level.TRAINER, f" ({LEVELS_TEXT})"),
             certified_by=_member_ref(sec, "certified_by", member_ids, optional=True),
             certified_at=certified_at, expires=expires))

@@ -105,5 +105,6 @@ def _current_controller(cfg: ControllerConfig) -> tuple[MachineController, Curre
         sensor = sim.current
     else:
         sensor = Mcp3008Sensor(cfg.channel, scale=cfg.scale, device=cfg.spi_device)
-    interval = {"sample_interval": cfg.poll_interval} if cfg.poll_interval else {}
-    return CurrentController(sensor, detector, **interval), sim
+    if cfg.poll_interval:
+        return CurrentController(sensor, detector, sample_interval=cfg.poll_interval), sim
+    return CurrentController(sensor, detector), sim

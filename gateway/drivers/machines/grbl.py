@@ -511,7 +511,7 @@ class GrblController(MachineController):
             self._garbage("no line end in %d bytes", len(self._partial))
             self._partial.clear()
         for raw in lines:
-            self._on_raw_line(raw.rstrip(b"\r"))
+            self._on_raw_line(bytes(raw.rstrip(b"\r")))
 
     def _garbage(self, why: str, *args: object) -> None:
         self.garbage_lines += 1
