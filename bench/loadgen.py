@@ -25,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.contract import Envelope, Topics, decode_ack, iso
+from gateway.contract import Envelope, Topics, decode_ack
+from gateway.core.clock import iso
 
 WINDOW = 200  # messages awaiting the broker's PUBACK, per node
 DUP_EVERY = 20

@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.common import Bar, Figure, percentile
 from bench.site import LiveSite, tap_socket
 from gateway.demo.site import BADGE
-from gateway.drivers.tap_socket import send_tap
+from gateway.drivers.readers.simulated import send_tap
 from gateway.hub.certifications import add_certification, revoke_certification
 from gateway.hub.db import HubStore
 

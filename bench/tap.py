@@ -23,16 +23,11 @@ from gpiozero.pins.mock import MockFactory
 
 from bench.common import Bar, Figure, percentile
 from gateway.config import MqttConfig, NodeConfig, ReaderConfig, RelayConfig, SessionConfig
-from gateway.drivers.readers import SimulatedReader
+from gateway.contract.signing import generate_key, sign_snapshot
+from gateway.core.snapshot import MachineInfo, MemberGrant, Snapshot
+from gateway.drivers.readers.simulated import SimulatedReader
 from gateway.drivers.relay import GpioRelay
 from gateway.node import NodeAgent
-from gateway.permissions import (
-    MachineInfo,
-    MemberGrant,
-    Snapshot,
-    generate_key,
-    sign_snapshot,
-)
 
 NAME = "tap"
 PIN = 17

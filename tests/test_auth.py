@@ -30,7 +30,7 @@ from werkzeug.serving import make_server
 
 from gateway.cli import main as fabgate
 from gateway.config import ApiToken, GroupConfig, HubConfig, MachineConfig
-from gateway.contract import iso, utcnow
+from gateway.core.clock import iso, utcnow
 from gateway.hub import accounts, audit
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.db import HubStore

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.drivers.tap_socket import send_tap
+from gateway.drivers.readers.simulated import send_tap
 from gateway.hub.backup import BackupError, backup_database, check_database
 from gateway.hub.db import HubStore
 from tests.support.harness import BADGE, Observer, Site

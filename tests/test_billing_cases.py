@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.billing.tariffs import Tariff, max_session_s, price_session, select_tariff, vat
 from gateway.policies.session_rules import DEFAULT_RULES
-from gateway.policies.tariffs import Tariff, max_session_s, price_session, select_tariff, vat
 
 CASES_FILE = Path(__file__).parent / "data" / "billing-cases.yaml"
 

@@ -25,7 +25,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from gateway.drivers.tap_socket import send_tap
+from gateway.drivers.readers.simulated import send_tap
 from tests.conftest import README_TEST_COMMAND
 from tests.support.harness import BADGE, Observer, Site
 

@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from gateway.drivers.tap_socket import send_tap
+from gateway.drivers.readers.simulated import send_tap
 from gateway.hub import accounts
 from gateway.hub.db import HubStore
 from tests import test_browser as board_tests

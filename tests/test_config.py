@@ -7,6 +7,8 @@ stay loadable, and each error test differs from a valid file by exactly that lin
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -17,8 +19,15 @@ from hypothesis import strategies as st
 
 from gateway.config import (
     ConfigError,
+    ControllerConfig,
+    GroupConfig,
     HubConfig,
+    MachineConfig,
+    MqttConfig,
     NodeConfig,
+    ReaderConfig,
+    RelayConfig,
+    SessionConfig,
     load_any,
     load_hub_config,
     load_node_config,
@@ -256,6 +265,27 @@ def test_explicit_prefix_gets_its_slash(tmp_path: Path) -> None:
     assert mqtt.prefix == "atelier/x/"
 
 
+def test_a_file_that_leaves_keys_out_gets_the_models_defaults(tmp_path: Path) -> None:
+    node_file = tmp_path / "node.yaml"
+    node_file.write_text("site: lab\nnode: {machine: m1}\n")
+    node = load_node_config(node_file)
+    assert (node.relay, node.reader, node.controller, node.session) == (
+        RelayConfig(), ReaderConfig(), ControllerConfig(), SessionConfig())
+    assert (node.max_snapshot_age, node.heartbeat) == (
+        NodeConfig.max_snapshot_age, NodeConfig.heartbeat)
+    assert (node.mqtt.url, node.mqtt.reconnect_min, node.mqtt.reconnect_max) == (
+        MqttConfig.url, MqttConfig.reconnect_min, MqttConfig.reconnect_max)
+    hub_file = tmp_path / "hub.yaml"
+    hub_file.write_text("site: lab\ntimezone: Europe/Paris\nhub: {}\n"
+                        "groups: [{id: g}]\nmachines: [{id: m1, kind: laser, group: g}]\n")
+    hub = load_hub_config(hub_file)
+    assert (hub.language, hub.snapshot_validity, hub.snapshot_refresh, hub.web_host,
+            hub.web_port) == (HubConfig.language, HubConfig.snapshot_validity,
+                              HubConfig.snapshot_refresh, HubConfig.web_host, HubConfig.web_port)
+    assert hub.groups == (GroupConfig("g", "g"),)
+    assert hub.machines == (MachineConfig("m1", "m1", "laser", "g"),)
+
+
 # --------------------------------------------------------------------------- node errors
 
 def test_pin_4_refused_because_high_at_boot(tmp_path: Path) -> None:
@@ -278,6 +308,78 @@ def test_pin_range_with_simulated_reader(tmp_path: Path, pin: int, ok: bool) -> 
 def test_relay_pin_clashing_with_the_rc522(tmp_path: Path, pin: int) -> None:
     err = error_of(load_node_config, variant(tmp_path, LASER, "pin: 17", f"pin: {pin}"))
     assert err.key == "relay.pin"
+
+
+EMBROIDERY = ROOT / "config" / "nodes" / "embroidery-1.yaml"  # RC522 on CE0, MCP3008 on CE1
+
+
+def relay_on(tmp_path: Path, pin: int, *, source: Path = EMBROIDERY) -> Path:
+    """``source`` with an active-low relay on ``pin`` (GPIO 0-8 pass the boot-pull check)."""
+    path = variant(tmp_path, source, "pin: 24" if source == EMBROIDERY else "pin: 17",
+                   f"pin: {pin}")
+    path.write_text(path.read_text().replace("active_high: true", "active_high: false"))
+    return path
+
+
+def test_relay_on_the_mcp3008_chip_select_is_refused(tmp_path: Path) -> None:
+    path = relay_on(tmp_path, 7)
+    err = error_of(load_node_config, path)
+    assert err.key == "relay.pin" and err.got == 7 and err.file == str(path)
+    assert err.line == line_of(path, "pin: 7")
+    assert "GPIO 7 is SPI0 CE1 of the MCP3008 current sensor" in err.expected
+    assert "controller.spi_device" in err.expected
+    # The same pin is fine once nothing on SPI0 CE1 is driven by the node.
+    simulated = variant(tmp_path, path, "source: mcp3008", "source: mcp3008\n  simulate: true",
+                        name="simulated.yaml")
+    assert load_node_config(simulated).relay.pin == 7
+    other_ce = variant(tmp_path, path, "  scale: 0.195", "  scale: 0.195\n  spi_device: 0",
+                       name="ce0.yaml")
+    other_ce.write_text(other_ce.read_text().replace("driver: rc522", "driver: simulated"))
+    assert load_node_config(other_ce).relay.pin == 7
+
+
+@pytest.mark.parametrize("pin", [7, 9, 10, 11])
+def test_relay_on_any_pin_of_the_mcp3008_is_refused(tmp_path: Path, pin: int) -> None:
+    path = (relay_on(tmp_path, pin) if pin < 9
+            else variant(tmp_path, EMBROIDERY, "pin: 24", f"pin: {pin}"))
+    with pytest.raises(ConfigError, match=rf"relay\.pin: expected a GPIO no other device uses "
+                       rf"\(GPIO {pin} is SPI0 \w+ of the (MCP3008|RC522)"):
+        load_any(path)
+
+
+def test_check_config_command_refuses_a_relay_on_the_mcp3008_chip_select(
+        tmp_path: Path) -> None:
+    path = relay_on(tmp_path, 7)
+    r = subprocess.run([sys.executable, "-m", "gateway", "check-config", str(path)],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 1
+    assert f"{path}:{line_of(path, 'pin: 7')}: relay.pin: expected a GPIO no other device " \
+           "uses (GPIO 7 is SPI0 CE1 of the MCP3008 current sensor, set by " \
+           "controller.spi_device), got 7" in r.stderr
+
+
+def test_relay_on_gpio_8_with_the_rc522_on_ce0_is_refused(tmp_path: Path) -> None:
+    err = error_of(load_node_config, relay_on(tmp_path, 8, source=LASER))
+    assert err.key == "relay.pin" and "GPIO 8 is SPI0 CE0 of the RC522 reader" in err.expected
+
+
+def test_rc522_and_mcp3008_cannot_share_a_chip_select(tmp_path: Path) -> None:
+    path = variant(tmp_path, EMBROIDERY, "  scale: 0.195", "  scale: 0.195\n  spi_device: 0")
+    err = error_of(load_node_config, path)
+    assert err.key == "controller.spi_device" and err.got == 0
+    assert "GPIO 8 is SPI0 CE0 of the RC522 reader" in err.expected
+
+
+def test_rc522_reset_on_the_mcp3008_chip_select_is_refused(tmp_path: Path) -> None:
+    err = error_of(load_node_config, variant(tmp_path, EMBROIDERY, "rst_pin: 25", "rst_pin: 7"))
+    assert err.key == "reader.rst_pin" and err.got == 7
+    assert "GPIO 7 is SPI0 CE1 of the MCP3008" in err.expected
+
+
+def test_rc522_reset_on_its_own_spi_pins_is_refused(tmp_path: Path) -> None:
+    err = error_of(load_node_config, variant(tmp_path, LASER, "rst_pin: 25", "rst_pin: 10"))
+    assert err.key == "reader.rst_pin"
+    assert "GPIO 10 is SPI0 MOSI of the RC522 reader" in err.expected
 
 
 @pytest.mark.parametrize(("old", "new", "key"), [

@@ -39,7 +39,6 @@ from gateway.contract import (
     decode_sim_tap,
     decode_status,
     encode_status,
-    iso,
     loads_object,
     tap_reasons,
 )
@@ -57,8 +56,9 @@ from gateway.contract.fields import (
     Token,
     Uid,
 )
+from gateway.core.clock import iso
+from gateway.core.ids import normalise_uid
 from gateway.policies.access import Reason
-from gateway.uids import normalise_uid
 
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 

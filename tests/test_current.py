@@ -15,7 +15,8 @@ from gpiozero.pins.mock import MockFactory, MockSPIDevice
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.drivers.current import (
+from gateway.core.activity import Activity, MachineReport
+from gateway.drivers.machines.current import (
     CurrentController,
     CurrentSensor,
     Mcp3008Sensor,
@@ -23,8 +24,7 @@ from gateway.drivers.current import (
     SerialSenseBoard,
     parse_line,
 )
-from gateway.drivers.current_sim import SenseBoardSimulator, SimulatedCurrent
-from gateway.drivers.machine import Activity, MachineReport
+from gateway.drivers.simulators.current import SenseBoardSimulator, SimulatedCurrent
 from gateway.policies.current import (
     BusyDetector,
     burden_scale,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.permissions import load_private_key, load_public_key
+from gateway.contract.signing import load_private_key, load_public_key
 from tests.support.harness import BADGE, Observer, Proc
 from tests.support.mosquitto import MosquittoProcess
 

@@ -215,8 +215,8 @@ def test_packets_are_bounded_but_a_big_sites_snapshot_fits(broker, tmp_path: Pat
     from datetime import UTC, datetime, timedelta
 
     from gateway.config import GroupConfig, MachineConfig, Seed, SeedCertification, SeedMember
+    from gateway.contract.signing import generate_key, sign_snapshot
     from gateway.hub.db import HubStore
-    from gateway.permissions import generate_key, sign_snapshot
 
     mosq, clients = broker
     limit = int(shipped_value("max_packet_size"))
@@ -263,7 +263,7 @@ def test_fabgate_itself_under_the_shipped_settings(tmp_path: Path) -> None:
 
     import yaml
 
-    from gateway.drivers.tap_socket import send_tap
+    from gateway.drivers.readers.simulated import send_tap
     from tests.support.harness import BADGE, Proc, Site, http_request, poll_until
 
     passwords = tmp_path / "passwd"

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.drivers.grbl import (
+from gateway.core.activity import Activity, MachineReport
+from gateway.drivers.machines.grbl import (
     GrblController,
-    JobTracker,
+    GrblJobDetector,
     Status,
     alarm_detail,
     parse_status,
 )
-from gateway.drivers.grbl_sim import GrblSimulator
-from gateway.drivers.machine import Activity, MachineReport
+from gateway.drivers.simulators.grbl import GrblSimulator
 
 pytestmark = pytest.mark.filterwarnings(
     "error::pytest.PytestUnhandledThreadExceptionWarning")
@@ -239,7 +239,7 @@ def test_polling_faster_than_five_hertz_is_refused() -> None:
     ("<Sleep|MPos:0.000,0.000,0.000|FS:0,0>", "Sleep", Activity.IDLE),
 ])
 def test_every_state_maps_to_an_activity(line: str, state: str, activity: Activity) -> None:
-    from gateway.drivers.grbl import STATE_ACTIVITY
+    from gateway.drivers.machines.grbl import STATE_ACTIVITY
 
     status = parse_status(line)
     assert status is not None and status.state == state
@@ -257,7 +257,7 @@ def test_job_ends_only_on_idle_with_an_empty_planner() -> None:
     def status(state: str, bf: str | None = "15,128") -> Status:
         return Status(state, {} if bf is None else {"Bf": bf})
 
-    jobs = JobTracker()
+    jobs = GrblJobDetector()
     assert jobs.update(status("Idle")) is False
     assert jobs.update(status("Run", "2,128")) is True
     assert jobs.update(status("Hold:0", "2,128")) is True

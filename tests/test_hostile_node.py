@@ -25,8 +25,9 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.contract import Envelope, Topics, encode_status, iso, parse_iso
-from gateway.drivers.tap_socket import send_tap
+from gateway.contract import Envelope, Topics, encode_status
+from gateway.core.clock import iso, parse_iso
+from gateway.drivers.readers.simulated import send_tap
 from tests.support.harness import BADGE, Observer, Site, http_request, poll_until
 from tests.support.mosquitto import MosquittoProcess
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from gateway.config import GroupConfig, MachineConfig
-from gateway.contract import parse_iso
+from gateway.core.clock import parse_iso
+from gateway.core.months import add_months
 from gateway.hub.catalogue import sync_catalogue
-from gateway.hub.certifications import add_months, certification_expiry, live_level, of_member
+from gateway.hub.certifications import certification_expiry, live_level, of_member
 from gateway.hub.db import HubStore
 from gateway.hub.enrolment import create_enrolment, enrolment_status, pending_enrolment
 from gateway.hub.events.ingest import ingest_envelopes

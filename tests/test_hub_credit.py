@@ -9,13 +9,13 @@ import pytest
 
 from gateway.billing.credit import add_credit, balance
 from gateway.billing.pricing import install_tariffs
+from gateway.billing.tariffs import Tariff
 from gateway.config import GroupConfig, MachineConfig
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.db import HubStore, data_version
 from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.seed import import_seed
 from gateway.hub.snapshots import build_snapshot
-from gateway.policies.tariffs import Tariff
 from tests.support.builders import T0, ended, seed
 
 LASER_TARIFF = Tariff(valid_from=datetime(2025, 1, 1, tzinfo=UTC), groups=("laser",), rate=50)

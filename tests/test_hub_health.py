@@ -18,11 +18,11 @@ import pytest
 
 from gateway.config import load_hub_config
 from gateway.contract import Envelope, Topics
+from gateway.core.sdnotify import Watchdog
+from gateway.core.supervise import Supervisor
 from gateway.hub import service as service_mod
 from gateway.hub.db import HubStore
 from gateway.hub.service import HubService
-from gateway.sdnotify import Watchdog
-from gateway.supervise import Supervisor
 from tests.support.clock import AheadMono
 from tests.support.harness import Observer, Site, http_request, poll_until
 from tests.support.mosquitto import MosquittoProcess

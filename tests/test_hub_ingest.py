@@ -19,7 +19,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.config import GroupConfig, MachineConfig, load_hub_config
-from gateway.contract import Envelope, Topics, encode_status, iso
+from gateway.contract import Envelope, Topics, encode_status
+from gateway.core.clock import iso
 from gateway.hub import sessions
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.db import HubStore

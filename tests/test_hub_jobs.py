@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.contract import iso
+from gateway.core.clock import iso
 from gateway.hub.db import HubStore
 from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.jobs import recent_jobs

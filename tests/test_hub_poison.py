@@ -15,7 +15,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.contract import Envelope, iso, utcnow
+from gateway.contract import Envelope
+from gateway.core.clock import iso, utcnow
 from tests.support.harness import Observer, Site, poll_until
 from tests.support.mosquitto import MosquittoProcess
 

@@ -15,7 +15,8 @@ from gateway.config import (
     GroupConfig,
     MachineConfig,
 )
-from gateway.contract import Envelope, iso
+from gateway.contract import Envelope
+from gateway.core.clock import iso
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.certifications import add_certification, revoke_certification
 from gateway.hub.db import HubStore, data_version

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import GroupConfig, MachineConfig
-from gateway.contract import Envelope, Topics, encode_status, iso
+from gateway.contract import Envelope, Topics, encode_status
+from gateway.core.clock import iso
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.certifications import certification_expiry, revoke_certification
 from gateway.hub.db import HubStore, data_version

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.contract.signing import write_keypair
 from gateway.demo.site import BADGE, write_demo_files
-from gateway.drivers.tap_socket import send_tap
+from gateway.drivers.readers.simulated import send_tap
 from gateway.node import Journal
-from gateway.permissions import write_keypair
 from tests.support.harness import poll_until
 from tests.support.mosquitto import MosquittoProcess
 

@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.contract import Envelope
-from gateway.drivers.tap_socket import send_tap
+from gateway.drivers.readers.simulated import send_tap
 from gateway.hub.enrolment import create_enrolment, enrolment_status
 from tests.support.harness import BACK_AFTER_BROKER_RESTART_S, BADGE, Observer, Site, poll_until
 from tests.support.mosquitto import MosquittoProcess
@@ -307,7 +307,7 @@ def test_trainer_certifies_a_member_at_the_machine(site: Site, observer: Observe
 
 def test_a_badge_is_enrolled_by_tapping_it_on_any_machine(site: Site,
                                                           observer: Observer) -> None:
-    from gateway.contract import utcnow
+    from gateway.core.clock import utcnow
     from gateway.hub.db import HubStore
 
     site.start_hub()

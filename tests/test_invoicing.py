@@ -16,8 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.billing.pricing import install_tariffs
+from gateway.billing.tariffs import Tariff, price_session, select_tariff
 from gateway.config import GroupConfig, MachineConfig, Seed, SeedMember, SeedProject
-from gateway.contract import Envelope, iso, parse_iso
+from gateway.contract import Envelope
+from gateway.core.clock import iso, parse_iso
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.db import HubStore
 from gateway.hub.events.ingest import ingest_envelopes
@@ -31,7 +33,6 @@ from gateway.hub.invoicing import (
 )
 from gateway.hub.members import set_paid_by
 from gateway.hub.seed import import_seed
-from gateway.policies.tariffs import Tariff, price_session, select_tariff
 
 TZ = "Europe/Paris"
 NOV = datetime(2026, 11, 3, 17, 0, 5, tzinfo=UTC)

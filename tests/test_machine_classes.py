@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.contract import encode_sim_job
-from gateway.drivers.tap_socket import send_tap
+from gateway.drivers.readers.simulated import send_tap
 from tests.support.harness import BADGE, Observer, Site, poll_until
 from tests.support.mosquitto import MosquittoProcess
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import serial
 
-from gateway.drivers.machine import Activity, MachineReport
-from gateway.drivers.marlin import MarlinController
-from gateway.drivers.marlin_sim import AMBIENT_C, MarlinSimulator
+from gateway.core.activity import Activity, MachineReport
+from gateway.drivers.machines.marlin import MarlinController
+from gateway.drivers.simulators.marlin import AMBIENT_C, MarlinSimulator
 
 POLL = 0.05
 ANSWER_TIMEOUT = 0.5
@@ -294,7 +294,7 @@ def test_garbage_is_logged_once_skipped_and_reporting_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, reports = printer
-    caplog.set_level("WARNING", logger="gateway.drivers.marlin")
+    caplog.set_level("WARNING", logger="gateway.drivers.machines.marlin")
     sim.send_garbage(b"\xff\xfe\x00\x81 noise \xc3(\n" * 20 + b"\x1b[2J\x07\n")
     # Noise without a newline glues itself to the next answer; the answer must survive.
     sim.send_garbage(b"\x80\xff")
@@ -444,7 +444,7 @@ def test_a_raising_subscriber_does_not_stop_the_driver(
 
 def test_simulator_runs_as_a_module_and_prints_its_port() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.drivers.marlin_sim", "--busy-probability", "0"],
+        [sys.executable, "-m", "gateway.drivers.simulators.marlin", "--busy-probability", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

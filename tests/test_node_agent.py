@@ -17,11 +17,12 @@ from gpiozero.pins.mock import MockFactory
 
 from gateway.config import NodeConfig
 from gateway.contract import MAX_DETAIL, MAX_NAME, Envelope, Job
-from gateway.drivers.machine import Activity, MachineReport
-from gateway.drivers.readers import SimulatedReader
+from gateway.contract.signing import generate_key, sign_snapshot
+from gateway.core.activity import Activity, MachineReport
+from gateway.core.snapshot import MachineInfo, Snapshot
+from gateway.drivers.readers.simulated import SimulatedReader
 from gateway.drivers.relay import GpioRelay
 from gateway.node import Journal, NodeAgent
-from gateway.permissions import MachineInfo, Snapshot, generate_key, sign_snapshot
 from tests.support.builders import ALICE, BOB, PIN, STAFF, T0, grant, node_config, snapshot
 from tests.support.clock import FakeClock
 
@@ -327,7 +328,8 @@ def test_non_trainers_cannot_open_certify_mode(agent, clock, mock_pins, cfg) -> 
 
 
 def test_unknown_badge_is_enrolled_while_the_hub_asks(agent, clock, cfg) -> None:
-    from gateway.contract import encode_enrolment, iso
+    from gateway.contract import encode_enrolment
+    from gateway.core.clock import iso
 
     until = clock.wall() + timedelta(seconds=30)
     deliver(agent.on_enrolment, encode_enrolment("req-1", "alice", iso(until)))
@@ -340,7 +342,8 @@ def test_unknown_badge_is_enrolled_while_the_hub_asks(agent, clock, cfg) -> None
 
 
 def test_expired_enrolment_window_is_not_used(agent, clock, cfg) -> None:
-    from gateway.contract import encode_enrolment, iso
+    from gateway.contract import encode_enrolment
+    from gateway.core.clock import iso
 
     deliver(agent.on_enrolment, encode_enrolment("req-1", "alice",
                                               iso(clock.wall() + timedelta(seconds=30))))

@@ -15,13 +15,13 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gateway.config import SessionConfig
-from gateway.drivers.grbl import GrblController
-from gateway.drivers.grbl_sim import GrblSimulator
-from gateway.drivers.machine import Activity
-from gateway.drivers.readers import SimulatedReader
+from gateway.contract.signing import generate_key, sign_snapshot
+from gateway.core.activity import Activity
+from gateway.drivers.machines.grbl import GrblController
+from gateway.drivers.readers.simulated import SimulatedReader
 from gateway.drivers.relay import GpioRelay
+from gateway.drivers.simulators.grbl import GrblSimulator
 from gateway.node import NodeAgent
-from gateway.permissions import generate_key, sign_snapshot
 from tests.support.builders import ALICE, PIN, node_config, snapshot
 from tests.test_node_agent import deliver, events
 

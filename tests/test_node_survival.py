@@ -25,18 +25,19 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gateway.config import NodeConfig
-from gateway.contract import encode_ack, encode_enrolment, encode_sim_tap, iso
-from gateway.drivers.readers import SimulatedReader
-from gateway.drivers.relay import GpioRelay
-from gateway.node import Journal, NodeAgent
-from gateway.permissions import (
+from gateway.contract import encode_ack, encode_enrolment, encode_sim_tap
+from gateway.contract.signing import (
     MAX_SNAPSHOT_BYTES,
-    Snapshot,
     SnapshotRejected,
     generate_key,
     sign_snapshot,
     verify_snapshot,
 )
+from gateway.core.clock import iso
+from gateway.core.snapshot import Snapshot
+from gateway.drivers.readers.simulated import SimulatedReader
+from gateway.drivers.relay import GpioRelay
+from gateway.node import Journal, NodeAgent
 from tests.support.builders import ALICE, PIN, T0, grant, node_config
 from tests.support.builders import snapshot as base_snapshot
 from tests.support.clock import FakeClock

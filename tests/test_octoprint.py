@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.drivers.machine import Activity, MachineReport
-from gateway.drivers.octoprint import (
+from gateway.core.activity import Activity, MachineReport
+from gateway.drivers.machines.octoprint import (
     NOT_CONNECTED,
     OctoPrintClient,
     OctoPrintController,

@@ -29,16 +29,18 @@ from gateway.config import (
     SeedMember,
     SeedProject,
 )
-from gateway.contract import Envelope, iso, utcnow
+from gateway.contract import Envelope
+from gateway.core.clock import iso, utcnow
+from gateway.core.months import add_months
+from gateway.core.snapshot import Snapshot
 from gateway.hub import accounts, audit
 from gateway.hub.catalogue import sync_catalogue
-from gateway.hub.certifications import add_months, certification_expiry
+from gateway.hub.certifications import certification_expiry
 from gateway.hub.db import HubStore, data_version
 from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.invoicing import period_of
 from gateway.hub.seed import import_seed
 from gateway.hub.snapshots import build_snapshot, next_snapshot_version
-from gateway.permissions import Snapshot
 from gateway.web import auth, create_app
 from tests.support.builders import hub_config
 

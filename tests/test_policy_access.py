@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.permissions import MachineInfo, MemberGrant, Snapshot
+from gateway.core.snapshot import MachineInfo, MemberGrant, Snapshot
 from gateway.policies.access import (
     DENY_REASONS,
     Action,

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.drivers.machine import Activity, MachineReport
+from gateway.core.activity import Activity, MachineReport
 from gateway.policies import session_rules as sr
 from gateway.policies.jobs import JobEventKind, JobTracker
 from gateway.policies.metering import BusyMeter, billable_minutes, split_minutes
@@ -110,7 +110,7 @@ def view(**kw) -> sr.SessionView:
 def test_badge_out_on_idle_machine_ends_after_grace() -> None:
     v = view(badged_out=100.0)
     assert sr.evaluate(LASER, v, 100.0 + LASER.grace_s - 1).verdict == sr.Verdict.KEEP
-    assert sr.evaluate(LASER, v, 100.0 + LASER.grace_s) == sr.Decision(sr.Verdict.END,
+    assert sr.evaluate(LASER, v, 100.0 + LASER.grace_s) == sr.Ruling(sr.Verdict.END,
                                                                        "badge_out")
 
 
@@ -118,7 +118,7 @@ def test_laser_job_after_badge_out_keeps_power_until_idle() -> None:
     busy = view(badged_out=100.0, activity=A.BUSY, job_running=True)
     assert sr.evaluate(LASER, busy, 10_000).verdict == sr.Verdict.KEEP
     done = view(badged_out=100.0, job_ended=500.0)
-    assert sr.evaluate(LASER, done, 500.0) == sr.Decision(sr.Verdict.END, "job_finished")
+    assert sr.evaluate(LASER, done, 500.0) == sr.Ruling(sr.Verdict.END, "job_finished")
 
 
 def test_printer_waits_for_the_job_then_cools_down() -> None:
@@ -133,7 +133,7 @@ def test_max_length_stops_a_laser_but_never_a_printer() -> None:
     busy = view(activity=A.BUSY, job_running=True)
     assert sr.evaluate(rules_l, busy, 3600).verdict == sr.Verdict.SAFE_STOP_THEN_END
     assert sr.evaluate(rules_p, busy, 3600).verdict == sr.Verdict.KEEP
-    assert sr.evaluate(rules_p, view(), 3600) == sr.Decision(sr.Verdict.END, "max_length")
+    assert sr.evaluate(rules_p, view(), 3600) == sr.Ruling(sr.Verdict.END, "max_length")
 
 
 def test_idle_timeout_counts_from_the_last_activity() -> None:
@@ -169,7 +169,7 @@ def test_busy_meter_counts_only_busy_time() -> None:
 
 def test_spent_credit_stops_a_laser_but_never_a_print() -> None:
     busy = view(activity=A.BUSY, job_running=True, credit_limit_s=600)
-    assert sr.evaluate(LASER, busy, 600) == sr.Decision(sr.Verdict.SAFE_STOP_THEN_END,
+    assert sr.evaluate(LASER, busy, 600) == sr.Ruling(sr.Verdict.SAFE_STOP_THEN_END,
                                                         "credit_exhausted")
     assert sr.evaluate(PRINTER, busy, 10_000).verdict == sr.Verdict.KEEP
     assert sr.evaluate(PRINTER, view(credit_limit_s=600), 600).reason == "credit_exhausted"

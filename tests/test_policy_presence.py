@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.permissions import MachineInfo, MemberGrant, OpeningHours, Snapshot
+from gateway.core.snapshot import MachineInfo, MemberGrant, OpeningHours, Snapshot
 from gateway.policies.access import Action, Decision, Reason
 from gateway.policies.presence import presence_until, staff_present, staff_toggle
 

@@ -33,6 +33,7 @@ from gateway.billing.pricing import (
     stale_sessions,
     stored_fingerprint,
 )
+from gateway.billing.tariffs import Tariff
 from gateway.config import MachineConfig, Seed, SeedMember
 from gateway.hub import audit
 from gateway.hub.catalogue import sync_catalogue
@@ -43,7 +44,6 @@ from gateway.hub.invoicing import Invoice, build_drafts, close_period
 from gateway.hub.report import activity_report
 from gateway.hub.schema import MIGRATIONS
 from gateway.hub.seed import import_seed
-from gateway.policies.tariffs import Tariff
 from tests.test_exports import cents, hub_config, write_hub_yaml
 from tests.test_invoicing import (
     GROUPS,

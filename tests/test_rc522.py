@@ -9,8 +9,9 @@ from importlib.util import find_spec
 import pytest
 
 from gateway.config import ReaderConfig
-from gateway.drivers.rc522 import RC522Reader, uid_from_frame, uid_from_packed
-from gateway.drivers.readers import TapDebouncer, make_reader
+from gateway.drivers.factory import make_reader
+from gateway.drivers.readers.base import TapDebouncer
+from gateway.drivers.readers.rc522 import RC522Reader, uid_from_frame, uid_from_packed
 from tests.fakes.rc522_sim import Card, FakeGPIO, RC522Sim, crc_a, fake_pi
 
 # find_spec, not importorskip: importing mfrc522 without the fakes fails on RPi.GPIO.

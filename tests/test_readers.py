@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from gateway.config import ReaderConfig
-from gateway.drivers.readers import BadgeReader, SimulatedReader, TapDebouncer, make_reader
+from gateway.drivers.factory import make_reader
+from gateway.drivers.readers.base import BadgeReader, TapDebouncer
+from gateway.drivers.readers.simulated import SimulatedReader, send_tap
 from tests.support.clock import FakeMono
 
 
@@ -122,3 +126,35 @@ def test_make_reader() -> None:
     assert isinstance(make_reader(ReaderConfig(driver="simulated")), SimulatedReader)
     with pytest.raises(ValueError, match="unknown reader driver"):
         make_reader(ReaderConfig(driver="pn532"))
+
+
+def test_only_a_reader_software_can_feed_offers_an_injector() -> None:
+    class CardOnly(BadgeReader):
+        def poll(self) -> str | None:
+            return None
+
+        def close(self) -> None:
+            pass
+
+    assert CardOnly().injector is None
+    reader = SimulatedReader()
+    injector = reader.injector
+    assert injector is not None
+    injector.present("de:ad:be:ef")
+    assert reader.poll() == "DEADBEEF"
+
+
+def test_a_simulated_reader_built_from_config_listens_on_its_socket(tmp_path: Path) -> None:
+    path = tmp_path / "node.tap"
+    reader = make_reader(ReaderConfig(driver="simulated", socket=path))
+    try:
+        send_tap(path, "01020304")
+        deadline = time.monotonic() + 10
+        got = reader.poll()
+        while got is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # polled as the node polls it, until the datagram arrives
+            got = reader.poll()
+        assert got == "01020304"
+    finally:
+        reader.close()
+    assert not path.exists()  # closing the reader closes its socket

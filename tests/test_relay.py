@@ -15,7 +15,8 @@ from gpiozero.pins.mock import MockFactory
 
 from gateway.config import RelayConfig
 from gateway.drivers import relay as relay_mod
-from gateway.drivers.relay import GpioRelay, Relay, make_relay
+from gateway.drivers.factory import make_relay
+from gateway.drivers.relay import GpioRelay, Relay
 
 ROOT = Path(__file__).resolve().parents[1]
 

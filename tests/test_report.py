@@ -33,7 +33,8 @@ from gateway.config import (
     Seed,
     SeedMember,
 )
-from gateway.contract import iso
+from gateway.core.clock import iso
+from gateway.core.snapshot import parse_opening_hours
 from gateway.demo.site import OPENING_HOURS
 from gateway.demo.year import generate_year
 from gateway.hub import accounts
@@ -43,7 +44,6 @@ from gateway.hub.db import HubStore
 from gateway.hub.report import Report, activity_report, opening_spans, report_csv
 from gateway.hub.seed import import_seed
 from gateway.hub.sessions import totals
-from gateway.permissions import parse_opening_hours
 from gateway.web import create_app
 from tests import test_browser as board_tests
 from tests.support import builders

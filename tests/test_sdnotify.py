@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway import sdnotify
-from gateway.sdnotify import Watchdog, notify, watchdog_interval
+from gateway.core.sdnotify import Watchdog, notify, watchdog_interval
 
 
 @pytest.fixture

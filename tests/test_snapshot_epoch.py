@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway.hub.db import HubStore
-from gateway.hub.snapshots import advance_epoch, snapshot_epoch
-from gateway.permissions import (
-    MachineInfo,
-    Snapshot,
+from gateway.contract.signing import (
     SnapshotRejected,
     generate_key,
+    parse_snapshot,
     sign_snapshot,
     verify_snapshot,
 )
+from gateway.core.snapshot import MachineInfo, Snapshot
+from gateway.hub.db import HubStore
+from gateway.hub.snapshots import advance_epoch, snapshot_epoch
 
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
@@ -75,7 +75,7 @@ def test_a_snapshot_from_before_epochs_still_reads(key) -> None:
     del d["epoch"]
     assert Snapshot.from_dict(d).order == (0, 7)
     with pytest.raises(SnapshotRejected):
-        Snapshot.from_dict({**d, "epoch": "soon"})
+        parse_snapshot({**d, "epoch": "soon"})
     assert replace(snap(1, 1), epoch=2).order == (2, 1)
 
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from gateway.supervise import Beat, Supervisor
+from gateway.core.supervise import Beat, Supervisor
 from tests.support.clock import FakeMono
 
 TIMEOUT = 10.0

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gateway.policies.tariffs import (
+from gateway.billing.money import format_money
+from gateway.billing.tariffs import (
     Tariff,
     TariffError,
     explain,
-    format_money,
     max_session_s,
     parse_tariffs,
     price_session,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.contract import iso
+from gateway.core.clock import iso
 from gateway.hub.usage import columns, to_csv, usage_rows
 
 T0 = datetime(2026, 11, 25, 18, 0, 10, tzinfo=UTC)

@@ -24,7 +24,8 @@ from gateway.config import (
     Seed,
     SeedMember,
 )
-from gateway.contract import Envelope, iso
+from gateway.contract import Envelope
+from gateway.core.clock import iso
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.db import HubStore
 from gateway.hub.events.ingest import ingest_envelopes
@@ -172,9 +173,9 @@ def test_usage_defaults_to_current_month(server: Server) -> None:
     # The fixture data is in 2026; the current month holds none of it unless it is
     # November 2026, so compare with the explicit current-month query.
     now = datetime.now(UTC)
-    from gateway.web.api import current_month
+    from gateway.core.months import local_month
 
-    start, end = current_month(now, "Europe/Paris")
+    start, end = local_month(now, "Europe/Paris")
     q = urllib.parse.urlencode({"from": start.isoformat(), "to": end.isoformat()})
     assert server.json("/api/v1/usage") == server.json(f"/api/v1/usage?{q}")
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from gateway.billing import pricing
-from gateway.contract import iso
+from gateway.billing.tariffs import max_session_s
+from gateway.core.clock import iso
+from gateway.core.snapshot import MachineInfo
 from gateway.hub.db import HubStore
-from gateway.permissions import MachineInfo
-from gateway.policies.tariffs import max_session_s
 
 
 def add_credit(store: HubStore, member_id: str, amount_cents: int, *, at: datetime,

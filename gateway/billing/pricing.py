@@ -40,10 +40,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from gateway.contract import iso, parse_iso
+from gateway.billing.tariffs import Tariff, price_session, select_tariff
+from gateway.core.clock import iso, parse_iso
 from gateway.hub import audit, catalogue, members
 from gateway.hub.db import HubStore, bump_data_version, meta_text, set_meta
-from gateway.policies.tariffs import Tariff, price_session, select_tariff
 
 __all__ = [
     "EMPTY_FINGERPRINT", "Repricing", "SessionPrice", "TariffChange", "current_tariffs",

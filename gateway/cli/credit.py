@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from decimal import Decimal, InvalidOperation
 
 from gateway.billing.credit import add_credit, balance, members_with_credit
+from gateway.billing.money import format_money, parse_amount
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config
-from gateway.contract import utcnow
+from gateway.core.clock import utcnow
 from gateway.hub import members
 from gateway.hub.db import HubStore
-from gateway.policies.tariffs import format_money
 
 
 def add_arguments(s: argparse.ArgumentParser) -> None:
@@ -31,23 +30,12 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     config_option(s, a, show)
 
 
-def euros_to_cents(text: str) -> int:
-    try:
-        value = Decimal(text.replace(",", "."))
-    except InvalidOperation as exc:
-        raise ValueError(f"{text!r} is not an amount in euros (e.g. 20 or 12.50)") from exc
-    cents = value * 100
-    if cents != cents.to_integral_value():
-        raise ValueError(f"{text!r} has fractions of a cent")
-    return int(cents)
-
-
 def run(args: argparse.Namespace) -> int:
     cfg = load_hub_config(args.config)
     with HubStore(cfg.database) as store:
         if args.credit_command == "add":
             try:
-                cents = euros_to_cents(args.amount)
+                cents = parse_amount(args.amount)
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2

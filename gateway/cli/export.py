@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 from gateway.billing.pricing import fingerprint, stored_fingerprint
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config
-from gateway.contract import utcnow
+from gateway.core.clock import utcnow
+from gateway.core.months import add_months, local_month
 from gateway.hub import sessions
 from gateway.hub.db import HubStore
 from gateway.hub.exports import FORMATS, STATUSES, invoices, invoices_export, usage_export
@@ -66,20 +67,10 @@ def _bound(value: str, tz: str, flag: str) -> datetime:
     return datetime.combine(day, time(0), ZoneInfo(tz))
 
 
-def _add_month(t: datetime) -> datetime:
-    y, m = (t.year + (t.month == 12), t.month % 12 + 1)
-    return t.replace(year=y, month=m)
-
-
 def _range(args: argparse.Namespace, tz: str) -> tuple[datetime, datetime]:
-    if args.start:
-        start = _bound(args.start, tz, "--from")
-    else:
-        local = utcnow().astimezone(ZoneInfo(tz))
-        first = datetime.combine(date(local.year, local.month, 1), time(0), ZoneInfo(tz))
-        start = first.replace(year=first.year - (first.month == 1),
-                              month=(first.month - 2) % 12 + 1)
-    end = _bound(args.end, tz, "--to") if args.end else _add_month(start)
+    # Without --from: the month that just ended, what an accountant pulls.
+    start = _bound(args.start, tz, "--from") if args.start else local_month(utcnow(), tz, -1)[0]
+    end = _bound(args.end, tz, "--to") if args.end else add_months(start, 1)
     if end <= start:
         raise SystemExit("error: --to must be after --from")
     return start, end

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.permissions import write_keypair
+from gateway.contract.signing import write_keypair
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

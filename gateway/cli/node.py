@@ -25,39 +25,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_node(cfg: NodeConfig) -> int:
-    from gateway.drivers.controllers import make_controller
-    from gateway.drivers.readers import SimulatedReader, make_reader
-    from gateway.drivers.relay import make_relay
-    from gateway.drivers.tap_socket import TapSocket
+    from gateway.contract.signing import load_public_key
+    from gateway.drivers.factory import make_controller, make_reader, make_relay
     from gateway.node import NodeAgent
-    from gateway.permissions import load_public_key
 
-    relay = make_relay(cfg.relay, allow_boot_pull=cfg.relay.allow_boot_pull)
-    sim = None
+    relay = make_relay(cfg.relay)
+    reader = sim = None
     try:
-        reader = make_reader(cfg.reader)
+        reader = make_reader(cfg.reader)  # a simulated one also opens its tap socket
         controller, sim = make_controller(cfg.controller)
         agent = NodeAgent(cfg, relay=relay, reader=reader,
                           public_key=load_public_key(cfg.hub_public_key),
                           controller=controller, simulated_machine=sim)
     except BaseException:
         relay.close()
+        if reader is not None:
+            reader.close()
         if sim is not None:
             sim.close()
         raise
     stop_on_signals(agent.stopping)
-    control = None
-    if isinstance(reader, SimulatedReader) and cfg.reader.socket:
-        control = TapSocket(cfg.reader.socket, reader)
     log.info("node %s for machine %s started; relay off", cfg.node_id, cfg.machine_id)
-    from gateway.sdnotify import notify
+    from gateway.core.sdnotify import notify
 
     # systemd (Type=notify): the relay is set up and off, the agent is built. The node
-    # loop itself pings the watchdog (gateway.sdnotify.ping_watchdog).
+    # loop itself pings the watchdog (gateway.core.sdnotify.ping_watchdog).
     notify(f"READY=1\nSTATUS=node {cfg.node_id}: running, relay off")
-    try:
-        agent.run()
-    finally:
-        if control:
-            control.close()
+    agent.run()  # closes the relay, the reader (and its tap socket) and the controller
     return 0

@@ -17,13 +17,13 @@ import sys
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from gateway.billing.money import format_money
 from gateway.billing.pricing import Repricing, install_tariffs, reprice_sessions
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config
-from gateway.contract import iso
+from gateway.core.clock import iso
 from gateway.hub import members
 from gateway.hub.db import HubStore
-from gateway.policies.tariffs import format_money
 
 
 def add_arguments(s: argparse.ArgumentParser) -> None:

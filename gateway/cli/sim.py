@@ -29,8 +29,8 @@ from typing import Any
 from gateway.cli.common import config_option, stop_on_signals
 from gateway.config import Seed, load_any
 from gateway.contract import EV_TAP, ContractError, Envelope, Topics, encode_sim_tap
+from gateway.contract.mqtt import MqttLink
 from gateway.demo.site import default_data_dir
-from gateway.mqtt import MqttLink
 from gateway.policies.access import DENY_REASONS
 
 MACHINES = ("grbl", "marlin", "sense-board")
@@ -182,18 +182,18 @@ def remove_link(link: Path, target: str) -> None:
 def _start_machine(args: argparse.Namespace) -> Any:
     """The simulator, started, with its terminal's path as ``.port`` (no link of its own)."""
     if args.sim_command == "grbl":
-        from gateway.drivers.grbl_sim import GrblSimulator
+        from gateway.drivers.simulators.grbl import GrblSimulator
 
         return GrblSimulator(homing_required=args.homing_required,
                              line_time=args.line_time).start()
     if args.sim_command == "marlin":
-        from gateway.drivers.marlin_sim import MarlinSimulator
+        from gateway.drivers.simulators.marlin import MarlinSimulator
 
         printer = MarlinSimulator(busy_probability=args.busy_probability)
         if args.print_name:
             printer.start_sd_print(args.print_name, args.seconds)
         return printer
-    from gateway.drivers.current_sim import SenseBoardSimulator, SimulatedCurrent
+    from gateway.drivers.simulators.current import SenseBoardSimulator, SimulatedCurrent
 
     return SenseBoardSimulator([SimulatedCurrent(args.amps)], interval=args.interval)
 

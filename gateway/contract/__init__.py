@@ -1,14 +1,18 @@
 """The MQTT contract between nodes and the hub, in one package.
 
-- :mod:`.core`: ``ContractError``, times, bounded JSON parsing (size, UTF-8, depth,
-  finite numbers) and the bounds of node messages;
+- :mod:`.core`: ``ContractError``, wire times (``parse_iso`` raising ``ContractError``;
+  ``iso`` and ``utcnow`` are in ``gateway.core.clock``), bounded JSON parsing (size,
+  UTF-8, depth, finite numbers) and the bounds of node messages;
 - :mod:`.fields`: the field specs the typed messages are declared with;
 - :mod:`.events`: one frozen type per event type (``Tap``, ``SessionEnded``, ...);
 - :mod:`.status`: the node status;
 - :mod:`.messages`: topics, the event envelope, acknowledgements, simulated taps and
-  jobs, the enrolment window.
+  jobs, the enrolment window;
+- :mod:`.signing`: the hub's Ed25519 keys, signed snapshots and the node's checks;
+- :mod:`.mqtt`: the paho-mqtt link both ends use.
 
-Everything is importable from ``gateway.contract`` directly. ``docs/mqtt.md`` documents
+Everything but ``signing`` and ``mqtt`` (which pull in cryptography and paho) is
+importable from ``gateway.contract`` directly. ``docs/mqtt.md`` documents
 the same contract for humans; ``tests/test_contract_docs.py`` keeps the two in step.
 """
 
@@ -19,10 +23,8 @@ from gateway.contract.core import (
     SQLITE_INT_MAX,
     ContractError,
     dumps,
-    iso,
     loads_object,
     parse_iso,
-    utcnow,
 )
 from gateway.contract.events import (
     END_REASONS,
@@ -90,5 +92,5 @@ __all__ = [
     "StaffPresence", "StatusJob", "StatusSession", "Tap", "Topics", "decode_ack",
     "decode_event", "decode_sim_job", "decode_sim_tap", "decode_status", "default_prefix",
     "dumps", "encode_ack", "encode_enrolment", "encode_sim_job", "encode_sim_tap",
-    "encode_status", "iso", "loads_object", "parse_iso", "tap_reasons", "utcnow",
+    "encode_status", "loads_object", "parse_iso", "tap_reasons",
 ]

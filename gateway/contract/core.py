@@ -1,4 +1,4 @@
-"""The foundations of the wire contract: errors, times and bounded JSON parsing.
+"""The foundations of the wire contract: errors, wire times and bounded JSON parsing.
 
 A node is not trusted, so no payload may cost the hub more than a bounded amount of work
 or reach code that can raise anything but :class:`ContractError`. Parsing therefore
@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from gateway.core import clock
 
 CONTRACT_VERSION = 1
 
@@ -39,40 +41,9 @@ class ContractError(ValueError):
     """A payload that does not follow the contract; the message says what is wrong."""
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(dt: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and a ``Z``: sortable as text in SQLite."""
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime: every wall time in the contract is timezone-aware")
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-_MAX_TIME_TEXT = 40
-
-
 def parse_iso(value: Any, what: str = "time") -> datetime:
-    """An ISO 8601 time with a zone, as an aware datetime in UTC; ContractError otherwise.
-
-    Converted to UTC here so that a time near the ends of the calendar fails now, with
-    a clear message, and not later as an ``OverflowError`` in ``astimezone``.
-    """
-    if not isinstance(value, str):
-        raise ContractError(f"{what}: expected an ISO 8601 string, got {type(value).__name__}")
-    if len(value) > _MAX_TIME_TEXT:
-        raise ContractError(f"{what}: {value[:_MAX_TIME_TEXT]!r}... is not an ISO 8601 time")
-    try:
-        dt = datetime.fromisoformat(value)  # Python 3.11 reads the "Z" itself
-    except ValueError as exc:
-        raise ContractError(f"{what}: {value!r} is not an ISO 8601 time") from exc
-    if dt.tzinfo is None:
-        raise ContractError(f"{what}: {value!r} has no timezone")
-    try:
-        return dt.astimezone(UTC)
-    except OverflowError as exc:
-        raise ContractError(f"{what}: {value!r} is out of range") from exc
+    """A wire time (see :func:`gateway.core.clock.parse_iso`); ContractError when bad."""
+    return clock.parse_iso(value, what, error=ContractError)
 
 
 def dumps(obj: Any) -> bytes:

@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 from gateway.contract.core import ContractError
 from gateway.contract.fields import Flag, Id, Integer, Message, Number, OneOf, Text, Time, Uid, wire
+from gateway.core.levels import CERTIFY_LEVELS
+from gateway.policies.access import Reason
 
 EV_TAP = "tap"
 EV_SESSION_STARTED = "session.started"
@@ -50,14 +52,11 @@ END_REASONS = ("badge_out", "job_finished", "idle_timeout", "max_length", "credi
 JOB_EVENTS = ("started", "progress", "paused", "resumed", "finished", "failed", "cancelled")
 SNAPSHOT_REJECT_REASONS = ("unsigned", "forged", "older", "expired", "malformed",
                            "wrong_machine")
-CERTIFY_LEVELS = (1, 2)
 
 
 @cache
 def tap_reasons() -> tuple[str, ...]:
     """Every access-policy reason, then the special taps' reasons."""
-    from gateway.policies.access import Reason  # the policy imports the contract: import late
-
     return (*(str(r) for r in Reason), *SPECIAL_TAP_REASONS)
 
 
@@ -178,7 +177,7 @@ class CertificationGranted(EventData):
     trainer_id: str = wire(Id())
     member_id: str = wire(Id())
     group: str = wire(Id())
-    level: int = wire(Integer(min(CERTIFY_LEVELS), max(CERTIFY_LEVELS)))
+    level: int = wire(Integer(int(min(CERTIFY_LEVELS)), int(max(CERTIFY_LEVELS))))
     machine: str = wire(Id())
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from gateway.contract.core import SQLITE_INT_MAX, ContractError, iso, parse_iso, shorten
-from gateway.uids import normalise_uid
+from gateway.contract.core import SQLITE_INT_MAX, ContractError, parse_iso, shorten
+from gateway.core.clock import iso
+from gateway.core.ids import normalise_uid
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TOKEN = re.compile(r"[a-z][a-z0-9._-]{0,63}")

@@ -22,13 +22,12 @@ from gateway.contract.core import (
     MAX_NODE_MESSAGE_DEPTH,
     ContractError,
     dumps,
-    iso,
     loads_object,
     nesting_exceeds,
-    utcnow,
 )
 from gateway.contract.events import EventData, decode_event
 from gateway.contract.fields import Id, Integer, Time, Token
+from gateway.core.clock import iso, utcnow
 
 
 def default_prefix(site: str) -> str:

@@ -19,7 +19,6 @@ from gateway.contract.core import (
     ContractError,
     dumps,
     loads_object,
-    utcnow,
 )
 from gateway.contract.events import MAX_DETAIL, MAX_NAME
 from gateway.contract.fields import (
@@ -35,6 +34,8 @@ from gateway.contract.fields import (
     Token,
     wire,
 )
+from gateway.core.activity import Activity
+from gateway.core.clock import utcnow
 
 JOURNAL_STATES = ("ok", "unavailable")
 MODES = ("certify",)
@@ -43,8 +44,6 @@ MAX_HEARTBEAT_S = 3600
 
 @cache
 def activities() -> tuple[str, ...]:
-    from gateway.drivers.machine import Activity  # drivers import the contract: import late
-
     return tuple(str(a) for a in Activity)
 
 

@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gateway.config import HubConfig, load_hub_config
-from gateway.contract import ContractError, Topics, decode_status, iso, utcnow
+from gateway.contract import ContractError, Topics, decode_status
+from gateway.contract.mqtt import MqttLink
+from gateway.core.clock import iso, utcnow
 from gateway.demo.scenario import SCENARIO, run_scenario
 from gateway.demo.site import BADGE, DemoFiles, default_data_dir, write_demo_files
-from gateway.mqtt import MqttLink
 
 
 class NodeWatcher:
@@ -96,7 +97,7 @@ def print_summary(db_path: Path, since: str) -> None:
     """Usage of this run (sessions started since ``since``), per member."""
     import sqlite_utils
 
-    from gateway.policies.tariffs import format_money
+    from gateway.billing.money import format_money
 
     db = sqlite_utils.Database(db_path)
     rows = list(db.query(

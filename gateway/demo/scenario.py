@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 
 from gateway.contract import Topics, encode_sim_job, encode_sim_tap
+from gateway.contract.mqtt import MqttLink
 from gateway.demo.site import BADGE
-from gateway.mqtt import MqttLink
 
 # One pass shows every kind of decision and a job on every machine, then everyone badges
 # out, the printer's member in the middle of her print (power is kept until it ends).

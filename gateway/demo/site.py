@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from gateway.permissions import write_keypair
+from gateway.contract.signing import write_keypair
 
 SITE = "demo"
 TIMEZONE = "Europe/Paris"

@@ -25,7 +25,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from gateway.config import GroupConfig, MachineConfig, load_seed
-from gateway.contract import iso
+from gateway.core.clock import iso
+from gateway.core.snapshot import parse_opening_hours
 from gateway.demo.site import GROUPS, MACHINES, OPENING_HOURS, TIMEZONE
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.certifications import add_certifications
@@ -34,7 +35,6 @@ from gateway.hub.jobs import add_jobs
 from gateway.hub.members import add_badges, add_members, add_projects, mark_staff
 from gateway.hub.seed import import_seed
 from gateway.hub.sessions import add_closed_sessions
-from gateway.permissions import parse_opening_hours
 from gateway.policies.metering import billable_minutes, split_minutes
 
 # Share of each category among members (a tiers-lieu open to the public).

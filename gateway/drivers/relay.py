@@ -19,19 +19,13 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gpiozero import DigitalOutputDevice
 
-if TYPE_CHECKING:
-    from gateway.config import RelayConfig
+from gateway.config import pins
 
 log = logging.getLogger(__name__)
-
-#: BCM GPIOs that a Raspberry Pi pulls *up* from power-on until software configures them
-#: (GPIO 2 and 3 even have fixed 1.8 kOhm pull-ups); GPIO 9-27 are pulled down.
-BOOT_PULL_UP_PINS = frozenset(range(0, 9))
-_HEADER_PINS = frozenset(range(0, 28))
 
 
 class Relay(ABC):
@@ -93,30 +87,30 @@ def check_boot_level(pin: int, *, active_high: bool, allow_boot_pull: bool = Fal
     """Refuse a pin whose power-on pull would energise the relay before our code runs.
 
     Between power-on and the moment this process configures the pin (tens of seconds
-    of boot), a GPIO is an input held only by the SoC's default pull: GPIO 0-8 are pulled
-    up, GPIO 9-27 pulled down. With an active-high relay board a pull-up on GPIO 0-8 can
-    be enough to switch the machine on during every boot, unattended. For an active-low
+    of boot), a GPIO is an input held only by the SoC's default pull
+    (``gateway.config.pins``): GPIO 0-8 are pulled up, GPIO 9-27 pulled down. With an
+    active-high relay board a pull-up on GPIO 0-8 can be enough to switch the machine on
+    during every boot, unattended. For an active-low
     board it is the other way round: the pulled-down pins 9-27 are the ones that could
     energise it (logged as a warning) and GPIO 0-8 are the safe choice (GPIO 4, 5 or 6
     when SPI and I2C are in use). ``allow_boot_pull`` is for a board whose own pull
     resistor is stronger than the Pi's (about 50 kOhm) and holds the input at OFF; GPIO 2
     and 3 have 1.8 kOhm pull-ups that a board resistor cannot beat.
     """
-    if allow_boot_pull or pin not in _HEADER_PINS:
+    if allow_boot_pull or not pins.boot_energises(pin, active_high=active_high):
         return
-    pulled_up = pin in BOOT_PULL_UP_PINS
-    if active_high and pulled_up:
+    if active_high:
         raise ValueError(
             f"GPIO {pin} is pulled up at boot, which can switch an active-high relay ON "
-            "before the gateway starts; use GPIO 9-27 (e.g. 17), or allow it explicitly "
-            "only if the relay board has a pull-down that keeps it off")
-    if not active_high and not pulled_up:
-        # Only a warning: a ~50 kOhm pull-down rarely sinks enough current to light the
-        # opto-coupler of an active-low board, and node configs refuse GPIO 0-8 today.
-        log.warning(
-            "GPIO %s is pulled down at boot, which can switch an active-low relay ON "
-            "before the gateway starts; prefer GPIO 4, 5 or 6, or a board with a pull-up "
-            "that keeps it off", pin)
+            f"before the gateway starts; use {pins.gpio_text(pins.ACTIVE_HIGH_PINS)} (e.g. "
+            "17), or allow it explicitly only if the relay board has a pull-down that keeps "
+            "it off")
+    # Only a warning: a ~50 kOhm pull-down rarely sinks enough current to light the
+    # opto-coupler of an active-low board, and node configs refuse these pins anyway.
+    log.warning(
+        "GPIO %s is pulled down at boot, which can switch an active-low relay ON "
+        "before the gateway starts; prefer %s, or a board with a pull-up "
+        "that keeps it off", pin, pins.gpio_text(pins.ACTIVE_LOW_PINS))
 
 
 class GpioRelay(Relay):
@@ -174,12 +168,3 @@ class GpioRelay(Relay):
         state = "closed" if self._closed else ("on" if self.is_on else "off")
         return f"<GpioRelay GPIO{self.pin} active_high={self.active_high} {state}>"
 
-
-def make_relay(
-    cfg: RelayConfig, pin_factory: Any = None, *, allow_boot_pull: bool = False
-) -> Relay:
-    """Build the relay a node config asks for (only ``driver: gpio`` exists today)."""
-    if cfg.driver != "gpio":
-        raise ValueError(f"unknown relay driver {cfg.driver!r}; expected 'gpio'")
-    return GpioRelay(cfg.pin, active_high=cfg.active_high, pin_factory=pin_factory,
-                     allow_boot_pull=allow_boot_pull)

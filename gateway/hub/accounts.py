@@ -24,7 +24,7 @@ from typing import Final
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from gateway.contract import iso, utcnow
+from gateway.core.clock import iso, utcnow
 from gateway.hub import audit, catalogue, members
 from gateway.hub.db import HubStore
 

@@ -18,7 +18,7 @@ import re
 import sqlite3
 from typing import Any, Protocol
 
-from gateway.contract import iso, utcnow
+from gateway.core.clock import iso, utcnow
 
 GENESIS = "0" * 64
 

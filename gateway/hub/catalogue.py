@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateway.config import GroupConfig, MachineConfig
+from gateway.core.snapshot import MachineInfo
 from gateway.hub.db import HubStore
-from gateway.permissions import MachineInfo
 
 
 def sync_catalogue(store: HubStore, groups: Iterable[GroupConfig],

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from gateway.contract import CertificationGranted, Envelope, iso, parse_iso
+from gateway.contract import CertificationGranted, Envelope, parse_iso
+from gateway.core.clock import iso
 from gateway.hub import audit, catalogue, sessions
 from gateway.hub.db import HubStore
 

@@ -13,7 +13,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.contract import BadgeEnrolled, Envelope, iso
+from gateway.contract import BadgeEnrolled, Envelope
+from gateway.core.clock import iso
 from gateway.hub import audit, members
 from gateway.hub.db import HubStore, meta_int
 

@@ -28,8 +28,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.billing.money import amount_text
 from gateway.billing.pricing import has_tariffs
-from gateway.contract import iso, parse_iso
+from gateway.core.clock import iso, parse_iso
 from gateway.hub.db import HubStore
 from gateway.hub.invoicing import Invoice, build_drafts, closed_invoices, is_closed, next_period
 from gateway.hub.sessions import session_rows
@@ -56,13 +57,6 @@ def flavour(fmt: str) -> Flavour:
     return FRENCH if fmt == "csv-fr" else PLAIN
 
 
-def euros(cents: int, fl: Flavour) -> str:
-    """``1250`` -> ``12.50`` / ``12,50``: exact from integer cents, no float ever."""
-    sign = "-" if cents < 0 else ""
-    whole, rest = divmod(abs(int(cents)), 100)
-    return f"{sign}{whole}{fl.decimal}{rest:02d}"
-
-
 # Column kinds: how a value is written in each flavour.
 MONEY, DATETIME, DAY, NUMBER, FLAG = "money", "datetime", "day", "number", "flag"
 
@@ -71,7 +65,7 @@ def _cell(value: Any, kind: str | None, fl: Flavour, zone: ZoneInfo) -> Any:
     if value is None:
         return ""
     if kind == MONEY:
-        return euros(value, fl)
+        return amount_text(value, fl.decimal)
     if kind == FLAG:
         return "1" if value else "0"
     if not fl.french:
@@ -298,9 +292,10 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
             base, extra = divmod(int(amount or 0), count)
             if len(money) >= _CACHE:
                 money.clear()
-            lo = money.get(base) or money.setdefault(base, d + euros(base, fl))
+            lo = money.get(base) or money.setdefault(base, d + amount_text(base, fl.decimal))
             if extra:
-                hi = money.get(base + 1) or money.setdefault(base + 1, d + euros(base + 1, fl))
+                hi = money.get(base + 1) or money.setdefault(
+                    base + 1, d + amount_text(base + 1, fl.decimal))
         text = started if type(started) is str and _STORED_TIME.fullmatch(started) \
             else iso(_when(started))
         if french:

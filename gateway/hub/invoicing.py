@@ -37,14 +37,14 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from gateway.contract import iso, parse_iso
+from gateway.billing.tariffs import vat
+from gateway.core import months
+from gateway.core.clock import iso, parse_iso
 from gateway.hub.db import HubStore
-from gateway.policies.tariffs import vat
 
 __all__ = [
     "GENESIS", "Invoice", "InvoiceLine", "Payers", "SessionCharge", "build_drafts",
@@ -56,7 +56,6 @@ __all__ = [
 
 GENESIS = "0" * 64
 ORGANISATION_KINDS = ("school", "company", "association", "other")
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _PREFIX = {"invoice": "F", "credit_note": "AV"}
 _NUMBER = re.compile(r"^(F|AV)(\d{4})-(\d{6})$")
 NO_VAT = Decimal("0")
@@ -64,32 +63,27 @@ NO_VAT = Decimal("0")
 
 # -- periods ---------------------------------------------------------------------------
 
+# A period is one of the site's calendar months, named ``YYYY-MM`` (in the database,
+# invoice numbers and URLs); the month arithmetic itself is gateway.core.months.
+
 def parse_period(period: str) -> tuple[int, int]:
     """``"2026-11"`` -> ``(2026, 11)``; ValueError otherwise."""
-    m = _PERIOD.match(period or "")
-    if not m:
-        raise ValueError(f"a period is a month written YYYY-MM, got {period!r}")
-    return int(m.group(1)), int(m.group(2))
+    first = months.parse_month(period)
+    return first.year, first.month
 
 
 def next_period(period: str) -> str:
-    y, m = parse_period(period)
-    return f"{y + (m == 12):04d}-{m % 12 + 1:02d}"
+    return months.month_text(months.add_months(months.parse_month(period), 1))
 
 
 def period_bounds(period: str, tz: str) -> tuple[datetime, datetime]:
     """The local month as an instant range [start, end): a period is the site's month."""
-    y, m = parse_period(period)
-    zone = ZoneInfo(tz)
-    start = datetime.combine(date(y, m, 1), time(0), zone)
-    ny, nm = parse_period(next_period(period))
-    return start, datetime.combine(date(ny, nm, 1), time(0), zone)
+    return months.month_bounds(months.parse_month(period), tz)
 
 
 def period_of(t: datetime | str, tz: str) -> str:
     when = parse_iso(t) if isinstance(t, str) else t
-    local = when.astimezone(ZoneInfo(tz))
-    return f"{local.year:04d}-{local.month:02d}"
+    return months.month_text(months.local_month(when, tz)[0])
 
 
 def closed_periods(store: HubStore) -> list[str]:

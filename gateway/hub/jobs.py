@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from gateway.contract import Envelope, Job, iso, parse_iso
+from gateway.contract import Envelope, Job, parse_iso
+from gateway.core.clock import iso
 from gateway.hub.db import HubStore
 
 _JOB_STATES = {"started": "running", "progress": "running", "resumed": "running",

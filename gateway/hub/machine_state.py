@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.contract import NodeStatus, iso, parse_iso
+from gateway.contract import NodeStatus, parse_iso
+from gateway.core.clock import iso
 from gateway.hub.db import HubStore
 from gateway.hub.events import refusals
 from gateway.policies.liveness import is_silent

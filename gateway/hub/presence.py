@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gateway.contract import Envelope, StaffPresence, iso, parse_iso
+from gateway.contract import Envelope, StaffPresence, parse_iso
+from gateway.core.clock import iso
 from gateway.hub.db import HubStore
 
 

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.contract import iso
+from gateway.core.clock import iso
+from gateway.core.months import month_spans
+from gateway.core.snapshot import OpeningHours, opening_hours_to_dict
 from gateway.hub.db import HubStore
-from gateway.permissions import OpeningHours, opening_hours_to_dict
 
 # The categories of the hub, in the order a report lists them; categories found in the
 # data but not listed here follow, then members unknown to the hub.
@@ -203,14 +204,6 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), zone).astimezone(UTC)
 
 
-def _month_starts(start: date, end: date) -> Iterator[tuple[date, date]]:
-    first = start
-    while first < end:
-        nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
-        yield first, min(nxt, end)
-        first = nxt
-
-
 def opening_spans(hours: OpeningHours, tz: str, start: date,
                   end: date) -> list[tuple[datetime, datetime]]:
     """Opening slots of the local days [start, end) as merged UTC spans.
@@ -305,7 +298,7 @@ def activity_report(store: HubStore, start: date, end: date, tz: str,
 
     spans = opening_spans(opening_hours, tz, start, end)
     months: list[Month] = []
-    for first, nxt in _month_starts(start, end):
+    for first, nxt in month_spans(start, end):
         a, b = local_midnight(first, zone), local_midnight(nxt, zone)
         minutes = sum((min(e, b) - max(s, a)).total_seconds() / 60
                       for s, e in spans if s < b and e > a)

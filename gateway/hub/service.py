@@ -1,6 +1,6 @@
 """The hub process: MQTT ingest with acknowledgements, snapshot publishing, web server.
 
-Its loops run under a :class:`~gateway.supervise.Supervisor` (a crash is logged and the
+Its loops run under a :class:`~gateway.core.supervise.Supervisor` (a crash is logged and the
 loop restarted with back-off) and share one SQLite file (each with its own connection):
 
 - the **ingest** loop drains the MQTT inbox in batches, stores each batch in one
@@ -40,17 +40,17 @@ from gateway.contract import (
     dumps,
     encode_ack,
     encode_enrolment,
-    utcnow,
 )
+from gateway.contract.mqtt import MqttLink, Will
+from gateway.contract.signing import load_private_key, sign_snapshot, write_keypair
+from gateway.core.clock import utcnow
+from gateway.core.sdnotify import Watchdog
+from gateway.core.supervise import Beat, Supervisor
 from gateway.hub import catalogue, enrolment, presence, snapshots
 from gateway.hub.db import HubStore, data_version
 from gateway.hub.events.ingest import ingest_messages
 from gateway.hub.lock import HubLock
 from gateway.hub.seed import import_seed
-from gateway.mqtt import MqttLink, Will
-from gateway.permissions import load_private_key, sign_snapshot, write_keypair
-from gateway.sdnotify import Watchdog
-from gateway.supervise import Beat, Supervisor
 
 log = logging.getLogger(__name__)
 

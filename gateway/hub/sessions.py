@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from gateway.billing import pricing
-from gateway.contract import Envelope, SessionEnded, SessionStarted, iso, parse_iso
+from gateway.contract import Envelope, SessionEnded, SessionStarted, parse_iso
+from gateway.core.clock import iso
 from gateway.hub import audit, machine_state
 from gateway.hub.db import HubStore
 from gateway.policies.metering import billable_minutes, split_minutes

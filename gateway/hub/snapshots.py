@@ -13,9 +13,9 @@ from datetime import date, datetime, timedelta
 
 from gateway.billing import credit
 from gateway.contract import parse_iso
+from gateway.core.snapshot import MemberGrant, OpeningHours, Snapshot
 from gateway.hub import catalogue, certifications, members
 from gateway.hub.db import HubStore, increment_meta, meta_int, set_meta
-from gateway.permissions import MemberGrant, OpeningHours, Snapshot
 
 
 def next_snapshot_version(store: HubStore) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from gateway.contract import iso, utcnow
+from gateway.core.clock import iso, utcnow
 from gateway.hub import audit
 from gateway.hub.db import HubStore
 

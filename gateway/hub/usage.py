@@ -29,7 +29,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.contract import iso, parse_iso
+from gateway.core.clock import iso, parse_iso
 from gateway.policies.metering import local_day, minute_slices
 
 GRANULARITIES = ("session", "minute", "day")

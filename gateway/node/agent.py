@@ -45,13 +45,18 @@ from gateway.contract import (
     SnapshotRejectedEvent,
     Topics,
     decode_sim_tap,
-    utcnow,
 )
-from gateway.drivers.controllers import SimulatedMachine
-from gateway.drivers.machine import MachineController, MachineReport
-from gateway.drivers.readers import BadgeReader, SimulatedReader, TapDebouncer
+from gateway.contract.mqtt import MqttLink, Will
+from gateway.contract.signing import SnapshotRejected
+from gateway.core.activity import MachineReport
+from gateway.core.clock import utcnow
+from gateway.core.ids import normalise_uid
+from gateway.core.sdnotify import ping_watchdog
+from gateway.core.supervise import Supervisor
+from gateway.drivers.machines.base import MachineController
+from gateway.drivers.readers.base import BadgeReader, TapDebouncer
 from gateway.drivers.relay import Relay
-from gateway.mqtt import MqttLink, Will
+from gateway.drivers.simulators.machine import SimulatedMachine
 from gateway.node.certify import CertifyDesk
 from gateway.node.inbox import Inbox
 from gateway.node.journal import Journal
@@ -62,10 +67,6 @@ from gateway.node.sessions import Sessions
 from gateway.node.status import StatusBoard, build_status, offline_status
 from gateway.node.taps import TapHandler
 from gateway.node.trust import Trust
-from gateway.permissions import SnapshotRejected
-from gateway.sdnotify import ping_watchdog
-from gateway.supervise import Supervisor
-from gateway.uids import normalise_uid
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class NodeAgent:
         if self.link:
             self.link.subscribe(self.topics.node_ack(self.cfg.node_id), self.on_ack)
             self.link.subscribe(self.topics.snapshot(self.cfg.machine_id), self.on_snapshot)
-            if isinstance(self.reader, SimulatedReader):
+            if self.reader.injector is not None:
                 self.link.subscribe(self.topics.sim_tap(self.cfg.node_id), self.on_sim_tap)
             if self.machine.simulated is not None:
                 self.link.subscribe(self.topics.sim_job(self.cfg.node_id), self.on_sim_job)
@@ -291,8 +292,8 @@ class NodeAgent:
             return
         if tap_id:
             self.taps.expect(uid, tap_id)
-        assert isinstance(self.reader, SimulatedReader)
-        self.reader.present(uid)
+        assert self.reader.injector is not None
+        self.reader.injector.present(uid)
 
     # -- status -----------------------------------------------------------------------
 

@@ -24,13 +24,13 @@ from gateway.contract import (
     loads_object,
     parse_iso,
 )
+from gateway.core.levels import Level
+from gateway.core.snapshot import MemberGrant
 from gateway.node.recorder import Recorder
 from gateway.node.trust import Trust
-from gateway.permissions import MemberGrant
 
 log = logging.getLogger(__name__)
 
-TRAINER_LEVEL = 3
 # A trainer enters certify mode by tapping twice: the second tap must come within this
 # long after the reader lets the same card count again (reader.hold_off).
 CERTIFY_DOUBLE_TAP_S = 3.0
@@ -73,7 +73,7 @@ class CertifyDesk:
             self._certify(uid, tap_id, trainer, who)
             return True
         last = self._last_trainer_tap
-        if (who is not None and snap is not None and who.level >= TRAINER_LEVEL
+        if (who is not None and snap is not None and who.level >= Level.TRAINER
                 and who.status == "active" and last is not None and last[0] == uid
                 and mono - last[1] <= self.hold_off + CERTIFY_DOUBLE_TAP_S):
             # The second tap still does what a tap does (usually a badge-out: power never
@@ -97,7 +97,7 @@ class CertifyDesk:
         if member is not None:
             if self.entering:
                 self._last_trainer_tap = None
-            elif member.level >= TRAINER_LEVEL:
+            elif member.level >= Level.TRAINER:
                 self._last_trainer_tap = (uid, self.mono())
         self.entering = False
 

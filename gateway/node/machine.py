@@ -24,8 +24,9 @@ from gateway.contract import (
     Job,
     decode_sim_job,
 )
-from gateway.drivers.controllers import SimulatedMachine
-from gateway.drivers.machine import Activity, MachineController, MachineReport
+from gateway.core.activity import Activity, MachineReport
+from gateway.drivers.machines.base import MachineController
+from gateway.drivers.simulators.machine import SimulatedMachine
 from gateway.node.recorder import Recorder, clip
 from gateway.node.sessions import Sessions
 from gateway.policies.jobs import ENDING, JobEvent, JobTracker

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 
 from gateway.contract import ContractError, decode_ack
-from gateway.mqtt import MqttLink
+from gateway.contract.mqtt import MqttLink
+from gateway.core.supervise import Beat
 from gateway.node.inbox import Inbox
 from gateway.node.journal import Journal, JournalUnavailable
 from gateway.node.recorder import Recorder
-from gateway.supervise import Beat
 
 log = logging.getLogger(__name__)
 

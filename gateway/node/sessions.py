@@ -18,8 +18,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.config import NodeConfig
-from gateway.contract import SessionEnded, SessionStarted, Tap, iso, parse_iso
-from gateway.drivers.machine import Activity
+from gateway.contract import SessionEnded, SessionStarted, Tap, parse_iso
+from gateway.core.activity import Activity
+from gateway.core.clock import iso
 from gateway.drivers.relay import Relay
 from gateway.node.recorder import Recorder
 from gateway.node.trust import Trust

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.config import NodeConfig
-from gateway.contract import encode_status, iso
+from gateway.contract import encode_status
+from gateway.contract.mqtt import MqttLink
+from gateway.core.clock import iso
 from gateway.drivers.relay import Relay
-from gateway.mqtt import MqttLink
 from gateway.node.certify import CertifyDesk
 from gateway.node.machine import MachineWatch
 from gateway.node.recorder import Recorder

@@ -15,14 +15,14 @@ from datetime import datetime
 
 from gateway.config import NodeConfig
 from gateway.contract import StaffPresence, Tap
+from gateway.core.ids import normalise_uid
+from gateway.core.snapshot import MemberGrant
 from gateway.node.certify import CertifyDesk
 from gateway.node.recorder import Recorder
 from gateway.node.sessions import Sessions
 from gateway.node.trust import Trust
-from gateway.permissions import MemberGrant
 from gateway.policies.access import Action, Decision, MachineState, Reason, decide
 from gateway.policies.presence import presence_until, staff_present, staff_toggle
-from gateway.uids import normalise_uid
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.contract import ContractError, iso, parse_iso
-from gateway.permissions import Snapshot, SnapshotRejected, verify_snapshot
+from gateway.contract import ContractError, parse_iso
+from gateway.contract.signing import SnapshotRejected, verify_snapshot
+from gateway.core.clock import iso
+from gateway.core.snapshot import Snapshot
 from gateway.policies import trusted_time
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-from gateway.permissions import MemberGrant, Snapshot
-from gateway.uids import normalise_uid
+from gateway.core.ids import normalise_uid
+from gateway.core.levels import Level
+from gateway.core.snapshot import MemberGrant, Snapshot
 
 __all__ = [
     "DENY_REASONS",
@@ -31,11 +32,6 @@ __all__ = [
     "decide",
     "explain",
 ]
-
-# Levels on a machine's certification group (see docs/design.md).
-LEVEL_NONE = 0
-LEVEL_SUPERVISED = 1
-
 
 class Reason(StrEnum):
     """Why a tap was answered the way it was; the value goes on the wire and in logs."""
@@ -236,13 +232,13 @@ def _member_status(member: MemberGrant, snapshot: Snapshot, now: datetime) -> Re
 
 def _certification(member: MemberGrant, min_level: int, now: datetime,
                    staff_present: bool) -> Reason | None:
-    if member.level <= LEVEL_NONE:
+    if member.level <= Level.NONE:
         return Reason.NOT_CERTIFIED
     if member.cert_expires is not None and _utc(member.cert_expires) <= now:
         return Reason.CERTIFICATION_EXPIRED
     if member.level < min_level:
         return Reason.LEVEL_TOO_LOW
-    if member.level == LEVEL_SUPERVISED and not staff_present:
+    if member.level == Level.SUPERVISED and not staff_present:
         return Reason.STAFF_REQUIRED
     return None
 

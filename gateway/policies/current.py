@@ -49,7 +49,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.drivers.machine import Activity
+from gateway.core.activity import Activity
 
 __all__ = [
     "BusyDetector",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from gateway.drivers.machine import Activity, MachineReport
+from gateway.core.activity import Activity, MachineReport
 
 
 class JobEventKind(StrEnum):

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.permissions import MemberGrant, OpeningHours, Snapshot
+from gateway.core.snapshot import MemberGrant, OpeningHours, Snapshot
 from gateway.policies.access import Action, Decision
 
 __all__ = ["presence_until", "staff_present", "staff_toggle"]

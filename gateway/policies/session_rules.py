@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gateway.drivers.machine import Activity
+from gateway.core.activity import Activity
 
 
 @dataclass(frozen=True)
@@ -67,28 +67,31 @@ class SessionView:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Ruling:
+    """What the rules say about an open session now (not to be confused with an access
+    ``Decision`` on a tap, ``gateway.policies.access``)."""
+
     verdict: Verdict
     reason: str  # badge_out, job_finished, idle_timeout, max_length, credit_exhausted, or ""
 
 
-KEEP = Decision(Verdict.KEEP, "")
+KEEP = Ruling(Verdict.KEEP, "")
 
 
 def _busy(view: SessionView) -> bool:
     return view.job_running or view.activity in (Activity.BUSY, Activity.PAUSED)
 
 
-def evaluate(rules: SessionRules, view: SessionView, now: float) -> Decision:
+def evaluate(rules: SessionRules, view: SessionView, now: float) -> Ruling:
     """Whether the session should end now, and how."""
     busy = _busy(view)
     limits = ((rules.max_session_s, "max_length"), (view.credit_limit_s, "credit_exhausted"))
     for limit, reason in limits:
         if limit is not None and now - view.started >= limit:
             if not busy:
-                return Decision(Verdict.END, reason)
+                return Ruling(Verdict.END, reason)
             if not rules.never_cut_busy:
-                return Decision(Verdict.SAFE_STOP_THEN_END, reason)
+                return Ruling(Verdict.SAFE_STOP_THEN_END, reason)
     if view.badged_out is not None:
         if busy:
             return KEEP  # the job finishes under the session that started it
@@ -96,15 +99,15 @@ def evaluate(rules: SessionRules, view: SessionView, now: float) -> Decision:
         if view.job_ended is not None and view.job_ended >= view.badged_out:
             # The job outlived the badge-out: power off after the cool-down.
             if now - view.job_ended >= rules.cooldown_s:
-                return Decision(Verdict.END, "job_finished")
+                return Ruling(Verdict.END, "job_finished")
             return KEEP
         if since >= rules.grace_s:
-            return Decision(Verdict.END, "badge_out")
+            return Ruling(Verdict.END, "badge_out")
         return KEEP
     if busy or rules.idle_timeout_s is None:
         return KEEP
     if now - view.last_active >= rules.idle_timeout_s:
-        return Decision(Verdict.END, "idle_timeout")
+        return Ruling(Verdict.END, "idle_timeout")
     return KEEP
 
 

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 
-from gateway.contract import utcnow
+from gateway.core.clock import utcnow
+from gateway.core.months import local_month
 from gateway.hub.exports import FORMATS, chunked, usage_export
 from gateway.hub.jobs import recent_jobs
 from gateway.hub.machine_state import machines_live
@@ -66,17 +67,9 @@ def parse_bound(value: str, name: str, tz: str) -> datetime:
     return dt
 
 
-def current_month(now: datetime, tz: str) -> tuple[datetime, datetime]:
-    local = now.astimezone(ZoneInfo(tz))
-    first = date(local.year, local.month, 1)
-    nxt = date(local.year + (local.month == 12), local.month % 12 + 1, 1)
-    return (datetime.combine(first, time(0), ZoneInfo(tz)),
-            datetime.combine(nxt, time(0), ZoneInfo(tz)))
-
-
 def _range() -> tuple[datetime, datetime]:
     tz = hub_config().timezone
-    start, end = current_month(utcnow(), tz)
+    start, end = local_month(utcnow(), tz)
     if request.args.get("from"):
         start = parse_bound(request.args["from"], "from", tz)
     if request.args.get("to"):

@@ -58,10 +58,10 @@ from markupsafe import Markup
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
 
-from gateway.contract import utcnow
+from gateway.core.clock import utcnow
+from gateway.core.levels import ROLES
 from gateway.hub.accounts import (
     MIN_PASSWORD,
-    ROLES,
     LoginLocked,
     User,
     authenticate,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 
-from gateway.contract import utcnow
+from gateway.core.clock import utcnow
+from gateway.core.months import local_month, month_text
 from gateway.hub.exports import FORMATS, STATUSES, chunked, invoice_json, invoices, invoices_export
 from gateway.hub.invoicing import (
     chain_head,
@@ -45,9 +45,7 @@ def _period(name: str, value: str) -> str:
 
 def last_month(now: datetime, tz: str) -> str:
     """The month an accountant pulls by default: the one that just ended."""
-    local = now.astimezone(ZoneInfo(tz))
-    year, month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
-    return f"{year:04d}-{month:02d}"
+    return month_text(local_month(now, tz, -1)[0])
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str | None) -> str | None:

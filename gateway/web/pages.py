@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from gateway.contract import iso, parse_iso, utcnow
+from gateway.core.clock import iso, parse_iso, utcnow
 from gateway.hub.db import data_version
 from gateway.hub.machine_state import machines_live
 from gateway.hub.sessions import recent_sessions

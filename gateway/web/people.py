@@ -35,9 +35,10 @@ from flask import (
     url_for,
 )
 
-from gateway.contract import parse_iso, utcnow
+from gateway.core.clock import parse_iso, utcnow
+from gateway.core.levels import CERTIFY_LEVELS, LEVELS, ROLES, Level
 from gateway.hub import catalogue, certifications, enrolment, sessions
-from gateway.hub import members as hub_members  # the /members view is named members
+from gateway.hub import members as hub_members
 from gateway.hub.accounts import User
 from gateway.hub.db import HubStore
 from gateway.hub.invoicing import is_closed, period_bounds, period_of
@@ -49,9 +50,8 @@ people = Blueprint("people", __name__)
 
 STAFF = ("fabmanager", "admin")
 # Every logged-in person may use their own pages, whatever else they may do.
-EVERYONE = ("member", "trainer", "fabmanager", "accountant", "admin")
-LEVELS = (0, 1, 2, 3)
-TRAINER_MAX_LEVEL = 2          # level 3 makes trainers: only the fabmanager grants it
+EVERYONE = ROLES
+TRAINER_MAX_LEVEL = max(CERTIFY_LEVELS)  # level 3 makes trainers: only the fabmanager grants it
 MAX_VALIDITY_MONTHS = 120
 MAX_PROJECT_NAME = 120
 ENROLMENT_SECONDS = 30
@@ -359,7 +359,7 @@ def certify() -> Response | tuple[str, int] | str:
     page = render_template("certify.html", **_context(
         members=selectable, groups=groups, error=error, values=values,
         selected_group=group_id, validity=values.get("validity_months") or default_months,
-        max_level=3 if _is_staff(user) else TRAINER_MAX_LEVEL, levels=LEVELS,
+        max_level=Level.TRAINER if _is_staff(user) else TRAINER_MAX_LEVEL, levels=LEVELS,
         max_validity=MAX_VALIDITY_MONTHS))
     return (page, 400) if error else page
 

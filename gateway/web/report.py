@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, render_template, request, url_for
 from markupsafe import Markup
 
-from gateway.contract import utcnow
+from gateway.core.clock import utcnow
+from gateway.core.snapshot import WEEKDAYS
 from gateway.hub.report import AttendanceCell, Report, activity_report, category_totals, report_csv
-from gateway.permissions import WEEKDAYS
 from gateway.web import charts, get_store, hub_config
 from gateway.web.auth import requires
 from gateway.web.i18n import choose_language, translator

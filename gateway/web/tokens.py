@@ -28,7 +28,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from gateway.contract import utcnow
+from gateway.core.clock import utcnow
 from gateway.hub.tokens import (
     SCOPES,
     allowed_scopes,

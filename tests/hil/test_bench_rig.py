@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from gpiozero import DigitalInputDevice
 
-from gateway.drivers.readers import TapDebouncer
+from gateway.core.ids import normalise_uid
+from gateway.drivers.readers.base import TapDebouncer
 from gateway.drivers.relay import GpioRelay
-from gateway.uids import normalise_uid
 
 pytestmark = [
     pytest.mark.hil,
@@ -82,7 +82,7 @@ def test_relay_off_after_close(contact: DigitalInputDevice) -> None:
 
 
 def test_reader_sees_a_tapped_card(capsys: pytest.CaptureFixture[str]) -> None:
-    from gateway.drivers.rc522 import RC522Reader
+    from gateway.drivers.readers.rc522 import RC522Reader
 
     with RC522Reader(bus=SPI_BUS, device=SPI_DEVICE, rst_pin=RST_PIN) as reader:
         assert reader.poll() is None, "take every card off the reader before the test"

@@ -27,9 +27,10 @@ from gateway.config import (
     SeedProject,
     SessionConfig,
 )
-from gateway.contract import Envelope, iso
-from gateway.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S
-from gateway.permissions import MachineInfo, MemberGrant, Snapshot
+from gateway.contract import Envelope
+from gateway.contract.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S
+from gateway.core.clock import iso
+from gateway.core.snapshot import MachineInfo, MemberGrant, Snapshot
 
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 

@@ -13,7 +13,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from gateway.contract import Envelope, iso
+from gateway.contract import Envelope
+from gateway.core.clock import iso
 from gateway.hub.db import HubStore
 
 

@@ -21,7 +21,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from gateway.contract import iso
+from gateway.core.clock import iso
 from gateway.hub.db import HubStore
 
 log = logging.getLogger(__name__)

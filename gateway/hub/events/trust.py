@@ -39,13 +39,13 @@ from gateway.contract import (
     SessionEnded,
     SessionStarted,
     StaffPresence,
-    iso,
 )
+from gateway.core.clock import iso
+from gateway.core.levels import Level
 from gateway.hub import catalogue, certifications, enrolment, jobs, members, sessions
 from gateway.hub.db import HubStore
 from gateway.hub.events import journal, refusals
 
-TRAINER_LEVEL = 3
 # The trainee's certify tap is journaled right before the certification; a few events
 # (a snapshot rejected meanwhile, from another thread) may come between the two.
 CERTIFY_TAP_WINDOW = 20
@@ -177,8 +177,8 @@ class Gate:
         now = received_at.astimezone(UTC)
         level, expires = certifications.certification_expiry(self.store, ev.trainer_id,
                                                              ev.group, now)
-        if level < TRAINER_LEVEL or (expires is not None and expires <= now):
-            raise Refused(f"{ev.trainer_id} is not a live level-{TRAINER_LEVEL} trainer on "
+        if level < Level.TRAINER or (expires is not None and expires <= now):
+            raise Refused(f"{ev.trainer_id} is not a live level-{Level.TRAINER:d} trainer on "
                           f"{ev.group} at the hub")
         if not members.exists(self.store, ev.member_id):
             raise Refused(f"trainee {ev.member_id} is unknown at this hub")

@@ -11,7 +11,7 @@ the machine's supply and reads it in one of two ways:
   window over USB serial. It keeps a Pi's SPI pins free and samples evenly, which
   Python on a busy Pi does not.
 
-:class:`CurrentController` turns either into :class:`~gateway.drivers.machine.MachineReport`
+:class:`CurrentController` turns either into :class:`~gateway.core.activity.MachineReport`
 snapshots through the pure :class:`~gateway.policies.current.BusyDetector`.
 """
 
@@ -29,7 +29,9 @@ from typing import Any
 import serial
 from gpiozero import MCP3008
 
-from gateway.drivers.machine import Activity, MachineController, MachineReport
+from gateway.core.activity import Activity, MachineReport
+from gateway.core.clock import MonoClock
+from gateway.drivers.machines.base import MachineController
 from gateway.policies.current import BusyDetector, rms_amps
 
 __all__ = [
@@ -44,7 +46,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
 
 #: Sense-board protocol major version this driver speaks (``HELLO fabgate-sense 1.x``).
 PROTOCOL_MAJOR = 1
@@ -90,7 +91,7 @@ class Mcp3008Sensor(CurrentSensor):
         window_s: float = 0.2,
         max_samples: int = 20_000,
         min_samples: int = 20,
-        clock: Clock = time.monotonic,
+        clock: MonoClock = time.monotonic,
         pin_factory: Any = None,
         **spi_args: Any,
     ) -> None:
@@ -178,7 +179,7 @@ class SerialSenseBoard(CurrentSensor):
         baudrate: int = 115200,
         silence_s: float = 1.0,
         open_grace_s: float = 3.0,
-        clock: Clock = time.monotonic,
+        clock: MonoClock = time.monotonic,
         serial_factory: Callable[..., serial.Serial] = serial.Serial,
     ) -> None:
         self.port = port
@@ -311,7 +312,7 @@ class CurrentController(MachineController):
         detector: BusyDetector,
         *,
         sample_interval: float = 0.5,
-        clock: Clock = time.monotonic,
+        clock: MonoClock = time.monotonic,
     ) -> None:
         super().__init__()
         self.sensor = sensor

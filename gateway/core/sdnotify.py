@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from gateway.core.clock import MonoClock
+
 __all__ = ["Watchdog", "notify", "ping_watchdog", "watchdog_interval"]
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,7 @@ class Watchdog:
     is only alive when it runs; a datagram goes out at most every third of the timeout."""
 
     def __init__(self, *, env: Mapping[str, str] | None = None,
-                 mono: Callable[[], float] = time.monotonic,
+                 mono: MonoClock = time.monotonic,
                  send: Callable[[str], bool] | None = None) -> None:
         self._env = os.environ if env is None else env
         self._mono = mono

@@ -88,7 +88,7 @@ class MqttLink:
         """Register a handler; it is (re)subscribed on every connection."""
         def _callback(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
             try:
-                handler(msg.topic, msg.payload)
+                handler(msg.topic, bytes(msg.payload))
             except Exception:  # a bad message must never kill the network thread
                 log.exception("handler for %s failed on a message on %s", topic_filter, msg.topic)
 

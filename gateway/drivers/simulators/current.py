@@ -19,7 +19,8 @@ import tty
 from collections.abc import Sequence
 from types import TracebackType
 
-from gateway.drivers.current import Clock, CurrentSensor, SensorError
+from gateway.core.clock import MonoClock
+from gateway.drivers.machines.current import CurrentSensor, SensorError
 
 __all__ = ["SenseBoardSimulator", "SimulatedCurrent"]
 
@@ -38,7 +39,7 @@ class SimulatedCurrent(CurrentSensor):
         self,
         amps: float = 0.0,
         *,
-        clock: Clock = time.monotonic,
+        clock: MonoClock = time.monotonic,
         noise_a: float = 0.0,
         seed: int | None = None,
     ) -> None:

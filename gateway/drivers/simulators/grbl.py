@@ -16,7 +16,7 @@ Every fd is touched by the simulator's own thread only: the test hooks queue the
 to that thread, so closing the master on ``unplug()`` can never race a ``select`` or a
 ``read`` on the same descriptor number.
 
-Run ``python -m gateway.drivers.grbl_sim`` to get a simulated machine to point a driver
+Run ``python -m gateway.drivers.simulators.grbl`` to get a simulated machine to point a driver
 or a G-code sender at; it prints the port path.
 """
 
@@ -506,7 +506,7 @@ class GrblSimulator:
 def main(argv: list[str] | None = None) -> None:
     """Serve a simulated machine until interrupted, for the demo or a G-code sender."""
     parser = argparse.ArgumentParser(
-        prog="python -m gateway.drivers.grbl_sim", description=main.__doc__)
+        prog="python -m gateway.drivers.simulators.grbl", description=main.__doc__)
     parser.add_argument("--link", help="keep a symlink with this path pointing at the pty")
     parser.add_argument("--homing-required", action="store_true",
                         help="start in Alarm until $H or $X, as with GRBL's homing lock")

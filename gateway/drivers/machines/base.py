@@ -1,10 +1,8 @@
-"""What every machine-controller driver reports, whatever link it speaks.
+"""The interface every machine-controller driver implements, whatever link it speaks.
 
-A node needs the same three facts from a GRBL router, a Marlin printer, OctoPrint or a
-current clamp: is the machine busy, is a job running (and how far), and is the link
-alive. Drivers differ only in how they learn it, so each implements
-:class:`MachineController` and reports :class:`MachineReport` snapshots through a
-callback; turning a stream of reports into job events is pure code
+Drivers differ only in how they learn what the machine does, so each implements
+:class:`MachineController` and reports :class:`~gateway.core.activity.MachineReport`
+snapshots through a callback; turning a stream of reports into job events is pure code
 (``gateway.policies.jobs``), shared by every driver.
 
 Drivers never touch the relay. ``safe_stop()`` asks the controller itself to stop
@@ -18,31 +16,10 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
+
+from gateway.core.activity import Activity, MachineReport
 
 log = logging.getLogger(__name__)
-
-
-class Activity(StrEnum):
-    UNKNOWN = "unknown"  # link down, garbage, or no answer: we do not know
-    IDLE = "idle"
-    BUSY = "busy"  # a job is running (or the spindle/laser/needle is drawing current)
-    PAUSED = "paused"  # a job exists but is held
-    ALARM = "alarm"  # the controller refuses to run until someone clears it
-    ERROR = "error"  # the controller reported a failure (e.g. Marlin halted)
-
-
-@dataclass(frozen=True)
-class MachineReport:
-    """One observation of the machine. ``job_*`` fields are None when not known."""
-
-    activity: Activity
-    job_name: str | None = None
-    progress: float | None = None  # percent, 0..100
-    time_left_s: float | None = None
-    detail: str = ""  # human-readable: "ALARM:2", "T:205.1/210", "link lost"
-    data: dict[str, object] = field(default_factory=dict)  # driver extras (temps, feed…)
 
 
 ReportCallback = Callable[[MachineReport], None]

@@ -12,7 +12,7 @@ Why the connection is handled the way it is:
   reopens only after a *read* has proved the link dead (cable pulled: EIO or a hang-up).
   Silence, write errors and garbage never trigger a reopen: they are reported as
   UNKNOWN and the driver keeps listening.
-* GRBL has no notion of a job. :class:`JobTracker` infers one from the state sequence
+* GRBL has no notion of a job. :class:`GrblJobDetector` infers one from the state sequence
   (see there); progress and time left are therefore always None.
 * A controller that has just been reset, is electrically noisy or runs at another baud
   rate sends bytes that are not GRBL lines. They are counted, logged at a limited rate
@@ -31,7 +31,8 @@ from typing import Any
 
 import serial
 
-from gateway.drivers.machine import Activity, MachineController, MachineReport
+from gateway.core.activity import Activity, MachineReport
+from gateway.drivers.machines.base import MachineController
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,10 @@ def parse_status(line: str) -> Status | None:
     return status
 
 
-class JobTracker:
-    """Infers jobs from GRBL states, because GRBL itself has no such notion.
+class GrblJobDetector:
+    """Infers whether a job runs from GRBL states, because GRBL itself has no such notion.
+
+    (Turning reports into job *events* is the job policy's ``JobTracker``.)
 
     Rules, kept deliberately simple:
 
@@ -321,7 +324,7 @@ class GrblController(MachineController):
         self._link_lost_reported = False
 
         # Only the reader thread touches these.
-        self._jobs = JobTracker()
+        self._jobs = GrblJobDetector()
         self._alarm_code: int | None = None
         self._last_error: str | None = None
         self._version: str | None = None
@@ -508,7 +511,7 @@ class GrblController(MachineController):
             self._garbage("no line end in %d bytes", len(self._partial))
             self._partial.clear()
         for raw in lines:
-            self._on_raw_line(raw.rstrip(b"\r"))
+            self._on_raw_line(bytes(raw.rstrip(b"\r")))
 
     def _garbage(self, why: str, *args: object) -> None:
         self.garbage_lines += 1

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.drivers.readers import BadgeReader
+from gateway.drivers.readers.base import BadgeReader
 
 log = logging.getLogger(__name__)
 

@@ -51,7 +51,8 @@ from typing import Protocol
 
 import serial
 
-from gateway.drivers.machine import Activity, MachineController, MachineReport
+from gateway.core.activity import Activity, MachineReport
+from gateway.drivers.machines.base import MachineController
 
 log = logging.getLogger(__name__)
 

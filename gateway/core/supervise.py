@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from gateway.core.clock import MonoClock
+
 __all__ = ["Beat", "Loop", "LoopHealth", "Supervisor"]
 
 
@@ -129,7 +131,7 @@ class Loop:
 class Supervisor:
     """Runs named loops in daemon threads and restarts them when they fail."""
 
-    def __init__(self, *, mono: Callable[[], float] = time.monotonic,
+    def __init__(self, *, mono: MonoClock = time.monotonic,
                  backoff_min: float = 0.5, backoff_max: float = 30.0,
                  reset_after: float = 60.0,
                  wait: Callable[[float], bool] | None = None,

@@ -24,12 +24,12 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.billing.money import LANGUAGES, format_money
 from gateway.policies.metering import MINUTE_S, billable_minutes
 
-__all__ = ["Price", "Tariff", "TariffError", "explain", "format_money", "max_session_s",
+__all__ = ["Price", "Tariff", "TariffError", "explain", "max_session_s",
            "parse_tariffs", "price_session", "round_half_up", "select_tariff", "vat"]
 
-LANGUAGES = ("fr", "en")
 
 
 def round_half_up(value: Decimal | int) -> int:
@@ -285,18 +285,6 @@ def max_session_s(tariff: Tariff | None, balance: int) -> float | None:
 
 
 # --------------------------------------------------------------------------- explanation
-
-def format_money(cents: int, lang: str = "fr") -> str:
-    """``1250`` -> ``12,50 €`` or ``€12.50``, with a no-break space before the sign."""
-    sign = "-" if cents < 0 else ""
-    euros, rest = divmod(abs(cents), 100)
-    if lang == "fr":
-        whole = f"{euros:,}".replace(",", "\u202f")
-        return f"{sign}{whole},{rest:02d}\u00a0€"
-    if lang == "en":
-        return f"{sign}€{euros:,}.{rest:02d}"
-    raise ValueError(f"lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
-
 
 def _seconds(value: float, lang: str) -> str:
     text = f"{value:g}"

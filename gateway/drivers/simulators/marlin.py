@@ -511,7 +511,7 @@ def _params(words: list[str]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m gateway.drivers.marlin_sim",
+        prog="python -m gateway.drivers.simulators.marlin",
         description="Run a simulated Marlin printer on a pseudo-terminal until interrupted.",
     )
     parser.add_argument("--link", help="also reach the printer through this symlink")

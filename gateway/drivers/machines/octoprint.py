@@ -26,7 +26,8 @@ import urllib.request
 import uuid
 from typing import Any
 
-from gateway.drivers.machine import Activity, MachineController, MachineReport
+from gateway.core.activity import Activity, MachineReport
+from gateway.drivers.machines.base import MachineController
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,11 @@ _PAUSED_PREFIXES = ("paused", "pausing")
 _CONNECTING_PREFIXES = ("opening serial", "detecting", "connecting")
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A JSON object from OctoPrint, or an empty one for anything else (null, a list)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -319,10 +325,10 @@ def report_from(
             Activity.UNKNOWN, detail=f"unrecognised OctoPrint state {state_text!r}", data=data
         )
 
-    job_info = job.get("job") if isinstance(job.get("job"), dict) else {}
-    file_info = job_info.get("file") if isinstance(job_info.get("file"), dict) else {}
+    job_info = _mapping(job.get("job"))
+    file_info = _mapping(job_info.get("file"))
     name = file_info.get("display") or file_info.get("name") or file_info.get("path")
-    progress_info = job.get("progress") if isinstance(job.get("progress"), dict) else {}
+    progress_info = _mapping(job.get("progress"))
     completion = _number(progress_info.get("completion"))
     if completion is not None:
         completion = min(100.0, max(0.0, completion))

@@ -8,21 +8,18 @@ real or simulated, gets the same tap semantics.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from abc import ABC, abstractmethod
-from collections import deque
-from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from gateway.uids import normalise_uid
+from gateway.core.clock import MonoClock
 
-if TYPE_CHECKING:
-    from gateway.config import ReaderConfig
 
-log = logging.getLogger(__name__)
+class TapInjector(Protocol):
+    """Puts a tap on a reader from software (the demo's sim-tap topic, a test)."""
+
+    def present(self, uid: str) -> None: ...
 
 
 class BadgeReader(ABC):
@@ -36,6 +33,15 @@ class BadgeReader(ABC):
     def close(self) -> None:
         """Release the hardware; safe to call more than once."""
 
+    @property
+    def injector(self) -> TapInjector | None:
+        """Where software may present a card, or None for a reader only a card can feed.
+
+        The node asks this instead of testing for a simulated reader's class, so it
+        accepts simulated taps exactly when its reader can take them.
+        """
+        return None
+
     def __enter__(self) -> BadgeReader:
         return self
 
@@ -48,47 +54,6 @@ class BadgeReader(ABC):
         self.close()
 
 
-class SimulatedReader(BadgeReader):
-    """A reader fed by software (demo, tests, the sim-tap MQTT topic).
-
-    Each presented card is on the reader for exactly one poll and then taken away: the
-    poll after a read always returns None, even when more cards are queued, so a
-    debouncer sees presence then absence as it would with a real tap. Two taps of the same
-    badge still count as two only if the node's clock moves ``hold_off`` on between
-    them, exactly as with a real card.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: deque[str] = deque()
-        self._card_on_reader = False
-        self._closed = False
-
-    def present(self, uid: str) -> None:
-        """Queue a tap; callable from any thread (e.g. an MQTT callback)."""
-        card = normalise_uid(uid)  # a bad UID fails here, in the caller's hands
-        with self._lock:
-            if self._closed:
-                log.debug("simulated reader closed; dropped tap of %s", card)
-                return
-            self._queue.append(card)
-
-    def poll(self) -> str | None:
-        with self._lock:
-            if self._card_on_reader:
-                self._card_on_reader = False  # the card is taken away
-                return None
-            if not self._queue:
-                return None
-            self._card_on_reader = True
-            return self._queue.popleft()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._queue.clear()
-
-
 class TapDebouncer:
     """A card held on the reader is one tap, however many polls see it.
 
@@ -99,7 +64,7 @@ class TapDebouncer:
     not turn one tap into two or swallow the next one.
     """
 
-    def __init__(self, hold_off: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, hold_off: float, clock: MonoClock = time.monotonic) -> None:
         if hold_off < 0:
             raise ValueError(f"hold_off must be >= 0 seconds, got {hold_off}")
         self.hold_off = hold_off
@@ -117,14 +82,3 @@ class TapDebouncer:
         is_new = uid not in self._last_seen
         self._last_seen[uid] = now
         return uid if is_new else None
-
-
-def make_reader(cfg: ReaderConfig) -> BadgeReader:
-    """Build the reader a node config asks for: ``simulated`` or ``rc522``."""
-    if cfg.driver == "simulated":
-        return SimulatedReader()
-    if cfg.driver == "rc522":
-        from gateway.drivers.rc522 import RC522Reader
-
-        return RC522Reader(bus=cfg.spi_bus, device=cfg.spi_device, rst_pin=cfg.rst_pin)
-    raise ValueError(f"unknown reader driver {cfg.driver!r}; expected 'simulated' or 'rc522'")

@@ -1,0 +1,50 @@
+"""Configuration files: hub, node and seed YAML, loaded into typed, validated objects.
+
+- :mod:`.loader`: the YAML document, typed key access, ``ConfigError``, durations;
+- :mod:`.models`: one dataclass per section, each default written once;
+- :mod:`.pins`: the Raspberry Pi pin rulebook (boot pulls, SPI pins) shared with the
+  relay driver;
+- :mod:`.hub`, :mod:`.node`, :mod:`.seed`: one parser per kind of file, and
+  :mod:`.kinds` for a file of any kind.
+
+Every error names the file, the line, the key path and what was expected.
+"""
+
+from gateway.config.hub import load_hub_config
+from gateway.config.kinds import load_any
+from gateway.config.loader import ConfigError, parse_duration
+from gateway.config.models import (
+    CATEGORIES,
+    CONTROLLER_DRIVERS,
+    CURRENT_SOURCES,
+    LANGUAGES,
+    MACHINE_KINDS,
+    MEMBER_STATUSES,
+    READER_DRIVERS,
+    RELAY_DRIVERS,
+    ApiToken,
+    ControllerConfig,
+    GroupConfig,
+    HubConfig,
+    MachineConfig,
+    MqttConfig,
+    NodeConfig,
+    ReaderConfig,
+    RelayConfig,
+    Seed,
+    SeedCertification,
+    SeedMember,
+    SeedProject,
+    SessionConfig,
+)
+from gateway.config.node import load_node_config
+from gateway.config.seed import load_seed
+
+__all__ = [
+    "CATEGORIES", "CONTROLLER_DRIVERS", "CURRENT_SOURCES", "LANGUAGES", "MACHINE_KINDS",
+    "MEMBER_STATUSES", "READER_DRIVERS", "RELAY_DRIVERS", "ApiToken", "ConfigError",
+    "ControllerConfig", "GroupConfig", "HubConfig", "MachineConfig", "MqttConfig",
+    "NodeConfig", "ReaderConfig", "RelayConfig", "Seed", "SeedCertification", "SeedMember",
+    "SeedProject", "SessionConfig", "load_any", "load_hub_config", "load_node_config",
+    "load_seed", "parse_duration",
+]

@@ -1,0 +1,229 @@
+"""What a configuration file means, as typed objects: one dataclass per section.
+
+Each default is written here once, on its field; the parsers (``gateway.config.hub``,
+``.node``, ``.seed``) read it with :func:`default_of` instead of repeating it, so a file
+that leaves a key out and an object built in code get the same value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from gateway.billing.tariffs import Tariff
+from gateway.contract.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S
+from gateway.core.levels import Level
+
+CATEGORIES = ("grand_public", "adherent", "professionnel", "scolaire", "association")
+MACHINE_KINDS = ("laser", "cnc", "printer", "embroidery", "other")
+LANGUAGES = ("fr", "en")
+MEMBER_STATUSES = ("active", "suspended")
+RELAY_DRIVERS = ("gpio",)
+READER_DRIVERS = ("simulated", "rc522")
+CONTROLLER_DRIVERS = ("none", "grbl", "marlin", "octoprint", "current")
+CURRENT_SOURCES = ("serial", "mcp3008")
+
+# Paths a file may leave out, as written in a file: relative to that file's directory.
+HUB_DATABASE = "./data/hub.db"
+HUB_SIGNING_KEY = "./keys/hub-signing.pem"
+NODE_JOURNAL = "./data/{node_id}-journal.db"
+NODE_HUB_PUBLIC_KEY = "./keys/hub-signing.pub"
+
+
+def default_of(cls: Any, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``cls`` (a fresh one for factories)."""
+    f = cls.__dataclass_fields__[name]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    raise KeyError(f"{cls.__name__}.{name} has no default")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    url: str = "mqtt://127.0.0.1:1883"  # mqtt://host:port or mqtts://host:port
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: bool = False
+    prefix: str = ""  # always ends with "/"; default fablab/<site>/
+    username: str | None = None
+    password: str | None = None
+    client_id: str = ""
+    reconnect_min: float = RECONNECT_MIN_S  # seconds before the first reconnection attempt
+    reconnect_max: float = RECONNECT_MAX_S  # ceiling of the doubling back-off
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    id: str
+    name: str
+    default_validity_months: int = 24
+    lapse_months: int | None = None  # certifications lapse after this long without use
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    id: str
+    name: str
+    kind: str  # one of MACHINE_KINDS
+    group: str  # a GroupConfig id
+    min_level: int = int(Level.AUTONOMOUS)
+    out_of_service: bool = False
+    requires_credit: bool = False  # taps need a positive prepaid balance
+    certify_level: int = int(Level.AUTONOMOUS)  # the level a trainer grants at this machine
+    node: str | None = None  # the node that serves it (None: the node id is the machine id)
+
+    @property
+    def node_id(self) -> str:
+        return self.node or self.id
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    name: str
+    token: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubConfig:
+    file: Path
+    site: str
+    timezone: str
+    mqtt: MqttConfig
+    database: Path
+    signing_key: Path
+    language: str = "fr"  # "fr" or "en"
+    snapshot_validity: timedelta = timedelta(days=7)
+    snapshot_refresh: timedelta = timedelta(hours=1)
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    api_tokens: tuple[ApiToken, ...] = ()
+    opening_hours: dict[int, tuple[tuple[time, time], ...]] = field(default_factory=dict)
+    groups: tuple[GroupConfig, ...] = ()
+    machines: tuple[MachineConfig, ...] = ()
+    seed: Path | None = None
+    tariffs: tuple[Tariff, ...] = ()
+    # Session cookies only over TLS (set it when the hub is served over https).
+    web_secure_cookies: bool = False
+    # Behind one reverse proxy: trust its X-Forwarded-For/Proto (client address for the
+    # log-in lock-out, https for cookies). Never without a proxy: clients could forge them.
+    web_trust_proxy: bool = False
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    driver: str = "gpio"
+    pin: int = 17
+    active_high: bool = True
+    # The board has its own pull resistor that holds the input at OFF during boot, so the
+    # Pi's boot-time pull on this pin does not matter (see gateway.config.pins).
+    allow_boot_pull: bool = False
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    driver: str = "simulated"  # "simulated" or "rc522"
+    poll_hz: float = 10.0
+    hold_off: float = 2.0  # seconds a card must be away before it counts as a new tap
+    spi_bus: int = 0
+    spi_device: int = 0
+    rst_pin: int = 25
+    # Simulated readers only: a Unix datagram socket that accepts UIDs, so a tap can reach
+    # the node when the broker is down (tests, bench rigs).
+    socket: Path | None = None
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """How the node follows what its machine does (``driver: none`` follows nothing)."""
+
+    driver: str = "none"
+    port: str | None = None  # grbl, marlin, current with source serial
+    baudrate: int = 115200
+    poll_interval: float | None = None  # None: the driver's own default
+    url: str | None = None  # octoprint
+    api_key: str | None = None  # octoprint
+    source: str = "serial"  # current: serial sense board or mcp3008
+    channel: int = 0  # current: ADC or sense-board channel
+    # current with source mcp3008: SPI chip select on bus 0. 1 (CE1, GPIO 7) because an
+    # RC522 reader usually takes CE0 on the same bus.
+    spi_device: int = 1
+    threshold_on: float = 0.5  # current: amps above which the machine may be busy
+    threshold_off: float = 0.3  # current: amps below which it may be idle (<= threshold_on)
+    on_after: float = 3.0  # current: seconds above threshold_on before busy
+    off_after: float = 10.0  # current: seconds below threshold_off before idle
+    # current with source mcp3008: amps per ADC count. 0.195 is an SCT-013-000 (2000 turns)
+    # over a 33 ohm burden read by a 10-bit ADC at 3.3 V (see policies.current.burden_scale).
+    scale: float = 0.195
+    simulate: bool = False  # run our simulator of this controller inside the node
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Overrides of the per-machine-kind session rules (None: the kind's default)."""
+
+    grace: float | None = None
+    idle_timeout: float | None = None  # 0 in the file means "never"
+    max_length: float | None = None  # 0 in the file means "no limit"
+    cooldown: float | None = None
+    never_cut_busy: bool | None = None
+    progress_every: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeConfig:
+    file: Path
+    site: str
+    node_id: str
+    machine_id: str
+    journal: Path
+    hub_public_key: Path
+    max_snapshot_age: timedelta = timedelta(hours=72)
+    heartbeat: timedelta = timedelta(seconds=15)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+
+
+@dataclass(frozen=True)
+class SeedMember:
+    id: str
+    name: str
+    category: str
+    status: str = "active"  # active | suspended
+    membership_end: date | None = None
+    staff: bool = False
+    email: str | None = None
+    badges: tuple[str, ...] = ()  # normalised UIDs
+    current_project: str | None = None
+
+
+@dataclass(frozen=True)
+class SeedProject:
+    id: str
+    member: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SeedCertification:
+    member: str
+    group: str
+    level: int
+    certified_by: str | None
+    certified_at: datetime
+    expires: datetime | None
+
+
+@dataclass(frozen=True)
+class Seed:
+    file: Path
+    members: tuple[SeedMember, ...] = ()
+    projects: tuple[SeedProject, ...] = ()
+    certifications: tuple[SeedCertification, ...] = ()
