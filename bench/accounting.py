@@ -11,7 +11,7 @@ peak where a month does. Beside each export, ``bare_csv.py`` writes the same row
 the same table with the standard library alone (``sqlite3`` and ``csv``, no HTTP): the
 ratio is the export's time over that script's.
 
-The invoice run calls ``gateway.hub.invoicing.build_drafts`` for one month in this
+The invoice run calls ``gateway.billing.invoicing.build_drafts`` for one month in this
 process; while that module is missing or fails, the table says so instead of a number.
 """
 
@@ -137,8 +137,8 @@ def bare_script(db: Path, start: str, end: str) -> dict[str, float]:
 def invoice_run(db: Path, runs: int) -> Figure:
     name, unit, bar = "monthly invoice run (build_drafts, one month)", "s", None
     try:
+        from gateway.billing.invoicing import build_drafts
         from gateway.hub.db import HubStore
-        from gateway.hub.invoicing import build_drafts
     except Exception as exc:  # noqa: BLE001 - whatever stops the import, we report it
         return unavailable(NAME, name, unit, f"cannot import invoicing ({exc})", bar)
     fig = Figure(NAME, name, unit, bar=bar)

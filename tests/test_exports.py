@@ -22,11 +22,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
+from gateway.billing.exports import flavour
 from gateway.billing.money import amount_text
 from gateway.config import ApiToken, HubConfig
 from gateway.hub.db import HubStore
 from gateway.hub.events.ingest import ingest_envelopes
-from gateway.hub.exports import flavour
 from gateway.hub.seed import import_seed
 from gateway.hub.sessions import session_rows
 from gateway.web import billing_api, create_app
@@ -332,7 +332,7 @@ def test_progress_bar_on_a_terminal(hub_yaml: Path, tmp_path: Path,
 
 
 def test_chunked_joins_lines_without_changing_them() -> None:
-    from gateway.hub.exports import chunked
+    from gateway.billing.exports import chunked
 
     lines = [f"row {i}\r\n" for i in range(5000)]
     chunks = list(chunked(lines, size=1000))
@@ -346,9 +346,9 @@ def test_fast_per_minute_csv_is_byte_identical_to_the_general_path(fmt: str,
                                                                    priced: bool) -> None:
     from datetime import UTC, datetime
 
-    from gateway.hub import exports
-    from gateway.hub.usage import columns as usage_columns
-    from gateway.hub.usage import usage_rows as rows_of
+    from gateway.billing import exports
+    from gateway.billing.usage import columns as usage_columns
+    from gateway.billing.usage import usage_rows as rows_of
 
     sessions = [
         {"session_id": "s1", "member_id": "m1", "member_name": 'Zoé "la" Martin, fils',
@@ -386,10 +386,10 @@ def test_per_minute_csv_from_the_database_matches_the_general_path(tmp_path: Pat
                                                                    member: str | None) -> None:
     """The export's own lean query and row builder against usage_rows over session_rows,
     on stored prices, across a DST change, local and UTC midnight, with quoting."""
+    from gateway.billing import exports
+    from gateway.billing.usage import columns as usage_columns
+    from gateway.billing.usage import usage_rows as rows_of
     from gateway.config import Seed, SeedMember
-    from gateway.hub import exports
-    from gateway.hub.usage import columns as usage_columns
-    from gateway.hub.usage import usage_rows as rows_of
 
     with make_store(tmp_path / "hub.sqlite") as store:
         import_seed(store, Seed(file=tmp_path / "seed.yaml", members=(
@@ -445,10 +445,10 @@ _minute_sessions = st.lists(st.fixed_dictionaries({
 def test_per_minute_csv_is_byte_identical_for_any_sessions(sessions: list[dict], fmt: str,
                                                            as_text: bool,
                                                            priced: bool) -> None:
+    from gateway.billing import exports
+    from gateway.billing.usage import columns as usage_columns
+    from gateway.billing.usage import usage_rows as rows_of
     from gateway.core.clock import iso
-    from gateway.hub import exports
-    from gateway.hub.usage import columns as usage_columns
-    from gateway.hub.usage import usage_rows as rows_of
 
     rows = sorted(({**s, "started_at": iso(s["started_at"]) if as_text else s["started_at"]}
                    for s in sessions), key=lambda s: iso(exports._when(s["started_at"])))

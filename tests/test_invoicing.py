@@ -15,6 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.billing.invoicing import (
+    Invoice,
+    build_drafts,
+    close_period,
+    closed_invoices,
+    upsert_organisation,
+    verify_chain,
+)
 from gateway.billing.pricing import install_tariffs
 from gateway.billing.tariffs import Tariff, price_session, select_tariff
 from gateway.config import GroupConfig, MachineConfig, Seed, SeedMember, SeedProject
@@ -23,14 +31,6 @@ from gateway.core.clock import iso, parse_iso
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.db import HubStore
 from gateway.hub.events.ingest import ingest_envelopes
-from gateway.hub.invoicing import (
-    Invoice,
-    build_drafts,
-    close_period,
-    closed_invoices,
-    upsert_organisation,
-    verify_chain,
-)
 from gateway.hub.members import set_paid_by
 from gateway.hub.seed import import_seed
 

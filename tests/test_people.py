@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway.billing.invoicing import period_of
 from gateway.config import (
     ApiToken,
     GroupConfig,
@@ -38,7 +39,6 @@ from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.certifications import certification_expiry
 from gateway.hub.db import HubStore, data_version
 from gateway.hub.events.ingest import ingest_envelopes
-from gateway.hub.invoicing import period_of
 from gateway.hub.seed import import_seed
 from gateway.hub.snapshots import build_snapshot, next_snapshot_version
 from gateway.web import auth, create_app

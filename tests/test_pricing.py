@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 
 from gateway.billing import pricing
 from gateway.billing.credit import add_credit, balance
+from gateway.billing.exports import usage_export
+from gateway.billing.invoicing import Invoice, build_drafts, close_period
 from gateway.billing.pricing import (
     EMPTY_FINGERPRINT,
     install_tariffs,
@@ -39,8 +41,6 @@ from gateway.hub import audit
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.db import HubStore, data_version
 from gateway.hub.events.ingest import ingest_envelopes
-from gateway.hub.exports import usage_export
-from gateway.hub.invoicing import Invoice, build_drafts, close_period
 from gateway.hub.report import activity_report
 from gateway.hub.schema import MIGRATIONS
 from gateway.hub.seed import import_seed

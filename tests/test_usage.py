@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.billing.usage import columns, to_csv, usage_rows
 from gateway.core.clock import iso
-from gateway.hub.usage import columns, to_csv, usage_rows
 
 T0 = datetime(2026, 11, 25, 18, 0, 10, tzinfo=UTC)
 

@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 from zoneinfo import ZoneInfo
 
+from gateway.billing.exports import FORMATS, STATUSES, invoices, invoices_export, usage_export
+from gateway.billing.invoicing import closed_count, period_of
 from gateway.billing.pricing import fingerprint, stored_fingerprint
+from gateway.billing.usage import DIMENSIONS, GRANULARITIES, check
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.core.clock import utcnow
 from gateway.core.months import add_months, local_month
 from gateway.hub import sessions
 from gateway.hub.db import HubStore
-from gateway.hub.exports import FORMATS, STATUSES, invoices, invoices_export, usage_export
-from gateway.hub.invoicing import closed_count, period_of
-from gateway.hub.usage import DIMENSIONS, GRANULARITIES, check
 
 T = TypeVar("T")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")

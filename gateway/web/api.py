@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 
+from gateway.billing.exports import FORMATS, chunked, usage_export
+from gateway.billing.usage import DIMENSIONS, GRANULARITIES
 from gateway.core.clock import utcnow
 from gateway.core.months import local_month
-from gateway.hub.exports import FORMATS, chunked, usage_export
 from gateway.hub.jobs import recent_jobs
 from gateway.hub.machine_state import machines_live
 from gateway.hub.sessions import recent_sessions
-from gateway.hub.usage import DIMENSIONS, GRANULARITIES
 from gateway.web import get_store, hub_config, store_opener
 from gateway.web.auth import public
 from gateway.web.tokens import check_bearer, endpoint_scope, scope

@@ -12,10 +12,15 @@ from datetime import datetime
 
 from flask import Blueprint, Response, jsonify, request
 
-from gateway.core.clock import utcnow
-from gateway.core.months import local_month, month_text
-from gateway.hub.exports import FORMATS, STATUSES, chunked, invoice_json, invoices, invoices_export
-from gateway.hub.invoicing import (
+from gateway.billing.exports import (
+    FORMATS,
+    STATUSES,
+    chunked,
+    invoice_json,
+    invoices,
+    invoices_export,
+)
+from gateway.billing.invoicing import (
     chain_head,
     close_period,
     invoice_by_number,
@@ -23,6 +28,8 @@ from gateway.hub.invoicing import (
     parse_period,
     verify_chain,
 )
+from gateway.core.clock import utcnow
+from gateway.core.months import local_month, month_text
 from gateway.web import get_store, hub_config, store_opener
 from gateway.web.api import BadParameter, _bad_parameter, _require_token
 from gateway.web.auth import public

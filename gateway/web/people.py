@@ -35,13 +35,13 @@ from flask import (
     url_for,
 )
 
+from gateway.billing.invoicing import is_closed, period_bounds, period_of
 from gateway.core.clock import parse_iso, utcnow
 from gateway.core.levels import CERTIFY_LEVELS, LEVELS, ROLES, Level
 from gateway.hub import catalogue, certifications, enrolment, sessions
 from gateway.hub import members as hub_members
 from gateway.hub.accounts import User
 from gateway.hub.db import HubStore
-from gateway.hub.invoicing import is_closed, period_bounds, period_of
 from gateway.web import get_store, hub_config
 from gateway.web.auth import current_user, requires
 from gateway.web.i18n import choose_language, translator

@@ -28,13 +28,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.billing.invoicing import Invoice, build_drafts, closed_invoices, is_closed, next_period
 from gateway.billing.money import amount_text
 from gateway.billing.pricing import has_tariffs
+from gateway.billing.usage import _seconds, _when, columns, usage_rows
 from gateway.core.clock import iso, parse_iso
 from gateway.hub.db import HubStore
-from gateway.hub.invoicing import Invoice, build_drafts, closed_invoices, is_closed, next_period
 from gateway.hub.sessions import session_rows
-from gateway.hub.usage import _seconds, _when, columns, usage_rows
 from gateway.policies.metering import billable_minutes
 
 FORMATS = ("json", "csv", "csv-fr")
