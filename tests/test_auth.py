@@ -238,7 +238,7 @@ def test_email_is_case_insensitive(hub: Hub) -> None:
 
 
 def test_a_weaker_hash_is_replaced_at_login(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "hasher", PasswordHasher())  # the real parameters are the point
+    monkeypatch.setattr(accounts, "hasher", PasswordHasher())  # the real parameters are the point
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
     with hub.store() as store, store.conn:
         store.conn.execute("UPDATE accounts SET password_hash = ? WHERE member_id = 'fab'",
