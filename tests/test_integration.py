@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.contract import Envelope
 from gateway.drivers.readers.simulated import send_tap
 from gateway.hub.enrolment import create_enrolment, enrolment_status
+from gateway.policies.access import DENY_REASONS, Reason
 from tests.support.harness import BACK_AFTER_BROKER_RESTART_S, BADGE, Observer, Site, poll_until
 from tests.support.mosquitto import MosquittoProcess
 
@@ -222,6 +223,7 @@ def test_fabgate_sim_tap_reports_the_node_decision(site: Site, observer: Observe
                             text=True, timeout=30)
     assert denied.returncode == 0, denied.stderr
     assert "denied" in denied.stdout and "unknown_badge" in denied.stdout
+    assert DENY_REASONS[Reason.UNKNOWN_BADGE]["en"] in denied.stdout  # what to do about it
     out = subprocess.run([*base, "laser-1", BADGE["alice"]], capture_output=True, text=True,
                          timeout=30)
     assert "badge-out by m-alice: relay OFF" in out.stdout

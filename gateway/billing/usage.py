@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway.core.clock import iso, parse_iso
@@ -172,6 +172,8 @@ def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
 def _bucketed(sessions: Iterable[Mapping[str, Any]], granularity: str,
               group_by: tuple[str, ...], tz: str,
               price: Price | None) -> Iterator[dict[str, Any]]:
+    # The label takes the bucket's time: a datetime for minutes, a date for days.
+    label: Callable[[Any], str]
     if granularity == "minute":
         def when(t: datetime) -> Hashable:
             return t.astimezone(UTC).replace(second=0, microsecond=0)
@@ -179,7 +181,7 @@ def _bucketed(sessions: Iterable[Mapping[str, Any]], granularity: str,
     else:
         def when(t: datetime) -> Hashable:
             return local_day(t, tz)
-        label, time_col = (lambda d: d.isoformat()), "day"  # noqa: E731 - tiny formatter
+        label, time_col = date.isoformat, "day"
     names = [c for d in group_by for c in _DIM_COLUMNS[d]]
     # (time bucket, group) -> [session ids, seconds, started minutes, cents]
     buckets: dict[tuple[Any, tuple[Any, ...]], list[Any]] = {}

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from gateway.contract.core import ContractError
 from gateway.contract.fields import Flag, Id, Integer, Message, Number, OneOf, Text, Time, Uid, wire
@@ -67,7 +67,7 @@ class EventData(Message):
     TYPE: ClassVar[str] = ""
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any]):  # noqa: ANN206 - the subclass
+    def from_data(cls, data: Mapping[str, Any]) -> Self:
         return cls.from_dict(data)
 
     def to_data(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ class MqttLink:
             self._client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         if will:
             self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
-        # Floats work: paho only multiplies and compares them. After the broker returns,
-        # the link is back within reconnect_max (plus the connection itself).
+        # paho annotates the delays int, but floats work: it only multiplies and compares
+        # them (hence the ignores). After the broker returns, the link is back within
+        # reconnect_max (plus the connection itself).
         self._client.reconnect_delay_set(min_delay=reconnect_min,  # type: ignore[arg-type]
                                          max_delay=reconnect_max)  # type: ignore[arg-type]
         self._client.max_inflight_messages_set(100)
@@ -129,7 +131,7 @@ class MqttLink:
         self.connected.clear()
 
     def _handle_connect(self, client: paho.Client, _u: object, _flags: object,
-                        reason: paho.ReasonCode, _props: object) -> None:
+                        reason: ReasonCode, _props: object) -> None:
         if reason.is_failure:
             log.warning("broker %s:%s refused the connection: %s",
                         self.address.host, self.address.port, reason)
@@ -146,7 +148,7 @@ class MqttLink:
                 log.exception("on_connect callback failed")
 
     def _handle_disconnect(self, _c: paho.Client, _u: object, _flags: object,
-                           reason: paho.ReasonCode, _props: object) -> None:
+                           reason: ReasonCode, _props: object) -> None:
         if self.connected.is_set() and not self._stopping:
             log.warning("lost the broker connection (%s); reconnecting", reason)
         self.connected.clear()

@@ -13,8 +13,15 @@ import contextlib
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+if TYPE_CHECKING:
+    from _collections_abc import dict_items, dict_keys
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 __all__ = ["BrokerStartError", "EmbeddedBroker", "free_port"]
 
@@ -60,17 +67,17 @@ def _quieten(loggers: tuple[str, ...]) -> None:
     logging.getLogger("amqtt.broker").addFilter(_STARTUP_FILTER)  # idempotent
 
 
-class _CopyOnIterDict(dict):  # type: ignore[type-arg]
+class _CopyOnIterDict(dict[_K, _V]):
     """A dict whose iteration views are snapshots, safe to mutate while iterating."""
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[_K]:
         return iter(list(super().keys()))
 
-    def keys(self):  # type: ignore[no-untyped-def]
-        return list(super().keys())
+    def keys(self) -> dict_keys[_K, _V]:
+        return dict(super().items()).keys()
 
-    def items(self):  # type: ignore[no-untyped-def]
-        return list(super().items())
+    def items(self) -> dict_items[_K, _V]:
+        return dict(super().items()).items()
 
 
 class EmbeddedBroker:

@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from gateway.config import HubConfig, load_hub_config
 from gateway.contract import ContractError, Topics, decode_status
@@ -32,7 +33,7 @@ class NodeWatcher:
     """Follows the retained node statuses, to know when every node holds a snapshot."""
 
     def __init__(self, link: MqttLink, topics: Topics) -> None:
-        self.status: dict[str, dict] = {}
+        self.status: dict[str, dict[str, Any]] = {}
         self.changed = threading.Condition()
         link.subscribe(topics.all_node_status, self._on_status)
 
@@ -69,7 +70,7 @@ def _broker(url: str | None) -> Iterator[str]:
         broker.stop()
 
 
-def _start_nodes(files: DemoFiles) -> dict[str, subprocess.Popen]:
+def _start_nodes(files: DemoFiles) -> dict[str, subprocess.Popen[bytes]]:
     logs = files.data / "logs"
     logs.mkdir(exist_ok=True)
     env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock", PYTHONUNBUFFERED="1")
@@ -82,7 +83,7 @@ def _start_nodes(files: DemoFiles) -> dict[str, subprocess.Popen]:
     return procs
 
 
-def _stop_nodes(procs: dict[str, subprocess.Popen]) -> None:
+def _stop_nodes(procs: dict[str, subprocess.Popen[bytes]]) -> None:
     for p in procs.values():
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -185,7 +186,7 @@ def run_demo(*, data: Path | None, broker: str | None, port: int,
         hub = HubService(cfg)
         password = _demo_accounts(cfg, data)
         hub.start()
-        procs: dict[str, subprocess.Popen] = {}
+        procs: dict[str, subprocess.Popen[bytes]] = {}
         link = MqttLink(url, f"fabgate-demo-{os.getpid()}")
         topics = Topics(cfg.mqtt.prefix)
         watcher = NodeWatcher(link, topics)

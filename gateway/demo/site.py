@@ -13,10 +13,58 @@ import secrets
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Required, TypedDict
 
 import yaml
 
 from gateway.contract.signing import write_keypair
+
+
+class ControllerSpec(TypedDict, total=False):
+    """A node configuration's ``controller:`` section, as the demo writes it."""
+
+    driver: Required[str]
+    simulate: bool
+    poll_interval: str
+    source: str
+    on_after: str
+    off_after: str
+
+
+class MachineSpec(TypedDict):
+    """A demo machine: its hub catalogue entry, its node's relay pin and controller."""
+
+    id: str
+    name: str
+    kind: str
+    group: str
+    min_level: int
+    pin: int
+    controller: ControllerSpec
+
+
+class GroupSpec(TypedDict):
+    """A hub configuration ``groups:`` entry."""
+
+    id: str
+    name: str
+    default_validity_months: int
+
+
+class TariffSpec(TypedDict, total=False):
+    """A hub configuration ``tariffs:`` entry (read by ``gateway.billing.tariffs``)."""
+
+    name: Required[str]
+    valid_from: Required[str]
+    groups: list[str]
+    categories: list[str]
+    rate: int
+    busy_rate: int
+    idle_rate: int
+    startup: int
+    unit: int
+    free_under: str
+
 
 SITE = "demo"
 TIMEZONE = "Europe/Paris"
@@ -31,7 +79,7 @@ OPENING_HOURS: dict[str, list[str]] = {
     "fri": ["10:00-13:00", "14:00-22:00"],
     "sat": ["10:00-18:00"],
 }
-MACHINES = [
+MACHINES: list[MachineSpec] = [
     {"id": "laser-1", "name": "Découpe laser (laser-1)", "kind": "laser", "group": "laser",
      "min_level": 2, "pin": 17,
      "controller": {"driver": "grbl", "simulate": True, "poll_interval": "0.25s"}},
@@ -46,7 +94,7 @@ MACHINES = [
      "controller": {"driver": "current", "simulate": True, "source": "serial",
                     "on_after": "1s", "off_after": "1s", "poll_interval": "0.25s"}},
 ]
-GROUPS = [
+GROUPS: list[GroupSpec] = [
     {"id": "laser", "name": "Découpe laser", "default_validity_months": 24},
     {"id": "cnc", "name": "Fraisage CNC", "default_validity_months": 24},
     {"id": "printing", "name": "Impression 3D", "default_validity_months": 36},
@@ -58,7 +106,7 @@ BADGE = {"karim": "04FAB001", "alice": "04A1CE01", "bruno": "04B2B002", "chloe":
 # Prices before VAT, in cents, after public fablab price lists: the laser by the minute of
 # use with short taps free, professionals by the minute of burn time plus a start-up fee,
 # the CNC by the quarter hour, schools print for free.
-TARIFFS = [
+TARIFFS: list[TariffSpec] = [
     {"name": "Laser", "valid_from": "2024-01-01", "groups": ["laser"], "rate": 60,
      "free_under": "10s"},
     {"name": "Laser (professionnels)", "valid_from": "2024-01-01", "groups": ["laser"],
@@ -143,27 +191,29 @@ def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: st
         "opening_hours": {day: list(slots) for day, slots in OPENING_HOURS.items()},
         "groups": GROUPS,
         "tariffs": TARIFFS,
-        "machines": [{k: m[k] for k in ("id", "name", "kind", "group", "min_level")}
-                     for m in MACHINES],
+        "machines": [{"id": m["id"], "name": m["name"], "kind": m["kind"],
+                      "group": m["group"], "min_level": m["min_level"]} for m in MACHINES],
     }
     hub_path = data / "hub.yaml"
     hub_path.write_text(yaml.safe_dump(hub, sort_keys=False, allow_unicode=True))
-    nodes = {}
+    nodes: dict[str, Path] = {}
     for m in MACHINES:
+        reader: dict[str, str | int] = {"driver": "simulated", "poll_hz": 10,
+                                        "hold_off": hold_off}
+        if tap_sockets:
+            reader["socket"] = f"../journals/{m['id']}.tap"
         node = {
             "site": SITE, "mqtt": dict(mqtt),
             "node": {"id": m["id"], "machine": m["id"], "journal": f"../journals/{m['id']}.db",
                      "hub_public_key": f"../{PUBLIC_KEY}", "max_snapshot_age": "72h",
                      "heartbeat": "5s"},
             "relay": {"driver": "gpio", "pin": m["pin"], "active_high": True},
-            "reader": {"driver": "simulated", "poll_hz": 10, "hold_off": hold_off},
+            "reader": reader,
             "controller": m["controller"],
             # Short rules so a visitor sees the whole cycle within a minute.
             "session": {"grace": "0s", "cooldown": "3s", "idle_timeout": "10m",
                         "progress_every": "1s"},
         }
-        if tap_sockets:
-            node["reader"]["socket"] = f"../journals/{m['id']}.tap"
         path = data / "nodes" / f"{m['id']}.yaml"
         path.write_text(yaml.safe_dump(node, sort_keys=False))
         nodes[m["id"]] = path

@@ -37,6 +37,14 @@ from gateway.hub.seed import import_seed
 from gateway.hub.sessions import add_closed_sessions
 from gateway.policies.metering import billable_minutes, split_minutes
 
+# Rows for the hub modules' bulk inserts, in the column order their docstrings give.
+MemberRow = tuple[str, str, str, str, str, int, str, str]
+SessionRow = tuple[str, str, str, str, str, str | None, str, str, float, int, str, str, str,
+                   float, float, int, int, int]
+JobRow = tuple[str, str, str, str, str, str | None, str, str, float, float, str, str, str,
+               str]
+CertificationRow = tuple[str, str, int, str, str, str, str | None]
+
 # Share of each category among members (a tiers-lieu open to the public).
 CATEGORY_SHARE = {"grand_public": 0.42, "adherent": 0.30, "professionnel": 0.08,
                   "scolaire": 0.12, "association": 0.08}
@@ -149,8 +157,9 @@ def _join_date(rng: random.Random, year: int) -> date:
     return date(year, month, 1) + timedelta(days=rng.randrange(28))
 
 
-def _members(rng: random.Random, year: int, count: int) -> tuple[list[tuple], list[_Member]]:
-    rows = []
+def _members(rng: random.Random, year: int,
+             count: int) -> tuple[list[MemberRow], list[_Member]]:
+    rows: list[MemberRow] = []
     members = []
     cats = list(CATEGORY_SHARE)
     for i in range(count):
@@ -216,8 +225,8 @@ def generate_year(db_path: Path | str, year: int, *, seed: int = 2026,
             cum.append(total)
         cumulative[machine] = cum
 
-    sessions: list[tuple] = []
-    jobs: list[tuple] = []
+    sessions: list[SessionRow] = []
+    jobs: list[JobRow] = []
     first_use: dict[tuple[str, str], datetime] = {}
     n = 0
     for day in _open_days(year):
@@ -323,7 +332,7 @@ def _open_at(slots: Sequence[tuple[datetime, datetime]], t: datetime) -> datetim
     return None
 
 
-def _jobs(rng: random.Random, out: list[tuple], sid: str, machine: str, member: str,
+def _jobs(rng: random.Random, out: list[JobRow], sid: str, machine: str, member: str,
           project: str | None, start: datetime, duration: float, busy: float, count: int,
           ext: str) -> None:
     """The session's jobs, one after the other inside its busy time."""
@@ -344,7 +353,7 @@ def _jobs(rng: random.Random, out: list[tuple], sid: str, machine: str, member: 
 
 def _certifications(rng: random.Random, first_use: dict[tuple[str, str], datetime],
                     people: list[_Member], staff: list[str], validity: dict[str, int],
-                    year: int) -> list[tuple]:
+                    year: int) -> list[CertificationRow]:
     """A certification before every member's first use of a group's machines.
 
     Members who were there before the year were mostly certified earlier; newcomers are

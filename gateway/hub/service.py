@@ -96,7 +96,7 @@ class HubService:
         self._broker_ever_connected = False
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._republish = threading.Event()
-        self.stats = defaultdict(int)
+        self.stats: defaultdict[str, int] = defaultdict(int)
         self.serve_web = serve_web
         self._credit_machines = {m.id for m in cfg.machines if m.requires_credit}
         self.web_url: str | None = None

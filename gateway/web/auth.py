@@ -53,7 +53,9 @@ from flask import (
     session,
     url_for,
 )
+from flask.blueprints import BlueprintSetupState
 from flask.sessions import SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
@@ -90,10 +92,16 @@ Declaration = frozenset[str] | str
 
 # -- declarations -------------------------------------------------------------------
 
+def mark_view(view: Callable[..., Any], name: str, value: object) -> None:
+    """Set a declaration on a view function, read back with ``getattr``: by name, since
+    a type checker knows no attribute of our own on a function."""
+    setattr(view, name, value)
+
+
 def public(view: V) -> V:
     """Anyone may use this view, logged in or not (board, health, log-in page, API
     views whose bearer check lives in their blueprint)."""
-    view.fabgate_roles = PUBLIC  # type: ignore[attr-defined]
+    mark_view(view, "fabgate_roles", PUBLIC)
     return view
 
 
@@ -105,7 +113,7 @@ def requires(*roles: str) -> Callable[[V], V]:
         raise ValueError(f"requires() takes roles among {', '.join(ROLES)}; got {roles!r}")
 
     def mark(view: V) -> V:
-        view.fabgate_roles = frozenset(roles)  # type: ignore[attr-defined]
+        mark_view(view, "fabgate_roles", frozenset(roles))
         return view
 
     return mark
@@ -191,18 +199,17 @@ def _t() -> Callable[..., str]:
     return translator(choose_language(request, hub_config().language))
 
 
-def _guard() -> BaseResponse | tuple[str, int, dict[str, str]] | None:
+def _guard() -> ResponseReturnValue | None:
     endpoint = request.endpoint
     if endpoint is None:
         return None  # no route matched: Flask answers 404 or 405
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    declared = declaration(app, endpoint)
+    declared = declaration(current_app, endpoint)
     if declared is None:
         log.error("REFUSED %s %s: endpoint %r declares no access; decorate it with "
                   "@public or @requires(...) from gateway.web.auth",
                   request.method, request.path, endpoint)
         abort(500)
-    scope = view_scope(app, endpoint)
+    scope = view_scope(current_app, endpoint)
     if declared != PUBLIC:
         assert isinstance(declared, frozenset)
         if scope and _bearer_presented():
@@ -291,6 +298,8 @@ def install(app: Flask) -> None:
         # Behind a reverse proxy every request comes from the proxy's address: one
         # mistyped password would lock everyone out. Trust its X-Forwarded-For and
         # X-Forwarded-Proto (one hop) only when the configuration says one is there.
+        # Replacing wsgi_app is Flask's documented way to add WSGI middleware, but Flask
+        # types it as a method, and mypy refuses any assignment to a method.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     app.session_interface = _SessionInterface()
     app.config.update(
@@ -304,8 +313,15 @@ def install(app: Flask) -> None:
                                  current_user=current_user)
 
 
+def _install_on(state: BlueprintSetupState) -> None:
+    # Flask types the setup state's app as its framework-neutral base class; a Flask
+    # blueprint is only ever registered on a Flask app.
+    assert isinstance(state.app, Flask)
+    install(state.app)
+
+
 auth = Blueprint("auth", __name__)
-auth.record_once(lambda state: install(state.app))
+auth.record_once(_install_on)
 
 
 # -- views --------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from flask import (
     request,
     url_for,
 )
+from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.billing.invoicing import is_closed, period_bounds, period_of
 from gateway.core.clock import parse_iso, utcnow
@@ -286,7 +287,7 @@ def member(member_id: str) -> str:
 
 @people.post("/members/<member_id>/badges/<uid>/block")
 @requires("fabmanager", "admin")
-def block_badge(member_id: str, uid: str) -> Response:
+def block_badge(member_id: str, uid: str) -> BaseResponse:
     """Blocking takes effect at the next snapshot, within a second: a lost badge must
     stop opening machines before whoever found it reaches one."""
     store, user = get_store(), _user()
@@ -299,7 +300,7 @@ def block_badge(member_id: str, uid: str) -> Response:
 
 @people.post("/members/<member_id>/enrol")
 @requires("fabmanager", "admin")
-def enrol(member_id: str) -> Response:
+def enrol(member_id: str) -> BaseResponse:
     """Opens the enrolment window; the badge itself is attached (and audited as
     ``badge.enrolled``) by the hub when a node reports the tap."""
     store, user = get_store(), _user()
@@ -326,7 +327,7 @@ def enrolment_fragment(member_id: str, request_id: str) -> Response:
 
 @people.route("/certify", methods=["GET", "POST"])
 @requires("fabmanager", "admin", "trainer")
-def certify() -> Response | tuple[str, int] | str:
+def certify() -> BaseResponse | tuple[str, int] | str:
     store, user = get_store(), _user()
     groups = _visible_groups(store, user)
     values = dict(request.form) if request.method == "POST" else dict(request.args)
@@ -366,7 +367,7 @@ def certify() -> Response | tuple[str, int] | str:
 
 @people.post("/members/<member_id>/certifications/<group_id>/revoke")
 @requires("fabmanager", "admin", "trainer")
-def revoke(member_id: str, group_id: str) -> Response:
+def revoke(member_id: str, group_id: str) -> BaseResponse:
     store, user = get_store(), _user()
     now = utcnow()
     _member(store, member_id)
@@ -400,7 +401,7 @@ def projects() -> str:
 
 @people.post("/projects")
 @requires(*EVERYONE)
-def create_project() -> Response:
+def create_project() -> BaseResponse:
     store, user = get_store(), _user()
     name = " ".join(request.form.get("name", "").split())
     if not name or len(name) > MAX_PROJECT_NAME:
@@ -414,7 +415,7 @@ def create_project() -> Response:
 
 @people.post("/projects/current")
 @requires(*EVERYONE)
-def set_current_project() -> Response:
+def set_current_project() -> BaseResponse:
     """The current project is what the next session at a machine is booked to; it
     travels in the snapshot, so the change reaches the nodes by itself."""
     store, user = get_store(), _user()
@@ -454,7 +455,7 @@ def move_session(store: HubStore, user: User, session_id: str, project_id: str,
 
 @people.post("/sessions/<session_id>/project")
 @requires(*EVERYONE)
-def move(session_id: str) -> Response:
+def move(session_id: str) -> BaseResponse:
     store, user = get_store(), _user()
     try:
         move_session(store, user, session_id, request.form.get("project_id", "").strip(),

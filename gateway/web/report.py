@@ -266,7 +266,9 @@ def report_page() -> Response | str:
     report = activity_report(get_store(), start, end, cfg.timezone, cfg.opening_hours)
     view = _view(report, lang, cfg.site)
     f: Formats = view["f"]
-    query = {"from": start.isoformat(), "to": end.isoformat()}
+    # Any values: url_for's keyword-only options (_external: bool...) would otherwise be
+    # checked against the str of every ** key.
+    query: dict[str, Any] = {"from": start.isoformat(), "to": end.isoformat()}
     return render_template(
         "report.html", lang=lang, t=f.t, **view,
         period_text=f.t("report.period", start=f.day(start), end=f.day(report.last_day)),

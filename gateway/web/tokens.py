@@ -40,7 +40,7 @@ from gateway.hub.tokens import (
     token_scopes,
 )
 from gateway.web import get_store, hub_config
-from gateway.web.auth import current_user, requires, view_scope
+from gateway.web.auth import current_user, mark_view, requires, view_scope
 from gateway.web.i18n import choose_language, translator
 
 V = TypeVar("V", bound=Callable[..., Any])
@@ -54,15 +54,14 @@ def scope(name: str) -> Callable[[V], V]:
         raise ValueError(f"scope {name!r}: expected one of {', '.join(SCOPES)}")
 
     def mark(view: V) -> V:
-        view.fabgate_scope = name  # type: ignore[attr-defined]
+        mark_view(view, "fabgate_scope", name)
         return view
 
     return mark
 
 
 def endpoint_scope() -> str | None:
-    return view_scope(current_app._get_current_object(),  # type: ignore[attr-defined]
-                      request.endpoint)
+    return view_scope(current_app, request.endpoint)
 
 
 def _presented() -> str | None:

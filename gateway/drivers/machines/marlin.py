@@ -78,7 +78,8 @@ _KNOWN_PREFIXES = (
 class SerialPort(Protocol):
     """The slice of ``serial.Serial`` the driver uses, so tests can stand in for it."""
 
-    in_waiting: int
+    @property
+    def in_waiting(self) -> int: ...  # read-only on serial.Serial
 
     def read(self, size: int = 1) -> bytes: ...
     def write(self, data: bytes) -> int | None: ...
