@@ -36,7 +36,7 @@ from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.db import HubStore
 from gateway.web import auth, create_app
 from gateway.web.auth import requires
-from gateway.web.tokens import scope
+from gateway.web.bearer import scope
 from tests.support import builders
 
 PASSWORD = "correct horse battery"

@@ -34,6 +34,7 @@ from gateway.hub.enrolment import create_enrolment
 from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.tokens import SCOPES, create_token
 from gateway.web import auth, create_app
+from gateway.web.bearer import view_scope
 from tests.support.hashing import cheap_hashing
 from tests.test_auth import CONFIG_TOKEN, PASSWORD, PEOPLE, Client, hub_config, serve
 from tests.test_invoicing import NOV, NOVEMBER_SESSIONS, close, events_for, make_store
@@ -158,7 +159,7 @@ def test_every_get_route_answers_each_role_as_declared(matrix: Matrix, role: str
         path = _url(rule, matrix.values)
         answer = client.get(path)
         declared = auth.declaration(matrix.app, rule.endpoint)
-        scope = auth.view_scope(matrix.app, rule.endpoint)
+        scope = view_scope(matrix.app, rule.endpoint)
         expected = _judge(role, declared, scope, answer.status, answer.location)
         if expected:
             wrong.append(f"GET {path} as {role}: {answer.status} "
@@ -176,7 +177,7 @@ def test_every_scoped_route_honours_bearer_scopes(matrix: Matrix) -> None:
     client = matrix.clients["anonymous"]
     wrong, seen = [], 0
     for rule in _rules(matrix.app, "GET"):
-        scope = auth.view_scope(matrix.app, rule.endpoint)
+        scope = view_scope(matrix.app, rule.endpoint)
         if not scope:
             continue
         seen += 1
@@ -199,7 +200,7 @@ def test_every_unsafe_route_wants_a_csrf_token(matrix: Matrix) -> None:
     for method in UNSAFE:
         for rule in _rules(matrix.app, method):
             declared = auth.declaration(matrix.app, rule.endpoint)
-            if declared == auth.PUBLIC and auth.view_scope(matrix.app, rule.endpoint):
+            if declared == auth.PUBLIC and view_scope(matrix.app, rule.endpoint):
                 continue        # API views: bearer tokens only, no cookie to forge with
             seen += 1
             path = _url(rule, matrix.values)

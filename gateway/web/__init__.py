@@ -9,16 +9,11 @@ it at teardown. ``store_factory`` lets a caller substitute how stores are opened
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from flask import Flask, current_app, g
+from flask import Flask, g
 
 from gateway.config import HubConfig
 from gateway.hub.db import HubStore
-
-StoreFactory = Callable[[], HubStore]
-HealthReport = Callable[[], dict[str, Any]]
+from gateway.web.context import HealthReport, StoreFactory
 
 
 def create_app(config: HubConfig, store_factory: StoreFactory | None = None, *,
@@ -52,22 +47,3 @@ def create_app(config: HubConfig, store_factory: StoreFactory | None = None, *,
     app.register_blueprint(tokens)
     app.register_blueprint(people)
     return app
-
-
-def get_store() -> HubStore:
-    """The request's store, opened on first use."""
-    if "store" not in g:
-        g.store = store_opener()()
-    return g.store
-
-
-def store_opener() -> StoreFactory:
-    """How this app opens stores, for streamed responses: their body runs after the
-    request's teardown (and outside the app context), so they open and close their own."""
-    opener: StoreFactory = current_app.extensions["fabgate.store_factory"]
-    return opener
-
-
-def hub_config() -> HubConfig:
-    cfg: Any = current_app.config["HUB"]
-    return cfg

@@ -24,9 +24,9 @@ from gateway.core.months import local_month
 from gateway.hub.jobs import recent_jobs
 from gateway.hub.machine_state import machines_live
 from gateway.hub.sessions import recent_sessions
-from gateway.web import get_store, hub_config, store_opener
 from gateway.web.auth import public
-from gateway.web.tokens import check_bearer, endpoint_scope, scope
+from gateway.web.bearer import check_bearer, endpoint_scope, scope
+from gateway.web.context import get_store, hub_config, store_opener
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 

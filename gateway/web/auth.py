@@ -72,7 +72,8 @@ from gateway.hub.accounts import (
     password_hash,
     set_password,
 )
-from gateway.web import get_store, hub_config
+from gateway.web.bearer import check_bearer, mark_view, view_scope
+from gateway.web.context import get_store, hub_config
 from gateway.web.i18n import choose_language, translator
 
 log = logging.getLogger("fabgate.web.auth")
@@ -91,12 +92,6 @@ Declaration = frozenset[str] | str
 
 
 # -- declarations -------------------------------------------------------------------
-
-def mark_view(view: Callable[..., Any], name: str, value: object) -> None:
-    """Set a declaration on a view function, read back with ``getattr``: by name, since
-    a type checker knows no attribute of our own on a function."""
-    setattr(view, name, value)
-
 
 def public(view: V) -> V:
     """Anyone may use this view, logged in or not (board, health, log-in page, API
@@ -128,13 +123,6 @@ def declaration(app: Flask, endpoint: str) -> Declaration | None:
     if value == PUBLIC or isinstance(value, frozenset):
         return value
     return None
-
-
-def view_scope(app: Flask, endpoint: str | None) -> str | None:
-    """The bearer-token scope a view accepts (see ``tokens.scope``), if any."""
-    if endpoint is None:
-        return None
-    return getattr(app.view_functions.get(endpoint), "fabgate_scope", None)
 
 
 # -- the logged-in user -------------------------------------------------------------
@@ -213,8 +201,6 @@ def _guard() -> ResponseReturnValue | None:
     if declared != PUBLIC:
         assert isinstance(declared, frozenset)
         if scope and _bearer_presented():
-            from gateway.web.tokens import check_bearer
-
             return check_bearer(scope)
         user = current_user()
         if user is None:

@@ -30,10 +30,10 @@ from gateway.billing.invoicing import (
 )
 from gateway.core.clock import utcnow
 from gateway.core.months import local_month, month_text
-from gateway.web import get_store, hub_config, store_opener
 from gateway.web.api import BadParameter, _bad_parameter, _require_token
 from gateway.web.auth import public
-from gateway.web.tokens import scope
+from gateway.web.bearer import scope
+from gateway.web.context import get_store, hub_config, store_opener
 
 billing = Blueprint("billing", __name__, url_prefix="/api/v1")
 billing.before_request(_require_token)

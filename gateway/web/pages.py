@@ -17,8 +17,8 @@ from gateway.core.clock import iso, parse_iso, utcnow
 from gateway.hub.db import data_version
 from gateway.hub.machine_state import machines_live
 from gateway.hub.sessions import recent_sessions
-from gateway.web import get_store, hub_config
 from gateway.web.auth import public
+from gateway.web.context import get_store, hub_config
 from gateway.web.i18n import choose_language, translator
 
 pages = Blueprint("pages", __name__)

@@ -43,8 +43,8 @@ from gateway.hub import catalogue, certifications, enrolment, sessions
 from gateway.hub import members as hub_members
 from gateway.hub.accounts import User
 from gateway.hub.db import HubStore
-from gateway.web import get_store, hub_config
 from gateway.web.auth import current_user, requires
+from gateway.web.context import get_store, hub_config
 from gateway.web.i18n import choose_language, translator
 
 people = Blueprint("people", __name__)

@@ -24,10 +24,11 @@ from markupsafe import Markup
 from gateway.core.clock import utcnow
 from gateway.core.snapshot import WEEKDAYS
 from gateway.hub.report import AttendanceCell, Report, activity_report, category_totals, report_csv
-from gateway.web import charts, get_store, hub_config
+from gateway.web import charts
 from gateway.web.auth import requires
+from gateway.web.bearer import scope
+from gateway.web.context import get_store, hub_config
 from gateway.web.i18n import choose_language, translator
-from gateway.web.tokens import scope
 
 report_pages = Blueprint("report", __name__)
 _NONE = AttendanceCell()
