@@ -39,8 +39,9 @@ MONTH = (f"{YEAR}-03-01", f"{YEAR}-04-01")
 WHOLE_YEAR = (f"{YEAR}-01-01", f"{YEAR + 1}-01-01")
 
 
-def write_hub(work: Path, broker_url: str, shape: YearShape, *,
-              focus_member: str | None = None) -> tuple[Path, str, dict[str, int]]:
+def write_hub(
+    work: Path, broker_url: str, shape: YearShape, *, focus_member: str | None = None
+) -> tuple[Path, str, dict[str, int]]:
     """A hub configuration around a generated year; returns (config, token, totals)."""
     from gateway.demo.site import write_demo_files
 
@@ -121,16 +122,23 @@ def expected_minutes(db: Path, start: str, end: str) -> int:
     try:
         return con.execute(
             "SELECT coalesce(sum(billable_minutes), 0) FROM sessions WHERE status = 'closed' "
-            "AND started_at >= ? AND started_at < ?", utc_bounds(start, end)).fetchone()[0]
+            "AND started_at >= ? AND started_at < ?",
+            utc_bounds(start, end),
+        ).fetchone()[0]
     finally:
         con.close()
 
 
 def bare_script(db: Path, start: str, end: str) -> dict[str, float]:
     """``bare_csv.py`` in its own process on the same rows: {rows, chars, seconds}."""
-    out = subprocess.run([sys.executable, "-m", "bench.bare_csv", str(db),
-                          *utc_bounds(start, end)], capture_output=True, text=True,
-                         check=True, timeout=600, cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bare_csv", str(db), *utc_bounds(start, end)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     return json.loads(out.stdout)
 
 
@@ -153,8 +161,9 @@ def invoice_run(db: Path, runs: int) -> Figure:
                 store.close()
         fig.note = f"{len(drafts)} draft documents, stored prices (the demo's tariffs)"
     except Exception as exc:  # noqa: BLE001 - an unfinished module: say so, keep going
-        return unavailable(NAME, name, unit, f"build_drafts failed: {type(exc).__name__}: "
-                                             f"{exc}", bar)
+        return unavailable(
+            NAME, name, unit, f"build_drafts failed: {type(exc).__name__}: {exc}", bar
+        )
     return fig
 
 
@@ -170,12 +179,15 @@ def run(work: Path, quick: bool) -> list[Figure]:
     config, token, totals = write_hub(work, mosq.url, shape)
     gen_s = time.perf_counter() - t0
     db = config.parent / "hub.db"
-    note = (f"{shape.members} members, {shape.machines} machines, {totals['sessions']:,} "
-            f"sessions, {totals['minutes']:,} billable minutes (generated and priced in "
-            f"{gen_s:.1f} s, of which pricing {totals['priced_s']:.1f} s)")
+    note = (
+        f"{shape.members} members, {shape.machines} machines, {totals['sessions']:,} "
+        f"sessions, {totals['minutes']:,} billable minutes (generated and priced in "
+        f"{gen_s:.1f} s, of which pricing {totals['priced_s']:.1f} s)"
+    )
     f = {
-        "month_s": Figure(NAME, "per-minute CSV export, one month", "s", bar=Bar("<", 1.0),
-                          note=note),
+        "month_s": Figure(
+            NAME, "per-minute CSV export, one month", "s", bar=Bar("<", 1.0), note=note
+        ),
         "month_rows": Figure(NAME, "rows in the month's export", "rows"),
         "month_mb": Figure(NAME, "bytes in the month's export", "MB"),
         "year_s": Figure(NAME, "per-minute CSV export, the year", "s", bar=Bar("<", 5.0)),
@@ -184,10 +196,12 @@ def run(work: Path, quick: bool) -> list[Figure]:
         "rss_idle": Figure(NAME, "hub RSS before exporting", "MB"),
         "rss_month": Figure(NAME, "hub peak RSS while streaming a month", "MB"),
         "rss_year": Figure(NAME, "hub peak RSS while streaming the year", "MB"),
-        "flat": Figure(NAME, "memory flat: year peak RSS / month peak RSS", "×",
-                       bar=Bar("<", 1.10)),
-        "bare_month_s": Figure(NAME, "bare stdlib script (sqlite3 + csv, no HTTP), same rows, "
-                                     "one month", "s"),
+        "flat": Figure(
+            NAME, "memory flat: year peak RSS / month peak RSS", "×", bar=Bar("<", 1.10)
+        ),
+        "bare_month_s": Figure(
+            NAME, "bare stdlib script (sqlite3 + csv, no HTTP), same rows, one month", "s"
+        ),
         "bare_year_s": Figure(NAME, "bare stdlib script, same rows, the year", "s"),
         "ratio_month": Figure(NAME, "export / bare script, one month", "×"),
         "ratio_year": Figure(NAME, "export / bare script, the year", "×"),
@@ -195,20 +209,25 @@ def run(work: Path, quick: bool) -> list[Figure]:
     try:
         hub, url = start_hub(config, work / "hub.log")
         f["rss_idle"].values.append(round(proc_status_kb(hub.pid, "VmRSS") / 1024, 1))
-        for key, (start, end), runs in (("month", MONTH, month_runs),
-                                        ("year", WHOLE_YEAR, year_runs)):
+        for key, (start, end), runs in (
+            ("month", MONTH, month_runs),
+            ("year", WHOLE_YEAR, year_runs),
+        ):
             want = expected_minutes(db, start, end)
             for _ in range(runs):
                 with RssSampler(hub.pid) as rss:
                     size, rows, secs = stream(
-                        f"{url}api/v1/usage?from={start}&to={end}&granularity=minute"
-                        "&format=csv", token)
+                        f"{url}api/v1/usage?from={start}&to={end}&granularity=minute&format=csv",
+                        token,
+                    )
                 if rows != want:
                     raise AssertionError(f"{key} export has {rows} rows, expected {want}")
                 bare = bare_script(db, start, end)
                 if bare["rows"] != rows or bare["chars"] != size:
-                    raise AssertionError(f"{key}: the bare script wrote {bare}, the export "
-                                         f"{rows} rows and {size} bytes")
+                    raise AssertionError(
+                        f"{key}: the bare script wrote {bare}, the export "
+                        f"{rows} rows and {size} bytes"
+                    )
                 f[f"bare_{key}_s"].values.append(bare["seconds"])
                 f[f"ratio_{key}"].values.append(round(secs / bare["seconds"], 3))
                 f[f"{key}_s"].values.append(round(secs, 3))
@@ -219,11 +238,9 @@ def run(work: Path, quick: bool) -> list[Figure]:
                 else:
                     f["year_rows"].values.append(rows)
                     f["year_rate"].values.append(round(rows / secs))
-        f["flat"].values.append(round(max(f["rss_year"].values) / max(f["rss_month"].values),
-                                      3))
+        f["flat"].values.append(round(max(f["rss_year"].values) / max(f["rss_month"].values), 3))
     finally:
         if hub:
             hub.stop()
         mosq.stop()
     return [*f.values(), invoice_run(db, 1 if quick else 3)]
-

@@ -22,12 +22,23 @@ import sys
 import time
 from datetime import datetime, timedelta
 
-HEADER = ["minute_start", "session_id", "member_id", "member_name", "project_id",
-          "machine_id", "seconds", "billable_minutes", "amount"]
-SQL = ("SELECT s.session_id, s.member_id, mb.name, s.project_id, s.machine_id, "
-       "s.started_at, s.duration_s, s.amount_cents FROM sessions s "
-       "LEFT JOIN members mb ON mb.id = s.member_id WHERE s.status = 'closed' "
-       "AND s.started_at >= ? AND s.started_at < ? ORDER BY s.started_at, s.session_id")
+HEADER = [
+    "minute_start",
+    "session_id",
+    "member_id",
+    "member_name",
+    "project_id",
+    "machine_id",
+    "seconds",
+    "billable_minutes",
+    "amount",
+]
+SQL = (
+    "SELECT s.session_id, s.member_id, mb.name, s.project_id, s.machine_id, "
+    "s.started_at, s.duration_s, s.amount_cents FROM sessions s "
+    "LEFT JOIN members mb ON mb.id = s.member_id WHERE s.status = 'closed' "
+    "AND s.started_at >= ? AND s.started_at < ? ORDER BY s.started_at, s.session_id"
+)
 
 
 class Counting:
@@ -51,18 +62,27 @@ def run(db: str, start: str, end: str) -> dict[str, float]:
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(HEADER)
         for sid, member, name, project, machine, started, duration, amount in con.execute(
-                SQL, (start, end)):
+            SQL, (start, end)
+        ):
             first = datetime.fromisoformat(started.replace("Z", "+00:00"))
             count = math.ceil(duration / 60) if duration > 0 else 0
             base, extra = divmod(amount or 0, count) if count else (0, 0)
             for k in range(count):
                 when = first + timedelta(minutes=k)
                 cents = base + 1 if k < extra else base
-                writer.writerow([
-                    when.isoformat(timespec="milliseconds").replace("+00:00", "Z"), sid,
-                    member, name, project, machine,
-                    60.0 if k < count - 1 else round(duration - 60 * k, 3), 1,
-                    f"{cents // 100}.{cents % 100:02d}"])
+                writer.writerow(
+                    [
+                        when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                        sid,
+                        member,
+                        name,
+                        project,
+                        machine,
+                        60.0 if k < count - 1 else round(duration - 60 * k, 3),
+                        1,
+                        f"{cents // 100}.{cents % 100:02d}",
+                    ]
+                )
                 rows += 1
     con.close()
     return {"rows": rows, "chars": out.chars, "seconds": round(time.perf_counter() - t0, 3)}

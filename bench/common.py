@@ -62,18 +62,25 @@ class Figure:
         return self.bar.met(self.median)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bench": self.bench, "name": self.name, "unit": self.unit,
-                "values": self.values, "median": self.median,
-                "min": min(self.values) if self.values else None,
-                "max": max(self.values) if self.values else None,
-                "runs": len(self.values), "bar": str(self.bar) if self.bar else None,
-                "met": self.met, "available": self.available, "note": self.note}
+        return {
+            "bench": self.bench,
+            "name": self.name,
+            "unit": self.unit,
+            "values": self.values,
+            "median": self.median,
+            "min": min(self.values) if self.values else None,
+            "max": max(self.values) if self.values else None,
+            "runs": len(self.values),
+            "bar": str(self.bar) if self.bar else None,
+            "met": self.met,
+            "available": self.available,
+            "note": self.note,
+        }
 
 
 def unavailable(bench: str, name: str, unit: str, why: str, bar: Bar | None = None) -> Figure:
     """A figure we could not measure: shown as such, never replaced by a guess."""
-    return Figure(bench, name, unit, [], bar, note=f"not available yet: {why}",
-                  available=False)
+    return Figure(bench, name, unit, [], bar, note=f"not available yet: {why}", available=False)
 
 
 def percentile(samples: Sequence[float], p: float) -> float:
@@ -156,8 +163,9 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
-               period: float = 0.02) -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, what: str, period: float = 0.02
+) -> Any:
     """Every wait in the benchmarks is bounded: a stuck server fails the run loudly."""
     deadline = time.monotonic() + timeout
     while True:

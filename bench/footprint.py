@@ -22,8 +22,10 @@ MEMBERS = 5000
 
 def run(work: Path, quick: bool) -> list[Figure]:
     windows, window_s = (1, 3.0) if quick else (6, 10.0)
-    note = (f"idle {windows * window_s:.0f} s in {windows} windows, 10 Hz reader polling, "
-            f"{MEMBERS}-member snapshot")
+    note = (
+        f"idle {windows * window_s:.0f} s in {windows} windows, 10 Hz reader polling, "
+        f"{MEMBERS}-member snapshot"
+    )
     cpu = Figure(NAME, "node CPU while idle", "% of a core", bar=Bar("<", 2.0), note=note)
     rss = Figure(NAME, "node resident memory (VmRSS)", "MB", bar=Bar("<", 60))
     hwm = Figure(NAME, "node peak resident memory (VmHWM)", "MB")

@@ -36,12 +36,14 @@ class BareCounter:
         self.last = 0.0
         self.hub_online = threading.Event()
         host, port = mqtt_host_port(url)
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare",
-                                  protocol=paho.MQTTv311)
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=paho.MQTTv311
+        )
         self.client.message_callback_add(PREFIX + "node/+/event", self._on_event)
         self.client.message_callback_add(PREFIX + "hub/status", self._on_hub)
         self.client.on_connect = lambda c, *_: c.subscribe(
-            [(PREFIX + "node/+/event", 1), (PREFIX + "hub/status", 1)])
+            [(PREFIX + "node/+/event", 1), (PREFIX + "hub/status", 1)]
+        )
         self.client.connect(host, port)
         self.client.loop_start()
 
@@ -80,24 +82,55 @@ def one_run(work: Path, nodes: int, per_node: int) -> dict[str, float]:
             raise TimeoutError("the hub did not come online on the broker")
         host, port = mqtt_host_port(mosq.url)
         gen = subprocess.run(
-            [sys.executable, "-m", "bench.loadgen", "--host", host, "--port", str(port),
-             "--prefix", PREFIX, "--nodes", str(nodes), "--events", str(per_node),
-             "--timeout", "120"], capture_output=True, text=True, timeout=180)
+            [
+                sys.executable,
+                "-m",
+                "bench.loadgen",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--prefix",
+                PREFIX,
+                "--nodes",
+                str(nodes),
+                "--events",
+                str(per_node),
+                "--timeout",
+                "120",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         if gen.returncode:
             raise RuntimeError(f"load generator failed:\n{gen.stderr[-2000:]}")
         res = json_line(gen.stdout)
         db = files.data / "hub.db"
         distinct = int(res["distinct"])
         # Every event was acknowledged, so it is committed; this only confirms the count.
-        rows = wait_until(lambda: stored(db) if stored(db) >= distinct else 0, 10,
-                          "rows in the hub", period=0.1) if not res["timed_out"] else stored(db)
+        rows = (
+            wait_until(
+                lambda: stored(db) if stored(db) >= distinct else 0,
+                10,
+                "rows in the hub",
+                period=0.1,
+            )
+            if not res["timed_out"]
+            else stored(db)
+        )
         wait_until(lambda: bare.count >= res["published"], 10, "the bare subscriber")
         hub_s = res["t_last_ack"] - res["t_start"]
         bare_s = bare.last - res["t_start"]
-        return {"hub_rate": distinct / hub_s, "bare_rate": res["published"] / bare_s,
-                "ratio": bare_s / hub_s, "lost": distinct - rows,
-                "unacked": distinct - res["acked"], "published": res["published"],
-                "distinct": distinct}
+        return {
+            "hub_rate": distinct / hub_s,
+            "bare_rate": res["published"] / bare_s,
+            "ratio": bare_s / hub_s,
+            "lost": distinct - rows,
+            "unacked": distinct - res["acked"],
+            "published": res["published"],
+            "distinct": distinct,
+        }
     finally:
         if bare:
             bare.close()
@@ -108,16 +141,25 @@ def one_run(work: Path, nodes: int, per_node: int) -> dict[str, float]:
 
 def run(work: Path, quick: bool) -> list[Figure]:
     nodes, per_node, runs = (50, 40, 1) if quick else (50, 600, 3)
-    note = (f"{nodes} nodes × {per_node} events (+1 resend in 20) per run, QoS 1, "
-            "published as fast as the broker acknowledges them")
+    note = (
+        f"{nodes} nodes × {per_node} events (+1 resend in 20) per run, QoS 1, "
+        "published as fast as the broker acknowledges them"
+    )
     f = {
-        "hub_rate": Figure(NAME, "events stored and acknowledged per second", "ev/s",
-                           bar=Bar(">=", 3000), note=note),
+        "hub_rate": Figure(
+            NAME,
+            "events stored and acknowledged per second",
+            "ev/s",
+            bar=Bar(">=", 3000),
+            note=note,
+        ),
         "bare_rate": Figure(NAME, "bare paho subscriber, same stream", "msg/s"),
-        "ratio": Figure(NAME, "hub rate / bare subscriber rate (same stream)", "×",
-                        bar=Bar(">=", 0.5)),
-        "lost": Figure(NAME, "events missing from the hub's events table", "events",
-                       bar=Bar("<", 1)),
+        "ratio": Figure(
+            NAME, "hub rate / bare subscriber rate (same stream)", "×", bar=Bar(">=", 0.5)
+        ),
+        "lost": Figure(
+            NAME, "events missing from the hub's events table", "events", bar=Bar("<", 1)
+        ),
         "unacked": Figure(NAME, "events never acknowledged", "events", bar=Bar("<", 1)),
     }
     for i in range(runs):

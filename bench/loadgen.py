@@ -45,21 +45,59 @@ def node_events(node: str, count: int) -> list[Envelope]:
         sid = str(uuid.uuid4())
         member = f"m-bench-{k % 500:05d}"
         uid = f"{0xB0000000 + k % 500:08X}"
-        common = {"session_id": sid, "machine": node, "member_id": member, "badge_uid": uid,
-                  "project_id": None, "started_at": iso(start)}
+        common = {
+            "session_id": sid,
+            "machine": node,
+            "member_id": member,
+            "badge_uid": uid,
+            "project_id": None,
+            "started_at": iso(start),
+        }
         for when, type_, data in (
-                (start, "tap", {"uid": uid, "member_id": member, "action": "start",
-                                "reason": "allowed", "tap_id": None}),
-                (start, "session.started", {**common, "staff_present": False}),
-                (end, "tap", {"uid": uid, "member_id": member, "action": "end",
-                              "reason": "badge_out", "tap_id": None}),
-                (end, "session.ended", {
-                    **common, "ended_at": iso(end), "duration_s": 1507.0,
-                    "billable_minutes": 26, "end_reason": "badge_out", "busy_s": 1200.0,
-                    "idle_s": 307.0, "busy_minutes": 20, "idle_minutes": 6, "jobs": 1})):
+            (
+                start,
+                "tap",
+                {
+                    "uid": uid,
+                    "member_id": member,
+                    "action": "start",
+                    "reason": "allowed",
+                    "tap_id": None,
+                },
+            ),
+            (start, "session.started", {**common, "staff_present": False}),
+            (
+                end,
+                "tap",
+                {
+                    "uid": uid,
+                    "member_id": member,
+                    "action": "end",
+                    "reason": "badge_out",
+                    "tap_id": None,
+                },
+            ),
+            (
+                end,
+                "session.ended",
+                {
+                    **common,
+                    "ended_at": iso(end),
+                    "duration_s": 1507.0,
+                    "billable_minutes": 26,
+                    "end_reason": "badge_out",
+                    "busy_s": 1200.0,
+                    "idle_s": 307.0,
+                    "busy_minutes": 20,
+                    "idle_minutes": 6,
+                    "jobs": 1,
+                },
+            ),
+        ):
             seq += 1
-            out.append(Envelope.new(node=node, seq=seq, boot=boot, type=type_, data=data,
-                                    time=when))
+            out.append(
+                Envelope.new(node=node, seq=seq, boot=boot, type=type_, data=data, time=when)
+            )
     return out[:count]
 
 
@@ -76,8 +114,9 @@ class SimNode:
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.subscribed = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{node}",
-                                  protocol=paho.MQTTv311)
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"bench-{node}", protocol=paho.MQTTv311
+        )
         self.client.max_inflight_messages_set(WINDOW)
         self.client.on_connect = lambda c, *_: c.subscribe(topics.node_ack(node), 1)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
@@ -120,8 +159,10 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=120.0)
     args = p.parse_args()
     topics = Topics(args.prefix)
-    nodes = [SimNode(args.host, args.port, topics, f"bench-{i:02d}", args.events)
-             for i in range(args.nodes)]
+    nodes = [
+        SimNode(args.host, args.port, topics, f"bench-{i:02d}", args.events)
+        for i in range(args.nodes)
+    ]
     for n in nodes:
         if not n.subscribed.wait(15):
             raise SystemExit(f"{n.node} could not subscribe to its acknowledgements")

@@ -50,11 +50,11 @@ def run(work: Path, quick: bool) -> list[Figure]:
     f = {
         "index": Figure(NAME, "GET / (live board), p95", "ms", bar=Bar("<", 100), note=note),
         "fragment": Figure(NAME, "GET /fragments/board, p95", "ms", bar=Bar("<", 100)),
-        "usage": Figure(NAME, "usage API, one member's year (member=...), p95", "ms",
-                        bar=Bar("<", 100)),
+        "usage": Figure(
+            NAME, "usage API, one member's year (member=...), p95", "ms", bar=Bar("<", 100)
+        ),
     }
-    query = (f"api/v1/usage?from={WHOLE_YEAR[0]}&to={WHOLE_YEAR[1]}&member={FOCUS}"
-             "&group_by=member")
+    query = f"api/v1/usage?from={WHOLE_YEAR[0]}&to={WHOLE_YEAR[1]}&member={FOCUS}&group_by=member"
     mosq = broker(work)
     hubs: list[GatewayProcess] = []
     try:
@@ -64,9 +64,9 @@ def run(work: Path, quick: bool) -> list[Figure]:
         for _ in range(rounds):
             f["index"].values.append(round(percentile(sample(url, n_board), 95), 1))
             f["fragment"].values.append(
-                round(percentile(sample(url + "fragments/board", n_board), 95), 1))
-            f["usage"].values.append(
-                round(percentile(sample(url + query, n_board, token), 95), 1))
+                round(percentile(sample(url + "fragments/board", n_board), 95), 1)
+            )
+            f["usage"].values.append(round(percentile(sample(url + query, n_board, token), 95), 1))
     finally:
         for h in hubs:
             h.stop()

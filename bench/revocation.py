@@ -29,23 +29,29 @@ MEMBERS = 5000
 MEMBER, GROUP, UID = "m-alice", "laser", BADGE["alice"]
 
 
-def one_round(site: LiveSite, store: HubStore, revocations: int,
-              start: datetime) -> tuple[list[float], list[float]]:
+def one_round(
+    site: LiveSite, store: HubStore, revocations: int, start: datetime
+) -> tuple[list[float], list[float]]:
     watch = site.watch
     assert watch is not None
     to_snapshot: list[float] = []
     to_deny: list[float] = []
     for i in range(revocations):
         version = watch.snapshot_version()
-        add_certification(store, MEMBER, GROUP, 2, certified_by="m-karim",
-                                certified_at=start + timedelta(seconds=i))
+        add_certification(
+            store,
+            MEMBER,
+            GROUP,
+            2,
+            certified_by="m-karim",
+            certified_at=start + timedelta(seconds=i),
+        )
         watch.wait(lambda v=version: watch.snapshot_version() > v, 30, "the grant's snapshot")
         version = watch.snapshot_version()
         seen = len(watch.events)
         t0 = time.monotonic()
         revoke_certification(store, MEMBER, GROUP, datetime.now(UTC))
-        watch.wait(lambda v=version: watch.snapshot_version() > v, 30,
-                   "the revocation's snapshot")
+        watch.wait(lambda v=version: watch.snapshot_version() > v, 30, "the revocation's snapshot")
         t_snap = time.monotonic()
         send_tap(tap_socket(site.files, NODE), UID)
 
@@ -71,8 +77,9 @@ def run(work: Path, quick: bool) -> list[Figure]:
     f = {
         "snap50": Figure(NAME, "revocation → node holds the new snapshot, p50", "ms", note=note),
         "deny50": Figure(NAME, "revocation → tap denied, p50", "ms"),
-        "deny99": Figure(NAME, "revocation → tap denied, p99 (of the round)", "ms",
-                         bar=Bar("<", 1000)),
+        "deny99": Figure(
+            NAME, "revocation → tap denied, p99 (of the round)", "ms", bar=Bar("<", 1000)
+        ),
     }
     site = LiveSite(work, NODE, members=MEMBERS)
     store = HubStore(site.db)

@@ -37,8 +37,9 @@ def broker(work: Path, *, unbounded_queues: bool = False) -> MosquittoProcess:
     """``unbounded_queues`` lifts the per-client queue limit: for a burst benchmark whose
     publishers, unlike real nodes, do not wait for the hub's acknowledgements."""
     extra = "max_queued_messages 0" if unbounded_queues else PRODUCTION_BROKER
-    return MosquittoProcess(workdir=work / "mosquitto", autosave_interval=60,
-                            extra_config=extra).start()
+    return MosquittoProcess(
+        workdir=work / "mosquitto", autosave_interval=60, extra_config=extra
+    ).start()
 
 
 def badge(i: int) -> str:
@@ -68,13 +69,17 @@ def add_members(db: Path, n: int) -> None:
             store.conn.executemany(
                 "INSERT INTO members (id, name, category, status, membership_end, staff) "
                 "VALUES (?, ?, 'adherent', 'active', '2099-12-31', 0)",
-                [(f"m-bench-{i:05d}", f"Bench Member {i}") for i in range(n)])
+                [(f"m-bench-{i:05d}", f"Bench Member {i}") for i in range(n)],
+            )
             store.conn.executemany(
                 "INSERT INTO badges (uid, member_id, status) VALUES (?, ?, 'active')",
-                [(badge(i), f"m-bench-{i:05d}") for i in range(n)])
+                [(badge(i), f"m-bench-{i:05d}") for i in range(n)],
+            )
             store.conn.executemany(
                 "INSERT INTO certifications (member_id, group_id, level, certified_at) "
-                "VALUES (?, 'laser', 2, ?)", [(f"m-bench-{i:05d}", certified) for i in range(n)])
+                "VALUES (?, 'laser', 2, ?)",
+                [(f"m-bench-{i:05d}", certified) for i in range(n)],
+            )
     finally:
         store.close()
 
@@ -86,9 +91,12 @@ class GatewayProcess:
         self.log = log
         self._fh = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.p = subprocess.Popen(
-            [sys.executable, "-m", "gateway", *args], stdout=self._fh,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
+            [sys.executable, "-m", "gateway", *args],
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
+        )
 
     @property
     def pid(self) -> int:
@@ -103,11 +111,13 @@ class GatewayProcess:
             if m:
                 return m
             if self.p.poll() is not None:
-                raise RuntimeError(f"{self.log.name}: exited ({self.p.returncode}):\n"
-                                   f"{text[-2000:]}")
+                raise RuntimeError(
+                    f"{self.log.name}: exited ({self.p.returncode}):\n{text[-2000:]}"
+                )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no {pattern!r} in {self.log} after {timeout:.0f} s:\n"
-                                   f"{text[-2000:]}")
+                raise TimeoutError(
+                    f"no {pattern!r} in {self.log} after {timeout:.0f} s:\n{text[-2000:]}"
+                )
             time.sleep(0.05)
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -129,8 +139,11 @@ def start_hub(config: Path, log: Path) -> tuple[GatewayProcess, str]:
 
 
 def start_node(files: DemoFiles, node: str, log: Path) -> GatewayProcess:
-    return GatewayProcess(["node", "--config", str(files.node_configs[node])], log,
-                          env={"GPIOZERO_PIN_FACTORY": "mock"})
+    return GatewayProcess(
+        ["node", "--config", str(files.node_configs[node])],
+        log,
+        env={"GPIOZERO_PIN_FACTORY": "mock"},
+    )
 
 
 def tap_socket(files: DemoFiles, node: str) -> Path:
@@ -158,11 +171,13 @@ class NodeWatch:
         self.events: list[dict[str, Any]] = []
         self.cond = threading.Condition()
         host, port = mqtt_host_port(url)
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-watch-{node}",
-                                  protocol=paho.MQTTv311)
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"bench-watch-{node}", protocol=paho.MQTTv311
+        )
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe(
-            [(f"{prefix}node/{node}/status", 1), (f"{prefix}node/{node}/event", 1)])
+            [(f"{prefix}node/{node}/status", 1), (f"{prefix}node/{node}/event", 1)]
+        )
         self.client.connect(host, port)
         self.client.loop_start()
 
@@ -207,9 +222,11 @@ class LiveSite:
             self.watch = NodeWatch(self.mosq.url, node)
             self.hub, self.hub_url = start_hub(self.files.hub_config, work / "hub.log")
             self.node = start_node(self.files, node, work / f"{node}.log")
-            self.watch.wait(lambda: self.watch.status.get("online")
-                            and self.watch.snapshot_version(), 60,
-                            f"{node} online with a snapshot")
+            self.watch.wait(
+                lambda: self.watch.status.get("online") and self.watch.snapshot_version(),
+                60,
+                f"{node} online with a snapshot",
+            )
         except BaseException:
             self.close()
             raise

@@ -47,13 +47,27 @@ def make_snapshot(members: int) -> Snapshot:
         mid = f"m-{i:05d}"
         badges[badge(i)] = mid
         grants[mid] = MemberGrant(
-            member_id=mid, name=f"Member {i}", category="adherent", status="active",
-            membership_end=date(2099, 1, 1), level=2 if i % 2 == 0 else 0,
-            cert_expires=now + timedelta(days=3650), staff=False, project_id=None)
-    return Snapshot(site="bench", version=1, issued_at=now, valid_until=now + timedelta(days=7),
-                    machine=MachineInfo("laser-1", "Laser", "laser", "laser", min_level=2),
-                    timezone="Europe/Paris", badges=badges, members=grants,
-                    opening_hours={d: () for d in range(7)})
+            member_id=mid,
+            name=f"Member {i}",
+            category="adherent",
+            status="active",
+            membership_end=date(2099, 1, 1),
+            level=2 if i % 2 == 0 else 0,
+            cert_expires=now + timedelta(days=3650),
+            staff=False,
+            project_id=None,
+        )
+    return Snapshot(
+        site="bench",
+        version=1,
+        issued_at=now,
+        valid_until=now + timedelta(days=7),
+        machine=MachineInfo("laser-1", "Laser", "laser", "laser", min_level=2),
+        timezone="Europe/Paris",
+        badges=badges,
+        members=grants,
+        opening_hours={d: () for d in range(7)},
+    )
 
 
 def tap_sequence(taps: int, members: int) -> list[tuple[str, bool]]:
@@ -66,20 +80,31 @@ def tap_sequence(taps: int, members: int) -> list[tuple[str, bool]]:
     k = 0
     while len(seq) < taps:
         a = badge((2 * k) % members)  # even: certified
-        seq += [(a, True), (badge((2 * k + 1) % members), False),
-                (a, True), (f"{0xDEAD0000 + k % 0xFFFF:08X}", False)]
+        seq += [
+            (a, True),
+            (badge((2 * k + 1) % members), False),
+            (a, True),
+            (f"{0xDEAD0000 + k % 0xFFFF:08X}", False),
+        ]
         k += 1
     return seq[:taps]
 
 
 def _node_config(work: Path) -> NodeConfig:
     return NodeConfig(
-        file=work / "node.yaml", site="bench", node_id="laser-1", machine_id="laser-1",
-        journal=work / "journal.db", hub_public_key=work / "hub.pub",
-        max_snapshot_age=timedelta(hours=72), heartbeat=timedelta(hours=1),
+        file=work / "node.yaml",
+        site="bench",
+        node_id="laser-1",
+        machine_id="laser-1",
+        journal=work / "journal.db",
+        hub_public_key=work / "hub.pub",
+        max_snapshot_age=timedelta(hours=72),
+        heartbeat=timedelta(hours=1),
         mqtt=MqttConfig(prefix="fablab/bench/", client_id="bench-node"),
-        relay=RelayConfig(pin=PIN), reader=ReaderConfig(driver="simulated", hold_off=0.0),
-        session=SessionConfig(grace=0))
+        relay=RelayConfig(pin=PIN),
+        reader=ReaderConfig(driver="simulated", hold_off=0.0),
+        session=SessionConfig(grace=0),
+    )
 
 
 class PinClock:
@@ -99,8 +124,9 @@ class PinClock:
         mock._change_state = change  # type: ignore[method-assign]
 
 
-def run_node(work: Path, seq: list[tuple[str, bool]], snap_payload: bytes,
-             key_pub: object) -> tuple[list[float], list[float]]:
+def run_node(
+    work: Path, seq: list[tuple[str, bool]], snap_payload: bytes, key_pub: object
+) -> tuple[list[float], list[float]]:
     """Latencies in ms of allowed (to the pin) and denied (to the journaled decision) taps."""
     if work.exists():
         shutil.rmtree(work)
@@ -109,8 +135,9 @@ def run_node(work: Path, seq: list[tuple[str, bool]], snap_payload: bytes,
     relay = GpioRelay(PIN, pin_factory=factory)
     clock = PinClock(factory, PIN)
     reader = SimulatedReader()
-    agent = NodeAgent(_node_config(work), relay=relay, reader=reader,
-                      public_key=key_pub, connect=False)  # type: ignore[arg-type]
+    agent = NodeAgent(
+        _node_config(work), relay=relay, reader=reader, public_key=key_pub, connect=False
+    )  # type: ignore[arg-type]
     agent.on_snapshot("snapshot", snap_payload)
     agent.step()  # the loop, not the MQTT thread, takes the snapshot in
     assert agent.trust.snapshot is not None, "the node refused the benchmark's snapshot"
@@ -171,8 +198,7 @@ def run(work: Path, quick: bool) -> list[Figure]:
         "all_p50": Figure(NAME, "tap→relay, all taps, p50", "ms", note=note),
         "all_p99": Figure(NAME, "tap→relay, all taps, p99", "ms", bar=Bar("<", 5.0), note=note),
         "ok_p50": Figure(NAME, "tap→relay, allowed taps (pin moves), p50", "ms"),
-        "ok_p99": Figure(NAME, "tap→relay, allowed taps (pin moves), p99", "ms",
-                         bar=Bar("<", 5.0)),
+        "ok_p99": Figure(NAME, "tap→relay, allowed taps (pin moves), p99", "ms", bar=Bar("<", 5.0)),
         "no_p99": Figure(NAME, "tap→decision journaled, denied taps, p99", "ms"),
         "bare_p50": Figure(NAME, "bare pin toggle on the same reader events, p50", "ms"),
         "bare_p99": Figure(NAME, "bare pin toggle on the same reader events, p99", "ms"),
@@ -184,10 +210,13 @@ def run(work: Path, quick: bool) -> list[Figure]:
         bare = run_bare(seq)
         both = allowed + denied
         values = {
-            "all_p50": percentile(both, 50), "all_p99": percentile(both, 99),
-            "ok_p50": percentile(allowed, 50), "ok_p99": percentile(allowed, 99),
+            "all_p50": percentile(both, 50),
+            "all_p99": percentile(both, 99),
+            "ok_p50": percentile(allowed, 50),
+            "ok_p99": percentile(allowed, 99),
             "no_p99": percentile(denied, 99),
-            "bare_p50": percentile(bare, 50), "bare_p99": percentile(bare, 99),
+            "bare_p50": percentile(bare, 50),
+            "bare_p99": percentile(bare, 99),
         }
         values["r50"] = values["ok_p50"] / values["bare_p50"]
         values["r99"] = values["ok_p99"] / values["bare_p99"]

@@ -68,19 +68,26 @@ def apt_install(packages: list[str], why: str) -> None:
     """Install Debian packages when we are root, or tell the user the exact command."""
     command = "apt-get install -y " + " ".join(packages)
     if not is_root():
-        give_up(f"{why}; please run:\n\n    sudo apt-get update && sudo {command}\n\n"
-                "then run this command again.")
+        give_up(
+            f"{why}; please run:\n\n    sudo apt-get update && sudo {command}\n\n"
+            "then run this command again."
+        )
     if shutil.which("apt-get") is None:
-        give_up(f"{why}, and this system has no apt-get; install {' '.join(packages)} "
-                "with your package manager.")
+        give_up(
+            f"{why}, and this system has no apt-get; install {' '.join(packages)} "
+            "with your package manager."
+        )
     say(f"{why}: installing {' '.join(packages)} with apt-get")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if run(["apt-get", "update"], env=env) != 0 or run(
-            ["apt-get", "install", "-y", *packages], env=env) != 0:
+    if (
+        run(["apt-get", "update"], env=env) != 0
+        or run(["apt-get", "install", "-y", *packages], env=env) != 0
+    ):
         give_up(f"apt-get could not install {' '.join(packages)}; see the output above.")
 
 
 # --- virtual environment ---------------------------------------------------------------
+
 
 def venv_works() -> bool:
     """A .venv left half-made by a failed ensurepip, or built by a Python that has since
@@ -95,8 +102,9 @@ def create_venv() -> None:
     say("creating virtual environment in .venv")
     if VENV.exists():
         shutil.rmtree(VENV)
-    result = subprocess.run([sys.executable, "-m", "venv", str(VENV)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "venv", str(VENV)], capture_output=True, text=True
+    )
     if result.returncode == 0 and venv_works():
         return
     output = (result.stdout + result.stderr).strip()
@@ -104,8 +112,9 @@ def create_venv() -> None:
     if "ensurepip" not in output and result.returncode != 0:
         give_up(f"python3 -m venv failed:\n{output}", 1)
     # Debian and Raspberry Pi OS split venv/ensurepip into the python3-venv package.
-    apt_install(["python3-venv"], "python3 cannot create virtual environments "
-                "(python3-venv is missing)")
+    apt_install(
+        ["python3-venv"], "python3 cannot create virtual environments (python3-venv is missing)"
+    )
     say("creating virtual environment in .venv")
     if run([sys.executable, "-m", "venv", str(VENV)]) != 0 or not venv_works():
         shutil.rmtree(VENV, ignore_errors=True)
@@ -150,8 +159,10 @@ def ensure_installed(*, extras: tuple[str, ...], no_deps: tuple[str, ...] = ()) 
     if have is None or not set(extras) <= have_set:
         wanted = sorted(have_set | set(extras))
         target = f".[{','.join(wanted)}]" if wanted else "."
-        say(f"installing fablab-gateway{target[1:]} into .venv "
-            "(a few minutes on a Raspberry Pi the first time)")
+        say(
+            f"installing fablab-gateway{target[1:]} into .venv "
+            "(a few minutes on a Raspberry Pi the first time)"
+        )
         pip("install", "--quiet", "-e", target)
         stamp["installed_extras"] = wanted
         stamp.pop("no_deps", None)  # a new install may have replaced them
@@ -168,6 +179,7 @@ def ensure_installed(*, extras: tuple[str, ...], no_deps: tuple[str, ...] = ()) 
 
 
 # --- mosquitto ---------------------------------------------------------------------------
+
 
 def find_mosquitto() -> str | None:
     # /usr/sbin is not on a normal user's PATH on Debian.
@@ -191,13 +203,16 @@ def ensure_mosquitto() -> None:
 
 # The browser tests drive Debian's chromium through its chromedriver, both from apt and so
 # always the same version; they are used by path and nothing is downloaded at test time.
-BROWSER_BINARIES = {"chromium": Path("/usr/bin/chromium"),
-                    "chromium-driver": Path("/usr/bin/chromedriver")}
+BROWSER_BINARIES = {
+    "chromium": Path("/usr/bin/chromium"),
+    "chromium-driver": Path("/usr/bin/chromedriver"),
+}
 
 
 def missing_browser_packages() -> list[str]:
-    return [package for package, binary in BROWSER_BINARIES.items()
-            if not os.access(binary, os.X_OK)]
+    return [
+        package for package, binary in BROWSER_BINARIES.items() if not os.access(binary, os.X_OK)
+    ]
 
 
 def ensure_browser() -> None:
@@ -208,8 +223,11 @@ def ensure_browser() -> None:
     apt_install(missing, "the browser tests need chromium and its driver")
     still = missing_browser_packages()
     if still:
-        give_up(f"{' and '.join(still)} were installed but "
-                f"{' and '.join(str(BROWSER_BINARIES[p]) for p in still)} are missing.", 1)
+        give_up(
+            f"{' and '.join(still)} were installed but "
+            f"{' and '.join(str(BROWSER_BINARIES[p]) for p in still)} are missing.",
+            1,
+        )
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -237,7 +255,8 @@ def clock_shift_env(args: list[str]) -> tuple[list[str], dict[str, str]]:
     except ValueError:
         give_up(f"{CLOCK_SHIFT_ENV}={days!r}: expected a number of days, e.g. 400")
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(CLOCK_SHIFT_DIR), env.get("PYTHONPATH", "")) if p)
+        p for p in (str(CLOCK_SHIFT_DIR), env.get("PYTHONPATH", "")) if p
+    )
     say(f"wall clock moved {days} days ahead in every Python process (monotonic unchanged)")
     return rest, env
 
@@ -253,8 +272,10 @@ def cmd_test(args: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     if code == PYTEST_NO_TESTS:
-        say("pytest collected no tests: that is a failure (check the arguments; "
-            "paths are relative to the repository root)")
+        say(
+            "pytest collected no tests: that is a failure (check the arguments; "
+            "paths are relative to the repository root)"
+        )
         return 1
     return code
 
@@ -287,9 +308,11 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return EXIT_NEEDS_USER
     if sys.version_info < MIN_PYTHON:
-        give_up(f"fablab-gateway needs Python {'.'.join(map(str, MIN_PYTHON))} or newer; "
-                f"this is {sys.version.split()[0]} (Debian 12 and Raspberry Pi OS "
-                "bookworm have 3.11).")
+        give_up(
+            f"fablab-gateway needs Python {'.'.join(map(str, MIN_PYTHON))} or newer; "
+            f"this is {sys.version.split()[0]} (Debian 12 and Raspberry Pi OS "
+            "bookworm have 3.11)."
+        )
     return COMMANDS[argv[0]](argv[1:])
 
 

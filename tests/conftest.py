@@ -32,7 +32,9 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoProcess]:
     if find_mosquitto() is None:
         pytest.fail(
             "the mosquitto binary is not installed; run the README test command "
-            f"`{README_TEST_COMMAND}`, which installs it", pytrace=False)
+            f"`{README_TEST_COMMAND}`, which installs it",
+            pytrace=False,
+        )
     broker = MosquittoProcess(workdir=tmp_path / "mosquitto")
     broker.start()
     try:

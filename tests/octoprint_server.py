@@ -73,9 +73,17 @@ def ensure_octoprint(venv: Path | None = None) -> tuple[Path, float]:
         _run_install([sys.executable, "-m", "venv", str(venv)], "create a virtualenv")
         _run_install(
             [
-                str(venv / "bin" / "python"), "-m", "pip", "install",
-                "--disable-pip-version-check", "--quiet", "--retries", "2",
-                "--timeout", "30", REQUIREMENT,
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+                "--retries",
+                "2",
+                "--timeout",
+                "30",
+                REQUIREMENT,
             ],
             f"pip install {REQUIREMENT}",
         )
@@ -134,8 +142,15 @@ def write_basedir(basedir: Path, api_key: str = API_KEY) -> None:
         "serial": {"port": "VIRTUAL", "baudrate": 115200, "autoconnect": True},
         "plugins": {
             "_disabled": [
-                "announcements", "softwareupdate", "tracking", "pluginmanager",
-                "discovery", "firmware_check", "achievements", "backup", "health_check",
+                "announcements",
+                "softwareupdate",
+                "tracking",
+                "pluginmanager",
+                "discovery",
+                "firmware_check",
+                "achievements",
+                "backup",
+                "health_check",
                 "errortracking",
             ],
             "virtual_printer": {"enabled": True, "okAfterResend": False, "throttle": 0.001},
@@ -170,12 +185,21 @@ class OctoPrintServer:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [
-                    str(self.exe), "serve", "--iknowwhatimdoing",
-                    "--basedir", str(self.basedir),
-                    "--host", "127.0.0.1", "--port", str(self.port),
+                    str(self.exe),
+                    "serve",
+                    "--iknowwhatimdoing",
+                    "--basedir",
+                    str(self.basedir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
                 ],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         try:
             self._wait_ready(started + timeout)

@@ -54,8 +54,9 @@ PEOPLE = {
 
 
 def hub_config(tmp_path: Path, db: Path) -> HubConfig:
-    return builders.hub_config(tmp_path, db, tokens=(ApiToken("admin", CONFIG_TOKEN),),
-                               groups=GROUPS, machines=MACHINES)
+    return builders.hub_config(
+        tmp_path, db, tokens=(ApiToken("admin", CONFIG_TOKEN),), groups=GROUPS, machines=MACHINES
+    )
 
 
 def seed_people(store: HubStore) -> None:
@@ -63,13 +64,16 @@ def seed_people(store: HubStore) -> None:
     sync_catalogue(store, list(GROUPS), list(MACHINES))
     with store.conn:
         for member_id, name, _ in PEOPLE.values():
-            store.conn.execute("INSERT OR IGNORE INTO members (id, name, category) "
-                               "VALUES (?, ?, 'adherent')", (member_id, name))
+            store.conn.execute(
+                "INSERT OR IGNORE INTO members (id, name, category) VALUES (?, ?, 'adherent')",
+                (member_id, name),
+            )
     for role, (member_id, _, email) in PEOPLE.items():
         accounts.create_account(store, member_id, email, actor="test", password=PASSWORD)
         if role != "member":
-            accounts.grant_role(store, member_id, role, "laser" if role == "trainer" else None,
-                            actor="test")
+            accounts.grant_role(
+                store, member_id, role, "laser" if role == "trainer" else None, actor="test"
+            )
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -100,31 +104,46 @@ class Client:
 
     def __post_init__(self) -> None:
         handlers: list[urllib.request.BaseHandler] = [
-            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()]
+            urllib.request.HTTPCookieProcessor(self.jar),
+            _NoRedirect(),
+        ]
         if self.ssl_context is not None:
             handlers.append(urllib.request.HTTPSHandler(context=self.ssl_context))
         self.opener = urllib.request.build_opener(*handlers)
 
-    def request(self, method: str, path: str, form: dict[str, str | list[str]] | None = None,
-                headers: dict[str, str] | None = None) -> Answer:
+    def request(
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str | list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
         data = urllib.parse.urlencode(form, doseq=True).encode() if form is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Accept": self.accept, **(headers or {})})
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Accept": self.accept, **(headers or {})},
+        )
         try:
             resp = self.opener.open(req, timeout=30)
         except urllib.error.HTTPError as err:
             resp = err
         with resp:
-            return Answer(resp.status, dict(resp.headers), resp.headers.get_all("Set-Cookie")
-                          or [], resp.read().decode())
+            return Answer(
+                resp.status,
+                dict(resp.headers),
+                resp.headers.get_all("Set-Cookie") or [],
+                resp.read().decode(),
+            )
 
     def get(self, path: str, **kw: object) -> Answer:
         return self.request("GET", path, **kw)  # type: ignore[arg-type]
 
-    def post(self, path: str, form: dict[str, str | list[str]] | None = None,
-             **kw: object) -> Answer:
-        return self.request("POST", path, form if form is not None else {},
-                            **kw)  # type: ignore[arg-type]
+    def post(
+        self, path: str, form: dict[str, str | list[str]] | None = None, **kw: object
+    ) -> Answer:
+        return self.request("POST", path, form if form is not None else {}, **kw)  # type: ignore[arg-type]
 
     def csrf(self, path: str = "/login") -> str:
         page = self.get(path)
@@ -133,8 +152,10 @@ class Client:
         return found.group(1)
 
     def login(self, email: str, password: str = PASSWORD, next_: str = "/") -> Answer:
-        return self.post("/login", {"email": email, "password": password, "next": next_,
-                                    "csrf_token": self.csrf()})
+        return self.post(
+            "/login",
+            {"email": email, "password": password, "next": next_, "csrf_token": self.csrf()},
+        )
 
 
 @dataclass
@@ -154,6 +175,7 @@ class Hub:
 def add_staff_page(app: Flask) -> None:
     """A page for staff that also takes a ``report`` token, like the activity report,
     so these tests do not depend on which real pages are restricted today."""
+
     def staff_page() -> str:
         user = auth.current_user()
         return f"staff page for {user.member_id if user else 'a token'}"
@@ -164,10 +186,10 @@ def add_staff_page(app: Flask) -> None:
 
 @contextmanager
 def serve(app: Flask, *, tls: bool = False) -> Iterator[str]:
-    httpd = make_server("127.0.0.1", 0, app, threaded=True,
-                        ssl_context="adhoc" if tls else None)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True, ssl_context="adhoc" if tls else None)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"{'https' if tls else 'http'}://127.0.0.1:{httpd.server_port}"
@@ -201,6 +223,7 @@ def email(role: str) -> str:
 
 # -- log-in ---------------------------------------------------------------------------
 
+
 def test_login_opens_a_session_that_reaches_a_staff_page(hub: Hub) -> None:
     c = hub.client()
     first = c.get("/staff-page")
@@ -214,14 +237,20 @@ def test_login_opens_a_session_that_reaches_a_staff_page(hub: Hub) -> None:
     page = c.get("/account/password")
     assert page.status == 200 and "Farida Manager" in page.body and "fabmanager" in page.body
     with hub.store() as store:
-        row = store.conn.execute("SELECT last_login_at FROM accounts WHERE member_id = 'fab'"
-                                 ).fetchone()
+        row = store.conn.execute(
+            "SELECT last_login_at FROM accounts WHERE member_id = 'fab'"
+        ).fetchone()
     assert row[0] is not None
 
 
-@pytest.mark.parametrize("who, password", [("farida@example.org", "wrong password!"),
-                                           ("nobody@example.org", PASSWORD),
-                                           ("FARIDA@example.org ", "")])
+@pytest.mark.parametrize(
+    "who, password",
+    [
+        ("farida@example.org", "wrong password!"),
+        ("nobody@example.org", PASSWORD),
+        ("FARIDA@example.org ", ""),
+    ],
+)
 def test_a_failed_login_says_so_and_opens_nothing(hub: Hub, who: str, password: str) -> None:
     c = hub.client()
     answer = c.login(who, password)
@@ -241,13 +270,13 @@ def test_a_weaker_hash_is_replaced_at_login(hub: Hub, monkeypatch: pytest.Monkey
     monkeypatch.setattr(accounts, "hasher", PasswordHasher())  # the real parameters are the point
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
     with hub.store() as store, store.conn:
-        store.conn.execute("UPDATE accounts SET password_hash = ? WHERE member_id = 'fab'",
-                           (weak,))
+        store.conn.execute("UPDATE accounts SET password_hash = ? WHERE member_id = 'fab'", (weak,))
     c = hub.client()
     assert c.login(email("fabmanager")).status == 302
     with hub.store() as store:
-        stored = store.conn.execute("SELECT password_hash FROM accounts "
-                                    "WHERE member_id = 'fab'").fetchone()[0]
+        stored = store.conn.execute(
+            "SELECT password_hash FROM accounts WHERE member_id = 'fab'"
+        ).fetchone()[0]
     assert stored != weak
     now, default = extract_parameters(stored), extract_parameters(PasswordHasher().hash("x"))
     assert now == default and now.type.name == "ID"
@@ -275,29 +304,44 @@ def test_a_password_change_ends_other_sessions(hub: Hub) -> None:
     laptop.login(email("member"))
     phone.login(email("member"))
     new = "an even longer passphrase"
-    answer = laptop.post("/account/password", {
-        "current": PASSWORD, "new": new, "confirm": new,
-        "csrf_token": laptop.csrf("/account/password")})
+    answer = laptop.post(
+        "/account/password",
+        {
+            "current": PASSWORD,
+            "new": new,
+            "confirm": new,
+            "csrf_token": laptop.csrf("/account/password"),
+        },
+    )
     assert answer.status == 200 and "Mot de passe changé" in answer.body
     assert laptop.get("/account/password").status == 200
     assert phone.get("/account/password").status == 302
     assert hub.client().login(email("member")).status == 401
     assert hub.client().login(email("member"), new).status == 302
     with hub.store() as store:
-        assert [e["action"] for e in audit.entries(store, subject="m1")][0] == \
-            audit.PASSWORD_CHANGED
+        assert [e["action"] for e in audit.entries(store, subject="m1")][
+            0
+        ] == audit.PASSWORD_CHANGED
 
 
 def test_a_short_new_password_is_refused(hub: Hub) -> None:
     c = hub.client()
     c.login(email("member"))
-    answer = c.post("/account/password", {"current": PASSWORD, "new": "short", "confirm":
-                                          "short", "csrf_token": c.csrf("/account/password")})
+    answer = c.post(
+        "/account/password",
+        {
+            "current": PASSWORD,
+            "new": "short",
+            "confirm": "short",
+            "csrf_token": c.csrf("/account/password"),
+        },
+    )
     assert answer.status == 400
     assert hub.client().login(email("member")).status == 302
 
 
 # -- cookie -----------------------------------------------------------------------------
+
 
 def _session_cookie(answer: Answer) -> str:
     found = [c for c in answer.cookies if c.startswith(f"{auth.COOKIE_NAME}=")]
@@ -311,13 +355,13 @@ def test_session_cookie_is_httponly_and_samesite_lax(hub: Hub) -> None:
     attrs = {a.strip().split("=")[0].lower(): a.strip() for a in cookie.split(";")[1:]}
     assert "httponly" in attrs
     assert attrs["samesite"].lower() == "samesite=lax"
-    assert "secure" not in attrs        # plain http here: a Secure cookie would be lost
+    assert "secure" not in attrs  # plain http here: a Secure cookie would be lost
 
 
 def test_session_cookie_is_secure_over_tls(hub: Hub) -> None:
     context = ssl.create_default_context()
     context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE   # werkzeug's throw-away self-signed certificate
+    context.verify_mode = ssl.CERT_NONE  # werkzeug's throw-away self-signed certificate
     with serve(hub.app, tls=True) as base:
         c = Client(base, ssl_context=context)
         cookie = _session_cookie(c.login(email("member")))
@@ -338,6 +382,7 @@ def test_secret_key_is_private_and_survives_a_restart(hub: Hub) -> None:
 
 # -- CSRF -------------------------------------------------------------------------------
 
+
 def test_post_without_a_valid_csrf_token_is_refused(hub: Hub) -> None:
     c = hub.client()
     assert c.post("/login", {"email": email("member"), "password": PASSWORD}).status == 400
@@ -351,12 +396,13 @@ def test_post_without_a_valid_csrf_token_is_refused(hub: Hub) -> None:
     other.login(email("admin"))
     stolen = other.csrf("/account/password")
     assert c.post("/account/password", {**form, "csrf_token": stolen}).status == 400
-    assert hub.client().login(email("member")).status == 302     # password unchanged
+    assert hub.client().login(email("member")).status == 302  # password unchanged
     ok = c.post("/account/password", {**form, "csrf_token": c.csrf("/account/password")})
     assert ok.status == 200
 
 
 # -- lock-out -----------------------------------------------------------------------------
+
 
 def test_five_failures_lock_the_email_for_fifteen_minutes_across_restarts(hub: Hub) -> None:
     c = hub.client()
@@ -365,18 +411,20 @@ def test_five_failures_lock_the_email_for_fifteen_minutes_across_restarts(hub: H
     with hub.store() as store, store.conn:
         # Leave only the email's lock: the address lock is tested on its own below.
         store.conn.execute("DELETE FROM login_throttle WHERE key LIKE 'addr:%'")
-        failed, until = store.conn.execute("SELECT failed_logins, locked_until FROM accounts "
-                                           "WHERE member_id = 'm1'").fetchone()
+        failed, until = store.conn.execute(
+            "SELECT failed_logins, locked_until FROM accounts WHERE member_id = 'm1'"
+        ).fetchone()
     assert failed == 5 and until > iso(utcnow() + timedelta(minutes=14))
-    locked = c.login(email("member"))               # the right password, during the lock
+    locked = c.login(email("member"))  # the right password, during the lock
     assert locked.status == 429 and int(locked.headers["Retry-After"]) > 14 * 60
     assert "bloquée" in locked.body
-    with serve(restarted(hub)) as base:               # a restart does not lift it
+    with serve(restarted(hub)) as base:  # a restart does not lift it
         assert Client(base).login(email("member")).status == 429
-    assert hub.client().login(email("admin")).status == 302   # other accounts still work
-    with hub.store() as store, store.conn:            # fifteen minutes later
-        store.conn.execute("UPDATE login_throttle SET locked_until = ?",
-                           (iso(utcnow() - timedelta(seconds=1)),))
+    assert hub.client().login(email("admin")).status == 302  # other accounts still work
+    with hub.store() as store, store.conn:  # fifteen minutes later
+        store.conn.execute(
+            "UPDATE login_throttle SET locked_until = ?", (iso(utcnow() - timedelta(seconds=1)),)
+        )
     assert hub.client().login(email("member")).status == 302
 
 
@@ -393,27 +441,36 @@ def test_five_failures_from_one_address_lock_that_address(hub: Hub) -> None:
 
 # -- API tokens ---------------------------------------------------------------------------
 
+
 def _bearer(hub: Hub, path: str, token: str) -> int:
-    return hub.client().get(path, headers={"Authorization": f"Bearer {token}",
-                                           "Accept": "application/json"}).status
+    return (
+        hub.client()
+        .get(path, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        .status
+    )
 
 
 def test_a_token_is_shown_once_works_for_its_scope_and_dies_when_revoked(hub: Hub) -> None:
     admin = hub.client()
     admin.login(email("admin"))
-    page = admin.post("/tokens", {"name": "Compta Dolibarr", "scopes": ["usage", "report"],
-                                  "csrf_token": admin.csrf("/tokens")})
+    page = admin.post(
+        "/tokens",
+        {
+            "name": "Compta Dolibarr",
+            "scopes": ["usage", "report"],
+            "csrf_token": admin.csrf("/tokens"),
+        },
+    )
     assert page.status == 200 and page.headers["Cache-Control"] == "no-store"
     secret = re.search(r'<output id="new-token"><code>([^<]+)</code>', page.body).group(1)
-    assert secret not in admin.get("/tokens").body                     # shown once
+    assert secret not in admin.get("/tokens").body  # shown once
     with hub.store() as store:
-        token_id, stored = store.conn.execute("SELECT id, token_hash FROM api_tokens"
-                                              ).fetchone()
+        token_id, stored = store.conn.execute("SELECT id, token_hash FROM api_tokens").fetchone()
     assert stored == hashlib.sha256(secret.encode()).hexdigest()
 
     assert _bearer(hub, "/api/v1/usage", secret) == 200
-    assert _bearer(hub, "/staff-page", secret) == 200               # a page with a scope
-    assert _bearer(hub, "/api/v1/invoices", secret) == 403          # not its scope
+    assert _bearer(hub, "/staff-page", secret) == 200  # a page with a scope
+    assert _bearer(hub, "/api/v1/invoices", secret) == 403  # not its scope
     assert _bearer(hub, "/api/v1/machines", secret) == 403
     with hub.store() as store:
         assert store.conn.execute("SELECT last_used_at FROM api_tokens").fetchone()[0]
@@ -438,8 +495,12 @@ def test_a_bearer_header_never_rides_on_the_cookie(hub: Hub) -> None:
     c = hub.client()
     c.login(email("admin"))
     # Logged in, but a bad bearer token is judged alone: no fallback to the session.
-    assert c.get("/staff-page", headers={"Authorization": "Bearer nope",
-                                     "Accept": "application/json"}).status == 401
+    assert (
+        c.get(
+            "/staff-page", headers={"Authorization": "Bearer nope", "Accept": "application/json"}
+        ).status
+        == 401
+    )
     assert c.get("/api/v1/usage").status == 401
 
 
@@ -448,11 +509,13 @@ def test_accountants_make_billing_tokens_only(hub: Hub) -> None:
     c.login(email("accountant"))
     page = c.get("/tokens")
     assert 'value="invoices"' in page.body and 'value="machines"' not in page.body
-    refused = c.post("/tokens", {"name": "x", "scopes": ["machines"],
-                                 "csrf_token": c.csrf("/tokens")})
+    refused = c.post(
+        "/tokens", {"name": "x", "scopes": ["machines"], "csrf_token": c.csrf("/tokens")}
+    )
     assert refused.status == 403
-    made = c.post("/tokens", {"name": "export", "scopes": ["invoices"],
-                              "csrf_token": c.csrf("/tokens")})
+    made = c.post(
+        "/tokens", {"name": "export", "scopes": ["invoices"], "csrf_token": c.csrf("/tokens")}
+    )
     assert made.status == 200
     member = hub.client()
     member.login(email("member"))
@@ -461,8 +524,10 @@ def test_accountants_make_billing_tokens_only(hub: Hub) -> None:
 
 # -- access declarations ------------------------------------------------------------------
 
-def test_a_route_without_a_declaration_is_refused(tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+
+def test_a_route_without_a_declaration_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     db = tmp_path / "hub.sqlite"
     app = create_app(hub_config(tmp_path, db))
     app.add_url_rule("/forgotten", "forgotten", lambda: "secret")
@@ -480,13 +545,15 @@ def test_requires_refuses_unknown_roles() -> None:
 
 # -- audit log ----------------------------------------------------------------------------
 
+
 def test_audit_chain_records_refuses_edits_and_detects_tampering(tmp_path: Path) -> None:
     with HubStore(tmp_path / "hub.sqlite") as store:
         for i in range(4):
             audit.record(store, "fab", audit.BADGE_BLOCKED, f"m{i}", {"uid": f"AA{i:02d}"})
         assert audit.verify(store) == []
-        rows = store.conn.execute("SELECT seq, prev_hash, hash FROM audit_log ORDER BY seq"
-                                  ).fetchall()
+        rows = store.conn.execute(
+            "SELECT seq, prev_hash, hash FROM audit_log ORDER BY seq"
+        ).fetchall()
         assert [r[0] for r in rows] == [1, 2, 3, 4]
         assert rows[0][1] == audit.GENESIS
         assert all(rows[i][1] == rows[i - 1][2] for i in range(1, 4))
@@ -522,8 +589,10 @@ def test_audit_entry_joins_the_callers_transaction(tmp_path: Path) -> None:
 
 def _hub_yaml(tmp_path: Path, db: Path) -> Path:
     path = tmp_path / "hub.yaml"
-    path.write_text(f"site: demo-lab\ntimezone: Europe/Paris\nhub:\n  database: {db}\n"
-                    "groups:\n  - id: laser\n    name: Laser\n")
+    path.write_text(
+        f"site: demo-lab\ntimezone: Europe/Paris\nhub:\n  database: {db}\n"
+        "groups:\n  - id: laser\n    name: Laser\n"
+    )
     return path
 
 
@@ -543,22 +612,56 @@ def test_fabgate_audit_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "entry 1: content does not match" in capsys.readouterr().err
 
 
-def test_fabgate_user_creates_the_first_admin(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fabgate_user_creates_the_first_admin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "data" / "hub.sqlite"
     db.parent.mkdir()
     cfg_file = _hub_yaml(tmp_path, db)
     with HubStore(db) as store, store.conn:
-        store.conn.execute("INSERT INTO members (id, name, category) "
-                           "VALUES ('adm', 'Ada Admin', 'adherent')")
+        store.conn.execute(
+            "INSERT INTO members (id, name, category) VALUES ('adm', 'Ada Admin', 'adherent')"
+        )
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    assert fabgate(["user", "add", "Ada@Example.org", "--member", "adm", "--role", "admin",
-                    "--config", str(cfg_file), "--password-stdin"]) == 0
+    assert (
+        fabgate(
+            [
+                "user",
+                "add",
+                "Ada@Example.org",
+                "--member",
+                "adm",
+                "--role",
+                "admin",
+                "--config",
+                str(cfg_file),
+                "--password-stdin",
+            ]
+        )
+        == 0
+    )
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
-    assert fabgate(["user", "passwd", "ada@example.org", "--config", str(cfg_file),
-                    "--password-stdin"]) == 2
-    assert fabgate(["user", "add", "x@example.org", "--member", "ghost",
-                    "--config", str(cfg_file), "--password-stdin"]) == 2
+    assert (
+        fabgate(
+            ["user", "passwd", "ada@example.org", "--config", str(cfg_file), "--password-stdin"]
+        )
+        == 2
+    )
+    assert (
+        fabgate(
+            [
+                "user",
+                "add",
+                "x@example.org",
+                "--member",
+                "ghost",
+                "--config",
+                str(cfg_file),
+                "--password-stdin",
+            ]
+        )
+        == 2
+    )
     with serve(create_app(hub_config(tmp_path, db))) as base:
         c = Client(base)
         assert c.login("ada@example.org").status == 302

@@ -20,8 +20,9 @@ from tests.support.harness import BADGE, Observer, Site
 
 
 def fabgate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_backup_of_a_database_being_written_is_consistent(tmp_path: Path) -> None:
@@ -37,10 +38,13 @@ def test_backup_of_a_database_being_written_is_consistent(tmp_path: Path) -> Non
             while not stop.is_set() or i < 50:
                 i += 1
                 with store.atomic():
-                    store.conn.execute("INSERT INTO members (id, name, category) VALUES "
-                                       "(?, 'x', 'adherent')", (f"m{i}",))
-                    store.conn.execute("INSERT INTO badges (uid, member_id) VALUES (?, ?)",
-                                       (f"{i:08X}", f"m{i}"))
+                    store.conn.execute(
+                        "INSERT INTO members (id, name, category) VALUES (?, 'x', 'adherent')",
+                        (f"m{i}",),
+                    )
+                    store.conn.execute(
+                        "INSERT INTO badges (uid, member_id) VALUES (?, ?)", (f"{i:08X}", f"m{i}")
+                    )
                 written.append(i)
 
     t = threading.Thread(target=writer)
@@ -74,7 +78,7 @@ def test_backup_refuses_to_overwrite_and_a_damaged_copy_fails_its_check(tmp_path
     damaged = tmp_path / "damaged.db"
     data = bytearray(out.read_bytes())
     page = int.from_bytes(data[16:18], "big")
-    data[page:2 * page] = b"\xff" * page  # trample page 2, the first table's root
+    data[page : 2 * page] = b"\xff" * page  # trample page 2, the first table's root
     damaged.write_bytes(bytes(data))
     with pytest.raises(BackupError):
         check_database(damaged)
@@ -90,7 +94,8 @@ def _node_version(observer: Observer) -> int:
 
 @pytest.mark.integration
 def test_a_restored_hub_is_believed_by_its_nodes_and_revokes(
-        site: Site, observer: Observer, tmp_path: Path) -> None:
+    site: Site, observer: Observer, tmp_path: Path
+) -> None:
     site.start_hub()
     site.start_node("laser-1")
     observer.wait_for(lambda: _node_version(observer), what="laser-1 holding a snapshot")
@@ -106,8 +111,9 @@ def test_a_restored_hub_is_believed_by_its_nodes_and_revokes(
         before = _node_version(observer)
         with closing(sqlite3.connect(db)) as c, c:
             c.execute("UPDATE members SET name = ? WHERE id = 'm-fanny'", (f"Fanny {n}",))
-        observer.wait_for(lambda b=before: _node_version(observer) > b,
-                          what=f"snapshot after change {n}")
+        observer.wait_for(
+            lambda b=before: _node_version(observer) > b, what=f"snapshot after change {n}"
+        )
     held = _node_version(observer)
 
     # Disaster, then the documented restore: stop, copy over (without the old WAL), start.
@@ -119,16 +125,23 @@ def test_a_restored_hub_is_believed_by_its_nodes_and_revokes(
     site.start_hub()
     # The restored database's versions are lower than the node's, but its epoch is later.
     restored = observer.wait_for(
-        lambda: (v := _node_version(observer)) < held and v, timeout=30,
-        what="laser-1 accepting the restored hub's (lower-numbered) snapshot")
+        lambda: (v := _node_version(observer)) < held and v,
+        timeout=30,
+        what="laser-1 accepting the restored hub's (lower-numbered) snapshot",
+    )
     assert not [e for e in observer.events if e.type == "snapshot.rejected"]
 
     # A revocation made after the restore reaches the node: Alice is refused.
     with closing(sqlite3.connect(db)) as c, c:
-        c.execute("UPDATE certifications SET revoked_at = '2026-01-01T00:00:00.000Z' "
-                  "WHERE member_id = 'm-alice' AND group_id = 'laser'")
-    observer.wait_for(lambda: _node_version(observer) > restored, timeout=30,
-                      what="the revocation's snapshot at the node")
+        c.execute(
+            "UPDATE certifications SET revoked_at = '2026-01-01T00:00:00.000Z' "
+            "WHERE member_id = 'm-alice' AND group_id = 'laser'"
+        )
+    observer.wait_for(
+        lambda: _node_version(observer) > restored,
+        timeout=30,
+        what="the revocation's snapshot at the node",
+    )
     send_tap(site.tap_socket("laser-1"), BADGE["alice"])
     tap = observer.wait_event("tap", uid=BADGE["alice"])
     assert (tap.data["action"], tap.data["reason"]) == ("deny", "not_certified")

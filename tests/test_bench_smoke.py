@@ -17,7 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_quick_tap_benchmark_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--only", "tap", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| benchmark | figure | median |" in out.stdout
     assert "| tap | tap→relay, all taps, p99 |" in out.stdout

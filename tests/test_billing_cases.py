@@ -25,20 +25,49 @@ ALWAYS = datetime(2000, 1, 1, tzinfo=UTC)
 SESSION_START = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 MACHINE, GROUP, CATEGORY = "machine-1", "group-1", "adherent"
 
-CASE_KEYS = {"name", "tariff", "tariffs", "session", "sessions", "expect", "invoice_lines",
-             "vat_rate", "balance"}
-TARIFF_KEYS = {"valid_from", "rate", "rate_by_category", "busy_rate", "idle_rate", "startup",
-               "minimum", "unit", "free_under_s", "material_per_gram", "vat_rate"}
-SESSION_KEYS = {"duration_s", "busy_s", "material_g", "start", "end", "category",
-                "machine_kind", "job_s", "expect"}
-EXPECT_KEYS = {"amount", "max_session_s", "cut", "balance_after", "total_ht", "vat",
-               "total_ttc"}
+CASE_KEYS = {
+    "name",
+    "tariff",
+    "tariffs",
+    "session",
+    "sessions",
+    "expect",
+    "invoice_lines",
+    "vat_rate",
+    "balance",
+}
+TARIFF_KEYS = {
+    "valid_from",
+    "rate",
+    "rate_by_category",
+    "busy_rate",
+    "idle_rate",
+    "startup",
+    "minimum",
+    "unit",
+    "free_under_s",
+    "material_per_gram",
+    "vat_rate",
+}
+SESSION_KEYS = {
+    "duration_s",
+    "busy_s",
+    "material_g",
+    "start",
+    "end",
+    "category",
+    "machine_kind",
+    "job_s",
+    "expect",
+}
+EXPECT_KEYS = {"amount", "max_session_s", "cut", "balance_after", "total_ht", "vat", "total_ttc"}
 
 
 def _load() -> list[dict[str, Any]]:
     data = yaml.safe_load(CASES_FILE.read_text(encoding="utf-8"))
-    assert isinstance(data, dict) and isinstance(data.get("cases"), list), \
+    assert isinstance(data, dict) and isinstance(data.get("cases"), list), (
         f"{CASES_FILE.name}: expected a mapping with a `cases:` list"
+    )
     return data["cases"]
 
 
@@ -60,8 +89,10 @@ def _params() -> list[Any]:
 def _unknown(where: str, given: dict[str, Any], known: set[str]) -> None:
     extra = set(given) - known
     if extra:
-        pytest.fail(f"{where}: keys this test does not understand: {sorted(extra)}; "
-                    "teach tests/test_billing_cases.py what they mean")
+        pytest.fail(
+            f"{where}: keys this test does not understand: {sorted(extra)}; "
+            "teach tests/test_billing_cases.py what they mean"
+        )
 
 
 def _instant(value: Any) -> datetime:
@@ -87,8 +118,10 @@ def _tariffs(spec: dict[str, Any]) -> list[Tariff]:
     by_category = spec.get("rate_by_category")
     if by_category is None:
         return [Tariff(**common)]
-    return [Tariff(**common, rate=rate, categories=(category,))
-            for category, rate in by_category.items()]
+    return [
+        Tariff(**common, rate=rate, categories=(category,))
+        for category, rate in by_category.items()
+    ]
 
 
 def _case_tariffs(case: dict[str, Any]) -> list[Tariff]:
@@ -141,8 +174,9 @@ def _check_session(case: dict[str, Any], session: dict[str, Any]) -> None:
     if needs_price:
         assert duration is not None, "this session needs a duration, end or job_s"
         material = Decimal(str(session.get("material_g", 0)))
-        price = price_session(tariff, duration_s=duration, busy_s=session.get("busy_s"),
-                              material_g=material)
+        price = price_session(
+            tariff, duration_s=duration, busy_s=session.get("busy_s"), material_g=material
+        )
         assert price.total == price.time + price.startup + price.material
         actual["amount"] = price.total
     if "max_session_s" in expect or "cut" in expect or "balance_after" in expect:

@@ -57,8 +57,14 @@ class Probe:
         self.client.on_publish = lambda *_args: self.published.set()
         self.client.on_message = lambda _c, _u, msg: self.messages.put(msg)
 
-    def _on_connect(self, _client: mqtt.Client, _userdata: object, flags: mqtt.ConnectFlags,
-                    reason_code: object, _properties: object) -> None:
+    def _on_connect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: object,
+        _properties: object,
+    ) -> None:
         self.session_present = flags.session_present
         if not getattr(reason_code, "is_failure", False):
             self.connected.set()
@@ -169,8 +175,9 @@ def test_last_will_on_dropped_connection(broker_port: int, probes: Callable[...,
     assert msg.payload == b"offline"
 
 
-def test_clean_disconnect_sends_no_will(embedded: EmbeddedBroker,
-                                        probes: Callable[..., Probe]) -> None:
+def test_clean_disconnect_sends_no_will(
+    embedded: EmbeddedBroker, probes: Callable[..., Probe]
+) -> None:
     watcher = probes(embedded.port).connect()
     watcher.subscribe("fablab/test/#", qos=1)
     node = probes(embedded.port, will=("fablab/test/status", b"offline", 1, False)).connect()

@@ -35,9 +35,16 @@ pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_ARGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--disable-quic", "--window-size=1280,1000",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--window-size=1280,1000",
 )
 # Neither French nor English: the page must fall back to the site's language (French).
 BROWSER_LANGUAGES = "de-DE,de"
@@ -51,10 +58,22 @@ MACHINE_IDS = ("laser-1", "cnc-1", "printer-1", "embroidery-1")
 
 # What the page shows, read from gateway/web/i18n.py. Literal on purpose: the test checks
 # the words a member reads, not that the catalogue agrees with itself.
-FR = {"title": "Machines de l'atelier", "free": "Libre", "in_use": "Utilisée",
-      "offline": "Hors ligne", "recent_sessions": "Dernières sessions", "open": "en cours"}
-EN = {"title": "Workshop machines", "free": "Free", "in_use": "In use",
-      "offline": "Offline", "recent_sessions": "Recent sessions", "open": "in progress"}
+FR = {
+    "title": "Machines de l'atelier",
+    "free": "Libre",
+    "in_use": "Utilisée",
+    "offline": "Hors ligne",
+    "recent_sessions": "Dernières sessions",
+    "open": "en cours",
+}
+EN = {
+    "title": "Workshop machines",
+    "free": "Free",
+    "in_use": "In use",
+    "offline": "Offline",
+    "recent_sessions": "Recent sessions",
+    "open": "in progress",
+}
 
 # The board as the browser renders it, read in one script so a fragment swapped in
 # between two reads cannot mix two versions of the board.
@@ -79,15 +98,20 @@ Board = dict[str, Any]
 
 # --- fixtures --------------------------------------------------------------------------
 
+
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    missing = [f"{path} (Debian package {package})"
-               for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver"))
-               if not os.access(path, os.X_OK)]
+    missing = [
+        f"{path} (Debian package {package})"
+        for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver"))
+        if not os.access(path, os.X_OK)
+    ]
     if missing:
         pytest.fail(
             f"the browser tests need {' and '.join(missing)}; run the README test command "
-            f"`{README_TEST_COMMAND}`, which installs them", pytrace=False)
+            f"`{README_TEST_COMMAND}`, which installs them",
+            pytrace=False,
+        )
     options = Options()
     options.binary_location = str(CHROMIUM)
     for arg in CHROMIUM_ARGS:
@@ -95,8 +119,9 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
     options.add_experimental_option("prefs", {"intl.accept_languages": BROWSER_LANGUAGES})
     # A driver path given to the Service means Selenium Manager is never consulted.
-    service = Service(executable_path=str(CHROMEDRIVER),
-                      log_output=str(tmp_path / "chromedriver.log"))
+    service = Service(
+        executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log")
+    )
     driver = webdriver.Chrome(service=service, options=options)
     try:
         driver.set_page_load_timeout(30)
@@ -106,6 +131,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
 
 
 # --- helpers ---------------------------------------------------------------------------
+
 
 def read_board(driver: WebDriver) -> Board:
     board: Board = driver.execute_script(READ_BOARD_JS)
@@ -117,8 +143,12 @@ def machine(board: Board, machine_id: str) -> dict[str, str]:
     return found
 
 
-def wait_board(driver: WebDriver, what: str, predicate: Callable[[Board], bool],
-               timeout: float = BOARD_TIMEOUT_S) -> Board:
+def wait_board(
+    driver: WebDriver,
+    what: str,
+    predicate: Callable[[Board], bool],
+    timeout: float = BOARD_TIMEOUT_S,
+) -> Board:
     """Wait until the board in the page satisfies ``predicate``; the page is never
     reloaded here, so only the page's own refresh can make it true."""
     last: list[Board] = []
@@ -129,13 +159,16 @@ def wait_board(driver: WebDriver, what: str, predicate: Callable[[Board], bool],
         return board if predicate(board) else False
 
     try:
-        result: Board = WebDriverWait(driver, timeout, poll_frequency=0.2,
-                                      ignored_exceptions=(JavascriptException,)).until(check)
+        result: Board = WebDriverWait(
+            driver, timeout, poll_frequency=0.2, ignored_exceptions=(JavascriptException,)
+        ).until(check)
     except TimeoutException:
         seen = last[0] if last else {}
-        raise AssertionError(f"timed out after {timeout} s waiting for the board to show "
-                             f"{what}; it shows machines {seen.get('machines')} and "
-                             f"sessions {seen.get('sessions')}") from None
+        raise AssertionError(
+            f"timed out after {timeout} s waiting for the board to show "
+            f"{what}; it shows machines {seen.get('machines')} and "
+            f"sessions {seen.get('sessions')}"
+        ) from None
     return result
 
 
@@ -148,8 +181,10 @@ def screenshot(driver: WebDriver, name: str) -> Path:
 
 def ready(observer: Observer, node: str) -> None:
     """The node is up and holds a signed snapshot, so a tap will be decided."""
-    observer.wait_for(lambda: (observer.status.get(node) or {}).get("snapshot_version"),
-                      what=f"{node} online with a snapshot")
+    observer.wait_for(
+        lambda: (observer.status.get(node) or {}).get("snapshot_version"),
+        what=f"{node} online with a snapshot",
+    )
 
 
 def is_free(machine_id: str) -> Callable[[Board], bool]:
@@ -158,8 +193,10 @@ def is_free(machine_id: str) -> Callable[[Board], bool]:
 
 # --- tests -----------------------------------------------------------------------------
 
+
 def test_board_follows_a_session_live_without_reloading(
-        site: Site, observer: Observer, browser: WebDriver) -> None:
+    site: Site, observer: Observer, browser: WebDriver
+) -> None:
     site.start_hub()
     site.start_node("laser-1")
     ready(observer, "laser-1")
@@ -184,35 +221,50 @@ def test_board_follows_a_session_live_without_reloading(
 
     send_tap(site.tap_socket("laser-1"), BADGE["alice"])
     board = wait_board(
-        browser, "laser-1 in use by Alice Martin",
-        lambda b: machine(b, "laser-1")["state"] == FR["in_use"]
-        and "Alice Martin" in machine(b, "laser-1")["who"]
-        and any(row[1] == "Alice Martin" and FR["open"] in row[4] for row in b["sessions"]))
+        browser,
+        "laser-1 in use by Alice Martin",
+        lambda b: (
+            machine(b, "laser-1")["state"] == FR["in_use"]
+            and "Alice Martin" in machine(b, "laser-1")["who"]
+            and any(row[1] == "Alice Martin" and FR["open"] in row[4] for row in b["sessions"])
+        ),
+    )
     assert re.fullmatch(r"par Alice Martin depuis \d\d:\d\d", machine(board, "laser-1")["who"])
-    assert browser.execute_script("return window.__fabgateMarker;") == marker, \
+    assert browser.execute_script("return window.__fabgateMarker;") == marker, (
         "the page was reloaded; the board must update itself in place"
+    )
     screenshot(browser, "board-fr-laser-1-in-use-alice")
 
     send_tap(site.tap_socket("laser-1"), BADGE["alice"])
 
     def session_closed(b: Board) -> bool:
-        return any(row[0].endswith("(laser-1)") and row[1] == "Alice Martin"
-                   and row[4] and FR["open"] not in row[4] and row[6] == "1"
-                   for row in b["sessions"])
+        return any(
+            row[0].endswith("(laser-1)")
+            and row[1] == "Alice Martin"
+            and row[4]
+            and FR["open"] not in row[4]
+            and row[6] == "1"
+            for row in b["sessions"]
+        )
 
-    board = wait_board(browser, "laser-1 free again and Alice's session closed",
-                       lambda b: is_free("laser-1")(b) and session_closed(b))
+    board = wait_board(
+        browser,
+        "laser-1 free again and Alice's session closed",
+        lambda b: is_free("laser-1")(b) and session_closed(b),
+    )
     assert machine(board, "laser-1")["who"] == ""
     (row,) = [r for r in board["sessions"] if r[1] == "Alice Martin"]
     assert row[2] == "Lampe en contreplaqué"  # the project name, not its id
     assert re.fullmatch(r"0:00:\d\d", row[5]), row
-    assert browser.execute_script("return window.__fabgateMarker;") == marker, \
+    assert browser.execute_script("return window.__fabgateMarker;") == marker, (
         "the page was reloaded; the board must update itself in place"
+    )
     screenshot(browser, "board-fr-laser-1-free-after-session")
 
 
 def test_board_is_french_by_default_and_english_on_request(
-        site: Site, observer: Observer, browser: WebDriver) -> None:
+    site: Site, observer: Observer, browser: WebDriver
+) -> None:
     site.start_hub()
     site.start_node("laser-1")
     ready(observer, "laser-1")
@@ -226,8 +278,9 @@ def test_board_is_french_by_default_and_english_on_request(
     assert EN["title"] not in board["body"]
 
     browser.get(site.hub_url + "?lang=en")
-    board = wait_board(browser, "laser-1 free (in English)",
-                       lambda b: machine(b, "laser-1")["state"] == EN["free"])
+    board = wait_board(
+        browser, "laser-1 free (in English)", lambda b: machine(b, "laser-1")["state"] == EN["free"]
+    )
     assert board["lang"] == "en"
     assert board["title"].startswith(EN["title"])
     assert EN["recent_sessions"] in board["body"]
@@ -237,8 +290,11 @@ def test_board_is_french_by_default_and_english_on_request(
     # The page's own refresh keeps the language: an English board stays English.
     browser.execute_script("window.__fabgateMarker = 1;")
     send_tap(site.tap_socket("laser-1"), BADGE["alice"])
-    board = wait_board(browser, "laser-1 in use (in English)",
-                       lambda b: machine(b, "laser-1")["state"] == EN["in_use"])
+    board = wait_board(
+        browser,
+        "laser-1 in use (in English)",
+        lambda b: machine(b, "laser-1")["state"] == EN["in_use"],
+    )
     assert re.fullmatch(r"by Alice Martin since \d\d:\d\d", machine(board, "laser-1")["who"])
     assert EN["open"] in board["body"]
     assert browser.execute_script("return window.__fabgateMarker;") == 1

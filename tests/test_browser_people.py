@@ -56,6 +56,7 @@ def enrol_badge(at: Site, observer: Observer, uid: str) -> None:
     """Tap an unknown badge until the node sends it for enrolment: the node learns of the
     request from a retained message that may reach it just after the observer's copy, and
     a tap before that is refused as an unknown badge (an event we can wait for)."""
+
     def taps() -> int:
         return sum(1 for e in observer.events if e.type == "tap" and e.data.get("uid") == uid)
 
@@ -64,7 +65,8 @@ def enrol_badge(at: Site, observer: Observer, uid: str) -> None:
         send_tap(at.tap_socket("laser-1"), uid)
         observer.wait_for(
             lambda before=before: observer.event("badge.enrolled", uid=uid) or taps() > before,
-            what=f"the node to enrol or refuse {uid}")
+            what=f"the node to enrol or refuse {uid}",
+        )
         if observer.event("badge.enrolled", uid=uid):
             return
     raise AssertionError(f"{uid} was never sent for enrolment")
@@ -76,12 +78,14 @@ def http_status(driver: WebDriver, path: str) -> int:
     status: int = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "fetch(arguments[0], {credentials: 'same-origin'}).then((r) => done(r.status));",
-        path)
+        path,
+    )
     return status
 
 
 def test_a_fabmanager_certifies_bruno_on_the_laser_and_he_can_use_it(
-        site: Site, observer: Observer, browser: WebDriver) -> None:
+    site: Site, observer: Observer, browser: WebDriver
+) -> None:
     site.start_hub()
     site.start_node("laser-1")
     ready(observer, "laser-1")
@@ -138,16 +142,23 @@ def test_a_fabmanager_certifies_bruno_on_the_laser_and_he_can_use_it(
     screenshot(browser, "people-enrolment-attached")
 
     # The hub republishes; once the node holds the new snapshot, Bruno's tap opens it.
-    observer.wait_for(lambda: observer.status["laser-1"].get("snapshot_version", 0)
-                      > version_before, what="laser-1 holding a newer snapshot")
+    observer.wait_for(
+        lambda: observer.status["laser-1"].get("snapshot_version", 0) > version_before,
+        what="laser-1 holding a newer snapshot",
+    )
     send_tap(site.tap_socket("laser-1"), BADGE["bruno"])
     started = observer.wait_event("session.started", member_id="m-bruno")
     assert started.data["machine"] == "laser-1"
 
     browser.get(site.hub_url)
-    board = wait_board(browser, "laser-1 in use by Bruno Lefèvre",
-                       lambda b: machine(b, "laser-1")["state"] == FR["in_use"]
-                       and "Bruno Lefèvre" in machine(b, "laser-1")["who"])
+    board = wait_board(
+        browser,
+        "laser-1 in use by Bruno Lefèvre",
+        lambda b: (
+            machine(b, "laser-1")["state"] == FR["in_use"]
+            and "Bruno Lefèvre" in machine(b, "laser-1")["who"]
+        ),
+    )
     assert machine(board, "laser-1")["who"].startswith("par Bruno Lefèvre depuis ")
     nav = browser.find_element(By.CSS_SELECTOR, "header nav.site-nav").text
     assert "Habiliter" in nav and "Membres" in nav

@@ -16,8 +16,9 @@ EXAMPLES = [ROOT / "config" / "hub.yaml", *sorted((ROOT / "config" / "nodes").gl
 
 
 def fabgate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_check_config_accepts_the_examples() -> None:
@@ -89,31 +90,46 @@ def test_credit_top_up_and_show(tmp_path: Path) -> None:
 CONFIG_PLACES = {
     "hub": (["hub", "--config", "F"], ["hub", "--config", "F"]),
     "node": (["node", "--config", "F"], ["node", "--config", "F"]),
-    "export": (["export", "--config", "F", "usage"], ["export", "usage", "--format", "json",
-                                                       "--config", "F"]),
-    "credit add": (["credit", "--config", "F", "add", "m", "5"],
-                   ["credit", "add", "m", "5", "--note", "x", "--config", "F"]),
+    "export": (
+        ["export", "--config", "F", "usage"],
+        ["export", "usage", "--format", "json", "--config", "F"],
+    ),
+    "credit add": (
+        ["credit", "--config", "F", "add", "m", "5"],
+        ["credit", "add", "m", "5", "--note", "x", "--config", "F"],
+    ),
     "credit show": (["credit", "--config", "F", "show"], ["credit", "show", "--config", "F"]),
     "audit verify": (["audit", "--config", "F", "verify"], ["audit", "verify", "--config", "F"]),
-    "user add": (["user", "--config", "F", "add", "a@b.c", "--member", "m"],
-                 ["user", "add", "a@b.c", "--member", "m", "--config", "F"]),
-    "user passwd": (["user", "--config", "F", "passwd", "a@b.c"],
-                    ["user", "passwd", "a@b.c", "--password-stdin", "--config", "F"]),
-    "import": (["import", "--config", "F", "seed.yaml"],
-               ["import", "seed.yaml", "--update", "--config", "F"]),
-    "backup": (["backup", "--config", "F", "--out", "b.db"],
-               ["backup", "--out", "b.db", "--config", "F"]),
-    "reprice": (["reprice", "--config", "F", "--member", "m"],
-                ["reprice", "--member", "m", "--config", "F"]),
-    "sim tap": (["sim", "tap", "--config", "F", "laser-1", "04A1CE01"],
-                ["sim", "tap", "laser-1", "04A1CE01", "--config", "F"]),
+    "user add": (
+        ["user", "--config", "F", "add", "a@b.c", "--member", "m"],
+        ["user", "add", "a@b.c", "--member", "m", "--config", "F"],
+    ),
+    "user passwd": (
+        ["user", "--config", "F", "passwd", "a@b.c"],
+        ["user", "passwd", "a@b.c", "--password-stdin", "--config", "F"],
+    ),
+    "import": (
+        ["import", "--config", "F", "seed.yaml"],
+        ["import", "seed.yaml", "--update", "--config", "F"],
+    ),
+    "backup": (
+        ["backup", "--config", "F", "--out", "b.db"],
+        ["backup", "--out", "b.db", "--config", "F"],
+    ),
+    "reprice": (
+        ["reprice", "--config", "F", "--member", "m"],
+        ["reprice", "--member", "m", "--config", "F"],
+    ),
+    "sim tap": (
+        ["sim", "tap", "--config", "F", "laser-1", "04A1CE01"],
+        ["sim", "tap", "laser-1", "04A1CE01", "--config", "F"],
+    ),
 }
 
 
 @pytest.mark.parametrize("place", ["before", "after"])
 @pytest.mark.parametrize("command", sorted(CONFIG_PLACES))
-def test_config_is_accepted_in_the_same_places_by_every_command(command: str,
-                                                                place: str) -> None:
+def test_config_is_accepted_in_the_same_places_by_every_command(command: str, place: str) -> None:
     from gateway.cli import build_parser, command_of
 
     argv = CONFIG_PLACES[command][place == "after"]
@@ -121,10 +137,11 @@ def test_config_is_accepted_in_the_same_places_by_every_command(command: str,
     assert args.config == "F"
 
 
-@pytest.mark.parametrize("argv", [["hub"], ["credit", "show"], ["audit", "verify"],
-                                  ["user", "passwd", "a@b.c"], ["reprice"]])
-def test_a_missing_config_is_named_with_the_usage_of_the_command_typed(
-        argv: list[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [["hub"], ["credit", "show"], ["audit", "verify"], ["user", "passwd", "a@b.c"], ["reprice"]],
+)
+def test_a_missing_config_is_named_with_the_usage_of_the_command_typed(argv: list[str]) -> None:
     r = fabgate(*argv)
     assert r.returncode == 2
     assert "the following arguments are required: --config" in r.stderr
@@ -152,15 +169,16 @@ def test_credit_takes_its_config_after_the_subcommand_too(tmp_path: Path) -> Non
 
 def test_a_command_whose_library_is_missing_names_the_extra_to_install() -> None:
     # A node installation: no Flask. The hub command says what to install.
-    blocker = ("import sys, importlib.abc\n"
-               "class B(importlib.abc.MetaPathFinder):\n"
-               "    def find_spec(self, name, path, target=None):\n"
-               "        if name.split('.')[0] in ('flask', 'werkzeug'):\n"
-               "            raise ModuleNotFoundError(name, name=name)\n"
-               "sys.meta_path.insert(0, B())\n"
-               "from gateway.cli import main\n"
-               "raise SystemExit(main(['hub', '--config', 'hub.yaml']))\n")
-    r = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True,
-                       timeout=60)
+    blocker = (
+        "import sys, importlib.abc\n"
+        "class B(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('flask', 'werkzeug'):\n"
+        "            raise ModuleNotFoundError(name, name=name)\n"
+        "sys.meta_path.insert(0, B())\n"
+        "from gateway.cli import main\n"
+        "raise SystemExit(main(['hub', '--config', 'hub.yaml']))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert "fablab-gateway[hub]" in r.stderr and "Traceback" not in r.stderr

@@ -39,14 +39,23 @@ def _kernel_now() -> float:
 
 
 def _probe(env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
-                         text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return json.loads(out.stdout)
 
 
 def test_a_child_process_sees_the_wall_clock_moved_and_monotonic_unchanged() -> None:
-    env = dict(os.environ, FABGATE_CLOCK_SHIFT_DAYS="400",
-               PYTHONPATH=os.pathsep.join([str(CLOCKSHIFT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        FABGATE_CLOCK_SHIFT_DAYS="400",
+        PYTHONPATH=os.pathsep.join([str(CLOCKSHIFT), os.environ.get("PYTHONPATH", "")]),
+    )
     before = time.monotonic()
     got = _probe(env)
     after = time.monotonic()
@@ -65,8 +74,10 @@ def test_without_the_switch_a_child_process_has_the_real_clock() -> None:
     assert abs(got["now"] - got["kernel"]) < 60
 
 
-@pytest.mark.skipif(not os.environ.get("FABGATE_CLOCK_SHIFT_DAYS"),
-                    reason="only in the clock-shift run of the suite")
+@pytest.mark.skipif(
+    not os.environ.get("FABGATE_CLOCK_SHIFT_DAYS"),
+    reason="only in the clock-shift run of the suite",
+)
 def test_this_run_is_shifted_as_asked() -> None:
     days = float(os.environ["FABGATE_CLOCK_SHIFT_DAYS"])
     assert (datetime.now(UTC).timestamp() - _kernel_now()) / DAY == pytest.approx(days, abs=0.01)

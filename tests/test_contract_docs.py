@@ -20,7 +20,9 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
 
 TYPES: dict[str, type[Message]] = {
     **{f"`{t}`": cls for t, cls in EVENT_CLASSES.items()},
-    NodeStatus.WHAT: NodeStatus, StatusSession.WHAT: StatusSession, StatusJob.WHAT: StatusJob,
+    NodeStatus.WHAT: NodeStatus,
+    StatusSession.WHAT: StatusSession,
+    StatusJob.WHAT: StatusJob,
 }
 ROW = re.compile(r"^\|\s*`([a-z_]+)`\s*\|([^|]*)\|")
 
@@ -54,18 +56,19 @@ def test_each_type_is_documented_field_by_field_with_its_bounds(heading: str) ->
     expected = [(name, rule.describe()) for name, rule in cls.rules()]
     assert TABLES.get(heading) == expected, (
         f"docs/mqtt.md, table {heading}: fix it to read\n"
-        + "\n".join(f"| `{n}` | {d} |" for n, d in expected))
+        + "\n".join(f"| `{n}` | {d} |" for n, d in expected)
+    )
 
 
 def test_every_tap_reason_is_listed() -> None:
     text = DOC.read_text(encoding="utf-8")
-    paragraph = text[text.index("Tap reasons:"):].split("\n\n", 1)[0]
+    paragraph = text[text.index("Tap reasons:") :].split("\n\n", 1)[0]
     assert re.findall(r"`([a-z_]+)`", paragraph) == list(tap_reasons())
 
 
 def test_every_event_type_is_in_the_summary_table() -> None:
     text = DOC.read_text(encoding="utf-8")
-    section = text[text.index("### Event types"):text.index("## Event data")]
+    section = text[text.index("### Event types") : text.index("## Event data")]
     rows = re.findall(r"^\| `([a-z._]+)` \|", section, re.M)
     assert rows[0] == "type"  # the header
     assert sorted(rows[1:]) == sorted(EVENT_CLASSES)

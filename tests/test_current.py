@@ -96,8 +96,11 @@ ON_A, OFF_A = 2.0, 1.0
 
 thresholds = st.tuples(
     st.floats(0.05, 50.0), st.floats(0.0, 0.95), st.floats(0.0, 30.0), st.floats(0.0, 60.0)
-).map(lambda v: BusyDetector(
-    threshold_on_a=v[0], threshold_off_a=v[0] * v[1], on_after_s=v[2], off_after_s=v[3]))
+).map(
+    lambda v: BusyDetector(
+        threshold_on_a=v[0], threshold_off_a=v[0] * v[1], on_after_s=v[2], off_after_s=v[3]
+    )
+)
 
 
 def make_busy(det: BusyDetector, t: float) -> float:
@@ -168,8 +171,9 @@ def test_sustained_current_always_makes_busy_exactly_after_on_after(
 @given(
     det=thresholds,
     start_busy=st.booleans(),
-    noise=st.lists(st.tuples(st.floats(0.0, 0.999), st.floats(0.0, 100.0)),
-                   min_size=1, max_size=80),
+    noise=st.lists(
+        st.tuples(st.floats(0.0, 0.999), st.floats(0.0, 100.0)), min_size=1, max_size=80
+    ),
 )
 def test_noise_between_the_thresholds_never_toggles(
     det: BusyDetector, start_busy: bool, noise: list[tuple[float, float]]
@@ -220,8 +224,8 @@ def test_detector_rejects_inconsistent_settings_and_bad_samples() -> None:
 
 # --------------------------------------------------------------------------- RMS
 
-def sine(amplitude: float, offset: float, per_cycle: int, cycles: int, phase: float
-         ) -> list[float]:
+
+def sine(amplitude: float, offset: float, per_cycle: int, cycles: int, phase: float) -> list[float]:
     n = per_cycle * cycles
     return [offset + amplitude * math.sin(2 * math.pi * i / per_cycle + phase) for i in range(n)]
 
@@ -248,8 +252,7 @@ def test_rms_of_a_sine_over_whole_cycles_is_amplitude_over_root_two(
 def test_rms_of_quantised_ten_bit_samples_and_of_a_bias_alone() -> None:
     scale = burden_scale(vref=3.3, adc_bits=10, turns=2000, burden_ohms=68.0)
     amplitude_a = 10.0 * math.sqrt(2)  # a 10 A RMS load
-    counts = [round(512 + amplitude_a / scale * math.sin(2 * math.pi * i / 40))
-              for i in range(400)]
+    counts = [round(512 + amplitude_a / scale * math.sin(2 * math.pi * i / 40)) for i in range(400)]
     assert rms_amps(counts, offset=None, scale=scale) == pytest.approx(10.0, rel=0.01)
     # A bias that has drifted to 530 is no current with the automatic offset...
     assert rms_amps([530] * 100, offset=None, scale=scale) == 0.0
@@ -263,13 +266,16 @@ def test_rms_of_quantised_ten_bit_samples_and_of_a_bias_alone() -> None:
 
 def test_calibration_helpers() -> None:
     assert burden_scale(vref=3.3, adc_bits=10, turns=2000, burden_ohms=33.0) == pytest.approx(
-        3.3 / 1024 / 33.0 * 2000)
+        3.3 / 1024 / 33.0 * 2000
+    )
     assert voltage_output_scale(vref=3.3, adc_bits=10, amps_per_volt=30.0) == pytest.approx(
-        3.3 / 1024 * 30.0)
+        3.3 / 1024 * 30.0
+    )
     assert calibrated_scale(0.1, measured_amps=9.0, reference_amps=9.9) == pytest.approx(0.11)
 
 
 # --------------------------------------------------------------------------- controller
+
 
 @pytest.fixture
 def clock() -> FakeMono:
@@ -364,8 +370,9 @@ class ExplodingSensor(CurrentSensor):
 
 def test_unexpected_sensor_failures_are_unknown_too(clock: FakeMono) -> None:
     sensor = ExplodingSensor()
-    ctl = CurrentController(sensor, BusyDetector(ON_A, OFF_A, 1.0, 1.0),
-                            sample_interval=0.002, clock=clock)
+    ctl = CurrentController(
+        sensor, BusyDetector(ON_A, OFF_A, 1.0, 1.0), sample_interval=0.002, clock=clock
+    )
     rec = Recorder()
     ctl.subscribe(rec)
     ctl.start()
@@ -383,8 +390,9 @@ def test_unexpected_sensor_failures_are_unknown_too(clock: FakeMono) -> None:
 
 def test_a_failing_subscriber_does_not_stop_the_controller(clock: FakeMono) -> None:
     sensor = SimulatedCurrent(clock=clock)
-    ctl = CurrentController(sensor, BusyDetector(ON_A, OFF_A, 1.0, 1.0),
-                            sample_interval=0.002, clock=clock)
+    ctl = CurrentController(
+        sensor, BusyDetector(ON_A, OFF_A, 1.0, 1.0), sample_interval=0.002, clock=clock
+    )
     calls: list[MachineReport] = []
 
     def broken(report: MachineReport) -> None:  # breaks the "must not raise" contract
@@ -415,8 +423,9 @@ class ClosingSensor(SimulatedCurrent):
 
 def test_safe_stop_leaves_the_job_alone_and_close_is_idempotent(clock: FakeMono) -> None:
     sensor = ClosingSensor()
-    ctl = CurrentController(sensor, BusyDetector(ON_A, OFF_A, 0.0, 0.0),
-                            sample_interval=0.002, clock=clock)
+    ctl = CurrentController(
+        sensor, BusyDetector(ON_A, OFF_A, 0.0, 0.0), sample_interval=0.002, clock=clock
+    )
     rec = Recorder()
     ctl.subscribe(rec)
     ctl.start()
@@ -438,12 +447,25 @@ def test_safe_stop_leaves_the_job_alone_and_close_is_idempotent(clock: FakeMono)
 
 # --------------------------------------------------------------------------- serial board
 
+
 def test_parse_line() -> None:
     assert parse_line(b"I 0 3.25\n") == ("I", (0, 3.25))
     assert parse_line(b"I 1 0.00\r\n") == ("I", (1, 0.0))
     assert parse_line(b"HELLO fabgate-sense 1.0\n") == ("HELLO", "1.0")
-    for junk in (b"", b"I", b"I 0", b"I 0 x", b"I -1 2", b"I 0 -2", b"I 0 inf", b"\xff\xfe",
-                 b"HELLO other 1.0", b"# comment", b"W 0 clip", b"I 0 1 2"):
+    for junk in (
+        b"",
+        b"I",
+        b"I 0",
+        b"I 0 x",
+        b"I -1 2",
+        b"I 0 -2",
+        b"I 0 inf",
+        b"\xff\xfe",
+        b"HELLO other 1.0",
+        b"# comment",
+        b"W 0 clip",
+        b"I 0 1 2",
+    ):
         assert parse_line(junk) is None, junk
 
 
@@ -541,6 +563,7 @@ def test_serial_board_close_is_idempotent_and_final(board: SenseBoardSimulator) 
 
 # --------------------------------------------------------------------------- MCP3008
 
+
 class FakeMcp3008(MockSPIDevice):
     """The slave side of an MCP3008 on gpiozero's mock SPI pins (hardware SPI0, CE0).
 
@@ -549,8 +572,7 @@ class FakeMcp3008(MockSPIDevice):
     """
 
     def __init__(self, signal: Callable[[int, int], int], factory: MockFactory) -> None:
-        super().__init__(clock_pin=11, mosi_pin=10, miso_pin=9, select_pin=8,
-                         pin_factory=factory)
+        super().__init__(clock_pin=11, mosi_pin=10, miso_pin=9, select_pin=8, pin_factory=factory)
         self.signal = signal  # (channel, conversion number) -> counts
         self.conversions: list[int] = []
         self._start: int | None = None
@@ -565,7 +587,7 @@ class FakeMcp3008(MockSPIDevice):
                 self._start = len(self.rx_buf) - 1
             return
         if len(self.rx_buf) - self._start == 5:
-            single, *chan = self.rx_buf[self._start + 1:]
+            single, *chan = self.rx_buf[self._start + 1 :]
             assert single, "the sensor must read single-ended"
             channel = chan[0] << 2 | chan[1] << 1 | chan[2]
             value = self.signal(channel, len(self.conversions))

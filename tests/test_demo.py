@@ -18,9 +18,23 @@ pytestmark = pytest.mark.integration
 
 def run_demo(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "demo", "--for", "12", "--port", "0",
-         "--data", str(tmp_path / "demo"), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "demo",
+            "--for",
+            "12",
+            "--port",
+            "0",
+            "--data",
+            str(tmp_path / "demo"),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     seen: dict[str, str] = {}
     for line in proc.stdout:
@@ -40,8 +54,9 @@ def finish(proc: subprocess.Popen[str]) -> str:
 
 
 @pytest.mark.parametrize("with_mosquitto", [False, True], ids=["embedded-broker", "mosquitto"])
-def test_demo_runs_its_scenario_and_prints_a_summary(tmp_path: Path, request,
-                                                      with_mosquitto: bool) -> None:
+def test_demo_runs_its_scenario_and_prints_a_summary(
+    tmp_path: Path, request, with_mosquitto: bool
+) -> None:
     extra: tuple[str, ...] = ()
     if with_mosquitto:
         broker: MosquittoProcess = request.getfixturevalue("mosquitto")
@@ -52,8 +67,7 @@ def test_demo_runs_its_scenario_and_prints_a_summary(tmp_path: Path, request,
     for machine in ("laser-1", "cnc-1", "printer-1", "embroidery-1"):
         assert machine in page
     machines = api_get(seen["hub"] + "api/v1/machines", seen["token"])["machines"]
-    assert {m["machine_id"] for m in machines} == {"laser-1", "cnc-1", "printer-1",
-                                                   "embroidery-1"}
+    assert {m["machine_id"] for m in machines} == {"laser-1", "cnc-1", "printer-1", "embroidery-1"}
     out = finish(proc)
 
     db_path = Path(re.search(r"database: (\S+)", out).group(1))
@@ -61,12 +75,24 @@ def test_demo_runs_its_scenario_and_prints_a_summary(tmp_path: Path, request,
     m = re.search(r"total\s+(\d+) sessions\s+(\d+) min", out)
     assert m and int(m.group(1)) >= 4, out
     db = sqlite3.connect(db_path)
-    reasons = {r for (r,) in db.execute(
-        "SELECT json_extract(data, '$.reason') FROM events WHERE type = 'tap'")}
+    reasons = {
+        r
+        for (r,) in db.execute(
+            "SELECT json_extract(data, '$.reason') FROM events WHERE type = 'tap'"
+        )
+    }
     open_sessions = db.execute("SELECT count(*) FROM sessions WHERE status = 'open'").fetchone()
     db.close()
     # The scripted scenario shows every kind of decision, and stopping closes every session.
-    assert {"allowed", "badge_out", "suspended", "certification_expired", "unknown_badge",
-            "membership_expired", "staff_required", "in_use"} <= reasons
+    assert {
+        "allowed",
+        "badge_out",
+        "suspended",
+        "certification_expired",
+        "unknown_badge",
+        "membership_expired",
+        "staff_required",
+        "in_use",
+    } <= reasons
     assert open_sessions == (0,)
     assert not (tmp_path / "demo" / "demo.json").exists()

@@ -18,35 +18,51 @@ MACHINES = ("laser-1", "cnc-1", "printer-1", "embroidery-1")
 
 
 def fabgate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_init_writes_a_site_that_check_config_accepts(tmp_path: Path) -> None:
     site = tmp_path / "site"
     r = fabgate("demo", "--init", str(site))
     assert r.returncode == 0, r.stderr
-    written = [site / line.strip() for line in r.stdout.splitlines()
-               if line.startswith("  ") and not line.strip().startswith(
-                   ("fabgate", "GPIOZERO"))]
-    assert {p.name for p in written} >= {"hub.yaml", "members.yaml", "hub-signing.pem",
-                                         "hub-signing.pub", *(f"{m}.yaml" for m in MACHINES)}
+    written = [
+        site / line.strip()
+        for line in r.stdout.splitlines()
+        if line.startswith("  ") and not line.strip().startswith(("fabgate", "GPIOZERO"))
+    ]
+    assert {p.name for p in written} >= {
+        "hub.yaml",
+        "members.yaml",
+        "hub-signing.pem",
+        "hub-signing.pub",
+        *(f"{m}.yaml" for m in MACHINES),
+    }
     assert all(p.is_file() for p in written)
-    configs = [site / "hub.yaml", site / "members.yaml",
-               *(site / "nodes" / f"{m}.yaml" for m in MACHINES)]
+    configs = [
+        site / "hub.yaml",
+        site / "members.yaml",
+        *(site / "nodes" / f"{m}.yaml" for m in MACHINES),
+    ]
     checked = fabgate("check-config", *map(str, configs))
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.count(": OK") == 6
     # The nodes' public key is the hub's signing key's, and only its owner reads the key.
     private = site / "keys" / "hub-signing.pem"
     assert private.stat().st_mode & 0o077 == 0
-    assert load_public_key(site / "keys" / "hub-signing.pub").public_bytes_raw() == \
-        load_private_key(private).public_key().public_bytes_raw()
+    assert (
+        load_public_key(site / "keys" / "hub-signing.pub").public_bytes_raw()
+        == load_private_key(private).public_key().public_bytes_raw()
+    )
     # Nothing was started: no database, no journal.
     assert not (site / "hub.db").exists() and not (site / "journals").exists()
     assert f"fabgate hub --config {site / 'hub.yaml'}" in r.stdout
@@ -70,13 +86,15 @@ def test_init_refuses_options_of_a_running_demo(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_the_printed_commands_start_the_site(tmp_path: Path,
-                                             mosquitto: MosquittoProcess) -> None:
+def test_the_printed_commands_start_the_site(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
     site = tmp_path / "site"
     r = fabgate("demo", "--init", str(site), "--broker", mosquitto.url, "--port", "0")
     assert r.returncode == 0, r.stderr
-    commands = [shlex.split(line.split("#", 1)[0]) for line in r.stdout.splitlines()
-                if line.strip().startswith(("fabgate", "GPIOZERO_PIN_FACTORY"))]
+    commands = [
+        shlex.split(line.split("#", 1)[0])
+        for line in r.stdout.splitlines()
+        if line.strip().startswith(("fabgate", "GPIOZERO_PIN_FACTORY"))
+    ]
     hub_cmd = next(c for c in commands if c[:2] == ["fabgate", "hub"])
     node_cmd = next(c for c in commands if "node" in c[:3])
     tap_cmd = next(c for c in commands if c[:3] == ["fabgate", "sim", "tap"])
@@ -87,10 +105,16 @@ def test_the_printed_commands_start_the_site(tmp_path: Path,
     try:
         hub.wait_line(r"serving (http://\S+/)")
         machine = tap_cmd[3]
-        observer.wait_for(lambda: (observer.status.get(machine) or {}).get("snapshot_version"),
-                          what=f"{machine} online with a snapshot")
-        tapped = subprocess.run([sys.executable, "-m", "gateway", *tap_cmd[1:]],
-                                capture_output=True, text=True, timeout=60)
+        observer.wait_for(
+            lambda: (observer.status.get(machine) or {}).get("snapshot_version"),
+            what=f"{machine} online with a snapshot",
+        )
+        tapped = subprocess.run(
+            [sys.executable, "-m", "gateway", *tap_cmd[1:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert tapped.returncode == 0, tapped.stderr
         assert tap_cmd[4] == BADGE["alice"]
         assert "allowed for m-alice: relay ON" in tapped.stdout

@@ -39,8 +39,11 @@ class Client:
         self.ready = threading.Event()
         self.connected = threading.Event()
         self.disconnects = 0
-        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"acl-{user}",
-                             protocol=paho.MQTTv311)
+        self.c = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"acl-{user}",
+            protocol=paho.MQTTv311,
+        )
         if user:
             self.c.username_pw_set(user, PASSWORD)
         self.c.on_connect = self._on_connect
@@ -50,8 +53,9 @@ class Client:
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()
 
-    def _on_connect(self, _c: paho.Client, _u: object, _f: object, reason: paho.ReasonCode,
-                    _p: object) -> None:
+    def _on_connect(
+        self, _c: paho.Client, _u: object, _f: object, reason: paho.ReasonCode, _p: object
+    ) -> None:
         if reason.is_failure:
             self.refused = reason.value
             self.ready.set()
@@ -101,8 +105,9 @@ def shipped_settings() -> str:
 
 
 def shipped_value(key: str) -> str:
-    (value,) = [line.split()[1] for line in shipped_settings().splitlines()
-                if line.split()[0] == key]
+    (value,) = [
+        line.split()[1] for line in shipped_settings().splitlines() if line.split()[0] == key
+    ]
     return value
 
 
@@ -112,11 +117,15 @@ def broker(tmp_path: Path):
         pytest.fail("mosquitto_passwd is missing: run the README test command")
     passwords = tmp_path / "passwd"
     for i, user in enumerate(("laser-1", "cnc-1", "fabgate-hub")):
-        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []),
-                        str(passwords), user, PASSWORD], check=True)
+        subprocess.run(
+            ["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwords), user, PASSWORD],
+            check=True,
+        )
     acl = ROOT / "deploy" / "mosquitto" / "acl"
-    mosq = MosquittoProcess(workdir=tmp_path / "mosquitto", extra_config=(
-        shipped_settings() + f"password_file {passwords}\nacl_file {acl}\n"))
+    mosq = MosquittoProcess(
+        workdir=tmp_path / "mosquitto",
+        extra_config=(shipped_settings() + f"password_file {passwords}\nacl_file {acl}\n"),
+    )
     mosq.start()
     clients: list[Client] = []
     try:
@@ -223,19 +232,45 @@ def test_packets_are_bounded_but_a_big_sites_snapshot_fits(broker, tmp_path: Pat
     # The hub's biggest message: one machine's signed snapshot of a 2,000-member site.
     now = datetime.now(UTC)
     with HubStore(tmp_path / "big.db") as store:
-        sync_catalogue(store, [GroupConfig("laser", "Laser")],
-                             [MachineConfig("laser-1", "Laser", "laser", "laser")])
-        members = tuple(SeedMember(
-            id=f"m-{i:05d}-firstname-lastname", name=f"Prénom-Composé Nom-Double {i:05d}",
-            category="professionnel", badges=(f"04{i:08X}AB", f"04{i:08X}CD"))
-            for i in range(2000))
-        import_seed(store, Seed(file=tmp_path / "s.yaml", members=members, certifications=tuple(
-            SeedCertification(m.id, "laser", 2, None, now - timedelta(days=1),
-                              now + timedelta(days=700)) for m in members)))
-        snap = build_snapshot(store, "laser-1", now=now, version=10**9, epoch=10**10,
-                                    validity=timedelta(days=7), timezone="Europe/Paris",
-                                    opening_hours={}, staff_present_until=None,
-                                    site="fablab-demo")
+        sync_catalogue(
+            store,
+            [GroupConfig("laser", "Laser")],
+            [MachineConfig("laser-1", "Laser", "laser", "laser")],
+        )
+        members = tuple(
+            SeedMember(
+                id=f"m-{i:05d}-firstname-lastname",
+                name=f"Prénom-Composé Nom-Double {i:05d}",
+                category="professionnel",
+                badges=(f"04{i:08X}AB", f"04{i:08X}CD"),
+            )
+            for i in range(2000)
+        )
+        import_seed(
+            store,
+            Seed(
+                file=tmp_path / "s.yaml",
+                members=members,
+                certifications=tuple(
+                    SeedCertification(
+                        m.id, "laser", 2, None, now - timedelta(days=1), now + timedelta(days=700)
+                    )
+                    for m in members
+                ),
+            ),
+        )
+        snap = build_snapshot(
+            store,
+            "laser-1",
+            now=now,
+            version=10**9,
+            epoch=10**10,
+            validity=timedelta(days=7),
+            timezone="Europe/Paris",
+            opening_hours={},
+            staff_present_until=None,
+            site="fablab-demo",
+        )
     big = sign_snapshot(snap, generate_key())
     assert len(snap.members) == 2000 and len(big) < limit
 
@@ -268,28 +303,36 @@ def test_fabgate_itself_under_the_shipped_settings(tmp_path: Path) -> None:
 
     passwords = tmp_path / "passwd"
     for i, user in enumerate(("fabgate-hub", "laser-1")):
-        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []),
-                        str(passwords), user, PASSWORD], check=True)
+        subprocess.run(
+            ["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwords), user, PASSWORD],
+            check=True,
+        )
     # The ACL as the deployment guide says: the site's name in place of fablab-demo.
     acl = tmp_path / "acl"
-    acl.write_text((ROOT / "deploy" / "mosquitto" / "acl").read_text()
-                   .replace("fablab/fablab-demo/", "fablab/demo/"))
-    mosq = MosquittoProcess(workdir=tmp_path / "mosquitto", extra_config=(
-        shipped_settings() + f"password_file {passwords}\nacl_file {acl}\n"))
+    acl.write_text(
+        (ROOT / "deploy" / "mosquitto" / "acl")
+        .read_text()
+        .replace("fablab/fablab-demo/", "fablab/demo/")
+    )
+    mosq = MosquittoProcess(
+        workdir=tmp_path / "mosquitto",
+        extra_config=(shipped_settings() + f"password_file {passwords}\nacl_file {acl}\n"),
+    )
     mosq.start()
     site = Site(tmp_path, mosq.url)
     second: Proc | None = None
     try:
-        for path, user in [(site.files.hub_config, "fabgate-hub"),
-                           (site.files.node_configs["laser-1"], "laser-1")]:
+        for path, user in [
+            (site.files.hub_config, "fabgate-hub"),
+            (site.files.node_configs["laser-1"], "laser-1"),
+        ]:
             cfg = yaml.safe_load(path.read_text())
             cfg["mqtt"].update(username=user, password=PASSWORD)
             path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
         url = site.start_hub()
 
         def laser() -> dict:
-            return {m["machine_id"]: m for m in site.api("/api/v1/machines")["machines"]
-                    }["laser-1"]
+            return {m["machine_id"]: m for m in site.api("/api/v1/machines")["machines"]}["laser-1"]
 
         node = site.start_node("laser-1")
         node.wait_line(r"snapshot version \d+ accepted")

@@ -23,8 +23,7 @@ from gateway.drivers.machines.grbl import (
 )
 from gateway.drivers.simulators.grbl import GrblSimulator
 
-pytestmark = pytest.mark.filterwarnings(
-    "error::pytest.PytestUnhandledThreadExceptionWarning")
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 WAIT = 5.0
 
@@ -47,7 +46,11 @@ class Reports:
             return len(self.items)
 
     def wait_for(
-        self, pred: Callable[[MachineReport], bool], *, after: int = 0, timeout: float = WAIT,
+        self,
+        pred: Callable[[MachineReport], bool],
+        *,
+        after: int = 0,
+        timeout: float = WAIT,
     ) -> MachineReport:
         found: list[MachineReport] = []
 
@@ -89,7 +92,8 @@ def driver(sim: GrblSimulator, reports: Reports) -> Iterator[GrblController]:
 
 
 def test_idle_machine_reports_idle_with_position(
-        driver: GrblController, reports: Reports, sim: GrblSimulator) -> None:
+    driver: GrblController, reports: Reports, sim: GrblSimulator
+) -> None:
     report = reports.wait_activity(Activity.IDLE)
     assert report.detail == "Idle"
     assert report.data["state"] == "Idle"
@@ -101,7 +105,8 @@ def test_idle_machine_reports_idle_with_position(
 
 
 def test_job_start_is_busy_and_job_end_is_idle(
-        driver: GrblController, reports: Reports, sim: GrblSimulator) -> None:
+    driver: GrblController, reports: Reports, sim: GrblSimulator
+) -> None:
     reports.wait_activity(Activity.IDLE)
     start = reports.mark()
     sim.run_job(lines=6, seconds=0.9)
@@ -114,7 +119,8 @@ def test_job_start_is_busy_and_job_end_is_idle(
 
 
 def test_feed_hold_at_the_machine_is_paused_and_cycle_start_resumes(
-        driver: GrblController, reports: Reports, sim: GrblSimulator) -> None:
+    driver: GrblController, reports: Reports, sim: GrblSimulator
+) -> None:
     sim.run_job(lines=20, seconds=10)
     reports.wait_activity(Activity.BUSY)
     mark = reports.mark()
@@ -130,7 +136,8 @@ def test_feed_hold_at_the_machine_is_paused_and_cycle_start_resumes(
 
 
 def test_alarm_is_reported_with_its_meaning(
-        driver: GrblController, reports: Reports, sim: GrblSimulator) -> None:
+    driver: GrblController, reports: Reports, sim: GrblSimulator
+) -> None:
     reports.wait_activity(Activity.IDLE)
     mark = reports.mark()
     sim.inject_alarm(2)
@@ -138,25 +145,26 @@ def test_alarm_is_reported_with_its_meaning(
     assert alarm.detail == "ALARM:2 soft limit"
     # The next status report says only "Alarm"; the code must not be forgotten.
     polled = reports.wait_for(
-        lambda r: r.activity is Activity.ALARM and "state" in r.data and r is not alarm,
-        after=mark)
+        lambda r: r.activity is Activity.ALARM and "state" in r.data and r is not alarm, after=mark
+    )
     assert polled.detail == alarm_detail(2)
 
 
 def test_garbage_on_the_line_is_skipped_and_reports_go_on(
-        driver: GrblController, reports: Reports, sim: GrblSimulator) -> None:
+    driver: GrblController, reports: Reports, sim: GrblSimulator
+) -> None:
     reports.wait_activity(Activity.IDLE)
     sim.send_garbage(b"\xff\xfe\x00\x80 noise \xc3(\r\n")  # not UTF-8, control bytes
     sim.send_garbage(b"<Idle|MPos:1.0,zz>\r\n")  # a mangled status report
     sim.send_garbage(b"\x9c\x01 half a line without end")  # glued to the next report
-    after = reports.wait_for(
-        lambda r: r.activity is Activity.IDLE and r.data["garbage_lines"] >= 3)
+    after = reports.wait_for(lambda r: r.activity is Activity.IDLE and r.data["garbage_lines"] >= 3)
     assert after.data["mpos"] == [0.0, 0.0, 0.0]  # the mangled report was not believed
     assert driver.running
 
 
 def test_silent_controller_is_unknown_then_recovers(
-        driver: GrblController, reports: Reports, sim: GrblSimulator) -> None:
+    driver: GrblController, reports: Reports, sim: GrblSimulator
+) -> None:
     reports.wait_activity(Activity.IDLE)
     mark = reports.mark()
     sim.go_silent()
@@ -171,7 +179,8 @@ def test_silent_controller_is_unknown_then_recovers(
 
 
 def test_unplugged_mid_job_is_link_lost_then_reconnects(
-        driver: GrblController, reports: Reports, sim: GrblSimulator) -> None:
+    driver: GrblController, reports: Reports, sim: GrblSimulator
+) -> None:
     sim.run_job(lines=50, seconds=20)
     reports.wait_activity(Activity.BUSY)
     mark = reports.mark()
@@ -187,7 +196,8 @@ def test_unplugged_mid_job_is_link_lost_then_reconnects(
 
 
 def test_safe_stop_holds_then_resets_once_stopped(
-        driver: GrblController, reports: Reports, sim: GrblSimulator) -> None:
+    driver: GrblController, reports: Reports, sim: GrblSimulator
+) -> None:
     sim.run_job(lines=50, seconds=20)
     reports.wait_activity(Activity.BUSY)
     driver.safe_stop()
@@ -209,10 +219,8 @@ def test_safe_stop_with_link_down_does_not_raise(sim: GrblSimulator) -> None:
     assert controller.last_report.detail == "closed"
 
 
-def test_missing_port_reports_link_lost_and_keeps_trying(
-        tmp_path: Path, reports: Reports) -> None:
-    controller = GrblController(str(tmp_path / "nothing"), poll_interval=0.2,
-                                answer_timeout=0.8)
+def test_missing_port_reports_link_lost_and_keeps_trying(tmp_path: Path, reports: Reports) -> None:
+    controller = GrblController(str(tmp_path / "nothing"), poll_interval=0.2, answer_timeout=0.8)
     controller.subscribe(reports)
     controller.start()
     try:
@@ -227,17 +235,20 @@ def test_polling_faster_than_five_hertz_is_refused() -> None:
         GrblController("/dev/null", poll_interval=0.05)
 
 
-@pytest.mark.parametrize(("line", "state", "activity"), [
-    ("<Idle|MPos:0.000,0.000,0.000|FS:0,0>", "Idle", Activity.IDLE),
-    ("<Run|MPos:1.000,2.000,0.000|Bf:3,100|FS:500,1000>", "Run", Activity.BUSY),
-    ("<Jog|WPos:1.000,2.000,0.000|FS:500,0>", "Jog", Activity.BUSY),
-    ("<Home|MPos:0.000,0.000,0.000|FS:0,0>", "Home", Activity.BUSY),
-    ("<Hold:1|MPos:0.000,0.000,0.000|FS:0,0>", "Hold:1", Activity.PAUSED),
-    ("<Door:2|MPos:0.000,0.000,0.000|FS:0,0>", "Door:2", Activity.PAUSED),
-    ("<Alarm|MPos:0.000,0.000,0.000|FS:0,0>", "Alarm", Activity.ALARM),
-    ("<Check|MPos:0.000,0.000,0.000|FS:0,0>", "Check", Activity.IDLE),
-    ("<Sleep|MPos:0.000,0.000,0.000|FS:0,0>", "Sleep", Activity.IDLE),
-])
+@pytest.mark.parametrize(
+    ("line", "state", "activity"),
+    [
+        ("<Idle|MPos:0.000,0.000,0.000|FS:0,0>", "Idle", Activity.IDLE),
+        ("<Run|MPos:1.000,2.000,0.000|Bf:3,100|FS:500,1000>", "Run", Activity.BUSY),
+        ("<Jog|WPos:1.000,2.000,0.000|FS:500,0>", "Jog", Activity.BUSY),
+        ("<Home|MPos:0.000,0.000,0.000|FS:0,0>", "Home", Activity.BUSY),
+        ("<Hold:1|MPos:0.000,0.000,0.000|FS:0,0>", "Hold:1", Activity.PAUSED),
+        ("<Door:2|MPos:0.000,0.000,0.000|FS:0,0>", "Door:2", Activity.PAUSED),
+        ("<Alarm|MPos:0.000,0.000,0.000|FS:0,0>", "Alarm", Activity.ALARM),
+        ("<Check|MPos:0.000,0.000,0.000|FS:0,0>", "Check", Activity.IDLE),
+        ("<Sleep|MPos:0.000,0.000,0.000|FS:0,0>", "Sleep", Activity.IDLE),
+    ],
+)
 def test_every_state_maps_to_an_activity(line: str, state: str, activity: Activity) -> None:
     from gateway.drivers.machines.grbl import STATE_ACTIVITY
 
@@ -246,9 +257,16 @@ def test_every_state_maps_to_an_activity(line: str, state: str, activity: Activi
     assert STATE_ACTIVITY[status.base_state] is activity
 
 
-@pytest.mark.parametrize("line", [
-    "<Idle|MPos:0.000,0.0", "<Bogus|MPos:0,0,0>", "<Idle|Bf:x,1>", "ok", "<Idle|MPos:1,2,3> ok",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "<Idle|MPos:0.000,0.0",
+        "<Bogus|MPos:0,0,0>",
+        "<Idle|Bf:x,1>",
+        "ok",
+        "<Idle|MPos:1,2,3> ok",
+    ],
+)
 def test_mangled_status_reports_are_rejected(line: str) -> None:
     assert parse_status(line) is None
 

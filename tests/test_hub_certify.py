@@ -22,9 +22,14 @@ from tests.support.builders import T0, env, seed, started
 @pytest.fixture
 def store(tmp_path: Path):
     s = HubStore(tmp_path / "hub.db")
-    sync_catalogue(s, [GroupConfig("laser", "Laser", lapse_months=6), GroupConfig("cnc", "CNC")],
-                     [MachineConfig("laser1", "Laser 1", "laser", "laser"),
-                      MachineConfig("cnc1", "CNC", "cnc", "cnc")])
+    sync_catalogue(
+        s,
+        [GroupConfig("laser", "Laser", lapse_months=6), GroupConfig("cnc", "CNC")],
+        [
+            MachineConfig("laser1", "Laser 1", "laser", "laser"),
+            MachineConfig("cnc1", "CNC", "cnc", "cnc"),
+        ],
+    )
     import_seed(s, seed())
     yield s
     s.close()
@@ -32,19 +37,39 @@ def store(tmp_path: Path):
 
 def certify_tap(member: str, seq: int = 1, at: datetime = T0):
     """The trainee's tap the node journals just before the certification."""
-    return env("tap", {"uid": "BB0202BB", "member_id": member, "action": "certify",
-                       "reason": "certified", "tap_id": None}, seq=seq, time=at)
+    return env(
+        "tap",
+        {
+            "uid": "BB0202BB",
+            "member_id": member,
+            "action": "certify",
+            "reason": "certified",
+            "tap_id": None,
+        },
+        seq=seq,
+        time=at,
+    )
 
 
 def granted(trainer: str, member: str, level: int = 2, at: datetime = T0, seq: int = 2):
-    return env("certification.granted", {"trainer_id": trainer, "member_id": member,
-                                          "group": "laser", "level": level,
-                                          "machine": "laser1"}, time=at, seq=seq)
+    return env(
+        "certification.granted",
+        {
+            "trainer_id": trainer,
+            "member_id": member,
+            "group": "laser",
+            "level": level,
+            "machine": "laser1",
+        },
+        time=at,
+        seq=seq,
+    )
 
 
 def error_of(store: HubStore, event_id: str) -> str | None:
-    return store.conn.execute("SELECT error FROM events WHERE event_id = ?",
-                              (event_id,)).fetchone()[0]
+    return store.conn.execute(
+        "SELECT error FROM events WHERE event_id = ?", (event_id,)
+    ).fetchone()[0]
 
 
 def test_a_level_3_trainer_certifies_at_the_machine(store: HubStore) -> None:
@@ -91,8 +116,9 @@ def test_the_member_page_and_the_snapshot_read_one_lapse_rule(store: HubStore) -
     lapse = add_months(T0 - timedelta(days=10), 6)
 
     def shown(now: datetime) -> tuple[datetime, str]:  # m1's level-3 laser row
-        (row,) = [c for c in of_member(store, "m1", now)
-                  if c["group_id"] == "laser" and c["level"] == 3]
+        (row,) = [
+            c for c in of_member(store, "m1", now) if c["group_id"] == "laser" and c["level"] == 3
+        ]
         return parse_iso(row["lapses_at"]), row["state"]
 
     before = lapse - timedelta(seconds=1)
@@ -113,16 +139,24 @@ def test_enrolment_attaches_one_badge_within_its_window(store: HubStore) -> None
     assert pending_enrolment(store, now)["request_id"] == request
     # The window is checked when the hub receives the event (its own clock), not at the
     # time the node says.
-    late = env("badge.enrolled", {"request_id": request, "uid": "0BADC0DE"},
-               time=now + timedelta(seconds=5))
+    late = env(
+        "badge.enrolled",
+        {"request_id": request, "uid": "0BADC0DE"},
+        time=now + timedelta(seconds=5),
+    )
     ingest_envelopes(store, [late], now + timedelta(seconds=31))
     assert "refused" in error_of(store, late.id)
-    ok = env("badge.enrolled", {"request_id": request, "uid": "0badc0de"},
-             time=now + timedelta(seconds=5))
+    ok = env(
+        "badge.enrolled",
+        {"request_id": request, "uid": "0badc0de"},
+        time=now + timedelta(seconds=5),
+    )
     ingest_envelopes(store, [ok], now)
     assert enrolment_status(store, request, now)["status"] == "attached"
-    assert store.conn.execute("SELECT member_id FROM badges WHERE uid = '0BADC0DE'"
-                              ).fetchone()[0] == "m5"
+    assert (
+        store.conn.execute("SELECT member_id FROM badges WHERE uid = '0BADC0DE'").fetchone()[0]
+        == "m5"
+    )
     assert pending_enrolment(store, now) is None
 
 

@@ -25,11 +25,15 @@ LATER = Tariff(valid_from=T0 + timedelta(hours=1), groups=("laser",), rate=80)
 @pytest.fixture
 def store(tmp_path: Path):
     s = HubStore(tmp_path / "hub.db")
-    sync_catalogue(s,
+    sync_catalogue(
+        s,
         [GroupConfig("laser", "Laser"), GroupConfig("cnc", "CNC")],
-        [MachineConfig("laser1", "Laser 1", "laser", "laser", requires_credit=True),
-         MachineConfig("laser2", "Laser 2", "laser", "laser", min_level=1),
-         MachineConfig("cnc1", "CNC", "cnc", "cnc")])
+        [
+            MachineConfig("laser1", "Laser 1", "laser", "laser", requires_credit=True),
+            MachineConfig("laser2", "Laser 2", "laser", "laser", min_level=1),
+            MachineConfig("cnc1", "CNC", "cnc", "cnc"),
+        ],
+    )
     import_seed(s, seed())
     install_tariffs(s, (LASER_TARIFF, LATER))
     yield s
@@ -37,17 +41,26 @@ def store(tmp_path: Path):
 
 
 def snap(store: HubStore, machine: str):
-    return build_snapshot(store, machine, now=T0, version=1, validity=timedelta(days=1),
-                                timezone="Europe/Paris", opening_hours={},
-                                staff_present_until=None)
+    return build_snapshot(
+        store,
+        machine,
+        now=T0,
+        version=1,
+        validity=timedelta(days=1),
+        timezone="Europe/Paris",
+        opening_hours={},
+        staff_present_until=None,
+    )
 
 
 def test_sessions_are_priced_by_the_tariff_in_force_at_their_start(store: HubStore) -> None:
     ingest_envelopes(store, [ended("s1", 600)], T0)  # 10 min at 0.50
     ingest_envelopes(store, [ended("s2", 600, start=T0 + timedelta(hours=2))], T0)  # later tariff
     ingest_envelopes(store, [ended("s3", 600, machine="cnc1")], T0)  # no tariff: unpriced, not zero
-    amounts = {r["session_id"]: r["amount_cents"] for r in store.conn.execute(
-        "SELECT session_id, amount_cents FROM sessions")}
+    amounts = {
+        r["session_id"]: r["amount_cents"]
+        for r in store.conn.execute("SELECT session_id, amount_cents FROM sessions")
+    }
     assert amounts == {"s1": 500, "s2": 800, "s3": None}
 
 

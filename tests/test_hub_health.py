@@ -89,16 +89,21 @@ def _health(url: str) -> tuple[int, dict]:
 
 
 def test_hub_notifies_systemd_and_stops_the_watchdog_without_its_broker(
-        site: Site, mosquitto: MosquittoProcess, notify_socket: NotifySocket) -> None:
-    url = site.start_hub(env={"NOTIFY_SOCKET": notify_socket.path,
-                              "WATCHDOG_USEC": "1500000"})  # a ping at most every 0.5 s
-    notify_socket.wait_for(lambda ms: any("READY=1" in m.splitlines() for m in ms),
-                           what="READY=1")
+    site: Site, mosquitto: MosquittoProcess, notify_socket: NotifySocket
+) -> None:
+    url = site.start_hub(
+        env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "1500000"}
+    )  # a ping at most every 0.5 s
+    notify_socket.wait_for(lambda ms: any("READY=1" in m.splitlines() for m in ms), what="READY=1")
     notify_socket.wait_for(lambda ms: any(m == "WATCHDOG=1" for m in ms), what="WATCHDOG=1")
     status, body = poll_until(
-        lambda: ((r := _health(url))[0] == 200
-                 and all(r[1]["loops"][n]["since_ok"] is not None for n in ("ingest", "snapshots"))
-                 and r), what="a healthy /healthz, each loop with a success")
+        lambda: (
+            (r := _health(url))[0] == 200
+            and all(r[1]["loops"][n]["since_ok"] is not None for n in ("ingest", "snapshots"))
+            and r
+        ),
+        what="a healthy /healthz, each loop with a success",
+    )
     assert body["status"] == "ok" and body["broker"]["connected"] is True
     assert set(body["loops"]) == {"ingest", "snapshots", "web", "watch"}
     for name in ("ingest", "snapshots"):
@@ -108,8 +113,9 @@ def test_hub_notifies_systemd_and_stops_the_watchdog_without_its_broker(
     mosquitto.stop()
     # The hub says so: an unhealthy status, /healthz 503 naming the broker, then a loud
     # ERROR after the grace period; between the status and the ERROR, no watchdog ping.
-    notify_socket.wait_for(lambda ms: any("broker unreachable" in m for m in ms),
-                           what="an unhealthy STATUS")
+    notify_socket.wait_for(
+        lambda ms: any("broker unreachable" in m for m in ms), what="an unhealthy STATUS"
+    )
     with notify_socket.cond:
         at_unhealthy = len(notify_socket.messages)
     status, body = _health(url)
@@ -122,8 +128,11 @@ def test_hub_notifies_systemd_and_stops_the_watchdog_without_its_broker(
     assert "WATCHDOG=1" not in during
 
     mosquitto.start()  # same port: the hub reconnects and pings again
-    notify_socket.wait_for(lambda ms: "WATCHDOG=1" in ms[at_unhealthy:], timeout=30,
-                           what="WATCHDOG=1 after the broker came back")
+    notify_socket.wait_for(
+        lambda ms: "WATCHDOG=1" in ms[at_unhealthy:],
+        timeout=30,
+        what="WATCHDOG=1 after the broker came back",
+    )
     poll_until(lambda: _health(url)[0] == 200, timeout=30, what="healthy again")
     site.hub.wait_line(r"reachable again after")
 
@@ -132,12 +141,15 @@ def test_node_process_says_ready(site: Site, notify_socket: NotifySocket) -> Non
     from tests.support.harness import Proc
 
     site.start_hub()  # it makes the signing key the node needs
-    proc = Proc(["node", "--config", str(site.files.node_configs["laser-1"])],
-                site.tmp / "laser-1-notify.log",
-                env={"GPIOZERO_PIN_FACTORY": "mock", "NOTIFY_SOCKET": notify_socket.path})
+    proc = Proc(
+        ["node", "--config", str(site.files.node_configs["laser-1"])],
+        site.tmp / "laser-1-notify.log",
+        env={"GPIOZERO_PIN_FACTORY": "mock", "NOTIFY_SOCKET": notify_socket.path},
+    )
     try:
-        notify_socket.wait_for(lambda ms: any(m.startswith("READY=1") for m in ms),
-                               what="READY=1 from the node")
+        notify_socket.wait_for(
+            lambda ms: any(m.startswith("READY=1") for m in ms), what="READY=1 from the node"
+        )
         (ready,) = [m for m in notify_socket.messages if m.startswith("READY=1")]
         assert "relay off" in ready
     finally:
@@ -152,8 +164,12 @@ def hub(tmp_path: Path, mosquitto: MosquittoProcess):
     site = Site(tmp_path, mosquitto.url)
     cfg = load_hub_config(site.files.hub_config)
     clock = AheadMono()
-    svc = HubService(cfg, mono=clock, watchdog=Watchdog(env={}),
-                     supervisor=Supervisor(mono=clock, backoff_min=0.05))
+    svc = HubService(
+        cfg,
+        mono=clock,
+        watchdog=Watchdog(env={}),
+        supervisor=Supervisor(mono=clock, backoff_min=0.05),
+    )
     try:
         yield svc, clock, cfg
     finally:
@@ -161,15 +177,21 @@ def hub(tmp_path: Path, mosquitto: MosquittoProcess):
 
 
 def _event(node: str, seq: int) -> bytes:
-    return Envelope.new(node=node, seq=seq, boot="b1", type="node.boot",
-                        data={"version": "t", "recovered_session_id": None,
-                              "relay": False}).encode()
+    return Envelope.new(
+        node=node,
+        seq=seq,
+        boot="b1",
+        type="node.boot",
+        data={"version": "t", "recovered_session_id": None, "relay": False},
+    ).encode()
 
 
 def _stored(cfg, event_id: str) -> bool:  # noqa: ANN001
     with HubStore(cfg.database) as store:
-        return store.conn.execute("SELECT 1 FROM events WHERE event_id = ?",
-                                  (event_id,)).fetchone() is not None
+        return (
+            store.conn.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
+            is not None
+        )
 
 
 def test_a_crashed_ingest_loop_is_restarted_and_keeps_ingesting(hub, mosquitto) -> None:
@@ -191,8 +213,10 @@ def test_a_crashed_ingest_loop_is_restarted_and_keeps_ingesting(hub, mosquitto) 
         topics = Topics(cfg.mqtt.prefix)
         first, second = _event("laser-1", 1), _event("laser-1", 2)
         obs.publish(topics.node_events("laser-1"), first)
-        poll_until(lambda: svc.supervisor.health()["ingest"].restarts == 1,
-                   what="the ingest loop restarted")
+        poll_until(
+            lambda: svc.supervisor.health()["ingest"].restarts == 1,
+            what="the ingest loop restarted",
+        )
         assert "database is locked" in svc.supervisor.health()["ingest"].last_error
         obs.publish(topics.node_events("laser-1"), second)
         second_id = Envelope.decode(second).id
@@ -221,8 +245,10 @@ def test_a_stuck_ingest_loop_makes_the_hub_unhealthy(hub, mosquitto) -> None:
         assert stuck.wait(10)
         clock.advance(service_mod.STALE_AFTER_S + 1)
         # The other loops beat again at once; the stuck one cannot.
-        poll_until(lambda: svc.supervisor.health()["snapshots"].since_beat < 5,
-                   what="the snapshot loop beating")
+        poll_until(
+            lambda: svc.supervisor.health()["snapshots"].since_beat < 5,
+            what="the snapshot loop beating",
+        )
         h = svc.health()
         assert not h["healthy"]
         assert h["loops"]["ingest"]["stale"] and h["loops"]["ingest"]["alive"]
@@ -269,16 +295,22 @@ def test_an_unreachable_broker_is_an_error_at_a_bounded_rate(tmp_path: Path, cap
 
     files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0)
     t = [100.0]
-    svc = HubService(load_hub_config(files.hub_config), serve_web=False, mono=lambda: t[0],
-                     watchdog=Watchdog(env={}))
+    svc = HubService(
+        load_hub_config(files.hub_config),
+        serve_web=False,
+        mono=lambda: t[0],
+        watchdog=Watchdog(env={}),
+    )
     caplog.set_level(logging.INFO, logger="gateway.hub.service")
 
     def errors() -> int:
-        return sum(1 for r in caplog.records if r.levelno == logging.ERROR
-                   and "cannot reach the MQTT broker" in r.getMessage())
+        return sum(
+            1
+            for r in caplog.records
+            if r.levelno == logging.ERROR and "cannot reach the MQTT broker" in r.getMessage()
+        )
 
-    for at, expected in [(100, 0), (104.9, 0), (105, 1), (120, 1), (134.9, 1), (135, 2),
-                         (500, 3)]:
+    for at, expected in [(100, 0), (104.9, 0), (105, 1), (120, 1), (134.9, 1), (135, 2), (500, 3)]:
         t[0] = at
         svc._check_broker()  # never connected: the link was not even started
         assert errors() == expected, at
@@ -287,5 +319,8 @@ def test_an_unreachable_broker_is_an_error_at_a_bounded_rate(tmp_path: Path, cap
     t[0] = 501
     svc._check_broker()
     assert "reachable again after 401 s" in caplog.text
-    assert svc.health()["broker"] == {"url": "mqtt://127.0.0.1:1", "connected": True,
-                                      "down_for_s": None}
+    assert svc.health()["broker"] == {
+        "url": "mqtt://127.0.0.1:1",
+        "connected": True,
+        "down_for_s": None,
+    }

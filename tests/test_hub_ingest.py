@@ -39,17 +39,32 @@ TOPICS = Topics("fablab/t/")
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[HubStore]:
     s = HubStore(tmp_path / "hub.db")
-    sync_catalogue(s, [GroupConfig("laser", "Laser"), GroupConfig("cnc", "CNC")],
-                     [MachineConfig("laser1", "Laser 1", "laser", "laser"),
-                      MachineConfig("cnc1", "CNC", "cnc", "cnc")])
+    sync_catalogue(
+        s,
+        [GroupConfig("laser", "Laser"), GroupConfig("cnc", "CNC")],
+        [
+            MachineConfig("laser1", "Laser 1", "laser", "laser"),
+            MachineConfig("cnc1", "CNC", "cnc", "cnc"),
+        ],
+    )
     import_seed(s, seed())
     yield s
     s.close()
 
 
 def tap(node: str = "cnc1", seq: int = 1) -> Envelope:
-    return env("tap", {"uid": "AA0101AA", "member_id": "m1", "action": "deny",
-                       "reason": "in_use", "tap_id": None}, node=node, seq=seq)
+    return env(
+        "tap",
+        {
+            "uid": "AA0101AA",
+            "member_id": "m1",
+            "action": "deny",
+            "reason": "in_use",
+            "tap_id": None,
+        },
+        node=node,
+        seq=seq,
+    )
 
 
 def as_event(e: Envelope) -> tuple[str, bytes]:
@@ -61,8 +76,12 @@ def stored(store: HubStore) -> dict[str, str | None]:
 
 
 def refusals(store: HubStore) -> list[dict]:
-    return [dict(r) for r in store.conn.execute(
-        "SELECT node, event_id, kind, error, topic FROM rejected_messages ORDER BY id")]
+    return [
+        dict(r)
+        for r in store.conn.execute(
+            "SELECT node, event_id, kind, error, topic FROM rejected_messages ORDER BY id"
+        )
+    ]
 
 
 def _with(e: Envelope, **changes) -> dict:
@@ -77,15 +96,12 @@ GOOD = ended("G", 60, machine="laser1")
 POISON_EVENTS = {
     "seq 2**70": (_raw(_with(GOOD, seq=2**70)), True),
     "duration 1e300": (_raw(_with(GOOD, data={**GOOD.data, "duration_s": 1e300})), True),
-    "NaN literal": (_raw(_with(GOOD)).replace(b'"duration_s": 60', b'"duration_s": NaN'),
-                    True),
-    "Infinity literal": (_raw(_with(GOOD, seq=1)).replace(b'"seq": 1', b'"seq": Infinity'),
-                         True),
+    "NaN literal": (_raw(_with(GOOD)).replace(b'"duration_s": 60', b'"duration_s": NaN'), True),
+    "Infinity literal": (_raw(_with(GOOD, seq=1)).replace(b'"seq": 1', b'"seq": Infinity'), True),
     "invalid UTF-8": (_raw(_with(GOOD)).replace(b'"p1"', b'"\xff\xfe"'), True),
     "lone surrogate": (_raw(_with(GOOD, data={**GOOD.data, "member_id": "\ud800"})), True),
     "wrong type": (_raw(_with(GOOD, data={**GOOD.data, "started_at": 12})), True),
-    "an object for an id": (_raw(_with(GOOD, data={**GOOD.data, "machine": {"a": 1}})),
-                            True),
+    "an object for an id": (_raw(_with(GOOD, data={**GOOD.data, "machine": {"a": 1}})), True),
     "too deep in data": (_raw(_with(GOOD, data={**GOOD.data, "machine": {"a": [1]}})), True),
     "100,000 [": (b"[" * 100_000, False),
     "60,000 [": (b"[" * 60_000, False),
@@ -94,12 +110,12 @@ POISON_EVENTS = {
 
 
 @pytest.mark.parametrize("name", sorted(POISON_EVENTS))
-def test_a_poison_event_is_recorded_and_the_next_one_stored(store: HubStore,
-                                                            name: str) -> None:
+def test_a_poison_event_is_recorded_and_the_next_one_stored(store: HubStore, name: str) -> None:
     payload, ackable = POISON_EVENTS[name]
     after = tap("cnc1")
-    result = ingest_messages(store, TOPICS, [(TOPICS.node_events("laser1"), payload),
-                                             as_event(after)], NOW)
+    result = ingest_messages(
+        store, TOPICS, [(TOPICS.node_events("laser1"), payload), as_event(after)], NOW
+    )
     assert result.failed == 0
     assert result.acks["cnc1"] == [after.id]
     assert result.acks.get("laser1", []) == ([GOOD.id] if ackable else [])
@@ -119,8 +135,17 @@ POISON_STATUS = {
     "wrong type": _raw({"node": "laser1", "online": "yes"}),
     "invalid UTF-8": b'{"node":"laser1","online":true,"detail":"\xff"}',
     "session not an object": _raw({"node": "laser1", "online": True, "session": [1]}),
-    "bad session time": _raw({"node": "laser1", "online": True, "session": {
-        "session_id": "s", "member_id": None, "started_at": "0001-01-01T00:00:00+05:00"}}),
+    "bad session time": _raw(
+        {
+            "node": "laser1",
+            "online": True,
+            "session": {
+                "session_id": "s",
+                "member_id": None,
+                "started_at": "0001-01-01T00:00:00+05:00",
+            },
+        }
+    ),
 }
 
 
@@ -129,16 +154,16 @@ def test_a_poison_status_is_recorded_at_each_arrival(store: HubStore, name: str)
     topic = TOPICS.node_status("laser1")
     for i in range(2):  # a retained status comes again at every hub restart
         after = tap("cnc1", seq=i + 1)
-        result = ingest_messages(store, TOPICS, [(topic, POISON_STATUS[name]),
-                                                 as_event(after)], NOW)
+        result = ingest_messages(
+            store, TOPICS, [(topic, POISON_STATUS[name]), as_event(after)], NOW
+        )
         assert result.acks["cnc1"] == [after.id] and result.failed == 0
         assert len(refusals(store)) == i + 1
     live = {m["machine_id"]: m for m in machines_live(store, now=NOW)}
     assert live["laser1"]["state"] == "offline"
 
 
-def test_a_write_lock_held_elsewhere_acknowledges_nothing_then_stores_once(
-        store: HubStore) -> None:
+def test_a_write_lock_held_elsewhere_acknowledges_nothing_then_stores_once(store: HubStore) -> None:
     store.conn.execute("PRAGMA busy_timeout = 50")
     other = sqlite3.connect(store.path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
@@ -158,8 +183,7 @@ def test_a_write_lock_held_elsewhere_acknowledges_nothing_then_stores_once(
     assert len(stored(store)) == 2 and [s["session_id"] for s in recent_sessions(store)] == ["S1"]
 
 
-def test_a_store_method_failing_once_rolls_back_that_event_only(store: HubStore,
-                                                                mocker) -> None:
+def test_a_store_method_failing_once_rolls_back_that_event_only(store: HubStore, mocker) -> None:
     real = sessions.session_started
     calls = []
 
@@ -170,8 +194,11 @@ def test_a_store_method_failing_once_rolls_back_that_event_only(store: HubStore,
         real(store_, env_, ev)
 
     mocker.patch.object(sessions, "session_started", flaky)
-    before, start, after = tap("laser1", 1), started("S1", machine="laser1", seq=2), \
-        tap("laser1", 3)
+    before, start, after = (
+        tap("laser1", 1),
+        started("S1", machine="laser1", seq=2),
+        tap("laser1", 3),
+    )
     batch = [as_event(before), as_event(start), as_event(after)]
     first = ingest_messages(store, TOPICS, batch, NOW)
     assert first.acks["laser1"] == [before.id, after.id] and first.failed == 1
@@ -194,10 +221,12 @@ def test_an_error_that_takes_the_transaction_with_it(store: HubStore, mocker) ->
         real(store_, env_, ev)
 
     mocker.patch.object(sessions, "session_started", destroys)
-    one, bad, two = started("S1", machine="laser1", seq=1), \
-        started("BAD", machine="laser1", seq=2), started("S2", machine="laser1", seq=3)
-    result = ingest_messages(store, TOPICS, [as_event(one), as_event(bad), as_event(two)],
-                             NOW)
+    one, bad, two = (
+        started("S1", machine="laser1", seq=1),
+        started("BAD", machine="laser1", seq=2),
+        started("S2", machine="laser1", seq=3),
+    )
+    result = ingest_messages(store, TOPICS, [as_event(one), as_event(bad), as_event(two)], NOW)
     assert result.acks["laser1"] == [two.id]
     assert [s["session_id"] for s in recent_sessions(store)] == ["S2"]
     mocker.stopall()
@@ -207,17 +236,27 @@ def test_an_error_that_takes_the_transaction_with_it(store: HubStore, mocker) ->
 
 
 def test_statuses_and_events_share_the_batch_transaction(store: HubStore) -> None:
-    status = encode_status(node="laser1", machine="laser1", online=True, relay=True,
-                           session={"session_id": "S1", "member_id": "m1",
-                                    "started_at": iso(T0)}, time=T0)
-    result = ingest_messages(store, TOPICS, [(TOPICS.node_status("laser1"), status),
-                                             as_event(started("S1", machine="laser1"))], NOW)
+    status = encode_status(
+        node="laser1",
+        machine="laser1",
+        online=True,
+        relay=True,
+        session={"session_id": "S1", "member_id": "m1", "started_at": iso(T0)},
+        time=T0,
+    )
+    result = ingest_messages(
+        store,
+        TOPICS,
+        [(TOPICS.node_status("laser1"), status), as_event(started("S1", machine="laser1"))],
+        NOW,
+    )
     assert result.statuses == 1 and result.events == 1
     live = {m["machine_id"]: m for m in machines_live(store, now=NOW)}
     assert live["laser1"]["state"] == "in_use"
 
 
 # -- the hub service itself, on a real broker ------------------------------------------
+
 
 class Node:
     """A raw MQTT client publishing as one node and collecting its acknowledgements."""
@@ -228,8 +267,9 @@ class Node:
         self.cond = threading.Condition()
         self.subscribed = threading.Event()
         host, port = url.removeprefix("mqtt://").split(":")
-        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{node}",
-                             protocol=paho.MQTTv311)
+        self.c = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"raw-{node}", protocol=paho.MQTTv311
+        )
         self.c.on_message = self._on_message
         self.c.on_subscribe = lambda *_a: self.subscribed.set()
         self.c.connect(host, int(port))
@@ -244,8 +284,9 @@ class Node:
 
     def send(self, *events: Envelope) -> None:
         for e in events:
-            self.c.publish(self.topics.node_events(self.node), e.encode(), qos=1
-                           ).wait_for_publish(5)
+            self.c.publish(self.topics.node_events(self.node), e.encode(), qos=1).wait_for_publish(
+                5
+            )
 
     def wait_acked(self, event_id: str) -> None:
         with self.cond:
@@ -257,7 +298,8 @@ class Node:
 
 
 def test_the_hub_service_does_not_acknowledge_a_failed_event_and_stores_it_once_resent(
-        tmp_path: Path, mosquitto: MosquittoProcess, mocker) -> None:
+    tmp_path: Path, mosquitto: MosquittoProcess, mocker
+) -> None:
     site = Site(tmp_path, mosquitto.url)
     cfg = load_hub_config(site.files.hub_config)
     real = sessions.session_started
@@ -276,8 +318,18 @@ def test_the_hub_service_does_not_acknowledge_a_failed_event_and_stores_it_once_
     try:
         assert service.link.connected.wait(10)
         start = started("S1", machine="laser-1", seq=1)
-        follow = env("tap", {"uid": "04A1CE01", "member_id": "m-alice", "action": "deny",
-                             "reason": "in_use", "tap_id": None}, node="laser-1", seq=2)
+        follow = env(
+            "tap",
+            {
+                "uid": "04A1CE01",
+                "member_id": "m-alice",
+                "action": "deny",
+                "reason": "in_use",
+                "tap_id": None,
+            },
+            node="laser-1",
+            seq=2,
+        )
         node.send(start, follow)
         node.wait_acked(follow.id)  # the ingest went on after the failure...
         assert failures == [start.id] and start.id not in node.acks  # ...without this one
@@ -293,5 +345,9 @@ def test_the_hub_service_does_not_acknowledge_a_failed_event_and_stores_it_once_
         service.stop()
     with HubStore(cfg.database) as s:
         assert [r["session_id"] for r in recent_sessions(s)] == ["S1"]
-        assert s.conn.execute("SELECT count(*) FROM events WHERE event_id = ?",
-                              (start.id,)).fetchone()[0] == 1
+        assert (
+            s.conn.execute(
+                "SELECT count(*) FROM events WHERE event_id = ?", (start.id,)
+            ).fetchone()[0]
+            == 1
+        )

@@ -18,26 +18,59 @@ from tests.test_hub_store import store
 __all__ = ["store"]
 
 
-def job(event: str, *, progress: float | None = None, seconds: float = 0.0, job_id: str = "j1",
-        name: str | None = "box.gcode", seq: int = 10):
-    return env("job", {
-        "job_id": job_id, "event": event, "session_id": "s1", "machine": "laser1",
-        "member_id": "m1", "project_id": "p1", "name": name, "progress": progress,
-        "time_left_s": None, "detail": ""}, seq=seq, time=T0 + timedelta(seconds=seconds))
+def job(
+    event: str,
+    *,
+    progress: float | None = None,
+    seconds: float = 0.0,
+    job_id: str = "j1",
+    name: str | None = "box.gcode",
+    seq: int = 10,
+):
+    return env(
+        "job",
+        {
+            "job_id": job_id,
+            "event": event,
+            "session_id": "s1",
+            "machine": "laser1",
+            "member_id": "m1",
+            "project_id": "p1",
+            "name": name,
+            "progress": progress,
+            "time_left_s": None,
+            "detail": "",
+        },
+        seq=seq,
+        time=T0 + timedelta(seconds=seconds),
+    )
 
 
-STREAM = [job("started", progress=0.0, seconds=1, seq=10),
-          job("progress", progress=40.0, seconds=20, seq=11),
-          job("paused", progress=40.0, seconds=30, seq=12),
-          job("resumed", progress=40.0, seconds=40, seq=13),
-          job("progress", progress=90.0, seconds=60, seq=14),
-          job("finished", progress=100.0, seconds=70, seq=15)]
+STREAM = [
+    job("started", progress=0.0, seconds=1, seq=10),
+    job("progress", progress=40.0, seconds=20, seq=11),
+    job("paused", progress=40.0, seconds=30, seq=12),
+    job("resumed", progress=40.0, seconds=40, seq=13),
+    job("progress", progress=90.0, seconds=60, seq=14),
+    job("finished", progress=100.0, seconds=70, seq=15),
+]
 
 
 def fingerprint(s: HubStore) -> list[tuple]:
-    return [(j["job_id"], j["state"], j["progress"], j["started_at"], j["ended_at"],
-             j["member_id"], j["project_id"], j["name"], j["member_name"])
-            for j in recent_jobs(s)]
+    return [
+        (
+            j["job_id"],
+            j["state"],
+            j["progress"],
+            j["started_at"],
+            j["ended_at"],
+            j["member_id"],
+            j["project_id"],
+            j["name"],
+            j["member_name"],
+        )
+        for j in recent_jobs(s)
+    ]
 
 
 def test_job_lifecycle(store: HubStore) -> None:  # noqa: F811

@@ -26,20 +26,35 @@ PREFIX = "fablab/demo/"
 
 
 def _envelope(node: str, seq: int, type_: str = "tap", **data: object) -> dict:
-    base = {"uid": "04A1CE01", "member_id": "m-alice", "action": "deny", "reason": "in_use",
-            "tap_id": None}
-    return Envelope.new(node=node, seq=seq, boot="b", type=type_,
-                        data={**base, **data}).to_dict()
+    base = {
+        "uid": "04A1CE01",
+        "member_id": "m-alice",
+        "action": "deny",
+        "reason": "in_use",
+        "tap_id": None,
+    }
+    return Envelope.new(node=node, seq=seq, boot="b", type=type_, data={**base, **data}).to_dict()
 
 
 def _session_end(seq: int, **changes: object) -> dict:
     now = iso(utcnow())
-    data = {"session_id": f"s-{seq}", "machine": "laser-1", "member_id": "m-alice",
-            "badge_uid": "04A1CE01", "project_id": None, "started_at": now, "ended_at": now,
-            "duration_s": 60, "billable_minutes": 1, "end_reason": "badge_out", "jobs": 0,
-            **changes}
-    return Envelope.new(node="laser-1", seq=seq, boot="b", type="session.ended",
-                        data=data).to_dict()
+    data = {
+        "session_id": f"s-{seq}",
+        "machine": "laser-1",
+        "member_id": "m-alice",
+        "badge_uid": "04A1CE01",
+        "project_id": None,
+        "started_at": now,
+        "ended_at": now,
+        "duration_s": 60,
+        "billable_minutes": 1,
+        "end_reason": "badge_out",
+        "jobs": 0,
+        **changes,
+    }
+    return Envelope.new(
+        node="laser-1", seq=seq, boot="b", type="session.ended", data=data
+    ).to_dict()
 
 
 def _raw(obj: object) -> bytes:
@@ -59,8 +74,10 @@ POISON = [
     ("date out of range", _raw(_session_end(8, started_at="0001-01-01T00:00:00+01:00"))),
 ]
 POISON_STATUS = [
-    (name, payload) for name, payload in POISON if name in
-    ("over-size", "100,000 [", "invalid UTF-8")] + [
+    (name, payload)
+    for name, payload in POISON
+    if name in ("over-size", "100,000 [", "invalid UTF-8")
+] + [
     ("status NaN", b'{"node":"laser-1","online":true,"backlog":NaN}'),
     ("status number", _raw({"node": "laser-1", "online": True, "snapshot_version": 2**70})),
     ("status wrong types", _raw({"node": "laser-1", "online": "yes", "session": [1]})),
@@ -71,8 +88,9 @@ POISON_STATUS = [
 class Vandal:
     def __init__(self, url: str) -> None:
         host, port = url.removeprefix("mqtt://").split(":")
-        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id="vandal",
-                             protocol=paho.MQTTv311)
+        self.c = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="vandal", protocol=paho.MQTTv311
+        )
         self.c.connect(host, int(port))
         self.c.loop_start()
 
@@ -87,8 +105,9 @@ class Vandal:
 def _refusals(site: Site, topic_end: str) -> int:
     db = sqlite3.connect(site.files.data / "hub.db")
     try:
-        return db.execute("SELECT count(*) FROM rejected_messages WHERE topic LIKE ?",
-                          (f"%{topic_end}",)).fetchone()[0]
+        return db.execute(
+            "SELECT count(*) FROM rejected_messages WHERE topic LIKE ?", (f"%{topic_end}",)
+        ).fetchone()[0]
     finally:
         db.close()
 
@@ -100,8 +119,9 @@ def _valid_from_cnc(vandal: Vandal, observer: Observer, seq: int) -> None:
     observer.wait_for(lambda: env["id"] in observer.acks, what=f"ack of valid event {seq}")
 
 
-def test_no_poison_message_stops_the_hub(site: Site, observer: Observer,
-                                         mosquitto: MosquittoProcess) -> None:
+def test_no_poison_message_stops_the_hub(
+    site: Site, observer: Observer, mosquitto: MosquittoProcess
+) -> None:
     site.start_hub()
     vandal = Vandal(mosquitto.url)
     try:
@@ -110,14 +130,16 @@ def test_no_poison_message_stops_the_hub(site: Site, observer: Observer,
             vandal.publish(PREFIX + "node/laser-1/event", payload)
             seq += 1
             _valid_from_cnc(vandal, observer, seq)
-            poll_until(lambda n=i + 1: _refusals(site, "laser-1/event") == n,
-                       what=f"{name} recorded")
+            poll_until(
+                lambda n=i + 1: _refusals(site, "laser-1/event") == n, what=f"{name} recorded"
+            )
         for i, (name, payload) in enumerate(POISON_STATUS):
             vandal.publish(PREFIX + "node/laser-1/status", payload)
             seq += 1
             _valid_from_cnc(vandal, observer, seq)
-            poll_until(lambda n=i + 1: _refusals(site, "laser-1/status") == n,
-                       what=f"{name} recorded")
+            poll_until(
+                lambda n=i + 1: _refusals(site, "laser-1/status") == n, what=f"{name} recorded"
+            )
 
         # Retained: the broker gives it to the hub again at every (re)connection.
         before = _refusals(site, "laser-1/status")
@@ -126,14 +148,18 @@ def test_no_poison_message_stops_the_hub(site: Site, observer: Observer,
         assert site.hub is not None
         site.hub.stop()
         site.start_hub()
-        poll_until(lambda: _refusals(site, "laser-1/status") == before + 2,
-                   what="recorded again after the restart")
+        poll_until(
+            lambda: _refusals(site, "laser-1/status") == before + 2,
+            what="recorded again after the restart",
+        )
         seq += 1
         _valid_from_cnc(vandal, observer, seq)
         site.hub.stop()
         site.start_hub()
-        poll_until(lambda: _refusals(site, "laser-1/status") == before + 3,
-                   what="recorded once per arrival")
+        poll_until(
+            lambda: _refusals(site, "laser-1/status") == before + 3,
+            what="recorded once per arrival",
+        )
         seq += 1
         _valid_from_cnc(vandal, observer, seq)
         # Poison events that carried a readable id were acknowledged (resending them

@@ -17,11 +17,20 @@ from gateway.hub.db import HubStore
 from gateway.hub.schema import MIGRATIONS, STEPS
 
 # The declaration order before the migrations were put in name order.
-HISTORIC_ORDER = ("0001_initial", "0002_jobs_and_busy_time", "0003_billing",
-                  "0004_prepaid_credit", "0006_enrolment_and_lapse",
-                  "0007_members_joined_at", "0005_accounts", "0008_usage_indexes",
-                  "0009_node_status_received_at", "0010_trust", "0011_stored_prices",
-                  "0012_sessions_start_order")
+HISTORIC_ORDER = (
+    "0001_initial",
+    "0002_jobs_and_busy_time",
+    "0003_billing",
+    "0004_prepaid_credit",
+    "0006_enrolment_and_lapse",
+    "0007_members_joined_at",
+    "0005_accounts",
+    "0008_usage_indexes",
+    "0009_node_status_received_at",
+    "0010_trust",
+    "0011_stored_prices",
+    "0012_sessions_start_order",
+)
 
 
 def historic_migrations() -> sqlite_utils.Migrations:
@@ -37,9 +46,12 @@ def schema(path: Path) -> set[tuple[str, str, str, str | None]]:
     """Every table, index and trigger with its SQL (root pages and order left out)."""
     db = sqlite_utils.Database(path)
     try:
-        return {(r[0], r[1], r[2], r[3]) for r in db.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master "
-            "WHERE name NOT LIKE 'sqlite_%'")}
+        return {
+            (r[0], r[1], r[2], r[3])
+            for r in db.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            )
+        }
     finally:
         db.close()
 
@@ -66,8 +78,13 @@ def test_a_fresh_database_is_the_same_in_either_order(tmp_path: Path) -> None:
     historic_migrations().apply(old)
     old.close()
     now, then = schema(tmp_path / "now.db"), schema(tmp_path / "then.db")
-    assert {name for _, name, _, _ in now} >= {"members", "accounts", "audit_log",
-                                               "enrolments", "tariffs"}
+    assert {name for _, name, _, _ in now} >= {
+        "members",
+        "accounts",
+        "audit_log",
+        "enrolments",
+        "tariffs",
+    }
     assert now == then
     assert applied(tmp_path / "now.db") == sorted(HISTORIC_ORDER)
     assert applied(tmp_path / "then.db") == list(HISTORIC_ORDER)
@@ -84,8 +101,7 @@ def test_databases_made_under_the_old_order_need_nothing_more(tmp_path: Path) ->
     assert applied(whole) == list(HISTORIC_ORDER)
 
 
-def test_a_database_from_before_the_accounts_gets_them_and_ends_the_same(
-        tmp_path: Path) -> None:
+def test_a_database_from_before_the_accounts_gets_them_and_ends_the_same(tmp_path: Path) -> None:
     early = tmp_path / "early.db"
     db = sqlite_utils.Database(early)
     historic_migrations().apply(db, stop_before="0005_accounts")

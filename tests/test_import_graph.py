@@ -94,15 +94,29 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 def test_core_imports_nothing_else_from_gateway() -> None:
     graph = import_graph()
-    outside = {m: {d for d in deps if not d.startswith("gateway.core")}
-               for m, deps in graph.items() if m.startswith("gateway.core")}
+    outside = {
+        m: {d for d in deps if not d.startswith("gateway.core")}
+        for m, deps in graph.items()
+        if m.startswith("gateway.core")
+    }
     assert {m: d for m, d in outside.items() if d} == {}
 
 
 def test_policies_import_no_io_package() -> None:
-    io = ("gateway.node", "gateway.hub", "gateway.web", "gateway.drivers", "gateway.cli",
-          "gateway.demo", "gateway.config", "gateway.contract.mqtt")
+    io = (
+        "gateway.node",
+        "gateway.hub",
+        "gateway.web",
+        "gateway.drivers",
+        "gateway.cli",
+        "gateway.demo",
+        "gateway.config",
+        "gateway.contract.mqtt",
+    )
     graph = import_graph()
-    bad = {m: {d for d in deps if d.startswith(io)}
-           for m, deps in graph.items() if m.startswith("gateway.policies")}
+    bad = {
+        m: {d for d in deps if d.startswith(io)}
+        for m, deps in graph.items()
+        if m.startswith("gateway.policies")
+    }
     assert {m: d for m, d in bad.items() if d} == {}

@@ -49,8 +49,12 @@ def without(blocked: tuple[str, ...], *args: str) -> list[str]:
 
 def started(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
+        )
 
 
 def logged(proc: subprocess.Popen, log: Path, text: str) -> bool:
@@ -67,13 +71,17 @@ def stop(proc: subprocess.Popen) -> int:
 
 def test_a_node_runs_without_the_hub_libraries(tmp_path: Path) -> None:
     # Nothing listens on port 1: the node works offline, as it must when the hub is away.
-    files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0, hold_off="0.05s",
-                             tap_sockets=True)
+    files = write_demo_files(
+        tmp_path / "site", "mqtt://127.0.0.1:1", 0, hold_off="0.05s", tap_sockets=True
+    )
     write_keypair(files.signing_key, files.public_key)
     log = tmp_path / "node.log"
     # laser-1: a simulated GRBL controller behind the real serial driver.
-    node = started(without(HUB_ONLY, "node", "--config", str(files.node_configs["laser-1"])),
-                   log, env={"GPIOZERO_PIN_FACTORY": "mock"})
+    node = started(
+        without(HUB_ONLY, "node", "--config", str(files.node_configs["laser-1"])),
+        log,
+        env={"GPIOZERO_PIN_FACTORY": "mock"},
+    )
     try:
         poll_until(lambda: logged(node, log, "started; relay off"), 30, "the node to start")
         send_tap(files.data / "journals" / "laser-1.tap", BADGE["alice"])
@@ -94,19 +102,23 @@ def test_a_node_runs_without_the_hub_libraries(tmp_path: Path) -> None:
     assert "Traceback" not in log.read_text()
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["check-config", "CONFIG"], ["node", "--help"],
-                                  ["sim", "grbl", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["check-config", "CONFIG"], ["node", "--help"], ["sim", "grbl", "--help"]]
+)
 def test_node_side_commands_need_no_hub_library(argv: list[str]) -> None:
     config = str(Path(__file__).resolve().parent.parent / "config" / "nodes" / "laser-1.yaml")
-    r = subprocess.run(without(HUB_ONLY, *(config if a == "CONFIG" else a for a in argv)),
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        without(HUB_ONLY, *(config if a == "CONFIG" else a for a in argv)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
 
 
 @pytest.mark.integration
-def test_a_hub_runs_without_the_node_libraries(tmp_path: Path,
-                                              mosquitto: MosquittoProcess) -> None:
+def test_a_hub_runs_without_the_node_libraries(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
     files = write_demo_files(tmp_path / "site", mosquitto.url, 0)
     log = tmp_path / "hub.log"
     hub = started(without(NODE_ONLY, "hub", "--config", str(files.hub_config)), log)

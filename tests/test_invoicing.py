@@ -38,21 +38,38 @@ TZ = "Europe/Paris"
 NOV = datetime(2026, 11, 3, 17, 0, 5, tzinfo=UTC)
 CLOSED_AT = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
-GROUPS = (GroupConfig("laser", "Laser"), GroupConfig("cnc", "CNC"),
-          GroupConfig("printing", "Impression 3D"))
-MACHINES = (MachineConfig("laser1", "Laser Trotec", "laser", "laser"),
-            MachineConfig("cnc1", "CNC", "cnc", "cnc"),
-            MachineConfig("printer1", "Prusa", "printer", "printing"))
+GROUPS = (
+    GroupConfig("laser", "Laser"),
+    GroupConfig("cnc", "CNC"),
+    GroupConfig("printing", "Impression 3D"),
+)
+MACHINES = (
+    MachineConfig("laser1", "Laser Trotec", "laser", "laser"),
+    MachineConfig("cnc1", "CNC", "cnc", "cnc"),
+    MachineConfig("printer1", "Prusa", "printer", "printing"),
+)
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 TARIFFS = (
     Tariff(valid_from=JAN, groups=("laser",), rate=50, name="Laser"),
-    Tariff(valid_from=JAN, groups=("laser",), categories=("scolaire",), rate=30,
-           name="Laser scolaire"),
+    Tariff(
+        valid_from=JAN, groups=("laser",), categories=("scolaire",), rate=30, name="Laser scolaire"
+    ),
     # From December the laser costs more: a session is priced when it started.
-    Tariff(valid_from=datetime(2026, 11, 30, 23, tzinfo=UTC), groups=("laser",), rate=60,
-           name="Laser 2027"),
-    Tariff(valid_from=JAN, machines=("cnc1",), rate=33, startup=150, unit=5,
-           vat_rate=Decimal("0.10"), name="CNC"),
+    Tariff(
+        valid_from=datetime(2026, 11, 30, 23, tzinfo=UTC),
+        groups=("laser",),
+        rate=60,
+        name="Laser 2027",
+    ),
+    Tariff(
+        valid_from=JAN,
+        machines=("cnc1",),
+        rate=33,
+        startup=150,
+        unit=5,
+        vat_rate=Decimal("0.10"),
+        name="CNC",
+    ),
     # No tariff for printer1: its sessions are unpriced, never dropped.
 )
 
@@ -60,55 +77,99 @@ TARIFFS = (
 def make_store(path: Path) -> HubStore:
     store = HubStore(path)
     sync_catalogue(store, list(GROUPS), list(MACHINES))
-    import_seed(store, Seed(file=path.with_suffix(".yaml"), members=(
-        SeedMember("m1", "Alice Martin", "adherent"),
-        SeedMember("m2", "Chloé Élève", "scolaire"),
-        SeedMember("m3", "Bruno Lefèvre", "adherent")),
-        projects=(SeedProject("p1", "m1", "Lampe"), SeedProject("p2", "m1", "Boîte"))))
+    import_seed(
+        store,
+        Seed(
+            file=path.with_suffix(".yaml"),
+            members=(
+                SeedMember("m1", "Alice Martin", "adherent"),
+                SeedMember("m2", "Chloé Élève", "scolaire"),
+                SeedMember("m3", "Bruno Lefèvre", "adherent"),
+            ),
+            projects=(SeedProject("p1", "m1", "Lampe"), SeedProject("p2", "m1", "Boîte")),
+        ),
+    )
     upsert_organisation(store, "lycee", "Lycée Jules Verne", "school", "compta@lycee.fr")
     set_paid_by(store, "m2", "lycee")
     install_tariffs(store, TARIFFS)  # what the hub does at start, from its config
     return store
 
 
-def independent_amounts(store: HubStore,
-                        tariffs: tuple[Tariff, ...] = TARIFFS) -> dict[str, int]:
+def independent_amounts(store: HubStore, tariffs: tuple[Tariff, ...] = TARIFFS) -> dict[str, int]:
     """What each closed session costs by the tariff policy alone (no stored price read):
     the reference the stored prices, invoices and exports are checked against."""
     groups = {m.id: m.group for m in MACHINES}
     out = {}
     for r in store.conn.execute(
-            "SELECT s.session_id, s.machine_id, s.started_at, s.duration_s, s.busy_s, "
-            "m.category FROM sessions s LEFT JOIN members m ON m.id = s.member_id "
-            "WHERE s.status = 'closed'"):
-        tariff = select_tariff(tariffs, machine=r["machine_id"],
-                               group=groups.get(r["machine_id"], ""),
-                               category=r["category"] or "", at=parse_iso(r["started_at"]))
-        out[r["session_id"]] = 0 if tariff is None else price_session(
-            tariff, duration_s=r["duration_s"], busy_s=r["busy_s"]).total
+        "SELECT s.session_id, s.machine_id, s.started_at, s.duration_s, s.busy_s, "
+        "m.category FROM sessions s LEFT JOIN members m ON m.id = s.member_id "
+        "WHERE s.status = 'closed'"
+    ):
+        tariff = select_tariff(
+            tariffs,
+            machine=r["machine_id"],
+            group=groups.get(r["machine_id"], ""),
+            category=r["category"] or "",
+            at=parse_iso(r["started_at"]),
+        )
+        out[r["session_id"]] = (
+            0
+            if tariff is None
+            else price_session(tariff, duration_s=r["duration_s"], busy_s=r["busy_s"]).total
+        )
     return out
 
 
-def session_events(sid: str, start: datetime, duration: float, member: str, machine: str,
-                   project: str | None = None, seq: int = 1) -> list[Envelope]:
+def session_events(
+    sid: str,
+    start: datetime,
+    duration: float,
+    member: str,
+    machine: str,
+    project: str | None = None,
+    seq: int = 1,
+) -> list[Envelope]:
     end = start + timedelta(seconds=duration)
-    common = {"session_id": sid, "machine": machine, "member_id": member,
-              "badge_uid": "AA0101AA", "project_id": project, "started_at": iso(start)}
+    common = {
+        "session_id": sid,
+        "machine": machine,
+        "member_id": member,
+        "badge_uid": "AA0101AA",
+        "project_id": project,
+        "started_at": iso(start),
+    }
     return [
-        Envelope.new(node=machine, seq=seq, boot="b", type="session.started", time=start,
-                     data={**common, "staff_present": False}),
-        Envelope.new(node=machine, seq=seq + 1, boot="b", type="session.ended", time=end,
-                     data={**common, "ended_at": iso(end), "duration_s": duration,
-                           "billable_minutes": 0, "end_reason": "badge_out"}),
+        Envelope.new(
+            node=machine,
+            seq=seq,
+            boot="b",
+            type="session.started",
+            time=start,
+            data={**common, "staff_present": False},
+        ),
+        Envelope.new(
+            node=machine,
+            seq=seq + 1,
+            boot="b",
+            type="session.ended",
+            time=end,
+            data={
+                **common,
+                "ended_at": iso(end),
+                "duration_s": duration,
+                "billable_minutes": 0,
+                "end_reason": "badge_out",
+            },
+        ),
     ]
 
 
 NOVEMBER_SESSIONS = [
-    ("S1", NOV, 125.5, "m1", "laser1", "p1"),                      # 3 min x 50 = 150
-    ("S2", NOV + timedelta(hours=1), 600, "m1", "laser1", "p1"),   # 10 min x 50 = 500
-    ("S3", NOV + timedelta(days=1), 61, "m1", "laser1", "p2"),     # 2 min x 50 = 100
-    ("S4", NOV + timedelta(days=2), 1500, "m2", "laser1", None),   # 25 min x 30 = 750
-    ("S5", NOV + timedelta(days=2), 3601, "m1", "cnc1", "p1"),     # 65 min x 33 + 150
+    ("S1", NOV, 125.5, "m1", "laser1", "p1"),  # 3 min x 50 = 150
+    ("S2", NOV + timedelta(hours=1), 600, "m1", "laser1", "p1"),  # 10 min x 50 = 500
+    ("S3", NOV + timedelta(days=1), 61, "m1", "laser1", "p2"),  # 2 min x 50 = 100
+    ("S4", NOV + timedelta(days=2), 1500, "m2", "laser1", None),  # 25 min x 30 = 750
+    ("S5", NOV + timedelta(days=2), 3601, "m1", "cnc1", "p1"),  # 65 min x 33 + 150
     ("S6", NOV + timedelta(days=3), 7200, "m3", "printer1", None),  # no tariff: 0
     # 23:50 Paris on 30 November: November's price although it ends in December.
     ("S7", datetime(2026, 11, 30, 22, 50, tzinfo=UTC), 1200, "m3", "laser1", None),
@@ -141,6 +202,7 @@ def close(store: HubStore, period: str, at: datetime = CLOSED_AT) -> list[Invoic
 
 
 # -- drafts ------------------------------------------------------------------------------
+
 
 def test_draft_lines_per_machine_and_project_with_amounts(store: HubStore) -> None:
     docs = by_payer(build_drafts(store, "2026-11", TZ))
@@ -177,20 +239,21 @@ def test_a_session_without_tariff_is_kept_and_flagged(store: HubStore) -> None:
 
 def test_a_session_is_priced_by_the_tariff_in_force_when_it_started(tmp_path: Path) -> None:
     with make_store(tmp_path / "hub.sqlite") as s:
-        ingest_envelopes(s, session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1",
-                                "laser1"), NOV)
+        ingest_envelopes(
+            s, session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1", "laser1"), NOV
+        )
         (doc,) = build_drafts(s, "2026-12", TZ)
         assert doc.total_ht == 60
 
 
 # -- closing -----------------------------------------------------------------------------
 
+
 def test_closing_numbers_chains_and_is_idempotent(store: HubStore) -> None:
     drafts = build_drafts(store, "2026-11", TZ)
     docs = close(store, "2026-11")
     assert [d.number for d in docs] == [f"F2026-{n:06d}" for n in range(1, len(drafts) + 1)]
-    assert [(d.payer_id, d.total_ttc) for d in docs] == \
-        [(d.payer_id, d.total_ttc) for d in drafts]
+    assert [(d.payer_id, d.total_ttc) for d in docs] == [(d.payer_id, d.total_ttc) for d in drafts]
     assert docs[0].prev_hash == "0" * 64
     assert all(b.prev_hash == a.hash for a, b in zip(docs, docs[1:], strict=False))
     assert all(d.issued_at == iso(CLOSED_AT) and d.closed_by == "compta" for d in docs)
@@ -203,26 +266,37 @@ def test_closing_numbers_chains_and_is_idempotent(store: HubStore) -> None:
 
 def test_numbering_continues_without_gaps_across_periods(store: HubStore) -> None:
     nov = close(store, "2026-11")
-    ingest_envelopes(store, session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1",
-                                "laser1", seq=100), NOV)
+    ingest_envelopes(
+        store,
+        session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1", "laser1", seq=100),
+        NOV,
+    )
     # An empty January is closed along with February.
-    ingest_envelopes(store, session_events("F1", datetime(2027, 2, 5, 10, tzinfo=UTC), 60, "m1",
-                                "laser1", seq=200), NOV)
+    ingest_envelopes(
+        store,
+        session_events("F1", datetime(2027, 2, 5, 10, tzinfo=UTC), 60, "m1", "laser1", seq=200),
+        NOV,
+    )
     dec = close(store, "2026-12", at=datetime(2027, 1, 3, tzinfo=UTC))
     feb = close(store, "2027-02", at=datetime(2027, 3, 3, tzinfo=UTC))
     assert dec[0].number == f"F2026-{len(nov) + 1:06d}"
     assert [d.number for d in feb] == ["F2027-000001"]  # a new year starts at 1
-    assert [r[0] for r in store.conn.execute(
-        "SELECT period FROM periods ORDER BY period")] == \
-        ["2026-11", "2026-12", "2027-01", "2027-02"]
+    assert [r[0] for r in store.conn.execute("SELECT period FROM periods ORDER BY period")] == [
+        "2026-11",
+        "2026-12",
+        "2027-01",
+        "2027-02",
+    ]
     assert verify_chain(store) == []
 
 
 def test_an_earlier_open_month_with_sessions_must_be_closed_first(store: HubStore) -> None:
-    ingest_envelopes(store, session_events("O1", datetime(2026, 10, 5, 10, tzinfo=UTC), 60, "m1",
-                                "laser1", seq=100), NOV)
-    assert all(not ln.late for d in build_drafts(store, "2026-11", TZ)
-               for ln in d.lines)
+    ingest_envelopes(
+        store,
+        session_events("O1", datetime(2026, 10, 5, 10, tzinfo=UTC), 60, "m1", "laser1", seq=100),
+        NOV,
+    )
+    assert all(not ln.late for d in build_drafts(store, "2026-11", TZ) for ln in d.lines)
     with pytest.raises(ValueError, match="close 2026-10 before 2026-11"):
         close(store, "2026-11")
     assert store.conn.execute("SELECT count(*) FROM invoices").fetchone()[0] == 0
@@ -233,31 +307,37 @@ def test_an_earlier_open_month_with_sessions_must_be_closed_first(store: HubStor
 
 def test_closed_documents_refuse_updates_and_deletes(store: HubStore) -> None:
     close(store, "2026-11")
-    for sql in ("UPDATE invoices SET total_ht = 1", "DELETE FROM invoices",
-                "UPDATE invoice_lines SET amount_ht = 1", "DELETE FROM invoiced_sessions",
-                "UPDATE periods SET status = 'open'"):
-        with pytest.raises(sqlite3.DatabaseError, match="append-only|stays closed"), \
-                store.atomic():
+    for sql in (
+        "UPDATE invoices SET total_ht = 1",
+        "DELETE FROM invoices",
+        "UPDATE invoice_lines SET amount_ht = 1",
+        "DELETE FROM invoiced_sessions",
+        "UPDATE periods SET status = 'open'",
+    ):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only|stays closed"), store.atomic():
             store.conn.execute(sql)
     assert verify_chain(store) == []
 
 
-@pytest.mark.parametrize("tamper", [
-    "UPDATE invoices SET total_ht = total_ht + 100 WHERE number = 'F2026-000001'",
-    "UPDATE invoices SET content = replace(content, '\"amount_ht\":650', '\"amount_ht\":65')"
-    " WHERE number = 'F2026-000001'",
-    "UPDATE invoice_lines SET amount_ht = 1 WHERE invoice_number = 'F2026-000002'",
-    "DELETE FROM invoiced_sessions WHERE session_id = 'S4'",
-    "DELETE FROM invoices WHERE number = 'F2026-000002'",
-    "UPDATE invoices SET prev_hash = hash WHERE number = 'F2026-000003'",
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE invoices SET total_ht = total_ht + 100 WHERE number = 'F2026-000001'",
+        "UPDATE invoices SET content = replace(content, '\"amount_ht\":650', '\"amount_ht\":65')"
+        " WHERE number = 'F2026-000001'",
+        "UPDATE invoice_lines SET amount_ht = 1 WHERE invoice_number = 'F2026-000002'",
+        "DELETE FROM invoiced_sessions WHERE session_id = 'S4'",
+        "DELETE FROM invoices WHERE number = 'F2026-000002'",
+        "UPDATE invoices SET prev_hash = hash WHERE number = 'F2026-000003'",
+    ],
+)
 def test_tampering_with_a_closed_document_is_detected(store: HubStore, tamper: str) -> None:
     close(store, "2026-11")
     store.conn.execute("PRAGMA foreign_keys = OFF")  # no effect inside a transaction
     with store.atomic():
         for (name,) in store.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger' "
-                "AND name LIKE '%frozen%'").fetchall():
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%frozen%'"
+        ).fetchall():
             store.conn.execute(f"DROP TRIGGER {name}")
         store.conn.execute(tamper)
     assert verify_chain(store) != []
@@ -265,28 +345,44 @@ def test_tampering_with_a_closed_document_is_detected(store: HubStore, tamper: s
 
 # -- late sessions and corrections ------------------------------------------------------
 
+
 def test_a_late_session_lands_in_the_open_period_marked_late(store: HubStore) -> None:
     nov = close(store, "2026-11")
     # A node was offline: a 28 November session reaches the hub in December.
-    ingest_envelopes(store, session_events("L1", datetime(2026, 11, 28, 15, tzinfo=UTC), 300, "m1",
-                                "laser1", "p1", seq=100), CLOSED_AT + timedelta(days=1))
-    ingest_envelopes(store, session_events("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1",
-                                "laser1", "p1", seq=200), CLOSED_AT + timedelta(days=3))
+    ingest_envelopes(
+        store,
+        session_events(
+            "L1", datetime(2026, 11, 28, 15, tzinfo=UTC), 300, "m1", "laser1", "p1", seq=100
+        ),
+        CLOSED_AT + timedelta(days=1),
+    )
+    ingest_envelopes(
+        store,
+        session_events(
+            "D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 60, "m1", "laser1", "p1", seq=200
+        ),
+        CLOSED_AT + timedelta(days=3),
+    )
     (dec,) = build_drafts(store, "2026-12", TZ)
     late = [ln for ln in dec.lines if ln.late]
     assert [ln.session_ids for ln in late] == [["L1"]]
     assert late[0].amount_ht == 5 * 50  # November's price, when it started
     assert [ln.session_ids for ln in dec.lines if not ln.late] == [["D1"]]
-    assert [d.to_dict() for d in closed_invoices(store, "2026-11", "2026-11")] == \
-        [d.to_dict() for d in nov]
+    assert [d.to_dict() for d in closed_invoices(store, "2026-11", "2026-11")] == [
+        d.to_dict() for d in nov
+    ]
     (closed,) = close(store, "2026-12", at=datetime(2027, 1, 2, tzinfo=UTC))
     assert any(ln.late for ln in closed.lines)
     assert verify_chain(store) == []
 
 
 def net_billed(store: HubStore) -> dict[str, int]:
-    return {r[0]: r[1] for r in store.conn.execute(
-        "SELECT session_id, sum(amount) FROM invoiced_sessions GROUP BY session_id")}
+    return {
+        r[0]: r[1]
+        for r in store.conn.execute(
+            "SELECT session_id, sum(amount) FROM invoiced_sessions GROUP BY session_id"
+        )
+    }
 
 
 def test_a_session_moved_to_another_project_gets_a_credit_note(store: HubStore) -> None:
@@ -295,12 +391,14 @@ def test_a_session_moved_to_another_project_gets_a_credit_note(store: HubStore) 
     store.conn.commit()
     docs = by_payer(build_drafts(store, "2026-12", TZ))
     credit = docs["credit_note", "member", "m1"]
-    assert [(ln.project_id, ln.amount_ht, ln.correction) for ln in credit.lines] == \
-        [("p1", -150, True)]
+    assert [(ln.project_id, ln.amount_ht, ln.correction) for ln in credit.lines] == [
+        ("p1", -150, True)
+    ]
     assert credit.total_vat == -30 and credit.total_ttc == -180
     rebill = docs["invoice", "member", "m1"]
-    assert [(ln.project_id, ln.amount_ht, ln.correction) for ln in rebill.lines] == \
-        [("p2", 150, True)]
+    assert [(ln.project_id, ln.amount_ht, ln.correction) for ln in rebill.lines] == [
+        ("p2", 150, True)
+    ]
     closed = close(store, "2026-12", at=datetime(2027, 1, 2, tzinfo=UTC))
     assert {d.number for d in closed} == {"F2026-000004", "AV2026-000001"}
     assert net_billed(store)["S1"] == 150
@@ -310,8 +408,16 @@ def test_a_session_moved_to_another_project_gets_a_credit_note(store: HubStore) 
 
 def test_a_repriced_session_is_credited_and_billed_again(store: HubStore) -> None:
     close(store, "2026-11")
-    cheaper = (Tariff(valid_from=JAN, machines=("cnc1",), rate=20, vat_rate=Decimal("0.10"),
-                      name="CNC corrigé"), *TARIFFS[:3])
+    cheaper = (
+        Tariff(
+            valid_from=JAN,
+            machines=("cnc1",),
+            rate=20,
+            vat_rate=Decimal("0.10"),
+            name="CNC corrigé",
+        ),
+        *TARIFFS[:3],
+    )
     # The corrected price list reaches the hub (at its start) and re-prices explicitly.
     assert install_tariffs(store, cheaper) is not None
     docs = by_payer(build_drafts(store, "2026-12", TZ))
@@ -330,6 +436,7 @@ def test_a_new_payer_does_not_rewrite_past_invoices(store: HubStore) -> None:
 
 # -- properties --------------------------------------------------------------------------
 
+
 def _fingerprint(docs: list[Invoice]) -> list[dict]:
     return [d.to_dict() for d in docs]
 
@@ -345,13 +452,15 @@ EVENTS = events_for(NOVEMBER_SESSIONS)
 EXPECTED = _drafts_after([EVENTS])
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(order=st.permutations(range(len(EVENTS))),
-       dupes=st.lists(st.integers(0, len(EVENTS) - 1), max_size=6),
-       cuts=st.sets(st.integers(1, len(EVENTS) + 5), max_size=4))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    order=st.permutations(range(len(EVENTS))),
+    dupes=st.lists(st.integers(0, len(EVENTS) - 1), max_size=6),
+    cuts=st.sets(st.integers(1, len(EVENTS) + 5), max_size=4),
+)
 def test_splitting_reordering_or_duplicating_events_never_changes_an_invoice(
-        order: list[int], dupes: list[int], cuts: set[int]) -> None:
+    order: list[int], dupes: list[int], cuts: set[int]
+) -> None:
     stream = [EVENTS[i] for i in order] + [EVENTS[i] for i in dupes]
     bounds = [0, *sorted(c for c in cuts if c < len(stream)), len(stream)]
     batches = [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
@@ -359,7 +468,7 @@ def test_splitting_reordering_or_duplicating_events_never_changes_an_invoice(
 
 
 session_strategy = st.tuples(
-    st.integers(0, 24 * 90),            # hour offset from 1 October 2026
+    st.integers(0, 24 * 90),  # hour offset from 1 October 2026
     st.floats(0, 4 * 3600, allow_nan=False),
     st.sampled_from(["m1", "m2", "m3"]),
     st.sampled_from(["laser1", "cnc1", "printer1"]),
@@ -367,17 +476,21 @@ session_strategy = st.tuples(
 )
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(sessions=st.lists(session_strategy, max_size=25),
-       late=st.lists(session_strategy, max_size=5))
-def test_closing_month_after_month_bills_every_session_once(sessions: list[tuple],
-                                                           late: list[tuple]) -> None:
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sessions=st.lists(session_strategy, max_size=25), late=st.lists(session_strategy, max_size=5)
+)
+def test_closing_month_after_month_bills_every_session_once(
+    sessions: list[tuple], late: list[tuple]
+) -> None:
     base = datetime(2026, 10, 1, tzinfo=UTC)
-    rows = [(f"S{i}", base + timedelta(hours=h), d, m, mc, p)
-            for i, (h, d, m, mc, p) in enumerate(sessions)]
-    late_rows = [(f"L{i}", base + timedelta(hours=h), d, m, mc, p)
-                 for i, (h, d, m, mc, p) in enumerate(late)]
+    rows = [
+        (f"S{i}", base + timedelta(hours=h), d, m, mc, p)
+        for i, (h, d, m, mc, p) in enumerate(sessions)
+    ]
+    late_rows = [
+        (f"L{i}", base + timedelta(hours=h), d, m, mc, p) for i, (h, d, m, mc, p) in enumerate(late)
+    ]
     with tempfile.TemporaryDirectory() as tmp, make_store(Path(tmp) / "hub.sqlite") as s:
         ingest_envelopes(s, events_for(rows), base)
         periods = ["2026-10", "2026-11", "2026-12", "2027-01", "2027-02"]
@@ -394,6 +507,9 @@ def test_closing_month_after_month_bills_every_session_once(sessions: list[tuple
             assert mine == list(range(1, len(mine) + 1))
         assert verify_chain(s) == []
         assert net_billed(s) == independent_amounts(s)
-        late_ids = [sid for (ids,) in s.conn.execute(
-            "SELECT session_ids FROM invoice_lines WHERE late = 1") for sid in json.loads(ids)]
+        late_ids = [
+            sid
+            for (ids,) in s.conn.execute("SELECT session_ids FROM invoice_lines WHERE late = 1")
+            for sid in json.loads(ids)
+        ]
         assert all(sid.startswith("L") for sid in late_ids)

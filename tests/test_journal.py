@@ -22,8 +22,10 @@ def journal(tmp_path: Path):
 
 
 def add(j: Journal, n: int = 1, **state: object) -> list[Envelope]:
-    return [j.append(node="n1", boot="b", type="tap", data={"i": i}, state=state or None)
-            for i in range(n)]
+    return [
+        j.append(node="n1", boot="b", type="tap", data={"i": i}, state=state or None)
+        for i in range(n)
+    ]
 
 
 def test_is_wal_with_full_sync(journal: Journal) -> None:
@@ -61,15 +63,15 @@ def test_pending_payload_is_the_published_envelope(journal: Journal) -> None:
 def test_state_changes_commit_with_their_event(journal: Journal) -> None:
     add(journal, open_session={"id": "s1"})
     assert journal.get_state("open_session") == {"id": "s1"}
-    journal.append(node="n1", boot="b", type="session.ended", data={},
-                   state={"open_session": None})
+    journal.append(node="n1", boot="b", type="session.ended", data={}, state={"open_session": None})
     assert journal.get_state("open_session") is None
 
 
 def test_failed_append_rolls_back_event_and_state(journal: Journal) -> None:
     with pytest.raises(TypeError):
-        journal.append(node="n1", boot="b", type="tap", data={},
-                       state={"open_session": {"bad": object()}})
+        journal.append(
+            node="n1", boot="b", type="tap", data={}, state={"open_session": {"bad": object()}}
+        )
     assert journal.count() == 0
     assert journal.get_state("open_session") is None
     (env,) = add(journal)
@@ -82,7 +84,8 @@ def test_committed_events_survive_a_killed_process(tmp_path: Path) -> None:
         "import os, sys; from gateway.node.journal import Journal\n"
         f"j = Journal({str(path)!r})\n"
         "for i in range(50): j.append(node='n1', boot='b', type='tap', data={'i': i})\n"
-        "os.kill(os.getpid(), 9)\n")
+        "os.kill(os.getpid(), 9)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], check=False)
     assert proc.returncode == -9
     j = Journal(path)
@@ -92,9 +95,14 @@ def test_committed_events_survive_a_killed_process(tmp_path: Path) -> None:
 
 
 def test_events_written_before_share_the_commit_and_keep_their_order(journal: Journal) -> None:
-    env = journal.append(node="n1", boot="b", type="session.started", data={"s": 1},
-                         state={"open_session": {"id": "s1"}},
-                         before=[("tap", {"t": 1})])
+    env = journal.append(
+        node="n1",
+        boot="b",
+        type="session.started",
+        data={"s": 1},
+        state={"open_session": {"id": "s1"}},
+        before=[("tap", {"t": 1})],
+    )
     types = [json.loads(p)["type"] for p in journal.all_payloads()]
     seqs = [json.loads(p)["seq"] for p in journal.all_payloads()]
     assert types == ["tap", "session.started"] and seqs == [1, 2] and env.seq == 2
@@ -128,8 +136,7 @@ def test_a_full_disk_raises_the_real_error_not_a_failed_rollback(journal: Journa
     assert env.seq == written + 1 and journal.count() == written + 1
 
 
-def test_a_journal_that_cannot_be_opened_says_why_and_can_be_opened_later(
-        tmp_path: Path) -> None:
+def test_a_journal_that_cannot_be_opened_says_why_and_can_be_opened_later(tmp_path: Path) -> None:
     blocker = tmp_path / "data"
     blocker.write_text("a file where the journal's directory should be")
     j = Journal(blocker / "j.db", open_now=False)

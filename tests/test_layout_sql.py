@@ -33,10 +33,16 @@ def sql_uses(source: str) -> list[str]:
         if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
             found.append(f"{node.lineno}: .{node.attr}")
         elif isinstance(node, ast.Import):
-            found += [f"{node.lineno}: import {a.name}" for a in node.names
-                      if a.name.split(".")[0] in FORBIDDEN_MODULES]
-        elif isinstance(node, ast.ImportFrom) and node.module \
-                and node.module.split(".")[0] in FORBIDDEN_MODULES:
+            found += [
+                f"{node.lineno}: import {a.name}"
+                for a in node.names
+                if a.name.split(".")[0] in FORBIDDEN_MODULES
+            ]
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] in FORBIDDEN_MODULES
+        ):
             found.append(f"{node.lineno}: from {node.module} import ...")
         elif isinstance(node, ast.Name) and node.id in FORBIDDEN_MODULES:
             found.append(f"{node.lineno}: {node.id}")
@@ -51,10 +57,17 @@ def test_the_scan_sees_each_kind_of_sql_use() -> None:
         "    store.conn.execute('SELECT 1')\n"
         "    store.db.executemany('x', [])\n"
         "    c.executescript('y')\n"
-        "    '''store.conn.execute in a docstring is fine'''\n")
+        "    '''store.conn.execute in a docstring is fine'''\n"
+    )
     kinds = {use.split(": ", 1)[1] for use in sql_uses(source)}
-    assert kinds == {"import sqlite3", "from sqlite_utils import ...", ".conn", ".execute",
-                     ".executemany", ".executescript"}
+    assert kinds == {
+        "import sqlite3",
+        "from sqlite_utils import ...",
+        ".conn",
+        ".execute",
+        ".executemany",
+        ".executescript",
+    }
 
 
 def test_the_guarded_modules_are_found() -> None:
@@ -66,5 +79,7 @@ def test_the_guarded_modules_are_found() -> None:
 @pytest.mark.parametrize("path", guarded_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_no_sql_in_the_web_or_the_command_line(path: Path) -> None:
     uses = sql_uses(path.read_text(encoding="utf-8"))
-    assert not uses, (f"{path.relative_to(ROOT.parent)} runs SQL itself; move the query "
-                      f"into the hub module that owns the table: {uses}")
+    assert not uses, (
+        f"{path.relative_to(ROOT.parent)} runs SQL itself; move the query "
+        f"into the hub module that owns the table: {uses}"
+    )

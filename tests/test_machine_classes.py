@@ -26,17 +26,29 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("node", "member", "who", "job_name", "has_progress"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("node", "member", "who", "job_name", "has_progress"), CASES, ids=[c[0] for c in CASES]
+)
 def test_badge_out_during_a_job_keeps_power_until_it_ends(
-        site: Site, mosquitto: MosquittoProcess, node: str, member: str, who: str,
-        job_name: str, has_progress: bool) -> None:
+    site: Site,
+    mosquitto: MosquittoProcess,
+    node: str,
+    member: str,
+    who: str,
+    job_name: str,
+    has_progress: bool,
+) -> None:
     obs = Observer(mosquitto.url, "fablab/demo/")
     try:
         site.start_hub()
         site.start_node(node)
-        obs.wait_for(lambda: (obs.status.get(node) or {}).get("snapshot_version") and
-                     obs.status[node].get("activity") == "idle", what=f"{node} idle")
+        obs.wait_for(
+            lambda: (
+                (obs.status.get(node) or {}).get("snapshot_version")
+                and obs.status[node].get("activity") == "idle"
+            ),
+            what=f"{node} idle",
+        )
 
         send_tap(site.tap_socket(node), BADGE[who])
         session = obs.wait_event("session.started", member_id=member)
@@ -48,14 +60,25 @@ def test_badge_out_during_a_job_keeps_power_until_it_ends(
         if has_progress:
             assert started.data["name"] == job_name
             obs.wait_event("job", event="progress")
-            poll_until(lambda: (site.api("/api/v1/jobs")["jobs"] or [{}])[0].get("progress"),
-                       what="progress at the hub")
-        poll_until(lambda: {m["machine_id"]: m for m in site.api("/api/v1/machines")[
-            "machines"]}[node]["activity"] == "busy", what="the hub to show the machine busy")
+            poll_until(
+                lambda: (site.api("/api/v1/jobs")["jobs"] or [{}])[0].get("progress"),
+                what="progress at the hub",
+            )
+        poll_until(
+            lambda: (
+                {m["machine_id"]: m for m in site.api("/api/v1/machines")["machines"]}[node][
+                    "activity"
+                ]
+                == "busy"
+            ),
+            what="the hub to show the machine busy",
+        )
 
         send_tap(site.tap_socket(node), BADGE[who])  # badge-out in the middle of the job
-        tap = obs.wait_for(lambda: [e for e in obs.events if e.type == "tap"
-                                    and e.data["action"] == "end"], what="badge-out")[0]
+        tap = obs.wait_for(
+            lambda: [e for e in obs.events if e.type == "tap" and e.data["action"] == "end"],
+            what="badge-out",
+        )[0]
         obs.wait_for(lambda: obs.status[node]["ending"] is True, what="ending status")
         assert obs.status[node]["relay"] is True  # power kept for the job
         assert obs.event("session.ended") is None
@@ -72,12 +95,18 @@ def test_badge_out_during_a_job_keeps_power_until_it_ends(
         assert d["busy_minutes"] + d["idle_minutes"] == d["billable_minutes"]
 
         obs.wait_acked(ended)
-        (row,) = [s for s in site.api("/api/v1/sessions")["sessions"]
-                  if s["session_id"] == session.data["session_id"]]
+        (row,) = [
+            s
+            for s in site.api("/api/v1/sessions")["sessions"]
+            if s["session_id"] == session.data["session_id"]
+        ]
         assert row["busy_minutes"] + row["idle_minutes"] == row["billable_minutes"]
         assert row["jobs"] == 1
         (job,) = site.api(f"/api/v1/jobs?machine={node}")["jobs"]
         assert (job["state"], job["member_id"], job["session_id"]) == (
-            "finished", member, session.data["session_id"])
+            "finished",
+            member,
+            session.data["session_id"],
+        )
     finally:
         obs.close()

@@ -159,9 +159,11 @@ def test_idle_reports_temperatures_and_their_targets(
 
     sim.set_targets(hotend=210, bed=60)
     heating = reports.wait_for(
-        lambda r: r.data.get("hotend_target") == 210.0
-        and r.data.get("bed_target") == 60.0
-        and float(r.data["hotend_actual"]) > 30  # type: ignore[arg-type]
+        lambda r: (
+            r.data.get("hotend_target") == 210.0
+            and r.data.get("bed_target") == 60.0
+            and float(r.data["hotend_actual"]) > 30
+        )  # type: ignore[arg-type]
     )
     assert heating.activity is Activity.IDLE
     assert heating.detail.startswith("T:") and "/210 B:" in heating.detail
@@ -221,9 +223,7 @@ def test_pause_action_holds_the_job_and_resume_announcement_releases_it(
     paused = reports.wait_for(activity(Activity.PAUSED), since=reports.mark())
     assert paused.job_name == "vase.gcode" and paused.progress is not None
     # M27 reports a paused print like a running one: later polls must not undo the pause.
-    assert {r.activity for r in reports.wait_count(4, since=reports.mark())} == {
-        Activity.PAUSED
-    }
+    assert {r.activity for r in reports.wait_count(4, since=reports.mark())} == {Activity.PAUSED}
 
     # Only the announcement (the simulated print stays paused): the driver must listen.
     mark = reports.mark()
@@ -340,9 +340,10 @@ def test_unplugged_mid_print_is_link_lost_then_reconnects(
 ) -> None:
     factory = CountingFactory()
     link = tmp_path / "ttyPRINTER"
-    with MarlinSimulator(link=link) as sim, running(
-        sim.port, serial_factory=factory
-    ) as (driver, reports):
+    with (
+        MarlinSimulator(link=link) as sim,
+        running(sim.port, serial_factory=factory) as (driver, reports),
+    ):
         sim.start_sd_print("tall.gcode", seconds=30)
         reports.wait_for(busy_job("tall.gcode"))
 

@@ -15,25 +15,28 @@ from gateway.policies.metering import billable_minutes, local_day, minute_slices
 START = datetime(2026, 3, 10, 18, 4, 5, 123000, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("duration", "minutes"), [
-    (-5.0, 0),
-    (-0.0, 0),
-    (0.0, 0),
-    (0, 0),
-    (5e-324, 1),              # the smallest positive float still starts a minute
-    (0.0001, 1),
-    (59.999, 1),
-    (60.0, 1),
-    (60, 1),
-    (60.0001, 2),
-    (math.nextafter(60.0, math.inf), 2),
-    (119.99999, 2),
-    (120.0, 2),
-    (math.nextafter(120.0, math.inf), 3),
-    (3600.0, 60),
-    (3600.5, 61),
-    (math.nextafter(3600.0 * 24 * 365, math.inf), 525_601),
-])
+@pytest.mark.parametrize(
+    ("duration", "minutes"),
+    [
+        (-5.0, 0),
+        (-0.0, 0),
+        (0.0, 0),
+        (0, 0),
+        (5e-324, 1),  # the smallest positive float still starts a minute
+        (0.0001, 1),
+        (59.999, 1),
+        (60.0, 1),
+        (60, 1),
+        (60.0001, 2),
+        (math.nextafter(60.0, math.inf), 2),
+        (119.99999, 2),
+        (120.0, 2),
+        (math.nextafter(120.0, math.inf), 3),
+        (3600.0, 60),
+        (3600.5, 61),
+        (math.nextafter(3600.0 * 24 * 365, math.inf), 525_601),
+    ],
+)
 def test_billable_minutes_counts_started_minutes(duration: float, minutes: int) -> None:
     assert billable_minutes(duration) == minutes
 
@@ -92,13 +95,19 @@ def test_naive_start_is_kept_naive() -> None:
     assert [t for t, _ in minute_slices(start, 61.0)] == [start, start + timedelta(minutes=1)]
 
 
-durations = st.floats(min_value=-100.0, max_value=10 * 24 * 3600.0,
-                      allow_nan=False, allow_infinity=False)
+durations = st.floats(
+    min_value=-100.0, max_value=10 * 24 * 3600.0, allow_nan=False, allow_infinity=False
+)
 edge_durations = st.integers(-2, 2000).flatmap(
-    lambda m: st.sampled_from([60.0 * m, math.nextafter(60.0 * m, math.inf),
-                               math.nextafter(60.0 * m, -math.inf)]))
-starts = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1),
-                      timezones=st.sampled_from([UTC, ZoneInfo("Europe/Paris")]))
+    lambda m: st.sampled_from(
+        [60.0 * m, math.nextafter(60.0 * m, math.inf), math.nextafter(60.0 * m, -math.inf)]
+    )
+)
+starts = st.datetimes(
+    min_value=datetime(2020, 1, 1),
+    max_value=datetime(2030, 1, 1),
+    timezones=st.sampled_from([UTC, ZoneInfo("Europe/Paris")]),
+)
 
 
 @given(start=starts, duration=durations | edge_durations)
@@ -134,6 +143,7 @@ def test_billable_minutes_brackets_the_duration(duration: float) -> None:
 
 # --- local_day -------------------------------------------------------------------------
 
+
 def test_local_day_is_the_sites_calendar_day() -> None:
     t = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
     assert local_day(t, "Europe/Paris") == date(2027, 1, 1)
@@ -143,10 +153,8 @@ def test_local_day_is_the_sites_calendar_day() -> None:
 
 def test_local_day_around_a_dst_midnight() -> None:
     # Paris is UTC+2 in summer: 22:00 UTC on 2026-07-14 is already the 15th.
-    assert local_day(datetime(2026, 7, 14, 21, 59, tzinfo=UTC), "Europe/Paris") == \
-        date(2026, 7, 14)
-    assert local_day(datetime(2026, 7, 14, 22, 0, tzinfo=UTC), "Europe/Paris") == \
-        date(2026, 7, 15)
+    assert local_day(datetime(2026, 7, 14, 21, 59, tzinfo=UTC), "Europe/Paris") == date(2026, 7, 14)
+    assert local_day(datetime(2026, 7, 14, 22, 0, tzinfo=UTC), "Europe/Paris") == date(2026, 7, 15)
 
 
 def test_local_day_refuses_naive_times() -> None:

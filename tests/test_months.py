@@ -26,7 +26,8 @@ def test_add_months_clamps_to_the_last_day() -> None:
     assert add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
     assert add_months(date(2028, 1, 31), 1) == date(2028, 2, 29)
     assert add_months(datetime(2026, 11, 30, 9, tzinfo=UTC), 3) == datetime(
-        2027, 2, 28, 9, tzinfo=UTC)
+        2027, 2, 28, 9, tzinfo=UTC
+    )
     assert add_months(date(2026, 3, 31), -1) == date(2026, 2, 28)
     assert add_months(date(2026, 12, 15), 1) == date(2027, 1, 15)
 
@@ -49,8 +50,12 @@ def test_month_bounds_follow_the_wall_clock_over_dst() -> None:
     assert end.astimezone(UTC) - start.astimezone(UTC) == timedelta(days=31, hours=-1)
 
 
-@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
-                    timezones=st.just(UTC)), st.integers(-24, 24))
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    st.integers(-24, 24),
+)
 def test_local_month_contains_the_instant(t: datetime, shift: int) -> None:
     start, end = local_month(t, TZ)
     assert start <= t < end

@@ -44,8 +44,15 @@ def clock() -> FakeClock:
 
 def make_agent(cfg: NodeConfig, key, clock: FakeClock, pins: MockFactory) -> NodeAgent:
     relay = GpioRelay(PIN, pin_factory=pins)
-    return NodeAgent(cfg, relay=relay, reader=SimulatedReader(), public_key=key.public_key(),
-                     mono=clock.mono, wall=clock.wall, connect=False)
+    return NodeAgent(
+        cfg,
+        relay=relay,
+        reader=SimulatedReader(),
+        public_key=key.public_key(),
+        mono=clock.mono,
+        wall=clock.wall,
+        connect=False,
+    )
 
 
 def events(cfg: NodeConfig) -> list[dict]:
@@ -111,7 +118,9 @@ def test_denied_tap_leaves_power_off_and_is_journaled(agent, cfg, mock_pins) -> 
     assert pin_state(mock_pins) is False
     taps = [e["data"] for e in events(cfg) if e["type"] == "tap"]
     assert [(t["action"], t["reason"]) for t in taps] == [
-        ("deny", "not_certified"), ("deny", "unknown_badge")]
+        ("deny", "not_certified"),
+        ("deny", "unknown_badge"),
+    ]
     assert agent.sessions.current is None
 
 
@@ -123,7 +132,8 @@ def test_other_member_cannot_end_or_take_a_session(agent, mock_pins) -> None:
 
 
 def test_restart_with_open_session_keeps_power_off_and_closes_it(
-        cfg, key, clock, mock_pins) -> None:
+    cfg, key, clock, mock_pins
+) -> None:
     first = make_agent(cfg, key, clock, mock_pins)
     deliver(first.on_snapshot, sign_snapshot(snapshot(), key))
     tap(first, ALICE)
@@ -162,8 +172,9 @@ def test_shutdown_switches_off_and_ends_the_session(agent, cfg, clock, mock_pins
     assert ended["end_reason"] == "shutdown"
 
 
-def test_relay_failure_ends_the_session_and_power_stays_off(agent, cfg, mock_pins,
-                                                            monkeypatch) -> None:
+def test_relay_failure_ends_the_session_and_power_stays_off(
+    agent, cfg, mock_pins, monkeypatch
+) -> None:
     def broken() -> None:
         raise OSError("relay board unplugged")
 
@@ -193,16 +204,23 @@ def test_no_snapshot_denies(cfg, key, clock, mock_pins) -> None:
     assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"] == ["no_snapshot"]
 
 
-@pytest.mark.parametrize(("message", "reason"), [
-    (lambda key: sign_snapshot(snapshot(2), generate_key()), "forged"),
-    (lambda key: json.dumps({"v": 1, "alg": "Ed25519", "payload": "e30="}).encode(), "unsigned"),
-    (lambda key: sign_snapshot(snapshot(1, valid=timedelta(days=6)), key), "older"),
-    (lambda key: sign_snapshot(snapshot(3, issued=T0 - timedelta(days=8)), key), "expired"),
-    (lambda key: sign_snapshot(snapshot(4, machine="cnc-1"), key), "wrong_machine"),
-    (lambda key: b"\xff not json", "malformed"),
-])
-def test_bad_snapshots_are_rejected_logged_and_journaled(agent, key, cfg, caplog, message,
-                                                         reason) -> None:
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (lambda key: sign_snapshot(snapshot(2), generate_key()), "forged"),
+        (
+            lambda key: json.dumps({"v": 1, "alg": "Ed25519", "payload": "e30="}).encode(),
+            "unsigned",
+        ),
+        (lambda key: sign_snapshot(snapshot(1, valid=timedelta(days=6)), key), "older"),
+        (lambda key: sign_snapshot(snapshot(3, issued=T0 - timedelta(days=8)), key), "expired"),
+        (lambda key: sign_snapshot(snapshot(4, machine="cnc-1"), key), "wrong_machine"),
+        (lambda key: b"\xff not json", "malformed"),
+    ],
+)
+def test_bad_snapshots_are_rejected_logged_and_journaled(
+    agent, key, cfg, caplog, message, reason
+) -> None:
     held = agent.trust.snapshot
     caplog.set_level(logging.WARNING)
     deliver(agent.on_snapshot, message(key))
@@ -222,8 +240,9 @@ def test_redelivered_retained_snapshot_is_not_an_alarm(agent, key, cfg, caplog) 
 
 def test_newer_snapshot_revokes_at_the_next_tap(agent, key, mock_pins) -> None:
     revoked = snapshot(2)
-    revoked = Snapshot(**{**revoked.__dict__,
-                          "members": {**revoked.members, "alice": grant("alice", level=0)}})
+    revoked = Snapshot(
+        **{**revoked.__dict__, "members": {**revoked.members, "alice": grant("alice", level=0)}}
+    )
     deliver(agent.on_snapshot, sign_snapshot(revoked, key))
     tap(agent, ALICE)
     assert pin_state(mock_pins) is False
@@ -232,10 +251,15 @@ def test_newer_snapshot_revokes_at_the_next_tap(agent, key, mock_pins) -> None:
 def test_staff_tap_marks_presence_for_supervised_members(cfg, key, clock, mock_pins) -> None:
     a = make_agent(cfg, key, clock, mock_pins)
     snap = snapshot(min_level=1)
-    snap = Snapshot(**{**snap.__dict__,
-                       "members": {**snap.members, "bob": grant("bob", level=1)},
-                       "opening_hours": {d: ((T0.time().replace(hour=0),
-                                              T0.time().replace(hour=0)),) for d in range(7)}})
+    snap = Snapshot(
+        **{
+            **snap.__dict__,
+            "members": {**snap.members, "bob": grant("bob", level=1)},
+            "opening_hours": {
+                d: ((T0.time().replace(hour=0), T0.time().replace(hour=0)),) for d in range(7)
+            },
+        }
+    )
     deliver(a.on_snapshot, sign_snapshot(snap, key))
     tap(a, BOB)
     assert pin_state(mock_pins) is False
@@ -265,8 +289,13 @@ def test_acknowledged_events_leave_the_journal(agent, cfg) -> None:
 def credit_snapshot(alice_credit_s: float | None, kind: str = "laser") -> Snapshot:
     snap = snapshot(7)
     machine = MachineInfo("laser-1", "laser-1", kind, "laser", requires_credit=True)
-    return Snapshot(**{**snap.__dict__, "machine": machine, "members": {
-        **snap.members, "alice": grant("alice", credit_s=alice_credit_s)}})
+    return Snapshot(
+        **{
+            **snap.__dict__,
+            "machine": machine,
+            "members": {**snap.members, "alice": grant("alice", credit_s=alice_credit_s)},
+        }
+    )
 
 
 def test_prepaid_machine_denies_an_empty_balance(agent, key, mock_pins, cfg) -> None:
@@ -274,11 +303,11 @@ def test_prepaid_machine_denies_an_empty_balance(agent, key, mock_pins, cfg) -> 
     tap(agent, ALICE)
     assert pin_state(mock_pins) is False
     assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"] == [
-        "insufficient_credit"]
+        "insufficient_credit"
+    ]
 
 
-def test_laser_session_is_cut_when_the_balance_is_spent(agent, key, clock, mock_pins,
-                                                        cfg) -> None:
+def test_laser_session_is_cut_when_the_balance_is_spent(agent, key, clock, mock_pins, cfg) -> None:
     deliver(agent.on_snapshot, sign_snapshot(credit_snapshot(600.0), key))
     tap(agent, ALICE)
     assert pin_state(mock_pins) is True
@@ -303,8 +332,15 @@ def test_trainer_double_tap_certifies_the_next_member(agent, clock, mock_pins, c
     assert agent.sessions.current is not None and agent.sessions.current.member_id == "alice"
     tap(agent, BOB)  # the trainee (level 0) taps within 15 s
     granted = [e["data"] for e in events(cfg) if e["type"] == "certification.granted"]
-    assert granted == [{"trainer_id": "staff", "member_id": "bob", "group": "laser",
-                        "level": 2, "machine": "laser-1"}]
+    assert granted == [
+        {
+            "trainer_id": "staff",
+            "member_id": "bob",
+            "group": "laser",
+            "level": 2,
+            "machine": "laser-1",
+        }
+    ]
     assert agent.certify.trainer is None
     assert agent.sessions.current.member_id == "alice"  # the trainee's tap touched nothing else
 
@@ -316,8 +352,7 @@ def test_certify_mode_expires(agent, clock, cfg) -> None:
     clock.advance(16)
     tap(agent, BOB)
     assert not [e for e in events(cfg) if e["type"] == "certification.granted"]
-    assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"][-1] == \
-        "not_certified"
+    assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"][-1] == "not_certified"
 
 
 def test_non_trainers_cannot_open_certify_mode(agent, clock, mock_pins, cfg) -> None:
@@ -338,15 +373,19 @@ def test_unknown_badge_is_enrolled_while_the_hub_asks(agent, clock, cfg) -> None
     enrolled = [e["data"] for e in events(cfg) if e["type"] == "badge.enrolled"]
     assert enrolled == [{"request_id": "req-1", "uid": "0BADC0DE", "member_id": "alice"}]
     assert [e["data"]["reason"] for e in events(cfg) if e["type"] == "tap"] == [
-        "enrolment", "unknown_badge"]
+        "enrolment",
+        "unknown_badge",
+    ]
 
 
 def test_expired_enrolment_window_is_not_used(agent, clock, cfg) -> None:
     from gateway.contract import encode_enrolment
     from gateway.core.clock import iso
 
-    deliver(agent.on_enrolment, encode_enrolment("req-1", "alice",
-                                              iso(clock.wall() + timedelta(seconds=30))))
+    deliver(
+        agent.on_enrolment,
+        encode_enrolment("req-1", "alice", iso(clock.wall() + timedelta(seconds=30))),
+    )
     clock.advance(31)
     tap(agent, "0BADC0DE")
     assert not [e for e in events(cfg) if e["type"] == "badge.enrolled"]
@@ -367,14 +406,15 @@ def journaled(cfg) -> list[Envelope]:
 
 
 def test_every_event_of_a_day_at_the_machine_decodes_as_its_contract_type(
-        cfg, key, clock, mock_pins) -> None:
+    cfg, key, clock, mock_pins
+) -> None:
     agent = make_agent(cfg, key, clock, mock_pins)
     deliver(agent.on_snapshot, sign_snapshot(snapshot(), key))
-    tap(agent, ALICE)                         # session started (and its tap)
+    tap(agent, ALICE)  # session started (and its tap)
     clock.advance(75)
-    tap(agent, ALICE)                         # badge-out: session ended
-    tap(agent, BOB)                           # denied
-    tap(agent, STAFF)                         # a staff member: presence and a session
+    tap(agent, ALICE)  # badge-out: session ended
+    tap(agent, BOB)  # denied
+    tap(agent, STAFF)  # a staff member: presence and a session
     clock.advance(5)
     tap(agent, STAFF)
     deliver(agent.on_snapshot, b'{"not": "a snapshot"}')  # snapshot.rejected
@@ -383,12 +423,18 @@ def test_every_event_of_a_day_at_the_machine_decodes_as_its_contract_type(
     agent.step()
     agent.journal.close()
     mock_pins.reset()
-    make_agent(cfg, key, clock, mock_pins)    # restart: node_restart end and node.boot
+    make_agent(cfg, key, clock, mock_pins)  # restart: node_restart end and node.boot
 
     envelopes = journaled(cfg)
     kinds = {e.type for e in envelopes}
-    assert {"node.boot", "tap", "session.started", "session.ended", "staff.presence",
-            "snapshot.rejected"} <= kinds
+    assert {
+        "node.boot",
+        "tap",
+        "session.started",
+        "session.ended",
+        "staff.presence",
+        "snapshot.rejected",
+    } <= kinds
     for env in envelopes:
         typed = env.event()  # raises ContractError where the hub would refuse it
         assert typed is not None, env.type
@@ -398,14 +444,21 @@ def test_every_event_of_a_day_at_the_machine_decodes_as_its_contract_type(
 
 
 def test_controller_texts_and_estimates_are_kept_within_the_contracts_bounds(
-        cfg, key, clock, mock_pins) -> None:
+    cfg, key, clock, mock_pins
+) -> None:
     agent = make_agent(cfg, key, clock, mock_pins)
     deliver(agent.on_snapshot, sign_snapshot(snapshot(), key))
     tap(agent, ALICE)
     long_name = "/sd/" + "tres-long-dossier/" * 300 + "piece.gcode"
-    agent.on_report(MachineReport(
-        Activity.BUSY, job_name=long_name, progress=140.0,
-        time_left_s=timedelta(days=4000).total_seconds(), detail="x" * (MAX_DETAIL * 2)))
+    agent.on_report(
+        MachineReport(
+            Activity.BUSY,
+            job_name=long_name,
+            progress=140.0,
+            time_left_s=timedelta(days=4000).total_seconds(),
+            detail="x" * (MAX_DETAIL * 2),
+        )
+    )
     agent.step()
 
     jobs = [e for e in journaled(cfg) if e.type == "job"]

@@ -44,8 +44,9 @@ def test_the_node_modules_import_each_other_without_a_cycle() -> None:
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            raise AssertionError("import cycle: " + " -> ".join(path[path.index(module):]
-                                                                + [module]))
+            raise AssertionError(
+                "import cycle: " + " -> ".join(path[path.index(module) :] + [module])
+            )
         if module in done:
             return
         for dep in sorted(graph.get(module, set()) - {"gateway.node"}):

@@ -27,14 +27,30 @@ T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
 
 def _status(**extra: object) -> dict:
-    return {"v": 1, "node": "laser1", "machine": "laser1", "online": True, "relay": False,
-            "session": None, "time": "2031-01-01T00:00:00Z", **extra}
+    return {
+        "v": 1,
+        "node": "laser1",
+        "machine": "laser1",
+        "online": True,
+        "relay": False,
+        "session": None,
+        "time": "2031-01-01T00:00:00Z",
+        **extra,
+    }
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (None, DEFAULT_HEARTBEAT_S), ("15", DEFAULT_HEARTBEAT_S), (True, DEFAULT_HEARTBEAT_S),
-    (float("nan"), DEFAULT_HEARTBEAT_S), (15, 15.0), (0.01, 1.0), (1e9, MAX_HEARTBEAT_S),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, DEFAULT_HEARTBEAT_S),
+        ("15", DEFAULT_HEARTBEAT_S),
+        (True, DEFAULT_HEARTBEAT_S),
+        (float("nan"), DEFAULT_HEARTBEAT_S),
+        (15, 15.0),
+        (0.01, 1.0),
+        (1e9, MAX_HEARTBEAT_S),
+    ],
+)
 def test_heartbeat_comes_from_the_status_bounded(value, expected) -> None:
     status = {} if value is None else {"heartbeat_s": value}
     assert heartbeat_of(status) == expected
@@ -52,8 +68,11 @@ def test_silence_is_more_than_three_heartbeats() -> None:
 @pytest.fixture
 def store(tmp_path: Path):
     s = HubStore(tmp_path / "hub.db")
-    sync_catalogue(s, [GroupConfig(id="laser", name="Laser")],
-                     [MachineConfig(id="laser1", name="Laser", kind="laser", group="laser")])
+    sync_catalogue(
+        s,
+        [GroupConfig(id="laser", name="Laser")],
+        [MachineConfig(id="laser1", name="Laser", kind="laser", group="laser")],
+    )
     try:
         yield s
     finally:
@@ -74,8 +93,7 @@ def test_the_board_judges_silence_on_the_hub_clock(store: HubStore) -> None:
     assert (m["state"], m["online"], m["silent"]) == ("offline", False, True)
     assert m["last_seen"] == "2026-11-25T18:00:00.000Z"
     # A new status brings it back.
-    set_node_status(store, "laser1", _status(heartbeat_s=5),
-                          received_at=T0 + timedelta(seconds=20))
+    set_node_status(store, "laser1", _status(heartbeat_s=5), received_at=T0 + timedelta(seconds=20))
     assert _live(store, T0 + timedelta(seconds=21))["state"] == "free"
 
 
@@ -90,28 +108,45 @@ def test_a_frozen_node_shows_offline_in_the_api_and_on_the_board(site: Site, mos
     site.start_hub()
     topics = Topics("fablab/demo/")
     # Pretend to be laser-1: one retained online status, then silence (no last will).
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="frozen-laser-1",
-                         protocol=paho.MQTTv311)
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id="frozen-laser-1", protocol=paho.MQTTv311
+    )
     client.connect(mosquitto.host, mosquitto.port)
     client.loop_start()
     try:
-        status = {"v": 1, "node": "laser-1", "machine": "laser-1", "online": True,
-                  "relay": False, "session": None, "snapshot_version": None, "boot": "b1",
-                  "state": "free", "activity": "idle", "detail": "", "job": None,
-                  "ending": False, "mode": None, "heartbeat_s": 1,
-                  "time": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
-        client.publish(topics.node_status("laser-1"), json.dumps(status).encode(), qos=1,
-                       retain=True).wait_for_publish(5)
+        status = {
+            "v": 1,
+            "node": "laser-1",
+            "machine": "laser-1",
+            "online": True,
+            "relay": False,
+            "session": None,
+            "snapshot_version": None,
+            "boot": "b1",
+            "state": "free",
+            "activity": "idle",
+            "detail": "",
+            "job": None,
+            "ending": False,
+            "mode": None,
+            "heartbeat_s": 1,
+            "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        client.publish(
+            topics.node_status("laser-1"), json.dumps(status).encode(), qos=1, retain=True
+        ).wait_for_publish(5)
 
         def laser() -> dict:
-            return {m["machine_id"]: m for m in site.api("/api/v1/machines")["machines"]
-                    }["laser-1"]
+            return {m["machine_id"]: m for m in site.api("/api/v1/machines")["machines"]}["laser-1"]
 
         seen = poll_until(lambda: (m := laser())["online"] and m, what="laser-1 online")
         assert seen["state"] == "free"
         # The connection stays up (no will is sent); after three heartbeats it is offline.
-        off = poll_until(lambda: (m := laser())["state"] == "offline" and m, timeout=20,
-                         what="laser-1 offline after three silent heartbeats")
+        off = poll_until(
+            lambda: (m := laser())["state"] == "offline" and m,
+            timeout=20,
+            what="laser-1 offline after three silent heartbeats",
+        )
         assert off["silent"] is True and off["online"] is False
         assert client.is_connected()
         board = site.api("/fragments/board?lang=en")

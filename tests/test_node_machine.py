@@ -33,10 +33,17 @@ def rig(tmp_path: Path, mock_pins: MockFactory):
     sim = GrblSimulator().start()
     controller = GrblController(sim.port, poll_interval=0.2, answer_timeout=1.0)
     key = generate_key()
-    cfg = replace(node_config(tmp_path / "journal.db"),
-                  session=SessionConfig(grace=0, progress_every=0.5))
-    agent = NodeAgent(cfg, relay=GpioRelay(PIN, pin_factory=mock_pins), reader=SimulatedReader(),
-                      public_key=key.public_key(), controller=controller, connect=False)
+    cfg = replace(
+        node_config(tmp_path / "journal.db"), session=SessionConfig(grace=0, progress_every=0.5)
+    )
+    agent = NodeAgent(
+        cfg,
+        relay=GpioRelay(PIN, pin_factory=mock_pins),
+        reader=SimulatedReader(),
+        public_key=key.public_key(),
+        controller=controller,
+        connect=False,
+    )
     # The agent runs on the real clocks (the driver is real-time): sign the snapshot now.
     deliver(agent.on_snapshot, sign_snapshot(snapshot(issued=datetime.now(UTC)), key))
     changed = threading.Condition()
@@ -53,9 +60,15 @@ def _notify(cond: threading.Condition) -> None:
         cond.notify_all()
 
 
-def run_until(agent: NodeAgent, cond: threading.Condition, predicate, timeout: float = 10.0,
-              what: str = "condition") -> None:
+def run_until(
+    agent: NodeAgent,
+    cond: threading.Condition,
+    predicate,
+    timeout: float = 10.0,
+    what: str = "condition",
+) -> None:
     """Step the node each time the controller reports, until ``predicate`` holds."""
+
     def check() -> bool:
         agent.step()
         return bool(predicate())

@@ -51,6 +51,7 @@ CAROL, DAVE = "04CA7011", "04DA7E00"
 
 # --------------------------------------------------------------------------- set-up
 
+
 @pytest.fixture
 def key():
     return generate_key()
@@ -70,11 +71,25 @@ def cfg(tmp_path: Path) -> NodeConfig:
     return node_cfg(tmp_path / "journal.db")
 
 
-def make(cfg: NodeConfig, key, clock: FakeClock, pins: MockFactory, *,
-         journal: Journal | None = None, connect: bool = False) -> NodeAgent:
-    return NodeAgent(cfg, relay=GpioRelay(PIN, pin_factory=pins), reader=SimulatedReader(),
-                     public_key=key.public_key(), journal=journal, mono=clock.mono,
-                     wall=clock.wall, connect=connect)
+def make(
+    cfg: NodeConfig,
+    key,
+    clock: FakeClock,
+    pins: MockFactory,
+    *,
+    journal: Journal | None = None,
+    connect: bool = False,
+) -> NodeAgent:
+    return NodeAgent(
+        cfg,
+        relay=GpioRelay(PIN, pin_factory=pins),
+        reader=SimulatedReader(),
+        public_key=key.public_key(),
+        journal=journal,
+        mono=clock.mono,
+        wall=clock.wall,
+        connect=connect,
+    )
 
 
 @pytest.fixture
@@ -90,13 +105,15 @@ def agents() -> Iterator[list[NodeAgent]]:
 def snapshot(version: int = 1, *, issued: datetime = T0, **kw) -> Snapshot:
     """Alice's certification ends an hour after issue, Carol's membership on issue day."""
     snap = base_snapshot(version, issued=issued, **kw)
-    members = {**snap.members,
-               "alice": grant("alice", cert_expires=issued + timedelta(hours=1)),
-               "carol": grant("carol", membership_end=issued.date()),
-               "dave": grant("dave", cert_expires=issued + 4 * YEAR,
-                             membership_end=(issued + 4 * YEAR).date())}
-    return replace(snap, badges={**snap.badges, CAROL: "carol", DAVE: "dave"},
-                   members=members)
+    members = {
+        **snap.members,
+        "alice": grant("alice", cert_expires=issued + timedelta(hours=1)),
+        "carol": grant("carol", membership_end=issued.date()),
+        "dave": grant(
+            "dave", cert_expires=issued + 4 * YEAR, membership_end=(issued + 4 * YEAR).date()
+        ),
+    }
+    return replace(snap, badges={**snap.badges, CAROL: "carol", DAVE: "dave"}, members=members)
 
 
 def last_tap(cfg: NodeConfig) -> dict:
@@ -105,8 +122,10 @@ def last_tap(cfg: NodeConfig) -> dict:
 
 # --------------------------------------------------------------------------- thread ownership
 
-def test_mqtt_handlers_change_nothing_until_the_next_step(cfg, key, clock, mock_pins,
-                                                          agents) -> None:
+
+def test_mqtt_handlers_change_nothing_until_the_next_step(
+    cfg, key, clock, mock_pins, agents
+) -> None:
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
     deliver(a.on_snapshot, sign_snapshot(snapshot(1), key))
@@ -137,7 +156,8 @@ def test_mqtt_handlers_change_nothing_until_the_next_step(cfg, key, clock, mock_
 
 @pytest.mark.integration
 def test_statuses_leave_from_the_loop_in_order_and_every_heartbeat(
-        tmp_path, key, clock, mock_pins, mosquitto: MosquittoProcess, agents) -> None:
+    tmp_path, key, clock, mock_pins, mosquitto: MosquittoProcess, agents
+) -> None:
     cfg = node_cfg(tmp_path / "journal.db", mosquitto.url)
     obs = Observer(mosquitto.url, "fablab/test/")
     a = make(cfg, key, clock, mock_pins, connect=True)
@@ -173,11 +193,17 @@ def test_statuses_leave_from_the_loop_in_order_and_every_heartbeat(
         assert len(published) == mark  # nothing left from that thread
         a.step()
         after = [s for _, s in published[mark:]]
-        assert after and all(s["state"] == "in_use" and
-                             s["session"]["session_id"] == session_id for s in after)
+        assert after and all(
+            s["state"] == "in_use" and s["session"]["session_id"] == session_id for s in after
+        )
         assert {tid for tid, _ in published} == {threading.get_ident()}
-        obs.wait_for(lambda: obs.status["laser-1"]["snapshot_version"] == 2 and
-                     obs.status["laser-1"]["state"] == "in_use", what="in_use, version 2")
+        obs.wait_for(
+            lambda: (
+                obs.status["laser-1"]["snapshot_version"] == 2
+                and obs.status["laser-1"]["state"] == "in_use"
+            ),
+            what="in_use, version 2",
+        )
 
         # Nothing happens, yet the retained status is published again every heartbeat.
         tap(a, DAVE)
@@ -223,12 +249,14 @@ class FullDisk:
                     raise sqlite3.OperationalError("database or disk is full")
                 return super().execute(sql, *args)
 
-        return sqlite3.connect(path, factory=Connection, check_same_thread=False,
-                               isolation_level=None)
+        return sqlite3.connect(
+            path, factory=Connection, check_same_thread=False, isolation_level=None
+        )
 
 
 def test_a_full_journal_cuts_the_session_denies_taps_and_recovers_by_itself(
-        cfg, key, clock, mock_pins, agents, caplog) -> None:
+    cfg, key, clock, mock_pins, agents, caplog
+) -> None:
     caplog.set_level(logging.INFO)
     disk = FullDisk()
     a = make(cfg, key, clock, mock_pins, journal=Journal(cfg.journal, connect=disk.connect))
@@ -265,7 +293,11 @@ def test_a_full_journal_cuts_the_session_denies_taps_and_recovers_by_itself(
     assert ended["ended_at"] == iso(T0 + timedelta(seconds=16))
     denied = last_tap(cfg)
     assert (denied["uid"], denied["member_id"], denied["action"], denied["reason"]) == (
-        DAVE, "dave", "deny", "journal_unavailable")
+        DAVE,
+        "dave",
+        "deny",
+        "journal_unavailable",
+    )
     assert a.status()["backlog"] == len(evs)
     tap(a, DAVE)
     assert pin_state(mock_pins) and last_tap(cfg)["reason"] == "allowed"
@@ -281,8 +313,12 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "fs"
     mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"mount is not permitted here: {done.stderr.strip()}")
     try:
@@ -305,8 +341,9 @@ def fill(directory: Path) -> Path:
 
 
 @pytest.mark.integration
-def test_a_really_full_file_system_denies_taps_and_recovers(small_fs, key, clock, mock_pins,
-                                                            agents, caplog) -> None:
+def test_a_really_full_file_system_denies_taps_and_recovers(
+    small_fs, key, clock, mock_pins, agents, caplog
+) -> None:
     cfg = node_cfg(small_fs / "journal.db")
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
@@ -328,6 +365,7 @@ def test_a_really_full_file_system_denies_taps_and_recovers(small_fs, key, clock
 
 # --------------------------------------------------------------------------- journal at start
 
+
 def _file_in_the_way(journal: Path) -> Callable[[], None]:
     journal.parent.rmdir()
     journal.parent.write_text("not a directory")
@@ -336,8 +374,7 @@ def _file_in_the_way(journal: Path) -> Callable[[], None]:
 
 def _read_only_mount(journal: Path) -> Callable[[], None]:
     subprocess.run(["mount", "-o", "remount,ro", str(journal.parent)], check=True)
-    return lambda: subprocess.run(["mount", "-o", "remount,rw", str(journal.parent)],
-                                  check=True)
+    return lambda: subprocess.run(["mount", "-o", "remount,rw", str(journal.parent)], check=True)
 
 
 def _no_write_permission(journal: Path) -> Callable[[], None]:
@@ -347,23 +384,34 @@ def _no_write_permission(journal: Path) -> Callable[[], None]:
     def undo() -> None:
         journal.parent.chmod(0o700)
         journal.chmod(0o600)
+
     return undo
 
 
-@pytest.mark.parametrize("blocker", [
-    pytest.param(_file_in_the_way, id="directory-is-a-file"),
-    pytest.param(_read_only_mount, id="read-only-mount"),
-    pytest.param(_no_write_permission, id="no-write-permission"),
-])
+@pytest.mark.parametrize(
+    "blocker",
+    [
+        pytest.param(_file_in_the_way, id="directory-is-a-file"),
+        pytest.param(_read_only_mount, id="read-only-mount"),
+        pytest.param(_no_write_permission, id="no-write-permission"),
+    ],
+)
 def test_a_journal_that_cannot_be_opened_at_start_does_not_stop_the_node(
-        tmp_path, key, clock, mock_pins, agents, caplog, blocker) -> None:
+    tmp_path, key, clock, mock_pins, agents, caplog, blocker
+) -> None:
     if blocker is _read_only_mount:
         if os.geteuid() != 0:
             pytest.skip("remounting needs root")
         place = tmp_path / "fs"
         place.mkdir()
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(place)],
-                          capture_output=True, check=False).returncode != 0:
+        if (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(place)],
+                capture_output=True,
+                check=False,
+            ).returncode
+            != 0
+        ):
             pytest.skip("mount is not permitted here")
     else:
         place = tmp_path / "data"
@@ -408,8 +456,10 @@ def test_a_journal_that_cannot_be_opened_at_start_does_not_stop_the_node(
 
 # --------------------------------------------------------------------------- trusted time
 
-def test_a_clock_set_back_a_year_revives_nothing_and_is_flagged(cfg, key, clock, mock_pins,
-                                                                agents, caplog) -> None:
+
+def test_a_clock_set_back_a_year_revives_nothing_and_is_flagged(
+    cfg, key, clock, mock_pins, agents, caplog
+) -> None:
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
     deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
@@ -439,8 +489,9 @@ def test_a_clock_set_back_a_year_revives_nothing_and_is_flagged(cfg, key, clock,
     assert started >= T0 + timedelta(hours=26)  # never a year back
 
 
-def test_a_clock_set_forward_a_year_keeps_a_fresh_snapshot_fresh(cfg, key, clock, mock_pins,
-                                                                 agents) -> None:
+def test_a_clock_set_forward_a_year_keeps_a_fresh_snapshot_fresh(
+    cfg, key, clock, mock_pins, agents
+) -> None:
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
     deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
@@ -460,7 +511,8 @@ def test_a_clock_set_forward_a_year_keeps_a_fresh_snapshot_fresh(cfg, key, clock
 
 
 def test_after_a_restart_with_the_clock_behind_the_recorded_floor_holds(
-        cfg, key, clock, mock_pins, agents) -> None:
+    cfg, key, clock, mock_pins, agents
+) -> None:
     first = make(cfg, key, clock, mock_pins)
     deliver(first.on_snapshot, sign_snapshot(snapshot(), key))
     clock.advance(3600)
@@ -487,13 +539,13 @@ def test_after_a_restart_with_the_clock_behind_the_recorded_floor_holds(
 
 # --------------------------------------------------------------------------- crafted snapshots
 
+
 def _nested_outer(_key) -> bytes:
     return b"[" * 100_000 + b"]" * 100_000
 
 
 def _nested_field(_key) -> bytes:
-    return (b'{"v":1,"alg":"Ed25519","payload":"e30=","sig":' + b"[" * 50_000
-            + b"]" * 50_000 + b"}")
+    return b'{"v":1,"alg":"Ed25519","payload":"e30=","sig":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
 
 
 def _oversize(_key) -> bytes:
@@ -502,15 +554,22 @@ def _oversize(_key) -> bytes:
 
 def _signed_nested(key) -> bytes:
     payload = b'{"v":1,"x":' + b"[" * 5_000 + b"]" * 5_000 + b"}"
-    return json.dumps({"v": 1, "alg": "Ed25519",
-                       "payload": base64.b64encode(payload).decode(),
-                       "sig": base64.b64encode(key.sign(payload)).decode()}).encode()
+    return json.dumps(
+        {
+            "v": 1,
+            "alg": "Ed25519",
+            "payload": base64.b64encode(payload).decode(),
+            "sig": base64.b64encode(key.sign(payload)).decode(),
+        }
+    ).encode()
 
 
-CRAFTED = [pytest.param(_nested_outer, id="nested-message"),
-           pytest.param(_nested_field, id="nested-field"),
-           pytest.param(_oversize, id="over-size"),
-           pytest.param(_signed_nested, id="nested-signed-payload")]
+CRAFTED = [
+    pytest.param(_nested_outer, id="nested-message"),
+    pytest.param(_nested_field, id="nested-field"),
+    pytest.param(_oversize, id="over-size"),
+    pytest.param(_signed_nested, id="nested-signed-payload"),
+]
 
 
 @pytest.mark.parametrize("craft", CRAFTED)
@@ -523,7 +582,8 @@ def test_crafted_snapshots_are_rejected_without_recursion(key, craft) -> None:
 
 @pytest.mark.parametrize("craft", CRAFTED)
 def test_a_crafted_snapshot_is_journaled_and_the_node_keeps_its_own(
-        cfg, key, clock, mock_pins, agents, caplog, craft) -> None:
+    cfg, key, clock, mock_pins, agents, caplog, craft
+) -> None:
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
     deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
@@ -539,10 +599,11 @@ def test_a_crafted_snapshot_is_journaled_and_the_node_keeps_its_own(
 
 # --------------------------------------------------------------------------- supervision
 
+
 @pytest.mark.integration
-def test_the_journal_sender_comes_back_after_an_error(tmp_path, key, clock, mock_pins,
-                                                      mosquitto: MosquittoProcess,
-                                                      agents, caplog) -> None:
+def test_the_journal_sender_comes_back_after_an_error(
+    tmp_path, key, clock, mock_pins, mosquitto: MosquittoProcess, agents, caplog
+) -> None:
     cfg = node_cfg(tmp_path / "journal.db", mosquitto.url)
     obs = Observer(mosquitto.url, "fablab/test/")
     a = make(cfg, key, clock, mock_pins, connect=True)
@@ -566,8 +627,9 @@ def test_the_journal_sender_comes_back_after_an_error(tmp_path, key, clock, mock
         obs.close()
 
 
-def test_a_failing_step_powers_off_and_the_loop_goes_on(cfg, key, clock, mock_pins, agents,
-                                                        caplog) -> None:
+def test_a_failing_step_powers_off_and_the_loop_goes_on(
+    cfg, key, clock, mock_pins, agents, caplog
+) -> None:
     a = make(cfg, key, clock, mock_pins)
     agents.append(a)
     deliver(a.on_snapshot, sign_snapshot(snapshot(), key))
@@ -608,13 +670,16 @@ def test_the_node_loop_pings_the_systemd_watchdog(site) -> None:
 
     site.start_hub()  # it makes the signing key the node needs
     ns = NotifySocket()
-    proc = Proc(["node", "--config", str(site.files.node_configs["laser-1"])],
-                site.tmp / "laser-1-watchdog.log",
-                env={"GPIOZERO_PIN_FACTORY": "mock", "NOTIFY_SOCKET": ns.path,
-                     "WATCHDOG_USEC": "600000"})  # a ping at most every 0.2 s
+    proc = Proc(
+        ["node", "--config", str(site.files.node_configs["laser-1"])],
+        site.tmp / "laser-1-watchdog.log",
+        env={"GPIOZERO_PIN_FACTORY": "mock", "NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "600000"},
+    )  # a ping at most every 0.2 s
     try:
-        ns.wait_for(lambda ms: sum(m == "WATCHDOG=1" for m in ms) >= 3,
-                    what="repeated WATCHDOG=1 from the node loop")
+        ns.wait_for(
+            lambda ms: sum(m == "WATCHDOG=1" for m in ms) >= 3,
+            what="repeated WATCHDOG=1 from the node loop",
+        )
     finally:
         proc.stop()
         ns.close()

@@ -152,8 +152,11 @@ def octoprint_exe(request: pytest.FixtureRequest) -> Path:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     if seconds:
-        announce(request, f"[octoprint] installed OctoPrint into {exe.parent.parent} "
-                 f"in {seconds:.1f} s (cached for later runs)")
+        announce(
+            request,
+            f"[octoprint] installed OctoPrint into {exe.parent.parent} "
+            f"in {seconds:.1f} s (cached for later runs)",
+        )
     return exe
 
 
@@ -168,9 +171,7 @@ def _start_server(exe: Path, basedir: Path, request: pytest.FixtureRequest) -> O
 
 
 @pytest.fixture(scope="session")
-def octoprint(
-    octoprint_exe: Path, request: pytest.FixtureRequest
-) -> Iterator[OctoPrintServer]:
+def octoprint(octoprint_exe: Path, request: pytest.FixtureRequest) -> Iterator[OctoPrintServer]:
     """One OctoPrint for the session; each test leaves it Operational (see ``printer``)."""
     with tempfile.TemporaryDirectory(prefix="fabgate-octoprint-") as tmp:
         server = _start_server(octoprint_exe, Path(tmp) / "basedir", request)
@@ -218,8 +219,10 @@ def test_idle_printer_reports_idle(printer: OctoPrintClient) -> None:
     with controller_for(printer.base_url) as (controller, reports):
         report = reports.activity(Activity.IDLE)
         # Temperatures come from /api/printer once OctoPrint has polled the printer.
-        reports.wait_for(lambda r: "tool0" in r.data.get("temperatures", {}),  # type: ignore[operator]
-                         what="a report with temperatures")
+        reports.wait_for(
+            lambda r: "tool0" in r.data.get("temperatures", {}),  # type: ignore[operator]
+            what="a report with temperatures",
+        )
     assert report.job_name is None and report.progress is None
     assert report.detail == "Operational"
     assert controller.last_report.activity is Activity.IDLE
@@ -519,8 +522,9 @@ def test_upload_and_print_sends_a_multipart_form(fake: FakeOctoPrint) -> None:
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body
     )
-    fields = {part.get_param("name", header="content-disposition"): part
-              for part in message.iter_parts()}
+    fields = {
+        part.get_param("name", header="content-disposition"): part for part in message.iter_parts()
+    }
     assert fields["file"].get_filename() == "cube.gcode"
     assert fields["file"].get_payload(decode=True) == b"G28\nG1 X1\n"
     assert fields["print"].get_payload(decode=True) == b"true"

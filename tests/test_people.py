@@ -48,10 +48,14 @@ TZ = "Europe/Paris"
 PASSWORD = "correct horse battery staple"
 BRUNO_BADGE = "B0B0B0B0"
 ALICE_BADGE = "A11CE000"
-GROUPS = (GroupConfig("laser", "Découpe laser", default_validity_months=24),
-          GroupConfig("cnc", "Fraisage CNC", default_validity_months=12, lapse_months=6))
-MACHINES = (MachineConfig("laser1", "Laser (laser1)", "laser", "laser", min_level=2),
-            MachineConfig("cnc1", "CNC (cnc1)", "cnc", "cnc", min_level=2))
+GROUPS = (
+    GroupConfig("laser", "Découpe laser", default_validity_months=24),
+    GroupConfig("cnc", "Fraisage CNC", default_validity_months=12, lapse_months=6),
+)
+MACHINES = (
+    MachineConfig("laser1", "Laser (laser1)", "laser", "laser", min_level=2),
+    MachineConfig("cnc1", "CNC (cnc1)", "cnc", "cnc", min_level=2),
+)
 LONG_AGO = datetime(2025, 1, 10, 10, tzinfo=UTC)
 
 
@@ -69,18 +73,29 @@ class Hub:
         if member_id is not None:
             with c.session_transaction() as s:
                 s["csrf"] = "pre-login-token"
-            resp = c.post("/login", data={"email": f"{member_id}@example.org",
-                                          "password": PASSWORD,
-                                          "csrf_token": "pre-login-token"})
+            resp = c.post(
+                "/login",
+                data={
+                    "email": f"{member_id}@example.org",
+                    "password": PASSWORD,
+                    "csrf_token": "pre-login-token",
+                },
+            )
             assert resp.status_code in (302, 303), resp.get_data(as_text=True)[:500]
         return c
 
     def snapshot(self, machine: str = "laser1", now: datetime | None = None) -> Snapshot:
         with self.store() as store:
-            return build_snapshot(store,
-                machine, now=now or utcnow(), version=next_snapshot_version(store),
-                validity=timedelta(hours=1), timezone=TZ, opening_hours={},
-                staff_present_until=None)
+            return build_snapshot(
+                store,
+                machine,
+                now=now or utcnow(),
+                version=next_snapshot_version(store),
+                validity=timedelta(hours=1),
+                timezone=TZ,
+                opening_hours={},
+                staff_present_until=None,
+            )
 
 
 def csrf(c: FlaskClient) -> str:
@@ -104,47 +119,91 @@ def audit_actions(hub: Hub) -> list[tuple[str, str, str]]:
         return [(e["actor"], e["action"], e["subject"]) for e in audit.entries(store)][::-1]
 
 
-def session_events(sid: str, start: datetime, member: str, project: str | None,
-                   seq: int) -> list[Envelope]:
+def session_events(
+    sid: str, start: datetime, member: str, project: str | None, seq: int
+) -> list[Envelope]:
     end = start + timedelta(seconds=600)
-    common = {"session_id": sid, "machine": "laser1", "member_id": member,
-              "badge_uid": ALICE_BADGE, "project_id": project, "started_at": iso(start)}
+    common = {
+        "session_id": sid,
+        "machine": "laser1",
+        "member_id": member,
+        "badge_uid": ALICE_BADGE,
+        "project_id": project,
+        "started_at": iso(start),
+    }
     return [
-        Envelope.new(node="laser1", seq=seq, boot="b", type="session.started", time=start,
-                     data={**common, "staff_present": False}),
-        Envelope.new(node="laser1", seq=seq + 1, boot="b", type="session.ended", time=end,
-                     data={**common, "ended_at": iso(end), "duration_s": 600.0,
-                           "billable_minutes": 10, "end_reason": "badge_out"}),
+        Envelope.new(
+            node="laser1",
+            seq=seq,
+            boot="b",
+            type="session.started",
+            time=start,
+            data={**common, "staff_present": False},
+        ),
+        Envelope.new(
+            node="laser1",
+            seq=seq + 1,
+            boot="b",
+            type="session.ended",
+            time=end,
+            data={
+                **common,
+                "ended_at": iso(end),
+                "duration_s": 600.0,
+                "billable_minutes": 10,
+                "end_reason": "badge_out",
+            },
+        ),
     ]
 
 
 @pytest.fixture
 def hub(tmp_path: Path, cheap_passwords: None) -> Iterator[Hub]:
     db = tmp_path / "hub.db"
-    cfg = hub_config(tmp_path, db, site="fablab-test", timezone=TZ,
-                     tokens=(ApiToken("compta", "t0ken"),), groups=GROUPS, machines=MACHINES)
+    cfg = hub_config(
+        tmp_path,
+        db,
+        site="fablab-test",
+        timezone=TZ,
+        tokens=(ApiToken("compta", "t0ken"),),
+        groups=GROUPS,
+        machines=MACHINES,
+    )
     with HubStore(db) as store:
         sync_catalogue(store, list(GROUPS), list(MACHINES))
-        import_seed(store, Seed(
-            file=tmp_path / "seed.yaml",
-            members=(
-                SeedMember("m-fab", "Karim Benali", "professionnel", staff=True),
-                SeedMember("m-trainer", "Tess Formatrice", "adherent"),
-                SeedMember("m-bruno", "Bruno Lefèvre", "professionnel",
-                           badges=(BRUNO_BADGE,)),
-                SeedMember("m-alice", "Alice Martin", "adherent", badges=(ALICE_BADGE,),
-                           current_project="p-lampe"),
-                SeedMember("m-chef", "Chloé Experte", "adherent")),
-            projects=(SeedProject("p-lampe", "m-alice", "Lampe en contreplaqué"),
-                      SeedProject("p-etagere", "m-alice", "Étagère"),
-                      SeedProject("p-mobilier", "m-bruno", "Mobilier")),
-            certifications=(
-                SeedCertification("m-trainer", "laser", 3, None, LONG_AGO, None),
-                SeedCertification("m-chef", "laser", 3, None, LONG_AGO, None),
-                SeedCertification("m-alice", "laser", 2, "m-trainer", LONG_AGO, None))))
+        import_seed(
+            store,
+            Seed(
+                file=tmp_path / "seed.yaml",
+                members=(
+                    SeedMember("m-fab", "Karim Benali", "professionnel", staff=True),
+                    SeedMember("m-trainer", "Tess Formatrice", "adherent"),
+                    SeedMember("m-bruno", "Bruno Lefèvre", "professionnel", badges=(BRUNO_BADGE,)),
+                    SeedMember(
+                        "m-alice",
+                        "Alice Martin",
+                        "adherent",
+                        badges=(ALICE_BADGE,),
+                        current_project="p-lampe",
+                    ),
+                    SeedMember("m-chef", "Chloé Experte", "adherent"),
+                ),
+                projects=(
+                    SeedProject("p-lampe", "m-alice", "Lampe en contreplaqué"),
+                    SeedProject("p-etagere", "m-alice", "Étagère"),
+                    SeedProject("p-mobilier", "m-bruno", "Mobilier"),
+                ),
+                certifications=(
+                    SeedCertification("m-trainer", "laser", 3, None, LONG_AGO, None),
+                    SeedCertification("m-chef", "laser", 3, None, LONG_AGO, None),
+                    SeedCertification("m-alice", "laser", 2, "m-trainer", LONG_AGO, None),
+                ),
+            ),
+        )
         for member in ("m-fab", "m-trainer", "m-bruno", "m-alice", "m-chef"):
-            accounts.create_account(store, member, f"{member}@example.org", actor="test",
-                                password=PASSWORD)
+            accounts.create_account(
+                store, member, f"{member}@example.org", actor="test", password=PASSWORD
+            )
         accounts.grant_role(store, "m-fab", "fabmanager", None, actor="test")
         accounts.grant_role(store, "m-trainer", "trainer", "laser", actor="test")
     app = create_app(cfg)
@@ -155,6 +214,7 @@ def hub(tmp_path: Path, cheap_passwords: None) -> Iterator[Hub]:
 
 
 # -- certification ------------------------------------------------------------------
+
 
 def test_a_grant_reaches_the_next_snapshot_and_a_revocation_removes_it(hub: Hub) -> None:
     fab = hub.client("m-fab")
@@ -168,8 +228,17 @@ def test_a_grant_reaches_the_next_snapshot_and_a_revocation_removes_it(hub: Hub)
     assert 'data-validity="24"' in form and 'data-validity="12"' in form
 
     before = utcnow()
-    resp = post(fab, "/certify", {"member_id": "m-bruno", "group_id": "laser", "level": "2",
-                                  "validity_months": "", "note": "formation du samedi"})
+    resp = post(
+        fab,
+        "/certify",
+        {
+            "member_id": "m-bruno",
+            "group_id": "laser",
+            "level": "2",
+            "validity_months": "",
+            "note": "formation du samedi",
+        },
+    )
     assert resp.status_code in (302, 303)
     assert resp.headers["Location"].startswith("/members/m-bruno")
 
@@ -179,8 +248,11 @@ def test_a_grant_reaches_the_next_snapshot_and_a_revocation_removes_it(hub: Hub)
     assert grant.level == 2
     assert grant.cert_expires is not None
     # Empty validity: the group's default, 24 months from the grant.
-    assert add_months(before, 24) - timedelta(seconds=1) <= grant.cert_expires \
+    assert (
+        add_months(before, 24) - timedelta(seconds=1)
+        <= grant.cert_expires
         <= add_months(utcnow(), 24)
+    )
     assert hub.snapshot("cnc1").members["m-bruno"].level == 0
     assert ("m-fab", "certification.granted", "m-bruno") in audit_actions(hub)
 
@@ -199,38 +271,53 @@ def test_a_grant_reaches_the_next_snapshot_and_a_revocation_removes_it(hub: Hub)
 def test_a_chosen_validity_sets_the_expiry(hub: Hub) -> None:
     fab = hub.client("m-fab")
     before = utcnow()
-    post(fab, "/certify", {"member_id": "m-bruno", "group_id": "cnc", "level": "1",
-                           "validity_months": "18"})
+    post(
+        fab,
+        "/certify",
+        {"member_id": "m-bruno", "group_id": "cnc", "level": "1", "validity_months": "18"},
+    )
     with hub.store() as store:
         (expires,) = store.conn.execute(
-            "SELECT expires_at FROM certifications WHERE member_id = 'm-bruno'").fetchone()
-    assert add_months(before, 18) - timedelta(seconds=1) <= datetime.fromisoformat(expires) \
+            "SELECT expires_at FROM certifications WHERE member_id = 'm-bruno'"
+        ).fetchone()
+    assert (
+        add_months(before, 18) - timedelta(seconds=1)
+        <= datetime.fromisoformat(expires)
         <= add_months(utcnow(), 18)
+    )
     # The CNC group lapses after 6 months without use: that comes first, and the node
     # gets the earlier of the two.
     grant = hub.snapshot("cnc1").members["m-bruno"]
     assert grant.level == 1
     assert grant.cert_expires is not None
-    assert add_months(before, 6) - timedelta(seconds=1) <= grant.cert_expires \
+    assert (
+        add_months(before, 6) - timedelta(seconds=1)
+        <= grant.cert_expires
         <= add_months(utcnow(), 6)
-    row = re.search(r'<tr class="cert cert-live" data-group="cnc".*?</tr>',
-                    page(fab, "/members/m-bruno"), re.S)
+    )
+    row = re.search(
+        r'<tr class="cert cert-live" data-group="cnc".*?</tr>', page(fab, "/members/m-bruno"), re.S
+    )
     assert row is not None
     local = ZoneInfo(TZ)
     assert add_months(before, 18).astimezone(local).strftime("%d/%m/%Y") in row.group(0)
     assert add_months(before, 6).astimezone(local).strftime("%d/%m/%Y") in row.group(0)
 
 
-@pytest.mark.parametrize("form, message", [
-    ({"member_id": "", "group_id": "laser", "level": "2"}, "Choisissez un membre"),
-    ({"member_id": "m-bruno", "group_id": "nope", "level": "2"}, "Choisissez un groupe"),
-    ({"member_id": "m-bruno", "group_id": "laser", "level": "4"}, "niveau de 0 à 3"),
-    ({"member_id": "m-bruno", "group_id": "laser", "level": "2", "validity_months": "0"},
-     "entre 1 et 120"),
-    ({"member_id": "m-fab", "group_id": "laser", "level": "3"}, "soi-même"),
-])
-def test_a_bad_certification_form_says_why(hub: Hub, form: dict[str, str],
-                                           message: str) -> None:
+@pytest.mark.parametrize(
+    "form, message",
+    [
+        ({"member_id": "", "group_id": "laser", "level": "2"}, "Choisissez un membre"),
+        ({"member_id": "m-bruno", "group_id": "nope", "level": "2"}, "Choisissez un groupe"),
+        ({"member_id": "m-bruno", "group_id": "laser", "level": "4"}, "niveau de 0 à 3"),
+        (
+            {"member_id": "m-bruno", "group_id": "laser", "level": "2", "validity_months": "0"},
+            "entre 1 et 120",
+        ),
+        ({"member_id": "m-fab", "group_id": "laser", "level": "3"}, "soi-même"),
+    ],
+)
+def test_a_bad_certification_form_says_why(hub: Hub, form: dict[str, str], message: str) -> None:
     fab = hub.client("m-fab")
     resp = post(fab, "/certify", form)
     assert resp.status_code == 400
@@ -244,19 +331,16 @@ def test_trainers_certify_up_to_level_2_and_only_in_their_groups(hub: Hub) -> No
     assert 'value="laser"' in form and 'value="cnc"' not in form  # only their group
     assert re.search(r'id="level-3"[^>]*disabled', form)
 
-    resp = post(trainer, "/certify", {"member_id": "m-bruno", "group_id": "laser",
-                                      "level": "3"})
+    resp = post(trainer, "/certify", {"member_id": "m-bruno", "group_id": "laser", "level": "3"})
     assert resp.status_code == 400
     assert "niveau 3 est délivré par le fabmanager" in html.unescape(resp.get_data(as_text=True))
-    resp = post(trainer, "/certify", {"member_id": "m-bruno", "group_id": "cnc",
-                                      "level": "1"})
+    resp = post(trainer, "/certify", {"member_id": "m-bruno", "group_id": "cnc", "level": "1"})
     assert resp.status_code == 400
     assert "Vous ne formez pas sur ce groupe" in resp.get_data(as_text=True)
     assert hub.snapshot().members["m-bruno"].level == 0
     assert hub.snapshot("cnc1").members["m-bruno"].level == 0
 
-    resp = post(trainer, "/certify", {"member_id": "m-bruno", "group_id": "laser",
-                                      "level": "2"})
+    resp = post(trainer, "/certify", {"member_id": "m-bruno", "group_id": "laser", "level": "2"})
     assert resp.status_code in (302, 303)
     assert hub.snapshot().members["m-bruno"].level == 2
     assert ("m-trainer", "certification.granted", "m-bruno") in audit_actions(hub)
@@ -282,8 +366,7 @@ def test_a_plain_member_reaches_none_of_the_staff_pages(hub: Hub) -> None:
     bruno = hub.client("m-bruno")
     for path in ("/certify", "/members", "/members/m-alice"):
         assert bruno.get(path).status_code == 403, path
-    resp = post(bruno, "/certify", {"member_id": "m-alice", "group_id": "laser",
-                                    "level": "3"})
+    resp = post(bruno, "/certify", {"member_id": "m-alice", "group_id": "laser", "level": "3"})
     assert resp.status_code == 403
     assert "Habiliter" not in page(bruno, "/me")  # no staff link in their navigation
     anonymous = hub.app.test_client()
@@ -292,21 +375,22 @@ def test_a_plain_member_reaches_none_of_the_staff_pages(hub: Hub) -> None:
 
 def test_forms_without_the_csrf_token_are_refused(hub: Hub) -> None:
     fab = hub.client("m-fab")
-    resp = fab.post("/certify", data={"member_id": "m-bruno", "group_id": "laser",
-                                      "level": "2"})
+    resp = fab.post("/certify", data={"member_id": "m-bruno", "group_id": "laser", "level": "2"})
     assert resp.status_code == 400
     assert hub.snapshot().members["m-bruno"].level == 0
 
 
 def test_every_people_route_declares_who_may_use_it(hub: Hub) -> None:
-    endpoints = [r.endpoint for r in hub.app.url_map.iter_rules()
-                 if r.endpoint.startswith("people.")]
+    endpoints = [
+        r.endpoint for r in hub.app.url_map.iter_rules() if r.endpoint.startswith("people.")
+    ]
     assert len(endpoints) >= 10
     for endpoint in endpoints:
         assert auth.declaration(hub.app, endpoint) not in (None, auth.PUBLIC), endpoint
 
 
 # -- badges -------------------------------------------------------------------------
+
 
 def test_blocking_a_lost_badge_removes_it_from_the_snapshot(hub: Hub) -> None:
     fab = hub.client("m-fab")
@@ -322,7 +406,8 @@ def test_blocking_a_lost_badge_removes_it_from_the_snapshot(hub: Hub) -> None:
     # Blocking twice says so and records nothing more.
     post(fab, f"/members/m-bruno/badges/{BRUNO_BADGE}/block")
     assert [a for a in audit_actions(hub) if a[1] == "badge.blocked"] == [
-        ("m-fab", "badge.blocked", "m-bruno")]
+        ("m-fab", "badge.blocked", "m-bruno")
+    ]
 
 
 def test_enrolment_is_followed_on_a_fragment(hub: Hub) -> None:
@@ -338,9 +423,20 @@ def test_enrolment_is_followed_on_a_fragment(hub: Hub) -> None:
 
     with hub.store() as store:
         now = utcnow()
-        ingest_envelopes(store, [Envelope.new(node="cnc1", seq=1, boot="b", type="badge.enrolled",
-                                   time=now, data={"request_id": request_id,
-                                                   "uid": "04ab12cd"})], now)
+        ingest_envelopes(
+            store,
+            [
+                Envelope.new(
+                    node="cnc1",
+                    seq=1,
+                    boot="b",
+                    type="badge.enrolled",
+                    time=now,
+                    data={"request_id": request_id, "uid": "04ab12cd"},
+                )
+            ],
+            now,
+        )
     fragment = page(fab, fragment_url)
     assert 'data-status="attached"' in fragment and "Badge 04AB12CD rattaché" in fragment
     assert hub.snapshot().badges["04AB12CD"] == "m-bruno"
@@ -351,11 +447,13 @@ def test_enrolment_is_followed_on_a_fragment(hub: Hub) -> None:
 
 # -- projects and sessions ----------------------------------------------------------
 
+
 def _months() -> tuple[datetime, datetime]:
     """A moment in this month and one in the previous month (the 15th, noon, local)."""
     local = utcnow().astimezone(ZoneInfo(TZ))
-    this = max(local.replace(day=1, hour=0, minute=5, second=0, microsecond=0),
-               local - timedelta(hours=1))
+    this = max(
+        local.replace(day=1, hour=0, minute=5, second=0, microsecond=0), local - timedelta(hours=1)
+    )
     previous = (local.replace(day=1) - timedelta(days=1)).replace(day=15, hour=12)
     return this.astimezone(UTC), previous.astimezone(UTC)
 
@@ -363,24 +461,30 @@ def _months() -> tuple[datetime, datetime]:
 def test_a_session_moves_to_another_project_only_while_its_month_is_open(hub: Hub) -> None:
     this_month, last_month = _months()
     with hub.store() as store:
-        ingest_envelopes(store, session_events("S-now", this_month, "m-alice", "p-lampe", 1)
-                     + session_events("S-old", last_month, "m-alice", "p-lampe", 3)
-                     + session_events("S-bruno", this_month, "m-bruno", None, 5), utcnow())
-        store.conn.execute("INSERT INTO periods (period, status, closed_at, closed_by) "
-                           "VALUES (?, 'closed', ?, 'm-fab')",
-                           (period_of(last_month, TZ), iso(utcnow())))
+        ingest_envelopes(
+            store,
+            session_events("S-now", this_month, "m-alice", "p-lampe", 1)
+            + session_events("S-old", last_month, "m-alice", "p-lampe", 3)
+            + session_events("S-bruno", this_month, "m-bruno", None, 5),
+            utcnow(),
+        )
+        store.conn.execute(
+            "INSERT INTO periods (period, status, closed_at, closed_by) "
+            "VALUES (?, 'closed', ?, 'm-fab')",
+            (period_of(last_month, TZ), iso(utcnow())),
+        )
         store.conn.commit()
 
     def project_of(sid: str) -> str | None:
         with hub.store() as store:
-            return store.conn.execute("SELECT project_id FROM sessions WHERE session_id = ?",
-                                      (sid,)).fetchone()[0]
+            return store.conn.execute(
+                "SELECT project_id FROM sessions WHERE session_id = ?", (sid,)
+            ).fetchone()[0]
 
     alice = hub.client("m-alice")
     mine = page(alice, "/projects")
     assert "Étagère" in mine and "mois clôturé" in mine
-    resp = post(alice, "/sessions/S-now/project", {"project_id": "p-etagere",
-                                                   "next": "/projects"})
+    resp = post(alice, "/sessions/S-now/project", {"project_id": "p-etagere", "next": "/projects"})
     assert resp.status_code in (302, 303) and resp.headers["Location"] == "/projects"
     assert project_of("S-now") == "p-etagere"
     assert ("m-alice", "session.moved", "m-alice") in audit_actions(hub)
@@ -396,8 +500,9 @@ def test_a_session_moves_to_another_project_only_while_its_month_is_open(hub: Hu
     assert project_of("S-now") == "p-etagere"
     post(alice, "/sessions/S-bruno/project", {"project_id": "p-lampe"})
     assert project_of("S-bruno") is None
-    resp = post(alice, "/sessions/S-now/project", {"project_id": "p-lampe",
-                                                   "next": "//evil.example/"})
+    resp = post(
+        alice, "/sessions/S-now/project", {"project_id": "p-lampe", "next": "//evil.example/"}
+    )
     assert resp.headers["Location"].startswith("/projects")
 
     # The fabmanager moves a member's session the same way, from the member's page.
@@ -414,8 +519,8 @@ def test_members_create_projects_and_pick_the_current_one(hub: Hub) -> None:
     post(bruno, "/projects", {"name": "  Tabouret   en chêne ", "current": "1"})
     with hub.store() as store:
         (project_id, name) = store.conn.execute(
-            "SELECT id, name FROM projects WHERE member_id = 'm-bruno' AND id != "
-            "'p-mobilier'").fetchone()
+            "SELECT id, name FROM projects WHERE member_id = 'm-bruno' AND id != 'p-mobilier'"
+        ).fetchone()
     assert name == "Tabouret en chêne"
     assert hub.snapshot().members["m-bruno"].project_id == project_id
     post(bruno, "/projects/current", {"project_id": "p-mobilier"})

@@ -33,8 +33,7 @@ def mock_pins() -> Iterator[MockFactory]:
 
 
 def test_spi_pins_of_the_pi() -> None:
-    assert pins.spi_pins(0, 0) == {9: "SPI0 MISO", 10: "SPI0 MOSI", 11: "SPI0 SCLK",
-                                   8: "SPI0 CE0"}
+    assert pins.spi_pins(0, 0) == {9: "SPI0 MISO", 10: "SPI0 MOSI", 11: "SPI0 SCLK", 8: "SPI0 CE0"}
     assert pins.spi_pins(0, 1)[7] == "SPI0 CE1"
     assert pins.spi_pins(1, 2)[16] == "SPI1 CE2"
 
@@ -56,8 +55,8 @@ def test_two_devices_share_a_bus_but_not_a_chip_select() -> None:
 
 @pytest.mark.parametrize("high", [True, False])
 def test_checker_and_driver_agree_on_every_header_pin(
-        tmp_path: Path, mock_pins: MockFactory, caplog: pytest.LogCaptureFixture,
-        high: bool) -> None:
+    tmp_path: Path, mock_pins: MockFactory, caplog: pytest.LogCaptureFixture, high: bool
+) -> None:
     caplog.set_level(logging.WARNING, logger="gateway.drivers.relay")
     for pin in range(pins.MAX_GPIO + 1):
         path = tmp_path / f"node-{pin}.yaml"

@@ -29,34 +29,68 @@ BOB_UID = "B0B0B0B0"
 
 def grant(member_id: str = "alice", **over: object) -> MemberGrant:
     base = MemberGrant(
-        member_id=member_id, name=member_id.title(), category="adult", status="active",
-        membership_end=date(2026, 12, 31), level=2,
-        cert_expires=datetime(2027, 1, 1, tzinfo=UTC), staff=False,
+        member_id=member_id,
+        name=member_id.title(),
+        category="adult",
+        status="active",
+        membership_end=date(2026, 12, 31),
+        level=2,
+        cert_expires=datetime(2027, 1, 1, tzinfo=UTC),
+        staff=False,
     )
     return replace(base, **over)
 
 
-def snapshot(*members: MemberGrant, badges: dict[str, str] | None = None,
-             min_level: int = 2, out_of_service: bool = False,
-             issued_at: datetime = NOW - timedelta(minutes=5),
-             valid_until: datetime = NOW + timedelta(days=2),
-             timezone: str = "Europe/Paris") -> Snapshot:
+def snapshot(
+    *members: MemberGrant,
+    badges: dict[str, str] | None = None,
+    min_level: int = 2,
+    out_of_service: bool = False,
+    issued_at: datetime = NOW - timedelta(minutes=5),
+    valid_until: datetime = NOW + timedelta(days=2),
+    timezone: str = "Europe/Paris",
+) -> Snapshot:
     if not members:
         members = (grant("alice"), grant("bob"))
     if badges is None:
         badges = {ALICE_UID: "alice", BOB_UID: "bob"}
-    machine = MachineInfo(id="laser-1", name="Laser 1", kind="laser", group="laser",
-                          min_level=min_level, out_of_service=out_of_service)
-    return Snapshot(site="fablab", version=1, issued_at=issued_at, valid_until=valid_until,
-                    machine=machine, timezone=timezone, badges=badges,
-                    members={m.member_id: m for m in members})
+    machine = MachineInfo(
+        id="laser-1",
+        name="Laser 1",
+        kind="laser",
+        group="laser",
+        min_level=min_level,
+        out_of_service=out_of_service,
+    )
+    return Snapshot(
+        site="fablab",
+        version=1,
+        issued_at=issued_at,
+        valid_until=valid_until,
+        machine=machine,
+        timezone=timezone,
+        badges=badges,
+        members={m.member_id: m for m in members},
+    )
 
 
-def tap(snap: Snapshot | None, uid: str = ALICE_UID, *, now: datetime = NOW,
-        staff: bool = False, state: MachineState | None = None,
-        max_age: timedelta = MAX_AGE) -> Decision:
-    return decide(snap, badge_uid=uid, now=now, staff_present=staff,
-                  state=state or MachineState(), max_snapshot_age=max_age)
+def tap(
+    snap: Snapshot | None,
+    uid: str = ALICE_UID,
+    *,
+    now: datetime = NOW,
+    staff: bool = False,
+    state: MachineState | None = None,
+    max_age: timedelta = MAX_AGE,
+) -> Decision:
+    return decide(
+        snap,
+        badge_uid=uid,
+        now=now,
+        staff_present=staff,
+        state=state or MachineState(),
+        max_snapshot_age=max_age,
+    )
 
 
 ALICE_SESSION = MachineState(session_member_id="alice", session_badge_uid=ALICE_UID)
@@ -64,6 +98,7 @@ BOB_SESSION = MachineState(session_member_id="bob", session_badge_uid=BOB_UID)
 
 
 # --- the plain cases -------------------------------------------------------------------
+
 
 def test_certified_member_starts_the_machine() -> None:
     d = tap(snapshot())
@@ -98,6 +133,7 @@ def test_naive_now_is_refused() -> None:
 
 # --- badge-out -------------------------------------------------------------------------
 
+
 def test_owner_badge_out_ends_the_session() -> None:
     d = tap(snapshot(), state=ALICE_SESSION)
     assert (d.action, d.reason) == (Action.END, Reason.BADGE_OUT)
@@ -110,12 +146,16 @@ def test_owner_badge_out_with_another_badge_of_the_same_member() -> None:
     assert tap(snap, "A2A2A2A2", state=ALICE_SESSION).reason is Reason.BADGE_OUT
 
 
-@pytest.mark.parametrize("snap", [
-    None,
-    snapshot(issued_at=NOW - timedelta(days=30), valid_until=NOW - timedelta(days=1)),
-    snapshot(out_of_service=True),
-    snapshot(grant("alice", status="suspended")),
-], ids=["no-snapshot", "expired", "out-of-service", "suspended"])
+@pytest.mark.parametrize(
+    "snap",
+    [
+        None,
+        snapshot(issued_at=NOW - timedelta(days=30), valid_until=NOW - timedelta(days=1)),
+        snapshot(out_of_service=True),
+        snapshot(grant("alice", status="suspended")),
+    ],
+    ids=["no-snapshot", "expired", "out-of-service", "suspended"],
+)
 def test_owner_badge_out_works_whatever_the_snapshot(snap: Snapshot | None) -> None:
     d = tap(snap, state=ALICE_SESSION)
     assert (d.action, d.reason) == (Action.END, Reason.BADGE_OUT)
@@ -158,6 +198,7 @@ def test_without_snapshot_a_stranger_is_denied_even_during_a_session() -> None:
 
 # --- snapshot freshness ----------------------------------------------------------------
 
+
 def test_no_snapshot() -> None:
     d = tap(None)
     assert (d.action, d.reason) == (Action.DENY, Reason.NO_SNAPSHOT)
@@ -184,6 +225,7 @@ def test_stale_snapshot_is_reported_before_unknown_badge() -> None:
 
 
 # --- machine and member ----------------------------------------------------------------
+
 
 def test_out_of_service_is_reported_before_unknown_badge() -> None:
     assert tap(snapshot(out_of_service=True), "DEADBEEF").reason is Reason.OUT_OF_SERVICE
@@ -215,8 +257,7 @@ def test_membership_day_is_the_sites_local_day_not_utc() -> None:
     # 23:30 UTC on the 10th is already the 11th in Paris, still the 10th in New York.
     late = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
     g = grant("alice", membership_end=date(2026, 3, 10))
-    assert tap(snapshot(g, timezone="Europe/Paris"), now=late).reason is \
-        Reason.MEMBERSHIP_EXPIRED
+    assert tap(snapshot(g, timezone="Europe/Paris"), now=late).reason is Reason.MEMBERSHIP_EXPIRED
     assert tap(snapshot(g, timezone="America/New_York"), now=late).reason is Reason.ALLOWED
 
 
@@ -242,6 +283,7 @@ def test_session_known_only_by_its_badge_still_blocks_others() -> None:
 
 # --- certification ---------------------------------------------------------------------
 
+
 def test_level_zero_is_not_certified() -> None:
     d = tap(snapshot(grant("alice", level=0), min_level=0), staff=True)
     assert (d.action, d.reason) == (Action.DENY, Reason.NOT_CERTIFIED)
@@ -253,8 +295,7 @@ def test_not_certified_is_reported_before_expired_certification() -> None:
 
 
 def test_certification_expiring_now_is_expired() -> None:
-    assert tap(snapshot(grant("alice", cert_expires=NOW))).reason is \
-        Reason.CERTIFICATION_EXPIRED
+    assert tap(snapshot(grant("alice", cert_expires=NOW))).reason is Reason.CERTIFICATION_EXPIRED
     later = NOW + timedelta(microseconds=1)
     assert tap(snapshot(grant("alice", cert_expires=later))).reason is Reason.ALLOWED
 
@@ -264,9 +305,11 @@ def test_expiry_is_compared_as_an_instant_on_a_fall_back_night() -> None:
     paris = ZoneInfo("Europe/Paris")
     expires = datetime(2026, 10, 25, 2, 50, tzinfo=paris, fold=0)
     now = datetime(2026, 10, 25, 2, 10, tzinfo=paris, fold=1)
-    snap = snapshot(grant("alice", cert_expires=expires),
-                    issued_at=datetime(2026, 10, 25, tzinfo=UTC),
-                    valid_until=datetime(2026, 10, 26, tzinfo=UTC))
+    snap = snapshot(
+        grant("alice", cert_expires=expires),
+        issued_at=datetime(2026, 10, 25, tzinfo=UTC),
+        valid_until=datetime(2026, 10, 26, tzinfo=UTC),
+    )
     assert tap(snap, now=now).reason is Reason.CERTIFICATION_EXPIRED
 
 
@@ -277,8 +320,10 @@ def test_snapshot_age_is_elapsed_time_across_dst() -> None:
     now = datetime(2026, 3, 29, 3, 30, tzinfo=paris)
     snap = snapshot(issued_at=issued, valid_until=now + timedelta(days=1))
     assert tap(snap, now=now, max_age=timedelta(hours=2)).reason is Reason.ALLOWED
-    assert tap(snap, now=now, max_age=timedelta(hours=2) - timedelta(seconds=1)).reason is \
-        Reason.SNAPSHOT_TOO_OLD
+    assert (
+        tap(snap, now=now, max_age=timedelta(hours=2) - timedelta(seconds=1)).reason
+        is Reason.SNAPSHOT_TOO_OLD
+    )
 
 
 def test_certification_without_expiry_does_not_expire() -> None:
@@ -323,6 +368,7 @@ def test_wire_values_are_stable() -> None:
 
 # --- human explanations ----------------------------------------------------------------
 
+
 def test_every_deny_reason_is_explained_in_french_and_english() -> None:
     deny = set(Reason) - {Reason.ALLOWED, Reason.BADGE_OUT}
     assert set(DENY_REASONS) == deny
@@ -352,15 +398,20 @@ def test_explain_covers_every_reason_and_falls_back_to_english() -> None:
 
 UIDS = ["A1A1A1A1", "B0B0B0B0", "C2C2C2C2", "D3D3D3D3", "DEADBEEF"]
 MEMBER_IDS = ["alice", "bob", "carol"]
-times = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 1, 1),
-                     timezones=st.just(UTC))
+times = st.datetimes(
+    min_value=datetime(2025, 1, 1), max_value=datetime(2028, 1, 1), timezones=st.just(UTC)
+)
 
 grants = st.builds(
     MemberGrant,
-    member_id=st.sampled_from(MEMBER_IDS), name=st.just("x"), category=st.just("adult"),
+    member_id=st.sampled_from(MEMBER_IDS),
+    name=st.just("x"),
+    category=st.just("adult"),
     status=st.sampled_from(["active", "active", "suspended"]),
     membership_end=st.none() | st.dates(date(2025, 1, 1), date(2028, 1, 1)),
-    level=st.integers(0, 3), cert_expires=st.none() | times, staff=st.booleans(),
+    level=st.integers(0, 3),
+    cert_expires=st.none() | times,
+    staff=st.booleans(),
 )
 
 
@@ -368,27 +419,54 @@ grants = st.builds(
 def snapshots(draw: st.DrawFn) -> Snapshot:
     members = draw(st.lists(grants, unique_by=lambda g: g.member_id, max_size=3))
     badges = draw(st.dictionaries(st.sampled_from(UIDS[:4]), st.sampled_from(MEMBER_IDS)))
-    machine = MachineInfo(id="m", name="m", kind="laser", group="laser",
-                          min_level=draw(st.integers(0, 3)), out_of_service=draw(st.booleans()))
+    machine = MachineInfo(
+        id="m",
+        name="m",
+        kind="laser",
+        group="laser",
+        min_level=draw(st.integers(0, 3)),
+        out_of_service=draw(st.booleans()),
+    )
     issued = draw(times)
-    return Snapshot(site="s", version=1, issued_at=issued,
-                    valid_until=issued + draw(st.timedeltas(timedelta(0), timedelta(days=5))),
-                    machine=machine, timezone=draw(st.sampled_from(
-                        ["UTC", "Europe/Paris", "Pacific/Kiritimati", "America/Los_Angeles"])),
-                    badges=badges, members={g.member_id: g for g in members})
+    return Snapshot(
+        site="s",
+        version=1,
+        issued_at=issued,
+        valid_until=issued + draw(st.timedeltas(timedelta(0), timedelta(days=5))),
+        machine=machine,
+        timezone=draw(
+            st.sampled_from(["UTC", "Europe/Paris", "Pacific/Kiritimati", "America/Los_Angeles"])
+        ),
+        badges=badges,
+        members={g.member_id: g for g in members},
+    )
 
 
-states = st.builds(MachineState, session_member_id=st.none() | st.sampled_from(MEMBER_IDS),
-                   session_badge_uid=st.none() | st.sampled_from(UIDS))
+states = st.builds(
+    MachineState,
+    session_member_id=st.none() | st.sampled_from(MEMBER_IDS),
+    session_badge_uid=st.none() | st.sampled_from(UIDS),
+)
 ages = st.timedeltas(timedelta(0), timedelta(days=3))
-tap_args = {"snap": st.none() | snapshots(), "uid": st.sampled_from(UIDS), "now": times,
-            "staff": st.booleans(), "state": states, "max_age": ages}
+tap_args = {
+    "snap": st.none() | snapshots(),
+    "uid": st.sampled_from(UIDS),
+    "now": times,
+    "staff": st.booleans(),
+    "state": states,
+    "max_age": ages,
+}
 
 
 @given(**tap_args)
-def test_action_and_reason_always_agree(snap: Snapshot | None, uid: str, now: datetime,
-                                        staff: bool, state: MachineState,
-                                        max_age: timedelta) -> None:
+def test_action_and_reason_always_agree(
+    snap: Snapshot | None,
+    uid: str,
+    now: datetime,
+    staff: bool,
+    state: MachineState,
+    max_age: timedelta,
+) -> None:
     d = tap(snap, uid, now=now, staff=staff, state=state, max_age=max_age)
     assert (d.action is Action.START) == (d.reason is Reason.ALLOWED)
     assert (d.action is Action.END) == (d.reason is Reason.BADGE_OUT)
@@ -397,9 +475,14 @@ def test_action_and_reason_always_agree(snap: Snapshot | None, uid: str, now: da
 
 
 @given(**tap_args)
-def test_start_only_when_every_condition_holds(snap: Snapshot | None, uid: str, now: datetime,
-                                               staff: bool, state: MachineState,
-                                               max_age: timedelta) -> None:
+def test_start_only_when_every_condition_holds(
+    snap: Snapshot | None,
+    uid: str,
+    now: datetime,
+    staff: bool,
+    state: MachineState,
+    max_age: timedelta,
+) -> None:
     d = tap(snap, uid, now=now, staff=staff, state=state, max_age=max_age)
     if d.action is not Action.START:
         return
@@ -416,10 +499,14 @@ def test_start_only_when_every_condition_holds(snap: Snapshot | None, uid: str, 
 
 
 @given(**tap_args)
-def test_member_below_machine_minimum_never_starts(snap: Snapshot | None, uid: str,
-                                                   now: datetime, staff: bool,
-                                                   state: MachineState,
-                                                   max_age: timedelta) -> None:
+def test_member_below_machine_minimum_never_starts(
+    snap: Snapshot | None,
+    uid: str,
+    now: datetime,
+    staff: bool,
+    state: MachineState,
+    max_age: timedelta,
+) -> None:
     d = tap(snap, uid, now=now, staff=staff, state=state, max_age=max_age)
     if snap is None:
         return
@@ -428,21 +515,22 @@ def test_member_below_machine_minimum_never_starts(snap: Snapshot | None, uid: s
         assert d.action is not Action.START
 
 
-@given(snap=st.none() | snapshots(), uid=st.sampled_from(UIDS), now=times, state=states,
-       max_age=ages)
-def test_supervised_member_without_staff_never_starts(snap: Snapshot | None, uid: str,
-                                                      now: datetime, state: MachineState,
-                                                      max_age: timedelta) -> None:
+@given(
+    snap=st.none() | snapshots(), uid=st.sampled_from(UIDS), now=times, state=states, max_age=ages
+)
+def test_supervised_member_without_staff_never_starts(
+    snap: Snapshot | None, uid: str, now: datetime, state: MachineState, max_age: timedelta
+) -> None:
     d = tap(snap, uid, now=now, staff=False, state=state, max_age=max_age)
     member = snap.member_for_badge(uid) if snap else None
     if member is not None and member.level <= 1:
         assert d.action is not Action.START
 
 
-@given(snap=st.none() | snapshots(), now=times, staff=st.booleans(), state=states,
-       max_age=ages)
-def test_unknown_badges_are_always_denied(snap: Snapshot | None, now: datetime, staff: bool,
-                                          state: MachineState, max_age: timedelta) -> None:
+@given(snap=st.none() | snapshots(), now=times, staff=st.booleans(), state=states, max_age=ages)
+def test_unknown_badges_are_always_denied(
+    snap: Snapshot | None, now: datetime, staff: bool, state: MachineState, max_age: timedelta
+) -> None:
     stranger = "EEEEEEEEEE"
     assert state.session_badge_uid != stranger
     d = tap(snap, stranger, now=now, staff=staff, state=state, max_age=max_age)
@@ -450,11 +538,16 @@ def test_unknown_badges_are_always_denied(snap: Snapshot | None, now: datetime, 
     assert d.member is None
 
 
-@given(snap=st.none() | snapshots(), uid=st.sampled_from(UIDS), now=times,
-       staff=st.booleans(), max_age=ages)
-def test_owner_badge_out_is_end_whatever_the_snapshot(snap: Snapshot | None, uid: str,
-                                                      now: datetime, staff: bool,
-                                                      max_age: timedelta) -> None:
+@given(
+    snap=st.none() | snapshots(),
+    uid=st.sampled_from(UIDS),
+    now=times,
+    staff=st.booleans(),
+    max_age=ages,
+)
+def test_owner_badge_out_is_end_whatever_the_snapshot(
+    snap: Snapshot | None, uid: str, now: datetime, staff: bool, max_age: timedelta
+) -> None:
     # The session was opened with this very badge, by whoever the snapshot maps it to.
     owner = snap.badges.get(uid, "someone") if snap else "someone"
     state = MachineState(session_member_id=owner, session_badge_uid=uid)
@@ -463,9 +556,14 @@ def test_owner_badge_out_is_end_whatever_the_snapshot(snap: Snapshot | None, uid
 
 
 @given(**tap_args)
-def test_nobody_else_ever_ends_a_session(snap: Snapshot | None, uid: str, now: datetime,
-                                         staff: bool, state: MachineState,
-                                         max_age: timedelta) -> None:
+def test_nobody_else_ever_ends_a_session(
+    snap: Snapshot | None,
+    uid: str,
+    now: datetime,
+    staff: bool,
+    state: MachineState,
+    max_age: timedelta,
+) -> None:
     d = tap(snap, uid, now=now, staff=staff, state=state, max_age=max_age)
     if d.action is Action.END:
         member = snap.member_for_badge(uid) if snap else None

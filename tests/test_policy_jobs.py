@@ -27,30 +27,41 @@ def kinds(t: JobTracker, reports: list[tuple[float, MachineReport]]) -> list[str
 
 def test_a_job_starts_progresses_and_finishes() -> None:
     t = tracker(every=1.0)
-    out = kinds(t, [
-        (0, MachineReport(A.IDLE)),
-        (1, MachineReport(A.BUSY, job_name="box.gcode", progress=0.0)),
-        (1.5, MachineReport(A.BUSY, progress=0.5)),  # same whole percent: nothing
-        (3, MachineReport(A.BUSY, progress=1.2)),
-        (3.5, MachineReport(A.BUSY, progress=2.0)),  # too soon after the last one
-        (5, MachineReport(A.BUSY, progress=2.1)),
-        (6, MachineReport(A.IDLE)),
-    ])
+    out = kinds(
+        t,
+        [
+            (0, MachineReport(A.IDLE)),
+            (1, MachineReport(A.BUSY, job_name="box.gcode", progress=0.0)),
+            (1.5, MachineReport(A.BUSY, progress=0.5)),  # same whole percent: nothing
+            (3, MachineReport(A.BUSY, progress=1.2)),
+            (3.5, MachineReport(A.BUSY, progress=2.0)),  # too soon after the last one
+            (5, MachineReport(A.BUSY, progress=2.1)),
+            (6, MachineReport(A.IDLE)),
+        ],
+    )
     assert out == ["started", "progress", "progress", "finished"]
 
 
 def test_pause_resume_and_cancel() -> None:
     t = tracker()
-    out = kinds(t, [(0, MachineReport(A.BUSY)), (1, MachineReport(A.PAUSED)),
-                    (2, MachineReport(A.PAUSED)), (3, MachineReport(A.BUSY)),
-                    (4, MachineReport(A.IDLE, detail="cancelled"))])
+    out = kinds(
+        t,
+        [
+            (0, MachineReport(A.BUSY)),
+            (1, MachineReport(A.PAUSED)),
+            (2, MachineReport(A.PAUSED)),
+            (3, MachineReport(A.BUSY)),
+            (4, MachineReport(A.IDLE, detail="cancelled")),
+        ],
+    )
     assert out == ["started", "paused", "resumed", "cancelled"]
 
 
 def test_alarm_fails_the_job_and_unknown_keeps_it() -> None:
     t = tracker()
-    assert kinds(t, [(0, MachineReport(A.BUSY)), (1, MachineReport(A.UNKNOWN, detail="link lost"))]
-                 ) == ["started"]
+    assert kinds(
+        t, [(0, MachineReport(A.BUSY)), (1, MachineReport(A.UNKNOWN, detail="link lost"))]
+    ) == ["started"]
     assert t.running
     assert kinds(t, [(2, MachineReport(A.ALARM, detail="ALARM:1"))]) == ["failed"]
     assert not t.running
@@ -60,8 +71,13 @@ def test_driver_job_flag_overrides_activity() -> None:
     """A GRBL jog is busy but no job; the driver's own end of job ends it."""
     t = tracker()
     assert kinds(t, [(0, MachineReport(A.BUSY, data={"job": False}))]) == []
-    assert kinds(t, [(1, MachineReport(A.BUSY, data={"job": True})),
-                     (2, MachineReport(A.BUSY, data={"job": False}))]) == ["started", "finished"]
+    assert kinds(
+        t,
+        [
+            (1, MachineReport(A.BUSY, data={"job": True})),
+            (2, MachineReport(A.BUSY, data={"job": False})),
+        ],
+    ) == ["started", "finished"]
 
 
 def test_finished_job_reports_full_progress_and_keeps_its_name() -> None:
@@ -71,8 +87,12 @@ def test_finished_job_reports_full_progress_and_keeps_its_name() -> None:
     assert (end.kind, end.name, end.progress) == (K.FINISHED, "vase.gcode", 100.0)
 
 
-reports = st.lists(st.tuples(st.floats(0, 10), st.sampled_from(list(Activity)),
-                             st.one_of(st.none(), st.floats(0, 100))), max_size=60)
+reports = st.lists(
+    st.tuples(
+        st.floats(0, 10), st.sampled_from(list(Activity)), st.one_of(st.none(), st.floats(0, 100))
+    ),
+    max_size=60,
+)
 
 
 @given(reports)
@@ -101,8 +121,7 @@ PRINTER = sr.DEFAULT_RULES["printer"]
 
 
 def view(**kw) -> sr.SessionView:
-    base = dict(started=0.0, badged_out=None, activity=A.IDLE, last_active=0.0,
-                job_running=False)
+    base = dict(started=0.0, badged_out=None, activity=A.IDLE, last_active=0.0, job_running=False)
     base.update(kw)
     return sr.SessionView(**base)
 
@@ -110,8 +129,7 @@ def view(**kw) -> sr.SessionView:
 def test_badge_out_on_idle_machine_ends_after_grace() -> None:
     v = view(badged_out=100.0)
     assert sr.evaluate(LASER, v, 100.0 + LASER.grace_s - 1).verdict == sr.Verdict.KEEP
-    assert sr.evaluate(LASER, v, 100.0 + LASER.grace_s) == sr.Ruling(sr.Verdict.END,
-                                                                       "badge_out")
+    assert sr.evaluate(LASER, v, 100.0 + LASER.grace_s) == sr.Ruling(sr.Verdict.END, "badge_out")
 
 
 def test_laser_job_after_badge_out_keeps_power_until_idle() -> None:
@@ -140,12 +158,18 @@ def test_idle_timeout_counts_from_the_last_activity() -> None:
     rules = sr.resolve("cnc", idle_timeout=600)
     assert sr.evaluate(rules, view(last_active=1000), 1599).verdict == sr.Verdict.KEEP
     assert sr.evaluate(rules, view(last_active=1000), 1600).reason == "idle_timeout"
-    assert sr.evaluate(sr.resolve("cnc", idle_timeout=0, max_length=0), view(), 10**9).verdict == \
-        sr.Verdict.KEEP  # 0 means never
+    assert (
+        sr.evaluate(sr.resolve("cnc", idle_timeout=0, max_length=0), view(), 10**9).verdict
+        == sr.Verdict.KEEP
+    )  # 0 means never
 
 
-@given(kind=st.sampled_from(["printer", "embroidery"]), now=st.floats(0, 1e7),
-       badged=st.one_of(st.none(), st.floats(0, 1e7)), paused=st.booleans())
+@given(
+    kind=st.sampled_from(["printer", "embroidery"]),
+    now=st.floats(0, 1e7),
+    badged=st.one_of(st.none(), st.floats(0, 1e7)),
+    paused=st.booleans(),
+)
 def test_printers_and_embroidery_are_never_cut_while_busy(kind, now, badged, paused) -> None:
     rules = sr.resolve(kind, max_length=60, idle_timeout=60)
     v = view(badged_out=badged, activity=A.PAUSED if paused else A.BUSY, job_running=True)
@@ -169,7 +193,8 @@ def test_busy_meter_counts_only_busy_time() -> None:
 
 def test_spent_credit_stops_a_laser_but_never_a_print() -> None:
     busy = view(activity=A.BUSY, job_running=True, credit_limit_s=600)
-    assert sr.evaluate(LASER, busy, 600) == sr.Ruling(sr.Verdict.SAFE_STOP_THEN_END,
-                                                        "credit_exhausted")
+    assert sr.evaluate(LASER, busy, 600) == sr.Ruling(
+        sr.Verdict.SAFE_STOP_THEN_END, "credit_exhausted"
+    )
     assert sr.evaluate(PRINTER, busy, 10_000).verdict == sr.Verdict.KEEP
     assert sr.evaluate(PRINTER, view(credit_limit_s=600), 600).reason == "credit_exhausted"

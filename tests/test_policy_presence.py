@@ -36,16 +36,20 @@ def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
 
 # 2026-03-10 is a Tuesday; 2026-03-14 a Saturday.
 
-@pytest.mark.parametrize(("now", "expected"), [
-    (paris(2026, 3, 10, 15, 0), paris(2026, 3, 10, 18, 0)),   # inside the first slot
-    (paris(2026, 3, 10, 14, 0), paris(2026, 3, 10, 18, 0)),   # exactly at opening
-    (paris(2026, 3, 10, 18, 0), paris(2026, 3, 10, 22, 0)),   # at closing: next slot
-    (paris(2026, 3, 10, 18, 30), paris(2026, 3, 10, 22, 0)),  # between slots
-    (paris(2026, 3, 10, 9, 0), paris(2026, 3, 10, 18, 0)),    # before the first slot
-    (paris(2026, 3, 10, 21, 59), paris(2026, 3, 10, 22, 0)),  # inside the last slot
-    (paris(2026, 3, 10, 22, 0), paris(2026, 3, 11, 0, 0)),    # after the last: midnight
-    (paris(2026, 3, 9, 12, 0), paris(2026, 3, 10, 0, 0)),     # closed day: midnight
-])
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (paris(2026, 3, 10, 15, 0), paris(2026, 3, 10, 18, 0)),  # inside the first slot
+        (paris(2026, 3, 10, 14, 0), paris(2026, 3, 10, 18, 0)),  # exactly at opening
+        (paris(2026, 3, 10, 18, 0), paris(2026, 3, 10, 22, 0)),  # at closing: next slot
+        (paris(2026, 3, 10, 18, 30), paris(2026, 3, 10, 22, 0)),  # between slots
+        (paris(2026, 3, 10, 9, 0), paris(2026, 3, 10, 18, 0)),  # before the first slot
+        (paris(2026, 3, 10, 21, 59), paris(2026, 3, 10, 22, 0)),  # inside the last slot
+        (paris(2026, 3, 10, 22, 0), paris(2026, 3, 11, 0, 0)),  # after the last: midnight
+        (paris(2026, 3, 9, 12, 0), paris(2026, 3, 10, 0, 0)),  # closed day: midnight
+    ],
+)
 def test_presence_until_follows_the_days_slots(now: datetime, expected: datetime) -> None:
     assert presence_until(HOURS, PARIS, now) == expected
 
@@ -141,8 +145,15 @@ def test_naive_now_is_refused() -> None:
 
 # --- property: presence is always a window that starts now and stays within the day -----
 
-ZONES = ["UTC", PARIS, "America/New_York", "America/Santiago", "Australia/Lord_Howe",
-         "Asia/Kolkata", "Pacific/Apia"]
+ZONES = [
+    "UTC",
+    PARIS,
+    "America/New_York",
+    "America/Santiago",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "Pacific/Apia",
+]
 walls = st.times().map(lambda t: t.replace(second=0, microsecond=0))
 
 
@@ -158,8 +169,9 @@ def opening_hours(draw: st.DrawFn) -> dict[int, tuple[tuple[time, time], ...]]:
     return hours
 
 
-instants = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31),
-                        timezones=st.just(UTC))
+instants = st.datetimes(
+    min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
+)
 
 
 def _inside(hours: OpeningHours, zone: ZoneInfo, now: datetime) -> list[datetime]:
@@ -168,16 +180,20 @@ def _inside(hours: OpeningHours, zone: ZoneInfo, now: datetime) -> list[datetime
     ends = []
     for opens, closes in hours.get(day.weekday(), ()):
         start = datetime.combine(day, opens, tzinfo=zone)
-        end = (datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
-               if closes == time(0) else datetime.combine(day, closes, tzinfo=zone))
+        end = (
+            datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+            if closes == time(0)
+            else datetime.combine(day, closes, tzinfo=zone)
+        )
         if start <= now < end:
             ends.append(end)
     return ends
 
 
 @given(hours=opening_hours(), tz=st.sampled_from(ZONES), now=instants)
-def test_presence_is_after_now_and_within_the_local_day(hours: OpeningHours, tz: str,
-                                                         now: datetime) -> None:
+def test_presence_is_after_now_and_within_the_local_day(
+    hours: OpeningHours, tz: str, now: datetime
+) -> None:
     zone = ZoneInfo(tz)
     result = presence_until(hours, tz, now)
     assert result > now
@@ -186,8 +202,9 @@ def test_presence_is_after_now_and_within_the_local_day(hours: OpeningHours, tz:
 
 
 @given(hours=opening_hours(), tz=st.sampled_from(ZONES), now=instants)
-def test_presence_inside_a_slot_lasts_at_least_to_its_end(hours: OpeningHours, tz: str,
-                                                          now: datetime) -> None:
+def test_presence_inside_a_slot_lasts_at_least_to_its_end(
+    hours: OpeningHours, tz: str, now: datetime
+) -> None:
     ends = _inside(hours, ZoneInfo(tz), now)
     if ends:
         assert presence_until(hours, tz, now) >= max(ends)
@@ -195,13 +212,15 @@ def test_presence_inside_a_slot_lasts_at_least_to_its_end(hours: OpeningHours, t
 
 @given(tz=st.sampled_from(ZONES), now=instants)
 def test_outside_any_opening_hours_presence_lasts_to_the_next_local_midnight(
-        tz: str, now: datetime) -> None:
+    tz: str, now: datetime
+) -> None:
     zone = ZoneInfo(tz)
     result = presence_until({}, tz, now)
     # Midnight is the first instant whose local date is not today's.
     assert result.astimezone(zone).date() > now.astimezone(zone).date()
-    assert (result - timedelta(microseconds=1)).astimezone(zone).date() == \
-        now.astimezone(zone).date()
+    assert (result - timedelta(microseconds=1)).astimezone(zone).date() == now.astimezone(
+        zone
+    ).date()
 
 
 # --- staff_present ---------------------------------------------------------------------
@@ -211,22 +230,42 @@ NOW = utc(2026, 3, 10, 15, 0)
 
 def snap(until: datetime | None) -> Snapshot:
     machine = MachineInfo(id="m", name="m", kind="laser", group="laser")
-    return Snapshot(site="s", version=1, issued_at=NOW, valid_until=NOW + timedelta(days=1),
-                    machine=machine, timezone=PARIS, staff_present_until=until)
+    return Snapshot(
+        site="s",
+        version=1,
+        issued_at=NOW,
+        valid_until=NOW + timedelta(days=1),
+        machine=machine,
+        timezone=PARIS,
+        staff_present_until=until,
+    )
 
 
-@pytest.mark.parametrize(("hub", "local", "expected"), [
-    (None, None, False),
-    (snap(None), None, False),
-    (snap(NOW + timedelta(hours=1)), None, True),
-    (snap(NOW), None, False),                                  # the window is half-open
-    (snap(NOW - timedelta(hours=1)), None, False),
-    (None, NOW + timedelta(minutes=1), True),
-    (snap(None), NOW, False),
-    (snap(NOW - timedelta(hours=1)), NOW + timedelta(hours=1), True),
-    (snap(NOW + timedelta(hours=1)), NOW - timedelta(hours=1), True),
-], ids=["nothing", "hub-none", "hub-ahead", "hub-now", "hub-past", "local-ahead",
-        "local-now", "local-rescues", "hub-rescues"])
+@pytest.mark.parametrize(
+    ("hub", "local", "expected"),
+    [
+        (None, None, False),
+        (snap(None), None, False),
+        (snap(NOW + timedelta(hours=1)), None, True),
+        (snap(NOW), None, False),  # the window is half-open
+        (snap(NOW - timedelta(hours=1)), None, False),
+        (None, NOW + timedelta(minutes=1), True),
+        (snap(None), NOW, False),
+        (snap(NOW - timedelta(hours=1)), NOW + timedelta(hours=1), True),
+        (snap(NOW + timedelta(hours=1)), NOW - timedelta(hours=1), True),
+    ],
+    ids=[
+        "nothing",
+        "hub-none",
+        "hub-ahead",
+        "hub-now",
+        "hub-past",
+        "local-ahead",
+        "local-now",
+        "local-rescues",
+        "hub-rescues",
+    ],
+)
 def test_staff_present(hub: Snapshot | None, local: datetime | None, expected: bool) -> None:
     assert staff_present(hub, local, NOW) is expected
 
@@ -245,8 +284,16 @@ def test_staff_present_refuses_naive_now() -> None:
 
 # --- staff_toggle ----------------------------------------------------------------------
 
-STAFF = MemberGrant(member_id="sam", name="Sam", category="staff", status="active",
-                    membership_end=None, level=3, cert_expires=None, staff=True)
+STAFF = MemberGrant(
+    member_id="sam",
+    name="Sam",
+    category="staff",
+    status="active",
+    membership_end=None,
+    level=3,
+    cert_expires=None,
+    staff=True,
+)
 START = Decision(Action.START, Reason.ALLOWED, STAFF)
 END = Decision(Action.END, Reason.BADGE_OUT, STAFF)
 DENY = Decision(Action.DENY, Reason.NOT_CERTIFIED, STAFF)
@@ -276,14 +323,19 @@ def test_non_staff_never_change_presence(decision: Decision, locally_present: bo
     assert staff_toggle(member, decision, locally_present) is None
 
 
-@given(decision=decisions, locally_present=st.booleans(),
-       status=st.sampled_from(["suspended", "blocked", ""]))
-def test_inactive_staff_never_change_presence(decision: Decision, locally_present: bool,
-                                              status: str) -> None:
+@given(
+    decision=decisions,
+    locally_present=st.booleans(),
+    status=st.sampled_from(["suspended", "blocked", ""]),
+)
+def test_inactive_staff_never_change_presence(
+    decision: Decision, locally_present: bool, status: str
+) -> None:
     assert staff_toggle(replace(STAFF, status=status), decision, locally_present) is None
 
 
 @given(decision=decisions, locally_present=st.booleans())
-def test_active_staff_always_get_a_presence_answer(decision: Decision,
-                                                   locally_present: bool) -> None:
+def test_active_staff_always_get_a_presence_answer(
+    decision: Decision, locally_present: bool
+) -> None:
     assert staff_toggle(STAFF, decision, locally_present) in (True, False)

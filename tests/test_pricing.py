@@ -59,10 +59,11 @@ from tests.test_invoicing import (
 
 CREDIT = 1_000_000
 # laser1 requires prepaid credit, so its sessions are what balances are made of.
-CREDIT_MACHINES = (MachineConfig("laser1", "Laser Trotec", "laser", "laser",
-                                 requires_credit=True),
-                   MachineConfig("cnc1", "CNC", "cnc", "cnc"),
-                   MachineConfig("printer1", "Prusa", "printer", "printing"))
+CREDIT_MACHINES = (
+    MachineConfig("laser1", "Laser Trotec", "laser", "laser", requires_credit=True),
+    MachineConfig("cnc1", "CNC", "cnc", "cnc"),
+    MachineConfig("printer1", "Prusa", "printer", "printing"),
+)
 
 
 def credit_store(path: Path, tariffs: tuple[Tariff, ...] = TARIFFS) -> HubStore:
@@ -75,8 +76,12 @@ def credit_store(path: Path, tariffs: tuple[Tariff, ...] = TARIFFS) -> HubStore:
 
 
 def amounts(store: HubStore) -> dict[str, int | None]:
-    return {r[0]: r[1] for r in store.conn.execute(
-        "SELECT session_id, amount_cents FROM sessions WHERE status = 'closed'")}
+    return {
+        r[0]: r[1]
+        for r in store.conn.execute(
+            "SELECT session_id, amount_cents FROM sessions WHERE status = 'closed'"
+        )
+    }
 
 
 def draft_amounts(docs: list[Invoice]) -> dict[str, int]:
@@ -89,8 +94,12 @@ def draft_amounts(docs: list[Invoice]) -> dict[str, int]:
 
 
 def net_billed(store: HubStore) -> dict[str, int]:
-    return {r[0]: r[1] for r in store.conn.execute(
-        "SELECT session_id, sum(amount) FROM invoiced_sessions GROUP BY session_id")}
+    return {
+        r[0]: r[1]
+        for r in store.conn.execute(
+            "SELECT session_id, sum(amount) FROM invoiced_sessions GROUP BY session_id"
+        )
+    }
 
 
 def usage_amounts(store: HubStore, granularity: str) -> dict[str, int]:
@@ -98,13 +107,15 @@ def usage_amounts(store: HubStore, granularity: str) -> dict[str, int]:
     start, end = datetime(2026, 9, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC)
     out: dict[str, int] = defaultdict(int)
     if granularity == "session":
-        text = "".join(usage_export(store, start, end, granularity="session", group_by=(),
-                                    fmt="json", tz=TZ))
+        text = "".join(
+            usage_export(store, start, end, granularity="session", group_by=(), fmt="json", tz=TZ)
+        )
         for row in json.loads(text)["rows"]:
             out[row["session_id"]] += row["amount"]
     else:
-        text = "".join(usage_export(store, start, end, granularity="minute", group_by=(),
-                                    fmt="csv", tz=TZ))
+        text = "".join(
+            usage_export(store, start, end, granularity="minute", group_by=(), fmt="csv", tz=TZ)
+        )
         for row in csv.DictReader(io.StringIO(text, newline="")):
             out[row["session_id"]] += cents(row["amount"], "csv")
     return dict(out)
@@ -116,19 +127,21 @@ def audit_actions(store: HubStore) -> list[str]:
 
 # -- where prices come from ------------------------------------------------------------
 
+
 def test_any_connection_prices_at_ingest_from_the_database_tariffs(tmp_path: Path) -> None:
     db = tmp_path / "hub.sqlite"
     make_store(db).close()  # the hub installed TARIFFS at its start
     with HubStore(db) as store:  # a store that never saw a configuration
         ingest_envelopes(store, session_events("S1", NOV, 125.5, "m1", "laser1"), NOV)
-        row = store.conn.execute("SELECT amount_cents, priced_minutes, vat_rate, "
-                                 "price_category, priced_with FROM sessions").fetchone()
+        row = store.conn.execute(
+            "SELECT amount_cents, priced_minutes, vat_rate, "
+            "price_category, priced_with FROM sessions"
+        ).fetchone()
         assert tuple(row) == (150, 3, "0.20", "adherent", stored_fingerprint(store))
     # Another process installs corrected tariffs: an open store's next ingest uses them.
     with HubStore(db) as ingest, HubStore(db) as admin:
         ingest_envelopes(ingest, session_events("S2", NOV, 60, "m1", "laser1", seq=3), NOV)
-        dearer = (Tariff(valid_from=JAN, groups=("laser",), rate=70, name="Laser"),
-                  *TARIFFS[1:])
+        dearer = (Tariff(valid_from=JAN, groups=("laser",), rate=70, name="Laser"), *TARIFFS[1:])
         install_tariffs(admin, dearer, actor="admin")
         ingest_envelopes(ingest, session_events("S3", NOV, 60, "m1", "laser1", seq=5), NOV)
         got = amounts(ingest)
@@ -141,20 +154,40 @@ def test_without_any_tariff_sessions_are_unpriced_not_free(tmp_path: Path) -> No
         ingest_envelopes(store, session_events("S1", NOV, 600, "m1", "laser1"), NOV)
         assert amounts(store) == {"S1": None}
         assert stale_sessions(store) == 0  # priced, with the empty set
-        assert tuple(store.conn.execute("SELECT priced_with, priced_minutes FROM sessions"
-                                        ).fetchone()) == (EMPTY_FINGERPRINT, 10)
+        assert tuple(
+            store.conn.execute("SELECT priced_with, priced_minutes FROM sessions").fetchone()
+        ) == (EMPTY_FINGERPRINT, 10)
         (doc,) = build_drafts(store, "2026-11", TZ)
         assert doc.lines[0].unpriced and doc.lines[0].amount_ht == 0
-        header = next(usage_export(store, NOV, NOV + timedelta(days=1), granularity="minute",
-                                   group_by=(), fmt="csv", tz=TZ))
+        header = next(
+            usage_export(
+                store,
+                NOV,
+                NOV + timedelta(days=1),
+                granularity="minute",
+                group_by=(),
+                fmt="csv",
+                tz=TZ,
+            )
+        )
         assert "amount" not in header.splitlines()[0]
 
 
 def test_tariffs_round_trip_through_the_table_exactly(tmp_path: Path) -> None:
-    odd = Tariff(valid_from=datetime(2026, 3, 29, 1, 30, tzinfo=UTC), machines=("cnc1",),
-                 categories=("adherent", "scolaire"), busy_rate=75, idle_rate=3,
-                 startup=1250, minimum=2000, unit=15, free_under_s=9.5,
-                 material_per_gram=Decimal("4.25"), vat_rate=Decimal("0.055"), name="Odd")
+    odd = Tariff(
+        valid_from=datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
+        machines=("cnc1",),
+        categories=("adherent", "scolaire"),
+        busy_rate=75,
+        idle_rate=3,
+        startup=1250,
+        minimum=2000,
+        unit=15,
+        free_under_s=9.5,
+        material_per_gram=Decimal("4.25"),
+        vat_rate=Decimal("0.055"),
+        name="Odd",
+    )
     with HubStore(tmp_path / "hub.sqlite") as store:
         install_tariffs(store, (*TARIFFS, odd))
         assert load_tariffs(store) == (*TARIFFS, odd)
@@ -163,18 +196,33 @@ def test_tariffs_round_trip_through_the_table_exactly(tmp_path: Path) -> None:
 
 # -- explicit re-pricing ---------------------------------------------------------------
 
+
 def test_installing_the_same_tariffs_again_changes_nothing(tmp_path: Path) -> None:
     with credit_store(tmp_path / "hub.sqlite") as store:
-        ingest_envelopes(store, events_for([("S1", NOV, 600, "m1", "laser1", None),
-                                 ("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 600, "m1",
-                                  "laser1", None)]), NOV)
+        ingest_envelopes(
+            store,
+            events_for(
+                [
+                    ("S1", NOV, 600, "m1", "laser1", None),
+                    ("D1", datetime(2026, 12, 5, 10, tzinfo=UTC), 600, "m1", "laser1", None),
+                ]
+            ),
+            NOV,
+        )
         version = data_version(store)
         actions = audit_actions(store)
         assert install_tariffs(store, TARIFFS) is None
         assert audit_actions(store) == actions and data_version(store) == version
         # A tariff from December on: only sessions from then on are looked at again.
-        later = (*TARIFFS, Tariff(valid_from=datetime(2026, 12, 1, tzinfo=UTC),
-                                  machines=("laser1",), rate=90, name="Laser 1 2027"))
+        later = (
+            *TARIFFS,
+            Tariff(
+                valid_from=datetime(2026, 12, 1, tzinfo=UTC),
+                machines=("laser1",),
+                rate=90,
+                name="Laser 1 2027",
+            ),
+        )
         result = install_tariffs(store, later, actor="hub")
         assert result is not None and result.since == datetime(2026, 12, 1, tzinfo=UTC)
         assert (result.sessions, result.changed, result.delta_cents) == (1, 1, 10 * 30)
@@ -192,42 +240,63 @@ def test_a_category_change_reprices_nothing_until_asked(tmp_path: Path) -> None:
         # scolaire: 30
         ingest_envelopes(store, session_events("S4", NOV, 1500, "m2", "laser1"), NOV)
         assert amounts(store) == {"S4": 750}
-        import_seed(store, Seed(file=tmp_path / "seed.yaml",
-                               members=(SeedMember("m2", "Chloé Élève", "adherent"),)),
-                         update=True)
+        import_seed(
+            store,
+            Seed(
+                file=tmp_path / "seed.yaml", members=(SeedMember("m2", "Chloé Élève", "adherent"),)
+            ),
+            update=True,
+        )
         # Her next session is priced as an adherent; the closed one keeps its price ...
-        ingest_envelopes(store, session_events("S8", NOV + timedelta(days=1), 60, "m2", "laser1",
-                                    seq=3), NOV)
+        ingest_envelopes(
+            store, session_events("S8", NOV + timedelta(days=1), 60, "m2", "laser1", seq=3), NOV
+        )
         assert amounts(store) == {"S4": 750, "S8": 50}
         assert balance(store, "m2") == CREDIT - 800
         # ... through a tariff change elsewhere and even a full re-pricing ...
-        other = (*TARIFFS, Tariff(valid_from=JAN, machines=("printer1",), rate=2,
-                                  name="Impression"))
+        other = (
+            *TARIFFS,
+            Tariff(valid_from=JAN, machines=("printer1",), rate=2, name="Impression"),
+        )
         assert install_tariffs(store, other) is not None
         assert reprice_sessions(store).changed == 0
         assert amounts(store)["S4"] == 750
         assert draft_amounts(build_drafts(store, "2026-11", TZ)) == {"S4": 750, "S8": 50}
         # ... until an operator asks for today's categories.
-        result = reprice_sessions(store, member="m2", current_categories=True,
-                                  actor="compta", reason="wrong category")
+        result = reprice_sessions(
+            store, member="m2", current_categories=True, actor="compta", reason="wrong category"
+        )
         assert (result.changed, result.delta_cents) == (1, 25 * 50 - 750)
         assert amounts(store) == {"S4": 1250, "S8": 50}
         assert balance(store, "m2") == CREDIT - 1300
         assert draft_amounts(build_drafts(store, "2026-11", TZ)) == {"S4": 1250, "S8": 50}
         last = audit.entries(store, limit=1)[0]
-        assert (last["action"], last["actor"], last["subject"]) == \
-            ("sessions.repriced", "compta", "m2")
+        assert (last["action"], last["actor"], last["subject"]) == (
+            "sessions.repriced",
+            "compta",
+            "m2",
+        )
 
 
 def test_a_billed_session_repriced_gets_a_credit_note_not_an_edit(tmp_path: Path) -> None:
     with credit_store(tmp_path / "hub.sqlite") as store:
         ingest_envelopes(store, session_events("S5", NOV, 3601, "m1", "cnc1"), NOV)  # 65 x 33 + 150
-        (nov,) = close_period(store, "2026-11", by="compta",
-                              at=datetime(2026, 12, 2, tzinfo=UTC), tz=TZ)
+        (nov,) = close_period(
+            store, "2026-11", by="compta", at=datetime(2026, 12, 2, tzinfo=UTC), tz=TZ
+        )
         assert nov.total_ht == 2295
-        corrected = (*TARIFFS[:3], Tariff(valid_from=JAN, machines=("cnc1",), rate=30,
-                                          startup=150, unit=5, vat_rate=Decimal("0.20"),
-                                          name="CNC"))
+        corrected = (
+            *TARIFFS[:3],
+            Tariff(
+                valid_from=JAN,
+                machines=("cnc1",),
+                rate=30,
+                startup=150,
+                unit=5,
+                vat_rate=Decimal("0.20"),
+                name="CNC",
+            ),
+        )
         install_tariffs(store, corrected)
         docs = {d.kind: d for d in build_drafts(store, "2026-12", TZ)}
         assert docs["credit_note"].total_ht == -2295
@@ -241,23 +310,26 @@ def test_sessions_from_before_stored_prices_are_priced_by_the_hub(tmp_path: Path
     legacy = sqlite_utils.Database(db)
     MIGRATIONS.apply(legacy, stop_before="0011_stored_prices")
     legacy.execute("INSERT INTO groups (id, name) VALUES ('laser', 'Laser')")
-    legacy.execute("INSERT INTO machines (id, name, kind, group_id) "
-                   "VALUES ('laser1', 'Laser', 'laser', 'laser')")
+    legacy.execute(
+        "INSERT INTO machines (id, name, kind, group_id) "
+        "VALUES ('laser1', 'Laser', 'laser', 'laser')"
+    )
     legacy.execute("INSERT INTO members (id, name, category) VALUES ('m2', 'C', 'scolaire')")
     # Priced by whatever tariffs the writing process happened to be opened with.
-    legacy.execute("INSERT INTO sessions (session_id, node, machine_id, member_id, "
-                   "started_at, ended_at, duration_s, billable_minutes, status, "
-                   "first_event_at, amount_cents) VALUES ('old', 'laser1', 'laser1', 'm2', "
-                   "'2026-11-03T17:00:05.000Z', '2026-11-03T17:25:05.000Z', 1500, 25, "
-                   "'closed', '2026-11-03T17:00:05.000Z', 12345)")
+    legacy.execute(
+        "INSERT INTO sessions (session_id, node, machine_id, member_id, "
+        "started_at, ended_at, duration_s, billable_minutes, status, "
+        "first_event_at, amount_cents) VALUES ('old', 'laser1', 'laser1', 'm2', "
+        "'2026-11-03T17:00:05.000Z', '2026-11-03T17:25:05.000Z', 1500, 25, "
+        "'closed', '2026-11-03T17:00:05.000Z', 12345)"
+    )
     legacy.conn.commit()
     legacy.close()
     with HubStore(db) as store:
         assert amounts(store) == {"old": None}  # not kept, not billed at a guessed VAT
         (doc,) = build_drafts(store, "2026-11", TZ)
         assert doc.lines[0].unpriced
-        assert store.conn.execute("SELECT price_category FROM sessions").fetchone()[0] == \
-            "scolaire"
+        assert store.conn.execute("SELECT price_category FROM sessions").fetchone()[0] == "scolaire"
         install_tariffs(store, TARIFFS)  # the hub's start
         assert amounts(store) == {"old": 25 * 30}
         assert stale_sessions(store) == 0
@@ -284,14 +356,22 @@ def test_fabgate_reprice(tmp_path: Path) -> None:
     db = tmp_path / "hub.sqlite"
     with make_store(db) as store:
         ingest_envelopes(store, session_events("S4", NOV, 1500, "m2", "laser1"), NOV)
-        import_seed(store, Seed(file=tmp_path / "seed.yaml",
-                               members=(SeedMember("m2", "Chloé Élève", "adherent"),)),
-                         update=True)
+        import_seed(
+            store,
+            Seed(
+                file=tmp_path / "seed.yaml", members=(SeedMember("m2", "Chloé Élève", "adherent"),)
+            ),
+            update=True,
+        )
     config = write_hub_yaml(tmp_path, db)
 
     def fabgate(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "gateway", "reprice", "--config",
-                               str(config), *args], capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "gateway", "reprice", "--config", str(config), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     r = fabgate("--since", "2026-11-01")
     assert r.returncode == 0, r.stderr
@@ -309,20 +389,30 @@ def test_fabgate_reprice(tmp_path: Path) -> None:
 
 CORRECTIONS = {
     # the laser rate corrected in place
-    "laser rate": (Tariff(valid_from=JAN, groups=("laser",), rate=55, name="Laser"),
-                   *TARIFFS[1:]),
+    "laser rate": (Tariff(valid_from=JAN, groups=("laser",), rate=55, name="Laser"), *TARIFFS[1:]),
     # the CNC's VAT rate and start-up fee corrected
-    "cnc vat": (*TARIFFS[:3], Tariff(valid_from=JAN, machines=("cnc1",), rate=33,
-                                     startup=200, unit=5, vat_rate=Decimal("0.20"),
-                                     name="CNC")),
+    "cnc vat": (
+        *TARIFFS[:3],
+        Tariff(
+            valid_from=JAN,
+            machines=("cnc1",),
+            rate=33,
+            startup=200,
+            unit=5,
+            vat_rate=Decimal("0.20"),
+            name="CNC",
+        ),
+    ),
     # a general tariff from mid-November: the printer gets a price from then on
-    "new general": (*TARIFFS, Tariff(valid_from=datetime(2026, 11, 15, tzinfo=UTC), rate=7,
-                                     free_under_s=30, name="Tout")),
+    "new general": (
+        *TARIFFS,
+        Tariff(valid_from=datetime(2026, 11, 15, tzinfo=UTC), rate=7, free_under_s=30, name="Tout"),
+    ),
     # the school price withdrawn
     "no school price": (TARIFFS[0], *TARIFFS[2:]),
 }
 session_strategy = st.tuples(
-    st.integers(0, 24 * 91 - 1),        # hour offset from 1 October 2026
+    st.integers(0, 24 * 91 - 1),  # hour offset from 1 October 2026
     st.floats(0, 3 * 3600, allow_nan=False),
     st.sampled_from(["m1", "m2", "m3"]),
     st.sampled_from(["laser1", "cnc1", "printer1"]),
@@ -331,13 +421,19 @@ PERIODS = ("2026-10", "2026-11", "2026-12")
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(sessions=st.lists(session_strategy, min_size=1, max_size=12),
-       correction=st.sampled_from(sorted(CORRECTIONS)), close_october=st.booleans())
+@given(
+    sessions=st.lists(session_strategy, min_size=1, max_size=12),
+    correction=st.sampled_from(sorted(CORRECTIONS)),
+    close_october=st.booleans(),
+)
 def test_after_a_correction_and_a_reprice_every_reader_agrees_to_the_cent(
-        sessions: list[tuple], correction: str, close_october: bool) -> None:
+    sessions: list[tuple], correction: str, close_october: bool
+) -> None:
     base = datetime(2026, 10, 1, tzinfo=UTC)
-    rows = [(f"S{i:02d}", base + timedelta(hours=h), d, m, mc, None)
-            for i, (h, d, m, mc) in enumerate(sessions)]
+    rows = [
+        (f"S{i:02d}", base + timedelta(hours=h), d, m, mc, None)
+        for i, (h, d, m, mc) in enumerate(sessions)
+    ]
     corrected = CORRECTIONS[correction]
     with tempfile.TemporaryDirectory() as tmp, credit_store(Path(tmp) / "hub.sqlite") as s:
         ingest_envelopes(s, events_for(rows), base)
@@ -348,19 +444,22 @@ def test_after_a_correction_and_a_reprice_every_reader_agrees_to_the_cent(
         assert {k: v or 0 for k, v in amounts(s).items()} == want
         # Prepaid balances: the sessions on laser1, the credit machine.
         for member in ("m1", "m2", "m3"):
-            spent = sum(want[sid] for sid, _t, _d, m, mc, _p in rows
-                        if m == member and mc == "laser1")
+            spent = sum(
+                want[sid] for sid, _t, _d, m, mc, _p in rows if m == member and mc == "laser1"
+            )
             assert balance(s, member) == CREDIT - spent
         # The activity report's revenue, per machine and in total.
         report = activity_report(s, date(2026, 9, 1), date(2027, 2, 1), TZ, {})
         assert (report.revenue_cents or 0) == sum(want.values())
         for machine in report.machines:
             assert (machine.revenue_cents or 0) == sum(
-                want[sid] for sid, _t, _d, _m, mc, _p in rows if mc == machine.machine_id)
+                want[sid] for sid, _t, _d, _m, mc, _p in rows if mc == machine.machine_id
+            )
         # The usage export, per session and per minute.
         assert usage_amounts(s, "session") == want
-        assert usage_amounts(s, "minute") == {sid: a for sid, a in want.items()
-                                              if any(r[0] == sid and r[2] > 0 for r in rows)}
+        assert usage_amounts(s, "minute") == {
+            sid: a for sid, a in want.items() if any(r[0] == sid and r[2] > 0 for r in rows)
+        }
         # The invoice drafts, then what closing every month bills, credit notes included.
         if not close_october:
             drafts: dict[str, int] = {}

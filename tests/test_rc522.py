@@ -16,7 +16,8 @@ from tests.fakes.rc522_sim import Card, FakeGPIO, RC522Sim, crc_a, fake_pi
 
 # find_spec, not importorskip: importing mfrc522 without the fakes fails on RPi.GPIO.
 pytestmark = pytest.mark.skipif(
-    find_spec("mfrc522") is None, reason="the 'pi' extra (mfrc522) is not installed")
+    find_spec("mfrc522") is None, reason="the 'pi' extra (mfrc522) is not installed"
+)
 
 
 @pytest.fixture
@@ -91,7 +92,8 @@ def test_seven_byte_uid_completes_cascade_level_2(sim: RC522Sim, reader: RC522Re
 
 
 def test_held_card_reads_every_other_poll_and_is_one_tap(
-        sim: RC522Sim, reader: RC522Reader) -> None:
+    sim: RC522Sim, reader: RC522Reader
+) -> None:
     sim.card = Card(bytes.fromhex("DEADBEEF"))
     reads = [reader.poll() for _ in range(6)]
     assert reads == ["DEADBEEF", None] * 3
@@ -113,7 +115,8 @@ def test_removed_card_is_no_longer_read(sim: RC522Sim, reader: RC522Reader) -> N
 
 
 def test_close_releases_only_our_pin_and_stops_the_field(
-        sim: RC522Sim, gpio: FakeGPIO, reader: RC522Reader) -> None:
+    sim: RC522Sim, gpio: FakeGPIO, reader: RC522Reader
+) -> None:
     gpio.setup(17, gpio.OUT, initial=gpio.HIGH)  # someone else's pin, e.g. the relay
     assert sim.antenna_on
     reader.close()

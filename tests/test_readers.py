@@ -31,7 +31,13 @@ def test_simulated_reader_separates_queued_cards_with_an_absence() -> None:
     reader.present("DEADBEEF")
     reader.present("01020304")
     assert [reader.poll() for _ in range(6)] == [
-        "DEADBEEF", None, "DEADBEEF", None, "01020304", None]
+        "DEADBEEF",
+        None,
+        "DEADBEEF",
+        None,
+        "01020304",
+        None,
+    ]
 
 
 def test_simulated_reader_rejects_bad_uid_at_present() -> None:

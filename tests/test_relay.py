@@ -93,7 +93,8 @@ def test_exit_hook_runs_when_the_process_dies_of_an_exception(tmp_path: Path) ->
     # The reporter is registered before our module is imported, so (last in, first out)
     # it runs after our hook and before gpiozero's shutdown releases the pin.
     script = tmp_path / "crash.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import atexit
         from gpiozero import Device
 
@@ -106,11 +107,21 @@ def test_exit_hook_runs_when_the_process_dies_of_an_exception(tmp_path: Path) ->
         relay = GpioRelay(17)
         relay.on()
         raise RuntimeError("node crashed with the machine on")
-    """))
-    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+    """)
+    )
+    env = {
+        **os.environ,
+        "GPIOZERO_PIN_FACTORY": "mock",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1, done.stderr
     assert "node crashed" in done.stderr
     assert "STATES [0, 1, 0]" in done.stdout, (done.stdout, done.stderr)
@@ -129,7 +140,8 @@ def test_boot_pull_up_pin_allowed_explicitly(pins: MockFactory) -> None:
 
 
 def test_active_low_warns_on_pulled_down_pins(
-        pins: MockFactory, caplog: pytest.LogCaptureFixture) -> None:
+    pins: MockFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     GpioRelay(17, active_high=False).close()
     assert "GPIO 17 is pulled down at boot" in caplog.text
     caplog.clear()

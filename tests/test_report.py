@@ -64,46 +64,78 @@ def local(y: int, mo: int, d: int, h: int, mi: int = 0) -> datetime:
     return datetime(y, mo, d, h, mi, tzinfo=PARIS)
 
 
-def add_session(store: HubStore, sid: str, member: str | None, machine: str,
-                start: datetime, minutes: float, *, project: str | None = None,
-                status: str = "closed") -> None:
+def add_session(
+    store: HubStore,
+    sid: str,
+    member: str | None,
+    machine: str,
+    start: datetime,
+    minutes: float,
+    *,
+    project: str | None = None,
+    status: str = "closed",
+) -> None:
     end = start + timedelta(minutes=minutes)
     store.conn.execute(
         "INSERT INTO sessions (session_id, node, machine_id, member_id, project_id, "
         "started_at, ended_at, duration_s, billable_minutes, end_reason, status, "
         "first_event_at, busy_s, busy_minutes, idle_minutes, jobs) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'badge_out', ?, ?, ?, ?, 0, 1)",
-        (sid, machine, machine, member, project, iso(start),
-         iso(end) if status == "closed" else None, minutes * 60 if status == "closed" else None,
-         int(minutes), status, iso(start), minutes * 30, int(minutes / 2)))
+        (
+            sid,
+            machine,
+            machine,
+            member,
+            project,
+            iso(start),
+            iso(end) if status == "closed" else None,
+            minutes * 60 if status == "closed" else None,
+            int(minutes),
+            status,
+            iso(start),
+            minutes * 30,
+            int(minutes / 2),
+        ),
+    )
 
 
 def build_small(db: Path) -> None:
     with HubStore(db) as store:
-        sync_catalogue(store,
+        sync_catalogue(
+            store,
             [GroupConfig("laser", "Découpe laser"), GroupConfig("cnc", "Fraisage")],
-            [MachineConfig("laser1", "Laser", "laser", "laser"),
-             MachineConfig("cnc1", "CNC", "cnc", "cnc")])
-        import_seed(store, Seed(file=db.with_suffix(".yaml"), members=(
-            SeedMember("a1", "Alice", "adherent"), SeedMember("a2", "Ahmed", "adherent"),
-            SeedMember("g1", "Gaëlle", "grand_public"), SeedMember("s1", "Collège", "scolaire"))))
-        store.conn.execute("INSERT INTO projects (id, member_id, name) VALUES "
-                           "('p1', 'a1', 'Lampe, \"la grande\"'), ('p2', 'a2', 'Boîte')")
+            [
+                MachineConfig("laser1", "Laser", "laser", "laser"),
+                MachineConfig("cnc1", "CNC", "cnc", "cnc"),
+            ],
+        )
+        import_seed(
+            store,
+            Seed(
+                file=db.with_suffix(".yaml"),
+                members=(
+                    SeedMember("a1", "Alice", "adherent"),
+                    SeedMember("a2", "Ahmed", "adherent"),
+                    SeedMember("g1", "Gaëlle", "grand_public"),
+                    SeedMember("s1", "Collège", "scolaire"),
+                ),
+            ),
+        )
+        store.conn.execute(
+            "INSERT INTO projects (id, member_id, name) VALUES "
+            "('p1', 'a1', 'Lampe, \"la grande\"'), ('p2', 'a2', 'Boîte')"
+        )
         with store.atomic():
             # March (UTC+1). Inside opening hours: 60 + 30 + (30 + 30) = 150 minutes.
-            add_session(store, "S1", "a1", "laser1", local(2026, 3, 3, 10, 30), 60,
-                        project="p1")
+            add_session(store, "S1", "a1", "laser1", local(2026, 3, 3, 10, 30), 60, project="p1")
             # 17:30-18:45 crosses closing time: 30 minutes inside, 75 of use.
-            add_session(store, "S2", "a1", "laser1", local(2026, 3, 10, 17, 30), 75,
-                        project="p1")
+            add_session(store, "S2", "a1", "laser1", local(2026, 3, 10, 17, 30), 75, project="p1")
             # 11:30-14:30 spans the lunch closure: 30 + 30 inside.
-            add_session(store, "S3", "a2", "laser1", local(2026, 3, 10, 11, 30), 180,
-                        project="p2")
+            add_session(store, "S3", "a2", "laser1", local(2026, 3, 10, 11, 30), 180, project="p2")
             # A Sunday: used, but never inside opening hours.
             add_session(store, "S4", "g1", "cnc1", local(2026, 3, 15, 10), 60)
             # Still open: it counts nowhere.
-            add_session(store, "S5", "a2", "laser1", local(2026, 3, 17, 10), 30,
-                        status="open")
+            add_session(store, "S5", "a2", "laser1", local(2026, 3, 17, 10), 30, status="open")
             # April (UTC+2). 09:00-10:15 opens at 10:00: 15 inside; 15:00-16:00: 60 inside.
             add_session(store, "S6", "a1", "laser1", local(2026, 4, 7, 9), 75)
             add_session(store, "S7", "s1", "laser1", local(2026, 4, 14, 15), 60)
@@ -113,11 +145,12 @@ def build_small(db: Path) -> None:
             add_session(store, "S0", "a2", "laser1", local(2026, 2, 24, 10), 60)
             add_session(store, "S9", "a2", "laser1", local(2026, 5, 5, 10), 60)
         for member, group, level, at in (
-                ("a1", "laser", 2, local(2026, 3, 5, 18)),
-                ("s1", "laser", 1, local(2026, 4, 20, 18)),
-                ("a2", "laser", 2, local(2026, 2, 10, 18)),       # before
-                ("g1", "cnc", 2, local(2026, 5, 1, 0, 30)),       # 22:30 UTC on 30 April
-                ("a1", "cnc", 3, local(2026, 3, 1, 0, 30))):      # 23:30 UTC on 28 Feb
+            ("a1", "laser", 2, local(2026, 3, 5, 18)),
+            ("s1", "laser", 1, local(2026, 4, 20, 18)),
+            ("a2", "laser", 2, local(2026, 2, 10, 18)),  # before
+            ("g1", "cnc", 2, local(2026, 5, 1, 0, 30)),  # 22:30 UTC on 30 April
+            ("a1", "cnc", 3, local(2026, 3, 1, 0, 30)),
+        ):  # 23:30 UTC on 28 Feb
             add_certification(store, member, group, level, certified_by=None, certified_at=at)
         store.conn.commit()
 
@@ -136,12 +169,12 @@ def report_of(db: Path) -> Report:
 
 # -- figures ------------------------------------------------------------------------
 
+
 def test_opening_minutes_follow_local_time_across_the_clock_change(tmp_path: Path) -> None:
     spans = opening_spans(HOURS, TZ, START, END)
-    assert len(spans) == 2 * 9                      # 5 Tuesdays in March, 4 in April
-    assert spans[0] == (datetime(2026, 3, 3, 9, tzinfo=UTC),
-                        datetime(2026, 3, 3, 11, tzinfo=UTC))
-    assert spans[-1][0] == datetime(2026, 4, 28, 12, tzinfo=UTC)     # 14:00 in summer time
+    assert len(spans) == 2 * 9  # 5 Tuesdays in March, 4 in April
+    assert spans[0] == (datetime(2026, 3, 3, 9, tzinfo=UTC), datetime(2026, 3, 3, 11, tzinfo=UTC))
+    assert spans[-1][0] == datetime(2026, 4, 28, 12, tzinfo=UTC)  # 14:00 in summer time
     with HubStore(tmp_path / "empty.sqlite") as store:
         r = activity_report(store, START, END, TZ, HOURS)
     assert [m.opening_minutes for m in r.months] == [5 * 360, 4 * 360]
@@ -151,21 +184,26 @@ def test_opening_minutes_follow_local_time_across_the_clock_change(tmp_path: Pat
 def test_slots_that_touch_merge_and_midnight_closes_the_day() -> None:
     hours = parse_opening_hours({"wed": ["20:00-00:00", "18:00-20:30"]})
     spans = opening_spans(hours, TZ, date(2026, 6, 3), date(2026, 6, 4))
-    assert spans == [(datetime(2026, 6, 3, 16, tzinfo=UTC),
-                      datetime(2026, 6, 3, 22, tzinfo=UTC))]
+    assert spans == [(datetime(2026, 6, 3, 16, tzinfo=UTC), datetime(2026, 6, 3, 22, tzinfo=UTC))]
 
 
 def test_distinct_members_and_sessions_per_month_and_category(small: Path) -> None:
     r = report_of(small)
     att = r.attendance
     assert [m.key for m in r.months] == ["2026-03", "2026-04"]
-    assert (att.cell("2026-03", "adherent").members, att.cell("2026-03", "adherent").sessions) \
-        == (2, 3)
-    assert (att.cell("2026-03", "grand_public").members,
-            att.cell("2026-03", "grand_public").sessions) == (1, 1)
+    assert (att.cell("2026-03", "adherent").members, att.cell("2026-03", "adherent").sessions) == (
+        2,
+        3,
+    )
+    assert (
+        att.cell("2026-03", "grand_public").members,
+        att.cell("2026-03", "grand_public").sessions,
+    ) == (1, 1)
     assert att.cell("2026-03", "scolaire").sessions == 0
-    assert (att.cell("2026-04", "adherent").members, att.cell("2026-04", "adherent").sessions) \
-        == (1, 1)
+    assert (att.cell("2026-04", "adherent").members, att.cell("2026-04", "adherent").sessions) == (
+        1,
+        1,
+    )
     assert att.cell("2026-04", "scolaire").members == 1
     assert att.cell("2026-04", "unknown").members == 1
     # a1 came in both months: once in the period, and the total is not the sum of months.
@@ -173,8 +211,14 @@ def test_distinct_members_and_sessions_per_month_and_category(small: Path) -> No
     assert att.by_category["adherent"].sessions == 4
     assert (att.by_month["2026-03"].members, att.by_month["2026-04"].members) == (3, 3)
     assert (att.total.members, att.total.sessions) == (5, 7)
-    assert r.categories == ["grand_public", "adherent", "professionnel", "scolaire",
-                            "association", "unknown"]
+    assert r.categories == [
+        "grand_public",
+        "adherent",
+        "professionnel",
+        "scolaire",
+        "association",
+        "unknown",
+    ]
 
 
 def test_occupancy_counts_only_minutes_inside_opening_hours(small: Path) -> None:
@@ -196,14 +240,17 @@ def test_occupancy_counts_only_minutes_inside_opening_hours(small: Path) -> None
 def test_occupancy_counts_a_session_started_before_the_period(tmp_path: Path) -> None:
     db = tmp_path / "hub.sqlite"
     with HubStore(db) as store:
-        sync_catalogue(store, [GroupConfig("laser", "Laser")],
-                             [MachineConfig("laser1", "Laser", "laser", "laser")])
+        sync_catalogue(
+            store,
+            [GroupConfig("laser", "Laser")],
+            [MachineConfig("laser1", "Laser", "laser", "laser")],
+        )
         # Monday 23:00 to Tuesday 11:00: the period starts on Tuesday 3 March.
         add_session(store, "L", None, "laser1", local(2026, 3, 2, 23), 12 * 60)
         store.conn.commit()
         r = activity_report(store, date(2026, 3, 3), date(2026, 3, 4), TZ, HOURS)
     (laser,) = r.machines
-    assert laser.sessions == 0                       # it started before the period
+    assert laser.sessions == 0  # it started before the period
     assert laser.in_hours_minutes == pytest.approx(60)
     assert laser.occupancy == pytest.approx(60 / 360)
 
@@ -221,9 +268,11 @@ def test_usage_per_machine_and_category_and_revenue_not_available(small: Path) -
 def test_revenue_and_new_members_appear_when_the_hub_records_them(small: Path) -> None:
     with HubStore(small) as store:
         store.conn.execute("UPDATE sessions SET amount_cents = 250")
-        store.conn.execute("UPDATE members SET joined_at = CASE id WHEN 'a1' THEN '2026-03-01' "
-                           "WHEN 's1' THEN '2026-04-30T21:59:00.000Z' "
-                           "WHEN 'g1' THEN '2026-04-30T22:00:00.000Z' ELSE '2025-01-01' END")
+        store.conn.execute(
+            "UPDATE members SET joined_at = CASE id WHEN 'a1' THEN '2026-03-01' "
+            "WHEN 's1' THEN '2026-04-30T21:59:00.000Z' "
+            "WHEN 'g1' THEN '2026-04-30T22:00:00.000Z' ELSE '2025-01-01' END"
+        )
         store.conn.commit()
     r = report_of(small)
     assert r.revenue_available and r.revenue_cents == 7 * 250
@@ -253,7 +302,7 @@ def test_usage_per_project(small: Path) -> None:
     assert by_id["p1"].owner == "Alice"
     assert by_id["p2"].hours == pytest.approx(3)
     assert by_id[None].sessions == 4
-    assert [p.project_id for p in r.projects] == [None, "p2", "p1"]    # largest first
+    assert [p.project_id for p in r.projects] == [None, "p2", "p1"]  # largest first
 
 
 def test_csv_is_rfc4180_blocks_that_parse(small: Path) -> None:
@@ -269,8 +318,15 @@ def test_csv_is_rfc4180_blocks_that_parse(small: Path) -> None:
             blocks[current] = []
         elif row and current:
             blocks[current].append(row)
-    assert list(blocks) == ["report", "attendance", "occupancy", "machine_usage",
-                            "new_members", "certifications", "projects"]
+    assert list(blocks) == [
+        "report",
+        "attendance",
+        "occupancy",
+        "machine_usage",
+        "new_members",
+        "certifications",
+        "projects",
+    ]
     header, *att = blocks["attendance"]
     assert header == ["month", "category", "members", "sessions"]
     assert ["2026-03", "adherent", "2", "3"] in att
@@ -280,18 +336,21 @@ def test_csv_is_rfc4180_blocks_that_parse(small: Path) -> None:
     assert blocks["new_members"][1] == ["not available", "", ""]
     assert all(row[-1] == "not available" for row in blocks["machine_usage"][1:])
     projects = {row[0]: row for row in blocks["projects"][1:]}
-    assert projects["p1"][1] == 'Lampe, "la grande"'       # quoted, and back intact
+    assert projects["p1"][1] == 'Lampe, "la grande"'  # quoted, and back intact
 
 
 # -- HTTP ---------------------------------------------------------------------------
+
 
 @dataclass
 class Server:
     base: str
 
     def get(self, path: str, lang: str = "fr") -> tuple[int, dict[str, str], str]:
-        req = urllib.request.Request(self.base + path, headers={
-            "Accept-Language": lang, "Authorization": f"Bearer {REPORT_TOKEN}"})
+        req = urllib.request.Request(
+            self.base + path,
+            headers={"Accept-Language": lang, "Authorization": f"Bearer {REPORT_TOKEN}"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, dict(resp.headers), resp.read().decode()
@@ -300,16 +359,21 @@ class Server:
 
 
 def hub_config(db: Path, hours: dict[str, list[str]]) -> HubConfig:
-    return builders.hub_config(db.parent, db, timezone=TZ,
-                               tokens=(ApiToken("report", REPORT_TOKEN),),
-                               opening_hours=parse_opening_hours(hours))
+    return builders.hub_config(
+        db.parent,
+        db,
+        timezone=TZ,
+        tokens=(ApiToken("report", REPORT_TOKEN),),
+        opening_hours=parse_opening_hours(hours),
+    )
 
 
 def serve(db: Path, hours: dict[str, list[str]]) -> Iterator[Server]:
     app = create_app(hub_config(db, hours))
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield Server(f"http://127.0.0.1:{httpd.server_port}")
@@ -333,8 +397,8 @@ def test_report_page_in_french_with_charts(server: Server) -> None:
     assert "Rapport d&#39;activité" in body and "du 1 mars 2026 au 30 avril 2026" in body
     assert body.count("<svg") >= 4 and 'role="img"' in body
     assert "Recettes non disponibles" in body
-    assert "6,9\u202f%" not in body and "7\u202f%" in body      # 225 / 3240, rounded
-    assert 'Lampe, &#34;la grande&#34;' in body or "Lampe, &quot;la grande&quot;" in body
+    assert "6,9\u202f%" not in body and "7\u202f%" in body  # 225 / 3240, rounded
+    assert "Lampe, &#34;la grande&#34;" in body or "Lampe, &quot;la grande&quot;" in body
     assert "<script" not in body
 
 
@@ -349,7 +413,7 @@ def test_report_defaults_to_the_current_calendar_year(server: Server) -> None:
     year = datetime.now(PARIS).year
     _, _, default = server.get("/report.csv")
     _, _, explicit = server.get(f"/report.csv?from={year}-01-01&to={year + 1}-01-01")
-    strip = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z")      # the generation time differs
+    strip = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z")  # the generation time differs
     assert strip.sub("", default) == strip.sub("", explicit)
     assert f"{year}-01-01,{year + 1}-01-01,{TZ}" in default
 
@@ -362,8 +426,15 @@ def test_report_csv_over_http(server: Server) -> None:
     assert ["2026-04", "scolaire", "1", "1"] in rows
 
 
-@pytest.mark.parametrize("query", ["from=2026-13-01", "from=2026-05-01&to=2026-03-01",
-                                   "from=yesterday", "from=2020-01-01&to=2030-01-01"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "from=2026-13-01",
+        "from=2026-05-01&to=2026-03-01",
+        "from=yesterday",
+        "from=2020-01-01&to=2030-01-01",
+    ],
+)
 def test_a_bad_period_is_a_400(server: Server, query: str) -> None:
     for path in ("/report", "/report.csv"):
         status, _, body = server.get(f"{path}?{query}")
@@ -389,17 +460,21 @@ def test_generated_year_is_plausible_and_deterministic(year_db: Path, tmp_path: 
     assert 13_000 <= summary.sessions <= 17_000
     with HubStore(year_db) as a, HubStore(again) as b:
         assert totals(a) == totals(b)
-        r = activity_report(a, date(YEAR, 1, 1), date(YEAR + 1, 1, 1), TZ,
-                            parse_opening_hours(OPENING_HOURS))
+        r = activity_report(
+            a, date(YEAR, 1, 1), date(YEAR + 1, 1, 1), TZ, parse_opening_hours(OPENING_HOURS)
+        )
         # Sessions on one machine never overlap.
         overlaps = a.conn.execute(
             "SELECT count(*) FROM sessions x JOIN sessions y ON x.machine_id = y.machine_id "
             "AND x.session_id < y.session_id AND x.started_at < y.ended_at "
-            "AND y.started_at < x.ended_at").fetchone()[0]
+            "AND y.started_at < x.ended_at"
+        ).fetchone()[0]
     assert overlaps == 0
     assert r.attendance.total.sessions == summary.sessions
-    assert all(r.attendance.by_category[c].members > 0 for c in
-               ("grand_public", "adherent", "professionnel", "scolaire", "association"))
+    assert all(
+        r.attendance.by_category[c].members > 0
+        for c in ("grand_public", "adherent", "professionnel", "scolaire", "association")
+    )
     assert all(0.2 < (m.occupancy or 0) < 0.9 for m in r.machines)
     assert r.certifications_granted > 100
     # Running it again adds nothing.
@@ -410,14 +485,18 @@ def test_generated_year_is_plausible_and_deterministic(year_db: Path, tmp_path: 
 
 # -- browser ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def year_server(year_db: Path) -> Iterator[Server]:
     with HubStore(year_db) as store:
-        if store.conn.execute("SELECT 1 FROM accounts WHERE email = ?",
-                              (STAFF_EMAIL,)).fetchone() is None:
+        if (
+            store.conn.execute("SELECT 1 FROM accounts WHERE email = ?", (STAFF_EMAIL,)).fetchone()
+            is None
+        ):
             member = store.conn.execute("SELECT min(id) FROM members").fetchone()[0]
-            accounts.create_account(store, member, STAFF_EMAIL, actor="test",
-                                    password=STAFF_PASSWORD)
+            accounts.create_account(
+                store, member, STAFF_EMAIL, actor="test", password=STAFF_PASSWORD
+            )
             accounts.grant_role(store, member, "fabmanager", None, actor="test")
     yield from serve(year_db, OPENING_HOURS)
 
@@ -425,8 +504,9 @@ def year_server(year_db: Path) -> Iterator[Server]:
 def full_page_png(driver: WebDriver, name: str) -> Path:
     """The whole page, not just the window: what a reader scrolls through."""
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot",
-                                  {"format": "png", "captureBeyondViewport": True})
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+    )
     path = ARTIFACTS / f"{name}.png"
     path.write_bytes(base64.b64decode(shot["data"]))
     return path
@@ -452,8 +532,7 @@ return {
 
 
 @pytest.mark.integration
-def test_report_of_a_generated_year_in_a_browser(year_server: Server,
-                                                 browser: WebDriver) -> None:
+def test_report_of_a_generated_year_in_a_browser(year_server: Server, browser: WebDriver) -> None:
     browser.get(f"{year_server.base}/login?next=/report")
     browser.find_element("css selector", "input[name=email]").send_keys(STAFF_EMAIL)
     browser.find_element("css selector", "input[name=password]").send_keys(STAFF_PASSWORD)
@@ -464,9 +543,15 @@ def test_report_of_a_generated_year_in_a_browser(year_server: Server,
     assert browser.execute_script("return document.documentElement.lang") == "fr"
     seen = browser.execute_script(READ_REPORT_JS)
     charts = {c["id"]: c for c in seen["charts"]}
-    assert {"chart-members", "chart-sessions", "chart-occupancy", "chart-hours",
-            "chart-certifications", "chart-projects"} <= set(charts)
-    assert charts["chart-members"]["bars"] >= 12 * 4          # 12 months, stacked
+    assert {
+        "chart-members",
+        "chart-sessions",
+        "chart-occupancy",
+        "chart-hours",
+        "chart-certifications",
+        "chart-projects",
+    } <= set(charts)
+    assert charts["chart-members"]["bars"] >= 12 * 4  # 12 months, stacked
     assert charts["chart-hours"]["bars"] >= 4
     assert charts["chart-occupancy"]["bars"] == 4
     assert all(c["labelled"] and c["title"] and c["width"] > 300 for c in charts.values())
@@ -478,28 +563,35 @@ def test_report_of_a_generated_year_in_a_browser(year_server: Server,
     assert printed["navs"] and not any(printed["navs"]), "navigation shows in print"
     assert not printed["header"]
     assert printed["breaks"] == ["page"] * printed["sections"]
-    browser.set_window_size(794, 1123)                       # A4 at 96 dpi
+    browser.set_window_size(794, 1123)  # A4 at 96 dpi
     full_page_png(browser, "report-fr-print")
 
-    pdf = base64.b64decode(browser.execute_cdp_cmd(
-        "Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True})["data"])
+    pdf = base64.b64decode(
+        browser.execute_cdp_cmd(
+            "Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True}
+        )["data"]
+    )
     (ARTIFACTS / "report-fr.pdf").write_bytes(pdf)
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)
-    assert boxes and all(abs(float(w) - 595.3) < 2 and abs(float(h) - 841.9) < 2
-                         for w, h in boxes), boxes[:3]
-    assert len(boxes) >= 1 + printed["sections"]             # one page or more each
+    assert boxes and all(
+        abs(float(w) - 595.3) < 2 and abs(float(h) - 841.9) < 2 for w, h in boxes
+    ), boxes[:3]
+    assert len(boxes) >= 1 + printed["sections"]  # one page or more each
 
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     browser.set_window_size(1280, 1000)
     browser.get(f"{year_server.base}/report?from={YEAR}-01-01&to={YEAR + 1}-01-01&lang=en")
     assert browser.execute_script("return document.documentElement.lang") == "en"
-    assert "Activity report" in browser.find_element("css selector", "h1.report-title, "
-                                                     ".report-head h1").text
+    assert (
+        "Activity report"
+        in browser.find_element("css selector", "h1.report-title, .report-head h1").text
+    )
     full_page_png(browser, "report-en-screen")
 
 
 def test_certified_at_boundaries_use_local_midnight() -> None:
     # The hand-made data relies on these two instants being on either side of midnight.
     assert iso(local(2026, 3, 1, 0, 30)) == "2026-02-28T23:30:00.000Z"
-    assert datetime.combine(date(2026, 5, 1), time(0), PARIS).astimezone(UTC) == \
-        datetime(2026, 4, 30, 22, tzinfo=UTC)
+    assert datetime.combine(date(2026, 5, 1), time(0), PARIS).astimezone(UTC) == datetime(
+        2026, 4, 30, 22, tzinfo=UTC
+    )

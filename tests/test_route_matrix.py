@@ -48,36 +48,46 @@ class Matrix:
     app: Flask
     base: str
     values: dict[str, str]
-    tokens: dict[str, str]          # scope -> a database token with only that scope
+    tokens: dict[str, str]  # scope -> a database token with only that scope
     clients: dict[str, Client]
 
 
 def _seed(db: Path) -> tuple[dict[str, str], dict[str, str]]:
-    store = make_store(db)          # members m1, m2, m3; projects; groups; machines
+    store = make_store(db)  # members m1, m2, m3; projects; groups; machines
     try:
         ingest_envelopes(store, events_for(NOVEMBER_SESSIONS), NOV)
         close(store, "2026-11")
         with store.conn:
             for member_id, name, _ in PEOPLE.values():
-                store.conn.execute("INSERT OR IGNORE INTO members (id, name, category) "
-                                   "VALUES (?, ?, 'adherent')", (member_id, name))
+                store.conn.execute(
+                    "INSERT OR IGNORE INTO members (id, name, category) VALUES (?, ?, 'adherent')",
+                    (member_id, name),
+                )
             store.conn.execute("INSERT INTO badges (uid, member_id) VALUES ('04A1B2C3', 'm1')")
         for role, (member_id, _, email) in PEOPLE.items():
             accounts.create_account(store, member_id, email, actor="test", password=PASSWORD)
             if role != "member":
-                accounts.grant_role(store, member_id, role,
-                                "laser" if role == "trainer" else None, actor="test")
+                accounts.grant_role(
+                    store, member_id, role, "laser" if role == "trainer" else None, actor="test"
+                )
         request_id = create_enrolment(store, "m1", by="fab", now=datetime.now(UTC))
-        tokens = {s: create_token(store, f"only {s}", [s], created_by="adm")[1]
-                  for s in SCOPES}
+        tokens = {s: create_token(store, f"only {s}", [s], created_by="adm")[1] for s in SCOPES}
         number = store.conn.execute("SELECT number FROM invoices ORDER BY seq").fetchone()[0]
         token_id = store.conn.execute("SELECT min(id) FROM api_tokens").fetchone()[0]
     finally:
         store.close()
     values = {
-        "member_id": "m1", "group_id": "laser", "uid": "04A1B2C3", "request_id": request_id,
-        "session_id": "S1", "project_id": "p1", "number": number, "period": "2026-11",
-        "token_id": str(token_id), "filename": "style.css", "machine_id": "laser1",
+        "member_id": "m1",
+        "group_id": "laser",
+        "uid": "04A1B2C3",
+        "request_id": request_id,
+        "session_id": "S1",
+        "project_id": "p1",
+        "number": number,
+        "period": "2026-11",
+        "token_id": str(token_id),
+        "filename": "style.css",
+        "machine_id": "laser1",
         "machine": "laser1",
     }
     return values, tokens
@@ -101,15 +111,18 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
 
 
 def _rules(app: Flask, method: str) -> list[Rule]:
-    return sorted((r for r in app.url_map.iter_rules() if method in (r.methods or ())),
-                  key=lambda r: r.rule)
+    return sorted(
+        (r for r in app.url_map.iter_rules() if method in (r.methods or ())), key=lambda r: r.rule
+    )
 
 
 def _url(rule: Rule, values: dict[str, str]) -> str:
     missing = sorted(a for a in rule.arguments if a not in values)
     if missing:
-        pytest.fail(f"route {rule.rule} has path parameters {missing} that this test "
-                    f"cannot fill: add a sample value to _seed() in {__file__}")
+        pytest.fail(
+            f"route {rule.rule} has path parameters {missing} that this test "
+            f"cannot fill: add a sample value to _seed() in {__file__}"
+        )
     path = rule.rule
     for name in rule.arguments:
         path = path.replace(f"<{name}>", values[name])
@@ -127,8 +140,7 @@ def _allowed(role: str, declared: frozenset[str]) -> bool:
     return role == "admin" or role in declared or "member" in declared
 
 
-def _judge(role: str, declared: Any, scope: str | None, status: int,
-           location: str) -> str | None:
+def _judge(role: str, declared: Any, scope: str | None, status: int, location: str) -> str | None:
     """None if the answer fits the declaration, else what was expected."""
     to_login = status == 302 and location.startswith("/login")
     if declared == auth.PUBLIC and scope:
@@ -143,11 +155,13 @@ def _judge(role: str, declared: Any, scope: str | None, status: int,
 
 
 def test_every_route_declares_who_may_use_it(matrix: Matrix) -> None:
-    undeclared = sorted(f"{r.rule} ({r.endpoint})" for r in matrix.app.url_map.iter_rules()
-                        if auth.declaration(matrix.app, r.endpoint) is None)
-    assert not undeclared, ("routes without @public or @requires(...): "
-                            + ", ".join(undeclared))
-    assert len(list(matrix.app.url_map.iter_rules())) > 10    # the walk saw the real app
+    undeclared = sorted(
+        f"{r.rule} ({r.endpoint})"
+        for r in matrix.app.url_map.iter_rules()
+        if auth.declaration(matrix.app, r.endpoint) is None
+    )
+    assert not undeclared, "routes without @public or @requires(...): " + ", ".join(undeclared)
+    assert len(list(matrix.app.url_map.iter_rules())) > 10  # the walk saw the real app
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -162,13 +176,17 @@ def test_every_get_route_answers_each_role_as_declared(matrix: Matrix, role: str
         scope = view_scope(matrix.app, rule.endpoint)
         expected = _judge(role, declared, scope, answer.status, answer.location)
         if expected:
-            wrong.append(f"GET {path} as {role}: {answer.status} "
-                         f"{answer.location or answer.body[:120]!r}, expected {expected}")
+            wrong.append(
+                f"GET {path} as {role}: {answer.status} "
+                f"{answer.location or answer.body[:120]!r}, expected {expected}"
+            )
         if role == "anonymous" and declared != auth.PUBLIC:
             api_like = client.get(path, headers={"Accept": "application/json"})
             if api_like.status != 401:
-                wrong.append(f"GET {path} without a session, not asking for HTML: "
-                             f"{api_like.status}, expected 401")
+                wrong.append(
+                    f"GET {path} without a session, not asking for HTML: "
+                    f"{api_like.status}, expected 401"
+                )
     assert not wrong, "\n".join(wrong)
     assert any(auth.declaration(matrix.app, r.endpoint) != auth.PUBLIC for r in rules)
 
@@ -183,10 +201,15 @@ def test_every_scoped_route_honours_bearer_scopes(matrix: Matrix) -> None:
         seen += 1
         path = _url(rule, matrix.values)
         other = next(s for s in SCOPES if s != scope)
-        for token, ok in ((matrix.tokens[scope], True), (CONFIG_TOKEN, True),
-                          (matrix.tokens[other], False), ("not-a-token", None)):
-            status = client.get(path, headers={"Authorization": f"Bearer {token}",
-                                               "Accept": "application/json"}).status
+        for token, ok in (
+            (matrix.tokens[scope], True),
+            (CONFIG_TOKEN, True),
+            (matrix.tokens[other], False),
+            ("not-a-token", None),
+        ):
+            status = client.get(
+                path, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            ).status
             expected = {True: status < 400, False: status == 403, None: status == 401}[ok]
             if not expected:
                 wrong.append(f"GET {path} with a {token[:12]}… token: {status}")
@@ -201,12 +224,13 @@ def test_every_unsafe_route_wants_a_csrf_token(matrix: Matrix) -> None:
         for rule in _rules(matrix.app, method):
             declared = auth.declaration(matrix.app, rule.endpoint)
             if declared == auth.PUBLIC and view_scope(matrix.app, rule.endpoint):
-                continue        # API views: bearer tokens only, no cookie to forge with
+                continue  # API views: bearer tokens only, no cookie to forge with
             seen += 1
             path = _url(rule, matrix.values)
             answer = admin.request(method, path, {"anything": "x"})
             if answer.status != 400:
-                wrong.append(f"{method} {path} as admin without a CSRF token: "
-                             f"{answer.status}, expected 400")
+                wrong.append(
+                    f"{method} {path} as admin without a CSRF token: {answer.status}, expected 400"
+                )
     assert not wrong, "\n".join(wrong)
     assert seen >= 3

@@ -25,8 +25,12 @@ TIMEOUT_S = 10.0
 @contextmanager
 def simulator(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """The simulator process and the line it printed once its terminal was ready."""
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "sim", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "sim", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # blocks until it printed (or died: empty line)
@@ -73,8 +77,10 @@ def test_grbl_answers_status_and_commands_through_the_link(tmp_path: Path) -> No
 
 def test_marlin_reports_temperatures_and_its_sd_print(tmp_path: Path) -> None:
     link = tmp_path / "ttyMarlin"
-    with simulator("marlin", "--link", str(link), "--print", "robot.gcode",
-                   "--seconds", "600") as (proc, _):
+    with simulator("marlin", "--link", str(link), "--print", "robot.gcode", "--seconds", "600") as (
+        proc,
+        _,
+    ):
         with serial.Serial(str(link), 115200, timeout=0.1) as port:
             port.write(b"M105\n")
             temps = read_until(port, lambda b: re.search(rb"ok T:[^\n]*\n", b) is not None)
@@ -88,8 +94,10 @@ def test_marlin_reports_temperatures_and_its_sd_print(tmp_path: Path) -> None:
 
 def test_sense_board_streams_the_current_it_was_given(tmp_path: Path) -> None:
     link = tmp_path / "ttySense"
-    with simulator("sense-board", "--link", str(link), "--amps", "3.5",
-                   "--interval", "0.05") as (proc, _):
+    with simulator("sense-board", "--link", str(link), "--amps", "3.5", "--interval", "0.05") as (
+        proc,
+        _,
+    ):
         with serial.Serial(str(link), 115200, timeout=0.1) as port:
             assert b"I 0 3.50\n" in read_until(port, lambda b: b"I 0 3.50\n" in b)
         proc.send_signal(signal.SIGTERM)  # systemd's stop, not only Ctrl-C
@@ -109,8 +117,12 @@ def test_without_link_it_prints_the_terminal_to_open() -> None:
 def test_an_existing_file_at_the_link_path_is_never_replaced(tmp_path: Path) -> None:
     keep = tmp_path / "notes.txt"
     keep.write_text("a technician's notes")
-    r = subprocess.run([sys.executable, "-m", "gateway", "sim", "marlin", "--link", str(keep)],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "gateway", "sim", "marlin", "--link", str(keep)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert str(keep) in r.stderr and "not a link" in r.stderr
     assert keep.read_text() == "a technician's notes"
@@ -119,8 +131,12 @@ def test_an_existing_file_at_the_link_path_is_never_replaced(tmp_path: Path) -> 
 def test_a_link_to_a_real_device_is_left_alone(tmp_path: Path) -> None:
     link = tmp_path / "ttyUSB"
     link.symlink_to("/dev/null")  # stands for /dev/ttyUSB0: exists, not a simulator's pty
-    r = subprocess.run([sys.executable, "-m", "gateway", "sim", "grbl", "--link", str(link)],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "gateway", "sim", "grbl", "--link", str(link)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "/dev/null" in r.stderr
     assert os.readlink(link) == "/dev/null"
 

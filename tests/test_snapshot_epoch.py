@@ -25,10 +25,15 @@ T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
 
 def snap(version: int, epoch: int) -> Snapshot:
-    return Snapshot(site="t", version=version, epoch=epoch, issued_at=T0,
-                    valid_until=T0 + timedelta(days=7),
-                    machine=MachineInfo("laser-1", "Laser", "laser", "laser"),
-                    timezone="Europe/Paris")
+    return Snapshot(
+        site="t",
+        version=version,
+        epoch=epoch,
+        issued_at=T0,
+        valid_until=T0 + timedelta(days=7),
+        machine=MachineInfo("laser-1", "Laser", "laser", "laser"),
+        timezone="Europe/Paris",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +42,9 @@ def key():
 
 
 def verify(key, s: Snapshot, **held: int | None) -> Snapshot:  # noqa: ANN001
-    return verify_snapshot(sign_snapshot(s, key), key.public_key(), now=T0,
-                           machine_id="laser-1", **held)
+    return verify_snapshot(
+        sign_snapshot(s, key), key.public_key(), now=T0, machine_id="laser-1", **held
+    )
 
 
 def test_a_higher_epoch_wins_whatever_its_version(key) -> None:

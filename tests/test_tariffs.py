@@ -39,6 +39,7 @@ def tariff(**kw: Any) -> Tariff:
 
 # --------------------------------------------------------------------------- price list
 
+
 def test_price_list_laser_060_per_minute_of_use() -> None:
     laser = tariff(rate=None, busy_rate=60, idle_rate=0)
     price = price_session(laser, duration_s=1800, busy_s=1040)
@@ -51,8 +52,9 @@ def test_price_list_laser_075_per_minute_plus_1250_startup() -> None:
     laser = tariff(rate=None, busy_rate=75, idle_rate=0, startup=1250)
     price = price_session(laser, duration_s=3000, busy_s=2530)
     assert (price.time, price.startup, price.total) == (3225, 1250, 4475)
-    assert explain(price, "fr") == (f"43{NBSP}min en marche × 0,75{NBSP}€ + "
-                                    f"12,50{NBSP}€ de mise en route")
+    assert explain(price, "fr") == (
+        f"43{NBSP}min en marche × 0,75{NBSP}€ + 12,50{NBSP}€ de mise en route"
+    )
     assert explain(price, "en") == "43 busy min × €0.75 + €12.50 start-up"
 
 
@@ -73,17 +75,18 @@ def test_ten_seconds_exactly_is_paid() -> None:
 
 # --------------------------------------------------------------------------- pricing rules
 
+
 def test_busy_and_idle_are_each_rounded_up() -> None:
     # 65 s busy and 65 s idle: two started minutes each, where the session is 3 minutes.
-    price = price_session(tariff(rate=None, busy_rate=5, idle_rate=1), duration_s=130,
-                          busy_s=65)
+    price = price_session(tariff(rate=None, busy_rate=5, idle_rate=1), duration_s=130, busy_s=65)
     assert (price.busy_minutes, price.idle_minutes, price.billable_minutes) == (2, 2, 4)
     assert price.total == 2 * 5 + 2 * 1
 
 
 def test_unit_applies_to_each_part() -> None:
-    price = price_session(tariff(rate=None, busy_rate=10, idle_rate=2, unit=15),
-                          duration_s=1200, busy_s=60)
+    price = price_session(
+        tariff(rate=None, busy_rate=10, idle_rate=2, unit=15), duration_s=1200, busy_s=60
+    )
     assert (price.busy_minutes, price.idle_minutes) == (15, 30)
     assert explain(price, "en") == "15 busy min × €0.10 + 30 idle min × €0.02 (in 15-min steps)"
 
@@ -103,17 +106,22 @@ def test_minimum_tops_up_the_time_part() -> None:
     t = tariff(rate=2, startup=30, minimum=100, material_per_gram=Decimal(5))
     price = price_session(t, duration_s=720, material_g=2)
     assert (price.time, price.startup, price.material, price.total) == (70, 30, 10, 110)
-    assert explain(price, "fr") == (f"12{NBSP}min × 0,02{NBSP}€ + 0,30{NBSP}€ de mise en route"
-                                    f" → minimum 1,00{NBSP}€ + 0,10{NBSP}€ de matière")
+    assert explain(price, "fr") == (
+        f"12{NBSP}min × 0,02{NBSP}€ + 0,30{NBSP}€ de mise en route"
+        f" → minimum 1,00{NBSP}€ + 0,10{NBSP}€ de matière"
+    )
 
 
-@pytest.mark.parametrize(("grams", "cents"), [
-    (0.1, 1),          # 0.5 -> 1, though the float 0.1 is a hair above 0.1
-    (0.3, 2),          # 1.5 -> 2, though the float 0.3 is a hair below 0.3
-    (37.4, 187),
-    (Decimal("0.09"), 0),
-    (Decimal("0.7"), 4),  # 3.5 -> 4
-])
+@pytest.mark.parametrize(
+    ("grams", "cents"),
+    [
+        (0.1, 1),  # 0.5 -> 1, though the float 0.1 is a hair above 0.1
+        (0.3, 2),  # 1.5 -> 2, though the float 0.3 is a hair below 0.3
+        (37.4, 187),
+        (Decimal("0.09"), 0),
+        (Decimal("0.7"), 4),  # 3.5 -> 4
+    ],
+)
 def test_material_rounds_half_up_on_the_written_grams(grams: Any, cents: int) -> None:
     t = tariff(rate=0, material_per_gram=Decimal(5))
     assert price_session(t, duration_s=60, material_g=grams).material == cents
@@ -135,17 +143,20 @@ def test_non_finite_inputs_are_refused(bad: float) -> None:
         price_session(tariff(), duration_s=60, material_g=bad)
 
 
-@pytest.mark.parametrize("kw", [
-    {"rate": None},
-    {"busy_rate": 5, "idle_rate": 0},
-    {"rate": None, "busy_rate": 5},
-    {"startup": -1},
-    {"rate": 1.5},
-    {"unit": 0},
-    {"vat_rate": Decimal(1)},
-    {"valid_from": datetime(2026, 1, 1)},
-    {"material_per_gram": Decimal(-1)},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"rate": None},
+        {"busy_rate": 5, "idle_rate": 0},
+        {"rate": None, "busy_rate": 5},
+        {"startup": -1},
+        {"rate": 1.5},
+        {"unit": 0},
+        {"vat_rate": Decimal(1)},
+        {"valid_from": datetime(2026, 1, 1)},
+        {"material_per_gram": Decimal(-1)},
+    ],
+)
 def test_tariff_refuses_inconsistent_values(kw: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Tariff(**{"valid_from": ALWAYS, "rate": 60, **kw})
@@ -165,8 +176,9 @@ units = st.sampled_from([1, 2, 5, 15, 30])
 
 
 @given(duration=durations, rate=cents, startup=cents, minimum=cents, unit=units)
-def test_never_bills_less_than_the_metered_time(duration: float, rate: int, startup: int,
-                                                minimum: int, unit: int) -> None:
+def test_never_bills_less_than_the_metered_time(
+    duration: float, rate: int, startup: int, minimum: int, unit: int
+) -> None:
     t = tariff(rate=rate, startup=startup, minimum=minimum, unit=unit)
     price = price_session(t, duration_s=duration)
     assert price.total >= math.ceil(duration / 60) * rate
@@ -176,9 +188,13 @@ def test_never_bills_less_than_the_metered_time(duration: float, rate: int, star
 
 @st.composite
 def any_tariff(draw: st.DrawFn) -> Tariff:
-    kw: dict[str, Any] = {"startup": draw(cents), "minimum": draw(cents), "unit": draw(units),
-                          "free_under_s": draw(st.sampled_from([0, 10, 90])),
-                          "material_per_gram": Decimal(draw(st.integers(0, 20)))}
+    kw: dict[str, Any] = {
+        "startup": draw(cents),
+        "minimum": draw(cents),
+        "unit": draw(units),
+        "free_under_s": draw(st.sampled_from([0, 10, 90])),
+        "material_per_gram": Decimal(draw(st.integers(0, 20))),
+    }
     if draw(st.booleans()):
         kw["rate"] = draw(cents)
     else:
@@ -186,10 +202,12 @@ def any_tariff(draw: st.DrawFn) -> Tariff:
     return tariff(**kw)
 
 
-@given(t=any_tariff(), a=durations, b=durations, busy=durations,
-       grams=st.decimals(0, 500, places=1))
-def test_amount_is_monotonic_in_duration(t: Tariff, a: float, b: float, busy: float,
-                                         grams: Decimal) -> None:
+@given(
+    t=any_tariff(), a=durations, b=durations, busy=durations, grams=st.decimals(0, 500, places=1)
+)
+def test_amount_is_monotonic_in_duration(
+    t: Tariff, a: float, b: float, busy: float, grams: Decimal
+) -> None:
     short, long = sorted((a, b))
     busy = min(busy, short)
     p_short = price_session(t, duration_s=short, busy_s=busy, material_g=grams)
@@ -199,15 +217,19 @@ def test_amount_is_monotonic_in_duration(t: Tariff, a: float, b: float, busy: fl
 
 # --------------------------------------------------------------------------- selection
 
-@given(offset=st.integers(min_value=-3 * 3600, max_value=3 * 3600),
-       length=st.integers(min_value=1, max_value=4 * 3600))
+
+@given(
+    offset=st.integers(min_value=-3 * 3600, max_value=3 * 3600),
+    length=st.integers(min_value=1, max_value=4 * 3600),
+)
 def test_tariff_change_at_midnight_prices_by_the_start(offset: int, length: int) -> None:
     midnight = datetime(2026, 1, 1, tzinfo=PARIS)
     old = tariff(valid_from=datetime(2025, 1, 1, tzinfo=PARIS), rate=40)
     new = tariff(valid_from=midnight, rate=50)
     start = midnight + timedelta(seconds=offset)
-    chosen = select_tariff([new, old], machine="laser-1", group="laser", category="adherent",
-                           at=start)
+    chosen = select_tariff(
+        [new, old], machine="laser-1", group="laser", category="adherent", at=start
+    )
     assert chosen is (old if start < midnight else new)
     assert chosen is not None
     expected = math.ceil(length / 60) * chosen.rate
@@ -219,38 +241,54 @@ def test_most_specific_tariff_wins() -> None:
     y2026 = datetime(2026, 1, 1, tzinfo=PARIS)
     general = tariff(valid_from=y2026, rate=10, name="general 2026")
     by_group = tariff(valid_from=y2025, groups=("laser",), rate=20, name="laser")
-    by_group_cat = tariff(valid_from=y2025, groups=("laser",), categories=("adherent",),
-                          rate=30, name="laser adherent")
+    by_group_cat = tariff(
+        valid_from=y2025,
+        groups=("laser",),
+        categories=("adherent",),
+        rate=30,
+        name="laser adherent",
+    )
     by_machine = tariff(valid_from=y2025, machines=("laser-2",), rate=40, name="laser-2")
     all_tariffs = [general, by_group, by_group_cat, by_machine]
     at = datetime(2026, 6, 1, tzinfo=PARIS)
 
     def pick(machine: str, group: str, category: str) -> str | None:
-        found = select_tariff(all_tariffs, machine=machine, group=group, category=category,
-                              at=at)
+        found = select_tariff(all_tariffs, machine=machine, group=group, category=category, at=at)
         return found.name if found else None
 
     assert pick("laser-1", "laser", "adherent") == "laser adherent"
     assert pick("laser-1", "laser", "professionnel") == "laser"  # a newer general loses
-    assert pick("laser-2", "laser", "adherent") == "laser-2"     # machine beats category
+    assert pick("laser-2", "laser", "adherent") == "laser-2"  # machine beats category
     assert pick("cnc-1", "cnc", "adherent") == "general 2026"
-    assert select_tariff(all_tariffs, machine="cnc-1", group="cnc", category="adherent",
-                         at=datetime(2025, 6, 1, tzinfo=PARIS)) is None
+    assert (
+        select_tariff(
+            all_tariffs,
+            machine="cnc-1",
+            group="cnc",
+            category="adherent",
+            at=datetime(2025, 6, 1, tzinfo=PARIS),
+        )
+        is None
+    )
 
 
 def test_latest_of_equally_specific_tariffs_wins_and_future_ones_wait() -> None:
     older = tariff(valid_from=datetime(2025, 1, 1, tzinfo=UTC), rate=1)
     newer = tariff(valid_from=datetime(2026, 1, 1, tzinfo=UTC), rate=2)
     future = tariff(valid_from=datetime(2027, 1, 1, tzinfo=UTC), rate=3)
-    chosen = select_tariff([newer, future, older], machine="m", group="g", category="c",
-                           at=datetime(2026, 5, 1, tzinfo=UTC))
+    chosen = select_tariff(
+        [newer, future, older],
+        machine="m",
+        group="g",
+        category="c",
+        at=datetime(2026, 5, 1, tzinfo=UTC),
+    )
     assert chosen is newer
 
 
 def test_select_tariff_refuses_a_naive_instant() -> None:
     with pytest.raises(ValueError):
-        select_tariff([tariff()], machine="m", group="g", category="c",
-                      at=datetime(2026, 1, 1))
+        select_tariff([tariff()], machine="m", group="g", category="c", at=datetime(2026, 1, 1))
 
 
 # --------------------------------------------------------------------------- VAT
@@ -260,8 +298,9 @@ lines_st = st.lists(st.tuples(st.integers(-100_000, 100_000), rates), max_size=3
 
 
 @given(lines=lines_st, groups=st.lists(st.integers(0, 4), min_size=30, max_size=30))
-def test_splitting_lines_into_groups_keeps_the_total(lines: list[tuple[int, Decimal]],
-                                                     groups: list[int]) -> None:
+def test_splitting_lines_into_groups_keeps_the_total(
+    lines: list[tuple[int, Decimal]], groups: list[int]
+) -> None:
     whole = vat(lines)
     parts: dict[int, list[tuple[int, Decimal]]] = {}
     for line, group in zip(lines, groups, strict=False):
@@ -276,8 +315,10 @@ def test_splitting_lines_into_groups_keeps_the_total(lines: list[tuple[int, Deci
 
 def test_vat_is_rounded_once_per_rate_on_the_sum() -> None:
     assert vat([(333, Decimal("0.20"))] * 3) == {Decimal("0.20"): (999, 200)}
-    assert vat([(1000, Decimal("0.055")), (100, Decimal("0.20")), (-1000, Decimal("0.055"))]) \
-        == {Decimal("0.055"): (0, 0), Decimal("0.20"): (100, 20)}
+    assert vat([(1000, Decimal("0.055")), (100, Decimal("0.20")), (-1000, Decimal("0.055"))]) == {
+        Decimal("0.055"): (0, 0),
+        Decimal("0.20"): (100, 20),
+    }
     assert vat([(-999, Decimal("0.20"))]) == {Decimal("0.20"): (-999, -200)}  # credit note
 
 
@@ -287,6 +328,7 @@ def test_vat_refuses_floats_for_money() -> None:
 
 
 # --------------------------------------------------------------------------- prepaid cap
+
 
 def _time_cost(t: Tariff, duration: float, busy: float | None = None) -> int:
     price = price_session(t, duration_s=duration, busy_s=busy)
@@ -323,19 +365,32 @@ def test_cap_examples() -> None:
     assert max_session_s(tariff(rate=None, busy_rate=10, idle_rate=2, unit=15), 330) == 1800
     assert max_session_s(tariff(rate=0), 0) is None
     assert max_session_s(None, 0) is None
-    assert max_session_s(tariff(rate=50, startup=1250, free_under_s=10), 100) \
-        == math.nextafter(10, 0)
+    assert max_session_s(tariff(rate=50, startup=1250, free_under_s=10), 100) == math.nextafter(
+        10, 0
+    )
     assert max_session_s(tariff(rate=None, busy_rate=60, idle_rate=0), 600) == 600
 
 
 # --------------------------------------------------------------------------- configuration
 
+
 def test_parse_tariffs_reads_the_documented_example() -> None:
-    [t] = parse_tariffs([{
-        "name": "Laser adhérents", "valid_from": date(2026, 1, 1), "groups": ["laser"],
-        "categories": ["adherent"], "rate": 60, "startup": 0, "unit": 1,
-        "free_under": "10s", "vat_rate": 0.20,
-    }], tz="Europe/Paris")
+    [t] = parse_tariffs(
+        [
+            {
+                "name": "Laser adhérents",
+                "valid_from": date(2026, 1, 1),
+                "groups": ["laser"],
+                "categories": ["adherent"],
+                "rate": 60,
+                "startup": 0,
+                "unit": 1,
+                "free_under": "10s",
+                "vat_rate": 0.20,
+            }
+        ],
+        tz="Europe/Paris",
+    )
     assert t.valid_from == datetime(2026, 1, 1, tzinfo=PARIS)
     assert t.valid_from.utcoffset() == timedelta(hours=1)
     assert (t.groups, t.categories, t.rate, t.free_under_s) == (("laser",), ("adherent",), 60, 10)
@@ -343,12 +398,21 @@ def test_parse_tariffs_reads_the_documented_example() -> None:
 
 
 def test_parse_tariffs_accepts_offsets_strings_and_split_rates() -> None:
-    tariffs = parse_tariffs([
-        {"valid_from": "2026-01-01T08:00:00+01:00", "busy_rate": 75, "idle_rate": 0,
-         "startup": 1250, "free_under": "1m30s", "material_per_gram": "0.05",
-         "machines": "laser-1"},
-        {"valid_from": "2026-07-01", "rate": 50, "vat_rate": "0.055", "minimum": None},
-    ], tz="Europe/Paris")
+    tariffs = parse_tariffs(
+        [
+            {
+                "valid_from": "2026-01-01T08:00:00+01:00",
+                "busy_rate": 75,
+                "idle_rate": 0,
+                "startup": 1250,
+                "free_under": "1m30s",
+                "material_per_gram": "0.05",
+                "machines": "laser-1",
+            },
+            {"valid_from": "2026-07-01", "rate": 50, "vat_rate": "0.055", "minimum": None},
+        ],
+        tz="Europe/Paris",
+    )
     assert tariffs[0].valid_from == datetime(2026, 1, 1, 7, tzinfo=UTC)
     assert tariffs[0].free_under_s == 90 and tariffs[0].machines == ("laser-1",)
     assert tariffs[0].material_per_gram == Decimal("0.05")
@@ -359,33 +423,37 @@ def test_parse_tariffs_accepts_offsets_strings_and_split_rates() -> None:
 VALID = {"valid_from": date(2026, 1, 1), "rate": 60}
 
 
-@pytest.mark.parametrize(("item", "message"), [
-    ({"unit": 0}, "tariffs[2].unit: expected a positive whole number of minutes, got 0"),
-    ({"startup": -100}, "tariffs[2].startup: expected a whole number of cents, 0 or more"),
-    ({"startup": 12.5}, "tariffs[2].startup: expected a whole number of cents"),
-    ({"rate": True}, "tariffs[2].rate: expected a whole number of cents"),
-    ({"vat_rate": 20}, "tariffs[2].vat_rate: expected a fraction from 0 to below 1"),
-    ({"vat_rate": -0.1}, "tariffs[2].vat_rate: expected a fraction from 0 to below 1"),
-    ({"vat_rate": "twenty"}, "tariffs[2].vat_rate: expected a fraction"),
-    ({"startp": 5}, "tariffs[2].startp: expected a known key; did you mean 'startup'?"),
-    ({"rate": None}, "tariffs[2]: expected a `rate`, or a `busy_rate` and an `idle_rate`"),
-    ({"busy_rate": 5, "idle_rate": 0}, "tariffs[2].rate: expected either `rate` or"),
-    ({"rate": None, "busy_rate": 5}, "tariffs[2].idle_rate: expected a value"),
-    ({"valid_from": None}, "tariffs[2].valid_from: expected a value (this key is required)"),
-    ({"valid_from": datetime(2026, 1, 1, 8)}, "tariffs[2].valid_from: expected a date"),
-    ({"valid_from": "next monday"}, "tariffs[2].valid_from: expected a date"),
-    ({"free_under": "10 parsecs"}, "tariffs[2].free_under: expected a duration"),
-    ({"free_under": -1}, "tariffs[2].free_under: expected a duration"),
-    ({"material_per_gram": -1}, "tariffs[2].material_per_gram: expected a number of cents"),
-    ({"machines": [""]}, "tariffs[2].machines[0]: expected a machine"),
-    ({"groups": {"laser": 1}}, "tariffs[2].groups: expected a list of groups, got 'a mapping'"),
-    ({"categories": ["adherant"]},
-     "tariffs[2].categories[0]: expected a known category; did you mean 'adherent'?"),
-    ({"name": 5}, "tariffs[2].name: expected text, got 5"),
-])
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"unit": 0}, "tariffs[2].unit: expected a positive whole number of minutes, got 0"),
+        ({"startup": -100}, "tariffs[2].startup: expected a whole number of cents, 0 or more"),
+        ({"startup": 12.5}, "tariffs[2].startup: expected a whole number of cents"),
+        ({"rate": True}, "tariffs[2].rate: expected a whole number of cents"),
+        ({"vat_rate": 20}, "tariffs[2].vat_rate: expected a fraction from 0 to below 1"),
+        ({"vat_rate": -0.1}, "tariffs[2].vat_rate: expected a fraction from 0 to below 1"),
+        ({"vat_rate": "twenty"}, "tariffs[2].vat_rate: expected a fraction"),
+        ({"startp": 5}, "tariffs[2].startp: expected a known key; did you mean 'startup'?"),
+        ({"rate": None}, "tariffs[2]: expected a `rate`, or a `busy_rate` and an `idle_rate`"),
+        ({"busy_rate": 5, "idle_rate": 0}, "tariffs[2].rate: expected either `rate` or"),
+        ({"rate": None, "busy_rate": 5}, "tariffs[2].idle_rate: expected a value"),
+        ({"valid_from": None}, "tariffs[2].valid_from: expected a value (this key is required)"),
+        ({"valid_from": datetime(2026, 1, 1, 8)}, "tariffs[2].valid_from: expected a date"),
+        ({"valid_from": "next monday"}, "tariffs[2].valid_from: expected a date"),
+        ({"free_under": "10 parsecs"}, "tariffs[2].free_under: expected a duration"),
+        ({"free_under": -1}, "tariffs[2].free_under: expected a duration"),
+        ({"material_per_gram": -1}, "tariffs[2].material_per_gram: expected a number of cents"),
+        ({"machines": [""]}, "tariffs[2].machines[0]: expected a machine"),
+        ({"groups": {"laser": 1}}, "tariffs[2].groups: expected a list of groups, got 'a mapping'"),
+        (
+            {"categories": ["adherant"]},
+            "tariffs[2].categories[0]: expected a known category; did you mean 'adherent'?",
+        ),
+        ({"name": 5}, "tariffs[2].name: expected text, got 5"),
+    ],
+)
 def test_parse_tariffs_errors_name_the_key_path(item: dict[str, Any], message: str) -> None:
-    items = [dict(VALID, machines=["laser-1"]), dict(VALID, groups=["laser"]),
-             {**VALID, **item}]
+    items = [dict(VALID, machines=["laser-1"]), dict(VALID, groups=["laser"]), {**VALID, **item}]
     with pytest.raises(TariffError) as caught:
         parse_tariffs(items, tz="Europe/Paris", categories=("adherent", "professionnel"))
     assert str(caught.value).startswith(message)
@@ -394,13 +462,18 @@ def test_parse_tariffs_errors_name_the_key_path(item: dict[str, Any], message: s
 
 
 def test_parse_tariffs_refuses_ties_and_non_lists() -> None:
-    with pytest.raises(TariffError, match=r"^hub\.tariffs\[1\]: expected a tariff that does "
-                                          r"not tie with hub\.tariffs\[0\]"):
-        parse_tariffs([dict(VALID, groups=["laser", "cnc"]), dict(VALID, groups=["cnc"])],
-                      "hub.tariffs", tz="Europe/Paris")
+    with pytest.raises(
+        TariffError,
+        match=r"^hub\.tariffs\[1\]: expected a tariff that does "
+        r"not tie with hub\.tariffs\[0\]",
+    ):
+        parse_tariffs(
+            [dict(VALID, groups=["laser", "cnc"]), dict(VALID, groups=["cnc"])],
+            "hub.tariffs",
+            tz="Europe/Paris",
+        )
     # Same instant, different category: no tie.
-    assert len(parse_tariffs([VALID, dict(VALID, categories=["adherent"])],
-                             tz="Europe/Paris")) == 2
+    assert len(parse_tariffs([VALID, dict(VALID, categories=["adherent"])], tz="Europe/Paris")) == 2
     with pytest.raises(TariffError, match=r"^tariffs: expected a list of tariffs"):
         parse_tariffs({"rate": 1}, tz="Europe/Paris")  # type: ignore[arg-type]
     with pytest.raises(TariffError, match=r"^tariffs\[0\]: expected a mapping"):

@@ -39,8 +39,11 @@ def test_trusted_now_is_never_before_the_signed_bound_nor_the_wall(shift, mono0,
     assert clock_behind(wall, floor, mono0 + dt) == (shift < -CLOCK_TOLERANCE)
 
 
-@given(mono0=monos, steps=st.lists(st.floats(min_value=0, max_value=1e5), max_size=20),
-       wall_back=st.timedeltas(min_value=timedelta(0), max_value=5 * YEAR))
+@given(
+    mono0=monos,
+    steps=st.lists(st.floats(min_value=0, max_value=1e5), max_size=20),
+    wall_back=st.timedeltas(min_value=timedelta(0), max_value=5 * YEAR),
+)
 def test_a_clock_set_back_cannot_move_trusted_time_backwards(mono0, steps, wall_back) -> None:
     floor = SignedTime(SIGNED, mono0)
     mono, previous = mono0, SIGNED
@@ -68,8 +71,11 @@ def test_latest_keeps_the_later_floor(mono0, a, b, now) -> None:
     assert latest(None, fb, 0.0) is fb and latest(fa, None, 0.0) is fa
 
 
-@given(age0=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=30)),
-       mono0=monos, dt=elapsed)
+@given(
+    age0=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=30)),
+    mono0=monos,
+    dt=elapsed,
+)
 def test_snapshot_age_is_age_at_receipt_plus_monotonic_time(age0, mono0, dt) -> None:
     receipt = receive(SIGNED, SIGNED + age0, mono0)
     assert snapshot_age(receipt, mono0 + dt) == age0 + timedelta(seconds=dt)
@@ -83,18 +89,33 @@ def test_an_unknown_age_is_older_than_any_limit() -> None:
     receipt = receive(SIGNED, None, 10.0)
     assert snapshot_age(receipt, 11.0) == UNKNOWN_AGE
     snap = snapshot(grant("alice"), issued_at=SIGNED, valid_until=SIGNED + timedelta(days=7))
-    d = decide(snap, badge_uid=ALICE_UID, now=SIGNED, staff_present=False,
-               state=MachineState(), max_snapshot_age=timedelta(hours=72),
-               snapshot_age=UNKNOWN_AGE)
+    d = decide(
+        snap,
+        badge_uid=ALICE_UID,
+        now=SIGNED,
+        staff_present=False,
+        state=MachineState(),
+        max_snapshot_age=timedelta(hours=72),
+        snapshot_age=UNKNOWN_AGE,
+    )
     assert d.reason is Reason.SNAPSHOT_TOO_OLD
 
 
 @given(shift=shifts, age_h=st.floats(min_value=0, max_value=24 * 10, allow_nan=False))
-def test_freshness_follows_the_monotonic_age_whatever_the_wall_clock_says(shift,
-                                                                          age_h) -> None:
-    snap = snapshot(grant("alice", cert_expires=None, membership_end=None),
-                    issued_at=SIGNED, valid_until=SIGNED + timedelta(days=7))
+def test_freshness_follows_the_monotonic_age_whatever_the_wall_clock_says(shift, age_h) -> None:
+    snap = snapshot(
+        grant("alice", cert_expires=None, membership_end=None),
+        issued_at=SIGNED,
+        valid_until=SIGNED + timedelta(days=7),
+    )
     age = timedelta(hours=age_h)
-    d = decide(snap, badge_uid=ALICE_UID, now=SIGNED + age + shift, staff_present=False,
-               state=MachineState(), max_snapshot_age=timedelta(hours=72), snapshot_age=age)
+    d = decide(
+        snap,
+        badge_uid=ALICE_UID,
+        now=SIGNED + age + shift,
+        staff_present=False,
+        state=MachineState(),
+        max_snapshot_age=timedelta(hours=72),
+        snapshot_age=age,
+    )
     assert (d.reason is Reason.SNAPSHOT_TOO_OLD) == (age > timedelta(hours=72))

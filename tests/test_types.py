@@ -26,9 +26,23 @@ def test_the_package_type_checks(request: pytest.FixtureRequest, tmp_path: Path)
     if importlib.util.find_spec("mypy") is None:
         pytest.skip("mypy is not installed (it is in the dev extra: pip install -e '.[dev]')")
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-         "--cache-dir", str(_cache_dir(request, tmp_path)), "--no-color-output"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(_cache_dir(request, tmp_path)),
+            "--no-color-output",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if result.returncode != 0:
-        pytest.fail(f"mypy found type errors (exit {result.returncode}):\n"
-                    f"{result.stdout}{result.stderr}", pytrace=False)
+        pytest.fail(
+            f"mypy found type errors (exit {result.returncode}):\n{result.stdout}{result.stderr}",
+            pytrace=False,
+        )

@@ -16,13 +16,29 @@ from gateway.core.clock import iso
 T0 = datetime(2026, 11, 25, 18, 0, 10, tzinfo=UTC)
 
 
-def session(sid: str, start: datetime, duration: float, *, member: str = "m1",
-            project: str | None = "p1", machine: str = "laser1") -> dict:
+def session(
+    sid: str,
+    start: datetime,
+    duration: float,
+    *,
+    member: str = "m1",
+    project: str | None = "p1",
+    machine: str = "laser1",
+) -> dict:
     minutes = 0 if duration <= 0 else -(-int(duration * 1000) // 60000)
-    return {"session_id": sid, "member_id": member, "member_name": member.upper(),
-            "project_id": project, "machine_id": machine, "started_at": iso(start),
-            "ended_at": iso(start + timedelta(seconds=duration)), "duration_s": duration,
-            "billable_minutes": minutes, "status": "closed", "node": machine}
+    return {
+        "session_id": sid,
+        "member_id": member,
+        "member_name": member.upper(),
+        "project_id": project,
+        "machine_id": machine,
+        "started_at": iso(start),
+        "ended_at": iso(start + timedelta(seconds=duration)),
+        "duration_s": duration,
+        "billable_minutes": minutes,
+        "status": "closed",
+        "node": machine,
+    }
 
 
 SESSIONS = [
@@ -59,21 +75,31 @@ def test_minute_rows_count_and_seconds(duration: float) -> None:
     assert all(r["session_id"] == "X" and r["member_id"] == "m1" for r in rows)
 
 
-@given(st.lists(st.tuples(st.integers(0, 10_000), st.floats(0.001, 20_000)), max_size=12),
-       st.sampled_from([(), ("member",), ("project", "machine")]))
-def test_grouped_minutes_and_days_keep_totals(spec: list[tuple[int, float]],
-                                              group_by: tuple[str, ...]) -> None:
-    sessions = [session(f"S{i}", T0 + timedelta(seconds=off), dur,
-                        member=f"m{i % 3}", machine=f"x{i % 2}")
-                for i, (off, dur) in enumerate(sorted(spec))]
+@given(
+    st.lists(st.tuples(st.integers(0, 10_000), st.floats(0.001, 20_000)), max_size=12),
+    st.sampled_from([(), ("member",), ("project", "machine")]),
+)
+def test_grouped_minutes_and_days_keep_totals(
+    spec: list[tuple[int, float]], group_by: tuple[str, ...]
+) -> None:
+    sessions = [
+        session(f"S{i}", T0 + timedelta(seconds=off), dur, member=f"m{i % 3}", machine=f"x{i % 2}")
+        for i, (off, dur) in enumerate(sorted(spec))
+    ]
     want_min = sum(s["billable_minutes"] for s in sessions)
     want_sec = sum(s["duration_s"] for s in sessions)
     for gran in ("minute", "day"):
         rows = list(usage_rows(sessions, gran, group_by, "Europe/Paris"))
         assert sum(r["billable_minutes"] for r in rows) == want_min
         assert sum(r["seconds"] for r in rows) == pytest.approx(want_sec, abs=0.01)
-        keys = [tuple(r[c] for c in columns(gran, group_by) if c not in (
-            "sessions", "seconds", "billable_minutes")) for r in rows]
+        keys = [
+            tuple(
+                r[c]
+                for c in columns(gran, group_by)
+                if c not in ("sessions", "seconds", "billable_minutes")
+            )
+            for r in rows
+        ]
         assert len(keys) == len(set(keys))  # one row per (time, group)
 
 
@@ -92,10 +118,20 @@ def test_day_split_across_local_midnight() -> None:
 def test_session_group_by_sums() -> None:
     rows = list(usage_rows(SESSIONS, "session", ("member",), "UTC"))
     assert rows == [
-        {"member_id": "m1", "member_name": "M1", "sessions": 2, "seconds": 3725.5,
-         "billable_minutes": 63},
-        {"member_id": "m2", "member_name": "M2", "sessions": 2, "seconds": 60.2,
-         "billable_minutes": 2},
+        {
+            "member_id": "m1",
+            "member_name": "M1",
+            "sessions": 2,
+            "seconds": 3725.5,
+            "billable_minutes": 63,
+        },
+        {
+            "member_id": "m2",
+            "member_name": "M2",
+            "sessions": 2,
+            "seconds": 60.2,
+            "billable_minutes": 2,
+        },
     ]
     rows = list(usage_rows(SESSIONS, "session", ("machine", "project"), "UTC"))
     by = {(r["machine_id"], r["project_id"]): r for r in rows}
@@ -116,8 +152,9 @@ def test_minute_group_by_sums_per_calendar_minute() -> None:
 
 
 @pytest.mark.parametrize("gran", ["session", "minute", "day"])
-@pytest.mark.parametrize("group_by", [(), ("member",), ("project", "machine"),
-                                      ("machine", "member", "project")])
+@pytest.mark.parametrize(
+    "group_by", [(), ("member",), ("project", "machine"), ("machine", "member", "project")]
+)
 def test_columns_are_the_row_keys(gran: str, group_by: tuple[str, ...]) -> None:
     for row in usage_rows(SESSIONS, gran, group_by, "Europe/Paris"):
         assert list(row) == columns(gran, group_by)
@@ -128,8 +165,9 @@ def test_unordered_input_refused_when_bucketing() -> None:
         list(usage_rows(list(reversed(SESSIONS)), "day", (), "UTC"))
 
 
-@pytest.mark.parametrize("gran, group", [("hour", ()), ("day", ("colour",)),
-                                         ("day", ("member", "member"))])
+@pytest.mark.parametrize(
+    "gran, group", [("hour", ()), ("day", ("colour",)), ("day", ("member", "member"))]
+)
 def test_bad_parameters(gran: str, group: tuple[str, ...]) -> None:
     with pytest.raises(ValueError):
         usage_rows(SESSIONS, gran, group, "UTC")

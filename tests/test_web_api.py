@@ -45,8 +45,9 @@ class Server:
     base: str
     db: Path
 
-    def get(self, path: str, *, token: str | None = TOKEN,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def get(
+        self, path: str, *, token: str | None = TOKEN, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         return http_request(self.base + path, token=token, headers=headers)
 
     def json(self, path: str, **kw: object) -> dict:
@@ -55,18 +56,41 @@ class Server:
         return json.loads(body)
 
 
-def _session_events(sid: str, start: datetime, duration: float, member: str,
-                    machine: str, seq: int) -> list[Envelope]:
+def _session_events(
+    sid: str, start: datetime, duration: float, member: str, machine: str, seq: int
+) -> list[Envelope]:
     end = start + timedelta(seconds=duration)
-    common = {"session_id": sid, "machine": machine, "member_id": member,
-              "badge_uid": "AA0101AA", "project_id": "p1" if member == "m1" else None,
-              "started_at": iso(start)}
+    common = {
+        "session_id": sid,
+        "machine": machine,
+        "member_id": member,
+        "badge_uid": "AA0101AA",
+        "project_id": "p1" if member == "m1" else None,
+        "started_at": iso(start),
+    }
     return [
-        Envelope.new(node=machine, seq=seq, boot="b", type="session.started", time=start,
-                     data={**common, "staff_present": False}),
-        Envelope.new(node=machine, seq=seq + 1, boot="b", type="session.ended", time=end,
-                     data={**common, "ended_at": iso(end), "duration_s": duration,
-                           "billable_minutes": 0, "end_reason": "badge_out"}),
+        Envelope.new(
+            node=machine,
+            seq=seq,
+            boot="b",
+            type="session.started",
+            time=start,
+            data={**common, "staff_present": False},
+        ),
+        Envelope.new(
+            node=machine,
+            seq=seq + 1,
+            boot="b",
+            type="session.ended",
+            time=end,
+            data={
+                **common,
+                "ended_at": iso(end),
+                "duration_s": duration,
+                "billable_minutes": 0,
+                "end_reason": "badge_out",
+            },
+        ),
     ]
 
 
@@ -88,41 +112,74 @@ def server(tmp_path: Path) -> Iterator[Server]:
     TrackedStore.opened.clear()
     db = tmp_path / "hub.sqlite"
     groups = (GroupConfig("laser", "Laser"),)
-    machines = (MachineConfig("laser1", "Laser Trotec", "laser", "laser"),
-                MachineConfig("laser2", "Laser Epilog", "laser", "laser"),
-                MachineConfig("cnc1", "CNC", "cnc", "laser"))
-    cfg = hub_config(tmp_path, db, tokens=(ApiToken("compta", TOKEN),
-                                           ApiToken("other", "another-one")),
-                     groups=groups, machines=machines)
+    machines = (
+        MachineConfig("laser1", "Laser Trotec", "laser", "laser"),
+        MachineConfig("laser2", "Laser Epilog", "laser", "laser"),
+        MachineConfig("cnc1", "CNC", "cnc", "laser"),
+    )
+    cfg = hub_config(
+        tmp_path,
+        db,
+        tokens=(ApiToken("compta", TOKEN), ApiToken("other", "another-one")),
+        groups=groups,
+        machines=machines,
+    )
     with HubStore(db) as store:
         sync_catalogue(store, list(groups), list(machines))
-        import_seed(store, Seed(file=tmp_path / "seed.yaml", members=(
-            SeedMember("m1", "Alice Martin", "adherent"),
-            SeedMember("m2", "Bruno <b>Lefèvre</b>", "adherent"))))
+        import_seed(
+            store,
+            Seed(
+                file=tmp_path / "seed.yaml",
+                members=(
+                    SeedMember("m1", "Alice Martin", "adherent"),
+                    SeedMember("m2", "Bruno <b>Lefèvre</b>", "adherent"),
+                ),
+            ),
+        )
         events = (
             _session_events("S1", T0, 125.5, "m1", "laser1", 1)
             + _session_events("S2", T0 + timedelta(minutes=1), 60, "m2", "laser1", 3)
             + _session_events("S3", T0 + timedelta(days=1), 3601, "m1", "cnc1", 5)
             # 23:50 Paris on 30 November for 20 minutes: crosses into December.
-            + _session_events("S4", datetime(2026, 11, 30, 22, 50, tzinfo=UTC), 1200, "m2",
-                              "laser2", 7)
+            + _session_events(
+                "S4", datetime(2026, 11, 30, 22, 50, tzinfo=UTC), 1200, "m2", "laser2", 7
+            )
             # October: outside the default month.
-            + _session_events("S0", datetime(2026, 10, 15, 10, tzinfo=UTC), 600, "m1",
-                              "laser1", 9))
+            + _session_events("S0", datetime(2026, 10, 15, 10, tzinfo=UTC), 600, "m1", "laser1", 9)
+        )
         ingest_envelopes(store, events, T0)
-        ingest_envelopes(store, [_session_events("S5", T0 + timedelta(days=2), 60, "m1", "laser2",
-                                      11)[0]], T0)
-        set_node_status(store, "laser2", {"node": "laser2", "machine": "laser2",
-                                         "online": True, "relay": True, "time": iso(T0),
-                                         "session": {"session_id": "S5", "member_id": "m1",
-                                                     "started_at": iso(T0)}})
-        set_node_status(store, "laser1", {"node": "laser1", "machine": "laser1",
-                                         "online": True, "relay": False, "session": None,
-                                         "time": iso(T0)})
+        ingest_envelopes(
+            store, [_session_events("S5", T0 + timedelta(days=2), 60, "m1", "laser2", 11)[0]], T0
+        )
+        set_node_status(
+            store,
+            "laser2",
+            {
+                "node": "laser2",
+                "machine": "laser2",
+                "online": True,
+                "relay": True,
+                "time": iso(T0),
+                "session": {"session_id": "S5", "member_id": "m1", "started_at": iso(T0)},
+            },
+        )
+        set_node_status(
+            store,
+            "laser1",
+            {
+                "node": "laser1",
+                "machine": "laser1",
+                "online": True,
+                "relay": False,
+                "session": None,
+                "time": iso(T0),
+            },
+        )
     app = create_app(cfg, store_factory=lambda: TrackedStore(db))
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield Server(f"http://127.0.0.1:{httpd.server_port}", db)
@@ -136,10 +193,10 @@ NOV = "from=2026-11-01&to=2026-12-01"
 
 # -- authentication -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", ["/api/v1/usage", "/api/v1/machines", "/api/v1/sessions"])
 @pytest.mark.parametrize("token", [None, "wrong", TOKEN + "x", ""])
-def test_api_requires_a_valid_bearer_token(server: Server, path: str,
-                                           token: str | None) -> None:
+def test_api_requires_a_valid_bearer_token(server: Server, path: str, token: str | None) -> None:
     status, headers, body = server.get(path, token=token)
     assert status == 401
     assert headers["WWW-Authenticate"].startswith("Bearer")
@@ -148,12 +205,14 @@ def test_api_requires_a_valid_bearer_token(server: Server, path: str,
 
 def test_any_configured_token_is_accepted(server: Server) -> None:
     assert server.get("/api/v1/machines", token="another-one")[0] == 200
-    status, _, _ = server.get("/api/v1/machines", token=None,
-                              headers={"Authorization": f"Basic {TOKEN}"})
+    status, _, _ = server.get(
+        "/api/v1/machines", token=None, headers={"Authorization": f"Basic {TOKEN}"}
+    )
     assert status == 401
 
 
 # -- usage ----------------------------------------------------------------------------
+
 
 def test_usage_sessions_in_range(server: Server) -> None:
     rows = server.json(f"/api/v1/usage?{NOV}")["rows"]
@@ -163,8 +222,7 @@ def test_usage_sessions_in_range(server: Server) -> None:
 
 
 def test_usage_bounds_accept_datetimes_with_zone(server: Server) -> None:
-    q = urllib.parse.urlencode({"from": "2026-11-03T18:00:00+01:00",
-                                "to": "2026-11-03T17:01:00Z"})
+    q = urllib.parse.urlencode({"from": "2026-11-03T18:00:00+01:00", "to": "2026-11-03T17:01:00Z"})
     rows = server.json(f"/api/v1/usage?{q}")["rows"]
     assert [r["session_id"] for r in rows] == ["S1"]
 
@@ -188,13 +246,26 @@ def test_usage_minutes_match_billable(server: Server) -> None:
 
 
 def test_usage_days_split_at_local_midnight(server: Server) -> None:
-    rows = server.json("/api/v1/usage?from=2026-11-30&to=2026-12-02&granularity=day"
-                       "&group_by=member")["rows"]
+    rows = server.json(
+        "/api/v1/usage?from=2026-11-30&to=2026-12-02&granularity=day&group_by=member"
+    )["rows"]
     assert rows == [
-        {"day": "2026-11-30", "member_id": "m2", "member_name": "Bruno <b>Lefèvre</b>",
-         "sessions": 1, "seconds": 600.0, "billable_minutes": 10},
-        {"day": "2026-12-01", "member_id": "m2", "member_name": "Bruno <b>Lefèvre</b>",
-         "sessions": 1, "seconds": 600.0, "billable_minutes": 10},
+        {
+            "day": "2026-11-30",
+            "member_id": "m2",
+            "member_name": "Bruno <b>Lefèvre</b>",
+            "sessions": 1,
+            "seconds": 600.0,
+            "billable_minutes": 10,
+        },
+        {
+            "day": "2026-12-01",
+            "member_id": "m2",
+            "member_name": "Bruno <b>Lefèvre</b>",
+            "sessions": 1,
+            "seconds": 600.0,
+            "billable_minutes": 10,
+        },
     ]
 
 
@@ -209,15 +280,21 @@ def test_usage_of_one_member_project_or_machine(server: Server) -> None:
 def test_usage_group_by_sums(server: Server) -> None:
     rows = server.json(f"/api/v1/usage?{NOV}&group_by=member,machine")["rows"]
     by = {(r["member_id"], r["machine_id"]): r for r in rows}
-    assert by[("m1", "laser1")] == {"member_id": "m1", "member_name": "Alice Martin",
-                                    "machine_id": "laser1", "sessions": 1,
-                                    "seconds": 125.5, "billable_minutes": 3}
+    assert by[("m1", "laser1")] == {
+        "member_id": "m1",
+        "member_name": "Alice Martin",
+        "machine_id": "laser1",
+        "sessions": 1,
+        "seconds": 125.5,
+        "billable_minutes": 3,
+    }
     assert by[("m1", "cnc1")]["billable_minutes"] == 61
     assert sum(r["billable_minutes"] for r in rows) == 3 + 1 + 61 + 20
 
 
-@pytest.mark.parametrize("query", ["", "&granularity=minute&group_by=project",
-                                   "&granularity=day", "&group_by=machine"])
+@pytest.mark.parametrize(
+    "query", ["", "&granularity=minute&group_by=project", "&granularity=day", "&group_by=machine"]
+)
 def test_csv_matches_json(server: Server, query: str) -> None:
     rows = server.json(f"/api/v1/usage?{NOV}{query}")["rows"]
     status, headers, body = server.get(f"/api/v1/usage?{NOV}{query}&format=csv")
@@ -232,18 +309,22 @@ def test_csv_matches_json(server: Server, query: str) -> None:
         assert p == {k: "" if v is None else str(v) for k, v in r.items()}
 
 
-@pytest.mark.parametrize("query, param", [
-    ("granularity=hour", "granularity"),
-    ("group_by=member,colour", "group_by"),
-    ("group_by=member,member", "group_by"),
-    ("from=yesterday", "from"),
-    ("from=2026-11-01T00:00:00", "from"),  # no zone
-    ("to=2026-13-01", "to"),
-    ("from=2026-11-05&to=2026-11-01", "to"),
-    ("format=xml", "format"),
-])
-def test_bad_parameters_are_400_naming_the_parameter(server: Server, query: str,
-                                                     param: str) -> None:
+@pytest.mark.parametrize(
+    "query, param",
+    [
+        ("granularity=hour", "granularity"),
+        ("group_by=member,colour", "group_by"),
+        ("group_by=member,member", "group_by"),
+        ("from=yesterday", "from"),
+        ("from=2026-11-01T00:00:00", "from"),  # no zone
+        ("to=2026-13-01", "to"),
+        ("from=2026-11-05&to=2026-11-01", "to"),
+        ("format=xml", "format"),
+    ],
+)
+def test_bad_parameters_are_400_naming_the_parameter(
+    server: Server, query: str, param: str
+) -> None:
     status, headers, body = server.get(f"/api/v1/usage?{query}")
     assert status == 400 and headers["Content-Type"] == "application/json"
     err = json.loads(body)
@@ -251,6 +332,7 @@ def test_bad_parameters_are_400_naming_the_parameter(server: Server, query: str,
 
 
 # -- machines and sessions ------------------------------------------------------------
+
 
 def test_machines_live_state(server: Server) -> None:
     machines = {m["machine_id"]: m for m in server.json("/api/v1/machines")["machines"]}
@@ -270,6 +352,7 @@ def test_sessions_endpoint(server: Server) -> None:
 
 
 # -- pages ----------------------------------------------------------------------------
+
 
 def test_board_page_is_french_by_default_and_lists_machines(server: Server) -> None:
     status, headers, body = server.get("/", token=None)

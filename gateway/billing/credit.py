@@ -18,15 +18,24 @@ from gateway.core.snapshot import MachineInfo
 from gateway.hub.db import HubStore
 
 
-def add_credit(store: HubStore, member_id: str, amount_cents: int, *, at: datetime,
-               note: str = "", by: str | None = None) -> None:
+def add_credit(
+    store: HubStore,
+    member_id: str,
+    amount_cents: int,
+    *,
+    at: datetime,
+    note: str = "",
+    by: str | None = None,
+) -> None:
     """A top-up (positive) or a correction (negative); the ledger is append-only."""
     if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
         raise TypeError("credit amounts are integer cents")
     with store.atomic():
         store.conn.execute(
             "INSERT INTO credit_ledger (member_id, amount_cents, at, note, by) "
-            "VALUES (?, ?, ?, ?, ?)", (member_id, amount_cents, iso(at), note, by))
+            "VALUES (?, ?, ?, ?, ?)",
+            (member_id, amount_cents, iso(at), note, by),
+        )
 
 
 def balance(store: HubStore, member_id: str) -> int:
@@ -36,18 +45,24 @@ def balance(store: HubStore, member_id: str) -> int:
         "WHERE member_id = ?) - (SELECT coalesce(sum(s.amount_cents), 0) FROM sessions s "
         "JOIN machines m ON m.id = s.machine_id WHERE s.member_id = ? "
         "AND m.requires_credit = 1 AND s.status = 'closed')",
-        (member_id, member_id)).fetchone()
+        (member_id, member_id),
+    ).fetchone()
     return int(row[0])
 
 
 def members_with_credit(store: HubStore) -> list[str]:
     """Every member with a ledger entry, by id."""
-    return [r[0] for r in store.conn.execute(
-        "SELECT DISTINCT member_id FROM credit_ledger ORDER BY member_id")]
+    return [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT DISTINCT member_id FROM credit_ledger ORDER BY member_id"
+        )
+    ]
 
 
-def credit_seconds(store: HubStore, machine: MachineInfo, member_id: str,
-                   now: datetime) -> float | None:
+def credit_seconds(
+    store: HubStore, machine: MachineInfo, member_id: str, now: datetime
+) -> float | None:
     """How long the member's balance lets them use a machine that requires credit
     (None: the machine does not; 0: no credit left), priced by the tariff their next
     session would have."""

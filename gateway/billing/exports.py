@@ -93,8 +93,13 @@ def _drain(buf: io.StringIO) -> str:
     return out
 
 
-def csv_lines(rows: Iterable[Mapping[str, Any]], cols: Sequence[str],
-              kinds: Mapping[str, str], fmt: str, tz: str) -> Iterator[str]:
+def csv_lines(
+    rows: Iterable[Mapping[str, Any]],
+    cols: Sequence[str],
+    kinds: Mapping[str, str],
+    fmt: str,
+    tz: str,
+) -> Iterator[str]:
     """Header then one chunk per row; quoting by the csv module in both flavours."""
     fl = flavour(fmt)
     zone = ZoneInfo(tz)
@@ -121,8 +126,9 @@ def csv_lines(rows: Iterable[Mapping[str, Any]], cols: Sequence[str],
         yield rest
 
 
-def json_lines(rows: Iterable[Any], key: str = "rows",
-               encode: Callable[[Any], Any] = lambda r: r) -> Iterator[str]:
+def json_lines(
+    rows: Iterable[Any], key: str = "rows", encode: Callable[[Any], Any] = lambda r: r
+) -> Iterator[str]:
     yield f'{{"{key}": ['
     sep = ""
     for row in rows:
@@ -133,8 +139,15 @@ def json_lines(rows: Iterable[Any], key: str = "rows",
 
 # -- usage -----------------------------------------------------------------------------
 
-USAGE_KINDS = {"started_at": DATETIME, "ended_at": DATETIME, "minute_start": DATETIME,
-               "day": DAY, "duration_s": NUMBER, "seconds": NUMBER, "amount": MONEY}
+USAGE_KINDS = {
+    "started_at": DATETIME,
+    "ended_at": DATETIME,
+    "minute_start": DATETIME,
+    "day": DAY,
+    "duration_s": NUMBER,
+    "seconds": NUMBER,
+    "amount": MONEY,
+}
 
 
 def chunked(lines: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
@@ -159,10 +172,18 @@ def _stored_amount(s: Mapping[str, Any]) -> int:
     return int(s.get("amount_cents") or 0)  # unpriced: 0, as on the invoice line
 
 
-def usage_export(store: HubStore, start: datetime, end: datetime, *, granularity: str,
-                 group_by: Sequence[str], fmt: str, tz: str,
-                 sessions: Callable[[Iterator[Any]], Iterator[Any]] | None = None,
-                 filters: Mapping[str, str] | None = None) -> Iterator[str]:
+def usage_export(
+    store: HubStore,
+    start: datetime,
+    end: datetime,
+    *,
+    granularity: str,
+    group_by: Sequence[str],
+    fmt: str,
+    tz: str,
+    sessions: Callable[[Iterator[Any]], Iterator[Any]] | None = None,
+    filters: Mapping[str, str] | None = None,
+) -> Iterator[str]:
     """Usage rows of sessions started in [start, end), with the stored amounts when the
     hub has tariffs (without any, there is nothing priced and the report keeps its
     columns).
@@ -184,8 +205,9 @@ def usage_export(store: HubStore, start: datetime, end: datetime, *, granularity
     if fmt == "json":
         yield from json_lines(rows)
     else:
-        yield from csv_lines(rows, columns(granularity, group_by, amounts=amounts),
-                             USAGE_KINDS, fmt, tz)
+        yield from csv_lines(
+            rows, columns(granularity, group_by, amounts=amounts), USAGE_KINDS, fmt, tz
+        )
 
 
 # -- the per-minute CSV ----------------------------------------------------------------
@@ -196,19 +218,21 @@ def usage_export(store: HubStore, start: datetime, end: datetime, *, granularity
 # rows sharing everything but the minute is one str.join over a slice of that table.
 
 # Columns of the lean query and of the tuples ``_minute_lines`` takes, in this order.
-_MINUTE_SQL = ("SELECT s.session_id, s.member_id, mb.name, s.project_id, s.machine_id, "
-               "s.started_at, s.duration_s, s.amount_cents FROM sessions s "
-               "LEFT JOIN members mb ON mb.id = s.member_id ")
-_FILTERS = (("member", "s.member_id"), ("project", "s.project_id"),
-            ("machine", "s.machine_id"))
+_MINUTE_SQL = (
+    "SELECT s.session_id, s.member_id, mb.name, s.project_id, s.machine_id, "
+    "s.started_at, s.duration_s, s.amount_cents FROM sessions s "
+    "LEFT JOIN members mb ON mb.id = s.member_id "
+)
+_FILTERS = (("member", "s.member_id"), ("project", "s.project_id"), ("machine", "s.machine_id"))
 _HHMM = tuple(f"{h:02d}:{m:02d}" for h in range(24) for m in range(60))
 _STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 _DAY = 1440
 _CACHE = 2048  # entries per text cache of the per-minute CSV
 
 
-def _minute_source(store: HubStore, start: datetime, end: datetime,
-                   filters: Mapping[str, str]) -> Iterator[tuple[Any, ...]]:
+def _minute_source(
+    store: HubStore, start: datetime, end: datetime, filters: Mapping[str, str]
+) -> Iterator[tuple[Any, ...]]:
     """The closed sessions of the range as plain tuples: a dict per session (and a join
     on projects and machines the CSV does not show) was a third of a year's export."""
     clauses = ["s.status = 'closed'", "s.started_at >= ?", "s.started_at < ?"]
@@ -220,26 +244,40 @@ def _minute_source(store: HubStore, start: datetime, end: datetime,
     cur = store.conn.cursor()
     cur.row_factory = None
     try:
-        cur.execute(f"{_MINUTE_SQL}WHERE {' AND '.join(clauses)} "
-                    "ORDER BY s.started_at, s.session_id", args)
+        cur.execute(
+            f"{_MINUTE_SQL}WHERE {' AND '.join(clauses)} ORDER BY s.started_at, s.session_id", args
+        )
         yield from cur
     finally:
         cur.close()
 
 
-def _minute_csv(sessions: Iterable[Mapping[str, Any]], fmt: str, tz: str,
-                price: Callable[[Mapping[str, Any]], int] | None) -> Iterator[str]:
+def _minute_csv(
+    sessions: Iterable[Mapping[str, Any]],
+    fmt: str,
+    tz: str,
+    price: Callable[[Mapping[str, Any]], int] | None,
+) -> Iterator[str]:
     """Per-minute usage CSV of session mappings, the same bytes as
     ``csv_lines(usage_rows(..., "minute"))`` (a test holds them equal, across a DST
     change and midnight)."""
-    rows = ((s.get("session_id"), s.get("member_id"), s.get("member_name"),
-             s.get("project_id"), s.get("machine_id"), s["started_at"], s["duration_s"],
-             price(s) if price is not None else None) for s in sessions)
+    rows = (
+        (
+            s.get("session_id"),
+            s.get("member_id"),
+            s.get("member_name"),
+            s.get("project_id"),
+            s.get("machine_id"),
+            s["started_at"],
+            s["duration_s"],
+            price(s) if price is not None else None,
+        )
+        for s in sessions
+    )
     return _minute_lines(rows, fmt, tz, price is not None)
 
 
-def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
-                  amounts: bool) -> Iterator[str]:
+def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str, amounts: bool) -> Iterator[str]:
     """The per-minute CSV of ``_MINUTE_SQL`` tuples, in chunks of about ``_CHUNK``."""
     fl = flavour(fmt)
     zone = ZoneInfo(tz)
@@ -251,8 +289,9 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
         writer.writerow(["" if v is None else v for v in values])
         return _drain(buf)[:-2]
 
-    out: list[str] = [(BOM if fl.french else "") + quoted(
-        columns("minute", (), amounts=amounts)) + "\r\n"]
+    out: list[str] = [
+        (BOM if fl.french else "") + quoted(columns("minute", (), amounts=amounts)) + "\r\n"
+    ]
     size = len(out[0])
     needs_quotes = re.compile(f'[{re.escape(d)}"\r\n]').search
     full = f"{d}{_number_text(_seconds(60.0), fl)}{d}1"
@@ -295,14 +334,20 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
             lo = money.get(base) or money.setdefault(base, d + amount_text(base, fl.decimal))
             if extra:
                 hi = money.get(base + 1) or money.setdefault(
-                    base + 1, d + amount_text(base + 1, fl.decimal))
-        text = started if type(started) is str and _STORED_TIME.fullmatch(started) \
+                    base + 1, d + amount_text(base + 1, fl.decimal)
+                )
+        text = (
+            started
+            if type(started) is str and _STORED_TIME.fullmatch(started)
             else iso(_when(started))
+        )
         if french:
             utc = parse_iso(text)
             first = utc.astimezone(zone)
-            if first.utcoffset() != (utc + timedelta(minutes=count - 1)).astimezone(
-                    zone).utcoffset():  # a DST change inside: the slow way
+            if (
+                first.utcoffset()
+                != (utc + timedelta(minutes=count - 1)).astimezone(zone).utcoffset()
+            ):  # a DST change inside: the slow way
                 block = _minute_block_slow(utc, count, zone, dims, full, last, lo, hi, extra)
                 out.append(block)
                 size += len(block)
@@ -319,8 +364,9 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
             suffix = f"{text[16:]}{dims}"
         end = f"{suffix}{last}{lo}\r\n"
         if m0 + count > _DAY:  # past midnight: runs cut at each new day
-            block = _across_days(day, m0, count, extra, f"{suffix}{full}{hi}\r\n",
-                                 f"{suffix}{full}{lo}\r\n", end, fl)
+            block = _across_days(
+                day, m0, count, extra, f"{suffix}{full}{hi}\r\n", f"{suffix}{full}{lo}\r\n", end, fl
+            )
         elif count == 1:
             block = f"{day}{hhmm[m0]}{end}"
         else:
@@ -329,12 +375,13 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
             lo_tail = f"{suffix}{full}{lo}\r\n"
             if extra:
                 hi_tail = f"{suffix}{full}{hi}\r\n"
-                block = f"{day}{(hi_tail + day).join(hhmm[m0:m0 + extra])}{hi_tail}"
+                block = f"{day}{(hi_tail + day).join(hhmm[m0 : m0 + extra])}{hi_tail}"
                 if extra < count - 1:
-                    block += (f"{day}{(lo_tail + day).join(hhmm[m0 + extra:m0 + count - 1])}"
-                              f"{lo_tail}")
+                    block += (
+                        f"{day}{(lo_tail + day).join(hhmm[m0 + extra : m0 + count - 1])}{lo_tail}"
+                    )
             else:
-                block = f"{day}{(lo_tail + day).join(hhmm[m0:m0 + count - 1])}{lo_tail}"
+                block = f"{day}{(lo_tail + day).join(hhmm[m0 : m0 + count - 1])}{lo_tail}"
             block = f"{block}{day}{hhmm[m0 + count - 1]}{end}"
         out.append(block)
         size += len(block)
@@ -345,8 +392,9 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str,
         yield "".join(out)
 
 
-def _across_days(day: str, m0: int, count: int, extra: int, hi_tail: str, lo_tail: str,
-                 end: str, fl: Flavour) -> str:
+def _across_days(
+    day: str, m0: int, count: int, extra: int, hi_tail: str, lo_tail: str, end: str, fl: Flavour
+) -> str:
     """The rows of a session that runs past midnight: runs cut at the cent change, the
     last minute and each new day."""
     cuts = {0, count - 1, count}
@@ -362,7 +410,7 @@ def _across_days(day: str, m0: int, count: int, extra: int, hi_tail: str, lo_tai
         tail = end if k0 == count - 1 else hi_tail if k0 < extra else lo_tail
         nth, a = divmod(m0 + k0, _DAY)
         prefix = _later_day(day, nth, fl) if nth else day
-        parts.append(f"{prefix}{(tail + prefix).join(_HHMM[a:a + k1 - k0])}{tail}")
+        parts.append(f"{prefix}{(tail + prefix).join(_HHMM[a : a + k1 - k0])}{tail}")
     return "".join(parts)
 
 
@@ -375,15 +423,23 @@ def _later_day(prefix: str, days: int, fl: Flavour) -> str:
     return (date.fromisoformat(prefix[:10]) + timedelta(days=days)).isoformat() + "T"
 
 
-def _minute_block_slow(start: datetime, count: int, zone: ZoneInfo, dims: str, full: str,
-                       last: str, lo: str, hi: str, extra: int) -> str:
+def _minute_block_slow(
+    start: datetime,
+    count: int,
+    zone: ZoneInfo,
+    dims: str,
+    full: str,
+    last: str,
+    lo: str,
+    hi: str,
+    extra: int,
+) -> str:
     """A session across a DST change, local times: one datetime per minute (rare)."""
     lines = []
     for k in range(count):
         t = (start + timedelta(minutes=k)).astimezone(zone)
         secs = last if k == count - 1 else full
-        lines.append(f"{t.strftime('%d/%m/%Y %H:%M:%S')}{dims}{secs}"
-                     f"{hi if k < extra else lo}\r\n")
+        lines.append(f"{t.strftime('%d/%m/%Y %H:%M:%S')}{dims}{secs}{hi if k < extra else lo}\r\n")
     return "".join(lines)
 
 
@@ -397,15 +453,54 @@ def _number_text(value: float, fl: Flavour) -> str:
 
 # -- invoices --------------------------------------------------------------------------
 
-DOCUMENT_COLUMNS = ("number", "kind", "status", "period", "issued_at", "payer_kind",
-                    "payer_id", "payer_name", "total_ht", "total_vat", "total_ttc", "lines",
-                    "late_lines", "unpriced_lines", "hash")
-LINE_COLUMNS = ("number", "kind", "status", "period", "issued_at", "payer_kind", "payer_id",
-                "payer_name", "machine_id", "project_id", "minutes", "vat_rate",
-                "amount_ht", "late", "unpriced", "correction", "sessions", "session_ids")
-INVOICE_KINDS = {"issued_at": DAY, "total_ht": MONEY, "total_vat": MONEY,
-                 "total_ttc": MONEY, "amount_ht": MONEY, "vat_rate": NUMBER, "late": FLAG,
-                 "unpriced": FLAG, "correction": FLAG}
+DOCUMENT_COLUMNS = (
+    "number",
+    "kind",
+    "status",
+    "period",
+    "issued_at",
+    "payer_kind",
+    "payer_id",
+    "payer_name",
+    "total_ht",
+    "total_vat",
+    "total_ttc",
+    "lines",
+    "late_lines",
+    "unpriced_lines",
+    "hash",
+)
+LINE_COLUMNS = (
+    "number",
+    "kind",
+    "status",
+    "period",
+    "issued_at",
+    "payer_kind",
+    "payer_id",
+    "payer_name",
+    "machine_id",
+    "project_id",
+    "minutes",
+    "vat_rate",
+    "amount_ht",
+    "late",
+    "unpriced",
+    "correction",
+    "sessions",
+    "session_ids",
+)
+INVOICE_KINDS = {
+    "issued_at": DAY,
+    "total_ht": MONEY,
+    "total_vat": MONEY,
+    "total_ttc": MONEY,
+    "amount_ht": MONEY,
+    "vat_rate": NUMBER,
+    "late": FLAG,
+    "unpriced": FLAG,
+    "correction": FLAG,
+}
 
 
 def period_range(first: str, last: str) -> Iterator[str]:
@@ -415,8 +510,9 @@ def period_range(first: str, last: str) -> Iterator[str]:
         p = next_period(p)
 
 
-def invoices(store: HubStore, first: str, last: str, *, status: str | None,
-             tz: str) -> Iterator[Invoice]:
+def invoices(
+    store: HubStore, first: str, last: str, *, status: str | None, tz: str
+) -> Iterator[Invoice]:
     """Closed documents of periods [first, last] (streamed) then the drafts of the open
     ones (built one month at a time); ``status`` keeps only one of the two."""
     if status in (None, "closed"):
@@ -428,24 +524,42 @@ def invoices(store: HubStore, first: str, last: str, *, status: str | None,
 
 
 def document_row(inv: Invoice, tz: str) -> dict[str, Any]:
-    return {"number": inv.number, "kind": inv.kind, "status": inv.status,
-            "period": inv.period, "issued_at": _local_day(inv.issued_at, tz),
-            "payer_kind": inv.payer_kind, "payer_id": inv.payer_id,
-            "payer_name": inv.payer_name, "total_ht": inv.total_ht,
-            "total_vat": inv.total_vat, "total_ttc": inv.total_ttc,
-            "lines": len(inv.lines), "late_lines": sum(ln.late for ln in inv.lines),
-            "unpriced_lines": sum(ln.unpriced for ln in inv.lines), "hash": inv.hash}
+    return {
+        "number": inv.number,
+        "kind": inv.kind,
+        "status": inv.status,
+        "period": inv.period,
+        "issued_at": _local_day(inv.issued_at, tz),
+        "payer_kind": inv.payer_kind,
+        "payer_id": inv.payer_id,
+        "payer_name": inv.payer_name,
+        "total_ht": inv.total_ht,
+        "total_vat": inv.total_vat,
+        "total_ttc": inv.total_ttc,
+        "lines": len(inv.lines),
+        "late_lines": sum(ln.late for ln in inv.lines),
+        "unpriced_lines": sum(ln.unpriced for ln in inv.lines),
+        "hash": inv.hash,
+    }
 
 
 def line_rows(inv: Invoice, tz: str) -> Iterator[dict[str, Any]]:
     head = document_row(inv, tz)
     common = {k: head[k] for k in LINE_COLUMNS if k in head}
     for ln in inv.lines:
-        yield {**common, "machine_id": ln.machine_id, "project_id": ln.project_id,
-               "minutes": ln.minutes, "vat_rate": str(ln.vat_rate),
-               "amount_ht": ln.amount_ht, "late": ln.late, "unpriced": ln.unpriced,
-               "correction": ln.correction, "sessions": len(ln.sessions),
-               "session_ids": " ".join(ln.session_ids)}
+        yield {
+            **common,
+            "machine_id": ln.machine_id,
+            "project_id": ln.project_id,
+            "minutes": ln.minutes,
+            "vat_rate": str(ln.vat_rate),
+            "amount_ht": ln.amount_ht,
+            "late": ln.late,
+            "unpriced": ln.unpriced,
+            "correction": ln.correction,
+            "sessions": len(ln.sessions),
+            "session_ids": " ".join(ln.session_ids),
+        }
 
 
 def _local_day(value: str | None, tz: str) -> str | None:
@@ -455,8 +569,9 @@ def _local_day(value: str | None, tz: str) -> str | None:
     return parse_iso(value).astimezone(ZoneInfo(tz)).date().isoformat()
 
 
-def invoices_export(docs: Iterable[Invoice], *, fmt: str, tz: str,
-                    detail: str = "documents") -> Iterator[str]:
+def invoices_export(
+    docs: Iterable[Invoice], *, fmt: str, tz: str, detail: str = "documents"
+) -> Iterator[str]:
     """``detail="documents"``: one row per document (a sales journal); ``"lines"``: one row
     per invoice line, whose ``amount_ht`` add up to the sessions' amounts."""
     if fmt == "json":

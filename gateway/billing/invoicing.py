@@ -47,11 +47,26 @@ from gateway.core.clock import iso, parse_iso
 from gateway.hub.db import HubStore
 
 __all__ = [
-    "GENESIS", "Invoice", "InvoiceLine", "Payers", "SessionCharge", "build_drafts",
-    "chain_head", "charge_of", "close_period", "closed_count", "closed_invoices",
-    "closed_periods", "invoice_by_number",
-    "is_closed", "next_period", "parse_period", "period_bounds", "period_of",
-    "upsert_organisation", "verify_chain",
+    "GENESIS",
+    "Invoice",
+    "InvoiceLine",
+    "Payers",
+    "SessionCharge",
+    "build_drafts",
+    "chain_head",
+    "charge_of",
+    "close_period",
+    "closed_count",
+    "closed_invoices",
+    "closed_periods",
+    "invoice_by_number",
+    "is_closed",
+    "next_period",
+    "parse_period",
+    "period_bounds",
+    "period_of",
+    "upsert_organisation",
+    "verify_chain",
 ]
 
 GENESIS = "0" * 64
@@ -65,6 +80,7 @@ NO_VAT = Decimal("0")
 
 # A period is one of the site's calendar months, named ``YYYY-MM`` (in the database,
 # invoice numbers and URLs); the month arithmetic itself is gateway.core.months.
+
 
 def parse_period(period: str) -> tuple[int, int]:
     """``"2026-11"`` -> ``(2026, 11)``; ValueError otherwise."""
@@ -87,13 +103,16 @@ def period_of(t: datetime | str, tz: str) -> str:
 
 
 def closed_periods(store: HubStore) -> list[str]:
-    return [r[0] for r in store.conn.execute(
-        "SELECT period FROM periods WHERE status = 'closed' ORDER BY period")]
+    return [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT period FROM periods WHERE status = 'closed' ORDER BY period"
+        )
+    ]
 
 
 def _last_closed(store: HubStore) -> str | None:
-    row = store.conn.execute(
-        "SELECT max(period) FROM periods WHERE status = 'closed'").fetchone()
+    row = store.conn.execute("SELECT max(period) FROM periods WHERE status = 'closed'").fetchone()
     return row[0] if row else None
 
 
@@ -106,19 +125,25 @@ def is_closed(store: HubStore, period: str) -> bool:
 
 # -- payers ----------------------------------------------------------------------------
 
-def upsert_organisation(store: HubStore, org_id: str, name: str, kind: str = "other",
-                        email: str | None = None) -> None:
+
+def upsert_organisation(
+    store: HubStore, org_id: str, name: str, kind: str = "other", email: str | None = None
+) -> None:
     if kind not in ORGANISATION_KINDS:
-        raise ValueError(f"organisation kind must be one of {', '.join(ORGANISATION_KINDS)}, "
-                         f"got {kind!r}")
+        raise ValueError(
+            f"organisation kind must be one of {', '.join(ORGANISATION_KINDS)}, got {kind!r}"
+        )
     with store.atomic():
         store.conn.execute(
             "INSERT INTO organisations (id, name, kind, email) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind, "
-            "email = excluded.email", (org_id, name, kind, email))
+            "email = excluded.email",
+            (org_id, name, kind, email),
+        )
 
 
 # -- charges ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SessionCharge:
@@ -140,17 +165,27 @@ def charge_of(s: Mapping[str, Any]) -> SessionCharge:
     A session never priced (``priced_with`` NULL: rows from before stored prices, until
     the hub prices them at start) is shown unpriced rather than billed at a guessed VAT.
     """
-    base = dict(session_id=s["session_id"], machine_id=s.get("machine_id"),
-                project_id=s.get("project_id"), started_at=s.get("started_at") or "")
+    base = dict(
+        session_id=s["session_id"],
+        machine_id=s.get("machine_id"),
+        project_id=s.get("project_id"),
+        started_at=s.get("started_at") or "",
+    )
     amount = s.get("amount_cents")
     if amount is None or s.get("priced_with") is None:
         minutes = s.get("priced_minutes")
         if minutes is None:
             minutes = s.get("billable_minutes")
-        return SessionCharge(**base, minutes=int(minutes or 0), amount=0, vat_rate=NO_VAT,
-                             unpriced=True)
-    return SessionCharge(**base, minutes=int(s["priced_minutes"] or 0), amount=int(amount),
-                         vat_rate=Decimal(s["vat_rate"]), unpriced=False)
+        return SessionCharge(
+            **base, minutes=int(minutes or 0), amount=0, vat_rate=NO_VAT, unpriced=True
+        )
+    return SessionCharge(
+        **base,
+        minutes=int(s["priced_minutes"] or 0),
+        amount=int(amount),
+        vat_rate=Decimal(s["vat_rate"]),
+        unpriced=False,
+    )
 
 
 class Payers:
@@ -158,10 +193,11 @@ class Payers:
 
     def __init__(self, store: HubStore) -> None:
         self.members: dict[str, tuple[str, str | None]] = {
-            r[0]: (r[1], r[2]) for r in store.conn.execute(
-                "SELECT id, name, paid_by FROM members")}
-        self.organisations = {r[0]: r[1] for r in store.conn.execute(
-            "SELECT id, name FROM organisations")}
+            r[0]: (r[1], r[2]) for r in store.conn.execute("SELECT id, name, paid_by FROM members")
+        }
+        self.organisations = {
+            r[0]: r[1] for r in store.conn.execute("SELECT id, name FROM organisations")
+        }
 
     def payer(self, member_id: str | None) -> tuple[str, str]:
         """A member's organisation if one pays for them, else the member."""
@@ -178,6 +214,7 @@ class Payers:
 
 
 # -- documents -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class InvoiceLine:
@@ -197,19 +234,31 @@ class InvoiceLine:
         return [s[0] for s in self.sessions]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"machine_id": self.machine_id, "project_id": self.project_id,
-                "vat_rate": str(self.vat_rate), "minutes": self.minutes,
-                "amount_ht": self.amount_ht, "late": self.late, "unpriced": self.unpriced,
-                "correction": self.correction,
-                "sessions": [list(s) for s in self.sessions]}
+        return {
+            "machine_id": self.machine_id,
+            "project_id": self.project_id,
+            "vat_rate": str(self.vat_rate),
+            "minutes": self.minutes,
+            "amount_ht": self.amount_ht,
+            "late": self.late,
+            "unpriced": self.unpriced,
+            "correction": self.correction,
+            "sessions": [list(s) for s in self.sessions],
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InvoiceLine:
-        return cls(machine_id=d["machine_id"], project_id=d["project_id"],
-                   vat_rate=Decimal(d["vat_rate"]), minutes=int(d["minutes"]),
-                   amount_ht=int(d["amount_ht"]), late=bool(d["late"]),
-                   unpriced=bool(d["unpriced"]), correction=bool(d["correction"]),
-                   sessions=tuple((str(a), int(b), int(c)) for a, b, c in d["sessions"]))
+        return cls(
+            machine_id=d["machine_id"],
+            project_id=d["project_id"],
+            vat_rate=Decimal(d["vat_rate"]),
+            minutes=int(d["minutes"]),
+            amount_ht=int(d["amount_ht"]),
+            late=bool(d["late"]),
+            unpriced=bool(d["unpriced"]),
+            correction=bool(d["correction"]),
+            sessions=tuple((str(a), int(b), int(c)) for a, b, c in d["sessions"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -234,29 +283,45 @@ class Invoice:
 
     def content(self) -> dict[str, Any]:
         """The hashed part: everything that makes the document, its chain link included."""
-        return {"number": self.number, "kind": self.kind, "period": self.period,
-                "status": self.status, "issued_at": self.issued_at,
-                "closed_by": self.closed_by,
-                "payer": {"kind": self.payer_kind, "id": self.payer_id,
-                          "name": self.payer_name},
-                "lines": [ln.to_dict() for ln in self.lines],
-                "vat": [[str(r), ht, v] for r, ht, v in self.vat_breakdown],
-                "total_ht": self.total_ht, "total_vat": self.total_vat,
-                "total_ttc": self.total_ttc, "prev_hash": self.prev_hash}
+        return {
+            "number": self.number,
+            "kind": self.kind,
+            "period": self.period,
+            "status": self.status,
+            "issued_at": self.issued_at,
+            "closed_by": self.closed_by,
+            "payer": {"kind": self.payer_kind, "id": self.payer_id, "name": self.payer_name},
+            "lines": [ln.to_dict() for ln in self.lines],
+            "vat": [[str(r), ht, v] for r, ht, v in self.vat_breakdown],
+            "total_ht": self.total_ht,
+            "total_vat": self.total_vat,
+            "total_ttc": self.total_ttc,
+            "prev_hash": self.prev_hash,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.content(), "hash": self.hash}
 
     @classmethod
     def from_content(cls, c: Mapping[str, Any], digest: str | None = None) -> Invoice:
-        return cls(kind=c["kind"], payer_kind=c["payer"]["kind"], payer_id=c["payer"]["id"],
-                   payer_name=c["payer"]["name"], period=c["period"],
-                   lines=tuple(InvoiceLine.from_dict(x) for x in c["lines"]),
-                   total_ht=c["total_ht"], total_vat=c["total_vat"],
-                   total_ttc=c["total_ttc"],
-                   vat_breakdown=tuple((Decimal(r), ht, v) for r, ht, v in c["vat"]),
-                   status=c["status"], number=c["number"], issued_at=c["issued_at"],
-                   closed_by=c["closed_by"], prev_hash=c["prev_hash"], hash=digest)
+        return cls(
+            kind=c["kind"],
+            payer_kind=c["payer"]["kind"],
+            payer_id=c["payer"]["id"],
+            payer_name=c["payer"]["name"],
+            period=c["period"],
+            lines=tuple(InvoiceLine.from_dict(x) for x in c["lines"]),
+            total_ht=c["total_ht"],
+            total_vat=c["total_vat"],
+            total_ttc=c["total_ttc"],
+            vat_breakdown=tuple((Decimal(r), ht, v) for r, ht, v in c["vat"]),
+            status=c["status"],
+            number=c["number"],
+            issued_at=c["issued_at"],
+            closed_by=c["closed_by"],
+            prev_hash=c["prev_hash"],
+            hash=digest,
+        )
 
 
 def canonical(content: Mapping[str, Any]) -> str:
@@ -268,17 +333,23 @@ def digest(content: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(content).encode()).hexdigest()
 
 
-def _vat_breakdown(lines: Sequence[InvoiceLine],
-                   sign: int) -> tuple[tuple[Decimal, int, int], ...]:
+def _vat_breakdown(lines: Sequence[InvoiceLine], sign: int) -> tuple[tuple[Decimal, int, int], ...]:
     """VAT per rate on the document's sum. A credit note's VAT is the exact opposite of
     the VAT the same positive amounts would bear, so reversing a whole invoice nets to 0."""
     per_rate = vat((sign * ln.amount_ht, ln.vat_rate) for ln in lines)
-    return tuple(sorted((Decimal(r), sign * int(ht), sign * int(v))
-                        for r, (ht, v) in per_rate.items()))
+    return tuple(
+        sorted((Decimal(r), sign * int(ht), sign * int(v)) for r, (ht, v) in per_rate.items())
+    )
 
 
-def _document(kind: str, payer: tuple[str, str], name: str, period: str,
-              charges: Iterable[tuple[SessionCharge, bool, bool]], sign: int) -> Invoice:
+def _document(
+    kind: str,
+    payer: tuple[str, str],
+    name: str,
+    period: str,
+    charges: Iterable[tuple[SessionCharge, bool, bool]],
+    sign: int,
+) -> Invoice:
     """Group charges (charge, late, correction) into lines per machine, project and rate."""
     groups: dict[tuple[Any, ...], list[SessionCharge]] = {}
     for c, late, corr in charges:
@@ -287,35 +358,59 @@ def _document(kind: str, payer: tuple[str, str], name: str, period: str,
     lines = []
     for key in sorted(groups, key=lambda k: tuple((v is None, str(v)) for v in k)):
         machine, project, rate, late, unpriced, corr = key
-        items = tuple(sorted((c.session_id, sign * c.minutes, sign * c.amount)
-                             for c in groups[key]))
-        lines.append(InvoiceLine(
-            machine_id=machine, project_id=project, vat_rate=rate,
-            minutes=sum(i[1] for i in items), amount_ht=sum(i[2] for i in items),
-            late=late, unpriced=unpriced, correction=corr, sessions=items))
+        items = tuple(
+            sorted((c.session_id, sign * c.minutes, sign * c.amount) for c in groups[key])
+        )
+        lines.append(
+            InvoiceLine(
+                machine_id=machine,
+                project_id=project,
+                vat_rate=rate,
+                minutes=sum(i[1] for i in items),
+                amount_ht=sum(i[2] for i in items),
+                late=late,
+                unpriced=unpriced,
+                correction=corr,
+                sessions=items,
+            )
+        )
     breakdown = _vat_breakdown(lines, sign)
     total_ht = sum(ln.amount_ht for ln in lines)
     total_vat = sum(v for _, _, v in breakdown)
-    return Invoice(kind=kind, payer_kind=payer[0], payer_id=payer[1], payer_name=name,
-                   period=period, lines=tuple(lines), total_ht=total_ht,
-                   total_vat=total_vat, total_ttc=total_ht + total_vat,
-                   vat_breakdown=breakdown)
+    return Invoice(
+        kind=kind,
+        payer_kind=payer[0],
+        payer_id=payer[1],
+        payer_name=name,
+        period=period,
+        lines=tuple(lines),
+        total_ht=total_ht,
+        total_vat=total_vat,
+        total_ttc=total_ht + total_vat,
+        vat_breakdown=breakdown,
+    )
 
 
 # -- drafts ----------------------------------------------------------------------------
 
-_SESSION_COLS = ("s.session_id, s.machine_id, s.member_id, s.project_id, s.started_at, "
-                 "s.billable_minutes, s.amount_cents, s.priced_minutes, s.vat_rate, "
-                 "s.priced_with")
-_UNBILLED = ("s.status = 'closed' AND NOT EXISTS "
-             "(SELECT 1 FROM invoiced_sessions i WHERE i.session_id = s.session_id)")
+_SESSION_COLS = (
+    "s.session_id, s.machine_id, s.member_id, s.project_id, s.started_at, "
+    "s.billable_minutes, s.amount_cents, s.priced_minutes, s.vat_rate, "
+    "s.priced_with"
+)
+_UNBILLED = (
+    "s.status = 'closed' AND NOT EXISTS "
+    "(SELECT 1 FROM invoiced_sessions i WHERE i.session_id = s.session_id)"
+)
 
 
 def _unbilled(store: HubStore, start: str | None, end: str) -> Iterator[dict[str, Any]]:
     clause, args = ("s.started_at >= ? AND ", [start]) if start else ("", [])
     cur = store.conn.execute(
         f"SELECT {_SESSION_COLS} FROM sessions s WHERE {clause}s.started_at < ? "
-        f"AND {_UNBILLED} ORDER BY s.started_at, s.session_id", (*args, end))
+        f"AND {_UNBILLED} ORDER BY s.started_at, s.session_id",
+        (*args, end),
+    )
     try:
         for r in cur:
             yield dict(r)
@@ -330,8 +425,9 @@ def _blocking_period(store: HubStore, period: str, tz: str) -> str | None:
     end = period_bounds(period, tz)[0]
     clause, args = ("s.started_at >= ? AND ", [iso(start)]) if start else ("", [])
     row = store.conn.execute(
-        f"SELECT min(s.started_at) FROM sessions s WHERE {clause}s.started_at < ? "
-        f"AND {_UNBILLED}", (*args, iso(end))).fetchone()
+        f"SELECT min(s.started_at) FROM sessions s WHERE {clause}s.started_at < ? AND {_UNBILLED}",
+        (*args, iso(end)),
+    ).fetchone()
     return period_of(row[0], tz) if row and row[0] else None
 
 
@@ -347,7 +443,8 @@ def _billed_now(store: HubStore) -> Iterator[tuple[dict[str, Any], dict[str, Any
         "WHERE inv.kind = 'invoice') "
         f"SELECT cur.*, {_SESSION_COLS} "
         "FROM cur JOIN sessions s ON s.session_id = cur.b_session_id WHERE cur.rn = 1 "
-        "ORDER BY cur.b_session_id")
+        "ORDER BY cur.b_session_id"
+    )
     try:
         for r in cur:
             d = dict(r)
@@ -371,39 +468,60 @@ def build_drafts(store: HubStore, period: str, tz: str) -> list[Invoice]:
     invoices: dict[tuple[str, str], list[tuple[SessionCharge, bool, bool]]] = {}
     credits: dict[tuple[str, str], list[tuple[SessionCharge, bool, bool]]] = {}
     for s in _unbilled(store, iso(start), iso(end)):
-        invoices.setdefault(payers.payer(s["member_id"]), []).append(
-            (charge_of(s), False, False))
+        invoices.setdefault(payers.payer(s["member_id"]), []).append((charge_of(s), False, False))
     if _blocking_period(store, period, tz) is None:
         last = _last_closed(store)
         if last is not None:
             closed_end = period_bounds(last, tz)[1]
             for s in _unbilled(store, None, iso(closed_end)):
                 invoices.setdefault(payers.payer(s["member_id"]), []).append(
-                    (charge_of(s), True, False))
+                    (charge_of(s), True, False)
+                )
         for billed, now in _billed_now(store):
             charge = charge_of(now)
-            was = (billed["amount"], billed["minutes"], billed["machine_id"],
-                   billed["project_id"], Decimal(billed["vat_rate"]), bool(billed["unpriced"]))
-            if was == (charge.amount, charge.minutes, charge.machine_id, charge.project_id,
-                       charge.vat_rate, charge.unpriced):
+            was = (
+                billed["amount"],
+                billed["minutes"],
+                billed["machine_id"],
+                billed["project_id"],
+                Decimal(billed["vat_rate"]),
+                bool(billed["unpriced"]),
+            )
+            if was == (
+                charge.amount,
+                charge.minutes,
+                charge.machine_id,
+                charge.project_id,
+                charge.vat_rate,
+                charge.unpriced,
+            ):
                 continue
             payer = (billed["payer_kind"], billed["payer_id"])
             if billed["amount"]:
                 old = SessionCharge(
-                    session_id=billed["session_id"], machine_id=billed["machine_id"],
-                    project_id=billed["project_id"], minutes=billed["minutes"],
-                    amount=billed["amount"], vat_rate=Decimal(billed["vat_rate"]),
-                    unpriced=bool(billed["unpriced"]))
+                    session_id=billed["session_id"],
+                    machine_id=billed["machine_id"],
+                    project_id=billed["project_id"],
+                    minutes=billed["minutes"],
+                    amount=billed["amount"],
+                    vat_rate=Decimal(billed["vat_rate"]),
+                    unpriced=bool(billed["unpriced"]),
+                )
                 credits.setdefault(payer, []).append((old, False, True))
             invoices.setdefault(payer, []).append((charge, False, True))
-    docs = [_document("invoice", p, payers.payer_name(*p), period, invoices[p], 1)
-            for p in sorted(invoices)]
-    docs += [_document("credit_note", p, payers.payer_name(*p), period, credits[p], -1)
-             for p in sorted(credits)]
+    docs = [
+        _document("invoice", p, payers.payer_name(*p), period, invoices[p], 1)
+        for p in sorted(invoices)
+    ]
+    docs += [
+        _document("credit_note", p, payers.payer_name(*p), period, credits[p], -1)
+        for p in sorted(credits)
+    ]
     return docs
 
 
 # -- closing ---------------------------------------------------------------------------
+
 
 @contextmanager
 def _immediate(store: HubStore) -> Iterator[None]:
@@ -426,8 +544,8 @@ def _next_numbers(store: HubStore, year: int) -> dict[str, int]:
     out = {}
     for kind, prefix in _PREFIX.items():
         row = store.conn.execute(
-            "SELECT max(number) FROM invoices WHERE number LIKE ?",
-            (f"{prefix}{year:04d}-%",)).fetchone()
+            "SELECT max(number) FROM invoices WHERE number LIKE ?", (f"{prefix}{year:04d}-%",)
+        ).fetchone()
         out[kind] = int(row[0].rsplit("-", 1)[1]) + 1 if row and row[0] else 1
     return out
 
@@ -439,26 +557,57 @@ def _insert(store: HubStore, doc: Invoice, seq: int) -> None:
         "INSERT INTO invoices (number, seq, kind, payer_kind, payer_id, period, status, "
         "issued_at, total_ht, total_vat, total_ttc, hash, prev_hash, content) "
         "VALUES (?, ?, ?, ?, ?, ?, 'closed', ?, ?, ?, ?, ?, ?, ?)",
-        (doc.number, seq, doc.kind, doc.payer_kind, doc.payer_id, doc.period, doc.issued_at,
-         doc.total_ht, doc.total_vat, doc.total_ttc, doc.hash, doc.prev_hash,
-         canonical(content)))
+        (
+            doc.number,
+            seq,
+            doc.kind,
+            doc.payer_kind,
+            doc.payer_id,
+            doc.period,
+            doc.issued_at,
+            doc.total_ht,
+            doc.total_vat,
+            doc.total_ttc,
+            doc.hash,
+            doc.prev_hash,
+            canonical(content),
+        ),
+    )
     for ln in doc.lines:
         conn.execute(
             "INSERT INTO invoice_lines (invoice_number, machine_id, project_id, minutes, "
             "amount_ht, vat_rate, late, unpriced, session_ids) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (doc.number, ln.machine_id, ln.project_id, ln.minutes, ln.amount_ht,
-             str(ln.vat_rate), int(ln.late), int(ln.unpriced), json.dumps(ln.session_ids)))
+            (
+                doc.number,
+                ln.machine_id,
+                ln.project_id,
+                ln.minutes,
+                ln.amount_ht,
+                str(ln.vat_rate),
+                int(ln.late),
+                int(ln.unpriced),
+                json.dumps(ln.session_ids),
+            ),
+        )
         for sid, minutes, amount in ln.sessions:
             conn.execute(
                 "INSERT INTO invoiced_sessions (session_id, invoice_number, amount, minutes, "
                 "machine_id, project_id, vat_rate, unpriced) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (sid, doc.number, amount, minutes, ln.machine_id, ln.project_id,
-                 str(ln.vat_rate), int(ln.unpriced)))
+                (
+                    sid,
+                    doc.number,
+                    amount,
+                    minutes,
+                    ln.machine_id,
+                    ln.project_id,
+                    str(ln.vat_rate),
+                    int(ln.unpriced),
+                ),
+            )
 
 
-def close_period(store: HubStore, period: str, *, by: str, at: datetime,
-                 tz: str) -> list[Invoice]:
+def close_period(store: HubStore, period: str, *, by: str, at: datetime, tz: str) -> list[Invoice]:
     """Freeze ``period``: number, hash-chain and store its documents in one transaction.
 
     Closing a closed period changes nothing and returns its documents (idempotent, so a
@@ -475,17 +624,23 @@ def close_period(store: HubStore, period: str, *, by: str, at: datetime,
         drafts = build_drafts(store, period, tz)
         numbers = _next_numbers(store, parse_period(period)[0])
         row = store.conn.execute(
-            "SELECT seq, hash FROM invoices ORDER BY seq DESC LIMIT 1").fetchone()
+            "SELECT seq, hash FROM invoices ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
         seq, prev = (row[0], row[1]) if row else (0, GENESIS)
         issued = iso(at)
         out = []
         for draft in drafts:
             seq += 1
-            number = f"{_PREFIX[draft.kind]}{parse_period(period)[0]:04d}-" \
-                     f"{numbers[draft.kind]:06d}"
+            number = f"{_PREFIX[draft.kind]}{parse_period(period)[0]:04d}-{numbers[draft.kind]:06d}"
             numbers[draft.kind] += 1
-            doc = replace(draft, status="closed", number=number, issued_at=issued,
-                           closed_by=by, prev_hash=prev)
+            doc = replace(
+                draft,
+                status="closed",
+                number=number,
+                issued_at=issued,
+                closed_by=by,
+                prev_hash=prev,
+            )
             doc = replace(doc, hash=digest(doc.content()))
             _insert(store, doc, seq)
             prev = doc.hash or GENESIS
@@ -496,15 +651,19 @@ def close_period(store: HubStore, period: str, *, by: str, at: datetime,
                 "INSERT INTO periods (period, status, closed_at, closed_by) "
                 "VALUES (?, 'closed', ?, ?) ON CONFLICT(period) DO UPDATE SET "
                 "status = 'closed', closed_at = excluded.closed_at, "
-                "closed_by = excluded.closed_by", (p, issued, by))
+                "closed_by = excluded.closed_by",
+                (p, issued, by),
+            )
             p = next_period(p)
         return out
 
 
 # -- reading and verifying ------------------------------------------------------------
 
-def closed_invoices(store: HubStore, first: str | None = None, last: str | None = None,
-                    kind: str | None = None) -> Iterator[Invoice]:
+
+def closed_invoices(
+    store: HubStore, first: str | None = None, last: str | None = None, kind: str | None = None
+) -> Iterator[Invoice]:
     """Closed documents of periods [first, last], in chain order, streamed from a cursor."""
     clauses, args = [], []
     if first:
@@ -527,22 +686,26 @@ def closed_invoices(store: HubStore, first: str | None = None, last: str | None 
 
 def closed_count(store: HubStore, first: str, last: str) -> int:
     """Closed documents of periods [first, last]: the size of an invoice export."""
-    return int(store.conn.execute(
-        "SELECT count(*) FROM invoices WHERE period >= ? AND period <= ?",
-        (first, last)).fetchone()[0])
+    return int(
+        store.conn.execute(
+            "SELECT count(*) FROM invoices WHERE period >= ? AND period <= ?", (first, last)
+        ).fetchone()[0]
+    )
 
 
 def chain_head(store: HubStore) -> tuple[str, str] | None:
     """(number, hash) of the last closed document: keep it elsewhere to notice a rewrite
     of that document together with its hash."""
-    row = store.conn.execute("SELECT number, hash FROM invoices ORDER BY seq DESC "
-                             "LIMIT 1").fetchone()
+    row = store.conn.execute(
+        "SELECT number, hash FROM invoices ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
     return (row[0], row[1]) if row else None
 
 
 def invoice_by_number(store: HubStore, number: str) -> Invoice | None:
-    row = store.conn.execute("SELECT content, hash FROM invoices WHERE number = ?",
-                             (number,)).fetchone()
+    row = store.conn.execute(
+        "SELECT content, hash FROM invoices WHERE number = ?", (number,)
+    ).fetchone()
     return Invoice.from_content(json.loads(row[0]), row[1]) if row else None
 
 
@@ -563,8 +726,10 @@ def verify_chain(store: HubStore) -> list[str]:
     for r in conn.execute("SELECT * FROM invoices ORDER BY seq"):
         number = r["number"]
         if r["seq"] != expected_seq:
-            problems.append(f"{number}: chain position {r['seq']}, expected {expected_seq} "
-                            "(a document is missing)")
+            problems.append(
+                f"{number}: chain position {r['seq']}, expected {expected_seq} "
+                "(a document is missing)"
+            )
         expected_seq = r["seq"] + 1
         if r["prev_hash"] != prev:
             problems.append(f"{number}: previous hash does not match the document before it")
@@ -579,38 +744,57 @@ def verify_chain(store: HubStore) -> list[str]:
         if content.get("prev_hash") != r["prev_hash"]:
             problems.append(f"{number}: hashed previous hash differs from the row's")
         payer = content.get("payer") or {}
-        for col, value in (("number", content.get("number")), ("kind", content.get("kind")),
-                           ("period", content.get("period")),
-                           ("status", content.get("status")),
-                           ("issued_at", content.get("issued_at")),
-                           ("payer_kind", payer.get("kind")), ("payer_id", payer.get("id")),
-                           ("total_ht", content.get("total_ht")),
-                           ("total_vat", content.get("total_vat")),
-                           ("total_ttc", content.get("total_ttc"))):
+        for col, value in (
+            ("number", content.get("number")),
+            ("kind", content.get("kind")),
+            ("period", content.get("period")),
+            ("status", content.get("status")),
+            ("issued_at", content.get("issued_at")),
+            ("payer_kind", payer.get("kind")),
+            ("payer_id", payer.get("id")),
+            ("total_ht", content.get("total_ht")),
+            ("total_vat", content.get("total_vat")),
+            ("total_ttc", content.get("total_ttc")),
+        ):
             if r[col] != value:
-                problems.append(f"{number}: column {col} is {r[col]!r} but the hashed "
-                                f"document says {value!r}")
+                problems.append(
+                    f"{number}: column {col} is {r[col]!r} but the hashed document says {value!r}"
+                )
         lines = content.get("lines") or []
         if sum(int(x["amount_ht"]) for x in lines) != content.get("total_ht"):
             problems.append(f"{number}: lines do not add up to the total")
         want_lines = sorted(
-            (x["machine_id"] or "", x["project_id"] or "", int(x["minutes"]),
-             int(x["amount_ht"]), x["vat_rate"], int(bool(x["late"])),
-             int(bool(x["unpriced"])), json.dumps([s[0] for s in x["sessions"]]))
-            for x in lines)
+            (
+                x["machine_id"] or "",
+                x["project_id"] or "",
+                int(x["minutes"]),
+                int(x["amount_ht"]),
+                x["vat_rate"],
+                int(bool(x["late"])),
+                int(bool(x["unpriced"])),
+                json.dumps([s[0] for s in x["sessions"]]),
+            )
+            for x in lines
+        )
         have_lines = sorted(
             (x[0] or "", x[1] or "", x[2], x[3], x[4], x[5], x[6], x[7])
             for x in conn.execute(
                 "SELECT machine_id, project_id, minutes, amount_ht, vat_rate, late, "
                 "unpriced, session_ids FROM invoice_lines WHERE invoice_number = ?",
-                (number,)))
+                (number,),
+            )
+        )
         if want_lines != have_lines:
             problems.append(f"{number}: stored lines differ from the hashed document")
-        want_sessions = sorted((s[0], int(s[2]), int(s[1])) for x in lines
-                               for s in x["sessions"])
-        have_sessions = sorted(tuple(x) for x in conn.execute(
-            "SELECT session_id, amount, minutes FROM invoiced_sessions "
-            "WHERE invoice_number = ?", (number,)))
+        want_sessions = sorted((s[0], int(s[2]), int(s[1])) for x in lines for s in x["sessions"])
+        have_sessions = sorted(
+            tuple(x)
+            for x in conn.execute(
+                "SELECT session_id, amount, minutes FROM invoiced_sessions "
+                "WHERE invoice_number = ?",
+                (number,),
+            )
+        )
         if want_sessions != have_sessions:
             problems.append(f"{number}: billed sessions differ from the hashed document")
         m = _NUMBER.match(number or "")
@@ -620,13 +804,16 @@ def verify_chain(store: HubStore) -> list[str]:
             key = (m.group(1), m.group(2))
             n = int(m.group(3))
             if n != last_number.get(key, 0) + 1:
-                problems.append(f"{number}: expected number "
-                                f"{m.group(1)}{m.group(2)}-{last_number.get(key, 0) + 1:06d}")
+                problems.append(
+                    f"{number}: expected number "
+                    f"{m.group(1)}{m.group(2)}-{last_number.get(key, 0) + 1:06d}"
+                )
             last_number[key] = n
         prev = r["hash"]
     orphans = conn.execute(
         "SELECT count(*) FROM invoiced_sessions WHERE invoice_number NOT IN "
-        "(SELECT number FROM invoices)").fetchone()[0]
+        "(SELECT number FROM invoices)"
+    ).fetchone()[0]
     if orphans:
         problems.append(f"{orphans} billed session rows name no document")
     return problems

@@ -46,10 +46,23 @@ from gateway.hub import audit, catalogue, members
 from gateway.hub.db import HubStore, bump_data_version, meta_text, set_meta
 
 __all__ = [
-    "EMPTY_FINGERPRINT", "Repricing", "SessionPrice", "TariffChange", "current_tariffs",
-    "fingerprint", "has_tariffs", "install_tariffs", "load_tariffs", "next_session_tariff",
-    "price_closed_session", "price_of", "price_unpriced", "reprice_sessions",
-    "stale_sessions", "stored_fingerprint", "sync_tariffs",
+    "EMPTY_FINGERPRINT",
+    "Repricing",
+    "SessionPrice",
+    "TariffChange",
+    "current_tariffs",
+    "fingerprint",
+    "has_tariffs",
+    "install_tariffs",
+    "load_tariffs",
+    "next_session_tariff",
+    "price_closed_session",
+    "price_of",
+    "price_unpriced",
+    "reprice_sessions",
+    "stale_sessions",
+    "stored_fingerprint",
+    "sync_tariffs",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,19 +75,42 @@ _BATCH = 2000
 
 # -- the tariff table -------------------------------------------------------------------
 
-_COLUMNS = ("name", "valid_from", "scope_machines", "scope_groups", "scope_categories",
-            "rate", "busy_rate", "idle_rate", "startup", "minimum", "unit", "free_under_s",
-            "material_per_gram", "vat_rate")
+_COLUMNS = (
+    "name",
+    "valid_from",
+    "scope_machines",
+    "scope_groups",
+    "scope_categories",
+    "rate",
+    "busy_rate",
+    "idle_rate",
+    "startup",
+    "minimum",
+    "unit",
+    "free_under_s",
+    "material_per_gram",
+    "vat_rate",
+)
 
 
 def _record(t: Tariff) -> dict[str, Any]:
     """A tariff as stored (and fingerprinted): exact texts for Decimals, UTC instants."""
-    return {"name": t.name, "valid_from": iso(t.valid_from),
-            "scope_machines": list(t.machines), "scope_groups": list(t.groups),
-            "scope_categories": list(t.categories), "rate": t.rate,
-            "busy_rate": t.busy_rate, "idle_rate": t.idle_rate, "startup": t.startup,
-            "minimum": t.minimum, "unit": t.unit, "free_under_s": float(t.free_under_s),
-            "material_per_gram": str(t.material_per_gram), "vat_rate": str(t.vat_rate)}
+    return {
+        "name": t.name,
+        "valid_from": iso(t.valid_from),
+        "scope_machines": list(t.machines),
+        "scope_groups": list(t.groups),
+        "scope_categories": list(t.categories),
+        "rate": t.rate,
+        "busy_rate": t.busy_rate,
+        "idle_rate": t.idle_rate,
+        "startup": t.startup,
+        "minimum": t.minimum,
+        "unit": t.unit,
+        "free_under_s": float(t.free_under_s),
+        "material_per_gram": str(t.material_per_gram),
+        "vat_rate": str(t.vat_rate),
+    }
 
 
 def _canonical(value: Any) -> str:
@@ -90,15 +126,22 @@ EMPTY_FINGERPRINT = fingerprint(())
 
 
 def _tariff(r: dict[str, Any]) -> Tariff:
-    return Tariff(valid_from=parse_iso(r["valid_from"]),
-                  machines=tuple(json.loads(r["scope_machines"])),
-                  groups=tuple(json.loads(r["scope_groups"])),
-                  categories=tuple(json.loads(r["scope_categories"])),
-                  rate=r["rate"], busy_rate=r["busy_rate"], idle_rate=r["idle_rate"],
-                  startup=r["startup"], minimum=r["minimum"], unit=r["unit"],
-                  free_under_s=r["free_under_s"],
-                  material_per_gram=Decimal(r["material_per_gram"]),
-                  vat_rate=Decimal(r["vat_rate"]), name=r["name"])
+    return Tariff(
+        valid_from=parse_iso(r["valid_from"]),
+        machines=tuple(json.loads(r["scope_machines"])),
+        groups=tuple(json.loads(r["scope_groups"])),
+        categories=tuple(json.loads(r["scope_categories"])),
+        rate=r["rate"],
+        busy_rate=r["busy_rate"],
+        idle_rate=r["idle_rate"],
+        startup=r["startup"],
+        minimum=r["minimum"],
+        unit=r["unit"],
+        free_under_s=r["free_under_s"],
+        material_per_gram=Decimal(r["material_per_gram"]),
+        vat_rate=Decimal(r["vat_rate"]),
+        name=r["name"],
+    )
 
 
 def load_tariffs(store: HubStore) -> tuple[Tariff, ...]:
@@ -154,8 +197,9 @@ class TariffChange:
     since: datetime | None
 
 
-def sync_tariffs(store: HubStore, tariffs: Iterable[Tariff], *,
-                 actor: str = "system") -> TariffChange:
+def sync_tariffs(
+    store: HubStore, tariffs: Iterable[Tariff], *, actor: str = "system"
+) -> TariffChange:
     """Make the tariff table hold ``tariffs`` (the hub config's); prices are not touched.
 
     Changing the set is recorded in the audit log. Use ``install_tariffs`` to re-price
@@ -173,13 +217,23 @@ def sync_tariffs(store: HubStore, tariffs: Iterable[Tariff], *,
         conn.executemany(
             f"INSERT INTO tariffs (position, {', '.join(_COLUMNS)}) "
             f"VALUES (?, {', '.join('?' for _ in _COLUMNS)})",
-            [(i, *(_stored(_record(t)[c]) for c in _COLUMNS)) for i, t in enumerate(wanted)])
+            [(i, *(_stored(_record(t)[c]) for c in _COLUMNS)) for i, t in enumerate(wanted)],
+        )
         set_meta(store, FINGERPRINT_KEY, new)
         bump_data_version(store)
         since = _earliest_difference(before, wanted)
-        audit.record(store, actor, TARIFFS_SYNCED, "tariffs",
-               {"from": old, "to": new, "tariffs": len(wanted),
-                "affects_sessions_since": iso(since) if since else None})
+        audit.record(
+            store,
+            actor,
+            TARIFFS_SYNCED,
+            "tariffs",
+            {
+                "from": old,
+                "to": new,
+                "tariffs": len(wanted),
+                "affects_sessions_since": iso(since) if since else None,
+            },
+        )
     log.info("tariff set changed (%s -> %s, %d tariffs)", old[:12], new[:12], len(wanted))
     return TariffChange(True, old, new, since)
 
@@ -199,36 +253,50 @@ def _earliest_difference(before: Sequence[Tariff], after: Sequence[Tariff]) -> d
 
 # -- the one pricing function -----------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SessionPrice:
     amount: int | None  # cents before VAT; None: no tariff applies (unpriced, not free)
-    minutes: int        # the minutes the tariff bills (after its unit), else the metered
-    vat_rate: Decimal   # the tariff's rate; 0 when unpriced
+    minutes: int  # the minutes the tariff bills (after its unit), else the metered
+    vat_rate: Decimal  # the tariff's rate; 0 when unpriced
 
 
-def price_of(tariffs: Sequence[Tariff], *, machine: str, group: str, category: str,
-             started_at: datetime, duration_s: float, busy_s: float | None,
-             metered_minutes: int) -> SessionPrice:
+def price_of(
+    tariffs: Sequence[Tariff],
+    *,
+    machine: str,
+    group: str,
+    category: str,
+    started_at: datetime,
+    duration_s: float,
+    busy_s: float | None,
+    metered_minutes: int,
+) -> SessionPrice:
     """The price of a closed session: the tariff in force when it started, for its
     machine (or the machine's group) and the member's category."""
-    tariff = select_tariff(tariffs, machine=machine, group=group, category=category,
-                           at=started_at)
+    tariff = select_tariff(tariffs, machine=machine, group=group, category=category, at=started_at)
     if tariff is None:
         return SessionPrice(None, metered_minutes, NO_VAT)
     price = price_session(tariff, duration_s=duration_s, busy_s=busy_s)
     return SessionPrice(int(price.total), int(price.billable_minutes), tariff.vat_rate)
 
 
-def next_session_tariff(store: HubStore, machine: str, member: str | None,
-                        at: datetime) -> Tariff | None:
+def next_session_tariff(
+    store: HubStore, machine: str, member: str | None, at: datetime
+) -> Tariff | None:
     """The tariff a member's next session on ``machine`` would be priced by (the
     prepaid cap in snapshots), from the database's tariffs and today's category."""
     group = catalogue.machine_group(store, machine)
     if group is None:
         return None
     _, tariffs = current_tariffs(store)
-    return select_tariff(tariffs, machine=machine, group=group,
-                         category=members.category_of(store, member) or "", at=at)
+    return select_tariff(
+        tariffs,
+        machine=machine,
+        group=group,
+        category=members.category_of(store, member) or "",
+        at=at,
+    )
 
 
 # -- stored prices ----------------------------------------------------------------------
@@ -238,31 +306,43 @@ _INPUTS = (
     "s.billable_minutes, s.amount_cents, s.priced_minutes, s.vat_rate, s.price_category, "
     "s.priced_with, m.group_id, mb.category AS member_category "
     "FROM sessions s LEFT JOIN machines m ON m.id = s.machine_id "
-    "LEFT JOIN members mb ON mb.id = s.member_id ")
-_UPDATE = ("UPDATE sessions SET amount_cents = ?, priced_minutes = ?, vat_rate = ?, "
-           "price_category = ?, priced_with = ? WHERE session_id = ?")
+    "LEFT JOIN members mb ON mb.id = s.member_id "
+)
+_UPDATE = (
+    "UPDATE sessions SET amount_cents = ?, priced_minutes = ?, vat_rate = ?, "
+    "price_category = ?, priced_with = ? WHERE session_id = ?"
+)
 Stored = tuple[int | None, int, str, str | None, str]
 
 
-def _priced(row: sqlite3.Row, tariffs: Sequence[Tariff], fp: str,
-            current_category: bool) -> Stored:
+def _priced(row: sqlite3.Row, tariffs: Sequence[Tariff], fp: str, current_category: bool) -> Stored:
     """The stored columns for one session. The category is the one recorded when it was
     first priced (its close), unless none was known then or the caller asks for today's."""
     category = row["price_category"]
     if category is None or (current_category and row["member_category"] is not None):
         category = row["member_category"]
     busy = row["busy_s"]
-    p = price_of(tariffs, machine=row["machine_id"] or "", group=row["group_id"] or "",
-                 category=category or "", started_at=parse_iso(row["started_at"]),
-                 duration_s=float(row["duration_s"] or 0),
-                 busy_s=None if busy is None else float(busy),
-                 metered_minutes=int(row["billable_minutes"] or 0))
+    p = price_of(
+        tariffs,
+        machine=row["machine_id"] or "",
+        group=row["group_id"] or "",
+        category=category or "",
+        started_at=parse_iso(row["started_at"]),
+        duration_s=float(row["duration_s"] or 0),
+        busy_s=None if busy is None else float(busy),
+        metered_minutes=int(row["billable_minutes"] or 0),
+    )
     return (p.amount, p.minutes, str(p.vat_rate), category, fp)
 
 
 def _old(row: sqlite3.Row) -> Stored:
-    return (row["amount_cents"], row["priced_minutes"], row["vat_rate"],
-            row["price_category"], row["priced_with"])
+    return (
+        row["amount_cents"],
+        row["priced_minutes"],
+        row["vat_rate"],
+        row["price_category"],
+        row["priced_with"],
+    )
 
 
 def _cursor(conn: sqlite3.Connection) -> sqlite3.Cursor:
@@ -275,8 +355,11 @@ def price_closed_session(store: HubStore, session_id: str) -> int | None:
     """Price a session that just closed (ingest); returns its amount (None: unpriced)."""
     fp, tariffs = current_tariffs(store)
     conn = store.conn
-    row = _cursor(conn).execute(f"{_INPUTS}WHERE s.session_id = ? AND s.status = 'closed'",
-                                (session_id,)).fetchone()
+    row = (
+        _cursor(conn)
+        .execute(f"{_INPUTS}WHERE s.session_id = ? AND s.status = 'closed'", (session_id,))
+        .fetchone()
+    )
     if row is None:
         return None
     values = _priced(row, tariffs, fp, current_category=False)
@@ -284,19 +367,22 @@ def price_closed_session(store: HubStore, session_id: str) -> int | None:
     return values[0]
 
 
-def _batches(conn: sqlite3.Connection, clauses: list[str],
-             args: list[Any]) -> Iterator[list[sqlite3.Row]]:
+def _batches(
+    conn: sqlite3.Connection, clauses: list[str], args: list[Any]
+) -> Iterator[list[sqlite3.Row]]:
     """Closed sessions in start order, a batch at a time (keyset pages, so that the
     updates between batches never run under an open cursor)."""
     where = ["s.status = 'closed'", *clauses]
     key: tuple[str, str] | None = None
     cur = _cursor(conn)
     while True:
-        page = where + (["s.started_at >= ? AND (s.started_at, s.session_id) > (?, ?)"]
-                        if key else [])
+        page = where + (
+            ["s.started_at >= ? AND (s.started_at, s.session_id) > (?, ?)"] if key else []
+        )
         rows = cur.execute(
-            f"{_INPUTS}WHERE {' AND '.join(page)} ORDER BY s.started_at, s.session_id "
-            f"LIMIT ?", (*args, *((key[0], *key) if key else ()), _BATCH)).fetchall()
+            f"{_INPUTS}WHERE {' AND '.join(page)} ORDER BY s.started_at, s.session_id LIMIT ?",
+            (*args, *((key[0], *key) if key else ()), _BATCH),
+        ).fetchall()
         if not rows:
             return
         yield rows
@@ -306,14 +392,15 @@ def _batches(conn: sqlite3.Connection, clauses: list[str],
 @dataclass(frozen=True)
 class Repricing:
     since: datetime | None
-    sessions: int     # closed sessions looked at
-    changed: int      # whose amount, minutes, VAT rate or category changed
+    sessions: int  # closed sessions looked at
+    changed: int  # whose amount, minutes, VAT rate or category changed
     delta_cents: int  # new amounts minus old ones over those sessions (None counts as 0)
     fingerprint: str  # the tariff set they are priced with now
 
 
-def _reprice(store: HubStore, clauses: list[str], args: list[Any],
-             current_category: bool) -> tuple[int, int, int, int, str]:
+def _reprice(
+    store: HubStore, clauses: list[str], args: list[Any], current_category: bool
+) -> tuple[int, int, int, int, str]:
     """(sessions seen, changed, delta in cents, priced with an amount, fingerprint)."""
     conn = store.conn
     fp, tariffs = stored_fingerprint(store), load_tariffs(store)
@@ -336,9 +423,15 @@ def _reprice(store: HubStore, clauses: list[str], args: list[Any],
     return seen, changed, delta, with_amount, fp
 
 
-def reprice_sessions(store: HubStore, since: datetime | None = None, *,
-                     member: str | None = None, current_categories: bool = False,
-                     actor: str = "system", reason: str = "") -> Repricing:
+def reprice_sessions(
+    store: HubStore,
+    since: datetime | None = None,
+    *,
+    member: str | None = None,
+    current_categories: bool = False,
+    actor: str = "system",
+    reason: str = "",
+) -> Repricing:
     """Price the closed sessions started at or after ``since`` (all of them: None) again
     with the tariff table, in one transaction, logged and audited.
 
@@ -355,17 +448,33 @@ def reprice_sessions(store: HubStore, since: datetime | None = None, *,
         clauses.append("s.member_id = ?")
         args.append(member)
     with store.atomic():
-        seen, changed, delta, _priced_n, fp = _reprice(store, clauses, args,
-                                                      current_categories)
+        seen, changed, delta, _priced_n, fp = _reprice(store, clauses, args, current_categories)
         result = Repricing(since, seen, changed, delta, fp)
-        audit.record(store, actor, SESSIONS_REPRICED, member or "sessions",
-               {"since": iso(since) if since else None, "member": member,
-                "current_categories": current_categories, "sessions": seen,
-                "changed": changed, "delta_cents": delta, "tariffs": fp,
-                "reason": reason})
-    log.info("re-priced %d closed sessions since %s%s: %d changed, %+d cents (%s)",
-             seen, iso(since) if since else "the first", f" of {member}" if member else "",
-             changed, delta, reason or "on request")
+        audit.record(
+            store,
+            actor,
+            SESSIONS_REPRICED,
+            member or "sessions",
+            {
+                "since": iso(since) if since else None,
+                "member": member,
+                "current_categories": current_categories,
+                "sessions": seen,
+                "changed": changed,
+                "delta_cents": delta,
+                "tariffs": fp,
+                "reason": reason,
+            },
+        )
+    log.info(
+        "re-priced %d closed sessions since %s%s: %d changed, %+d cents (%s)",
+        seen,
+        iso(since) if since else "the first",
+        f" of {member}" if member else "",
+        changed,
+        delta,
+        reason or "on request",
+    )
     return result
 
 
@@ -376,8 +485,9 @@ def price_unpriced(store: HubStore) -> int:
         return _reprice(store, ["s.priced_with IS NULL"], [], False)[3]
 
 
-def install_tariffs(store: HubStore, tariffs: Iterable[Tariff], *,
-                    actor: str = "system") -> Repricing | None:
+def install_tariffs(
+    store: HubStore, tariffs: Iterable[Tariff], *, actor: str = "system"
+) -> Repricing | None:
     """Sync the configured tariffs and, if the set changed, re-price what it affects.
 
     One transaction: a hub stopped half-way leaves the old set and the old prices, and
@@ -390,18 +500,24 @@ def install_tariffs(store: HubStore, tariffs: Iterable[Tariff], *,
         result = None
         if change.changed:
             if change.since is not None:
-                store.conn.execute("UPDATE sessions SET priced_with = ? WHERE status = 'closed' "
-                             "AND priced_with = ? AND started_at < ?",
-                             (change.new, change.old, iso(change.since)))
-            result = reprice_sessions(store, change.since, actor=actor,
-                                      reason="the configured tariffs changed")
+                store.conn.execute(
+                    "UPDATE sessions SET priced_with = ? WHERE status = 'closed' "
+                    "AND priced_with = ? AND started_at < ?",
+                    (change.new, change.old, iso(change.since)),
+                )
+            result = reprice_sessions(
+                store, change.since, actor=actor, reason="the configured tariffs changed"
+            )
         price_unpriced(store)
     return result
 
 
 def stale_sessions(store: HubStore) -> int:
     """Closed sessions not priced with the tariff table as it is (0 when consistent)."""
-    return int(store.conn.execute(
-        "SELECT count(*) FROM sessions WHERE status = 'closed' "
-        "AND (priced_with IS NULL OR priced_with != ?)",
-        (stored_fingerprint(store),)).fetchone()[0])
+    return int(
+        store.conn.execute(
+            "SELECT count(*) FROM sessions WHERE status = 'closed' "
+            "AND (priced_with IS NULL OR priced_with != ?)",
+            (stored_fingerprint(store),),
+        ).fetchone()[0]
+    )

@@ -27,9 +27,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gateway.billing.money import LANGUAGES, format_money
 from gateway.policies.metering import MINUTE_S, billable_minutes
 
-__all__ = ["Price", "Tariff", "TariffError", "explain", "max_session_s",
-           "parse_tariffs", "price_session", "round_half_up", "select_tariff", "vat"]
-
+__all__ = [
+    "Price",
+    "Tariff",
+    "TariffError",
+    "explain",
+    "max_session_s",
+    "parse_tariffs",
+    "price_session",
+    "round_half_up",
+    "select_tariff",
+    "vat",
+]
 
 
 def round_half_up(value: Decimal | int) -> int:
@@ -73,17 +82,17 @@ class Tariff:
     never both, so a config can't leave the reader guessing which one applies.
     """
 
-    valid_from: datetime             # aware; in force from this instant
-    machines: tuple[str, ...] = ()   # machine ids it applies to ...
-    groups: tuple[str, ...] = ()     # ... or certification groups; both empty: every machine
+    valid_from: datetime  # aware; in force from this instant
+    machines: tuple[str, ...] = ()  # machine ids it applies to ...
+    groups: tuple[str, ...] = ()  # ... or certification groups; both empty: every machine
     categories: tuple[str, ...] = ()  # member categories; empty: every category
-    rate: int | None = None          # cents per billable minute (busy and idle alike)
-    busy_rate: int | None = None     # cents per busy minute (machine reports busy time)
-    idle_rate: int | None = None     # cents per idle minute
-    startup: int = 0                 # cents per session
-    minimum: int = 0                 # minimum of time price + startup (before material)
-    unit: int = 1                    # rounding unit in minutes (1, 5, 15 ...)
-    free_under_s: float = 0          # sessions shorter than this cost nothing at all
+    rate: int | None = None  # cents per billable minute (busy and idle alike)
+    busy_rate: int | None = None  # cents per busy minute (machine reports busy time)
+    idle_rate: int | None = None  # cents per idle minute
+    startup: int = 0  # cents per session
+    minimum: int = 0  # minimum of time price + startup (before material)
+    unit: int = 1  # rounding unit in minutes (1, 5, 15 ...)
+    free_under_s: float = 0  # sessions shorter than this cost nothing at all
     material_per_gram: Decimal = field(default=Decimal(0))  # cents per gram (filament ...)
     vat_rate: Decimal = Decimal("0.20")
     name: str = ""
@@ -101,8 +110,9 @@ class Tariff:
             raise ValueError(f"{label}: busy_rate and idle_rate go together")
         for key in ("rate", "busy_rate", "idle_rate", "startup", "minimum"):
             value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 0):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
                 raise ValueError(f"{label}: {key} must be whole cents, 0 or more, got {value!r}")
         if isinstance(self.unit, bool) or not isinstance(self.unit, int) or self.unit < 1:
             raise ValueError(f"{label}: unit must be a positive whole number of minutes")
@@ -147,6 +157,7 @@ class Price:
 
 # --------------------------------------------------------------------------- selection
 
+
 def _scope_rank(tariff: Tariff, machine: str, group: str) -> int | None:
     if machine in tariff.machines:
         return 2
@@ -157,8 +168,9 @@ def _scope_rank(tariff: Tariff, machine: str, group: str) -> int | None:
     return None
 
 
-def select_tariff(tariffs: Iterable[Tariff], *, machine: str, group: str, category: str,
-                  at: datetime) -> Tariff | None:
+def select_tariff(
+    tariffs: Iterable[Tariff], *, machine: str, group: str, category: str, at: datetime
+) -> Tariff | None:
     """The tariff a session starting ``at`` is priced by, or None if none applies.
 
     Specificity wins over recency: a laser tariff from last year still beats a general
@@ -186,14 +198,20 @@ def select_tariff(tariffs: Iterable[Tariff], *, machine: str, group: str, catego
 
 # --------------------------------------------------------------------------- pricing
 
+
 def _minutes_between(duration_s: float, busy_s: float) -> int:
     """Started minutes of ``duration - busy``, exactly: float subtraction could round."""
     idle = Fraction(duration_s) - Fraction(busy_s)
     return math.ceil(idle / MINUTE_S) if idle > 0 else 0
 
 
-def price_session(tariff: Tariff | None, *, duration_s: float, busy_s: float | None = None,
-                  material_g: Decimal | float = 0) -> Price:
+def price_session(
+    tariff: Tariff | None,
+    *,
+    duration_s: float,
+    busy_s: float | None = None,
+    material_g: Decimal | float = 0,
+) -> Price:
     """What a session costs, before VAT.
 
     With busy/idle rates, busy and idle seconds are each rounded up to a started minute,
@@ -229,8 +247,17 @@ def price_session(tariff: Tariff | None, *, duration_s: float, busy_s: float | N
     time_price = max(time_price, tariff.minimum - tariff.startup)
     material = round_half_up(grams * tariff.material_per_gram)
     total = time_price + tariff.startup + material
-    return Price(time_price, tariff.startup, material, total, minutes, busy_minutes,
-                 idle_minutes, tariff, free=False)
+    return Price(
+        time_price,
+        tariff.startup,
+        material,
+        total,
+        minutes,
+        busy_minutes,
+        idle_minutes,
+        tariff,
+        free=False,
+    )
 
 
 def vat(lines: Iterable[tuple[int, Decimal]]) -> dict[Decimal, tuple[int, int]]:
@@ -285,6 +312,7 @@ def max_session_s(tariff: Tariff | None, balance: int) -> float | None:
 
 
 # --------------------------------------------------------------------------- explanation
+
 
 def _seconds(value: float, lang: str) -> str:
     text = f"{value:g}"
@@ -341,10 +369,8 @@ def explain(price: Price, lang: str = "fr") -> str:
         assert price.busy_minutes is not None and price.idle_minutes is not None
         parts.append(words["busy"].format(n=price.busy_minutes, rate=money(tariff.busy_rate)))
         if tariff.idle_rate:
-            parts.append(words["idle"].format(n=price.idle_minutes,
-                                              rate=money(tariff.idle_rate)))
-        metered = (tariff.busy_rate * price.busy_minutes
-                   + tariff.idle_rate * price.idle_minutes)
+            parts.append(words["idle"].format(n=price.idle_minutes, rate=money(tariff.idle_rate)))
+        metered = tariff.busy_rate * price.busy_minutes + tariff.idle_rate * price.idle_minutes
     else:
         assert tariff.rate is not None
         parts.append(words["minutes"].format(n=price.billable_minutes, rate=money(tariff.rate)))
@@ -363,6 +389,7 @@ def explain(price: Price, lang: str = "fr") -> str:
 
 # --------------------------------------------------------------------------- configuration
 
+
 class TariffError(ValueError):
     """``<key.path>: expected <what>[, got <value>]``, the shape of the config's errors.
 
@@ -378,12 +405,27 @@ class TariffError(ValueError):
         super().__init__(f"{key}: expected {expected}{tail}")
 
 
-_KEYS = ("name", "valid_from", "machines", "groups", "categories", "rate", "busy_rate",
-         "idle_rate", "startup", "minimum", "unit", "free_under", "material_per_gram",
-         "vat_rate")
+_KEYS = (
+    "name",
+    "valid_from",
+    "machines",
+    "groups",
+    "categories",
+    "rate",
+    "busy_rate",
+    "idle_rate",
+    "startup",
+    "minimum",
+    "unit",
+    "free_under",
+    "material_per_gram",
+    "vat_rate",
+)
 _CENTS_TEXT = "a whole number of cents, 0 or more (12,50 € is 1250)"
-_DATE_TEXT = ("a date (2026-01-01, local midnight) or a date-time with its UTC offset "
-              "(2026-01-01T08:00:00+01:00)")
+_DATE_TEXT = (
+    "a date (2026-01-01, local midnight) or a date-time with its UTC offset "
+    "(2026-01-01T08:00:00+01:00)"
+)
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(h|min|m|s)\s*")
 _DURATION_NUMBER = re.compile(r"\s*\d+(?:\.\d+)?\s*")
 _DURATION_SECONDS = {"h": 3600, "min": 60, "m": 60, "s": 1}
@@ -447,8 +489,9 @@ def _duration(path: str, value: object) -> float:
     return total
 
 
-def _names(path: str, value: object, known: Sequence[str] | None,
-           what: str, one: str) -> tuple[str, ...]:
+def _names(
+    path: str, value: object, known: Sequence[str] | None, what: str, one: str
+) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise TariffError(path, f"a list of {what}", _shown(value))
@@ -458,9 +501,11 @@ def _names(path: str, value: object, known: Sequence[str] | None,
         if not isinstance(item, str) or not item.strip():
             raise TariffError(item_path, f"a {one} (text)", _shown(item))
         if known is not None and item not in known:
-            raise TariffError(item_path,
-                              f"a known {one}{_suggest(item, known)} "
-                              f"({', '.join(known) or 'none configured'})", item)
+            raise TariffError(
+                item_path,
+                f"a known {one}{_suggest(item, known)} ({', '.join(known) or 'none configured'})",
+                item,
+            )
         names[item] = None
     return tuple(names)
 
@@ -477,8 +522,9 @@ def _instant(path: str, value: object, zone: ZoneInfo) -> datetime:
             raise TariffError(path, _DATE_TEXT, value) from exc
     if isinstance(value, datetime):
         if value.utcoffset() is None:
-            raise TariffError(path, _DATE_TEXT + "; this date-time has no offset",
-                              value.isoformat())
+            raise TariffError(
+                path, _DATE_TEXT + "; this date-time has no offset", value.isoformat()
+            )
         return value
     if isinstance(value, date):
         return datetime.combine(value, time(0), zone)
@@ -494,9 +540,15 @@ def _cells(tariff: Tariff) -> set[tuple[str, str, str]]:
     return {(kind, ident, cat) for kind, ident in scopes for cat in categories}
 
 
-def parse_tariffs(items: list[dict[str, Any]], where: str = "tariffs", *, tz: str,
-                  machines: Sequence[str] | None = None, groups: Sequence[str] | None = None,
-                  categories: Sequence[str] | None = None) -> list[Tariff]:
+def parse_tariffs(
+    items: list[dict[str, Any]],
+    where: str = "tariffs",
+    *,
+    tz: str,
+    machines: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+) -> list[Tariff]:
     """The ``tariffs:`` list of the hub config, checked; ``TariffError`` names the key.
 
     Money is whole cents, so ``startup: 12.5`` (meant as euros) is refused rather than
@@ -521,16 +573,32 @@ def parse_tariffs(items: list[dict[str, Any]], where: str = "tariffs", *, tz: st
             raise TariffError(here, "a mapping with keys " + ", ".join(_KEYS), _shown(item))
         for key in item:
             if key not in _KEYS:
-                raise TariffError(f"{here}.{key}", f"a known key{_suggest(str(key), _KEYS)} "
-                                  f"(known here: {', '.join(_KEYS)})")
-        tariffs.append(_parse_one(here, {k: v for k, v in item.items() if v is not None},
-                                  zone, machines, groups, categories))
+                raise TariffError(
+                    f"{here}.{key}",
+                    f"a known key{_suggest(str(key), _KEYS)} (known here: {', '.join(_KEYS)})",
+                )
+        tariffs.append(
+            _parse_one(
+                here,
+                {k: v for k, v in item.items() if v is not None},
+                zone,
+                machines,
+                groups,
+                categories,
+            )
+        )
     _refuse_ties(tariffs, where)
     return tariffs
 
 
-def _parse_one(here: str, item: dict[str, Any], zone: ZoneInfo, machines: Sequence[str] | None,
-               groups: Sequence[str] | None, categories: Sequence[str] | None) -> Tariff:
+def _parse_one(
+    here: str,
+    item: dict[str, Any],
+    zone: ZoneInfo,
+    machines: Sequence[str] | None,
+    groups: Sequence[str] | None,
+    categories: Sequence[str] | None,
+) -> Tariff:
     def at(key: str) -> str:
         return f"{here}.{key}"
 
@@ -541,37 +609,47 @@ def _parse_one(here: str, item: dict[str, Any], zone: ZoneInfo, machines: Sequen
     if not has_rate and not has_split:
         raise TariffError(here, "a `rate`, or a `busy_rate` and an `idle_rate`")
     if has_rate and has_split:
-        raise TariffError(at("rate"), "either `rate` or `busy_rate`/`idle_rate`, not both",
-                          item["rate"])
+        raise TariffError(
+            at("rate"), "either `rate` or `busy_rate`/`idle_rate`, not both", item["rate"]
+        )
     if has_split:
         for key in ("busy_rate", "idle_rate"):
             if key not in item:
-                raise TariffError(at(key), "a value with busy_rate/idle_rate "
-                                  "(0 if those minutes are free)")
+                raise TariffError(
+                    at(key), "a value with busy_rate/idle_rate (0 if those minutes are free)"
+                )
     name = item.get("name", "")
     if not isinstance(name, str):
         raise TariffError(at("name"), "text", _shown(name))
     unit = item.get("unit", 1)
     if isinstance(unit, bool) or not isinstance(unit, int) or unit < 1:
         raise TariffError(at("unit"), "a positive whole number of minutes", _shown(unit))
-    per_gram = _fraction_text(at("material_per_gram"), item.get("material_per_gram", 0),
-                              "a number of cents per gram, 0 or more")
+    per_gram = _fraction_text(
+        at("material_per_gram"),
+        item.get("material_per_gram", 0),
+        "a number of cents per gram, 0 or more",
+    )
     if per_gram < 0:
-        raise TariffError(at("material_per_gram"), "a number of cents per gram, 0 or more",
-                          item["material_per_gram"])
+        raise TariffError(
+            at("material_per_gram"),
+            "a number of cents per gram, 0 or more",
+            item["material_per_gram"],
+        )
     vat_text = "a fraction from 0 to below 1 (20 % is 0.20)"
     vat_rate = _fraction_text(at("vat_rate"), item.get("vat_rate", Decimal("0.20")), vat_text)
     if not 0 <= vat_rate < 1:
         raise TariffError(at("vat_rate"), vat_text, item["vat_rate"])
-    rates = {key: _cents(at(key), item[key]) if key in item else None
-             for key in ("rate", "busy_rate", "idle_rate")}
+    rates = {
+        key: _cents(at(key), item[key]) if key in item else None
+        for key in ("rate", "busy_rate", "idle_rate")
+    }
     return Tariff(
         valid_from=_instant(at("valid_from"), item["valid_from"], zone),
-        machines=_names(at("machines"), item.get("machines", ()), machines, "machines",
-                        "machine"),
+        machines=_names(at("machines"), item.get("machines", ()), machines, "machines", "machine"),
         groups=_names(at("groups"), item.get("groups", ()), groups, "groups", "group"),
-        categories=_names(at("categories"), item.get("categories", ()), categories,
-                          "categories", "category"),
+        categories=_names(
+            at("categories"), item.get("categories", ()), categories, "categories", "category"
+        ),
         rate=rates["rate"],
         busy_rate=rates["busy_rate"],
         idle_rate=rates["idle_rate"],
@@ -594,7 +672,9 @@ def _refuse_ties(tariffs: Sequence[Tariff], where: str) -> None:
                 kind, ident, category = cell
                 what = f"{kind} {ident!r}" if ident else "every machine"
                 whom = f"category {category!r}" if category else "every category"
-                raise TariffError(f"{where}[{i}]",
-                                  f"a tariff that does not tie with {where}[{claimed[key]}] "
-                                  f"(same valid_from, both for {what} and {whom})")
+                raise TariffError(
+                    f"{where}[{i}]",
+                    f"a tariff that does not tie with {where}[{claimed[key]}] "
+                    f"(same valid_from, both for {what} and {whom})",
+                )
             claimed[key] = i

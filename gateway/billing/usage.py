@@ -41,8 +41,17 @@ _DIM_COLUMNS: dict[str, tuple[str, ...]] = {
     "project": ("project_id",),
     "machine": ("machine_id",),
 }
-SESSION_COLUMNS = ("session_id", "member_id", "member_name", "project_id", "machine_id",
-                   "started_at", "ended_at", "duration_s", "billable_minutes")
+SESSION_COLUMNS = (
+    "session_id",
+    "member_id",
+    "member_name",
+    "project_id",
+    "machine_id",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "billable_minutes",
+)
 _DIMS_ALL = ("session_id", "member_id", "member_name", "project_id", "machine_id")
 
 Price = Callable[[Mapping[str, Any]], int]
@@ -58,8 +67,11 @@ def _columns(granularity: str, group_by: Sequence[str]) -> list[str]:
     check(granularity, group_by)
     dims = [c for d in group_by for c in _DIM_COLUMNS[d]]
     if granularity == "session":
-        return list(SESSION_COLUMNS) if not group_by else [
-            *dims, "sessions", "seconds", "billable_minutes"]
+        return (
+            list(SESSION_COLUMNS)
+            if not group_by
+            else [*dims, "sessions", "seconds", "billable_minutes"]
+        )
     if granularity == "minute" and not group_by:
         return ["minute_start", *_DIMS_ALL, "seconds", "billable_minutes"]
     if granularity == "minute":
@@ -69,12 +81,14 @@ def _columns(granularity: str, group_by: Sequence[str]) -> list[str]:
 
 def check(granularity: str, group_by: Sequence[str]) -> None:
     if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, "
-                         f"got {granularity!r}")
+        raise ValueError(
+            f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}"
+        )
     for d in group_by:
         if d not in DIMENSIONS:
-            raise ValueError(f"group_by: unknown dimension {d!r} "
-                             f"(expected {', '.join(DIMENSIONS)})")
+            raise ValueError(
+                f"group_by: unknown dimension {d!r} (expected {', '.join(DIMENSIONS)})"
+            )
     if len(set(group_by)) != len(group_by):
         raise ValueError("group_by: a dimension is repeated")
 
@@ -91,9 +105,13 @@ def _group_key(session: Mapping[str, Any], group_by: Sequence[str]) -> tuple[Any
     return tuple(session.get(c) for d in group_by for c in _DIM_COLUMNS[d])
 
 
-def usage_rows(sessions: Iterable[Mapping[str, Any]], granularity: str = "session",
-               group_by: Sequence[str] = (), tz: str = "UTC",
-               price: Price | None = None) -> Iterator[dict[str, Any]]:
+def usage_rows(
+    sessions: Iterable[Mapping[str, Any]],
+    granularity: str = "session",
+    group_by: Sequence[str] = (),
+    tz: str = "UTC",
+    price: Price | None = None,
+) -> Iterator[dict[str, Any]]:
     """Rows at the asked granularity, summed per group when ``group_by`` is given.
 
     ``minute`` rows are the session-relative started minutes of ``minute_slices``, so
@@ -104,8 +122,11 @@ def usage_rows(sessions: Iterable[Mapping[str, Any]], granularity: str = "sessio
     group_by = tuple(group_by)
     check(granularity, group_by)
     if granularity == "session":
-        rows = (_per_session(sessions, price) if not group_by
-                else _session_groups(sessions, group_by, price))
+        rows = (
+            _per_session(sessions, price)
+            if not group_by
+            else _session_groups(sessions, group_by, price)
+        )
     elif granularity == "minute" and not group_by:
         rows = _per_minute(sessions, price)
     else:
@@ -119,8 +140,9 @@ def _shares(amount: int, count: int) -> list[int]:
     return [base + 1 if k < extra else base for k in range(count)]
 
 
-def _per_session(sessions: Iterable[Mapping[str, Any]],
-                 price: Price | None) -> Iterator[dict[str, Any]]:
+def _per_session(
+    sessions: Iterable[Mapping[str, Any]], price: Price | None
+) -> Iterator[dict[str, Any]]:
     for s in sessions:
         row = {c: s.get(c) for c in SESSION_COLUMNS}
         if price is not None:
@@ -128,8 +150,9 @@ def _per_session(sessions: Iterable[Mapping[str, Any]],
         yield row
 
 
-def _session_groups(sessions: Iterable[Mapping[str, Any]], group_by: tuple[str, ...],
-                    price: Price | None) -> Iterator[dict[str, Any]]:
+def _session_groups(
+    sessions: Iterable[Mapping[str, Any]], group_by: tuple[str, ...], price: Price | None
+) -> Iterator[dict[str, Any]]:
     totals: dict[tuple[Any, ...], list[float]] = {}
     for s in sessions:
         t = totals.setdefault(_group_key(s, group_by), [0, 0.0, 0, 0])
@@ -141,46 +164,69 @@ def _session_groups(sessions: Iterable[Mapping[str, Any]], group_by: tuple[str, 
     names = [c for d in group_by for c in _DIM_COLUMNS[d]]
     for key in sorted(totals, key=_sortable):
         n, secs, minutes, amount = totals[key]
-        row = {**dict(zip(names, key, strict=True)), "sessions": int(n),
-               "seconds": _seconds(secs), "billable_minutes": int(minutes)}
+        row = {
+            **dict(zip(names, key, strict=True)),
+            "sessions": int(n),
+            "seconds": _seconds(secs),
+            "billable_minutes": int(minutes),
+        }
         if price is not None:
             row["amount"] = int(amount)
         yield row
 
 
-def _per_minute(sessions: Iterable[Mapping[str, Any]],
-                price: Price | None) -> Iterator[dict[str, Any]]:
+def _per_minute(
+    sessions: Iterable[Mapping[str, Any]], price: Price | None
+) -> Iterator[dict[str, Any]]:
     for s in sessions:
         dims = {c: s.get(c) for c in _DIMS_ALL}
         slices = minute_slices(_when(s["started_at"]), float(s["duration_s"] or 0))
         if price is None:
             for start, secs in slices:
-                yield {"minute_start": iso(start), **dims, "seconds": _seconds(secs),
-                       "billable_minutes": 1}
+                yield {
+                    "minute_start": iso(start),
+                    **dims,
+                    "seconds": _seconds(secs),
+                    "billable_minutes": 1,
+                }
             continue
         minutes = list(slices)  # one session's minutes: hours at most
-        for (start, secs), cents in zip(minutes, _shares(price(s), len(minutes) or 1),
-                                        strict=False):
-            yield {"minute_start": iso(start), **dims, "seconds": _seconds(secs),
-                   "billable_minutes": 1, "amount": cents}
+        for (start, secs), cents in zip(
+            minutes, _shares(price(s), len(minutes) or 1), strict=False
+        ):
+            yield {
+                "minute_start": iso(start),
+                **dims,
+                "seconds": _seconds(secs),
+                "billable_minutes": 1,
+                "amount": cents,
+            }
 
 
 def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple((v is None, "" if v is None else v) for v in key)
 
 
-def _bucketed(sessions: Iterable[Mapping[str, Any]], granularity: str,
-              group_by: tuple[str, ...], tz: str,
-              price: Price | None) -> Iterator[dict[str, Any]]:
+def _bucketed(
+    sessions: Iterable[Mapping[str, Any]],
+    granularity: str,
+    group_by: tuple[str, ...],
+    tz: str,
+    price: Price | None,
+) -> Iterator[dict[str, Any]]:
     # The label takes the bucket's time: a datetime for minutes, a date for days.
     label: Callable[[Any], str]
     if granularity == "minute":
+
         def when(t: datetime) -> Hashable:
             return t.astimezone(UTC).replace(second=0, microsecond=0)
+
         label, time_col = iso, "minute_start"
     else:
+
         def when(t: datetime) -> Hashable:
             return local_day(t, tz)
+
         label, time_col = date.isoformat, "day"
     names = [c for d in group_by for c in _DIM_COLUMNS[d]]
     # (time bucket, group) -> [session ids, seconds, started minutes, cents]
@@ -188,13 +234,19 @@ def _bucketed(sessions: Iterable[Mapping[str, Any]], granularity: str,
     last_start: datetime | None = None
 
     def flush(before: Any | None) -> Iterator[dict[str, Any]]:
-        ready = sorted((k for k in buckets if before is None or k[0] < before),
-                       key=lambda k: (k[0], _sortable(k[1])))
+        ready = sorted(
+            (k for k in buckets if before is None or k[0] < before),
+            key=lambda k: (k[0], _sortable(k[1])),
+        )
         for k in ready:
             ids, secs, minutes, cents = buckets.pop(k)
-            row = {time_col: label(k[0]), **dict(zip(names, k[1], strict=True)),
-                   "sessions": len(ids), "seconds": _seconds(secs),
-                   "billable_minutes": minutes}
+            row = {
+                time_col: label(k[0]),
+                **dict(zip(names, k[1], strict=True)),
+                "sessions": len(ids),
+                "seconds": _seconds(secs),
+                "billable_minutes": minutes,
+            }
             if price is not None:
                 row["amount"] = cents
             yield row

@@ -33,32 +33,46 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "node": ("gateway.cli.node", "run a machine node"),
     "demo": ("gateway.cli.demo", "hub, broker and four simulated machines, or --init a site"),
     "sim": ("gateway.cli.sim", "tap a badge on a simulated node, or run a simulated machine"),
-    "check-config": ("gateway.cli.check_config",
-                     "validate hub or node configuration files, or seed files"),
+    "check-config": (
+        "gateway.cli.check_config",
+        "validate hub or node configuration files, or seed files",
+    ),
     "keygen": ("gateway.cli.keygen", "create the hub's Ed25519 snapshot signing key"),
-    "export": ("gateway.cli.export",
-               "export usage or invoices for accounting (CSV, French CSV, JSON)"),
+    "export": (
+        "gateway.cli.export",
+        "export usage or invoices for accounting (CSV, French CSV, JSON)",
+    ),
     "credit": ("gateway.cli.credit", "prepaid credit: top up, list balances"),
     "audit": ("gateway.cli.audit", "the audit log: verify its hash chain"),
     "user": ("gateway.cli.user", "web accounts: add one, set a password"),
-    "import": ("gateway.cli.seed_import",
-               "import a seed file (members, badges, projects, certifications)"),
+    "import": (
+        "gateway.cli.seed_import",
+        "import a seed file (members, badges, projects, certifications)",
+    ),
     "backup": ("gateway.cli.backup", "consistent, checked copy of the live hub database"),
     "reprice": ("gateway.cli.reprice", "install the tariffs, price sessions again"),
 }
 
 # A library a command needs -> the extra that installs it, for a clear error on an
 # install made for another role (`pip install fablab-gateway[node]` has no Flask).
-EXTRA_OF = {"flask": "hub", "werkzeug": "hub", "argon2": "hub", "sqlite_utils": "hub",
-            "amqtt": "demo", "gpiozero": "node", "serial": "node", "mfrc522": "pi",
-            "lgpio": "pi"}
-
+EXTRA_OF = {
+    "flask": "hub",
+    "werkzeug": "hub",
+    "argon2": "hub",
+    "sqlite_utils": "hub",
+    "amqtt": "demo",
+    "gpiozero": "node",
+    "serial": "node",
+    "mfrc522": "pi",
+    "lgpio": "pi",
+}
 
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for noisy in ("amqtt", "transitions", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -75,7 +89,8 @@ def command_of(argv: list[str]) -> str | None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole ``fabgate`` parser, with ``command``'s own arguments filled in."""
     p = argparse.ArgumentParser(
-        prog="fabgate", description="fablab-gateway: hub, node, demo and tools in one command.")
+        prog="fabgate", description="fablab-gateway: hub, node, demo and tools in one command."
+    )
     p.add_argument("--version", action="version", version=f"fabgate {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -92,9 +107,11 @@ def _missing_extra(exc: ModuleNotFoundError, command: str | None) -> int:
     extra = EXTRA_OF.get((exc.name or "").split(".")[0])
     if extra is None:
         raise exc
-    print(f"error: `fabgate {command}` needs {exc.name}, which this installation lacks; "
-          f"it comes with the {extra!r} extra: pip install 'fablab-gateway[{extra}]'",
-          file=sys.stderr)
+    print(
+        f"error: `fabgate {command}` needs {exc.name}, which this installation lacks; "
+        f"it comes with the {extra!r} extra: pip install 'fablab-gateway[{extra}]'",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{report.path}: {report.size} bytes, integrity {report.integrity}, "
-          f"{report.members} members, {report.sessions} sessions, data version "
-          f"{report.data_version}, snapshot epoch {report.snapshot_epoch} version "
-          f"{report.snapshot_version}")
+    print(
+        f"{report.path}: {report.size} bytes, integrity {report.integrity}, "
+        f"{report.members} members, {report.sessions} sessions, data version "
+        f"{report.data_version}, snapshot epoch {report.snapshot_epoch} version "
+        f"{report.snapshot_version}"
+    )
     return 0

@@ -14,8 +14,13 @@ from gateway.config import ConfigError, HubConfig, Seed, load_any
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", metavar="FILE")
-    parser.add_argument("--config", metavar="FILE", action="append", default=[],
-                        help="a file to check, as the other commands take it (repeatable)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a file to check, as the other commands take it (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,13 +37,19 @@ def run(args: argparse.Namespace) -> int:
             status = 1
             continue
         if isinstance(cfg, HubConfig):
-            print(f"{path}: hub configuration for site {cfg.site!r} with "
-                  f"{len(cfg.machines)} machines: OK")
+            print(
+                f"{path}: hub configuration for site {cfg.site!r} with "
+                f"{len(cfg.machines)} machines: OK"
+            )
         elif isinstance(cfg, Seed):
-            print(f"{path}: seed file with {len(cfg.members)} members, "
-                  f"{sum(len(m.badges) for m in cfg.members)} badges, {len(cfg.projects)} "
-                  f"projects and {len(cfg.certifications)} certifications: OK")
+            print(
+                f"{path}: seed file with {len(cfg.members)} members, "
+                f"{sum(len(m.badges) for m in cfg.members)} badges, {len(cfg.projects)} "
+                f"projects and {len(cfg.certifications)} certifications: OK"
+            )
         else:
-            print(f"{path}: node configuration for node {cfg.node_id!r} "
-                  f"(machine {cfg.machine_id!r}): OK")
+            print(
+                f"{path}: node configuration for node {cfg.node_id!r} "
+                f"(machine {cfg.machine_id!r}): OK"
+            )
     return status

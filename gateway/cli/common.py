@@ -21,9 +21,12 @@ log = logging.getLogger("fabgate")
 CONFIG_REQUIRED_BY = "config_required_by"
 
 
-def config_option(parser: argparse.ArgumentParser, *subcommands: argparse.ArgumentParser,
-                  what: str = "the hub's configuration file",
-                  required: bool = True) -> None:
+def config_option(
+    parser: argparse.ArgumentParser,
+    *subcommands: argparse.ArgumentParser,
+    what: str = "the hub's configuration file",
+    required: bool = True,
+) -> None:
     """Accept ``--config FILE`` on ``parser`` and on each of its ``subcommands``.
 
     The option is declared with ``default=SUPPRESS`` at every level: argparse copies a

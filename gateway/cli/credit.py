@@ -43,8 +43,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: no member {args.member!r}", file=sys.stderr)
                 return 2
             add_credit(store, args.member, cents, at=utcnow(), note=args.note, by=args.by)
-            print(f"{args.member}: {format_money(cents)} added, balance "
-                  f"{format_money(balance(store, args.member))}")
+            print(
+                f"{args.member}: {format_money(cents)} added, balance "
+                f"{format_money(balance(store, args.member))}"
+            )
             return 0
         for member in members_with_credit(store):
             left = balance(store, member)

@@ -40,21 +40,41 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.description = "Export usage (with amounts) or invoices from the hub database."
     s.add_argument("what", choices=("usage", "invoices"))
     config_option(s)
-    s.add_argument("--from", dest="start", help="first day or month (YYYY-MM-DD or YYYY-MM); "
-                   "default: last month")
-    s.add_argument("--to", dest="end", help="day or month after the last one (exclusive); "
-                   "default: one month after --from")
-    s.add_argument("--format", choices=FORMATS, default="csv",
-                   help="csv (RFC 4180, ISO dates, 12.50), csv-fr (';', dd/mm/yyyy, 12,50) "
-                   "or json (cents)")
+    s.add_argument(
+        "--from",
+        dest="start",
+        help="first day or month (YYYY-MM-DD or YYYY-MM); default: last month",
+    )
+    s.add_argument(
+        "--to",
+        dest="end",
+        help="day or month after the last one (exclusive); default: one month after --from",
+    )
+    s.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="csv",
+        help="csv (RFC 4180, ISO dates, 12.50), csv-fr (';', dd/mm/yyyy, 12,50) or json (cents)",
+    )
     s.add_argument("--output", "-o", help="file to write (default: standard output)")
-    s.add_argument("--granularity", choices=GRANULARITIES, default="session",
-                   help="usage rows per session, minute or day")
-    s.add_argument("--group-by", default="",
-                   help=f"usage: comma-separated dimensions among {', '.join(DIMENSIONS)}")
+    s.add_argument(
+        "--granularity",
+        choices=GRANULARITIES,
+        default="session",
+        help="usage rows per session, minute or day",
+    )
+    s.add_argument(
+        "--group-by",
+        default="",
+        help=f"usage: comma-separated dimensions among {', '.join(DIMENSIONS)}",
+    )
     s.add_argument("--status", choices=STATUSES, help="invoices: only drafts or closed ones")
-    s.add_argument("--detail", choices=("documents", "lines"), default="documents",
-                   help="invoices: one row per document or per line")
+    s.add_argument(
+        "--detail",
+        choices=("documents", "lines"),
+        default="documents",
+        help="invoices: one row per document or per line",
+    )
 
 
 def _bound(value: str, tz: str, flag: str) -> datetime:
@@ -62,8 +82,7 @@ def _bound(value: str, tz: str, flag: str) -> datetime:
     try:
         day = date.fromisoformat(text + "-01" if _MONTH.match(text) else text)
     except ValueError as exc:
-        raise SystemExit(f"error: {flag}: expected YYYY-MM-DD or YYYY-MM, got {value!r}") \
-            from exc
+        raise SystemExit(f"error: {flag}: expected YYYY-MM-DD or YYYY-MM, got {value!r}") from exc
     return datetime.combine(day, time(0), ZoneInfo(tz))
 
 
@@ -116,8 +135,9 @@ class Progress:
         self.stream.flush()
 
 
-def _count(store: HubStore, args: argparse.Namespace, start: datetime, end: datetime,
-           tz: str) -> int | None:
+def _count(
+    store: HubStore, args: argparse.Namespace, start: datetime, end: datetime, tz: str
+) -> int | None:
     if args.what == "usage":
         return sessions.closed_count(store, start, end)
     if args.status != "closed":
@@ -133,16 +153,30 @@ def _group_by(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(d.strip() for d in args.group_by.split(",") if d.strip())
 
 
-def _chunks(store: HubStore, args: argparse.Namespace, start: datetime, end: datetime,
-            tz: str, progress: Progress | None) -> Iterator[str]:
+def _chunks(
+    store: HubStore,
+    args: argparse.Namespace,
+    start: datetime,
+    end: datetime,
+    tz: str,
+    progress: Progress | None,
+) -> Iterator[str]:
     if args.what == "usage":
-        return usage_export(store, start, end, granularity=args.granularity,
-                            group_by=_group_by(args), fmt=args.format, tz=tz,
-                            sessions=progress.wrap if progress else None)
+        return usage_export(
+            store,
+            start,
+            end,
+            granularity=args.granularity,
+            group_by=_group_by(args),
+            fmt=args.format,
+            tz=tz,
+            sessions=progress.wrap if progress else None,
+        )
     first, last = period_of(start, tz), period_of(_last_instant(end), tz)
     docs = invoices(store, first, last, status=args.status, tz=tz)
-    return invoices_export(progress.wrap(docs) if progress else docs, fmt=args.format,
-                           tz=tz, detail=args.detail)
+    return invoices_export(
+        progress.wrap(docs) if progress else docs, fmt=args.format, tz=tz, detail=args.detail
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,9 +192,11 @@ def run(args: argparse.Namespace) -> int:
     with HubStore(cfg.database) as store:
         if fingerprint(cfg.tariffs) != stored_fingerprint(store):
             # Amounts are the stored prices; the hub installs the config's at its start.
-            print("warning: the tariffs in the configuration are not those the sessions "
-                  "are priced with; restart the hub or run `fabgate reprice` first",
-                  file=sys.stderr)
+            print(
+                "warning: the tariffs in the configuration are not those the sessions "
+                "are priced with; restart the hub or run `fabgate reprice` first",
+                file=sys.stderr,
+            )
         progress = None
         if sys.stderr.isatty():
             what = "sessions" if args.what == "usage" else "documents"

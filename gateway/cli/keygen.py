@@ -10,8 +10,7 @@ from gateway.contract.signing import write_keypair
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True,
-                        help="private key path; .pub is written beside it")
+    parser.add_argument("--out", required=True, help="private key path; .pub is written beside it")
 
 
 def run(args: argparse.Namespace) -> int:

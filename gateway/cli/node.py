@@ -34,9 +34,14 @@ def run_node(cfg: NodeConfig) -> int:
     try:
         reader = make_reader(cfg.reader)  # a simulated one also opens its tap socket
         controller, sim = make_controller(cfg.controller)
-        agent = NodeAgent(cfg, relay=relay, reader=reader,
-                          public_key=load_public_key(cfg.hub_public_key),
-                          controller=controller, simulated_machine=sim)
+        agent = NodeAgent(
+            cfg,
+            relay=relay,
+            reader=reader,
+            public_key=load_public_key(cfg.hub_public_key),
+            controller=controller,
+            simulated_machine=sim,
+        )
     except BaseException:
         relay.close()
         if reader is not None:

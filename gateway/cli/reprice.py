@@ -28,12 +28,18 @@ from gateway.hub.db import HubStore
 
 def add_arguments(s: argparse.ArgumentParser) -> None:
     config_option(s)
-    s.add_argument("--since", help="only sessions started from this date (local midnight) "
-                                   "or ISO date-time with offset; default: every session")
+    s.add_argument(
+        "--since",
+        help="only sessions started from this date (local midnight) "
+        "or ISO date-time with offset; default: every session",
+    )
     s.add_argument("--member", help="only this member's sessions")
-    s.add_argument("--current-categories", action="store_true",
-                   help="price for the members' categories of today, not those recorded "
-                        "when each session closed")
+    s.add_argument(
+        "--current-categories",
+        action="store_true",
+        help="price for the members' categories of today, not those recorded "
+        "when each session closed",
+    )
     s.add_argument("--by", default="cli", help="who asks (recorded in the audit log)")
 
 
@@ -49,9 +55,11 @@ def parse_since(text: str, tz: str) -> datetime:
 
 def _summary(r: Repricing) -> str:
     sign = "+" if r.delta_cents > 0 else ""
-    return (f"{r.sessions} closed sessions since {iso(r.since) if r.since else 'the first'}:"
-            f" {r.changed} changed, {sign}{format_money(r.delta_cents)} "
-            f"(tariffs {r.fingerprint[:12]})")
+    return (
+        f"{r.sessions} closed sessions since {iso(r.since) if r.since else 'the first'}:"
+        f" {r.changed} changed, {sign}{format_money(r.delta_cents)} "
+        f"(tariffs {r.fingerprint[:12]})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,8 +76,13 @@ def run(args: argparse.Namespace) -> int:
         installed = install_tariffs(store, cfg.tariffs, actor=args.by)
         if installed is not None:
             print(f"tariffs changed, re-priced {_summary(installed)}")
-        result = reprice_sessions(store, since, member=args.member,
-                                  current_categories=args.current_categories,
-                                  actor=args.by, reason="fabgate reprice")
+        result = reprice_sessions(
+            store,
+            since,
+            member=args.member,
+            current_categories=args.current_categories,
+            actor=args.by,
+            reason="fabgate reprice",
+        )
     print(f"re-priced {_summary(result)}")
     return 0

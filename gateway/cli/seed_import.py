@@ -23,9 +23,12 @@ from gateway.hub.seed import import_seed
 def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("seed", help="the seed file (see config/members.example.yaml)")
     config_option(s)
-    s.add_argument("--update", action="store_true",
-                   help="overwrite existing records with the seed's values (default: only "
-                   "create what is missing)")
+    s.add_argument(
+        "--update",
+        action="store_true",
+        help="overwrite existing records with the seed's values (default: only "
+        "create what is missing)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,12 +37,17 @@ def run(args: argparse.Namespace) -> int:
     groups = {g.id for g in cfg.groups}
     for i, c in enumerate(seed.certifications):
         if c.group not in groups:
-            print(f"error: {seed.file}: certifications[{i}].group: expected one of the hub's "
-                  f"groups ({', '.join(sorted(groups))}), got {c.group!r}", file=sys.stderr)
+            print(
+                f"error: {seed.file}: certifications[{i}].group: expected one of the hub's "
+                f"groups ({', '.join(sorted(groups))}), got {c.group!r}",
+                file=sys.stderr,
+            )
             return 2
     with HubStore(cfg.database) as store:
         sync_catalogue(store, cfg.groups, cfg.machines)
         report = import_seed(store, seed, update=args.update)
-    print(f"{seed.file}: {report.summary()}"
-          + ("" if args.update else " (existing records kept; --update to overwrite)"))
+    print(
+        f"{seed.file}: {report.summary()}"
+        + ("" if args.update else " (existing records kept; --update to overwrite)")
+    )
     return 0

@@ -46,29 +46,48 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     t.add_argument("--broker", help="mqtt://host:port (default: the running demo's)")
     t.add_argument("--prefix", help="topic prefix (default: the running demo's)")
     t.add_argument("--timeout", type=float, default=5.0)
-    config_option(t, required=False,
-                  what="a hub or node configuration to take the broker and prefix from")
+    config_option(
+        t, required=False, what="a hub or node configuration to take the broker and prefix from"
+    )
     t.set_defaults(sim=run_tap)
 
     g = sub.add_parser("grbl", help="a GRBL 1.1 controller (laser, CNC) on a serial port")
-    g.add_argument("--homing-required", action="store_true",
-                   help="start in Alarm until $H or $X, as with GRBL's homing lock")
-    g.add_argument("--line-time", type=float, default=0.05,
-                   help="seconds one streamed motion line takes (default 0.05)")
+    g.add_argument(
+        "--homing-required",
+        action="store_true",
+        help="start in Alarm until $H or $X, as with GRBL's homing lock",
+    )
+    g.add_argument(
+        "--line-time",
+        type=float,
+        default=0.05,
+        help="seconds one streamed motion line takes (default 0.05)",
+    )
     m = sub.add_parser("marlin", help="a Marlin 3D printer printing from SD on a serial port")
     m.add_argument("--print", dest="print_name", metavar="NAME", help="start an SD print")
-    m.add_argument("--seconds", type=float, default=120.0,
-                   help="how long that print lasts (default 120)")
-    m.add_argument("--busy-probability", type=float, default=0.0,
-                   help="share of commands answered late with 'busy' (default 0)")
+    m.add_argument(
+        "--seconds", type=float, default=120.0, help="how long that print lasts (default 120)"
+    )
+    m.add_argument(
+        "--busy-probability",
+        type=float,
+        default=0.0,
+        help="share of commands answered late with 'busy' (default 0)",
+    )
     b = sub.add_parser("sense-board", help="the current sense board on a serial port")
-    b.add_argument("--amps", type=float, default=0.0,
-                   help="the current it reports on channel 0 (default 0)")
-    b.add_argument("--interval", type=float, default=0.2,
-                   help="seconds between two readings (default 0.2)")
+    b.add_argument(
+        "--amps", type=float, default=0.0, help="the current it reports on channel 0 (default 0)"
+    )
+    b.add_argument(
+        "--interval", type=float, default=0.2, help="seconds between two readings (default 0.2)"
+    )
     for machine in (g, m, b):
-        machine.add_argument("--link", type=Path, metavar="PATH",
-                             help="make PATH a symlink to the simulator's terminal")
+        machine.add_argument(
+            "--link",
+            type=Path,
+            metavar="PATH",
+            help="make PATH a symlink to the simulator's terminal",
+        )
         machine.set_defaults(sim=run_machine)
 
 
@@ -83,21 +102,32 @@ def run_tap(args: argparse.Namespace) -> int:
     if hasattr(args, "config"):
         cfg = load_any(args.config)
         if isinstance(cfg, Seed):
-            print(f"error: {args.config} is a seed file; --config takes a hub or node "
-                  "configuration", file=sys.stderr)
+            print(
+                f"error: {args.config} is a seed file; --config takes a hub or node configuration",
+                file=sys.stderr,
+            )
             return 2
         broker, prefix = broker or cfg.mqtt.url, prefix or cfg.mqtt.prefix
     if not broker:
         info_path = Path(args.data or default_data_dir()) / "demo.json"
         if not info_path.exists():
-            print(f"error: no running demo found ({info_path} is missing); start "
-                  "`fabgate demo`, or pass --config (a hub or node configuration) or "
-                  "--broker and --prefix", file=sys.stderr)
+            print(
+                f"error: no running demo found ({info_path} is missing); start "
+                "`fabgate demo`, or pass --config (a hub or node configuration) or "
+                "--broker and --prefix",
+                file=sys.stderr,
+            )
             return 2
         info = json.loads(info_path.read_text())
         broker, prefix = info["broker"], prefix or info["prefix"]
-    return tap(broker, prefix or DEFAULT_PREFIX, args.machine, args.uid, timeout=args.timeout,
-               tap_id=str(uuid.uuid4()))
+    return tap(
+        broker,
+        prefix or DEFAULT_PREFIX,
+        args.machine,
+        args.uid,
+        timeout=args.timeout,
+        tap_id=str(uuid.uuid4()),
+    )
 
 
 def tap(broker: str, prefix: str, node: str, uid: str, *, timeout: float, tap_id: str) -> int:
@@ -116,8 +146,7 @@ def tap(broker: str, prefix: str, node: str, uid: str, *, timeout: float, tap_id
             answer.update(env.data)
             done.set()
 
-    link = MqttLink(broker, f"fabgate-simtap-{tap_id[:8]}",
-                    on_connect=lambda: subscribed.set())
+    link = MqttLink(broker, f"fabgate-simtap-{tap_id[:8]}", on_connect=lambda: subscribed.set())
     link.subscribe(topics.node_events(node), on_event)
     link.start()
     try:
@@ -129,8 +158,11 @@ def tap(broker: str, prefix: str, node: str, uid: str, *, timeout: float, tap_id
             print("error: publishing the tap failed", file=sys.stderr)
             return 2
         if not done.wait(timeout):
-            print(f"error: node {node!r} did not answer within {timeout:g} s (is it running, "
-                  "and is its reader simulated?)", file=sys.stderr)
+            print(
+                f"error: node {node!r} did not answer within {timeout:g} s (is it running, "
+                "and is its reader simulated?)",
+                file=sys.stderr,
+            )
             return 3
     finally:
         link.stop()
@@ -164,8 +196,10 @@ def make_link(link: Path, target: str) -> None:
     if link.is_symlink():
         old = os.readlink(link)
         if link.exists() and not old.startswith("/dev/pts/"):
-            raise LinkRefused(f"{link} is a link to {old}, not a simulator's terminal; "
-                              "remove it yourself or choose another path")
+            raise LinkRefused(
+                f"{link} is a link to {old}, not a simulator's terminal; "
+                "remove it yourself or choose another path"
+            )
         link.unlink()
     elif link.exists():
         raise LinkRefused(f"{link} exists and is not a link; choose another path")
@@ -187,8 +221,7 @@ def _start_machine(args: argparse.Namespace) -> Any:
     if args.sim_command == "grbl":
         from gateway.drivers.simulators.grbl import GrblSimulator
 
-        return GrblSimulator(homing_required=args.homing_required,
-                             line_time=args.line_time).start()
+        return GrblSimulator(homing_required=args.homing_required, line_time=args.line_time).start()
     if args.sim_command == "marlin":
         from gateway.drivers.simulators.marlin import MarlinSimulator
 

@@ -24,16 +24,26 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     a = sub.add_parser("add", help="create an account for a member, with roles")
     a.add_argument("email")
     a.add_argument("--member", required=True, help="the member id the account belongs to")
-    a.add_argument("--role", action="append", default=[],
-                   choices=("trainer", "fabmanager", "accountant", "admin"),
-                   help="a role to grant (repeat for several); every account is a member")
+    a.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        choices=("trainer", "fabmanager", "accountant", "admin"),
+        help="a role to grant (repeat for several); every account is a member",
+    )
     a.add_argument("--group", help="the certification group of a trainer role")
-    a.add_argument("--password-stdin", action="store_true",
-                   help="read the password from standard input instead of prompting")
+    a.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
     p = sub.add_parser("passwd", help="set an account's password")
     p.add_argument("email")
-    p.add_argument("--password-stdin", action="store_true",
-                   help="read the password from standard input instead of prompting")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
     config_option(s, a, p)
 
 
@@ -78,8 +88,7 @@ def _add(store: HubStore, args: argparse.Namespace, actor: str) -> int:
     if row is None:
         recorded = members.email_of(store, args.member)
         if recorded and recorded.strip().lower() != email:
-            print(f"note: the member record of {args.member} says {recorded}",
-                  file=sys.stderr)
+            print(f"note: the member record of {args.member} says {recorded}", file=sys.stderr)
         password = read_password(args.password_stdin)
         accounts.create_account(store, args.member, email, actor=actor, password=password)
         print(f"account {email} created for member {args.member}")

@@ -24,12 +24,32 @@ from gateway.config.models import (
 from gateway.core.levels import CERTIFY_LEVELS, Level
 from gateway.core.snapshot import WEEKDAYS, parse_opening_hours
 
-_HUB_TOP = ("site", "timezone", "language", "mqtt", "hub", "web", "api_tokens",
-            "opening_hours", "groups", "machines", "tariffs")
+_HUB_TOP = (
+    "site",
+    "timezone",
+    "language",
+    "mqtt",
+    "hub",
+    "web",
+    "api_tokens",
+    "opening_hours",
+    "groups",
+    "machines",
+    "tariffs",
+)
 _HUB_KEYS = ("database", "signing_key", "snapshot_validity", "snapshot_refresh", "seed")
 _GROUP_KEYS = ("id", "name", "default_validity_months", "lapse_months")
-_MACHINE_KEYS = ("id", "name", "kind", "group", "min_level", "out_of_service", "requires_credit",
-                 "certify_level", "node")
+_MACHINE_KEYS = (
+    "id",
+    "name",
+    "kind",
+    "group",
+    "min_level",
+    "out_of_service",
+    "requires_credit",
+    "certify_level",
+    "node",
+)
 _MIN_TOKEN = 16
 
 
@@ -38,8 +58,12 @@ def _timezone(top: Section) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        top.fail("timezone", "an IANA timezone name such as Europe/Paris"
-                 + suggest(name, sorted(available_timezones())), name)
+        top.fail(
+            "timezone",
+            "an IANA timezone name such as Europe/Paris"
+            + suggest(name, sorted(available_timezones())),
+            name,
+        )
     return name
 
 
@@ -52,8 +76,7 @@ def _opening_hours(top: Section) -> dict[int, tuple[tuple[time, time], ...]]:
         try:
             parsed = parse_opening_hours({day: slots})
         except (ValueError, TypeError) as exc:
-            sec.fail(day, "a list of 'HH:MM-HH:MM' slots (quoted), close after open",
-                     str(exc))
+            sec.fail(day, "a list of 'HH:MM-HH:MM' slots (quoted), close after open", str(exc))
         day_slots = parsed[WEEKDAYS.index(day)]
         for (_, end), (start, _) in zip(day_slots, day_slots[1:], strict=False):
             if end == time(0) or start < end:
@@ -71,8 +94,11 @@ def _api_tokens(top: Section) -> list[ApiToken]:
         token = sec.text("token")
         if len(token) < _MIN_TOKEN or any(c.isspace() for c in token):
             # got is left out on purpose: never print a secret into a log.
-            sec.fail("token", f"a secret of at least {_MIN_TOKEN} characters without spaces "
-                     f"(this one has {len(token)}; `openssl rand -hex 24` makes one)")
+            sec.fail(
+                "token",
+                f"a secret of at least {_MIN_TOKEN} characters without spaces "
+                f"(this one has {len(token)}; `openssl rand -hex 24` makes one)",
+            )
         unique(sec, "name", name, names, "token name")
         if token in secrets:
             sec.fail("token", f"a token different from the one at {secrets[token]}")
@@ -87,13 +113,21 @@ def _groups(top: Section) -> list[GroupConfig]:
     for sec in top.sections("groups", _GROUP_KEYS, required=("id",)):
         gid = sec.id("id")
         unique(sec, "id", gid, group_ids, "group id")
-        groups.append(GroupConfig(
-            id=gid, name=sec.text("name", gid),
-            default_validity_months=sec.integer(
-                "default_validity_months", default_of(GroupConfig, "default_validity_months"),
-                1, 600),
-            lapse_months=sec.integer("lapse_months", None, 1, 600)
-            if sec.raw("lapse_months", None) is not None else None))
+        groups.append(
+            GroupConfig(
+                id=gid,
+                name=sec.text("name", gid),
+                default_validity_months=sec.integer(
+                    "default_validity_months",
+                    default_of(GroupConfig, "default_validity_months"),
+                    1,
+                    600,
+                ),
+                lapse_months=sec.integer("lapse_months", None, 1, 600)
+                if sec.raw("lapse_months", None) is not None
+                else None,
+            )
+        )
     return groups
 
 
@@ -110,31 +144,52 @@ def _machines(top: Section, group_ids: list[str]) -> list[MachineConfig]:
         group = sec.id("group")
         if group not in group_ids:
             known = ", ".join(group_ids) or "none defined"
-            sec.fail("group", f"the id of a group under `groups:` ({known})"
-                     f"{suggest(group, group_ids)}", group)
-        machines.append(MachineConfig(
-            id=mid, name=sec.text("name", mid), kind=sec.choice("kind", MACHINE_KINDS),
-            group=group,
-            min_level=sec.integer("min_level", default_of(MachineConfig, "min_level"),
-                                  Level.SUPERVISED, Level.TRAINER,
-                                  " (1 supervised, 2 autonomous, 3 trainer; level 0 is "
-                                  "'not certified' and never opens a machine)"),
-            out_of_service=sec.flag("out_of_service", default_of(MachineConfig, "out_of_service")),
-            requires_credit=sec.flag("requires_credit",
-                                     default_of(MachineConfig, "requires_credit")),
-            certify_level=sec.integer("certify_level",
-                                      default_of(MachineConfig, "certify_level"),
-                                      min(CERTIFY_LEVELS), max(CERTIFY_LEVELS),
-                                      " (trainers grant level 1 or 2 at the machine)"),
-            node=node_id if node_id != mid else None))
+            sec.fail(
+                "group",
+                f"the id of a group under `groups:` ({known}){suggest(group, group_ids)}",
+                group,
+            )
+        machines.append(
+            MachineConfig(
+                id=mid,
+                name=sec.text("name", mid),
+                kind=sec.choice("kind", MACHINE_KINDS),
+                group=group,
+                min_level=sec.integer(
+                    "min_level",
+                    default_of(MachineConfig, "min_level"),
+                    Level.SUPERVISED,
+                    Level.TRAINER,
+                    " (1 supervised, 2 autonomous, 3 trainer; level 0 is "
+                    "'not certified' and never opens a machine)",
+                ),
+                out_of_service=sec.flag(
+                    "out_of_service", default_of(MachineConfig, "out_of_service")
+                ),
+                requires_credit=sec.flag(
+                    "requires_credit", default_of(MachineConfig, "requires_credit")
+                ),
+                certify_level=sec.integer(
+                    "certify_level",
+                    default_of(MachineConfig, "certify_level"),
+                    min(CERTIFY_LEVELS),
+                    max(CERTIFY_LEVELS),
+                    " (trainers grant level 1 or 2 at the machine)",
+                ),
+                node=node_id if node_id != mid else None,
+            )
+        )
     return machines
 
 
 def hub_from(doc: Doc) -> HubConfig:
     top = doc.root(_HUB_TOP, required=("site", "timezone"))
     if "hub" not in top.data:
-        doc.fail("hub", "a `hub:` mapping (database, signing_key, ...): without it this file "
-                 "is not a hub configuration")
+        doc.fail(
+            "hub",
+            "a `hub:` mapping (database, signing_key, ...): without it this file "
+            "is not a hub configuration",
+        )
     site = common.site(top)
     timezone = _timezone(top)
     language = top.choice("language", LANGUAGES, default_of(HubConfig, "language"))
@@ -145,31 +200,47 @@ def hub_from(doc: Doc) -> HubConfig:
     refresh = hub.duration("snapshot_refresh", default_of(HubConfig, "snapshot_refresh"))
     if refresh >= validity:
         # Nodes would hold an expired snapshot between two publications.
-        hub.fail("snapshot_refresh", f"a duration shorter than snapshot_validity ({validity})",
-                 hub.raw("snapshot_refresh", None))
+        hub.fail(
+            "snapshot_refresh",
+            f"a duration shorter than snapshot_validity ({validity})",
+            hub.raw("snapshot_refresh", None),
+        )
 
     web = top.section("web", ("host", "port", "secure_cookies", "trust_proxy"))
     tokens = _api_tokens(top)
     groups = _groups(top)
     machines = _machines(top, [g.id for g in groups])
     try:
-        tariffs = parse_tariffs(top.data.get("tariffs") or [], tz=timezone,
-                                machines=[m.id for m in machines],
-                                groups=[g.id for g in groups], categories=CATEGORIES)
+        tariffs = parse_tariffs(
+            top.data.get("tariffs") or [],
+            tz=timezone,
+            machines=[m.id for m in machines],
+            groups=[g.id for g in groups],
+            categories=CATEGORIES,
+        )
     except TariffError as exc:
         doc.fail(exc.key, exc.expected, exc.got)
     return HubConfig(
         tariffs=tuple(tariffs),
-        file=doc.file, site=site, timezone=timezone, language=language, mqtt=mqtt,
+        file=doc.file,
+        site=site,
+        timezone=timezone,
+        language=language,
+        mqtt=mqtt,
         database=hub.file_path("database", HUB_DATABASE),
         signing_key=hub.file_path("signing_key", HUB_SIGNING_KEY),
-        snapshot_validity=validity, snapshot_refresh=refresh,
+        snapshot_validity=validity,
+        snapshot_refresh=refresh,
         web_host=web.text("host", default_of(HubConfig, "web_host")),
         web_port=web.integer("port", default_of(HubConfig, "web_port"), 0, 65535),
         web_secure_cookies=web.flag("secure_cookies", default_of(HubConfig, "web_secure_cookies")),
         web_trust_proxy=web.flag("trust_proxy", default_of(HubConfig, "web_trust_proxy")),
-        api_tokens=tuple(tokens), opening_hours=_opening_hours(top),
-        groups=tuple(groups), machines=tuple(machines), seed=hub.file_path("seed", None))
+        api_tokens=tuple(tokens),
+        opening_hours=_opening_hours(top),
+        groups=tuple(groups),
+        machines=tuple(machines),
+        seed=hub.file_path("seed", None),
+    )
 
 
 def load_hub_config(path: str | Path) -> HubConfig:

@@ -29,6 +29,10 @@ def load_any(path: str | Path) -> HubConfig | NodeConfig | Seed:
         return node_from(doc)
     if any(key in data for key in SEED_TOP):
         return seed_from(doc)
-    raise ConfigError(doc.file, "", "a top-level `hub:` mapping (hub configuration), "
-                      "`node:` mapping (node configuration) or `members:` list (seed file); "
-                      "this file has none of them")
+    raise ConfigError(
+        doc.file,
+        "",
+        "a top-level `hub:` mapping (hub configuration), "
+        "`node:` mapping (node configuration) or `members:` list (seed file); "
+        "this file has none of them",
+    )

@@ -23,8 +23,15 @@ import yaml
 class ConfigError(ValueError):
     """``<file>[:<line>]: <key.path>: expected <what>, got <value>``."""
 
-    def __init__(self, file: str | Path, key: str, expected: str, got: object = None,
-                 *, line: int | None = None) -> None:
+    def __init__(
+        self,
+        file: str | Path,
+        key: str,
+        expected: str,
+        got: object = None,
+        *,
+        line: int | None = None,
+    ) -> None:
         self.file = str(file)
         self.key = key
         self.expected = expected
@@ -147,8 +154,13 @@ class Doc:
                 # An unclosed bracket is noticed lines later: name where it was opened.
                 context += f" opened at line {exc.context_mark.line + 1}"
             problem = "; ".join(p for p in (context, exc.problem) if p)
-            raise ConfigError(self.file, "", "valid YAML", problem or str(exc),
-                              line=mark.line + 1 if mark else None) from exc
+            raise ConfigError(
+                self.file,
+                "",
+                "valid YAML",
+                problem or str(exc),
+                line=mark.line + 1 if mark else None,
+            ) from exc
         except yaml.YAMLError as exc:
             raise ConfigError(self.file, "", "valid YAML", str(exc)) from exc
         except ConfigError:
@@ -171,9 +183,12 @@ class Doc:
                 line = key_node.start_mark.line + 1
                 if key_node.value in first:
                     # PyYAML would silently keep the last one: the first is then dead text.
-                    raise ConfigError(self.file, key_path,
-                                      f"each key once (already at line {first[key_node.value]})",
-                                      line=line)
+                    raise ConfigError(
+                        self.file,
+                        key_path,
+                        f"each key once (already at line {first[key_node.value]})",
+                        line=line,
+                    )
                 first[key_node.value] = line
                 self.lines[key_path] = line
                 self._index(value_node, key_path, seen)
@@ -195,8 +210,11 @@ class Doc:
 
     def root(self, keys: Sequence[str], required: Sequence[str] = ()) -> Section:
         if not isinstance(self.data, dict):
-            self.fail("", "a YAML mapping of " + ", ".join(keys),
-                      type(self.data).__name__ if self.data is not None else "an empty file")
+            self.fail(
+                "",
+                "a YAML mapping of " + ", ".join(keys),
+                type(self.data).__name__ if self.data is not None else "an empty file",
+            )
         return Section(self, "", self.data, keys, required)
 
 
@@ -207,8 +225,9 @@ class Section:
     ignored and its default silently used. ``null`` means "use the default".
     """
 
-    def __init__(self, doc: Doc, path: str, value: Any, keys: Sequence[str],
-                 required: Sequence[str] = ()) -> None:
+    def __init__(
+        self, doc: Doc, path: str, value: Any, keys: Sequence[str], required: Sequence[str] = ()
+    ) -> None:
         self.doc = doc
         self.path = path
         if not isinstance(value, dict):
@@ -217,8 +236,10 @@ class Section:
             if not isinstance(key, str):
                 doc.fail(path, f"text keys ({', '.join(keys)})", key)
             if key not in keys:
-                doc.fail(child(path, key),
-                         f"a known key{suggest(key, keys)} (known here: {', '.join(keys)})")
+                doc.fail(
+                    child(path, key),
+                    f"a known key{suggest(key, keys)} (known here: {', '.join(keys)})",
+                )
         for key in required:
             if value.get(key) is None:
                 doc.fail(child(path, key), "a value (this key is required)")
@@ -238,8 +259,14 @@ class Section:
             return default
         return value
 
-    def text(self, key: str, default: Any = MISSING, *, pattern: re.Pattern[str] | None = None,
-            what: str = "a non-empty string") -> Any:
+    def text(
+        self,
+        key: str,
+        default: Any = MISSING,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        what: str = "a non-empty string",
+    ) -> Any:
         value = self.raw(key, default)
         if value is default and default is not MISSING:
             return value
@@ -260,8 +287,7 @@ class Section:
 
     def number(self, key: str, default: float, lo: float, hi: float) -> float:
         value = self.raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (
-                lo < value <= hi):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (lo < value <= hi):
             self.fail(key, f"a number above {lo:g} and at most {hi:g}", shown(value))
         return float(value)
 
@@ -309,8 +335,9 @@ class Section:
         for i, item in enumerate(value):
             yield child(self.at(key), i), item
 
-    def sections(self, key: str, keys: Sequence[str],
-                 required: Sequence[str] = ()) -> Iterator[Section]:
+    def sections(
+        self, key: str, keys: Sequence[str], required: Sequence[str] = ()
+    ) -> Iterator[Section]:
         for path, item in self.items(key):
             yield Section(self.doc, path, item, keys, required)
 

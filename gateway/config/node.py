@@ -29,11 +29,31 @@ from gateway.config.models import (
 )
 
 _NODE_TOP = ("site", "mqtt", "node", "relay", "reader", "controller", "session")
-_CONTROLLER_KEYS = ("driver", "port", "baudrate", "poll_interval", "url", "api_key", "source",
-                    "channel", "threshold_on", "threshold_off", "on_after", "off_after",
-                    "simulate", "scale", "spi_device")
-_SESSION_KEYS = ("grace", "idle_timeout", "max_length", "cooldown", "never_cut_busy",
-                 "progress_every")
+_CONTROLLER_KEYS = (
+    "driver",
+    "port",
+    "baudrate",
+    "poll_interval",
+    "url",
+    "api_key",
+    "source",
+    "channel",
+    "threshold_on",
+    "threshold_off",
+    "on_after",
+    "off_after",
+    "simulate",
+    "scale",
+    "spi_device",
+)
+_SESSION_KEYS = (
+    "grace",
+    "idle_timeout",
+    "max_length",
+    "cooldown",
+    "never_cut_busy",
+    "progress_every",
+)
 _NODE_KEYS = ("id", "machine", "journal", "hub_public_key", "max_snapshot_age", "heartbeat")
 _RELAY_KEYS = ("driver", "pin", "active_high", "allow_boot_pull")
 _READER_KEYS = ("driver", "poll_hz", "hold_off", "spi_bus", "spi_device", "rst_pin", "socket")
@@ -53,38 +73,59 @@ def _relay(top: Section) -> RelayConfig:
     allow_boot_pull = rel.flag("allow_boot_pull", default_of(RelayConfig, "allow_boot_pull"))
     if not allow_boot_pull and pins.boot_energises(pin, active_high=active_high):
         if active_high:
-            rel.fail("pin", f"GPIO {pins.ACTIVE_HIGH_PINS[0]} or above for an active-high "
-                     f"relay: {pins.gpio_text(pins.BOOT_PULL_UP)} are pulled high at boot on a "
-                     "Raspberry Pi and would switch the machine on until the node starts "
-                     "(set relay.allow_boot_pull: true only if the board has its own "
-                     "pull-down)", pin)
-        rel.fail("pin", f"{pins.gpio_text(pins.ACTIVE_LOW_PINS)} for an active-low relay: "
-                 f"{pins.gpio_text(pins.ACTIVE_HIGH_PINS)} are pulled low at boot and would "
-                 "switch an active-low relay on until the node starts (set "
-                 "relay.allow_boot_pull: true only if the board has its own pull-up)", pin)
+            rel.fail(
+                "pin",
+                f"GPIO {pins.ACTIVE_HIGH_PINS[0]} or above for an active-high "
+                f"relay: {pins.gpio_text(pins.BOOT_PULL_UP)} are pulled high at boot on a "
+                "Raspberry Pi and would switch the machine on until the node starts "
+                "(set relay.allow_boot_pull: true only if the board has its own "
+                "pull-down)",
+                pin,
+            )
+        rel.fail(
+            "pin",
+            f"{pins.gpio_text(pins.ACTIVE_LOW_PINS)} for an active-low relay: "
+            f"{pins.gpio_text(pins.ACTIVE_HIGH_PINS)} are pulled low at boot and would "
+            "switch an active-low relay on until the node starts (set "
+            "relay.allow_boot_pull: true only if the board has its own pull-up)",
+            pin,
+        )
     driver = rel.choice("driver", RELAY_DRIVERS, default_of(RelayConfig, "driver"))
-    return RelayConfig(driver=driver, pin=pin, active_high=active_high,
-                       allow_boot_pull=allow_boot_pull)
+    return RelayConfig(
+        driver=driver, pin=pin, active_high=active_high, allow_boot_pull=allow_boot_pull
+    )
 
 
 def _reader(top: Section) -> ReaderConfig:
     rd = top.section("reader", _READER_KEYS)
     driver = rd.choice("driver", READER_DRIVERS, default_of(ReaderConfig, "driver"))
     hold_off = rd.duration("hold_off", _seconds(ReaderConfig, "hold_off"))
-    spi_bus = rd.integer("spi_bus", default_of(ReaderConfig, "spi_bus"), 0,
-                         len(pins.SPI_BUSES) - 1)
-    spi_device = rd.integer("spi_device", default_of(ReaderConfig, "spi_device"), 0,
-                            len(pins.SPI_BUSES[spi_bus].chip_selects) - 1)
-    rst_pin = rd.integer("rst_pin", default_of(ReaderConfig, "rst_pin"), 0, pins.MAX_GPIO,
-                         _GPIO_WHY)
+    spi_bus = rd.integer("spi_bus", default_of(ReaderConfig, "spi_bus"), 0, len(pins.SPI_BUSES) - 1)
+    spi_device = rd.integer(
+        "spi_device",
+        default_of(ReaderConfig, "spi_device"),
+        0,
+        len(pins.SPI_BUSES[spi_bus].chip_selects) - 1,
+    )
+    rst_pin = rd.integer(
+        "rst_pin", default_of(ReaderConfig, "rst_pin"), 0, pins.MAX_GPIO, _GPIO_WHY
+    )
     socket = rd.file_path("socket", None)
     if socket is not None and driver != "simulated":
-        rd.fail("socket", "no `socket` with a real reader (it is for simulated readers only)",
-                str(socket))
-    return ReaderConfig(driver=driver,
-                        poll_hz=rd.number("poll_hz", default_of(ReaderConfig, "poll_hz"), 0, 100),
-                        hold_off=hold_off.total_seconds(), spi_bus=spi_bus,
-                        spi_device=spi_device, rst_pin=rst_pin, socket=socket)
+        rd.fail(
+            "socket",
+            "no `socket` with a real reader (it is for simulated readers only)",
+            str(socket),
+        )
+    return ReaderConfig(
+        driver=driver,
+        poll_hz=rd.number("poll_hz", default_of(ReaderConfig, "poll_hz"), 0, 100),
+        hold_off=hold_off.total_seconds(),
+        spi_bus=spi_bus,
+        spi_device=spi_device,
+        rst_pin=rst_pin,
+        socket=socket,
+    )
 
 
 def _seconds_or_none(sec: Section, key: str) -> float | None:
@@ -126,17 +167,24 @@ def _controller(top: Section) -> ControllerConfig:
     if off > on:
         c.fail("threshold_off", f"at most threshold_on ({on:g} A)", off)
     return ControllerConfig(
-        driver=driver, port=port,
+        driver=driver,
+        port=port,
         baudrate=c.integer("baudrate", d("baudrate"), 1200, 4_000_000),
-        poll_interval=poll, url=url, api_key=api_key, source=source,
+        poll_interval=poll,
+        url=url,
+        api_key=api_key,
+        source=source,
         channel=c.integer("channel", d("channel"), 0, 7),
-        threshold_on=on, threshold_off=off,
+        threshold_on=on,
+        threshold_off=off,
         on_after=c.duration("on_after", _seconds(ControllerConfig, "on_after")).total_seconds(),
         off_after=c.duration("off_after", _seconds(ControllerConfig, "off_after")).total_seconds(),
         simulate=simulate,
         scale=c.number("scale", d("scale"), 0, 1000),
-        spi_device=c.integer("spi_device", d("spi_device"), 0,
-                             len(pins.SPI_BUSES[MCP3008_BUS].chip_selects) - 1))
+        spi_device=c.integer(
+            "spi_device", d("spi_device"), 0, len(pins.SPI_BUSES[MCP3008_BUS].chip_selects) - 1
+        ),
+    )
 
 
 def _session(top: Section) -> SessionConfig:
@@ -145,15 +193,20 @@ def _session(top: Section) -> SessionConfig:
     if never is not None and not isinstance(never, bool):
         s.fail("never_cut_busy", "true or false", shown(never))
     return SessionConfig(
-        grace=_seconds_or_none(s, "grace"), idle_timeout=_seconds_or_none(s, "idle_timeout"),
-        max_length=_seconds_or_none(s, "max_length"), cooldown=_seconds_or_none(s, "cooldown"),
+        grace=_seconds_or_none(s, "grace"),
+        idle_timeout=_seconds_or_none(s, "idle_timeout"),
+        max_length=_seconds_or_none(s, "max_length"),
+        cooldown=_seconds_or_none(s, "cooldown"),
         never_cut_busy=never,
-        progress_every=s.duration("progress_every",
-                                  _seconds(SessionConfig, "progress_every")).total_seconds())
+        progress_every=s.duration(
+            "progress_every", _seconds(SessionConfig, "progress_every")
+        ).total_seconds(),
+    )
 
 
-def _check_pins(top: Section, relay: RelayConfig, reader: ReaderConfig,
-                controller: ControllerConfig) -> None:
+def _check_pins(
+    top: Section, relay: RelayConfig, reader: ReaderConfig, controller: ControllerConfig
+) -> None:
     """No two devices on one pin (beyond a bus's shared lines), the relay on none of them.
 
     Only hardware the node will drive claims pins: a simulated reader or controller
@@ -171,29 +224,53 @@ def _check_pins(top: Section, relay: RelayConfig, reader: ReaderConfig,
     # Bus pins first (they are fixed by the wiring), the freely chosen reset line last.
     rc522 = reader.driver == "rc522"
     if rc522:
-        claim("reader.spi_device", reader.spi_device, pins.spi_claims(
-            "the RC522 reader", "reader.spi_bus and reader.spi_device", reader.spi_bus,
-            reader.spi_device), "an SPI chip select no other device uses")
-    if (controller.driver == "current" and controller.source == "mcp3008"
-            and not controller.simulate):
-        claim("controller.spi_device", controller.spi_device, pins.spi_claims(
-            "the MCP3008 current sensor", "controller.spi_device", MCP3008_BUS,
-            controller.spi_device), "an SPI chip select no other device uses")
+        claim(
+            "reader.spi_device",
+            reader.spi_device,
+            pins.spi_claims(
+                "the RC522 reader",
+                "reader.spi_bus and reader.spi_device",
+                reader.spi_bus,
+                reader.spi_device,
+            ),
+            "an SPI chip select no other device uses",
+        )
+    if (
+        controller.driver == "current"
+        and controller.source == "mcp3008"
+        and not controller.simulate
+    ):
+        claim(
+            "controller.spi_device",
+            controller.spi_device,
+            pins.spi_claims(
+                "the MCP3008 current sensor",
+                "controller.spi_device",
+                MCP3008_BUS,
+                controller.spi_device,
+            ),
+            "an SPI chip select no other device uses",
+        )
     if rc522:
-        claim("reader.rst_pin", reader.rst_pin,
-              [pins.Claim(reader.rst_pin, "the RC522 reader", "RST", "reader.rst_pin")],
-              "a reset GPIO no other device uses")
+        claim(
+            "reader.rst_pin",
+            reader.rst_pin,
+            [pins.Claim(reader.rst_pin, "the RC522 reader", "RST", "reader.rst_pin")],
+            "a reset GPIO no other device uses",
+        )
     for taken in claims:
         if taken.pin == relay.pin:
-            top.doc.fail("relay.pin", f"a GPIO no other device uses ({taken.text()})",
-                         relay.pin)
+            top.doc.fail("relay.pin", f"a GPIO no other device uses ({taken.text()})", relay.pin)
 
 
 def node_from(doc: Doc) -> NodeConfig:
     top = doc.root(_NODE_TOP, required=("site",))
     if not isinstance(top.data.get("node"), dict):
-        doc.fail("node", "a `node:` mapping with at least `machine:`",
-                 shown(top.data.get("node")) if "node" in top.data else None)
+        doc.fail(
+            "node",
+            "a `node:` mapping with at least `machine:`",
+            shown(top.data.get("node")) if "node" in top.data else None,
+        )
     site = common.site(top)
     node = top.section("node", _NODE_KEYS, required=("machine",))
     machine_id = node.id("machine")
@@ -204,14 +281,22 @@ def node_from(doc: Doc) -> NodeConfig:
     _check_pins(top, relay, reader, controller)
     session = _session(top)
     return NodeConfig(
-        controller=controller, session=session,
-        file=doc.file, site=site, node_id=node_id, machine_id=machine_id,
+        controller=controller,
+        session=session,
+        file=doc.file,
+        site=site,
+        node_id=node_id,
+        machine_id=machine_id,
         journal=node.file_path("journal", NODE_JOURNAL.format(node_id=node_id)),
         hub_public_key=node.file_path("hub_public_key", NODE_HUB_PUBLIC_KEY),
-        max_snapshot_age=node.duration("max_snapshot_age",
-                                       default_of(NodeConfig, "max_snapshot_age")),
+        max_snapshot_age=node.duration(
+            "max_snapshot_age", default_of(NodeConfig, "max_snapshot_age")
+        ),
         heartbeat=node.duration("heartbeat", default_of(NodeConfig, "heartbeat")),
-        mqtt=common.mqtt(top, site, f"fabgate-node-{node_id}"), relay=relay, reader=reader)
+        mqtt=common.mqtt(top, site, f"fabgate-node-{node_id}"),
+        relay=relay,
+        reader=reader,
+    )
 
 
 def load_node_config(path: str | Path) -> NodeConfig:

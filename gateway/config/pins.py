@@ -46,8 +46,12 @@ def spi_pins(bus: int, device: int) -> dict[int, str]:
     7: "SPI0 CE1"}``. KeyError or IndexError for a bus or chip select the Pi lacks.
     """
     b = SPI_BUSES[bus]
-    return {b.miso: f"SPI{bus} MISO", b.mosi: f"SPI{bus} MOSI", b.sclk: f"SPI{bus} SCLK",
-            b.chip_selects[device]: f"SPI{bus} CE{device}"}
+    return {
+        b.miso: f"SPI{bus} MISO",
+        b.mosi: f"SPI{bus} MOSI",
+        b.sclk: f"SPI{bus} SCLK",
+        b.chip_selects[device]: f"SPI{bus} CE{device}",
+    }
 
 
 def is_shared_bus_line(role: str) -> bool:
@@ -74,8 +78,9 @@ def boot_energises(pin: int, *, active_high: bool) -> bool:
 
 #: Pulled up at boot and used by no common bus or the ID EEPROM: where an active-low
 #: relay board belongs (GPIO 4, 5 and 6).
-ACTIVE_LOW_PINS = tuple(sorted(
-    BOOT_PULL_UP - ID_EEPROM - FIXED_PULL_UP - set(spi_pins(0, 0)) - set(spi_pins(0, 1))))
+ACTIVE_LOW_PINS = tuple(
+    sorted(BOOT_PULL_UP - ID_EEPROM - FIXED_PULL_UP - set(spi_pins(0, 0)) - set(spi_pins(0, 1)))
+)
 #: Pulled down at boot: where an active-high relay board belongs.
 ACTIVE_HIGH_PINS = tuple(sorted(HEADER_GPIOS - BOOT_PULL_UP))
 
@@ -111,7 +116,6 @@ def conflict(claims: Iterable[Claim], new: Claim) -> Claim | None:
     """The claim ``new`` cannot share its pin with, if any (two devices on one bus share
     its clock and data lines, never a chip select or another device's pin)."""
     for old in claims:
-        if old.pin == new.pin and not (
-                is_shared_bus_line(old.role) and old.role == new.role):
+        if old.pin == new.pin and not (is_shared_bus_line(old.role) and old.role == new.role):
             return old
     return None

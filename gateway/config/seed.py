@@ -22,8 +22,17 @@ from gateway.core.levels import LEVELS_TEXT, Level
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SEED_TOP = ("members", "projects", "certifications")
-_MEMBER_KEYS = ("id", "name", "category", "status", "membership_end", "staff", "email",
-                "badges", "current_project")
+_MEMBER_KEYS = (
+    "id",
+    "name",
+    "category",
+    "status",
+    "membership_end",
+    "staff",
+    "email",
+    "badges",
+    "current_project",
+)
 _PROJECT_KEYS = ("id", "member", "name")
 _CERT_KEYS = ("member", "group", "level", "certified_by", "certified_at", "expires")
 _TIME_TEXT = "a date (2025-09-20) or a time with its timezone (2025-09-20T18:30:00Z)"
@@ -60,12 +69,12 @@ def _datetime(sec: Section, key: str, default: Any = MISSING) -> datetime | None
     sec.fail(key, _TIME_TEXT, shown(value))
 
 
-def _member_ref(sec: Section, key: str, members: dict[str, str], *, optional: bool = False
-                ) -> str | None:
+def _member_ref(
+    sec: Section, key: str, members: dict[str, str], *, optional: bool = False
+) -> str | None:
     ref = sec.id(key, None if optional else MISSING)
     if ref is not None and ref not in members:
-        sec.fail(key, "the id of a member under `members:`" + suggest(ref, list(members)),
-                 ref)
+        sec.fail(key, "the id of a member under `members:`" + suggest(ref, list(members)), ref)
     return ref
 
 
@@ -80,25 +89,37 @@ def seed_from(doc: Doc) -> Seed:
         badges: list[str] = []
         for path, raw in sec.items("badges"):
             if not isinstance(raw, str):
-                doc.fail(path, "a badge UID as a quoted string such as \"04A1CE01\" "
-                         "(unquoted, YAML may read it as a number)", shown(raw))
+                doc.fail(
+                    path,
+                    'a badge UID as a quoted string such as "04A1CE01" '
+                    "(unquoted, YAML may read it as a number)",
+                    shown(raw),
+                )
             try:
                 uid = normalise_uid(raw)
             except ValueError:
                 doc.fail(path, "a badge UID: 4 to 10 bytes of hex such as 04A1CE01", raw)
             if uid in badge_owner:
-                doc.fail(path, f"a badge not already given ({uid} is at {badge_owner[uid]})",
-                         raw)
+                doc.fail(path, f"a badge not already given ({uid} is at {badge_owner[uid]})", raw)
             badge_owner[uid] = path
             badges.append(uid)
         email = sec.text("email", None, pattern=_EMAIL, what="an e-mail address")
-        members.append((sec, SeedMember(
-            id=mid, name=sec.text("name"), category=sec.choice("category", CATEGORIES),
-            status=sec.choice("status", MEMBER_STATUSES, default_of(SeedMember, "status")),
-            membership_end=_date(sec, "membership_end"),
-            staff=sec.flag("staff", default_of(SeedMember, "staff")),
-            email=email, badges=tuple(badges),
-            current_project=sec.id("current_project", None))))
+        members.append(
+            (
+                sec,
+                SeedMember(
+                    id=mid,
+                    name=sec.text("name"),
+                    category=sec.choice("category", CATEGORIES),
+                    status=sec.choice("status", MEMBER_STATUSES, default_of(SeedMember, "status")),
+                    membership_end=_date(sec, "membership_end"),
+                    staff=sec.flag("staff", default_of(SeedMember, "staff")),
+                    email=email,
+                    badges=tuple(badges),
+                    current_project=sec.id("current_project", None),
+                ),
+            )
+        )
 
     projects: list[SeedProject] = []
     project_owner: dict[str, str] = {}
@@ -115,13 +136,18 @@ def seed_from(doc: Doc) -> Seed:
         project = member.current_project
         if project is not None and project_owner.get(project) != member.id:
             mine = [p for p, owner in project_owner.items() if owner == member.id]
-            sec.fail("current_project", f"the id of one of {member.id}'s projects under "
-                     f"`projects:` ({', '.join(mine) or 'none'})", project)
+            sec.fail(
+                "current_project",
+                f"the id of one of {member.id}'s projects under "
+                f"`projects:` ({', '.join(mine) or 'none'})",
+                project,
+            )
 
     certs: list[SeedCertification] = []
     cert_seen: dict[str, str] = {}
-    for sec in top.sections("certifications", _CERT_KEYS,
-                            required=("member", "group", "level", "certified_at")):
+    for sec in top.sections(
+        "certifications", _CERT_KEYS, required=("member", "group", "level", "certified_at")
+    ):
         holder = _member_ref(sec, "member", member_ids)
         assert holder is not None
         group = sec.id("group")
@@ -131,14 +157,23 @@ def seed_from(doc: Doc) -> Seed:
         expires = _datetime(sec, "expires", None)
         if expires is not None and expires <= certified_at:
             sec.fail("expires", "a time after certified_at", sec.raw("expires"))
-        certs.append(SeedCertification(
-            member=holder, group=group,
-            level=sec.integer("level", MISSING, Level.NONE, Level.TRAINER, f" ({LEVELS_TEXT})"),
-            certified_by=_member_ref(sec, "certified_by", member_ids, optional=True),
-            certified_at=certified_at, expires=expires))
+        certs.append(
+            SeedCertification(
+                member=holder,
+                group=group,
+                level=sec.integer("level", MISSING, Level.NONE, Level.TRAINER, f" ({LEVELS_TEXT})"),
+                certified_by=_member_ref(sec, "certified_by", member_ids, optional=True),
+                certified_at=certified_at,
+                expires=expires,
+            )
+        )
 
-    return Seed(file=doc.file, members=tuple(m for _, m in members),
-                projects=tuple(projects), certifications=tuple(certs))
+    return Seed(
+        file=doc.file,
+        members=tuple(m for _, m in members),
+        projects=tuple(projects),
+        certifications=tuple(certs),
+    )
 
 
 def load_seed(path: str | Path) -> Seed:

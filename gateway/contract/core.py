@@ -99,8 +99,13 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def loads_object(payload: bytes | str, what: str, *, max_bytes: int | None = None,
-                 max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:
+def loads_object(
+    payload: bytes | str,
+    what: str,
+    *,
+    max_bytes: int | None = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> dict[str, Any]:
     """A JSON object from a payload, within bounds; ContractError for anything else."""
     if isinstance(payload, str):
         text = payload
@@ -114,8 +119,9 @@ def loads_object(payload: bytes | str, what: str, *, max_bytes: int | None = Non
         try:
             text = bytes(payload).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ContractError(f"{what}: not valid UTF-8 ({exc.reason} at byte "
-                                f"{exc.start})") from exc
+            raise ContractError(
+                f"{what}: not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from exc
     if nesting_exceeds(text, max_depth):
         raise ContractError(f"{what}: nested deeper than {max_depth} levels")
     try:

@@ -47,11 +47,20 @@ MAX_DETAIL = 4096  # controller messages, exception texts
 TAP_ACTIONS = ("start", "end", "deny", "certify", "enrol")
 # The reasons of the two taps that are not about power (see gateway/node/certify.py).
 SPECIAL_TAP_REASONS = ("certified", "enrolment")
-END_REASONS = ("badge_out", "job_finished", "idle_timeout", "max_length", "credit_exhausted",
-               "shutdown", "node_restart", "relay_error", "journal_error", "node_error")
+END_REASONS = (
+    "badge_out",
+    "job_finished",
+    "idle_timeout",
+    "max_length",
+    "credit_exhausted",
+    "shutdown",
+    "node_restart",
+    "relay_error",
+    "journal_error",
+    "node_error",
+)
 JOB_EVENTS = ("started", "progress", "paused", "resumed", "finished", "failed", "cancelled")
-SNAPSHOT_REJECT_REASONS = ("unsigned", "forged", "older", "expired", "malformed",
-                           "wrong_machine")
+SNAPSHOT_REJECT_REASONS = ("unsigned", "forged", "older", "expired", "malformed", "wrong_machine")
 
 
 @cache
@@ -199,9 +208,19 @@ class SnapshotRejectedEvent(EventData):
 
 
 EVENT_CLASSES: dict[str, type[EventData]] = {
-    cls.TYPE: cls for cls in (Tap, SessionStarted, SessionEnded, Job, StaffPresence,
-                              BadgeEnrolled, CertificationGranted, NodeBoot,
-                              SnapshotRejectedEvent)}
+    cls.TYPE: cls
+    for cls in (
+        Tap,
+        SessionStarted,
+        SessionEnded,
+        Job,
+        StaffPresence,
+        BadgeEnrolled,
+        CertificationGranted,
+        NodeBoot,
+        SnapshotRejectedEvent,
+    )
+}
 EVENT_TYPES = frozenset(EVENT_CLASSES)
 
 

@@ -165,8 +165,7 @@ class Integer(Spec):
     hi: int = SQLITE_INT_MAX
 
     def check(self, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) \
-                or not self.lo <= value <= self.hi:
+        if isinstance(value, bool) or not isinstance(value, int) or not self.lo <= value <= self.hi:
             raise self._fail(value)
         return value
 
@@ -182,8 +181,9 @@ class OneOf(Spec):
     """A closed set of words; ``values`` may be a callable so a set defined elsewhere
     (the access policy's reasons) is read when first needed, not copied here."""
 
-    def __init__(self, values: Iterable[str] | Callable[[], Iterable[str]],
-                 label: str | None = None) -> None:
+    def __init__(
+        self, values: Iterable[str] | Callable[[], Iterable[str]], label: str | None = None
+    ) -> None:
         self._values = values if callable(values) else tuple(values)
         self.label = label  # how docs name a long set listed elsewhere
 
@@ -240,8 +240,9 @@ class Rule:
 _MISSING = dataclasses.MISSING
 
 
-def wire(spec: Spec, *, nullable: bool = False, default: Any = _MISSING,
-         omit_none: bool = False) -> Any:
+def wire(
+    spec: Spec, *, nullable: bool = False, default: Any = _MISSING, omit_none: bool = False
+) -> Any:
     """A message field: required unless it has a default (then it may be left out)."""
     rule = Rule(spec, nullable=nullable, required=default is _MISSING, omit_none=omit_none)
     if default is _MISSING:
@@ -264,8 +265,11 @@ class Message:
     def rules(cls) -> list[tuple[str, Rule]]:
         cached = cls.__dict__.get("_rules")
         if cached is None:
-            cached = [(f.name, f.metadata["wire"]) for f in dataclasses.fields(cls)
-                      if "wire" in f.metadata]
+            cached = [
+                (f.name, f.metadata["wire"])
+                for f in dataclasses.fields(cls)
+                if "wire" in f.metadata
+            ]
             cls._rules = cached  # per class: decoding runs for every message
         return cached
 
@@ -275,8 +279,11 @@ class Message:
         values = decode_fields(cls.rules(), obj, cls.WHAT)
         defaults = cls.__dict__.get("_defaults")
         if defaults is None:
-            defaults = {f.name: f.default for f in dataclasses.fields(cls)
-                        if f.default is not dataclasses.MISSING}
+            defaults = {
+                f.name: f.default
+                for f in dataclasses.fields(cls)
+                if f.default is not dataclasses.MISSING
+            }
             cls._defaults = defaults
         # Every value is checked already: the frozen dataclass __init__ would only add one
         # object.__setattr__ per field, on every message the hub receives.
@@ -289,16 +296,18 @@ class Message:
         return encode_fields(self, self.rules())
 
 
-def decode_fields(rules: Iterable[tuple[str, Rule]], obj: Mapping[str, Any],
-                  what: str) -> dict[str, Any]:
+def decode_fields(
+    rules: Iterable[tuple[str, Rule]], obj: Mapping[str, Any], what: str
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     get = obj.get
     for name, rule in rules:
         value = get(name, _MISSING)
         if value is None:
             if not rule.nullable:
-                raise ContractError(f"{what}: field {name!r} should be "
-                                    f"{rule.spec.describe()}, got None")
+                raise ContractError(
+                    f"{what}: field {name!r} should be {rule.spec.describe()}, got None"
+                )
             out[name] = None
             continue
         if value is _MISSING:

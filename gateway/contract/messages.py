@@ -82,7 +82,7 @@ class Topics:
         """``<prefix>node/<node>/...`` -> ``<node>``; ContractError for anything else."""
         if not topic.startswith(self.prefix + "node/"):
             raise ContractError(f"topic {topic!r} is not under {self.prefix}node/")
-        rest = topic[len(self.prefix) + len("node/"):]
+        rest = topic[len(self.prefix) + len("node/") :]
         node, _, _ = rest.partition("/")
         if not node:
             raise ContractError(f"topic {topic!r} names no node")
@@ -103,14 +103,37 @@ class Envelope:
     v: int = CONTRACT_VERSION
 
     @classmethod
-    def new(cls, *, node: str, seq: int, boot: str, type: str, data: dict[str, Any],
-            time: datetime | None = None) -> Envelope:
-        return cls(id=str(uuid.uuid4()), node=node, seq=seq, boot=boot,
-                   time=iso(time or utcnow()), type=type, data=data)
+    def new(
+        cls,
+        *,
+        node: str,
+        seq: int,
+        boot: str,
+        type: str,
+        data: dict[str, Any],
+        time: datetime | None = None,
+    ) -> Envelope:
+        return cls(
+            id=str(uuid.uuid4()),
+            node=node,
+            seq=seq,
+            boot=boot,
+            time=iso(time or utcnow()),
+            type=type,
+            data=data,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"v": self.v, "id": self.id, "node": self.node, "seq": self.seq,
-                "boot": self.boot, "time": self.time, "type": self.type, "data": self.data}
+        return {
+            "v": self.v,
+            "id": self.id,
+            "node": self.node,
+            "seq": self.seq,
+            "boot": self.boot,
+            "time": self.time,
+            "type": self.type,
+            "data": self.data,
+        }
 
     def encode(self) -> bytes:
         return dumps(self.to_dict())
@@ -130,8 +153,9 @@ class Envelope:
         """
         what = "event envelope"
         try:
-            obj = loads_object(payload, what, max_bytes=MAX_NODE_MESSAGE_BYTES,
-                               max_depth=MAX_NODE_MESSAGE_DEPTH)
+            obj = loads_object(
+                payload, what, max_bytes=MAX_NODE_MESSAGE_BYTES, max_depth=MAX_NODE_MESSAGE_DEPTH
+            )
         except ContractError as exc:
             raise EnvelopeError(str(exc), event_id=_salvage_id(payload)) from exc
         v = _field(obj, "v", _INT, what)
@@ -140,7 +164,8 @@ class Envelope:
         event_id = _field(obj, "id", _ID, what)
         try:
             env = cls(
-                v=v, id=event_id,
+                v=v,
+                id=event_id,
                 node=_field(obj, "node", _ID, what),
                 seq=_field(obj, "seq", _SEQ, what),
                 boot=_field(obj, "boot", _ID, what),
@@ -174,12 +199,15 @@ def _salvage_id(payload: bytes | str) -> str | None:
     if len(text) > MAX_NODE_MESSAGE_BYTES or nesting_exceeds(text, DEFAULT_MAX_DEPTH):
         return None
     try:
-        obj = json.loads(text, parse_constant=lambda _s: None, parse_float=lambda _s: 0.0,
-                         parse_int=lambda s: int(s) if len(s) <= 400 else 0)
+        obj = json.loads(
+            text,
+            parse_constant=lambda _s: None,
+            parse_float=lambda _s: 0.0,
+            parse_int=lambda s: int(s) if len(s) <= 400 else 0,
+        )
     except (ValueError, RecursionError):
         return None
-    if not isinstance(obj, dict) or type(obj.get("v")) is not int \
-            or obj["v"] != CONTRACT_VERSION:
+    if not isinstance(obj, dict) or type(obj.get("v")) is not int or obj["v"] != CONTRACT_VERSION:
         return None
     try:
         return _ID.check(obj.get("id"))
@@ -267,8 +295,10 @@ def decode_sim_job(payload: bytes | str) -> tuple[str, float]:
     return name, float(seconds)
 
 
-def encode_enrolment(request_id: str | None, member_id: str | None = None,
-                     until: str | None = None) -> bytes:
+def encode_enrolment(
+    request_id: str | None, member_id: str | None = None, until: str | None = None
+) -> bytes:
     """The hub's open enrolment window (retained); a null request_id closes it."""
-    return dumps({"v": CONTRACT_VERSION, "request_id": request_id, "member_id": member_id,
-                  "until": until})
+    return dumps(
+        {"v": CONTRACT_VERSION, "request_id": request_id, "member_id": member_id, "until": until}
+    )

@@ -14,6 +14,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
@@ -56,20 +57,31 @@ class Will:
 class MqttLink:
     """One long-lived connection; handlers run on paho's network thread, so keep them short."""
 
-    def __init__(self, url: str, client_id: str, *, username: str | None = None,
-                 password: str | None = None, will: Will | None = None,
-                 clean_session: bool = True,
-                 on_connect: Callable[[], None] | None = None,
-                 reconnect_min: float = RECONNECT_MIN_S,
-                 reconnect_max: float = RECONNECT_MAX_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        will: Will | None = None,
+        clean_session: bool = True,
+        on_connect: Callable[[], None] | None = None,
+        reconnect_min: float = RECONNECT_MIN_S,
+        reconnect_max: float = RECONNECT_MAX_S,
+    ) -> None:
         self.address = BrokerAddress.parse(url)
         self.client_id = client_id
         self.connected = threading.Event()
         self._on_connect_cb = on_connect
         self._subscriptions: dict[str, int] = {}
         self._stopping = False
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                   protocol=paho.MQTTv311, clean_session=clean_session)
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv311,
+            clean_session=clean_session,
+        )
         if username:
             self._client.username_pw_set(username, password)
         if self.address.tls:
@@ -77,10 +89,10 @@ class MqttLink:
         if will:
             self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         # paho annotates the delays int, but floats work: it only multiplies and compares
-        # them (hence the ignores). After the broker returns, the link is back within
+        # them (hence the untyped call). After the broker returns, the link is back within
         # reconnect_max (plus the connection itself).
-        self._client.reconnect_delay_set(min_delay=reconnect_min,  # type: ignore[arg-type]
-                                         max_delay=reconnect_max)  # type: ignore[arg-type]
+        delay_set: Any = self._client.reconnect_delay_set
+        delay_set(min_delay=reconnect_min, max_delay=reconnect_max)
         self._client.max_inflight_messages_set(100)
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._handle_connect
@@ -88,6 +100,7 @@ class MqttLink:
 
     def subscribe(self, topic_filter: str, handler: MessageHandler, qos: int = 1) -> None:
         """Register a handler; it is (re)subscribed on every connection."""
+
         def _callback(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
             try:
                 handler(msg.topic, bytes(msg.payload))
@@ -107,8 +120,9 @@ class MqttLink:
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1,
-                retain: bool = False) -> paho.MQTTMessageInfo | None:
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> paho.MQTTMessageInfo | None:
         """Publish if connected; ``None`` when offline (the caller keeps the data)."""
         if not self.connected.is_set():
             return None
@@ -130,14 +144,20 @@ class MqttLink:
         self._client.loop_stop()
         self.connected.clear()
 
-    def _handle_connect(self, client: paho.Client, _u: object, _flags: object,
-                        reason: ReasonCode, _props: object) -> None:
+    def _handle_connect(
+        self, client: paho.Client, _u: object, _flags: object, reason: ReasonCode, _props: object
+    ) -> None:
         if reason.is_failure:
-            log.warning("broker %s:%s refused the connection: %s",
-                        self.address.host, self.address.port, reason)
+            log.warning(
+                "broker %s:%s refused the connection: %s",
+                self.address.host,
+                self.address.port,
+                reason,
+            )
             return
-        log.info("connected to broker %s:%s as %s", self.address.host, self.address.port,
-                 self.client_id)
+        log.info(
+            "connected to broker %s:%s as %s", self.address.host, self.address.port, self.client_id
+        )
         for topic_filter, qos in self._subscriptions.items():
             client.subscribe(topic_filter, qos)
         self.connected.set()
@@ -147,8 +167,9 @@ class MqttLink:
             except Exception:
                 log.exception("on_connect callback failed")
 
-    def _handle_disconnect(self, _c: paho.Client, _u: object, _flags: object,
-                           reason: ReasonCode, _props: object) -> None:
+    def _handle_disconnect(
+        self, _c: paho.Client, _u: object, _flags: object, reason: ReasonCode, _props: object
+    ) -> None:
         if self.connected.is_set() and not self._stopping:
             log.warning("lost the broker connection (%s); reconnecting", reason)
         self.connected.clear()

@@ -49,12 +49,16 @@ def write_keypair(private_path: Path, public_path: Path) -> None:
     """Create the hub's signing key (mode 0600) and the public key nodes are given."""
     key = generate_key()
     private_path.parent.mkdir(parents=True, exist_ok=True)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     private_path.touch(mode=0o600, exist_ok=True)
     private_path.write_bytes(pem)
-    public_path.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    public_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
@@ -74,11 +78,14 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 def sign_snapshot(snapshot: Snapshot, key: Ed25519PrivateKey) -> bytes:
     """The wire message: ``{"v", "alg", "payload": b64(json), "sig": b64(ed25519)}``."""
     payload = dumps({"v": CONTRACT_VERSION, **snapshot.to_dict()})
-    return dumps({
-        "v": CONTRACT_VERSION, "alg": "Ed25519",
-        "payload": base64.b64encode(payload).decode(),
-        "sig": base64.b64encode(key.sign(payload)).decode(),
-    })
+    return dumps(
+        {
+            "v": CONTRACT_VERSION,
+            "alg": "Ed25519",
+            "payload": base64.b64encode(payload).decode(),
+            "sig": base64.b64encode(key.sign(payload)).decode(),
+        }
+    )
 
 
 # Bounds on a snapshot message, checked before any parsing: anyone who may publish on
@@ -105,11 +112,13 @@ def _bounded_object(data: bytes | str, what: str) -> dict[str, Any]:
     """A JSON object within the size and depth bounds, else ``SnapshotRejected``."""
     raw = data.encode() if isinstance(data, str) else bytes(data)
     if len(raw) > MAX_SNAPSHOT_BYTES:
-        raise SnapshotRejected("malformed", f"{what} is {len(raw)} bytes, over the "
-                               f"{MAX_SNAPSHOT_BYTES}-byte limit")
+        raise SnapshotRejected(
+            "malformed", f"{what} is {len(raw)} bytes, over the {MAX_SNAPSHOT_BYTES}-byte limit"
+        )
     if _json_depth(raw) > MAX_SNAPSHOT_DEPTH:
-        raise SnapshotRejected("malformed", f"{what} is nested deeper than "
-                               f"{MAX_SNAPSHOT_DEPTH} levels")
+        raise SnapshotRejected(
+            "malformed", f"{what} is nested deeper than {MAX_SNAPSHOT_DEPTH} levels"
+        )
     try:
         return loads_object(raw, what)
     except ContractError as exc:
@@ -127,9 +136,15 @@ def parse_snapshot(body: Mapping[str, Any]) -> Snapshot:
         raise SnapshotRejected("malformed", f"{type(exc).__name__}: {exc}") from exc
 
 
-def verify_snapshot(message: bytes | str, key: Ed25519PublicKey, *, now: datetime,
-                    machine_id: str, current_version: int | None = None,
-                    current_epoch: int | None = None) -> Snapshot:
+def verify_snapshot(
+    message: bytes | str,
+    key: Ed25519PublicKey,
+    *,
+    now: datetime,
+    machine_id: str,
+    current_version: int | None = None,
+    current_epoch: int | None = None,
+) -> Snapshot:
     """Return the snapshot in ``message`` or raise :class:`SnapshotRejected` saying why.
 
     ``current_epoch`` and ``current_version`` describe the snapshot the node holds; a new
@@ -137,8 +152,7 @@ def verify_snapshot(message: bytes | str, key: Ed25519PublicKey, *, now: datetim
     A held snapshot without an epoch counts as epoch 0.
     """
     outer = _bounded_object(message, "snapshot message")
-    if not all(isinstance(outer.get(k), str) for k in ("alg", "payload", "sig")
-               if k in outer):
+    if not all(isinstance(outer.get(k), str) for k in ("alg", "payload", "sig") if k in outer):
         raise SnapshotRejected("malformed", "alg, payload and sig must be strings")
     if "sig" not in outer or not outer.get("sig"):
         raise SnapshotRejected("unsigned", "the message carries no signature")
@@ -155,15 +169,17 @@ def verify_snapshot(message: bytes | str, key: Ed25519PublicKey, *, now: datetim
         raise SnapshotRejected("forged", "the signature does not match the hub's key") from exc
     snap = parse_snapshot(_bounded_object(payload, "signed payload"))
     if snap.machine.id != machine_id:
-        raise SnapshotRejected("wrong_machine",
-                               f"made for machine {snap.machine.id!r}, this node is {machine_id!r}")
+        raise SnapshotRejected(
+            "wrong_machine", f"made for machine {snap.machine.id!r}, this node is {machine_id!r}"
+        )
     if current_version is not None:
         held = (current_epoch or 0, current_version)
         if snap.order <= held:
             raise SnapshotRejected(
-                "older", f"epoch {snap.epoch} version {snap.version} is not newer than the "
-                f"held epoch {held[0]} version {held[1]}")
+                "older",
+                f"epoch {snap.epoch} version {snap.version} is not newer than the "
+                f"held epoch {held[0]} version {held[1]}",
+            )
     if snap.valid_until <= now:
         raise SnapshotRejected("expired", f"valid until {iso(snap.valid_until)}, now {iso(now)}")
     return snap
-

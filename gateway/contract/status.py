@@ -89,11 +89,11 @@ class NodeStatus(Message):
     ending: bool = wire(Flag(), default=False)
     mode: str | None = wire(OneOf(MODES), nullable=True, default=None)
     time: datetime | None = wire(Time(), nullable=True, default=None)
-    heartbeat_s: float | None = wire(Number(0, MAX_HEARTBEAT_S, lo_open=True),
-                                     nullable=True, default=None, omit_none=True)
+    heartbeat_s: float | None = wire(
+        Number(0, MAX_HEARTBEAT_S, lo_open=True), nullable=True, default=None, omit_none=True
+    )
     clock_behind: bool | None = wire(Flag(), nullable=True, default=None, omit_none=True)
-    journal: str | None = wire(OneOf(JOURNAL_STATES), nullable=True, default=None,
-                               omit_none=True)
+    journal: str | None = wire(OneOf(JOURNAL_STATES), nullable=True, default=None, omit_none=True)
     backlog: int | None = wire(Integer(0), nullable=True, default=None, omit_none=True)
 
     @property
@@ -106,29 +106,59 @@ class NodeStatus(Message):
 
     @classmethod
     def decode(cls, payload: bytes | str) -> NodeStatus:
-        obj = loads_object(payload, cls.WHAT, max_bytes=MAX_NODE_MESSAGE_BYTES,
-                           max_depth=MAX_NODE_MESSAGE_DEPTH)
+        obj = loads_object(
+            payload, cls.WHAT, max_bytes=MAX_NODE_MESSAGE_BYTES, max_depth=MAX_NODE_MESSAGE_DEPTH
+        )
         return cls.from_dict(obj)
 
 
-def encode_status(*, node: str, machine: str, online: bool, relay: bool = False,
-                  session: dict[str, Any] | None = None, snapshot_version: int | None = None,
-                  boot: str | None = None, state: str | None = None,
-                  activity: str = "unknown", detail: str = "",
-                  job: dict[str, Any] | None = None, ending: bool = False,
-                  mode: str | None = None, heartbeat_s: float | None = None,
-                  clock_behind: bool | None = None, journal: str | None = None,
-                  backlog: int | None = None, time: datetime | None = None) -> bytes:
+def encode_status(
+    *,
+    node: str,
+    machine: str,
+    online: bool,
+    relay: bool = False,
+    session: dict[str, Any] | None = None,
+    snapshot_version: int | None = None,
+    boot: str | None = None,
+    state: str | None = None,
+    activity: str = "unknown",
+    detail: str = "",
+    job: dict[str, Any] | None = None,
+    ending: bool = False,
+    mode: str | None = None,
+    heartbeat_s: float | None = None,
+    clock_behind: bool | None = None,
+    journal: str | None = None,
+    backlog: int | None = None,
+    time: datetime | None = None,
+) -> bytes:
     """The status a node publishes; ``session`` and ``job`` are the objects documented in
     docs/mqtt.md. The dict is built as the node always built it (unknown keys in
     ``session``/``job`` are kept), so this stays a plain serialiser on the node side."""
     obj: dict[str, Any] = {
-        "v": CONTRACT_VERSION, "node": node, "machine": machine, "online": online,
-        "relay": relay, "session": session, "snapshot_version": snapshot_version,
-        "boot": boot, "state": state, "activity": activity, "detail": detail, "job": job,
-        "ending": ending, "mode": mode, "time": Time().encode(time or utcnow())}
-    for key, value in (("heartbeat_s", heartbeat_s), ("clock_behind", clock_behind),
-                       ("journal", journal), ("backlog", backlog)):
+        "v": CONTRACT_VERSION,
+        "node": node,
+        "machine": machine,
+        "online": online,
+        "relay": relay,
+        "session": session,
+        "snapshot_version": snapshot_version,
+        "boot": boot,
+        "state": state,
+        "activity": activity,
+        "detail": detail,
+        "job": job,
+        "ending": ending,
+        "mode": mode,
+        "time": Time().encode(time or utcnow()),
+    }
+    for key, value in (
+        ("heartbeat_s", heartbeat_s),
+        ("clock_behind", clock_behind),
+        ("journal", journal),
+        ("backlog", backlog),
+    ):
         if value is not None:
             obj[key] = value
     return dumps(obj)
@@ -140,5 +170,12 @@ def decode_status(payload: bytes | str) -> dict[str, Any]:
     return NodeStatus.decode(payload).to_dict()
 
 
-__all__ = ["JOURNAL_STATES", "ContractError", "NodeStatus", "StatusJob", "StatusSession",
-           "decode_status", "encode_status"]
+__all__ = [
+    "JOURNAL_STATES",
+    "ContractError",
+    "NodeStatus",
+    "StatusJob",
+    "StatusSession",
+    "decode_status",
+    "encode_status",
+]

@@ -39,8 +39,7 @@ def iso(dt: datetime) -> str:
 _MAX_TIME_TEXT = 40
 
 
-def parse_iso(value: Any, what: str = "time", *,
-              error: type[ValueError] = ValueError) -> datetime:
+def parse_iso(value: Any, what: str = "time", *, error: type[ValueError] = ValueError) -> datetime:
     """An ISO 8601 time with a zone, as an aware datetime in UTC; ``error`` otherwise.
 
     ``error`` lets the wire contract raise its own ``ContractError`` for a bad time in

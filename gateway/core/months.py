@@ -38,8 +38,10 @@ def month_bounds(first: date, tz: str) -> tuple[datetime, datetime]:
     """The local month starting on ``first`` as an instant range ``[start, end)``."""
     zone = ZoneInfo(tz)
     start = date(first.year, first.month, 1)
-    return (datetime.combine(start, time(0), zone),
-            datetime.combine(add_months(start, 1), time(0), zone))
+    return (
+        datetime.combine(start, time(0), zone),
+        datetime.combine(add_months(start, 1), time(0), zone),
+    )
 
 
 def local_month(t: datetime, tz: str, shift: int = 0) -> tuple[datetime, datetime]:

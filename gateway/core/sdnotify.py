@@ -63,9 +63,13 @@ class Watchdog:
     """Rate-limited ``WATCHDOG=1``: call ``ping()`` as often as you like from a loop that
     is only alive when it runs; a datagram goes out at most every third of the timeout."""
 
-    def __init__(self, *, env: Mapping[str, str] | None = None,
-                 mono: MonoClock = time.monotonic,
-                 send: Callable[[str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        mono: MonoClock = time.monotonic,
+        send: Callable[[str], bool] | None = None,
+    ) -> None:
         self._env = os.environ if env is None else env
         self._mono = mono
         self._send = send or (lambda msg: notify(msg, env=self._env))

@@ -41,11 +41,15 @@ class MemberGrant:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "category": self.category, "status": self.status,
+            "name": self.name,
+            "category": self.category,
+            "status": self.status,
             "membership_end": self.membership_end.isoformat() if self.membership_end else None,
             "level": self.level,
             "cert_expires": iso(self.cert_expires) if self.cert_expires else None,
-            "staff": self.staff, "project_id": self.project_id, "credit_s": self.credit_s,
+            "staff": self.staff,
+            "project_id": self.project_id,
+            "credit_s": self.credit_s,
         }
 
     @classmethod
@@ -53,12 +57,15 @@ class MemberGrant:
         end = d.get("membership_end")
         exp = d.get("cert_expires")
         return cls(
-            member_id=member_id, name=str(d.get("name", "")), category=str(d.get("category", "")),
+            member_id=member_id,
+            name=str(d.get("name", "")),
+            category=str(d.get("category", "")),
             status=str(d["status"]),
             membership_end=date.fromisoformat(end) if end else None,
             level=int(d["level"]),
             cert_expires=parse_iso(exp, "cert_expires") if exp else None,
-            staff=bool(d.get("staff", False)), project_id=d.get("project_id"),
+            staff=bool(d.get("staff", False)),
+            project_id=d.get("project_id"),
             credit_s=None if d.get("credit_s") is None else float(d["credit_s"]),
         )
 
@@ -75,17 +82,29 @@ class MachineInfo:
     certify_level: int = int(Level.AUTONOMOUS)  # the level a trainer grants at this machine
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "kind": self.kind, "group": self.group,
-                "min_level": self.min_level, "out_of_service": self.out_of_service,
-                "requires_credit": self.requires_credit, "certify_level": self.certify_level}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "group": self.group,
+            "min_level": self.min_level,
+            "out_of_service": self.out_of_service,
+            "requires_credit": self.requires_credit,
+            "certify_level": self.certify_level,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MachineInfo:
-        return cls(id=str(d["id"]), name=str(d.get("name", d["id"])), kind=str(d["kind"]),
-                   group=str(d["group"]), min_level=int(d.get("min_level", cls.min_level)),
-                   out_of_service=bool(d.get("out_of_service", False)),
-                   requires_credit=bool(d.get("requires_credit", False)),
-                   certify_level=int(d.get("certify_level", cls.certify_level)))
+        return cls(
+            id=str(d["id"]),
+            name=str(d.get("name", d["id"])),
+            kind=str(d["kind"]),
+            group=str(d["group"]),
+            min_level=int(d.get("min_level", cls.min_level)),
+            out_of_service=bool(d.get("out_of_service", False)),
+            requires_credit=bool(d.get("requires_credit", False)),
+            certify_level=int(d.get("certify_level", cls.certify_level)),
+        )
 
 
 # Weekly opening hours: weekday index (0 = Monday) -> sorted (open, close) local times.
@@ -145,14 +164,18 @@ class Snapshot:
     def to_dict(self) -> dict[str, Any]:
         """The signed payload's fields (the signer adds the contract version ``v``)."""
         return {
-            "site": self.site, "epoch": self.epoch,
+            "site": self.site,
+            "epoch": self.epoch,
             "version": self.version,
-            "issued_at": iso(self.issued_at), "valid_until": iso(self.valid_until),
-            "machine": self.machine.to_dict(), "timezone": self.timezone,
+            "issued_at": iso(self.issued_at),
+            "valid_until": iso(self.valid_until),
+            "machine": self.machine.to_dict(),
+            "timezone": self.timezone,
             "badges": dict(self.badges),
             "members": {m: g.to_dict() for m, g in self.members.items()},
-            "staff_present_until": (iso(self.staff_present_until)
-                                    if self.staff_present_until else None),
+            "staff_present_until": (
+                iso(self.staff_present_until) if self.staff_present_until else None
+            ),
             "opening_hours": opening_hours_to_dict(self.opening_hours),
         }
 
@@ -163,10 +186,13 @@ class Snapshot:
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch should be an integer >= 0, got {epoch!r}")
         return cls(
-            site=str(d["site"]), version=int(d["version"]), epoch=epoch,
+            site=str(d["site"]),
+            version=int(d["version"]),
+            epoch=epoch,
             issued_at=parse_iso(d["issued_at"], "issued_at"),
             valid_until=parse_iso(d["valid_until"], "valid_until"),
-            machine=MachineInfo.from_dict(d["machine"]), timezone=str(d["timezone"]),
+            machine=MachineInfo.from_dict(d["machine"]),
+            timezone=str(d["timezone"]),
             badges={normalise_uid(k): str(v) for k, v in d.get("badges", {}).items()},
             members={k: MemberGrant.from_dict(k, v) for k, v in d.get("members", {}).items()},
             staff_present_until=parse_iso(spu, "staff_present_until") if spu else None,

@@ -33,12 +33,12 @@ class LoopHealth:
     """One loop's health at one instant (seconds on the supervisor's monotonic clock)."""
 
     name: str
-    alive: bool                  # its target is running (not crashed, not waiting to restart)
-    stale: bool                  # no beat for more than ``stale_after``
-    since_beat: float | None     # seconds since the last beat
-    since_ok: float | None       # seconds since the last beat(ok=True); None: never
+    alive: bool  # its target is running (not crashed, not waiting to restart)
+    stale: bool  # no beat for more than ``stale_after``
+    since_beat: float | None  # seconds since the last beat
+    since_ok: float | None  # seconds since the last beat(ok=True); None: never
     restarts: int
-    last_error: str | None       # "ExcType: message" of the last crash
+    last_error: str | None  # "ExcType: message" of the last crash
     stale_after: float
 
     @property
@@ -57,8 +57,9 @@ class LoopHealth:
 class Loop:
     """The supervisor's record of one loop; ``beat`` is what the target calls."""
 
-    def __init__(self, sup: Supervisor, name: str, target: Callable[[Beat], None],
-                 stale_after: float) -> None:
+    def __init__(
+        self, sup: Supervisor, name: str, target: Callable[[Beat], None], stale_after: float
+    ) -> None:
         self._sup = sup
         self.name = name
         self.target = target
@@ -86,10 +87,15 @@ class Loop:
             since_ok = None if self._last_ok is None else max(0.0, now - self._last_ok)
             alive = self._running and self.thread is not None and self.thread.is_alive()
             return LoopHealth(
-                name=self.name, alive=alive,
+                name=self.name,
+                alive=alive,
                 stale=since_beat is None or since_beat > self.stale_after,
-                since_beat=since_beat, since_ok=since_ok, restarts=self.restarts,
-                last_error=self.last_error, stale_after=self.stale_after)
+                since_beat=since_beat,
+                since_ok=since_ok,
+                restarts=self.restarts,
+                last_error=self.last_error,
+                stale_after=self.stale_after,
+            )
 
     # -- the supervising thread -------------------------------------------------------
 
@@ -121,8 +127,9 @@ class Loop:
             with self._lock:
                 self.restarts += 1
                 self.last_error = error
-            sup.log.error("restarting loop %s in %.1f s (restart %d)", self.name, delay,
-                          self.restarts)
+            sup.log.error(
+                "restarting loop %s in %.1f s (restart %d)", self.name, delay, self.restarts
+            )
             if sup.wait(delay):
                 break
             delay = min(delay * 2, sup.backoff_max)
@@ -131,11 +138,16 @@ class Loop:
 class Supervisor:
     """Runs named loops in daemon threads and restarts them when they fail."""
 
-    def __init__(self, *, mono: MonoClock = time.monotonic,
-                 backoff_min: float = 0.5, backoff_max: float = 30.0,
-                 reset_after: float = 60.0,
-                 wait: Callable[[float], bool] | None = None,
-                 logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        mono: MonoClock = time.monotonic,
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
+        reset_after: float = 60.0,
+        wait: Callable[[float], bool] | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
         """``wait(seconds)`` sleeps the back-off and returns True when stopping (default:
         ``stopping.wait``); a run lasting ``reset_after`` seconds resets the back-off."""
         self.mono = mono
@@ -147,8 +159,7 @@ class Supervisor:
         self.log = logger or logging.getLogger(__name__)
         self._loops: dict[str, Loop] = {}
 
-    def spawn(self, name: str, target: Callable[[Beat], None], *,
-              stale_after: float) -> Loop:
+    def spawn(self, name: str, target: Callable[[Beat], None], *, stale_after: float) -> Loop:
         """Run ``target(beat)`` in a daemon thread, restarting it after a crash.
 
         The target loops until ``stopping`` is set and calls ``beat()`` every iteration

@@ -122,8 +122,9 @@ class EmbeddedBroker:
         # (needs psutil, wakes up every few seconds) and logs every packet.
         return {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {
-                "allow_anonymous": True}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
         }
 
     async def _serve(self) -> None:
@@ -180,17 +181,18 @@ class EmbeddedBroker:
             _quieten(_NOISY_LOGGERS)
         self._ready.clear()
         self._error = None
-        self._thread = threading.Thread(target=self._run, name="embedded-mqtt-broker",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="embedded-mqtt-broker", daemon=True)
         self._thread.start()
         if not self._ready.wait(self.start_timeout):
             raise BrokerStartError(
-                f"embedded MQTT broker did not start within {self.start_timeout:.0f}s")
+                f"embedded MQTT broker did not start within {self.start_timeout:.0f}s"
+            )
         if self._error is not None:
             self._thread.join(timeout=5)
             raise BrokerStartError(
                 f"embedded MQTT broker could not listen on {self.host}:"
-                f"{self._requested_port or 'a free port'}: {self._error}") from self._error
+                f"{self._requested_port or 'a free port'}: {self._error}"
+            ) from self._error
         # No extra connect probe: amqtt's start() returns after the listening socket is
         # bound, and a bare TCP probe makes amqtt log an error about a half-open client.
         log.debug("embedded MQTT broker listening on %s", self.url)

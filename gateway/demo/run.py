@@ -48,8 +48,10 @@ class NodeWatcher:
 
     def wait_ready(self, nodes: list[str], timeout: float) -> bool:
         def ready() -> bool:
-            return all(self.status.get(n, {}).get("online")
-                       and self.status[n].get("snapshot_version") for n in nodes)
+            return all(
+                self.status.get(n, {}).get("online") and self.status[n].get("snapshot_version")
+                for n in nodes
+            )
 
         with self.changed:
             return self.changed.wait_for(ready, timeout)
@@ -79,7 +81,10 @@ def _start_nodes(files: DemoFiles) -> dict[str, subprocess.Popen[bytes]]:
         with open(logs / f"{node}.log", "ab") as log:
             procs[node] = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "node", "--config", str(cfg)],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
     return procs
 
 
@@ -101,22 +106,32 @@ def print_summary(db_path: Path, since: str) -> None:
     from gateway.billing.money import format_money
 
     db = sqlite_utils.Database(db_path)
-    rows = list(db.query(
-        "SELECT m.name AS member, count(*) AS sessions, sum(s.billable_minutes) AS minutes, "
-        "sum(coalesce(s.busy_minutes, 0)) AS busy, sum(coalesce(s.jobs, 0)) AS jobs, "
-        "sum(coalesce(s.amount_cents, 0)) AS amount "
-        "FROM sessions s JOIN members m ON m.id = s.member_id WHERE s.status = 'closed' "
-        "AND s.started_at >= ? GROUP BY m.name ORDER BY m.name", [since]))
+    rows = list(
+        db.query(
+            "SELECT m.name AS member, count(*) AS sessions, sum(s.billable_minutes) AS minutes, "
+            "sum(coalesce(s.busy_minutes, 0)) AS busy, sum(coalesce(s.jobs, 0)) AS jobs, "
+            "sum(coalesce(s.amount_cents, 0)) AS amount "
+            "FROM sessions s JOIN members m ON m.id = s.member_id WHERE s.status = 'closed' "
+            "AND s.started_at >= ? GROUP BY m.name ORDER BY m.name",
+            [since],
+        )
+    )
     print(f"\ndatabase: {db_path}")
-    print("usage of this run by member (closed sessions, billable minutes, of which busy, "
-          "jobs, amount before VAT):")
+    print(
+        "usage of this run by member (closed sessions, billable minutes, of which busy, "
+        "jobs, amount before VAT):"
+    )
     for r in rows:
-        print(f"  {r['member']:<20} {r['sessions']:>4} sessions {r['minutes'] or 0:>6} min "
-              f"{r['busy']:>5} busy {r['jobs']:>4} jobs {format_money(r['amount']):>12}")
+        print(
+            f"  {r['member']:<20} {r['sessions']:>4} sessions {r['minutes'] or 0:>6} min "
+            f"{r['busy']:>5} busy {r['jobs']:>4} jobs {format_money(r['amount']):>12}"
+        )
     total = sum(r["minutes"] or 0 for r in rows)
-    print(f"  {'total':<20} {sum(r['sessions'] for r in rows):>4} sessions {total:>6} min "
-          f"{sum(r['busy'] for r in rows):>5} busy {sum(r['jobs'] for r in rows):>4} jobs "
-          f"{format_money(sum(r['amount'] for r in rows)):>12}")
+    print(
+        f"  {'total':<20} {sum(r['sessions'] for r in rows):>4} sessions {total:>6} min "
+        f"{sum(r['busy'] for r in rows):>5} busy {sum(r['jobs'] for r in rows):>4} jobs "
+        f"{format_money(sum(r['amount'] for r in rows)):>12}"
+    )
 
 
 # Demo log-ins: the fabmanager (who may certify), a trainer, an accountant and a member.
@@ -144,8 +159,7 @@ def _demo_accounts(cfg: HubConfig, data: Path) -> str:
             except ValueError:
                 continue  # made by an earlier run
             for role in roles:
-                grant_role(store, member, role, group if role == "trainer" else None,
-                           actor="demo")
+                grant_role(store, member, role, group if role == "trainer" else None, actor="demo")
     return password
 
 
@@ -162,8 +176,14 @@ def _write_history(cfg: HubConfig, year: int) -> None:
         install_tariffs(store, cfg.tariffs, actor="demo")
 
 
-def run_demo(*, data: Path | None, broker: str | None, port: int,
-             duration: float | None, with_history: bool = True) -> int:
+def run_demo(
+    *,
+    data: Path | None,
+    broker: str | None,
+    port: int,
+    duration: float | None,
+    with_history: bool = True,
+) -> int:
     from gateway.hub.service import HubService
 
     data = (data or default_data_dir()).resolve()
@@ -180,8 +200,9 @@ def run_demo(*, data: Path | None, broker: str | None, port: int,
         cfg = load_hub_config(files.hub_config)
         history = utcnow().year - 1 if with_history else None
         if history and not cfg.database.exists():
-            print(f"generating a year ({history}) of demo history in {cfg.database} ...",
-                  flush=True)
+            print(
+                f"generating a year ({history}) of demo history in {cfg.database} ...", flush=True
+            )
             _write_history(cfg, history)
         hub = HubService(cfg)
         password = _demo_accounts(cfg, data)
@@ -194,29 +215,45 @@ def run_demo(*, data: Path | None, broker: str | None, port: int,
         try:
             procs = _start_nodes(files)
             if not watcher.wait_ready(list(files.node_configs), timeout=30):
-                print(f"error: the simulated nodes did not come up; see {data / 'logs'}",
-                      file=sys.stderr)
+                print(
+                    f"error: the simulated nodes did not come up; see {data / 'logs'}",
+                    file=sys.stderr,
+                )
                 return 1
-            (data / "demo.json").write_text(json.dumps(
-                {"broker": url, "prefix": topics.prefix, "hub": hub.web_url,
-                 "token": files.token, "pid": os.getpid()}))
-            logins = ", ".join(f"{e} ({'/'.join(r) or 'member'})"
-                               for _m, e, r, _g in DEMO_ACCOUNTS)
-            print(f"fabgate demo running\n  hub:      {hub.web_url}\n  broker:   {url}\n"
-                  f"  log in:   {logins}\n            password {password}\n"
-                  f"  API token (accounting): {files.token}\n  data:     {data}\n"
-                  f"  try:      curl -H 'Authorization: Bearer {files.token}' "
-                  f"'{hub.web_url}api/v1/usage?group_by=member'\n"
-                  f"            fabgate sim tap laser-1 {BADGE['alice']}\n"
-                  + (f"  report:   {hub.web_url}report?from={history}-01-01&to={history + 1}"
-                     "-01-01 (a generated year of history)\n"
-                     f"  invoices: curl -H 'Authorization: Bearer {files.token}' "
-                     f"'{hub.web_url}api/v1/invoices?period={history}-12&format=csv-fr'\n"
-                     if history else "")
-                  + "  stop with Ctrl-C", flush=True)
+            (data / "demo.json").write_text(
+                json.dumps(
+                    {
+                        "broker": url,
+                        "prefix": topics.prefix,
+                        "hub": hub.web_url,
+                        "token": files.token,
+                        "pid": os.getpid(),
+                    }
+                )
+            )
+            logins = ", ".join(f"{e} ({'/'.join(r) or 'member'})" for _m, e, r, _g in DEMO_ACCOUNTS)
+            print(
+                f"fabgate demo running\n  hub:      {hub.web_url}\n  broker:   {url}\n"
+                f"  log in:   {logins}\n            password {password}\n"
+                f"  API token (accounting): {files.token}\n  data:     {data}\n"
+                f"  try:      curl -H 'Authorization: Bearer {files.token}' "
+                f"'{hub.web_url}api/v1/usage?group_by=member'\n"
+                f"            fabgate sim tap laser-1 {BADGE['alice']}\n"
+                + (
+                    f"  report:   {hub.web_url}report?from={history}-01-01&to={history + 1}"
+                    "-01-01 (a generated year of history)\n"
+                    f"  invoices: curl -H 'Authorization: Bearer {files.token}' "
+                    f"'{hub.web_url}api/v1/invoices?period={history}-12&format=csv-fr'\n"
+                    if history
+                    else ""
+                )
+                + "  stop with Ctrl-C",
+                flush=True,
+            )
             step = 3.0 if duration is None else max(0.2, min(3.0, duration / (len(SCENARIO) + 4)))
-            scenario = threading.Thread(target=run_scenario, args=(link, topics, stop, step),
-                                        daemon=True)
+            scenario = threading.Thread(
+                target=run_scenario, args=(link, topics, stop, step), daemon=True
+            )
             scenario.start()
             if duration is not None:
                 stop.wait(duration)
@@ -226,8 +263,10 @@ def run_demo(*, data: Path | None, broker: str | None, port: int,
                     stop.wait(1.0)
                     dead = [n for n, p in procs.items() if p.poll() is not None]
                     if dead:
-                        print(f"error: node(s) {', '.join(dead)} exited; see {data / 'logs'}",
-                              file=sys.stderr)
+                        print(
+                            f"error: node(s) {', '.join(dead)} exited; see {data / 'logs'}",
+                            file=sys.stderr,
+                        )
                         return 1
             scenario.join(timeout=5)
         finally:

@@ -80,19 +80,49 @@ OPENING_HOURS: dict[str, list[str]] = {
     "sat": ["10:00-18:00"],
 }
 MACHINES: list[MachineSpec] = [
-    {"id": "laser-1", "name": "Découpe laser (laser-1)", "kind": "laser", "group": "laser",
-     "min_level": 2, "pin": 17,
-     "controller": {"driver": "grbl", "simulate": True, "poll_interval": "0.25s"}},
-    {"id": "cnc-1", "name": "Fraiseuse CNC (cnc-1)", "kind": "cnc", "group": "cnc",
-     "min_level": 2, "pin": 22,
-     "controller": {"driver": "grbl", "simulate": True, "poll_interval": "0.25s"}},
-    {"id": "printer-1", "name": "Imprimante 3D (printer-1)", "kind": "printer",
-     "group": "printing", "min_level": 1, "pin": 23,
-     "controller": {"driver": "marlin", "simulate": True, "poll_interval": "0.5s"}},
-    {"id": "embroidery-1", "name": "Brodeuse numérique (embroidery-1)", "kind": "embroidery",
-     "group": "embroidery", "min_level": 2, "pin": 24,
-     "controller": {"driver": "current", "simulate": True, "source": "serial",
-                    "on_after": "1s", "off_after": "1s", "poll_interval": "0.25s"}},
+    {
+        "id": "laser-1",
+        "name": "Découpe laser (laser-1)",
+        "kind": "laser",
+        "group": "laser",
+        "min_level": 2,
+        "pin": 17,
+        "controller": {"driver": "grbl", "simulate": True, "poll_interval": "0.25s"},
+    },
+    {
+        "id": "cnc-1",
+        "name": "Fraiseuse CNC (cnc-1)",
+        "kind": "cnc",
+        "group": "cnc",
+        "min_level": 2,
+        "pin": 22,
+        "controller": {"driver": "grbl", "simulate": True, "poll_interval": "0.25s"},
+    },
+    {
+        "id": "printer-1",
+        "name": "Imprimante 3D (printer-1)",
+        "kind": "printer",
+        "group": "printing",
+        "min_level": 1,
+        "pin": 23,
+        "controller": {"driver": "marlin", "simulate": True, "poll_interval": "0.5s"},
+    },
+    {
+        "id": "embroidery-1",
+        "name": "Brodeuse numérique (embroidery-1)",
+        "kind": "embroidery",
+        "group": "embroidery",
+        "min_level": 2,
+        "pin": 24,
+        "controller": {
+            "driver": "current",
+            "simulate": True,
+            "source": "serial",
+            "on_after": "1s",
+            "off_after": "1s",
+            "poll_interval": "0.25s",
+        },
+    },
 ]
 GROUPS: list[GroupSpec] = [
     {"id": "laser", "name": "Découpe laser", "default_validity_months": 24},
@@ -100,23 +130,47 @@ GROUPS: list[GroupSpec] = [
     {"id": "printing", "name": "Impression 3D", "default_validity_months": 36},
     {"id": "embroidery", "name": "Broderie", "default_validity_months": 36},
 ]
-BADGE = {"karim": "04FAB001", "alice": "04A1CE01", "bruno": "04B2B002", "chloe": "04C3C003",
-         "diane": "04D4D004", "emile": "04E5E005", "fanny": "04F6F006", "gilles": "04A7A007",
-         "stranger": "DEADBEEF"}
+BADGE = {
+    "karim": "04FAB001",
+    "alice": "04A1CE01",
+    "bruno": "04B2B002",
+    "chloe": "04C3C003",
+    "diane": "04D4D004",
+    "emile": "04E5E005",
+    "fanny": "04F6F006",
+    "gilles": "04A7A007",
+    "stranger": "DEADBEEF",
+}
 # Prices before VAT, in cents, after public fablab price lists: the laser by the minute of
 # use with short taps free, professionals by the minute of burn time plus a start-up fee,
 # the CNC by the quarter hour, schools print for free.
 TARIFFS: list[TariffSpec] = [
-    {"name": "Laser", "valid_from": "2024-01-01", "groups": ["laser"], "rate": 60,
-     "free_under": "10s"},
-    {"name": "Laser (professionnels)", "valid_from": "2024-01-01", "groups": ["laser"],
-     "categories": ["professionnel"], "busy_rate": 75, "idle_rate": 0, "startup": 1250,
-     "free_under": "10s"},
-    {"name": "Fraisage CNC", "valid_from": "2024-01-01", "groups": ["cnc"], "rate": 50,
-     "unit": 15},
+    {
+        "name": "Laser",
+        "valid_from": "2024-01-01",
+        "groups": ["laser"],
+        "rate": 60,
+        "free_under": "10s",
+    },
+    {
+        "name": "Laser (professionnels)",
+        "valid_from": "2024-01-01",
+        "groups": ["laser"],
+        "categories": ["professionnel"],
+        "busy_rate": 75,
+        "idle_rate": 0,
+        "startup": 1250,
+        "free_under": "10s",
+    },
+    {"name": "Fraisage CNC", "valid_from": "2024-01-01", "groups": ["cnc"], "rate": 50, "unit": 15},
     {"name": "Impression 3D", "valid_from": "2024-01-01", "groups": ["printing"], "rate": 2},
-    {"name": "Impression 3D (scolaires)", "valid_from": "2024-01-01", "groups": ["printing"],
-     "categories": ["scolaire"], "rate": 0},
+    {
+        "name": "Impression 3D (scolaires)",
+        "valid_from": "2024-01-01",
+        "groups": ["printing"],
+        "categories": ["scolaire"],
+        "rate": 0,
+    },
     {"name": "Broderie", "valid_from": "2024-01-01", "groups": ["embroidery"], "rate": 10},
 ]
 
@@ -158,13 +212,25 @@ class DemoFiles:
 
     def written(self) -> list[Path]:
         """Every file of the site, configuration first (what ``demo --init`` reports)."""
-        return [self.hub_config, *self.node_configs.values(), self.seed, self.token_file,
-                self.signing_key, self.public_key]
+        return [
+            self.hub_config,
+            *self.node_configs.values(),
+            self.seed,
+            self.token_file,
+            self.signing_key,
+            self.public_key,
+        ]
 
 
-def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: str = "1s",
-                     tap_sockets: bool = False,
-                     reconnect: tuple[str, str] | None = None) -> DemoFiles:
+def write_demo_files(
+    data: Path,
+    broker_url: str,
+    web_port: int,
+    *,
+    hold_off: str = "1s",
+    tap_sockets: bool = False,
+    reconnect: tuple[str, str] | None = None,
+) -> DemoFiles:
     """(Re)write the demo's configuration; keys, token and database are kept across runs.
 
     ``reconnect`` (min, max) sets ``mqtt.reconnect_min``/``reconnect_max`` everywhere.
@@ -182,37 +248,61 @@ def write_demo_files(data: Path, broker_url: str, web_port: int, *, hold_off: st
     seed = data / "members.yaml"
     seed.write_bytes(resources.files("gateway").joinpath("data/demo-seed.yaml").read_bytes())
     hub = {
-        "site": SITE, "timezone": TIMEZONE, "language": "fr",
+        "site": SITE,
+        "timezone": TIMEZONE,
+        "language": "fr",
         "mqtt": dict(mqtt),
-        "hub": {"database": "hub.db", "signing_key": SIGNING_KEY,
-                "snapshot_validity": "7d", "snapshot_refresh": "1h", "seed": "members.yaml"},
+        "hub": {
+            "database": "hub.db",
+            "signing_key": SIGNING_KEY,
+            "snapshot_validity": "7d",
+            "snapshot_refresh": "1h",
+            "seed": "members.yaml",
+        },
         "web": {"host": "127.0.0.1", "port": web_port},
         "api_tokens": [{"name": "accounting", "token": token}],
         "opening_hours": {day: list(slots) for day, slots in OPENING_HOURS.items()},
         "groups": GROUPS,
         "tariffs": TARIFFS,
-        "machines": [{"id": m["id"], "name": m["name"], "kind": m["kind"],
-                      "group": m["group"], "min_level": m["min_level"]} for m in MACHINES],
+        "machines": [
+            {
+                "id": m["id"],
+                "name": m["name"],
+                "kind": m["kind"],
+                "group": m["group"],
+                "min_level": m["min_level"],
+            }
+            for m in MACHINES
+        ],
     }
     hub_path = data / "hub.yaml"
     hub_path.write_text(yaml.safe_dump(hub, sort_keys=False, allow_unicode=True))
     nodes: dict[str, Path] = {}
     for m in MACHINES:
-        reader: dict[str, str | int] = {"driver": "simulated", "poll_hz": 10,
-                                        "hold_off": hold_off}
+        reader: dict[str, str | int] = {"driver": "simulated", "poll_hz": 10, "hold_off": hold_off}
         if tap_sockets:
             reader["socket"] = f"../journals/{m['id']}.tap"
         node = {
-            "site": SITE, "mqtt": dict(mqtt),
-            "node": {"id": m["id"], "machine": m["id"], "journal": f"../journals/{m['id']}.db",
-                     "hub_public_key": f"../{PUBLIC_KEY}", "max_snapshot_age": "72h",
-                     "heartbeat": "5s"},
+            "site": SITE,
+            "mqtt": dict(mqtt),
+            "node": {
+                "id": m["id"],
+                "machine": m["id"],
+                "journal": f"../journals/{m['id']}.db",
+                "hub_public_key": f"../{PUBLIC_KEY}",
+                "max_snapshot_age": "72h",
+                "heartbeat": "5s",
+            },
             "relay": {"driver": "gpio", "pin": m["pin"], "active_high": True},
             "reader": reader,
             "controller": m["controller"],
             # Short rules so a visitor sees the whole cycle within a minute.
-            "session": {"grace": "0s", "cooldown": "3s", "idle_timeout": "10m",
-                        "progress_every": "1s"},
+            "session": {
+                "grace": "0s",
+                "cooldown": "3s",
+                "idle_timeout": "10m",
+                "progress_every": "1s",
+            },
         }
         path = data / "nodes" / f"{m['id']}.yaml"
         path.write_text(yaml.safe_dump(node, sort_keys=False))
@@ -234,12 +324,15 @@ def init_site(data: Path, broker_url: str = LOCAL_BROKER, web_port: int = 8080) 
     hub's first start, so the nodes' public key exists before anything runs.
     """
     data = data.resolve()
-    planned = DemoFiles(data, data / "hub.yaml",
-                        {m["id"]: data / "nodes" / f"{m['id']}.yaml" for m in MACHINES}, "")
+    planned = DemoFiles(
+        data, data / "hub.yaml", {m["id"]: data / "nodes" / f"{m['id']}.yaml" for m in MACHINES}, ""
+    )
     existing = [p for p in planned.written() if p.exists() or p.is_symlink()]
     if existing:
-        raise SiteExists(f"{data} already holds a site ({', '.join(map(str, existing))}); "
-                         "nothing was written: choose an empty directory")
+        raise SiteExists(
+            f"{data} already holds a site ({', '.join(map(str, existing))}); "
+            "nothing was written: choose an empty directory"
+        )
     files = write_demo_files(data, broker_url, web_port)
     write_keypair(files.signing_key, files.public_key)
     return files

@@ -39,15 +39,37 @@ from gateway.policies.metering import billable_minutes, split_minutes
 
 # Rows for the hub modules' bulk inserts, in the column order their docstrings give.
 MemberRow = tuple[str, str, str, str, str, int, str, str]
-SessionRow = tuple[str, str, str, str, str, str | None, str, str, float, int, str, str, str,
-                   float, float, int, int, int]
-JobRow = tuple[str, str, str, str, str, str | None, str, str, float, float, str, str, str,
-               str]
+SessionRow = tuple[
+    str,
+    str,
+    str,
+    str,
+    str,
+    str | None,
+    str,
+    str,
+    float,
+    int,
+    str,
+    str,
+    str,
+    float,
+    float,
+    int,
+    int,
+    int,
+]
+JobRow = tuple[str, str, str, str, str, str | None, str, str, float, float, str, str, str, str]
 CertificationRow = tuple[str, str, int, str, str, str, str | None]
 
 # Share of each category among members (a tiers-lieu open to the public).
-CATEGORY_SHARE = {"grand_public": 0.42, "adherent": 0.30, "professionnel": 0.08,
-                  "scolaire": 0.12, "association": 0.08}
+CATEGORY_SHARE = {
+    "grand_public": 0.42,
+    "adherent": 0.30,
+    "professionnel": 0.08,
+    "scolaire": 0.12,
+    "association": 0.08,
+}
 # How much a category favours each machine, relative to the others.
 AFFINITY = {
     "grand_public": {"laser-1": 1.0, "cnc-1": 0.25, "printer-1": 1.0, "embroidery-1": 0.5},
@@ -60,12 +82,12 @@ AFFINITY = {
 
 @dataclass(frozen=True)
 class MachineProfile:
-    per_day: float          # mean sessions per open day, before seasonal factors
-    median_min: float       # lognormal session length
+    per_day: float  # mean sessions per open day, before seasonal factors
+    median_min: float  # lognormal session length
     sigma: float
     max_min: float
-    busy_share: float       # share of a session the machine is busy
-    jobs: tuple[int, int]   # jobs per session, inclusive range
+    busy_share: float  # share of a session the machine is busy
+    jobs: tuple[int, int]  # jobs per session, inclusive range
     job_ext: str
     end_reason: str
 
@@ -82,31 +104,148 @@ WEEKDAY_FACTOR = {1: 0.9, 2: 1.1, 3: 0.95, 4: 1.0, 5: 1.15}
 HOLIDAYS = {(1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25)}
 
 FIRST_NAMES = (
-    "Adèle", "Agathe", "Ahmed", "Alix", "Amandine", "Antoine", "Arthur", "Aurélien",
-    "Awa", "Baptiste", "Bastien", "Camille", "Céline", "Charlotte", "Clément", "Coralie",
-    "Damien", "Delphine", "Elsa", "Enzo", "Étienne", "Fatou", "Florian", "Gaëlle",
-    "Guillaume", "Hélène", "Hugo", "Inès", "Jade", "Jérôme", "Julie", "Kévin", "Léa",
-    "Léon", "Lina", "Louis", "Lucie", "Malik", "Manon", "Margaux", "Mathis", "Maxime",
-    "Mehdi", "Nadia", "Nathan", "Noémie", "Océane", "Pauline", "Quentin", "Raphaël",
-    "Rose", "Samir", "Sarah", "Sofiane", "Solène", "Thomas", "Valentin", "Yasmine",
-    "Yann", "Zoé")
+    "Adèle",
+    "Agathe",
+    "Ahmed",
+    "Alix",
+    "Amandine",
+    "Antoine",
+    "Arthur",
+    "Aurélien",
+    "Awa",
+    "Baptiste",
+    "Bastien",
+    "Camille",
+    "Céline",
+    "Charlotte",
+    "Clément",
+    "Coralie",
+    "Damien",
+    "Delphine",
+    "Elsa",
+    "Enzo",
+    "Étienne",
+    "Fatou",
+    "Florian",
+    "Gaëlle",
+    "Guillaume",
+    "Hélène",
+    "Hugo",
+    "Inès",
+    "Jade",
+    "Jérôme",
+    "Julie",
+    "Kévin",
+    "Léa",
+    "Léon",
+    "Lina",
+    "Louis",
+    "Lucie",
+    "Malik",
+    "Manon",
+    "Margaux",
+    "Mathis",
+    "Maxime",
+    "Mehdi",
+    "Nadia",
+    "Nathan",
+    "Noémie",
+    "Océane",
+    "Pauline",
+    "Quentin",
+    "Raphaël",
+    "Rose",
+    "Samir",
+    "Sarah",
+    "Sofiane",
+    "Solène",
+    "Thomas",
+    "Valentin",
+    "Yasmine",
+    "Yann",
+    "Zoé",
+)
 LAST_NAMES = (
-    "Arnaud", "Aubert", "Barbier", "Blanc", "Bonnet", "Boyer", "Brun", "Caron", "Chevalier",
-    "Clément", "Colin", "Da Silva", "Denis", "Diallo", "Dupont", "Durand", "Fabre",
-    "Faure", "Fontaine", "Fournier", "Garnier", "Gauthier", "Girard", "Guérin", "Haddad",
-    "Henry", "Joly", "Lambert", "Laurent", "Leroy", "Lopez", "Marchand", "Mercier",
-    "Meyer", "Michel", "Morel", "Muller", "Nguyen", "Nicolas", "Perrin", "Picard",
-    "Renard", "Robin", "Rousseau", "Roussel", "Roy", "Simon", "Vincent")
+    "Arnaud",
+    "Aubert",
+    "Barbier",
+    "Blanc",
+    "Bonnet",
+    "Boyer",
+    "Brun",
+    "Caron",
+    "Chevalier",
+    "Clément",
+    "Colin",
+    "Da Silva",
+    "Denis",
+    "Diallo",
+    "Dupont",
+    "Durand",
+    "Fabre",
+    "Faure",
+    "Fontaine",
+    "Fournier",
+    "Garnier",
+    "Gauthier",
+    "Girard",
+    "Guérin",
+    "Haddad",
+    "Henry",
+    "Joly",
+    "Lambert",
+    "Laurent",
+    "Leroy",
+    "Lopez",
+    "Marchand",
+    "Mercier",
+    "Meyer",
+    "Michel",
+    "Morel",
+    "Muller",
+    "Nguyen",
+    "Nicolas",
+    "Perrin",
+    "Picard",
+    "Renard",
+    "Robin",
+    "Rousseau",
+    "Roussel",
+    "Roy",
+    "Simon",
+    "Vincent",
+)
 PROJECT_NAMES = (
-    "Lampe en contreplaqué", "Boîte à dés", "Enseigne lumineuse", "Support de téléphone",
-    "Maquette d'architecture", "Robot suiveur de ligne", "Nichoir à oiseaux",
-    "Jeu de société", "Horloge murale", "Cadre photo gravé", "Tote bags brodés",
-    "Mobilier de jardin", "Pièces de vélo", "Boîtier de prototype", "Décor de théâtre",
-    "Signalétique du tiers-lieu", "Bijoux en plexiglas", "Ukulélé", "Station météo",
-    "Étagère modulaire", "Tampon encreur", "Écussons du club", "Prothèse de main",
-    "Trophées du tournoi", "Carte en relief")
-ORG_NAMES = {"scolaire": ("Collège", "Lycée", "École"),
-             "association": ("Association", "Club", "Compagnie")}
+    "Lampe en contreplaqué",
+    "Boîte à dés",
+    "Enseigne lumineuse",
+    "Support de téléphone",
+    "Maquette d'architecture",
+    "Robot suiveur de ligne",
+    "Nichoir à oiseaux",
+    "Jeu de société",
+    "Horloge murale",
+    "Cadre photo gravé",
+    "Tote bags brodés",
+    "Mobilier de jardin",
+    "Pièces de vélo",
+    "Boîtier de prototype",
+    "Décor de théâtre",
+    "Signalétique du tiers-lieu",
+    "Bijoux en plexiglas",
+    "Ukulélé",
+    "Station météo",
+    "Étagère modulaire",
+    "Tampon encreur",
+    "Écussons du club",
+    "Prothèse de main",
+    "Trophées du tournoi",
+    "Carte en relief",
+)
+ORG_NAMES = {
+    "scolaire": ("Collège", "Lycée", "École"),
+    "association": ("Association", "Club", "Compagnie"),
+}
 
 
 @dataclass(frozen=True)
@@ -132,20 +271,27 @@ def _open_days(year: int) -> list[date]:
     days = []
     day = date(year, 1, 1)
     while day.year == year:
-        closed = ((day.month, day.day) in HOLIDAYS
-                  or (day.month == 8 and day.day <= 23)
-                  or (day.month == 12 and day.day >= 24))
+        closed = (
+            (day.month, day.day) in HOLIDAYS
+            or (day.month == 8 and day.day <= 23)
+            or (day.month == 12 and day.day >= 24)
+        )
         if not closed and day.weekday() in WEEKDAY_FACTOR:
             days.append(day)
         day += timedelta(days=1)
     return days
 
 
-def _slots(day: date, hours: dict[int, tuple[tuple[time, time], ...]],
-           zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
-    return [(datetime.combine(day, a, zone).astimezone(UTC),
-             datetime.combine(day, b, zone).astimezone(UTC)) for a, b in hours.get(
-                 day.weekday(), ())]
+def _slots(
+    day: date, hours: dict[int, tuple[tuple[time, time], ...]], zone: ZoneInfo
+) -> list[tuple[datetime, datetime]]:
+    return [
+        (
+            datetime.combine(day, a, zone).astimezone(UTC),
+            datetime.combine(day, b, zone).astimezone(UTC),
+        )
+        for a, b in hours.get(day.weekday(), ())
+    ]
 
 
 def _join_date(rng: random.Random, year: int) -> date:
@@ -157,16 +303,16 @@ def _join_date(rng: random.Random, year: int) -> date:
     return date(year, month, 1) + timedelta(days=rng.randrange(28))
 
 
-def _members(rng: random.Random, year: int,
-             count: int) -> tuple[list[MemberRow], list[_Member]]:
+def _members(rng: random.Random, year: int, count: int) -> tuple[list[MemberRow], list[_Member]]:
     rows: list[MemberRow] = []
     members = []
     cats = list(CATEGORY_SHARE)
     for i in range(count):
         cat = rng.choices(cats, weights=[CATEGORY_SHARE[c] for c in cats])[0]
         if cat in ORG_NAMES:
-            name = (f"{rng.choice(ORG_NAMES[cat])} {rng.choice(LAST_NAMES)} "
-                    f"({rng.choice(FIRST_NAMES)})")
+            name = (
+                f"{rng.choice(ORG_NAMES[cat])} {rng.choice(LAST_NAMES)} ({rng.choice(FIRST_NAMES)})"
+            )
         else:
             name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         mid = f"y{year}-m{i + 1:04d}"
@@ -181,14 +327,25 @@ def _members(rng: random.Random, year: int,
             best = max(AFFINITY[cat], key=AFFINITY[cat].__getitem__)
             weights[best] = activity * AFFINITY[cat][best]
         end = max(joined, date(year, 1, 1)) + timedelta(days=365 + rng.randrange(60))
-        rows.append((mid, name, cat, "active", end.isoformat(), 0,
-                     f"{mid}@exemple.invalid", joined.isoformat()))
+        rows.append(
+            (
+                mid,
+                name,
+                cat,
+                "active",
+                end.isoformat(),
+                0,
+                f"{mid}@exemple.invalid",
+                joined.isoformat(),
+            )
+        )
         members.append(_Member(mid, cat, joined, weights, []))
     return rows, members
 
 
-def generate_year(db_path: Path | str, year: int, *, seed: int = 2026,
-                  members: int = 620, scale: float = 1.0) -> YearSummary:
+def generate_year(
+    db_path: Path | str, year: int, *, seed: int = 2026, members: int = 620, scale: float = 1.0
+) -> YearSummary:
     """Write a year of demo activity into the hub database at ``db_path``.
 
     The demo's groups, machines and fictitious members are added first (so the year sits
@@ -242,8 +399,10 @@ def generate_year(db_path: Path | str, year: int, *, seed: int = 2026,
             if cum[eligible - 1] <= 0:
                 continue
             count = _poisson(rng, prof.per_day * factor)
-            lengths = [min(prof.max_min, rng.lognormvariate(math.log(prof.median_min),
-                                                             prof.sigma)) for _ in range(count)]
+            lengths = [
+                min(prof.max_min, rng.lognormvariate(math.log(prof.median_min), prof.sigma))
+                for _ in range(count)
+            ]
             open_min = sum((b - a).total_seconds() / 60 for a, b in slots)
             free = max(0.0, open_min - sum(lengths))
             cuts = sorted(rng.random() * free for _ in range(count))
@@ -262,40 +421,79 @@ def generate_year(db_path: Path | str, year: int, *, seed: int = 2026,
                 person = people[bisect_right(cum, rng.random() * cum[eligible - 1])]
                 n += 1
                 sid = f"y{year}-s{n:06d}"
-                project = (rng.choice(person.projects)
-                           if person.projects and rng.random() < 0.75 else None)
+                project = (
+                    rng.choice(person.projects) if person.projects and rng.random() < 0.75 else None
+                )
                 busy = duration * min(0.98, max(0.05, rng.gauss(prof.busy_share, 0.12)))
                 busy_min, idle_min = split_minutes(duration, busy)
                 job_count = rng.randint(*prof.jobs)
-                sessions.append((
-                    sid, machine, machine, person.id, f"Y{n:07X}", project, iso(start),
-                    iso(end), duration, billable_minutes(duration), prof.end_reason,
-                    "closed", iso(start), busy, duration - busy, busy_min, idle_min,
-                    job_count))
+                sessions.append(
+                    (
+                        sid,
+                        machine,
+                        machine,
+                        person.id,
+                        f"Y{n:07X}",
+                        project,
+                        iso(start),
+                        iso(end),
+                        duration,
+                        billable_minutes(duration),
+                        prof.end_reason,
+                        "closed",
+                        iso(start),
+                        busy,
+                        duration - busy,
+                        busy_min,
+                        idle_min,
+                        job_count,
+                    )
+                )
                 key = (person.id, group_of[machine])
                 first_use.setdefault(key, start)
-                _jobs(rng, jobs, sid, machine, person.id, project, start, duration, busy,
-                      job_count, prof.job_ext)
+                _jobs(
+                    rng,
+                    jobs,
+                    sid,
+                    machine,
+                    person.id,
+                    project,
+                    start,
+                    duration,
+                    busy,
+                    job_count,
+                    prof.job_ext,
+                )
 
     certifications = _certifications(rng, first_use, people, staff, validity, year)
     with HubStore(db_path) as store:
         sync_catalogue(
             store,
             [GroupConfig(g["id"], g["name"], g["default_validity_months"]) for g in GROUPS],
-            [MachineConfig(m["id"], m["name"], m["kind"], m["group"], m["min_level"])
-             for m in MACHINES])
+            [
+                MachineConfig(m["id"], m["name"], m["kind"], m["group"], m["min_level"])
+                for m in MACHINES
+            ],
+        )
         import_seed(store, load_seed(_demo_seed()))
         with store.atomic():
             add_members(store, member_rows)
             mark_staff(store, staff)
-            add_badges(store, [(f"B{year % 100:02d}{i:05X}", r[0])
-                               for i, r in enumerate(member_rows)])
+            add_badges(
+                store, [(f"B{year % 100:02d}{i:05X}", r[0]) for i, r in enumerate(member_rows)]
+            )
             add_projects(store, project_rows)
             add_certifications(store, certifications)
             add_closed_sessions(store, sessions)
             add_jobs(store, jobs)
-    return YearSummary(len(member_rows), len(sessions), len(jobs), len(project_rows),
-                       len(certifications), sum(s[8] for s in sessions) / 3600)
+    return YearSummary(
+        len(member_rows),
+        len(sessions),
+        len(jobs),
+        len(project_rows),
+        len(certifications),
+        sum(s[8] for s in sessions) / 3600,
+    )
 
 
 def _demo_seed() -> Path:
@@ -332,9 +530,19 @@ def _open_at(slots: Sequence[tuple[datetime, datetime]], t: datetime) -> datetim
     return None
 
 
-def _jobs(rng: random.Random, out: list[JobRow], sid: str, machine: str, member: str,
-          project: str | None, start: datetime, duration: float, busy: float, count: int,
-          ext: str) -> None:
+def _jobs(
+    rng: random.Random,
+    out: list[JobRow],
+    sid: str,
+    machine: str,
+    member: str,
+    project: str | None,
+    start: datetime,
+    duration: float,
+    busy: float,
+    count: int,
+    ext: str,
+) -> None:
     """The session's jobs, one after the other inside its busy time."""
     each = busy / count
     slack = (duration - busy) / (count + 1)
@@ -345,15 +553,35 @@ def _jobs(rng: random.Random, out: list[JobRow], sid: str, machine: str, member:
         r = rng.random()
         state = "finished" if r < 0.92 else "failed" if r < 0.96 else "cancelled"
         progress = 1.0 if state == "finished" else round(rng.uniform(0.05, 0.95), 2)
-        out.append((f"{sid}-j{i + 1}", machine, machine, sid, member, project,
-                    f"piece-{rng.randrange(1000):03d}.{ext}", state, progress, 0.0, "",
-                    iso(t), iso(end), iso(end)))
+        out.append(
+            (
+                f"{sid}-j{i + 1}",
+                machine,
+                machine,
+                sid,
+                member,
+                project,
+                f"piece-{rng.randrange(1000):03d}.{ext}",
+                state,
+                progress,
+                0.0,
+                "",
+                iso(t),
+                iso(end),
+                iso(end),
+            )
+        )
         t = end
 
 
-def _certifications(rng: random.Random, first_use: dict[tuple[str, str], datetime],
-                    people: list[_Member], staff: list[str], validity: dict[str, int],
-                    year: int) -> list[CertificationRow]:
+def _certifications(
+    rng: random.Random,
+    first_use: dict[tuple[str, str], datetime],
+    people: list[_Member],
+    staff: list[str],
+    validity: dict[str, int],
+    year: int,
+) -> list[CertificationRow]:
     """A certification before every member's first use of a group's machines.
 
     Members who were there before the year were mostly certified earlier; newcomers are
@@ -375,8 +603,8 @@ def _certifications(rng: random.Random, first_use: dict[tuple[str, str], datetim
         if member in staff or rng.random() < 0.03:
             level = 3
         expires = when + timedelta(days=round(validity[group] * 30.44))
-        revoked = (iso(when + timedelta(days=rng.randrange(30, 200)))
-                   if rng.random() < 0.01 else None)
-        rows.append((member, group, level, rng.choice(staff), iso(when), iso(expires),
-                     revoked))
+        revoked = (
+            iso(when + timedelta(days=rng.randrange(30, 200))) if rng.random() < 0.01 else None
+        )
+        rows.append((member, group, level, rng.choice(staff), iso(when), iso(expires), revoked))
     return rows

@@ -46,12 +46,17 @@ def make_relay(cfg: RelayConfig, pin_factory: Any = None) -> Relay:
     mock pin factory, chosen by ``GPIOZERO_PIN_FACTORY=mock`` or ``pin_factory``)."""
     if cfg.driver != "gpio":
         raise ValueError(f"unknown relay driver {cfg.driver!r}; expected 'gpio'")
-    return GpioRelay(cfg.pin, active_high=cfg.active_high, pin_factory=pin_factory,
-                     allow_boot_pull=cfg.allow_boot_pull)
+    return GpioRelay(
+        cfg.pin,
+        active_high=cfg.active_high,
+        pin_factory=pin_factory,
+        allow_boot_pull=cfg.allow_boot_pull,
+    )
 
 
-def make_controller(cfg: ControllerConfig) -> tuple[MachineController | None,
-                                                    SimulatedMachine | None]:
+def make_controller(
+    cfg: ControllerConfig,
+) -> tuple[MachineController | None, SimulatedMachine | None]:
     """The driver for ``cfg`` (None for ``driver: none``) and its simulator if asked."""
     if cfg.driver == "none":
         return None, None
@@ -74,8 +79,10 @@ def make_controller(cfg: ControllerConfig) -> tuple[MachineController | None,
         return MarlinController(port, baudrate=cfg.baudrate, **poll), marlin
     if cfg.driver == "octoprint":
         if cfg.simulate:
-            raise ValueError("controller.simulate is not available for OctoPrint: run "
-                             "OctoPrint with its virtual printer instead")
+            raise ValueError(
+                "controller.simulate is not available for OctoPrint: run "
+                "OctoPrint with its virtual printer instead"
+            )
         from gateway.drivers.machines.octoprint import OctoPrintController
 
         assert cfg.url and cfg.api_key
@@ -94,8 +101,11 @@ def _current_controller(cfg: ControllerConfig) -> tuple[MachineController, Curre
     from gateway.policies.current import BusyDetector
 
     detector = BusyDetector(cfg.threshold_on, cfg.threshold_off, cfg.on_after, cfg.off_after)
-    sim = (CurrentMachine(max(cfg.threshold_on * 4, 1.0), sense_board=cfg.source == "serial")
-           if cfg.simulate else None)
+    sim = (
+        CurrentMachine(max(cfg.threshold_on * 4, 1.0), sense_board=cfg.source == "serial")
+        if cfg.simulate
+        else None
+    )
     sensor: Any
     if cfg.source == "serial":
         port = sim.board.port if sim and sim.board else cfg.port

@@ -104,13 +104,17 @@ def check_boot_level(pin: int, *, active_high: bool, allow_boot_pull: bool = Fal
             f"GPIO {pin} is pulled up at boot, which can switch an active-high relay ON "
             f"before the gateway starts; use {pins.gpio_text(pins.ACTIVE_HIGH_PINS)} (e.g. "
             "17), or allow it explicitly only if the relay board has a pull-down that keeps "
-            "it off")
+            "it off"
+        )
     # Only a warning: a ~50 kOhm pull-down rarely sinks enough current to light the
     # opto-coupler of an active-low board, and node configs refuse these pins anyway.
     log.warning(
         "GPIO %s is pulled down at boot, which can switch an active-low relay ON "
         "before the gateway starts; prefer %s, or a board with a pull-up "
-        "that keeps it off", pin, pins.gpio_text(pins.ACTIVE_LOW_PINS))
+        "that keeps it off",
+        pin,
+        pins.gpio_text(pins.ACTIVE_LOW_PINS),
+    )
 
 
 class GpioRelay(Relay):
@@ -132,7 +136,8 @@ class GpioRelay(Relay):
         # initial_value=False makes gpiozero set the OFF level as it claims the pin,
         # with no window where the output could be driven ON.
         self._device = DigitalOutputDevice(
-            pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
+            pin, active_high=active_high, initial_value=False, pin_factory=pin_factory
+        )
         with _live_lock:
             _live.add(self)
 
@@ -167,4 +172,3 @@ class GpioRelay(Relay):
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("on" if self.is_on else "off")
         return f"<GpioRelay GPIO{self.pin} active_high={self.active_high} {state}>"
-

@@ -66,39 +66,51 @@ def load_user(store: HubStore, member_id: str) -> User | None:
     conn = store.conn
     row = conn.execute(
         "SELECT a.member_id, a.email, m.name FROM accounts a JOIN members m "
-        "ON m.id = a.member_id WHERE a.member_id = ?", (member_id,)).fetchone()
+        "ON m.id = a.member_id WHERE a.member_id = ?",
+        (member_id,),
+    ).fetchone()
     if row is None:
         return None
     roles = {"member"}
     groups = set()
-    for role, group in conn.execute("SELECT role, group_id FROM roles WHERE member_id = ?",
-                                    (member_id,)):
+    for role, group in conn.execute(
+        "SELECT role, group_id FROM roles WHERE member_id = ?", (member_id,)
+    ):
         roles.add(role)
         if role == "trainer" and group:
             groups.add(group)
-    return User(member_id=row[0], name=row[2], email=row[1], roles=frozenset(roles),
-                trainer_groups=frozenset(groups))
+    return User(
+        member_id=row[0],
+        name=row[2],
+        email=row[1],
+        roles=frozenset(roles),
+        trainer_groups=frozenset(groups),
+    )
 
 
 def password_hash(store: HubStore, member_id: str) -> str | None:
     """The account's stored hash (None: no account, or no password set yet); the web
     signs a fingerprint of it into the session cookie, so a new password ends every
     other session."""
-    row = store.conn.execute("SELECT password_hash FROM accounts WHERE member_id = ?",
-                             (member_id,)).fetchone()
+    row = store.conn.execute(
+        "SELECT password_hash FROM accounts WHERE member_id = ?", (member_id,)
+    ).fetchone()
     return row[0] if row else None
 
 
 def find_account(store: HubStore, *, member_id: str, email: str) -> tuple[str, str] | None:
     """``(member_id, email)`` of the account of this member or with this email, if any."""
-    row = store.conn.execute("SELECT member_id, email FROM accounts WHERE member_id = ? "
-                             "OR email = ?", (member_id, normalise_email(email))).fetchone()
+    row = store.conn.execute(
+        "SELECT member_id, email FROM accounts WHERE member_id = ? OR email = ?",
+        (member_id, normalise_email(email)),
+    ).fetchone()
     return (row[0], row[1]) if row else None
 
 
 def member_of_email(store: HubStore, email: str) -> str | None:
-    row = store.conn.execute("SELECT member_id FROM accounts WHERE email = ?",
-                             (normalise_email(email),)).fetchone()
+    row = store.conn.execute(
+        "SELECT member_id FROM accounts WHERE email = ?", (normalise_email(email),)
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -108,25 +120,35 @@ def normalise_email(email: str) -> str:
 
 # -- log-in and its lock-out ----------------------------------------------------------
 
+
 def _locked_until(conn: sqlite3.Connection, keys: list[str], now: datetime) -> str | None:
     marks = ",".join("?" * len(keys))
-    row = conn.execute(f"SELECT max(locked_until) FROM login_throttle WHERE key IN ({marks}) "
-                       f"AND locked_until > ?", (*keys, iso(now))).fetchone()
+    row = conn.execute(
+        f"SELECT max(locked_until) FROM login_throttle WHERE key IN ({marks}) AND locked_until > ?",
+        (*keys, iso(now)),
+    ).fetchone()
     return row[0] if row and row[0] else None
 
 
 def _count_failure(conn: sqlite3.Connection, key: str, now: datetime) -> str | None:
     """One more failure for ``key``; returns the lock's end if this one locks it."""
-    row = conn.execute("SELECT failures, window_start, locked_until FROM login_throttle "
-                       "WHERE key = ?", (key,)).fetchone()
-    stale = row is None or (row[2] is not None and row[2] <= iso(now)) \
+    row = conn.execute(
+        "SELECT failures, window_start, locked_until FROM login_throttle WHERE key = ?", (key,)
+    ).fetchone()
+    stale = (
+        row is None
+        or (row[2] is not None and row[2] <= iso(now))
         or row[1] < iso(now - FAILURE_WINDOW)
+    )
     failures, start = (1, iso(now)) if stale else (row[0] + 1, row[1])
     locked = iso(now + LOCK_TIME) if failures >= MAX_FAILURES else None
-    conn.execute("INSERT INTO login_throttle (key, failures, window_start, locked_until) "
-                 "VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                 "failures = excluded.failures, window_start = excluded.window_start, "
-                 "locked_until = excluded.locked_until", (key, failures, start, locked))
+    conn.execute(
+        "INSERT INTO login_throttle (key, failures, window_start, locked_until) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+        "failures = excluded.failures, window_start = excluded.window_start, "
+        "locked_until = excluded.locked_until",
+        (key, failures, start, locked),
+    )
     return locked
 
 
@@ -158,8 +180,9 @@ class LoginLocked(Exception):
         self.until = until
 
 
-def authenticate(store: HubStore, email: str, password: str, addr: str | None,
-                 now: datetime) -> User | None:
+def authenticate(
+    store: HubStore, email: str, password: str, addr: str | None, now: datetime
+) -> User | None:
     """Check a log-in attempt, counting failures; raise ``LoginLocked`` while locked.
 
     A locked email or address is refused before the password is even checked: a
@@ -172,16 +195,19 @@ def authenticate(store: HubStore, email: str, password: str, addr: str | None,
     until = _locked_until(conn, keys, now)
     if until:
         raise LoginLocked(until)
-    row = conn.execute("SELECT member_id, password_hash FROM accounts WHERE email = ?",
-                       (email,)).fetchone()
+    row = conn.execute(
+        "SELECT member_id, password_hash FROM accounts WHERE email = ?", (email,)
+    ).fetchone()
     ok = len(password) <= MAX_PASSWORD and verify_password(row[1] if row else None, password)
     if not ok:
         with store.atomic():
             locks = [lock for key in keys if (lock := _count_failure(conn, key, now))]
             if row is not None:
-                conn.execute("UPDATE accounts SET failed_logins = failed_logins + 1, "
-                             "locked_until = coalesce(?, locked_until) WHERE member_id = ?",
-                             (max(locks) if locks else None, row[0]))
+                conn.execute(
+                    "UPDATE accounts SET failed_logins = failed_logins + 1, "
+                    "locked_until = coalesce(?, locked_until) WHERE member_id = ?",
+                    (max(locks) if locks else None, row[0]),
+                )
         log.warning("failed log-in for %r from %s", email, addr)
         if locks:
             raise LoginLocked(max(locks))
@@ -189,13 +215,16 @@ def authenticate(store: HubStore, email: str, password: str, addr: str | None,
     with store.atomic():
         conn.execute("DELETE FROM login_throttle WHERE key = ?", (keys[0],))
         new_hash = hasher.hash(password) if hasher.check_needs_rehash(row[1]) else row[1]
-        conn.execute("UPDATE accounts SET failed_logins = 0, locked_until = NULL, "
-                     "last_login_at = ?, password_hash = ? WHERE member_id = ?",
-                     (iso(now), new_hash, row[0]))
+        conn.execute(
+            "UPDATE accounts SET failed_logins = 0, locked_until = NULL, "
+            "last_login_at = ?, password_hash = ? WHERE member_id = ?",
+            (iso(now), new_hash, row[0]),
+        )
     return load_user(store, row[0])
 
 
 # -- accounts, roles, passwords -------------------------------------------------------
+
 
 def check_new_password(password: str) -> str | None:
     """Why a new password is refused, or None. Length only: composition rules push
@@ -212,16 +241,19 @@ def set_password(store: HubStore, member_id: str, password: str, *, actor: str) 
     if problem:
         raise ValueError(f"password refused: {problem}")
     with store.atomic():
-        cur = store.conn.execute("UPDATE accounts SET password_hash = ?, failed_logins = 0, "
-                                 "locked_until = NULL WHERE member_id = ?",
-                                 (hasher.hash(password), member_id))
+        cur = store.conn.execute(
+            "UPDATE accounts SET password_hash = ?, failed_logins = 0, "
+            "locked_until = NULL WHERE member_id = ?",
+            (hasher.hash(password), member_id),
+        )
         if cur.rowcount != 1:
             raise ValueError(f"no account for member {member_id!r}")
         audit.record(store, actor, audit.PASSWORD_CHANGED, member_id, {})
 
 
-def create_account(store: HubStore, member_id: str, email: str, *, actor: str,
-                   password: str | None = None) -> None:
+def create_account(
+    store: HubStore, member_id: str, email: str, *, actor: str, password: str | None = None
+) -> None:
     """An account for an existing member; ``ValueError`` with the reason otherwise."""
     email = normalise_email(email)
     if "@" not in email:
@@ -235,16 +267,18 @@ def create_account(store: HubStore, member_id: str, email: str, *, actor: str,
             store.conn.execute(
                 "INSERT INTO accounts (member_id, email, password_hash, created_at) "
                 "VALUES (?, ?, ?, ?)",
-                (member_id, email, hasher.hash(password) if password else None,
-                 iso(utcnow())))
+                (member_id, email, hasher.hash(password) if password else None, iso(utcnow())),
+            )
             audit.record(store, actor, audit.ACCOUNT_CREATED, member_id, {"email": email})
     except sqlite3.IntegrityError as exc:
-        raise ValueError(f"an account already exists for member {member_id!r} or "
-                         f"email {email!r}") from exc
+        raise ValueError(
+            f"an account already exists for member {member_id!r} or email {email!r}"
+        ) from exc
 
 
-def grant_role(store: HubStore, member_id: str, role: str, group_id: str | None, *,
-               actor: str) -> bool:
+def grant_role(
+    store: HubStore, member_id: str, role: str, group_id: str | None, *, actor: str
+) -> bool:
     """True if granted, False if the account already had it."""
     if role not in STORED_ROLES:
         raise ValueError(f"role {role!r}: expected one of {', '.join(STORED_ROLES)}")
@@ -253,21 +287,28 @@ def grant_role(store: HubStore, member_id: str, role: str, group_id: str | None,
     if group_id is not None and catalogue.group(store, group_id) is None:
         raise ValueError(f"no certification group {group_id!r}")
     with store.atomic():
-        cur = store.conn.execute("INSERT OR IGNORE INTO roles (member_id, role, group_id) "
-                                 "VALUES (?, ?, ?)", (member_id, role, group_id))
+        cur = store.conn.execute(
+            "INSERT OR IGNORE INTO roles (member_id, role, group_id) VALUES (?, ?, ?)",
+            (member_id, role, group_id),
+        )
         if cur.rowcount:
-            audit.record(store, actor, audit.ROLE_GRANTED, member_id,
-                         {"role": role, "group": group_id})
+            audit.record(
+                store, actor, audit.ROLE_GRANTED, member_id, {"role": role, "group": group_id}
+            )
     return bool(cur.rowcount)
 
 
-def revoke_role(store: HubStore, member_id: str, role: str, group_id: str | None, *,
-                actor: str) -> bool:
+def revoke_role(
+    store: HubStore, member_id: str, role: str, group_id: str | None, *, actor: str
+) -> bool:
     with store.atomic():
-        cur = store.conn.execute("DELETE FROM roles WHERE member_id = ? AND role = ? "
-                                 "AND coalesce(group_id, '') = coalesce(?, '')",
-                                 (member_id, role, group_id))
+        cur = store.conn.execute(
+            "DELETE FROM roles WHERE member_id = ? AND role = ? "
+            "AND coalesce(group_id, '') = coalesce(?, '')",
+            (member_id, role, group_id),
+        )
         if cur.rowcount:
-            audit.record(store, actor, audit.ROLE_REVOKED, member_id,
-                         {"role": role, "group": group_id})
+            audit.record(
+                store, actor, audit.ROLE_REVOKED, member_id, {"role": role, "group": group_id}
+            )
     return bool(cur.rowcount)

@@ -53,19 +53,35 @@ def _connection(conn_or_store: sqlite3.Connection | _HasConn) -> sqlite3.Connect
 
 def canonical(value: Any) -> str:
     """One text per value whatever the key order, so the hash can be recomputed."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
-def row_hash(seq: int, at: str, actor: str, action: str, subject: str, details: Any,
-             prev_hash: str) -> str:
-    body = canonical({"seq": seq, "at": at, "actor": actor, "action": action,
-                      "subject": subject, "details": details, "prev_hash": prev_hash})
+def row_hash(
+    seq: int, at: str, actor: str, action: str, subject: str, details: Any, prev_hash: str
+) -> str:
+    body = canonical(
+        {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "details": details,
+            "prev_hash": prev_hash,
+        }
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def record(conn_or_store: sqlite3.Connection | _HasConn, actor: str, action: str,
-           subject: str, details: dict[str, Any] | None = None) -> int:
+def record(
+    conn_or_store: sqlite3.Connection | _HasConn,
+    actor: str,
+    action: str,
+    subject: str,
+    details: dict[str, Any] | None = None,
+) -> int:
     """Append one entry and return its ``seq``.
 
     Inside an open transaction the row joins it (and is committed by the caller);
@@ -91,8 +107,9 @@ def record(conn_or_store: sqlite3.Connection | _HasConn, actor: str, action: str
     return seq
 
 
-def _append(conn: sqlite3.Connection, actor: str, action: str, subject: str,
-            details: dict[str, Any]) -> int:
+def _append(
+    conn: sqlite3.Connection, actor: str, action: str, subject: str, details: dict[str, Any]
+) -> int:
     # In a caller's deferred transaction that has only read so far, take the write lock
     # before reading the head. In WAL mode this fails (SQLITE_BUSY) if another writer
     # committed since our snapshot, instead of forking the chain.
@@ -104,31 +121,48 @@ def _append(conn: sqlite3.Connection, actor: str, action: str, subject: str,
     digest = row_hash(seq, at, actor, action, subject, json.loads(text), prev)
     conn.execute(
         "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (seq, at, actor, action, subject, text, prev, digest))
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, at, actor, action, subject, text, prev, digest),
+    )
     return seq
 
 
-def entries(conn_or_store: sqlite3.Connection | _HasConn, *, limit: int = 100,
-            subject: str | None = None) -> list[dict[str, Any]]:
+def entries(
+    conn_or_store: sqlite3.Connection | _HasConn, *, limit: int = 100, subject: str | None = None
+) -> list[dict[str, Any]]:
     """Newest first, details parsed: for the pages that show the log."""
     conn = _connection(conn_or_store)
     where, args = ("WHERE subject = ?", [subject]) if subject else ("", [])
-    rows = conn.execute(f"SELECT seq, at, actor, action, subject, details FROM audit_log "
-                        f"{where} ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
+    rows = conn.execute(
+        f"SELECT seq, at, actor, action, subject, details FROM audit_log "
+        f"{where} ORDER BY seq DESC LIMIT ?",
+        (*args, limit),
+    ).fetchall()
     out = []
     for seq, at, actor, action, subj, details in rows:
         try:
             parsed = json.loads(details)
         except ValueError:
             parsed = {"unreadable": details}
-        out.append({"seq": seq, "at": at, "actor": actor, "action": action,
-                    "subject": subj, "details": parsed})
+        out.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "subject": subj,
+                "details": parsed,
+            }
+        )
     return out
 
 
 def head(conn_or_store: sqlite3.Connection | _HasConn) -> tuple[int, str] | None:
-    row = _connection(conn_or_store).execute(
-        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    row = (
+        _connection(conn_or_store)
+        .execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetchone()
+    )
     return (row[0], row[1]) if row else None
 
 
@@ -138,21 +172,27 @@ def verify(conn_or_store: sqlite3.Connection | _HasConn) -> list[str]:
     problems: list[str] = []
     expected_seq, prev = 1, GENESIS
     for seq, at, actor, action, subject, details, prev_hash, digest in conn.execute(
-            "SELECT seq, at, actor, action, subject, details, prev_hash, hash "
-            "FROM audit_log ORDER BY seq"):
+        "SELECT seq, at, actor, action, subject, details, prev_hash, hash "
+        "FROM audit_log ORDER BY seq"
+    ):
         if seq != expected_seq:
-            problems.append(f"entry {seq}: expected entry {expected_seq} "
-                            f"(entries {expected_seq}..{seq - 1} are missing)")
+            problems.append(
+                f"entry {seq}: expected entry {expected_seq} "
+                f"(entries {expected_seq}..{seq - 1} are missing)"
+            )
         if prev_hash != prev:
-            problems.append(f"entry {seq}: prev_hash does not match the hash of the entry "
-                            "before it")
+            problems.append(
+                f"entry {seq}: prev_hash does not match the hash of the entry before it"
+            )
         try:
             parsed = json.loads(details)
         except (TypeError, ValueError):
             problems.append(f"entry {seq}: details are not JSON")
         else:
             if row_hash(seq, at, actor, action, subject, parsed, prev_hash) != digest:
-                problems.append(f"entry {seq}: content does not match its hash "
-                                f"({action} on {subject} by {actor} at {at})")
+                problems.append(
+                    f"entry {seq}: content does not match its hash "
+                    f"({action} on {subject} by {actor} at {at})"
+                )
         expected_seq, prev = seq + 1, digest
     return problems

@@ -65,11 +65,15 @@ def check_database(path: Path) -> BackupReport:
         if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
             raise BackupError(f"{path}: not a fabgate hub database (no meta table)")
         return BackupReport(
-            path=path, size=path.stat().st_size, integrity="ok",
+            path=path,
+            size=path.stat().st_size,
+            integrity="ok",
             data_version=_meta(conn, "data_version"),
             snapshot_version=_meta(conn, "snapshot_version"),
             snapshot_epoch=_meta(conn, "snapshot_epoch"),
-            members=_count(conn, "members"), sessions=_count(conn, "sessions"))
+            members=_count(conn, "members"),
+            sessions=_count(conn, "sessions"),
+        )
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{path}: {exc}") from exc
     finally:

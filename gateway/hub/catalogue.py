@@ -16,8 +16,9 @@ from gateway.core.snapshot import MachineInfo
 from gateway.hub.db import HubStore
 
 
-def sync_catalogue(store: HubStore, groups: Iterable[GroupConfig],
-                   machines: Iterable[MachineConfig]) -> None:
+def sync_catalogue(
+    store: HubStore, groups: Iterable[GroupConfig], machines: Iterable[MachineConfig]
+) -> None:
     """Upsert groups and machines from the hub config; machines are never deleted
     because past sessions still name them."""
     machines = list(machines)
@@ -29,7 +30,8 @@ def sync_catalogue(store: HubStore, groups: Iterable[GroupConfig],
                 "VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
                 "default_validity_months = excluded.default_validity_months, "
                 "lapse_months = excluded.lapse_months",
-                (g.id, g.name, g.default_validity_months, g.lapse_months))
+                (g.id, g.name, g.default_validity_months, g.lapse_months),
+            )
         for m in machines:
             conn.execute(
                 "INSERT INTO machines (id, name, kind, group_id, min_level, out_of_service,"
@@ -38,33 +40,50 @@ def sync_catalogue(store: HubStore, groups: Iterable[GroupConfig],
                 "group_id = excluded.group_id, min_level = excluded.min_level, "
                 "out_of_service = excluded.out_of_service, "
                 "requires_credit = excluded.requires_credit",
-                (m.id, m.name, m.kind, m.group, m.min_level, int(m.out_of_service),
-                 int(m.requires_credit)))
-            conn.execute("UPDATE machines SET certify_level = ? WHERE id = ?",
-                         (m.certify_level, m.id))
+                (
+                    m.id,
+                    m.name,
+                    m.kind,
+                    m.group,
+                    m.min_level,
+                    int(m.out_of_service),
+                    int(m.requires_credit),
+                ),
+            )
+            conn.execute(
+                "UPDATE machines SET certify_level = ? WHERE id = ?", (m.certify_level, m.id)
+            )
         # The node each machine is served by; machines no longer configured keep their
         # past sessions but no node may speak for them.
         conn.execute("UPDATE machines SET node = NULL")
-        conn.executemany("UPDATE machines SET node = ? WHERE id = ?",
-                         [(m.node_id, m.id) for m in machines])
+        conn.executemany(
+            "UPDATE machines SET node = ? WHERE id = ?", [(m.node_id, m.id) for m in machines]
+        )
 
 
 # -- groups ------------------------------------------------------------------------------
 
+
 def groups(store: HubStore) -> list[dict[str, Any]]:
     """Every group, by name: id, name, default_validity_months, lapse_months."""
-    return [dict(r) for r in store.conn.execute(
-        "SELECT id, name, default_validity_months, lapse_months FROM groups ORDER BY name")]
+    return [
+        dict(r)
+        for r in store.conn.execute(
+            "SELECT id, name, default_validity_months, lapse_months FROM groups ORDER BY name"
+        )
+    ]
 
 
 def group(store: HubStore, group_id: str) -> dict[str, Any] | None:
     row = store.conn.execute(
         "SELECT id, name, default_validity_months, lapse_months FROM groups WHERE id = ?",
-        (group_id,)).fetchone()
+        (group_id,),
+    ).fetchone()
     return dict(row) if row else None
 
 
 # -- machines ----------------------------------------------------------------------------
+
 
 def machine_ids(store: HubStore) -> list[str]:
     return [r[0] for r in store.conn.execute("SELECT id FROM machines ORDER BY id")]
@@ -75,16 +94,20 @@ def machine_info(store: HubStore, machine_id: str) -> MachineInfo | None:
     row = store.conn.execute("SELECT * FROM machines WHERE id = ?", (machine_id,)).fetchone()
     if row is None:
         return None
-    return MachineInfo(id=row["id"], name=row["name"], kind=row["kind"],
-                       group=row["group_id"], min_level=row["min_level"],
-                       out_of_service=bool(row["out_of_service"]),
-                       requires_credit=bool(row["requires_credit"]),
-                       certify_level=row["certify_level"])
+    return MachineInfo(
+        id=row["id"],
+        name=row["name"],
+        kind=row["kind"],
+        group=row["group_id"],
+        min_level=row["min_level"],
+        out_of_service=bool(row["out_of_service"]),
+        requires_credit=bool(row["requires_credit"]),
+        certify_level=row["certify_level"],
+    )
 
 
 def machine_group(store: HubStore, machine_id: str) -> str | None:
-    row = store.conn.execute("SELECT group_id FROM machines WHERE id = ?",
-                             (machine_id,)).fetchone()
+    row = store.conn.execute("SELECT group_id FROM machines WHERE id = ?", (machine_id,)).fetchone()
     return row[0] if row else None
 
 
@@ -96,8 +119,9 @@ def machine_of_node(store: HubStore, node: str) -> str | None:
     is configured with another node: then it serves none. (A machine the hub does not
     know yet keeps its usage: usage is money.)
     """
-    row = store.conn.execute("SELECT id FROM machines WHERE node = ? ORDER BY id LIMIT 1",
-                             (node,)).fetchone()
+    row = store.conn.execute(
+        "SELECT id FROM machines WHERE node = ? ORDER BY id LIMIT 1", (node,)
+    ).fetchone()
     if row is not None:
         return row[0]
     taken = store.conn.execute("SELECT 1 FROM machines WHERE id = ?", (node,)).fetchone()

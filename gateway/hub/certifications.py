@@ -33,6 +33,7 @@ def add_months(t: datetime, months: int) -> datetime:
 
 # -- the lapse rule ----------------------------------------------------------------------
 
+
 def lapses_at(certified_at: str, last_use: str | None, lapse_months: int | None) -> str | None:
     """When the lapse-without-use rule ends a certification (None: the group has none).
 
@@ -55,8 +56,10 @@ def effective_expiry(expires_at: str | None, lapses: str | None) -> str | None:
 
 # -- levels ------------------------------------------------------------------------------
 
-def best_certifications(store: HubStore, group_id: str,
-                        now: datetime) -> dict[str, tuple[int, str | None]]:
+
+def best_certifications(
+    store: HubStore, group_id: str, now: datetime
+) -> dict[str, tuple[int, str | None]]:
     """member -> (level, effective expiry) on the group, lapses without use included,
     for every member holding a non-revoked certification on it (expired ones too: a
     node then answers ``certification_expired`` rather than a puzzling
@@ -67,11 +70,12 @@ def best_certifications(store: HubStore, group_id: str,
     last_use = sessions.last_use_on_group(store, group_id) if months else {}
     best: dict[str, tuple[int, str | None]] = {}
     for c in store.conn.execute(
-            "SELECT member_id, level, expires_at, certified_at, "
-            "(expires_at IS NULL OR expires_at > ?) AS live FROM certifications "
-            "WHERE group_id = ? AND revoked_at IS NULL "
-            "ORDER BY member_id, live DESC, level DESC, coalesce(expires_at, '9999') DESC",
-            (now_s, group_id)):
+        "SELECT member_id, level, expires_at, certified_at, "
+        "(expires_at IS NULL OR expires_at > ?) AS live FROM certifications "
+        "WHERE group_id = ? AND revoked_at IS NULL "
+        "ORDER BY member_id, live DESC, level DESC, coalesce(expires_at, '9999') DESC",
+        (now_s, group_id),
+    ):
         if c["member_id"] in best:
             continue
         lapses = lapses_at(c["certified_at"], last_use.get(c["member_id"]), months)
@@ -79,8 +83,9 @@ def best_certifications(store: HubStore, group_id: str,
     return best
 
 
-def certification_expiry(store: HubStore, member_id: str, group_id: str,
-                         now: datetime) -> tuple[int, datetime | None]:
+def certification_expiry(
+    store: HubStore, member_id: str, group_id: str, now: datetime
+) -> tuple[int, datetime | None]:
     """(level, effective expiry) a member holds on a group."""
     level, expires = best_certifications(store, group_id, now).get(member_id, (0, None))
     return level, parse_iso(expires) if expires else None
@@ -92,8 +97,7 @@ def live_level(store: HubStore, member_id: str, group_id: str, now: datetime) ->
     return level if expires is None or expires > now else 0
 
 
-def live_levels(store: HubStore, group_ids: list[str],
-                now: datetime) -> dict[str, dict[str, int]]:
+def live_levels(store: HubStore, group_ids: list[str], now: datetime) -> dict[str, dict[str, int]]:
     """member -> {group: level} of the live certifications on those groups."""
     levels: dict[str, dict[str, int]] = {}
     for group_id in group_ids:
@@ -103,8 +107,9 @@ def live_levels(store: HubStore, group_ids: list[str],
     return levels
 
 
-def of_member(store: HubStore, member_id: str, now: datetime,
-              groups: set[str] | None = None) -> list[dict[str, Any]]:
+def of_member(
+    store: HubStore, member_id: str, now: datetime, groups: set[str] | None = None
+) -> list[dict[str, Any]]:
     """A member's certifications, by group name then newest first, each with its state
     (live, expired, revoked) and its lapse date (``lapses_at``), shown apart from the
     expiry because using a machine pushes it back while the expiry stays."""
@@ -113,7 +118,9 @@ def of_member(store: HubStore, member_id: str, now: datetime,
         "SELECT c.*, g.name AS group_name, g.lapse_months, tr.name AS certified_by_name "
         "FROM certifications c JOIN groups g ON g.id = c.group_id "
         "LEFT JOIN members tr ON tr.id = c.certified_by WHERE c.member_id = ? "
-        "ORDER BY g.name, c.certified_at DESC", (member_id,)).fetchall()
+        "ORDER BY g.name, c.certified_at DESC",
+        (member_id,),
+    ).fetchall()
     now_s = iso(now)
     out = []
     for r in rows:
@@ -136,39 +143,89 @@ def of_member(store: HubStore, member_id: str, now: datetime,
 
 # -- changes -----------------------------------------------------------------------------
 
-def _upsert(store: HubStore, member_id: str, group_id: str, level: int, *,
-            certified_by: str | None, certified_at: datetime,
-            expires_at: datetime | None = None, note: str | None = None) -> None:
+
+def _upsert(
+    store: HubStore,
+    member_id: str,
+    group_id: str,
+    level: int,
+    *,
+    certified_by: str | None,
+    certified_at: datetime,
+    expires_at: datetime | None = None,
+    note: str | None = None,
+) -> None:
     store.conn.execute(
         "INSERT INTO certifications (member_id, group_id, level, certified_by, "
         "certified_at, expires_at, note) VALUES (?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(member_id, group_id, certified_at) DO UPDATE SET "
         "level = excluded.level, certified_by = excluded.certified_by, "
         "expires_at = excluded.expires_at, note = coalesce(excluded.note, note)",
-        (member_id, group_id, level, certified_by, iso(certified_at),
-         iso(expires_at) if expires_at else None, note))
+        (
+            member_id,
+            group_id,
+            level,
+            certified_by,
+            iso(certified_at),
+            iso(expires_at) if expires_at else None,
+            note,
+        ),
+    )
 
 
-def add_certification(store: HubStore, member_id: str, group_id: str, level: int, *,
-                      certified_by: str | None, certified_at: datetime,
-                      expires_at: datetime | None = None, note: str | None = None) -> None:
+def add_certification(
+    store: HubStore,
+    member_id: str,
+    group_id: str,
+    level: int,
+    *,
+    certified_by: str | None,
+    certified_at: datetime,
+    expires_at: datetime | None = None,
+    note: str | None = None,
+) -> None:
     """Record a certification; the same (member, group, certified_at) is updated."""
     with store.atomic():
-        _upsert(store, member_id, group_id, level, certified_by=certified_by,
-                certified_at=certified_at, expires_at=expires_at, note=note)
+        _upsert(
+            store,
+            member_id,
+            group_id,
+            level,
+            certified_by=certified_by,
+            certified_at=certified_at,
+            expires_at=expires_at,
+            note=note,
+        )
 
 
-def add_if_missing(store: HubStore, member_id: str, group_id: str, level: int, *,
-                   certified_by: str | None, certified_at: datetime,
-                   expires_at: datetime | None = None) -> bool:
+def add_if_missing(
+    store: HubStore,
+    member_id: str,
+    group_id: str,
+    level: int,
+    *,
+    certified_by: str | None,
+    certified_at: datetime,
+    expires_at: datetime | None = None,
+) -> bool:
     """Record a certification unless the same (member, group, certified_at) exists (a
     seed creates what is missing only); True if created."""
-    return store.conn.execute(
-        "INSERT INTO certifications (member_id, group_id, level, certified_by, "
-        "certified_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(member_id, group_id, certified_at) DO NOTHING",
-        (member_id, group_id, level, certified_by, iso(certified_at),
-         iso(expires_at) if expires_at else None)).rowcount == 1
+    return (
+        store.conn.execute(
+            "INSERT INTO certifications (member_id, group_id, level, certified_by, "
+            "certified_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(member_id, group_id, certified_at) DO NOTHING",
+            (
+                member_id,
+                group_id,
+                level,
+                certified_by,
+                iso(certified_at),
+                iso(expires_at) if expires_at else None,
+            ),
+        ).rowcount
+        == 1
+    )
 
 
 def add_certifications(store: HubStore, rows: Iterable[Sequence[Any]]) -> None:
@@ -177,46 +234,75 @@ def add_certifications(store: HubStore, rows: Iterable[Sequence[Any]]) -> None:
     store.conn.executemany(
         "INSERT OR IGNORE INTO certifications (member_id, group_id, level, "
         "certified_by, certified_at, expires_at, revoked_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
-def revoke_certification(store: HubStore, member_id: str, group_id: str,
-                         at: datetime) -> int:
+def revoke_certification(store: HubStore, member_id: str, group_id: str, at: datetime) -> int:
     """Revoke every live certification of a member on a group; returns how many."""
     with store.atomic():
         cur = store.conn.execute(
             "UPDATE certifications SET revoked_at = ? WHERE member_id = ? "
-            "AND group_id = ? AND revoked_at IS NULL", (iso(at), member_id, group_id))
+            "AND group_id = ? AND revoked_at IS NULL",
+            (iso(at), member_id, group_id),
+        )
     return cur.rowcount
 
 
-def grant(store: HubStore, member_id: str, group_id: str, level: int, *, by: str,
-          at: datetime, months: int, note: str | None = None) -> datetime:
+def grant(
+    store: HubStore,
+    member_id: str,
+    group_id: str,
+    level: int,
+    *,
+    by: str,
+    at: datetime,
+    months: int,
+    note: str | None = None,
+) -> datetime:
     """A certification a person grants (the pages), valid ``months``, audited in the
     same transaction; returns its expiry."""
     expires = add_months(at, months)
     with store.atomic():
-        _upsert(store, member_id, group_id, level, certified_by=by, certified_at=at,
-                expires_at=expires, note=note)
-        audit.record(store, by, audit.CERTIFICATION_GRANTED, member_id,
-                     {"group": group_id, "level": level, "validity_months": months,
-                      "note": note})
+        _upsert(
+            store,
+            member_id,
+            group_id,
+            level,
+            certified_by=by,
+            certified_at=at,
+            expires_at=expires,
+            note=note,
+        )
+        audit.record(
+            store,
+            by,
+            audit.CERTIFICATION_GRANTED,
+            member_id,
+            {"group": group_id, "level": level, "validity_months": months, "note": note},
+        )
     return expires
 
 
-def revoke(store: HubStore, member_id: str, group_id: str, *, by: str,
-           at: datetime) -> int:
+def revoke(store: HubStore, member_id: str, group_id: str, *, by: str, at: datetime) -> int:
     """Revoke a member's live certifications on a group, audited; returns how many."""
     with store.atomic():
         count = revoke_certification(store, member_id, group_id, at)
         if count:
-            audit.record(store, by, audit.CERTIFICATION_REVOKED, member_id,
-                         {"group": group_id, "certifications": count})
+            audit.record(
+                store,
+                by,
+                audit.CERTIFICATION_REVOKED,
+                member_id,
+                {"group": group_id, "certifications": count},
+            )
     return count
 
 
-def certified_at_machine(store: HubStore, env: Envelope, ev: CertificationGranted,
-                         received_at: datetime) -> None:
+def certified_at_machine(
+    store: HubStore, env: Envelope, ev: CertificationGranted, received_at: datetime
+) -> None:
     """Record a certification given at the machine (gateway.hub.events.trust checked the
     trainer, the group and the trainee's tap), audited. It counts from the event's time,
     but never from later than the hub received it: a node's clock cannot push it ahead;
@@ -226,9 +312,20 @@ def certified_at_machine(store: HubStore, env: Envelope, ev: CertificationGrante
     if group is None:  # the trust checks name the machine's own group: a bug if not
         raise LookupError(f"no group {ev.group!r} for a certification at the machine")
     months = group["default_validity_months"]
-    _upsert(store, ev.member_id, ev.group, ev.level, certified_by=ev.trainer_id,
-            certified_at=at, expires_at=add_months(at, months),
-            note=f"certified at machine {ev.machine}")
-    audit.record(store, ev.trainer_id, audit.CERTIFICATION_GRANTED, ev.member_id,
-                 {"group": ev.group, "level": ev.level, "machine": ev.machine,
-                  "at_machine": True})
+    _upsert(
+        store,
+        ev.member_id,
+        ev.group,
+        ev.level,
+        certified_by=ev.trainer_id,
+        certified_at=at,
+        expires_at=add_months(at, months),
+        note=f"certified at machine {ev.machine}",
+    )
+    audit.record(
+        store,
+        ev.trainer_id,
+        audit.CERTIFICATION_GRANTED,
+        ev.member_id,
+        {"group": ev.group, "level": ev.level, "machine": ev.machine, "at_machine": True},
+    )

@@ -66,6 +66,7 @@ class HubStore:
 
 # -- meta --------------------------------------------------------------------------------
 
+
 def meta_int(store: HubStore, key: str) -> int:
     row = store.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return int(row[0]) if row and row[0] else 0
@@ -77,15 +78,19 @@ def meta_text(store: HubStore, key: str) -> str | None:
 
 
 def set_meta(store: HubStore, key: str, value: str) -> None:
-    store.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
-                       "DO UPDATE SET value = excluded.value", (key, value))
+    store.conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
+        "DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
 
 
 def increment_meta(store: HubStore, key: str) -> int:
     """Add one to an integer key (in the caller's transaction) and return it."""
     with store.atomic():
-        store.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                           "WHERE key = ?", (key,))
+        store.conn.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?", (key,)
+        )
         return meta_int(store, key)
 
 

@@ -19,8 +19,9 @@ from gateway.hub import audit, members
 from gateway.hub.db import HubStore, meta_int
 
 
-def create_enrolment(store: HubStore, member_id: str, *, by: str | None, now: datetime,
-                     seconds: float = 30.0) -> str:
+def create_enrolment(
+    store: HubStore, member_id: str, *, by: str | None, now: datetime, seconds: float = 30.0
+) -> str:
     """Open a short window in which the next unknown badge tapped anywhere is attached.
 
     One window at a time for the whole site: a new request ends any pending one, so
@@ -28,19 +29,20 @@ def create_enrolment(store: HubStore, member_id: str, *, by: str | None, now: da
     """
     request_id = str(uuid.uuid4())
     with store.atomic():
-        store.conn.execute("UPDATE enrolments SET status = 'expired' "
-                           "WHERE status = 'pending'")
+        store.conn.execute("UPDATE enrolments SET status = 'expired' WHERE status = 'pending'")
         store.conn.execute(
             "INSERT INTO enrolments (request_id, member_id, requested_by, created_at, "
             "until) VALUES (?, ?, ?, ?, ?)",
-            (request_id, member_id, by, iso(now), iso(now + timedelta(seconds=seconds))))
+            (request_id, member_id, by, iso(now), iso(now + timedelta(seconds=seconds))),
+        )
     return request_id
 
 
 def enrolment(store: HubStore, request_id: str) -> dict[str, Any] | None:
     """The window's row as stored (its status is not aged: see ``enrolment_status``)."""
-    row = store.conn.execute("SELECT * FROM enrolments WHERE request_id = ?",
-                             (request_id,)).fetchone()
+    row = store.conn.execute(
+        "SELECT * FROM enrolments WHERE request_id = ?", (request_id,)
+    ).fetchone()
     return dict(row) if row else None
 
 
@@ -57,7 +59,9 @@ def enrolment_status(store: HubStore, request_id: str, now: datetime) -> dict[st
 def pending_enrolment(store: HubStore, now: datetime) -> dict[str, Any] | None:
     row = store.conn.execute(
         "SELECT request_id, member_id, until FROM enrolments WHERE status = 'pending' "
-        "AND until > ? ORDER BY created_at DESC LIMIT 1", (iso(now),)).fetchone()
+        "AND until > ? ORDER BY created_at DESC LIMIT 1",
+        (iso(now),),
+    ).fetchone()
     return dict(row) if row else None
 
 
@@ -65,8 +69,9 @@ def enrolment_version(store: HubStore) -> int:
     return meta_int(store, "enrolment_version")
 
 
-def badge_enrolled(store: HubStore, env: Envelope, ev: BadgeEnrolled,
-                   received_at: datetime) -> None:
+def badge_enrolled(
+    store: HubStore, env: Envelope, ev: BadgeEnrolled, received_at: datetime
+) -> None:
     """Attach the badge to the window's member (gateway.hub.events.trust checked the
     window); a badge that belongs to someone already is refused, and said so."""
     uid, request_id = ev.uid, ev.request_id
@@ -76,13 +81,21 @@ def badge_enrolled(store: HubStore, env: Envelope, ev: BadgeEnrolled,
         raise LookupError(f"no enrolment {request_id!r}")
     owner = members.badge_owner(store, uid)
     if owner is not None:
-        store.conn.execute("UPDATE enrolments SET status = 'refused', uid = ?, detail = ? "
-                           "WHERE request_id = ?",
-                           (uid, f"badge already belongs to {owner}", request_id))
+        store.conn.execute(
+            "UPDATE enrolments SET status = 'refused', uid = ?, detail = ? WHERE request_id = ?",
+            (uid, f"badge already belongs to {owner}", request_id),
+        )
         return
     members.attach_badge(store, uid, row["member_id"])
-    store.conn.execute("UPDATE enrolments SET status = 'attached', uid = ?, node = ?, "
-                       "attached_at = ? WHERE request_id = ?",
-                       (uid, env.node, at, request_id))
-    audit.record(store, row["requested_by"] or "system", audit.BADGE_ENROLLED,
-                 row["member_id"], {"uid": uid, "node": env.node, "request_id": request_id})
+    store.conn.execute(
+        "UPDATE enrolments SET status = 'attached', uid = ?, node = ?, "
+        "attached_at = ? WHERE request_id = ?",
+        (uid, env.node, at, request_id),
+    )
+    audit.record(
+        store,
+        row["requested_by"] or "system",
+        audit.BADGE_ENROLLED,
+        row["member_id"],
+        {"uid": uid, "node": env.node, "request_id": request_id},
+    )

@@ -15,9 +15,15 @@ from gateway.contract import Envelope, Job, parse_iso
 from gateway.core.clock import iso
 from gateway.hub.db import HubStore
 
-_JOB_STATES = {"started": "running", "progress": "running", "resumed": "running",
-               "paused": "paused", "finished": "finished", "failed": "failed",
-               "cancelled": "cancelled"}
+_JOB_STATES = {
+    "started": "running",
+    "progress": "running",
+    "resumed": "running",
+    "paused": "paused",
+    "finished": "finished",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
 _JOB_FINAL = ("finished", "failed", "cancelled")
 
 
@@ -53,13 +59,33 @@ def record_job(store: HubStore, env: Envelope, ev: Job) -> None:
         "detail = CASE WHEN excluded.updated_at >= updated_at "
         "THEN excluded.detail ELSE detail END, "
         "updated_at = max(updated_at, excluded.updated_at)",
-        (job_id, env.node, ev.machine, ev.session_id, ev.member_id, ev.project_id,
-         ev.name, state, progress, ev.time_left_s, ev.detail,
-         at if event == "started" else None, at if final else None, at))
+        (
+            job_id,
+            env.node,
+            ev.machine,
+            ev.session_id,
+            ev.member_id,
+            ev.project_id,
+            ev.name,
+            state,
+            progress,
+            ev.time_left_s,
+            ev.detail,
+            at if event == "started" else None,
+            at if final else None,
+            at,
+        ),
+    )
 
-def recent_jobs(store: HubStore, *, limit: int = 100, since: datetime | None = None,
-                until: datetime | None = None,
-                machine: str | None = None) -> list[dict[str, Any]]:
+
+def recent_jobs(
+    store: HubStore,
+    *,
+    limit: int = 100,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    machine: str | None = None,
+) -> list[dict[str, Any]]:
     """Jobs, newest first, with member and machine names, started in [since, until)."""
     clauses, args = [], []
     if since is not None:
@@ -72,10 +98,12 @@ def recent_jobs(store: HubStore, *, limit: int = 100, since: datetime | None = N
         clauses.append("j.machine_id = ?")
         args.append(machine)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = ("SELECT j.*, mb.name AS member_name, mc.name AS machine_name FROM jobs j "
-           "LEFT JOIN members mb ON mb.id = j.member_id "
-           "LEFT JOIN machines mc ON mc.id = j.machine_id "
-           f"{where} ORDER BY coalesce(j.started_at, j.updated_at) DESC, j.job_id LIMIT ?")
+    sql = (
+        "SELECT j.*, mb.name AS member_name, mc.name AS machine_name FROM jobs j "
+        "LEFT JOIN members mb ON mb.id = j.member_id "
+        "LEFT JOIN machines mc ON mc.id = j.machine_id "
+        f"{where} ORDER BY coalesce(j.started_at, j.updated_at) DESC, j.job_id LIMIT ?"
+    )
     return [dict(r) for r in store.conn.execute(sql, (*args, limit))]
 
 
@@ -92,4 +120,6 @@ def add_jobs(store: HubStore, rows: Iterable[Sequence[Any]]) -> None:
     store.conn.executemany(
         "INSERT OR IGNORE INTO jobs (job_id, node, machine_id, session_id, member_id,"
         " project_id, name, state, progress, time_left_s, detail, started_at, "
-        "ended_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        "ended_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )

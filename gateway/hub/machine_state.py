@@ -21,8 +21,12 @@ from gateway.hub.events import refusals
 from gateway.policies.liveness import is_silent
 
 
-def set_node_status(store: HubStore, node: str, status: NodeStatus | Mapping[str, Any],
-                    received_at: datetime | None = None) -> None:
+def set_node_status(
+    store: HubStore,
+    node: str,
+    status: NodeStatus | Mapping[str, Any],
+    received_at: datetime | None = None,
+) -> None:
     """Apply a node's retained status: the freshest view of online, relay and session.
 
     The ingest checks first that the status is about the node's own machine; a plain
@@ -48,16 +52,30 @@ def set_node_status(store: HubStore, node: str, status: NodeStatus | Mapping[str
             "since = CASE WHEN excluded.online THEN excluded.since ELSE since END, "
             "status = excluded.status, updated_at = excluded.updated_at, "
             "status_received_at = excluded.status_received_at",
-            (status.machine_id, node, int(status.online), int(status.relay),
-             session.session_id if session else None,
-             session.member_id if session else None,
-             iso(session.started_at) if session else None,
-             json.dumps(status.to_dict(), sort_keys=True),
-             iso(status.time or datetime.now(UTC)), received))
+            (
+                status.machine_id,
+                node,
+                int(status.online),
+                int(status.relay),
+                session.session_id if session else None,
+                session.member_id if session else None,
+                iso(session.started_at) if session else None,
+                json.dumps(status.to_dict(), sort_keys=True),
+                iso(status.time or datetime.now(UTC)),
+                received,
+            ),
+        )
 
 
-def session_opened(store: HubStore, machine_id: str, node: str, *, session_id: str,
-                   member_id: str | None, since: str) -> None:
+def session_opened(
+    store: HubStore,
+    machine_id: str,
+    node: str,
+    *,
+    session_id: str,
+    member_id: str | None,
+    since: str,
+) -> None:
     """A session started: relay on, unless a newer state is already known."""
     store.conn.execute(
         "INSERT INTO machine_state (machine_id, node, relay, session_id, member_id, "
@@ -66,11 +84,13 @@ def session_opened(store: HubStore, machine_id: str, node: str, *, session_id: s
         "session_id = excluded.session_id, member_id = excluded.member_id, "
         "since = excluded.since, updated_at = excluded.updated_at "
         "WHERE updated_at IS NULL OR updated_at <= excluded.updated_at",
-        (machine_id, node, session_id, member_id, since, since))
+        (machine_id, node, session_id, member_id, since, since),
+    )
 
 
-def session_closed(store: HubStore, machine_id: str, node: str, *, session_id: str,
-                   at: str) -> None:
+def session_closed(
+    store: HubStore, machine_id: str, node: str, *, session_id: str, at: str
+) -> None:
     """A session ended: relay off, if it is the session shown or the news is newer."""
     store.conn.execute(
         "INSERT INTO machine_state (machine_id, node, relay, updated_at) "
@@ -78,7 +98,8 @@ def session_closed(store: HubStore, machine_id: str, node: str, *, session_id: s
         "session_id = NULL, member_id = NULL, since = NULL, "
         "updated_at = excluded.updated_at "
         "WHERE session_id = ? OR updated_at IS NULL OR updated_at <= excluded.updated_at",
-        (machine_id, node, at, session_id))
+        (machine_id, node, at, session_id),
+    )
 
 
 def _status_json(text: str | None) -> dict[str, Any]:
@@ -101,14 +122,15 @@ def machines_live(store: HubStore, now: datetime | None = None) -> list[dict[str
     out = []
     refused = refusals.by_node(store)
     for r in store.conn.execute(
-            "SELECT m.id AS machine_id, m.name, m.kind, m.group_id, m.min_level, "
-            "m.out_of_service, coalesce(m.node, m.id) AS node_id, s.node, "
-            "coalesce(s.online, 0) AS online, "
-            "coalesce(s.relay, 0) AS relay, s.session_id, s.member_id, "
-            "mb.name AS member_name, s.since, s.updated_at, s.status AS node_status, "
-            "s.status_received_at AS last_seen "
-            "FROM machines m LEFT JOIN machine_state s ON s.machine_id = m.id "
-            "LEFT JOIN members mb ON mb.id = s.member_id ORDER BY m.name, m.id"):
+        "SELECT m.id AS machine_id, m.name, m.kind, m.group_id, m.min_level, "
+        "m.out_of_service, coalesce(m.node, m.id) AS node_id, s.node, "
+        "coalesce(s.online, 0) AS online, "
+        "coalesce(s.relay, 0) AS relay, s.session_id, s.member_id, "
+        "mb.name AS member_name, s.since, s.updated_at, s.status AS node_status, "
+        "s.status_received_at AS last_seen "
+        "FROM machines m LEFT JOIN machine_state s ON s.machine_id = m.id "
+        "LEFT JOIN members mb ON mb.id = s.member_id ORDER BY m.name, m.id"
+    ):
         d = dict(r)
         status = _status_json(d.pop("node_status"))
         last_seen = parse_iso(d["last_seen"]) if d["last_seen"] else None

@@ -26,7 +26,8 @@ def record_presence(store: HubStore, env: Envelope, ev: StaffPresence) -> None:
         "since = CASE WHEN excluded.present AND present THEN since ELSE excluded.since END,"
         " until = excluded.until, updated_at = excluded.updated_at "
         "WHERE updated_at <= excluded.updated_at",
-        (ev.member_id, int(ev.present), at, until if ev.present else None, at))
+        (ev.member_id, int(ev.present), at, until if ev.present else None, at),
+    )
 
 
 def staff_present_until(store: HubStore, now: datetime) -> datetime | None:
@@ -36,6 +37,6 @@ def staff_present_until(store: HubStore, now: datetime) -> datetime | None:
     forgotten check-out would keep supervised machines usable all night.
     """
     row = store.conn.execute(
-        "SELECT max(until) FROM staff_presence WHERE present = 1 AND until > ?",
-        (iso(now),)).fetchone()
+        "SELECT max(until) FROM staff_presence WHERE present = 1 AND until > ?", (iso(now),)
+    ).fetchone()
     return parse_iso(row[0]) if row[0] else None

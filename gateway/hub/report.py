@@ -43,11 +43,11 @@ _CLOSED = "s.status = 'closed'"
 
 @dataclass(frozen=True)
 class Month:
-    key: str            # "2026-01"
-    first: date         # first local day in the period
-    until: date         # the local day after its last one in the period
-    start: datetime     # local midnight of ``first``, as UTC
-    end: datetime       # local midnight of ``until``, as UTC
+    key: str  # "2026-01"
+    first: date  # first local day in the period
+    until: date  # the local day after its last one in the period
+    start: datetime  # local midnight of ``first``, as UTC
+    end: datetime  # local midnight of ``until``, as UTC
     opening_minutes: float
 
 
@@ -64,6 +64,7 @@ class Attendance:
     Totals are distinct over the whole period: a member coming every month counts once
     in the year, so the year's total is *not* the sum of the months.
     """
+
     cells: dict[tuple[str, str], AttendanceCell] = field(default_factory=dict)
     by_category: dict[str, AttendanceCell] = field(default_factory=dict)
     by_month: dict[str, AttendanceCell] = field(default_factory=dict)
@@ -76,6 +77,7 @@ class Attendance:
 @dataclass(frozen=True)
 class MachineUsage:
     """One machine × category line: what the hours and the money are made of."""
+
     machine_id: str
     category: str
     sessions: int
@@ -92,12 +94,12 @@ class MachineOccupancy:
     name: str
     sessions: int = 0
     members: int = 0
-    hours: float = 0.0                 # whole durations of sessions started in the period
+    hours: float = 0.0  # whole durations of sessions started in the period
     busy_hours: float = 0.0
     jobs: int = 0
     jobs_finished: int = 0
     revenue_cents: int | None = None
-    in_hours_minutes: float = 0.0      # session time inside opening slots of the period
+    in_hours_minutes: float = 0.0  # session time inside opening slots of the period
     by_month_minutes: dict[str, float] = field(default_factory=dict)
     opening_minutes: float = 0.0
 
@@ -115,6 +117,7 @@ class MachineOccupancy:
 class NewMembers:
     """Members who joined in the period; ``column`` is None when the hub does not know
     when members joined, and the report then says so instead of guessing."""
+
     column: str | None
     cells: dict[tuple[str, str], int] = field(default_factory=dict)
     by_category: dict[str, int] = field(default_factory=dict)
@@ -137,7 +140,7 @@ class CertificationCount:
 
 @dataclass(frozen=True)
 class ProjectUsage:
-    project_id: str | None      # None: sessions without a project
+    project_id: str | None  # None: sessions without a project
     name: str
     owner: str
     sessions: int
@@ -148,8 +151,8 @@ class ProjectUsage:
 
 @dataclass
 class Report:
-    start: date                 # first day
-    end: date                   # exclusive: the day after the last one
+    start: date  # first day
+    end: date  # exclusive: the day after the last one
     tz: str
     generated_at: datetime
     opening_hours: dict[str, list[str]]
@@ -200,12 +203,14 @@ class Report:
 
 # -- time ----------------------------------------------------------------------------
 
+
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), zone).astimezone(UTC)
 
 
-def opening_spans(hours: OpeningHours, tz: str, start: date,
-                  end: date) -> list[tuple[datetime, datetime]]:
+def opening_spans(
+    hours: OpeningHours, tz: str, start: date, end: date
+) -> list[tuple[datetime, datetime]]:
     """Opening slots of the local days [start, end) as merged UTC spans.
 
     Slots become instants day by day before anything is compared, which is what keeps
@@ -219,8 +224,11 @@ def opening_spans(hours: OpeningHours, tz: str, start: date,
         midnight = local_midnight(day + timedelta(days=1), zone)
         for opens, closes in hours.get(day.weekday(), ()):
             a = datetime.combine(day, opens, zone).astimezone(UTC)
-            b = midnight if closes == time(0) else datetime.combine(
-                day, closes, zone).astimezone(UTC)
+            b = (
+                midnight
+                if closes == time(0)
+                else datetime.combine(day, closes, zone).astimezone(UTC)
+            )
             if b > a:
                 spans.append((a, b))
         day += timedelta(days=1)
@@ -234,6 +242,7 @@ def opening_spans(hours: OpeningHours, tz: str, start: date,
 
 
 # -- schema probes -------------------------------------------------------------------
+
 
 def _columns(store: HubStore, table: str) -> set[str]:
     return {r[1] for r in store.conn.execute(f"PRAGMA table_info({table})")}
@@ -251,7 +260,9 @@ def revenue_sql(store: HubStore, period: tuple[str, str]) -> str | None:
         return None
     priced = store.conn.execute(
         "SELECT count(s.amount_cents) FROM sessions s "
-        f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED}", period).fetchone()[0]
+        f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED}",
+        period,
+    ).fetchone()[0]
     return "sum(s.amount_cents)" if priced else None
 
 
@@ -263,8 +274,12 @@ def joined_column(store: HubStore) -> str | None:
     """
     cols = _columns(store, "members")
     for c in JOINED_COLUMNS:
-        if c in cols and store.conn.execute(
-                f"SELECT 1 FROM members WHERE {c} IS NOT NULL LIMIT 1").fetchone():
+        if (
+            c in cols
+            and store.conn.execute(
+                f"SELECT 1 FROM members WHERE {c} IS NOT NULL LIMIT 1"
+            ).fetchone()
+        ):
             return c
     return None
 
@@ -273,9 +288,11 @@ def joined_column(store: HubStore) -> str | None:
 
 _CAT = f"coalesce(mb.category, '{UNKNOWN}')"
 # Months handed over as one JSON array of [key, first instant, end instant].
-_MONTHS_CTE = ("WITH mo AS (SELECT json_extract(value, '$[0]') AS k, "
-               "json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi "
-               "FROM json_each(?))")
+_MONTHS_CTE = (
+    "WITH mo AS (SELECT json_extract(value, '$[0]') AS k, "
+    "json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi "
+    "FROM json_each(?))"
+)
 
 
 def _order_categories(seen: Iterable[str]) -> list[str]:
@@ -285,9 +302,14 @@ def _order_categories(seen: Iterable[str]) -> list[str]:
     return [*CATEGORIES, *extra, *tail]
 
 
-def activity_report(store: HubStore, start: date, end: date, tz: str,
-                    opening_hours: OpeningHours,
-                    now: datetime | None = None) -> Report:
+def activity_report(
+    store: HubStore,
+    start: date,
+    end: date,
+    tz: str,
+    opening_hours: OpeningHours,
+    now: datetime | None = None,
+) -> Report:
     """The activity of the local days [start, end) at a site in zone ``tz``."""
     if end <= start:
         raise ValueError("the report's end must be after its start")
@@ -300,8 +322,9 @@ def activity_report(store: HubStore, start: date, end: date, tz: str,
     months: list[Month] = []
     for first, nxt in month_spans(start, end):
         a, b = local_midnight(first, zone), local_midnight(nxt, zone)
-        minutes = sum((min(e, b) - max(s, a)).total_seconds() / 60
-                      for s, e in spans if s < b and e > a)
+        minutes = sum(
+            (min(e, b) - max(s, a)).total_seconds() / 60 for s, e in spans if s < b and e > a
+        )
         months.append(Month(first.strftime("%Y-%m"), first, nxt, a, b, minutes))
     months_json = json.dumps([[m.key, iso(m.start), iso(m.end)] for m in months])
 
@@ -309,66 +332,90 @@ def activity_report(store: HubStore, start: date, end: date, tz: str,
     att = Attendance()
     seen_categories: set[str] = set()
     for r in conn.execute(
-            f"{_MONTHS_CTE} "
-            f"SELECT mo.k, {_CAT} AS cat, count(*) AS n, count(DISTINCT s.member_id) AS m "
-            "FROM mo CROSS JOIN sessions s LEFT JOIN members mb ON mb.id = s.member_id "
-            f"WHERE s.started_at >= mo.lo AND s.started_at < mo.hi AND {_CLOSED} "
-            "GROUP BY mo.k, cat", (months_json,)):
+        f"{_MONTHS_CTE} "
+        f"SELECT mo.k, {_CAT} AS cat, count(*) AS n, count(DISTINCT s.member_id) AS m "
+        "FROM mo CROSS JOIN sessions s LEFT JOIN members mb ON mb.id = s.member_id "
+        f"WHERE s.started_at >= mo.lo AND s.started_at < mo.hi AND {_CLOSED} "
+        "GROUP BY mo.k, cat",
+        (months_json,),
+    ):
         att.cells[(r["k"], r["cat"])] = AttendanceCell(r["m"], r["n"])
         seen_categories.add(r["cat"])
     for r in conn.execute(
-            f"{_MONTHS_CTE} "
-            "SELECT mo.k, count(*) AS n, count(DISTINCT s.member_id) AS m "
-            "FROM mo CROSS JOIN sessions s "
-            f"WHERE s.started_at >= mo.lo AND s.started_at < mo.hi AND {_CLOSED} "
-            "GROUP BY mo.k", (months_json,)):
+        f"{_MONTHS_CTE} "
+        "SELECT mo.k, count(*) AS n, count(DISTINCT s.member_id) AS m "
+        "FROM mo CROSS JOIN sessions s "
+        f"WHERE s.started_at >= mo.lo AND s.started_at < mo.hi AND {_CLOSED} "
+        "GROUP BY mo.k",
+        (months_json,),
+    ):
         att.by_month[r["k"]] = AttendanceCell(r["m"], r["n"])
     for r in conn.execute(
-            f"SELECT {_CAT} AS cat, count(*) AS n, count(DISTINCT s.member_id) AS m "
-            "FROM sessions s LEFT JOIN members mb ON mb.id = s.member_id "
-            f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED} GROUP BY cat",
-            period):
+        f"SELECT {_CAT} AS cat, count(*) AS n, count(DISTINCT s.member_id) AS m "
+        "FROM sessions s LEFT JOIN members mb ON mb.id = s.member_id "
+        f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED} GROUP BY cat",
+        period,
+    ):
         att.by_category[r["cat"]] = AttendanceCell(r["m"], r["n"])
     r = conn.execute(
         "SELECT count(*) AS n, count(DISTINCT s.member_id) AS m FROM sessions s "
-        f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED}", period).fetchone()
+        f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED}",
+        period,
+    ).fetchone()
     att.total = AttendanceCell(r["m"], r["n"])
 
     # -- hours and revenue per machine and category
     revenue = revenue_sql(store, period)
     usage: list[MachineUsage] = []
     for r in conn.execute(
-            f"SELECT s.machine_id, {_CAT} AS cat, count(*) AS n, "
-            "count(DISTINCT s.member_id) AS m, coalesce(sum(s.duration_s), 0) AS secs, "
-            "coalesce(sum(s.billable_minutes), 0) AS bill, "
-            "coalesce(sum(s.busy_minutes), 0) AS busy, "
-            f"{revenue or 'NULL'} AS revenue "
-            "FROM sessions s LEFT JOIN members mb ON mb.id = s.member_id "
-            f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED} "
-            "GROUP BY s.machine_id, cat ORDER BY s.machine_id, cat", period):
-        usage.append(MachineUsage(
-            r["machine_id"], r["cat"], r["n"], r["m"], r["secs"] / 3600, r["bill"],
-            r["busy"], (int(r["revenue"] or 0) if revenue else None)))
+        f"SELECT s.machine_id, {_CAT} AS cat, count(*) AS n, "
+        "count(DISTINCT s.member_id) AS m, coalesce(sum(s.duration_s), 0) AS secs, "
+        "coalesce(sum(s.billable_minutes), 0) AS bill, "
+        "coalesce(sum(s.busy_minutes), 0) AS busy, "
+        f"{revenue or 'NULL'} AS revenue "
+        "FROM sessions s LEFT JOIN members mb ON mb.id = s.member_id "
+        f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED} "
+        "GROUP BY s.machine_id, cat ORDER BY s.machine_id, cat",
+        period,
+    ):
+        usage.append(
+            MachineUsage(
+                r["machine_id"],
+                r["cat"],
+                r["n"],
+                r["m"],
+                r["secs"] / 3600,
+                r["bill"],
+                r["busy"],
+                (int(r["revenue"] or 0) if revenue else None),
+            )
+        )
         seen_categories.add(r["cat"])
 
     machines: dict[str, MachineOccupancy] = {
         r["id"]: MachineOccupancy(r["id"], r["name"])
-        for r in conn.execute("SELECT id, name FROM machines ORDER BY name, id")}
+        for r in conn.execute("SELECT id, name FROM machines ORDER BY name, id")
+    }
     for r in conn.execute(
-            "SELECT s.machine_id, count(*) AS n, count(DISTINCT s.member_id) AS m, "
-            "coalesce(sum(s.duration_s), 0) AS secs, coalesce(sum(s.busy_s), 0) AS busy, "
-            f"coalesce(sum(s.jobs), 0) AS jobs, {revenue or 'NULL'} AS revenue "
-            f"FROM sessions s WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED} "
-            "GROUP BY s.machine_id", period):
-        mo = machines.setdefault(r["machine_id"],
-                                 MachineOccupancy(r["machine_id"], r["machine_id"]))
+        "SELECT s.machine_id, count(*) AS n, count(DISTINCT s.member_id) AS m, "
+        "coalesce(sum(s.duration_s), 0) AS secs, coalesce(sum(s.busy_s), 0) AS busy, "
+        f"coalesce(sum(s.jobs), 0) AS jobs, {revenue or 'NULL'} AS revenue "
+        f"FROM sessions s WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED} "
+        "GROUP BY s.machine_id",
+        period,
+    ):
+        mo = machines.setdefault(
+            r["machine_id"], MachineOccupancy(r["machine_id"], r["machine_id"])
+        )
         mo.sessions, mo.members = r["n"], r["m"]
         mo.hours, mo.busy_hours, mo.jobs = r["secs"] / 3600, r["busy"] / 3600, r["jobs"]
         mo.revenue_cents = int(r["revenue"] or 0) if revenue else None
     for r in conn.execute(
-            "SELECT machine_id, count(*) AS n FROM jobs WHERE state = 'finished' "
-            "AND coalesce(started_at, updated_at) >= ? AND coalesce(started_at, updated_at) < ?"
-            " GROUP BY machine_id", period):
+        "SELECT machine_id, count(*) AS n FROM jobs WHERE state = 'finished' "
+        "AND coalesce(started_at, updated_at) >= ? AND coalesce(started_at, updated_at) < ?"
+        " GROUP BY machine_id",
+        period,
+    ):
         if r["machine_id"] in machines:
             machines[r["machine_id"]].jobs_finished = r["n"]
 
@@ -380,38 +427,74 @@ def activity_report(store: HubStore, start: date, end: date, tz: str,
     seen_categories.update(new_members.by_category)
 
     # -- certifications granted in the period
-    certs = [CertificationCount(r["group_id"], r["group_name"] or r["group_id"], r["level"],
-                                r["n"], r["m"], r["revoked"])
-             for r in conn.execute(
-                 "SELECT c.group_id, g.name AS group_name, c.level, count(*) AS n, "
-                 "count(DISTINCT c.member_id) AS m, count(c.revoked_at) AS revoked "
-                 "FROM certifications c LEFT JOIN groups g ON g.id = c.group_id "
-                 "WHERE c.certified_at >= ? AND c.certified_at < ? "
-                 "GROUP BY c.group_id, c.level ORDER BY g.name, c.group_id, c.level",
-                 period)]
+    certs = [
+        CertificationCount(
+            r["group_id"],
+            r["group_name"] or r["group_id"],
+            r["level"],
+            r["n"],
+            r["m"],
+            r["revoked"],
+        )
+        for r in conn.execute(
+            "SELECT c.group_id, g.name AS group_name, c.level, count(*) AS n, "
+            "count(DISTINCT c.member_id) AS m, count(c.revoked_at) AS revoked "
+            "FROM certifications c LEFT JOIN groups g ON g.id = c.group_id "
+            "WHERE c.certified_at >= ? AND c.certified_at < ? "
+            "GROUP BY c.group_id, c.level ORDER BY g.name, c.group_id, c.level",
+            period,
+        )
+    ]
 
     # -- usage per project, largest first
-    projects = [ProjectUsage(r["project_id"], r["name"] or r["project_id"] or "",
-                             r["owner"] or "", r["n"], r["m"], r["secs"] / 3600, r["jobs"])
-                for r in conn.execute(
-                    "SELECT s.project_id, p.name, mb.name AS owner, count(*) AS n, "
-                    "count(DISTINCT s.member_id) AS m, "
-                    "coalesce(sum(s.duration_s), 0) AS secs, coalesce(sum(s.jobs), 0) AS jobs "
-                    "FROM sessions s LEFT JOIN projects p ON p.id = s.project_id "
-                    "LEFT JOIN members mb ON mb.id = p.member_id "
-                    f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED} "
-                    "GROUP BY s.project_id ORDER BY secs DESC, s.project_id", period)]
+    projects = [
+        ProjectUsage(
+            r["project_id"],
+            r["name"] or r["project_id"] or "",
+            r["owner"] or "",
+            r["n"],
+            r["m"],
+            r["secs"] / 3600,
+            r["jobs"],
+        )
+        for r in conn.execute(
+            "SELECT s.project_id, p.name, mb.name AS owner, count(*) AS n, "
+            "count(DISTINCT s.member_id) AS m, "
+            "coalesce(sum(s.duration_s), 0) AS secs, coalesce(sum(s.jobs), 0) AS jobs "
+            "FROM sessions s LEFT JOIN projects p ON p.id = s.project_id "
+            "LEFT JOIN members mb ON mb.id = p.member_id "
+            f"WHERE s.started_at >= ? AND s.started_at < ? AND {_CLOSED} "
+            "GROUP BY s.project_id ORDER BY secs DESC, s.project_id",
+            period,
+        )
+    ]
 
     return Report(
-        start=start, end=end, tz=tz, generated_at=now or datetime.now(UTC),
-        opening_hours=opening_hours_to_dict(opening_hours), months=months,
-        categories=_order_categories(seen_categories), attendance=att,
-        machines=list(machines.values()), usage=usage, revenue_available=revenue is not None,
-        new_members=new_members, certifications=certs, projects=projects)
+        start=start,
+        end=end,
+        tz=tz,
+        generated_at=now or datetime.now(UTC),
+        opening_hours=opening_hours_to_dict(opening_hours),
+        months=months,
+        categories=_order_categories(seen_categories),
+        attendance=att,
+        machines=list(machines.values()),
+        usage=usage,
+        revenue_available=revenue is not None,
+        new_members=new_members,
+        certifications=certs,
+        projects=projects,
+    )
 
 
-def _occupancy(store: HubStore, machines: dict[str, MachineOccupancy], months: list[Month],
-               spans: list[tuple[datetime, datetime]], t0: datetime, t1: datetime) -> None:
+def _occupancy(
+    store: HubStore,
+    machines: dict[str, MachineOccupancy],
+    months: list[Month],
+    spans: list[tuple[datetime, datetime]],
+    t0: datetime,
+    t1: datetime,
+) -> None:
     """Session minutes inside opening spans, per machine and month.
 
     Each span looks back by the longest session that could still be running when it
@@ -425,7 +508,8 @@ def _occupancy(store: HubStore, machines: dict[str, MachineOccupancy], months: l
     longest = store.conn.execute(
         "SELECT max(julianday(ended_at) - julianday(started_at)) FROM sessions "
         "WHERE status = 'closed' AND started_at < ? AND ended_at > ?",
-        (iso(t1), iso(t0))).fetchone()[0]
+        (iso(t1), iso(t0)),
+    ).fetchone()[0]
     if longest is None:
         return
     lookback = timedelta(days=max(longest, 0.0)) + timedelta(seconds=1)
@@ -440,19 +524,25 @@ def _occupancy(store: HubStore, machines: dict[str, MachineOccupancy], months: l
             rows.append([months[mi].key, iso(a - lookback), iso(a), iso(cut)])
             a = cut
     for r in store.conn.execute(
-            "WITH o AS (SELECT json_extract(value, '$[0]') AS k, "
-            "json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS a, "
-            "json_extract(value, '$[3]') AS b FROM json_each(?)) "
-            "SELECT o.k, s.machine_id, sum(max(0.0, "
-            "min(julianday(s.ended_at), julianday(o.b)) "
-            "- max(julianday(s.started_at), julianday(o.a)))) * 1440.0 AS minutes "
-            "FROM o CROSS JOIN sessions s "
-            "WHERE s.started_at >= o.lo AND s.started_at < o.b AND s.ended_at > o.a "
-            f"AND {_CLOSED} GROUP BY o.k, s.machine_id", (json.dumps(rows),)):
-        mo = machines.setdefault(r["machine_id"],
-                                 MachineOccupancy(r["machine_id"], r["machine_id"],
-                                                  opening_minutes=sum(
-                                                      m.opening_minutes for m in months)))
+        "WITH o AS (SELECT json_extract(value, '$[0]') AS k, "
+        "json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS a, "
+        "json_extract(value, '$[3]') AS b FROM json_each(?)) "
+        "SELECT o.k, s.machine_id, sum(max(0.0, "
+        "min(julianday(s.ended_at), julianday(o.b)) "
+        "- max(julianday(s.started_at), julianday(o.a)))) * 1440.0 AS minutes "
+        "FROM o CROSS JOIN sessions s "
+        "WHERE s.started_at >= o.lo AND s.started_at < o.b AND s.ended_at > o.a "
+        f"AND {_CLOSED} GROUP BY o.k, s.machine_id",
+        (json.dumps(rows),),
+    ):
+        mo = machines.setdefault(
+            r["machine_id"],
+            MachineOccupancy(
+                r["machine_id"],
+                r["machine_id"],
+                opening_minutes=sum(m.opening_minutes for m in months),
+            ),
+        )
         # julianday() keeps about a millisecond: round away its float noise.
         minutes = round(r["minutes"], 3)
         mo.by_month_minutes[r["k"]] = minutes
@@ -464,25 +554,34 @@ def _new_members(store: HubStore, months: list[Month]) -> NewMembers:
     if col is None:
         return NewMembers(None)
     # A bare date is a local day; anything longer is a UTC instant like every stored time.
-    bounds = json.dumps([[m.key, iso(m.start), iso(m.end), m.first.isoformat(),
-                          m.until.isoformat()] for m in months])
-    in_month = (f"CASE WHEN length(mb.{col}) = 10 THEN mb.{col} >= mo.lo_d "
-                f"AND mb.{col} < mo.hi_d ELSE mb.{col} >= mo.lo AND mb.{col} < mo.hi END")
+    bounds = json.dumps(
+        [
+            [m.key, iso(m.start), iso(m.end), m.first.isoformat(), m.until.isoformat()]
+            for m in months
+        ]
+    )
+    in_month = (
+        f"CASE WHEN length(mb.{col}) = 10 THEN mb.{col} >= mo.lo_d "
+        f"AND mb.{col} < mo.hi_d ELSE mb.{col} >= mo.lo AND mb.{col} < mo.hi END"
+    )
     cells: dict[tuple[str, str], int] = {}
     by_cat: dict[str, int] = defaultdict(int)
     for r in store.conn.execute(
-            "WITH mo AS (SELECT json_extract(value, '$[0]') AS k, "
-            "json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi, "
-            "json_extract(value, '$[3]') AS lo_d, json_extract(value, '$[4]') AS hi_d "
-            "FROM json_each(?)) "
-            "SELECT mo.k, mb.category AS cat, count(*) AS n FROM mo CROSS JOIN members mb "
-            f"WHERE {in_month} GROUP BY mo.k, mb.category", (bounds,)):
+        "WITH mo AS (SELECT json_extract(value, '$[0]') AS k, "
+        "json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi, "
+        "json_extract(value, '$[3]') AS lo_d, json_extract(value, '$[4]') AS hi_d "
+        "FROM json_each(?)) "
+        "SELECT mo.k, mb.category AS cat, count(*) AS n FROM mo CROSS JOIN members mb "
+        f"WHERE {in_month} GROUP BY mo.k, mb.category",
+        (bounds,),
+    ):
         cells[(r["k"], r["cat"])] = r["n"]
         by_cat[r["cat"]] += r["n"]
     return NewMembers(col, cells, dict(by_cat), sum(by_cat.values()))
 
 
 # -- CSV -----------------------------------------------------------------------------
+
 
 def _csv_lines(rows: Iterable[Iterable[object]]) -> Iterator[str]:
     buf = io.StringIO()
@@ -512,8 +611,13 @@ def report_csv(report: Report) -> Iterator[str]:
     def blocks() -> Iterator[list[object]]:
         yield ["section", "report"]
         yield ["start", "end_exclusive", "timezone", "generated_at", "opening_minutes"]
-        yield [report.start.isoformat(), report.end.isoformat(), report.tz,
-               iso(report.generated_at), _num(report.opening_minutes)]
+        yield [
+            report.start.isoformat(),
+            report.end.isoformat(),
+            report.tz,
+            iso(report.generated_at),
+            _num(report.opening_minutes),
+        ]
         yield []
         yield ["section", "attendance"]
         yield ["month", "category", "members", "sessions"]
@@ -526,27 +630,58 @@ def report_csv(report: Report) -> Iterator[str]:
         for c in cats:
             cell = report.attendance.by_category.get(c, AttendanceCell())
             yield ["period", c, cell.members, cell.sessions]
-        yield ["period", "all", report.attendance.total.members,
-               report.attendance.total.sessions]
+        yield ["period", "all", report.attendance.total.members, report.attendance.total.sessions]
         yield []
         yield ["section", "occupancy"]
-        yield ["machine_id", "machine_name", "month", "in_hours_minutes", "opening_minutes",
-               "occupancy"]
+        yield [
+            "machine_id",
+            "machine_name",
+            "month",
+            "in_hours_minutes",
+            "opening_minutes",
+            "occupancy",
+        ]
         for mo in report.machines:
             for m in months:
-                yield [mo.machine_id, mo.name, m.key,
-                       _num(mo.by_month_minutes.get(m.key, 0.0)), _num(m.opening_minutes),
-                       _num(mo.month_occupancy(m), 4)]
-            yield [mo.machine_id, mo.name, "period", _num(mo.in_hours_minutes),
-                   _num(mo.opening_minutes), _num(mo.occupancy, 4)]
+                yield [
+                    mo.machine_id,
+                    mo.name,
+                    m.key,
+                    _num(mo.by_month_minutes.get(m.key, 0.0)),
+                    _num(m.opening_minutes),
+                    _num(mo.month_occupancy(m), 4),
+                ]
+            yield [
+                mo.machine_id,
+                mo.name,
+                "period",
+                _num(mo.in_hours_minutes),
+                _num(mo.opening_minutes),
+                _num(mo.occupancy, 4),
+            ]
         yield []
         yield ["section", "machine_usage"]
-        yield ["machine_id", "category", "sessions", "members", "hours", "billable_minutes",
-               "busy_minutes", "revenue_cents"]
+        yield [
+            "machine_id",
+            "category",
+            "sessions",
+            "members",
+            "hours",
+            "billable_minutes",
+            "busy_minutes",
+            "revenue_cents",
+        ]
         for u in report.usage:
-            yield [u.machine_id, u.category, u.sessions, u.members, _num(u.hours),
-                   u.billable_minutes, u.busy_minutes,
-                   u.revenue_cents if report.revenue_available else "not available"]
+            yield [
+                u.machine_id,
+                u.category,
+                u.sessions,
+                u.members,
+                _num(u.hours),
+                u.billable_minutes,
+                u.busy_minutes,
+                u.revenue_cents if report.revenue_available else "not available",
+            ]
         yield []
         yield ["section", "new_members"]
         yield ["month", "category", "members"]
@@ -561,8 +696,14 @@ def report_csv(report: Report) -> Iterator[str]:
         yield ["section", "certifications"]
         yield ["group_id", "group_name", "level", "granted", "members", "revoked_since"]
         for cert in report.certifications:
-            yield [cert.group_id, cert.group_name, cert.level, cert.granted, cert.members,
-                   cert.revoked]
+            yield [
+                cert.group_id,
+                cert.group_name,
+                cert.level,
+                cert.granted,
+                cert.members,
+                cert.revoked,
+            ]
         yield []
         yield ["section", "projects"]
         yield ["project_id", "project_name", "owner", "sessions", "members", "hours", "jobs"]

@@ -24,13 +24,30 @@ import sqlite_utils
 # Tables whose changes must reach the nodes in a new snapshot, with the columns compared
 # by the update trigger (an upsert that rewrites identical values is not a change).
 CATALOGUE: dict[str, tuple[str, ...]] = {
-    "members": ("id", "name", "category", "status", "membership_end", "staff", "email",
-                "current_project"),
+    "members": (
+        "id",
+        "name",
+        "category",
+        "status",
+        "membership_end",
+        "staff",
+        "email",
+        "current_project",
+    ),
     "badges": ("uid", "member_id", "status"),
     "groups": ("id", "name", "default_validity_months"),
     "machines": ("id", "name", "kind", "group_id", "min_level", "out_of_service"),
-    "certifications": ("id", "member_id", "group_id", "level", "certified_by",
-                       "certified_at", "expires_at", "revoked_at", "note"),
+    "certifications": (
+        "id",
+        "member_id",
+        "group_id",
+        "level",
+        "certified_by",
+        "certified_at",
+        "expires_at",
+        "revoked_at",
+        "note",
+    ),
     "projects": ("id", "member_id", "name", "status"),
 }
 
@@ -95,18 +112,15 @@ _TABLES = [
 
 
 def _trigger_statements() -> list[str]:
-    bump = ("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-            "WHERE key = 'data_version';")
+    bump = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version';"
     out = []
     for table, cols in CATALOGUE.items():
         changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in cols)
         out += [
-            f"CREATE TRIGGER IF NOT EXISTS {table}_dv_ins AFTER INSERT ON {table} "
-            f"BEGIN {bump} END",
+            f"CREATE TRIGGER IF NOT EXISTS {table}_dv_ins AFTER INSERT ON {table} BEGIN {bump} END",
             f"CREATE TRIGGER IF NOT EXISTS {table}_dv_upd AFTER UPDATE ON {table} "
             f"WHEN {changed} BEGIN {bump} END",
-            f"CREATE TRIGGER IF NOT EXISTS {table}_dv_del AFTER DELETE ON {table} "
-            f"BEGIN {bump} END",
+            f"CREATE TRIGGER IF NOT EXISTS {table}_dv_del AFTER DELETE ON {table} BEGIN {bump} END",
         ]
     return out
 
@@ -119,14 +133,20 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
 
 def _m0002_jobs(db: sqlite_utils.Database) -> None:
     """Machine activity: busy/idle split of sessions, and the jobs machines ran."""
-    for column in ("busy_s REAL", "idle_s REAL", "busy_minutes INTEGER",
-                   "idle_minutes INTEGER", "jobs INTEGER"):
+    for column in (
+        "busy_s REAL",
+        "idle_s REAL",
+        "busy_minutes INTEGER",
+        "idle_minutes INTEGER",
+        "jobs INTEGER",
+    ):
         db.execute(f"ALTER TABLE sessions ADD COLUMN {column}")
     db.execute(
         "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, node TEXT NOT NULL, "
         "machine_id TEXT NOT NULL, session_id TEXT, member_id TEXT, project_id TEXT, "
         "name TEXT, state TEXT NOT NULL, progress REAL, time_left_s REAL, detail TEXT, "
-        "started_at TEXT, ended_at TEXT, updated_at TEXT NOT NULL)")
+        "started_at TEXT, ended_at TEXT, updated_at TEXT NOT NULL)"
+    )
     db.execute("CREATE INDEX IF NOT EXISTS jobs_started ON jobs(started_at)")
 
 
@@ -139,8 +159,7 @@ def _m0003_billing(db: sqlite_utils.Database) -> None:
     supplementary invoice), and ``seq`` orders the hash chain.
     """
     refuse = "SELECT RAISE(ABORT, 'closed invoices are append-only');"
-    closed_doc = ("(SELECT status FROM invoices WHERE number = OLD.invoice_number) "
-                  "= 'closed'")
+    closed_doc = "(SELECT status FROM invoices WHERE number = OLD.invoice_number) = 'closed'"
     for stmt in (
         "CREATE TABLE IF NOT EXISTS organisations (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
         "kind TEXT NOT NULL DEFAULT 'other' "
@@ -170,8 +189,7 @@ def _m0003_billing(db: sqlite_utils.Database) -> None:
         "invoice_number TEXT NOT NULL REFERENCES invoices(number), amount INTEGER NOT NULL, "
         "minutes INTEGER NOT NULL, machine_id TEXT, project_id TEXT, vat_rate TEXT NOT NULL, "
         "unpriced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (session_id, invoice_number))",
-        "CREATE INDEX IF NOT EXISTS invoiced_sessions_number "
-        "ON invoiced_sessions(invoice_number)",
+        "CREATE INDEX IF NOT EXISTS invoiced_sessions_number ON invoiced_sessions(invoice_number)",
         f"CREATE TRIGGER IF NOT EXISTS invoices_frozen_upd BEFORE UPDATE ON invoices "
         f"WHEN OLD.status = 'closed' BEGIN {refuse} END",
         f"CREATE TRIGGER IF NOT EXISTS invoices_frozen_del BEFORE DELETE ON invoices "
@@ -206,17 +224,21 @@ def _m0004_prepaid_credit(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE TABLE IF NOT EXISTS credit_ledger (id INTEGER PRIMARY KEY, "
         "member_id TEXT NOT NULL REFERENCES members(id), amount_cents INTEGER NOT NULL, "
-        "at TEXT NOT NULL, note TEXT, by TEXT)")
+        "at TEXT NOT NULL, note TEXT, by TEXT)"
+    )
     db.execute("CREATE INDEX IF NOT EXISTS credit_member ON credit_ledger(member_id)")
-    bump = ("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-            "WHERE key = 'data_version';")
-    db.execute(f"CREATE TRIGGER IF NOT EXISTS credit_ledger_dv_ins AFTER INSERT ON "
-               f"credit_ledger BEGIN {bump} END")
+    bump = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version';"
+    db.execute(
+        f"CREATE TRIGGER IF NOT EXISTS credit_ledger_dv_ins AFTER INSERT ON "
+        f"credit_ledger BEGIN {bump} END"
+    )
     db.execute("DROP TRIGGER IF EXISTS machines_dv_upd")
-    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}"
-                          for c in (*CATALOGUE["machines"], "requires_credit"))
-    db.execute(f"CREATE TRIGGER machines_dv_upd AFTER UPDATE ON machines WHEN {changed} "
-               f"BEGIN {bump} END")
+    changed = " OR ".join(
+        f"OLD.{c} IS NOT NEW.{c}" for c in (*CATALOGUE["machines"], "requires_credit")
+    )
+    db.execute(
+        f"CREATE TRIGGER machines_dv_upd AFTER UPDATE ON machines WHEN {changed} BEGIN {bump} END"
+    )
 
 
 def _m0005_accounts(db: sqlite_utils.Database) -> None:
@@ -271,20 +293,24 @@ def _m0006_enrolment_and_lapse(db: sqlite_utils.Database) -> None:
         "created_at TEXT NOT NULL, until TEXT NOT NULL, "
         "status TEXT NOT NULL DEFAULT 'pending' "
         "CHECK (status IN ('pending', 'attached', 'expired', 'refused')), "
-        "uid TEXT, node TEXT, attached_at TEXT, detail TEXT)")
+        "uid TEXT, node TEXT, attached_at TEXT, detail TEXT)"
+    )
     db.execute("ALTER TABLE groups ADD COLUMN lapse_months INTEGER")
     db.execute("ALTER TABLE machines ADD COLUMN certify_level INTEGER NOT NULL DEFAULT 2")
     db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('enrolment_version', '0')")
-    bump = ("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-            "WHERE key = 'enrolment_version';")
+    bump = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'enrolment_version';"
     for op in ("INSERT", "UPDATE"):
-        db.execute(f"CREATE TRIGGER IF NOT EXISTS enrolments_{op.lower()} AFTER {op} ON "
-                   f"enrolments BEGIN {bump} END")
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS enrolments_{op.lower()} AFTER {op} ON "
+            f"enrolments BEGIN {bump} END"
+        )
     dv = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version';"
     for table, column in (("groups", "lapse_months"), ("machines", "certify_level")):
-        db.execute(f"CREATE TRIGGER IF NOT EXISTS {table}_{column}_dv AFTER UPDATE OF "
-                   f"{column} ON {table} WHEN OLD.{column} IS NOT NEW.{column} "
-                   f"BEGIN {dv} END")
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_{column}_dv AFTER UPDATE OF "
+            f"{column} ON {table} WHEN OLD.{column} IS NOT NEW.{column} "
+            f"BEGIN {dv} END"
+        )
 
 
 def _m0007_members_joined_at(db: sqlite_utils.Database) -> None:
@@ -295,8 +321,10 @@ def _m0007_members_joined_at(db: sqlite_utils.Database) -> None:
 def _m0008_usage_indexes(db: sqlite_utils.Database) -> None:
     """One member's (or project's, or machine's) usage without reading everyone's."""
     for column in ("member_id", "project_id", "machine_id"):
-        db.execute(f"CREATE INDEX IF NOT EXISTS sessions_{column}_started "
-                   f"ON sessions({column}, started_at)")
+        db.execute(
+            f"CREATE INDEX IF NOT EXISTS sessions_{column}_started "
+            f"ON sessions({column}, started_at)"
+        )
 
 
 def _m0009_status_received(db: sqlite_utils.Database) -> None:
@@ -312,11 +340,14 @@ def _m0010_trust(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE machines SET node = id")
     db.execute("CREATE INDEX IF NOT EXISTS machines_node ON machines(node)")
     db.execute("ALTER TABLE sessions ADD COLUMN closed_by TEXT")
-    for column in ("node TEXT", "event_id TEXT", "event_type TEXT",
-                   "kind TEXT NOT NULL DEFAULT 'invalid'"):
+    for column in (
+        "node TEXT",
+        "event_id TEXT",
+        "event_type TEXT",
+        "kind TEXT NOT NULL DEFAULT 'invalid'",
+    ):
         db.execute(f"ALTER TABLE rejected_messages ADD COLUMN {column}")
-    db.execute("CREATE INDEX IF NOT EXISTS rejected_messages_node "
-               "ON rejected_messages(node, id)")
+    db.execute("CREATE INDEX IF NOT EXISTS rejected_messages_node ON rejected_messages(node, id)")
 
 
 def _m0011_stored_prices(db: sqlite_utils.Database) -> None:
@@ -330,8 +361,12 @@ def _m0011_stored_prices(db: sqlite_utils.Database) -> None:
     whatever tariffs the writing process was opened with, so they are cleared: the hub
     prices every closed session again at its next start.
     """
-    for column in ("priced_minutes INTEGER", "vat_rate TEXT", "price_category TEXT",
-                   "priced_with TEXT"):
+    for column in (
+        "priced_minutes INTEGER",
+        "vat_rate TEXT",
+        "price_category TEXT",
+        "priced_with TEXT",
+    ):
         db.execute(f"ALTER TABLE sessions ADD COLUMN {column}")
     db.execute(
         "CREATE TABLE IF NOT EXISTS tariffs (position INTEGER PRIMARY KEY, "
@@ -339,18 +374,20 @@ def _m0011_stored_prices(db: sqlite_utils.Database) -> None:
         "scope_groups TEXT NOT NULL, scope_categories TEXT NOT NULL, rate INTEGER, "
         "busy_rate INTEGER, idle_rate INTEGER, startup INTEGER NOT NULL, "
         "minimum INTEGER NOT NULL, unit INTEGER NOT NULL, free_under_s REAL NOT NULL, "
-        "material_per_gram TEXT NOT NULL, vat_rate TEXT NOT NULL)")
+        "material_per_gram TEXT NOT NULL, vat_rate TEXT NOT NULL)"
+    )
     # The category a closed session is priced for from now on: the best known, today's.
-    db.execute("UPDATE sessions SET amount_cents = NULL, price_category = "
-               "(SELECT category FROM members WHERE id = sessions.member_id) "
-               "WHERE status = 'closed'")
+    db.execute(
+        "UPDATE sessions SET amount_cents = NULL, price_category = "
+        "(SELECT category FROM members WHERE id = sessions.member_id) "
+        "WHERE status = 'closed'"
+    )
 
 
 def _m0012_sessions_start_order(db: sqlite_utils.Database) -> None:
     """Exports and invoice runs read sessions ordered by (start, id): with this index
     SQLite streams them in that order instead of sorting each run of equal starts."""
-    db.execute("CREATE INDEX IF NOT EXISTS sessions_started_id "
-               "ON sessions(started_at, session_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS sessions_started_id ON sessions(started_at, session_id)")
 
 
 # Every migration, in the order a fresh database gets them.

@@ -31,9 +31,11 @@ class SeedImport:
         return self.members + self.badges + self.projects + self.certifications
 
     def summary(self) -> str:
-        return (f"created {self.members} members, {self.badges} badges, {self.projects} "
-                f"projects, {self.certifications} certifications"
-                + (f"; updated {self.updated} rows" if self.updated else ""))
+        return (
+            f"created {self.members} members, {self.badges} badges, {self.projects} "
+            f"projects, {self.certifications} certifications"
+            + (f"; updated {self.updated} rows" if self.updated else "")
+        )
 
 
 def import_seed(store: HubStore, seed: Seed, *, update: bool = False) -> SeedImport:
@@ -48,15 +50,29 @@ def import_seed(store: HubStore, seed: Seed, *, update: bool = False) -> SeedImp
     with store.atomic():
         created_members: set[str] = set()
         for m in seed.members:
-            if members.add_member(store, m.id, name=m.name, category=m.category,
-                                  status=m.status, membership_end=m.membership_end,
-                                  staff=m.staff, email=m.email):
+            if members.add_member(
+                store,
+                m.id,
+                name=m.name,
+                category=m.category,
+                status=m.status,
+                membership_end=m.membership_end,
+                staff=m.staff,
+                email=m.email,
+            ):
                 created_members.add(m.id)
                 report.members += 1
             elif update:
                 report.updated += members.update_member(
-                    store, m.id, name=m.name, category=m.category, status=m.status,
-                    membership_end=m.membership_end, staff=m.staff, email=m.email)
+                    store,
+                    m.id,
+                    name=m.name,
+                    category=m.category,
+                    status=m.status,
+                    membership_end=m.membership_end,
+                    staff=m.staff,
+                    email=m.email,
+                )
             for uid in m.badges:
                 if members.add_badge(store, uid, m.id):
                     report.badges += 1
@@ -74,10 +90,22 @@ def import_seed(store: HubStore, seed: Seed, *, update: bool = False) -> SeedImp
         for c in seed.certifications:
             if update:
                 certifications.add_certification(
-                    store, c.member, c.group, c.level, certified_by=c.certified_by,
-                    certified_at=c.certified_at, expires_at=c.expires)
+                    store,
+                    c.member,
+                    c.group,
+                    c.level,
+                    certified_by=c.certified_by,
+                    certified_at=c.certified_at,
+                    expires_at=c.expires,
+                )
                 continue
             report.certifications += certifications.add_if_missing(
-                store, c.member, c.group, c.level, certified_by=c.certified_by,
-                certified_at=c.certified_at, expires_at=c.expires)
+                store,
+                c.member,
+                c.group,
+                c.level,
+                certified_by=c.certified_by,
+                certified_at=c.certified_at,
+                expires_at=c.expires,
+            )
     return report

@@ -78,10 +78,15 @@ def ensure_signing_key(path: Path) -> Path:
 
 
 class HubService:
-    def __init__(self, cfg: HubConfig, *, serve_web: bool = True,
-                 mono: Callable[[], float] = time.monotonic,
-                 watchdog: Watchdog | None = None,
-                 supervisor: Supervisor | None = None) -> None:
+    def __init__(
+        self,
+        cfg: HubConfig,
+        *,
+        serve_web: bool = True,
+        mono: Callable[[], float] = time.monotonic,
+        watchdog: Watchdog | None = None,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.cfg = cfg
         self.topics = Topics(cfg.mqtt.prefix)
         self.public_key_path = ensure_signing_key(cfg.signing_key)
@@ -117,11 +122,16 @@ class HubService:
         finally:
             store.close()
         self.link = MqttLink(
-            cfg.mqtt.url, cfg.mqtt.client_id, username=cfg.mqtt.username,
-            password=cfg.mqtt.password, clean_session=False,
+            cfg.mqtt.url,
+            cfg.mqtt.client_id,
+            username=cfg.mqtt.username,
+            password=cfg.mqtt.password,
+            clean_session=False,
             will=Will(self.topics.hub_status, dumps({"v": 1, "online": False})),
-            on_connect=self._on_connect, reconnect_min=cfg.mqtt.reconnect_min,
-            reconnect_max=cfg.mqtt.reconnect_max)
+            on_connect=self._on_connect,
+            reconnect_min=cfg.mqtt.reconnect_min,
+            reconnect_max=cfg.mqtt.reconnect_max,
+        )
         self.link.subscribe(self.topics.all_node_events, self._enqueue)
         self.link.subscribe(self.topics.all_node_status, self._enqueue)
 
@@ -135,9 +145,12 @@ class HubService:
         if self.serve_web:
             from gateway.web import create_app
 
-            self._server = make_server(self.cfg.web_host, self.cfg.web_port,
-                                       create_app(self.cfg, health=self.health),
-                                       threaded=True)
+            self._server = make_server(
+                self.cfg.web_host,
+                self.cfg.web_port,
+                create_app(self.cfg, health=self.health),
+                threaded=True,
+            )
             self._server.timeout = WEB_POLL_S
             self.web_url = f"http://{self.cfg.web_host}:{self._server.server_port}/"
             sup.spawn("web", self._web_loop, stale_after=STALE_AFTER_S)
@@ -167,8 +180,11 @@ class HubService:
         down_for = None if connected else (0.0 if down is None else round(now - down, 3))
         broker = {"url": self.cfg.mqtt.url, "connected": connected, "down_for_s": down_for}
         healthy = connected and bool(loops) and all(h.healthy for h in loops.values())
-        return {"healthy": healthy, "broker": broker,
-                "loops": {name: h.as_dict() for name, h in loops.items()}}
+        return {
+            "healthy": healthy,
+            "broker": broker,
+            "loops": {name: h.as_dict() for name, h in loops.items()},
+        }
 
     def _watch_loop(self, beat: Beat) -> None:
         last_status = ""
@@ -182,7 +198,8 @@ class HubService:
                 bad = [n for n, h in health["loops"].items() if not h["healthy"]]
                 status = "unhealthy: " + ", ".join(
                     ([] if health["broker"]["connected"] else ["broker unreachable"])
-                    + [f"loop {n} dead or stuck" for n in bad])
+                    + [f"loop {n} dead or stuck" for n in bad]
+                )
             if status != last_status:
                 self.watchdog.status(status)
                 last_status = status
@@ -194,8 +211,11 @@ class HubService:
         now = self.mono()
         if self.link.connected.is_set():
             if self._broker_down_since is not None and self._broker_last_logged is not None:
-                log.warning("MQTT broker %s reachable again after %.0f s", self.cfg.mqtt.url,
-                            now - self._broker_down_since)
+                log.warning(
+                    "MQTT broker %s reachable again after %.0f s",
+                    self.cfg.mqtt.url,
+                    now - self._broker_down_since,
+                )
             self._broker_down_since = None
             self._broker_last_logged = None
             self._broker_ever_connected = True
@@ -205,12 +225,15 @@ class HubService:
         down = now - self._broker_down_since
         if down < BROKER_GRACE_S:
             return
-        if (self._broker_last_logged is None
-                or now - self._broker_last_logged >= BROKER_LOG_EVERY_S):
+        if self._broker_last_logged is None or now - self._broker_last_logged >= BROKER_LOG_EVERY_S:
             self._broker_last_logged = now
-            log.error("cannot reach the MQTT broker %s for %.0f s%s: nodes' events are not "
-                      "ingested and no snapshots are published", self.cfg.mqtt.url, down,
-                      "" if self._broker_ever_connected else " (never connected since start)")
+            log.error(
+                "cannot reach the MQTT broker %s for %.0f s%s: nodes' events are not "
+                "ingested and no snapshots are published",
+                self.cfg.mqtt.url,
+                down,
+                "" if self._broker_ever_connected else " (never connected since start)",
+            )
 
     # -- web --------------------------------------------------------------------------
 
@@ -266,8 +289,9 @@ class HubService:
         try:
             result = ingest_messages(store, self.topics, batch, utcnow())
         except Exception:
-            log.exception("ingest of a batch of %d messages failed; nothing acknowledged",
-                          len(batch))
+            log.exception(
+                "ingest of a batch of %d messages failed; nothing acknowledged", len(batch)
+            )
             self.stats["failed"] += len(batch)
             return
         self.stats["events"] += result.events
@@ -276,9 +300,12 @@ class HubService:
         for node, node_ids in result.acks.items():
             self.link.publish(self.topics.node_ack(node), encode_ack(node_ids))
         if any(isinstance(data, StaffPresence) for _, data in result.applied) or (
-                self._credit_machines and any(
-                    isinstance(data, SessionEnded) and data.machine in self._credit_machines
-                    for _, data in result.applied)):
+            self._credit_machines
+            and any(
+                isinstance(data, SessionEnded) and data.machine in self._credit_machines
+                for _, data in result.applied
+            )
+        ):
             # Presence changed, or a prepaid balance was spent: nodes must know now.
             self._republish.set()
 
@@ -316,30 +343,44 @@ class HubService:
         finally:
             store.close()
 
-    def _publish_enrolment(self, store: HubStore, now: datetime, seen: object,
-                           forced: bool) -> object:
+    def _publish_enrolment(
+        self, store: HubStore, now: datetime, seen: object, forced: bool
+    ) -> object:
         """Keep the retained enrolment window in step with the database (and its end)."""
         pending = enrolment.pending_enrolment(store, now)
         key = (pending or {}).get("request_id")
         if key == seen and not forced:
             return seen
-        payload = encode_enrolment(key, (pending or {}).get("member_id"),
-                                   (pending or {}).get("until"))
+        payload = encode_enrolment(
+            key, (pending or {}).get("member_id"), (pending or {}).get("until")
+        )
         if self.link.publish(self.topics.enrolment, payload, retain=True) is None:
             return seen
         return key
 
-    def publish_snapshots(self, store: HubStore, now: datetime,
-                          present_until: datetime | None) -> int:
+    def publish_snapshots(
+        self, store: HubStore, now: datetime, present_until: datetime | None
+    ) -> int:
         n = 0
         for machine in catalogue.machine_ids(store):
             snap = snapshots.build_snapshot(
-                store, machine, now=now, version=snapshots.next_snapshot_version(store),
-                validity=self.cfg.snapshot_validity, timezone=self.cfg.timezone,
-                opening_hours=self.cfg.opening_hours, staff_present_until=present_until,
-                site=self.cfg.site, epoch=self.epoch)
-            if self.link.publish(self.topics.snapshot(machine), sign_snapshot(snap, self.key),
-                                 retain=True) is not None:
+                store,
+                machine,
+                now=now,
+                version=snapshots.next_snapshot_version(store),
+                validity=self.cfg.snapshot_validity,
+                timezone=self.cfg.timezone,
+                opening_hours=self.cfg.opening_hours,
+                staff_present_until=present_until,
+                site=self.cfg.site,
+                epoch=self.epoch,
+            )
+            if (
+                self.link.publish(
+                    self.topics.snapshot(machine), sign_snapshot(snap, self.key), retain=True
+                )
+                is not None
+            ):
                 n += 1
         self.stats["snapshots"] += n
         log.info("published %d signed snapshots", n)

@@ -22,6 +22,7 @@ from gateway.policies.metering import billable_minutes, split_minutes
 
 # -- from node events ---------------------------------------------------------------------
 
+
 def session_started(store: HubStore, env: Envelope, ev: SessionStarted) -> None:
     """Open a session (gateway.hub.events.trust checked the sender's machine)."""
     sid, machine, member = ev.session_id, ev.machine, ev.member_id
@@ -34,12 +35,15 @@ def session_started(store: HubStore, env: Envelope, ev: SessionStarted) -> None:
         "project_id, started_at, status, first_event_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?) ON CONFLICT(session_id) DO UPDATE SET "
         "first_event_at = min(first_event_at, excluded.first_event_at)",
-        (sid, env.node, machine, member, ev.badge_uid, ev.project_id, started, event_time))
-    status = store.conn.execute("SELECT status FROM sessions WHERE session_id = ?",
-                                (sid,)).fetchone()[0]
+        (sid, env.node, machine, member, ev.badge_uid, ev.project_id, started, event_time),
+    )
+    status = store.conn.execute(
+        "SELECT status FROM sessions WHERE session_id = ?", (sid,)
+    ).fetchone()[0]
     if status == "open":
-        machine_state.session_opened(store, machine, env.node, session_id=sid,
-                                     member_id=member, since=started)
+        machine_state.session_opened(
+            store, machine, env.node, session_id=sid, member_id=member, since=started
+        )
 
 
 def session_ended(store: HubStore, env: Envelope, ev: SessionEnded) -> None:
@@ -63,8 +67,22 @@ def session_ended(store: HubStore, env: Envelope, ev: SessionEnded) -> None:
         "end_reason = excluded.end_reason, status = 'closed', "
         "first_event_at = min(first_event_at, excluded.first_event_at), "
         "closed_by = excluded.closed_by",
-        (sid, env.node, machine, member, ev.badge_uid, ev.project_id, started, ended,
-         duration, billable_minutes(duration), ev.end_reason, event_time, env.id))
+        (
+            sid,
+            env.node,
+            machine,
+            member,
+            ev.badge_uid,
+            ev.project_id,
+            started,
+            ended,
+            duration,
+            billable_minutes(duration),
+            ev.end_reason,
+            event_time,
+            env.id,
+        ),
+    )
     # Busy/idle split, when the node follows its machine (no link: no split, NULL).
     busy: float | None = None
     idle: float | None = None
@@ -77,7 +95,8 @@ def session_ended(store: HubStore, env: Envelope, ev: SessionEnded) -> None:
     store.conn.execute(
         "UPDATE sessions SET busy_s = ?, idle_s = ?, busy_minutes = ?, idle_minutes = ?, "
         "jobs = ? WHERE session_id = ?",
-        (busy, idle, busy_min, idle_min, ev.jobs, sid))
+        (busy, idle, busy_min, idle_min, ev.jobs, sid),
+    )
     pricing.price_closed_session(store, sid)
     machine_state.session_closed(store, machine, env.node, session_id=sid, at=ended)
 
@@ -87,7 +106,8 @@ def session_owner(store: HubStore, session_id: str) -> dict[str, Any] | None:
     trust checks need."""
     row = store.conn.execute(
         "SELECT node, machine_id, status, closed_by FROM sessions WHERE session_id = ?",
-        (session_id,)).fetchone()
+        (session_id,),
+    ).fetchone()
     return dict(row) if row else None
 
 
@@ -102,7 +122,9 @@ def add_closed_sessions(store: HubStore, rows: Iterable[Sequence[Any]]) -> None:
         "badge_uid, project_id, started_at, ended_at, duration_s, billable_minutes, "
         "end_reason, status, first_event_at, busy_s, idle_s, busy_minutes, "
         "idle_minutes, jobs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?)", rows)
+        "?, ?)",
+        rows,
+    )
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -116,11 +138,13 @@ _SESSION_SELECT = (
     "pj.name AS project_name "
     "FROM sessions s LEFT JOIN members mb ON mb.id = s.member_id "
     "LEFT JOIN projects pj ON pj.id = s.project_id "
-    "LEFT JOIN machines mc ON mc.id = s.machine_id ")
+    "LEFT JOIN machines mc ON mc.id = s.machine_id "
+)
 
 
-def _range(start: datetime | None, end: datetime | None,
-           closed: bool = False) -> tuple[str, list[Any]]:
+def _range(
+    start: datetime | None, end: datetime | None, closed: bool = False
+) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
     if closed:
@@ -134,28 +158,41 @@ def _range(start: datetime | None, end: datetime | None,
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
 
 
-def recent_sessions(store: HubStore, *, limit: int = 100, since: datetime | None = None,
-                    until: datetime | None = None) -> list[dict[str, Any]]:
+def recent_sessions(
+    store: HubStore,
+    *,
+    limit: int = 100,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
     """Most recent sessions first (open and closed), started in [since, until)."""
     where, args = _range(since, until)
     sql = f"{_SESSION_SELECT}{where} ORDER BY s.started_at DESC, s.session_id LIMIT ?"
     return [dict(r) for r in store.conn.execute(sql, (*args, limit))]
 
 
-def session_rows(store: HubStore, start: datetime | None, end: datetime | None, *,
-                 member: str | None = None, project: str | None = None,
-                 machine: str | None = None) -> Iterator[dict[str, Any]]:
+def session_rows(
+    store: HubStore,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    member: str | None = None,
+    project: str | None = None,
+    machine: str | None = None,
+) -> Iterator[dict[str, Any]]:
     """Closed sessions started in [start, end), oldest first, streamed from a cursor
     so a year of sessions never sits in memory; optionally one member's, project's or
     machine's (filtered in SQL, on an index, not in Python)."""
     where, args = _range(start, end, closed=True)
-    for column, value in (("s.member_id", member), ("s.project_id", project),
-                          ("s.machine_id", machine)):
+    for column, value in (
+        ("s.member_id", member),
+        ("s.project_id", project),
+        ("s.machine_id", machine),
+    ):
         if value is not None:
             where += f"{' AND' if where else 'WHERE'} {column} = ?"
             args.append(value)
-    cur = store.conn.execute(
-        f"{_SESSION_SELECT}{where} ORDER BY s.started_at, s.session_id", args)
+    cur = store.conn.execute(f"{_SESSION_SELECT}{where} ORDER BY s.started_at, s.session_id", args)
     try:
         for r in cur:
             yield dict(r)
@@ -168,67 +205,102 @@ def totals(store: HubStore) -> dict[str, Any]:
     r = store.conn.execute(
         "SELECT count(*) AS sessions, coalesce(sum(duration_s), 0) AS seconds, "
         "coalesce(sum(billable_minutes), 0) AS billable_minutes FROM sessions "
-        "WHERE status = 'closed'").fetchone()
+        "WHERE status = 'closed'"
+    ).fetchone()
     return dict(r)
 
 
 def last_use_on_group(store: HubStore, group_id: str) -> dict[str, str]:
     """member -> start of their latest session on any machine of the group."""
-    return {r[0]: r[1] for r in store.conn.execute(
-        "SELECT s.member_id, max(s.started_at) FROM sessions s JOIN machines m "
-        "ON m.id = s.machine_id WHERE m.group_id = ? GROUP BY s.member_id", (group_id,))}
+    return {
+        r[0]: r[1]
+        for r in store.conn.execute(
+            "SELECT s.member_id, max(s.started_at) FROM sessions s JOIN machines m "
+            "ON m.id = s.machine_id WHERE m.group_id = ? GROUP BY s.member_id",
+            (group_id,),
+        )
+    }
 
 
 def last_use_of_member(store: HubStore, member_id: str) -> dict[str, str]:
     """group -> start of the member's latest session on any machine of the group."""
-    return {r[0]: r[1] for r in store.conn.execute(
-        "SELECT m.group_id, max(s.started_at) FROM sessions s JOIN machines m "
-        "ON m.id = s.machine_id WHERE s.member_id = ? GROUP BY m.group_id", (member_id,))}
+    return {
+        r[0]: r[1]
+        for r in store.conn.execute(
+            "SELECT m.group_id, max(s.started_at) FROM sessions s JOIN machines m "
+            "ON m.id = s.machine_id WHERE s.member_id = ? GROUP BY m.group_id",
+            (member_id,),
+        )
+    }
 
 
 def session(store: HubStore, session_id: str) -> dict[str, Any] | None:
     """What a move needs to know about a session: member, project, start, status."""
-    row = store.conn.execute("SELECT session_id, member_id, project_id, started_at, status "
-                             "FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+    row = store.conn.execute(
+        "SELECT session_id, member_id, project_id, started_at, status "
+        "FROM sessions WHERE session_id = ?",
+        (session_id,),
+    ).fetchone()
     return dict(row) if row else None
 
 
 def of_member(store: HubStore, member_id: str, limit: int) -> list[dict[str, Any]]:
     """A member's latest sessions, newest first, with machine and project names."""
-    return [dict(r) for r in store.conn.execute(
-        "SELECT s.session_id, s.machine_id, mc.name AS machine_name, s.project_id, "
-        "pj.name AS project_name, s.started_at, s.ended_at, s.duration_s, "
-        "s.billable_minutes, s.status FROM sessions s "
-        "LEFT JOIN machines mc ON mc.id = s.machine_id "
-        "LEFT JOIN projects pj ON pj.id = s.project_id "
-        "WHERE s.member_id = ? ORDER BY s.started_at DESC, s.session_id LIMIT ?",
-        (member_id, limit))]
+    return [
+        dict(r)
+        for r in store.conn.execute(
+            "SELECT s.session_id, s.machine_id, mc.name AS machine_name, s.project_id, "
+            "pj.name AS project_name, s.started_at, s.ended_at, s.duration_s, "
+            "s.billable_minutes, s.status FROM sessions s "
+            "LEFT JOIN machines mc ON mc.id = s.machine_id "
+            "LEFT JOIN projects pj ON pj.id = s.project_id "
+            "WHERE s.member_id = ? ORDER BY s.started_at DESC, s.session_id LIMIT ?",
+            (member_id, limit),
+        )
+    ]
 
 
-def billable_minutes_of(store: HubStore, member_id: str, start: datetime,
-                        end: datetime) -> int:
+def billable_minutes_of(store: HubStore, member_id: str, start: datetime, end: datetime) -> int:
     """A member's billable minutes over the closed sessions started in [start, end)."""
     row = store.conn.execute(
         "SELECT coalesce(sum(billable_minutes), 0) FROM sessions WHERE member_id = ? "
         "AND status = 'closed' AND started_at >= ? AND started_at < ?",
-        (member_id, iso(start), iso(end))).fetchone()
+        (member_id, iso(start), iso(end)),
+    ).fetchone()
     return int(row[0])
 
 
 def closed_count(store: HubStore, start: datetime, end: datetime) -> int:
     """Closed sessions started in [start, end): the size of a usage export."""
-    return int(store.conn.execute(
-        "SELECT count(*) FROM sessions WHERE status = 'closed' AND started_at >= ? "
-        "AND started_at < ?", (iso(start), iso(end))).fetchone()[0])
+    return int(
+        store.conn.execute(
+            "SELECT count(*) FROM sessions WHERE status = 'closed' AND started_at >= ? "
+            "AND started_at < ?",
+            (iso(start), iso(end)),
+        ).fetchone()[0]
+    )
 
 
-def move_to_project(store: HubStore, session_id: str, project_id: str, *, by: str,
-                    member_id: str, from_project: str | None, period: str) -> None:
+def move_to_project(
+    store: HubStore,
+    session_id: str,
+    project_id: str,
+    *,
+    by: str,
+    member_id: str,
+    from_project: str | None,
+    period: str,
+) -> None:
     """Book a session to another project, audited in the same transaction (the caller
     checked the rules: a closed session of an open month, the member's own project)."""
     with store.atomic():
-        store.conn.execute("UPDATE sessions SET project_id = ? WHERE session_id = ?",
-                           (project_id, session_id))
-        audit.record(store, by, audit.SESSION_MOVED, member_id,
-                     {"session_id": session_id, "from": from_project, "to": project_id,
-                      "period": period})
+        store.conn.execute(
+            "UPDATE sessions SET project_id = ? WHERE session_id = ?", (project_id, session_id)
+        )
+        audit.record(
+            store,
+            by,
+            audit.SESSION_MOVED,
+            member_id,
+            {"session_id": session_id, "from": from_project, "to": project_id, "period": period},
+        )

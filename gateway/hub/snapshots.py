@@ -44,10 +44,19 @@ def advance_epoch(store: HubStore, now: datetime) -> int:
     return epoch
 
 
-def build_snapshot(store: HubStore, machine_id: str, *, now: datetime, version: int,
-                   validity: timedelta, timezone: str, opening_hours: OpeningHours,
-                   staff_present_until: datetime | None, site: str = "",
-                   epoch: int = 0) -> Snapshot:
+def build_snapshot(
+    store: HubStore,
+    machine_id: str,
+    *,
+    now: datetime,
+    version: int,
+    validity: timedelta,
+    timezone: str,
+    opening_hours: OpeningHours,
+    staff_present_until: datetime | None,
+    site: str = "",
+    epoch: int = 0,
+) -> Snapshot:
     """Everything one node needs to decide a tap alone, for every active badge.
 
     A member's level is their highest non-revoked certification on the machine's
@@ -67,16 +76,29 @@ def build_snapshot(store: HubStore, machine_id: str, *, now: datetime, version: 
             continue
         level, expires = best.get(m["id"], (0, None))
         grants[m["id"]] = MemberGrant(
-            member_id=m["id"], name=m["name"], category=m["category"],
+            member_id=m["id"],
+            name=m["name"],
+            category=m["category"],
             status=m["status"],
-            membership_end=(date.fromisoformat(m["membership_end"])
-                            if m["membership_end"] else None),
-            level=level, cert_expires=parse_iso(expires) if expires else None,
-            staff=bool(m["staff"]), project_id=m["current_project"],
-            credit_s=credit.credit_seconds(store, machine, m["id"], now))
+            membership_end=(
+                date.fromisoformat(m["membership_end"]) if m["membership_end"] else None
+            ),
+            level=level,
+            cert_expires=parse_iso(expires) if expires else None,
+            staff=bool(m["staff"]),
+            project_id=m["current_project"],
+            credit_s=credit.credit_seconds(store, machine, m["id"], now),
+        )
     return Snapshot(
-        site=site, version=version, epoch=epoch, issued_at=now, valid_until=now + validity,
-        machine=machine, timezone=timezone,
+        site=site,
+        version=version,
+        epoch=epoch,
+        issued_at=now,
+        valid_until=now + validity,
+        machine=machine,
+        timezone=timezone,
         badges={uid: mid for uid, mid in badges.items() if mid in grants},
-        members=grants, staff_present_until=staff_present_until,
-        opening_hours=opening_hours)
+        members=grants,
+        staff_present_until=staff_present_until,
+        opening_hours=opening_hours,
+    )

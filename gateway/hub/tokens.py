@@ -55,31 +55,38 @@ def allowed_scopes(roles: frozenset[str]) -> tuple[str, ...]:
 
 def find_token(store: HubStore, secret: str) -> StoredToken | None:
     """The stored token this secret is, revoked or not; None when there is none."""
-    row = store.conn.execute("SELECT id, name, scopes, revoked_at, last_used_at "
-                             "FROM api_tokens WHERE token_hash = ?",
-                             (token_hash(secret),)).fetchone()
+    row = store.conn.execute(
+        "SELECT id, name, scopes, revoked_at, last_used_at FROM api_tokens WHERE token_hash = ?",
+        (token_hash(secret),),
+    ).fetchone()
     if row is None:
         return None
-    return StoredToken(id=row[0], name=row[1], scopes=frozenset(json.loads(row[2])),
-                       revoked=row[3] is not None, last_used_at=row[4])
+    return StoredToken(
+        id=row[0],
+        name=row[1],
+        scopes=frozenset(json.loads(row[2])),
+        revoked=row[3] is not None,
+        last_used_at=row[4],
+    )
 
 
 def note_use(store: HubStore, token: StoredToken, now: datetime) -> None:
     """Record that a token was used, at most once per ``LAST_USED_RESOLUTION``."""
     if token.last_used_at is None or token.last_used_at < iso(now - LAST_USED_RESOLUTION):
         with store.atomic():
-            store.conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
-                               (iso(now), token.id))
+            store.conn.execute(
+                "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (iso(now), token.id)
+            )
 
 
 def token_scopes(store: HubStore, token_id: int) -> frozenset[str] | None:
-    row = store.conn.execute("SELECT scopes FROM api_tokens WHERE id = ?",
-                             (token_id,)).fetchone()
+    row = store.conn.execute("SELECT scopes FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
     return frozenset(json.loads(row[0])) if row else None
 
 
-def create_token(store: HubStore, name: str, scopes: Iterable[str], *,
-                 created_by: str) -> tuple[int, str]:
+def create_token(
+    store: HubStore, name: str, scopes: Iterable[str], *, created_by: str
+) -> tuple[int, str]:
     """Store a new token and return ``(id, secret)``; the secret is never stored."""
     chosen = sorted(set(scopes))
     name = name.strip()
@@ -92,25 +99,45 @@ def create_token(store: HubStore, name: str, scopes: Iterable[str], *,
         cur = store.conn.execute(
             "INSERT INTO api_tokens (name, token_hash, scopes, created_by, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (name, token_hash(secret), json.dumps(chosen), created_by, iso(utcnow())))
+            (name, token_hash(secret), json.dumps(chosen), created_by, iso(utcnow())),
+        )
         token_id = int(cur.lastrowid or 0)
-        audit.record(store, created_by, audit.TOKEN_CREATED, f"token:{token_id}",
-                     {"name": name, "scopes": chosen})
+        audit.record(
+            store,
+            created_by,
+            audit.TOKEN_CREATED,
+            f"token:{token_id}",
+            {"name": name, "scopes": chosen},
+        )
     return token_id, secret
 
 
 def revoke_token(store: HubStore, token_id: int, *, by: str) -> bool:
     with store.atomic():
-        cur = store.conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ? "
-                                 "AND revoked_at IS NULL", (iso(utcnow()), token_id))
+        cur = store.conn.execute(
+            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (iso(utcnow()), token_id),
+        )
         if cur.rowcount:
             audit.record(store, by, audit.TOKEN_REVOKED, f"token:{token_id}", {})
     return bool(cur.rowcount)
 
 
 def list_tokens(store: HubStore) -> list[dict[str, Any]]:
-    rows = store.conn.execute("SELECT id, name, scopes, created_by, created_at, revoked_at, "
-                              "last_used_at FROM api_tokens ORDER BY revoked_at IS NOT NULL, "
-                              "id DESC").fetchall()
-    return [{"id": r[0], "name": r[1], "scopes": json.loads(r[2]), "created_by": r[3],
-             "created_at": r[4], "revoked_at": r[5], "last_used_at": r[6]} for r in rows]
+    rows = store.conn.execute(
+        "SELECT id, name, scopes, created_by, created_at, revoked_at, "
+        "last_used_at FROM api_tokens ORDER BY revoked_at IS NOT NULL, "
+        "id DESC"
+    ).fetchall()
+    return [
+        {
+            "id": r[0],
+            "name": r[1],
+            "scopes": json.loads(r[2]),
+            "created_by": r[3],
+            "created_at": r[4],
+            "revoked_at": r[5],
+            "last_used_at": r[6],
+        }
+        for r in rows
+    ]

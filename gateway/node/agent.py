@@ -83,12 +83,20 @@ class NodeAgent:
     (locked inside).
     """
 
-    def __init__(self, cfg: NodeConfig, *, relay: Relay, reader: BadgeReader,
-                 public_key: Ed25519PublicKey, journal: Journal | None = None,
-                 controller: MachineController | None = None,
-                 simulated_machine: SimulatedMachine | None = None,
-                 mono: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], datetime] = utcnow, connect: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        *,
+        relay: Relay,
+        reader: BadgeReader,
+        public_key: Ed25519PublicKey,
+        journal: Journal | None = None,
+        controller: MachineController | None = None,
+        simulated_machine: SimulatedMachine | None = None,
+        mono: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = utcnow,
+        connect: bool = True,
+    ) -> None:
         self.cfg = cfg
         self.relay = relay
         self.reader = reader
@@ -104,37 +112,78 @@ class NodeAgent:
         self.link: MqttLink | None = None
         if connect:
             self.link = MqttLink(
-                cfg.mqtt.url, cfg.mqtt.client_id, username=cfg.mqtt.username,
+                cfg.mqtt.url,
+                cfg.mqtt.client_id,
+                username=cfg.mqtt.username,
                 password=cfg.mqtt.password,
                 will=Will(self.topics.node_status(cfg.node_id), offline_status(cfg)),
-                on_connect=self.on_connect, reconnect_min=cfg.mqtt.reconnect_min,
-                reconnect_max=cfg.mqtt.reconnect_max)
-        self.board = StatusBoard(link=self.link, topic=self.topics.node_status(cfg.node_id),
-                                 every_s=cfg.heartbeat.total_seconds(), mono=mono)
-        self.trust = Trust(public_key, cfg.machine_id, wall=wall, mono=mono,
-                           changed=self.board.mark_due)
+                on_connect=self.on_connect,
+                reconnect_min=cfg.mqtt.reconnect_min,
+                reconnect_max=cfg.mqtt.reconnect_max,
+            )
+        self.board = StatusBoard(
+            link=self.link,
+            topic=self.topics.node_status(cfg.node_id),
+            every_s=cfg.heartbeat.total_seconds(),
+            mono=mono,
+        )
+        self.trust = Trust(
+            public_key, cfg.machine_id, wall=wall, mono=mono, changed=self.board.mark_due
+        )
         # The recorder reaches the sessions (built below, writing through it) by callbacks.
-        self.recorder = Recorder(self.journal, trust=self.trust, relay=relay,
-                                 node_id=cfg.node_id, boot=self.boot, mono=mono,
-                                 changed=self.board.mark_due,
-                                 cut_session=lambda: self.sessions.cut(),
-                                 close_session=lambda why: self.sessions.close_recorded(why))
-        self.outbox = Outbox(self.journal, self.recorder, link=self.link,
-                             topic=self.topics.node_events(cfg.node_id), mono=mono,
-                             stopping=self._threads.stopping)
-        self.machine = MachineWatch(cfg, self.recorder, controller=controller,
-                                    simulated=simulated_machine, mono=mono,
-                                    wake=self.outbox.wake)
-        self.sessions = Sessions(cfg, relay=relay, recorder=self.recorder, trust=self.trust,
-                                 machine=self.machine, mono=mono)
+        self.recorder = Recorder(
+            self.journal,
+            trust=self.trust,
+            relay=relay,
+            node_id=cfg.node_id,
+            boot=self.boot,
+            mono=mono,
+            changed=self.board.mark_due,
+            cut_session=lambda: self.sessions.cut(),
+            close_session=lambda why: self.sessions.close_recorded(why),
+        )
+        self.outbox = Outbox(
+            self.journal,
+            self.recorder,
+            link=self.link,
+            topic=self.topics.node_events(cfg.node_id),
+            mono=mono,
+            stopping=self._threads.stopping,
+        )
+        self.machine = MachineWatch(
+            cfg,
+            self.recorder,
+            controller=controller,
+            simulated=simulated_machine,
+            mono=mono,
+            wake=self.outbox.wake,
+        )
+        self.sessions = Sessions(
+            cfg,
+            relay=relay,
+            recorder=self.recorder,
+            trust=self.trust,
+            machine=self.machine,
+            mono=mono,
+        )
         self.certify = CertifyDesk(cfg, self.recorder, self.trust, mono=mono)
-        self.taps = TapHandler(cfg, trust=self.trust, recorder=self.recorder,
-                               sessions=self.sessions, certify=self.certify,
-                               publish_status=self._publish_status, wake=self.outbox.wake)
+        self.taps = TapHandler(
+            cfg,
+            trust=self.trust,
+            recorder=self.recorder,
+            sessions=self.sessions,
+            certify=self.certify,
+            publish_status=self._publish_status,
+            wake=self.outbox.wake,
+        )
         self._handlers: dict[str, Callable[[bytes], None]] = {
-            "connected": self._handle_connected, "ack": self.outbox.on_ack,
-            "snapshot": self._handle_snapshot, "sim_tap": self._handle_sim_tap,
-            "sim_job": self.machine.on_sim_job, "enrolment": self.certify.on_enrolment}
+            "connected": self._handle_connected,
+            "ack": self.outbox.on_ack,
+            "snapshot": self._handle_snapshot,
+            "sim_tap": self._handle_sim_tap,
+            "sim_job": self.machine.on_sim_job,
+            "enrolment": self.certify.on_enrolment,
+        }
         self.relay.off()
         self._open_journal(reopen=not self.journal.is_open)
 
@@ -174,8 +223,11 @@ class NodeAgent:
                 self.link.subscribe(self.topics.sim_job(self.cfg.node_id), self.on_sim_job)
             self.link.subscribe(self.topics.enrolment, self.on_enrolment)
             self.link.start()
-        self._threads.spawn("journal-sender", self.outbox.run,
-                            stale_after=max(10.0, 3 * self.cfg.heartbeat.total_seconds()))
+        self._threads.spawn(
+            "journal-sender",
+            self.outbox.run,
+            stale_after=max(10.0, 3 * self.cfg.heartbeat.total_seconds()),
+        )
         self.machine.start()
 
     def run(self) -> None:
@@ -199,8 +251,7 @@ class NodeAgent:
                     log.exception("node loop step failed (%d in a row); relay off", failures)
                     self._after_step_error()
                 ping_watchdog()
-                wait = period if not failures else min(period * 2 ** failures,
-                                                       STEP_ERROR_MAX_WAIT_S)
+                wait = period if not failures else min(period * 2**failures, STEP_ERROR_MAX_WAIT_S)
                 self.stopping.wait(wait)
         finally:
             self.shutdown()
@@ -230,8 +281,10 @@ class NodeAgent:
             try:
                 self.sessions.end("node_error")
             except Exception:
-                log.exception("ending the session after a failed step failed; "
-                              "it will be closed from the journal")
+                log.exception(
+                    "ending the session after a failed step failed; "
+                    "it will be closed from the journal"
+                )
                 self.sessions.current = None
         try:
             self._publish_status()
@@ -251,8 +304,9 @@ class NodeAgent:
             self._threads.stop(timeout=2.0)
             if self.link:
                 self.outbox.flush(3.0, self.inbox)
-                self.link.stop(final=(self.topics.node_status(self.cfg.node_id),
-                                      offline_status(self.cfg)))
+                self.link.stop(
+                    final=(self.topics.node_status(self.cfg.node_id), offline_status(self.cfg))
+                )
             self.relay.close()
             self.reader.close()
             self.machine.close()
@@ -275,8 +329,9 @@ class NodeAgent:
             snap = self.trust.accept(payload)
         except SnapshotRejected as exc:
             log.warning("snapshot rejected (%s): %s", exc.reason, exc.detail)
-            self.recorder.append(SnapshotRejectedEvent(
-                reason=exc.reason, detail=clip(exc.detail, MAX_DETAIL) or ""))
+            self.recorder.append(
+                SnapshotRejectedEvent(reason=exc.reason, detail=clip(exc.detail, MAX_DETAIL) or "")
+            )
             self.outbox.wake()
             return
         if snap is not None:
@@ -299,9 +354,16 @@ class NodeAgent:
 
     def status(self) -> dict[str, Any]:
         """The node status as the loop sees it now (what ``_publish_status`` sends)."""
-        return build_status(self.cfg, boot=self.boot, relay=self.relay,
-                            sessions=self.sessions, trust=self.trust, machine=self.machine,
-                            certify=self.certify, recorder=self.recorder)
+        return build_status(
+            self.cfg,
+            boot=self.boot,
+            relay=self.relay,
+            sessions=self.sessions,
+            trust=self.trust,
+            machine=self.machine,
+            certify=self.certify,
+            recorder=self.recorder,
+        )
 
     def _publish_status(self) -> None:
         """Only ever called on the loop thread, so statuses leave in the loop's order."""

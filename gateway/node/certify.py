@@ -44,8 +44,9 @@ class CertifyDesk:
     that tap's event says so (``certify_mode``).
     """
 
-    def __init__(self, cfg: NodeConfig, recorder: Recorder, trust: Trust, *,
-                 mono: Callable[[], float]) -> None:
+    def __init__(
+        self, cfg: NodeConfig, recorder: Recorder, trust: Trust, *, mono: Callable[[], float]
+    ) -> None:
         self.machine_id = cfg.machine_id
         self.hold_off = cfg.reader.hold_off
         self.recorder = recorder
@@ -66,28 +67,42 @@ class CertifyDesk:
             log.info("certify mode ended without a trainee tap")
             self.trainer, self.until = None, None
         trainer = self.trainer
-        if (trainer is not None and who is not None and snap is not None
-                and who.member_id != trainer.member_id
-                and who.level < snap.machine.certify_level):
+        if (
+            trainer is not None
+            and who is not None
+            and snap is not None
+            and who.member_id != trainer.member_id
+            and who.level < snap.machine.certify_level
+        ):
             # A member already at that level is not a trainee: their tap acts as usual.
             self._certify(uid, tap_id, trainer, who)
             return True
         last = self._last_trainer_tap
-        if (who is not None and snap is not None and who.level >= Level.TRAINER
-                and who.status == "active" and last is not None and last[0] == uid
-                and mono - last[1] <= self.hold_off + CERTIFY_DOUBLE_TAP_S):
+        if (
+            who is not None
+            and snap is not None
+            and who.level >= Level.TRAINER
+            and who.status == "active"
+            and last is not None
+            and last[0] == uid
+            and mono - last[1] <= self.hold_off + CERTIFY_DOUBLE_TAP_S
+        ):
             # The second tap still does what a tap does (usually a badge-out: power never
             # stays on by surprise); certify mode opens on top of it.
             self.trainer, self.until = who, mono + CERTIFY_WINDOW_S
             self.entering = True
-            log.info("certify mode for %.0f s: %s may certify the next member who taps",
-                     CERTIFY_WINDOW_S, who.name)
+            log.info(
+                "certify mode for %.0f s: %s may certify the next member who taps",
+                CERTIFY_WINDOW_S,
+                who.name,
+            )
         enrol = self.enrolment
         if who is None and enrol is not None and now < enrol["until"]:
             self.enrolment = None
             self._journal_tap(uid, tap_id, None, "enrol", "enrolment")
-            self.recorder.append(BadgeEnrolled(request_id=enrol["request_id"], uid=uid,
-                                               member_id=enrol["member_id"]))
+            self.recorder.append(
+                BadgeEnrolled(request_id=enrol["request_id"], uid=uid, member_id=enrol["member_id"])
+            )
             log.info("unknown badge %s sent to the hub for enrolment", uid)
             return True
         return False
@@ -101,31 +116,51 @@ class CertifyDesk:
                 self._last_trainer_tap = (uid, self.mono())
         self.entering = False
 
-    def _certify(self, uid: str, tap_id: str | None, trainer: MemberGrant,
-                 trainee: MemberGrant) -> None:
+    def _certify(
+        self, uid: str, tap_id: str | None, trainer: MemberGrant, trainee: MemberGrant
+    ) -> None:
         snap = self.trust.snapshot
         assert snap is not None
         level = snap.machine.certify_level
         self.trainer, self.until = None, None
         self._journal_tap(uid, tap_id, trainee.member_id, "certify", "certified")
-        self.recorder.append(CertificationGranted(
-            trainer_id=trainer.member_id, member_id=trainee.member_id,
-            group=snap.machine.group, level=level, machine=self.machine_id))
-        log.info("%s certified %s at level %d on %s", trainer.name, trainee.name, level,
-                 snap.machine.group)
+        self.recorder.append(
+            CertificationGranted(
+                trainer_id=trainer.member_id,
+                member_id=trainee.member_id,
+                group=snap.machine.group,
+                level=level,
+                machine=self.machine_id,
+            )
+        )
+        log.info(
+            "%s certified %s at level %d on %s",
+            trainer.name,
+            trainee.name,
+            level,
+            snap.machine.group,
+        )
 
-    def _journal_tap(self, uid: str, tap_id: str | None, member_id: str | None, action: str,
-                     reason: str) -> None:
-        self.recorder.append(Tap(uid=uid, member_id=member_id, action=action, reason=reason,
-                                 tap_id=tap_id))
+    def _journal_tap(
+        self, uid: str, tap_id: str | None, member_id: str | None, action: str, reason: str
+    ) -> None:
+        self.recorder.append(
+            Tap(uid=uid, member_id=member_id, action=action, reason=reason, tap_id=tap_id)
+        )
 
     def on_enrolment(self, payload: bytes) -> None:
         """The hub opens (or, without a request id, closes) an enrolment window."""
         try:
             obj = loads_object(payload, "enrolment request")
             request_id = obj.get("request_id")
-            self.enrolment = None if not request_id else {
-                "request_id": str(request_id), "member_id": obj.get("member_id"),
-                "until": parse_iso(obj.get("until"), "enrolment until")}
+            self.enrolment = (
+                None
+                if not request_id
+                else {
+                    "request_id": str(request_id),
+                    "member_id": obj.get("member_id"),
+                    "until": parse_iso(obj.get("until"), "enrolment until"),
+                }
+            )
         except ContractError as exc:
             log.warning("ignored a malformed enrolment request: %s", exc)

@@ -86,8 +86,9 @@ class Journal:
     node can start, relay off, on a journal it cannot open yet.
     """
 
-    def __init__(self, path: Path | str, *, open_now: bool = True,
-                 connect: Connector = _connect) -> None:
+    def __init__(
+        self, path: Path | str, *, open_now: bool = True, connect: Connector = _connect
+    ) -> None:
         self.path = Path(path)
         self._connect = connect
         self._lock = threading.RLock()
@@ -174,10 +175,17 @@ class Journal:
 
     # -- events ---------------------------------------------------------------------
 
-    def append(self, *, node: str, boot: str, type: str, data: dict[str, Any],
-               time: datetime | None = None,
-               state: Mapping[str, Any | None] | None = None,
-               before: list[tuple[str, dict[str, Any]]] | None = None) -> Envelope:
+    def append(
+        self,
+        *,
+        node: str,
+        boot: str,
+        type: str,
+        data: dict[str, Any],
+        time: datetime | None = None,
+        state: Mapping[str, Any | None] | None = None,
+        before: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> Envelope:
         """Write one event (and optional state changes) in a single durable commit.
 
         ``state`` maps keys to JSON-able values; ``None`` deletes the key. ``before`` are
@@ -187,10 +195,11 @@ class Journal:
         with self._transaction() as db:
             seq = self._get_state_locked(db, "next_seq", 1)
             for type_, data_ in [*(before or []), (type, data)]:
-                env = Envelope.new(node=node, seq=seq, boot=boot, type=type_, data=data_,
-                                   time=time)
-                db.execute("INSERT INTO events (seq, id, type, payload) "
-                           "VALUES (?, ?, ?, ?)", (seq, env.id, type_, env.encode()))
+                env = Envelope.new(node=node, seq=seq, boot=boot, type=type_, data=data_, time=time)
+                db.execute(
+                    "INSERT INTO events (seq, id, type, payload) VALUES (?, ?, ?, ?)",
+                    (seq, env.id, type_, env.encode()),
+                )
                 seq += 1
             self._set_state_locked(db, "next_seq", seq)
             for key, value in (state or {}).items():
@@ -201,7 +210,8 @@ class Journal:
         with self._use() as db:
             rows = db.execute(
                 "SELECT seq, id, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit)).fetchall()
+                (after_seq, limit),
+            ).fetchall()
         return [PendingEvent(seq, id_, bytes(payload)) for seq, id_, payload in rows]
 
     def ack(self, ids: list[str]) -> int:
@@ -211,7 +221,7 @@ class Journal:
         n = 0
         with self._transaction() as db:
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
+                chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 n += db.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk).rowcount
         return n
@@ -252,4 +262,5 @@ class Journal:
             db.execute(
                 "INSERT INTO state (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)))
+                (key, json.dumps(value)),
+            )

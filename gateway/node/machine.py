@@ -41,10 +41,16 @@ class MachineWatch:
     Without a controller the activity stays unknown and no job is ever seen.
     """
 
-    def __init__(self, cfg: NodeConfig, recorder: Recorder, *,
-                 controller: MachineController | None,
-                 simulated: SimulatedMachine | None, mono: Callable[[], float],
-                 wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        recorder: Recorder,
+        *,
+        controller: MachineController | None,
+        simulated: SimulatedMachine | None,
+        mono: Callable[[], float],
+        wake: Callable[[], None],
+    ) -> None:
         self.machine_id = cfg.machine_id
         self.recorder = recorder
         self.controller = controller
@@ -53,8 +59,9 @@ class MachineWatch:
         self._wake = wake
         self.activity = Activity.UNKNOWN
         self.detail = ""
-        self.jobs = JobTracker(new_id=lambda: str(uuid.uuid4()),
-                               progress_every_s=cfg.session.progress_every)
+        self.jobs = JobTracker(
+            new_id=lambda: str(uuid.uuid4()), progress_every_s=cfg.session.progress_every
+        )
         self.job_session: dict[str, str | None] = {}  # job id -> session that started it
         self._reports: queue.SimpleQueue[MachineReport] = queue.SimpleQueue()
         if controller is not None:
@@ -119,17 +126,30 @@ class MachineWatch:
         if ended:
             self.job_session.pop(event.job_id, None)
         owner = sessions.job_owner(session_id, ended=ended, mono=mono)
-        self.recorder.append(Job(
-            job_id=event.job_id, event=str(event.kind), session_id=session_id,
-            machine=self.machine_id, member_id=owner.member_id if owner else None,
-            project_id=owner.project_id if owner else None, name=clip(event.name, MAX_NAME),
-            progress=None if event.progress is None else min(100.0, max(0.0, round(
-                event.progress, 1))),
-            time_left_s=None if event.time_left_s is None else min(
-                max(0.0, event.time_left_s), MAX_TIME_LEFT_S),
-            detail=clip(event.detail, MAX_DETAIL) or ""))
-        log.info("job %s %s (%s%%)", event.job_id[:8], event.kind,
-                 "?" if event.progress is None else f"{event.progress:.0f}")
+        self.recorder.append(
+            Job(
+                job_id=event.job_id,
+                event=str(event.kind),
+                session_id=session_id,
+                machine=self.machine_id,
+                member_id=owner.member_id if owner else None,
+                project_id=owner.project_id if owner else None,
+                name=clip(event.name, MAX_NAME),
+                progress=None
+                if event.progress is None
+                else min(100.0, max(0.0, round(event.progress, 1))),
+                time_left_s=None
+                if event.time_left_s is None
+                else min(max(0.0, event.time_left_s), MAX_TIME_LEFT_S),
+                detail=clip(event.detail, MAX_DETAIL) or "",
+            )
+        )
+        log.info(
+            "job %s %s (%s%%)",
+            event.job_id[:8],
+            event.kind,
+            "?" if event.progress is None else f"{event.progress:.0f}",
+        )
         self._wake()
 
     def job_status(self) -> dict[str, Any] | None:
@@ -137,9 +157,13 @@ class MachineWatch:
         job = self.jobs.job
         if job is None:
             return None
-        return {"job_id": job.job_id, "name": job.name, "paused": job.paused,
-                "progress": None if job.progress is None else round(job.progress, 1),
-                "session_id": self.job_session.get(job.job_id)}
+        return {
+            "job_id": job.job_id,
+            "name": job.name,
+            "paused": job.paused,
+            "progress": None if job.progress is None else round(job.progress, 1),
+            "session_id": self.job_session.get(job.job_id),
+        }
 
     def on_sim_job(self, payload: bytes) -> None:
         """A job asked of the simulated machine (the demo's and tests' way to start one)."""

@@ -31,8 +31,16 @@ MAX_IN_FLIGHT = 200  # unacknowledged events published at a time
 class Outbox:
     """Sends the journal's unacknowledged events in order, a bounded window at a time."""
 
-    def __init__(self, journal: Journal, recorder: Recorder, *, link: MqttLink | None,
-                 topic: str, mono: Callable[[], float], stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        recorder: Recorder,
+        *,
+        link: MqttLink | None,
+        topic: str,
+        mono: Callable[[], float],
+        stopping: threading.Event,
+    ) -> None:
         self.journal = journal
         self.recorder = recorder
         self.link = link

@@ -51,10 +51,19 @@ class Recorder:
     the one the journal says is open, at its last recorded time, and returns its id.
     """
 
-    def __init__(self, journal: Journal, *, trust: Trust, relay: Relay, node_id: str,
-                 boot: str, mono: Callable[[], float], changed: Callable[[], None],
-                 cut_session: Callable[[], None],
-                 close_session: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        trust: Trust,
+        relay: Relay,
+        node_id: str,
+        boot: str,
+        mono: Callable[[], float],
+        changed: Callable[[], None],
+        cut_session: Callable[[], None],
+        close_session: Callable[[str], str | None],
+    ) -> None:
         self.journal = journal
         self.trust = trust
         self.relay = relay
@@ -76,8 +85,14 @@ class Recorder:
 
     # -- writes -----------------------------------------------------------------------
 
-    def append(self, event: EventData, *, state: dict[str, Any] | None = None,
-               before: list[EventData] | None = None, defer: bool = True) -> bool:
+    def append(
+        self,
+        event: EventData,
+        *,
+        state: dict[str, Any] | None = None,
+        before: list[EventData] | None = None,
+        defer: bool = True,
+    ) -> bool:
         """Journal one event; False if the journal is unavailable (the node fails safe).
 
         Every event is built as its contract type (gateway.contract.events), so a field
@@ -91,9 +106,15 @@ class Recorder:
         type_, data = event.TYPE, event.to_data()
         if self.ok:
             try:
-                self.journal.append(node=self.node_id, boot=self.boot, type=type_,
-                                    data=data, time=at, state=state,
-                                    before=[(e.TYPE, e.to_data()) for e in before or ()])
+                self.journal.append(
+                    node=self.node_id,
+                    boot=self.boot,
+                    type=type_,
+                    data=data,
+                    time=at,
+                    state=state,
+                    before=[(e.TYPE, e.to_data()) for e in before or ()],
+                )
                 return True
             except JournalUnavailable as exc:
                 self.down(exc)
@@ -103,8 +124,14 @@ class Recorder:
 
     def write(self, event: EventData, *, state: dict[str, Any] | None = None) -> None:
         """Journal one event now or raise :class:`JournalUnavailable` (recovery only)."""
-        self.journal.append(node=self.node_id, boot=self.boot, type=event.TYPE,
-                            time=self.now(), data=event.to_data(), state=state)
+        self.journal.append(
+            node=self.node_id,
+            boot=self.boot,
+            type=event.TYPE,
+            time=self.now(),
+            data=event.to_data(),
+            state=state,
+        )
 
     def set_state(self, values: dict[str, Any]) -> bool:
         if not self.ok:
@@ -137,8 +164,11 @@ class Recorder:
     def down(self, exc: Exception) -> None:
         """The journal failed: power off, end the session at once, retry with back-off."""
         if not self._failing:
-            log.error("journal unavailable: %s; relay off and taps denied "
-                      "(journal_unavailable) until it can be written again", exc)
+            log.error(
+                "journal unavailable: %s; relay off and taps denied "
+                "(journal_unavailable) until it can be written again",
+                exc,
+            )
             self._failing = True
             self._backoff = JOURNAL_RETRY_MIN_S
         else:
@@ -167,29 +197,36 @@ class Recorder:
             if reopen:
                 self.journal.open()
             if not self._booted:
-                self.trust.restore(self.journal.get_state("time_floor"),
-                                   self.journal.get_state("snapshot"))
+                self.trust.restore(
+                    self.journal.get_state("time_floor"), self.journal.get_state("snapshot")
+                )
                 recovered = self._close_session("node_restart")
                 if recovered:
-                    log.warning("session %s was open at restart: relay stays off; closed at "
-                                "its last recorded time", recovered)
-                self.write(NodeBoot(version=__version__, recovered_session_id=recovered,
-                                    relay=False))
+                    log.warning(
+                        "session %s was open at restart: relay stays off; closed at "
+                        "its last recorded time",
+                        recovered,
+                    )
+                self.write(
+                    NodeBoot(version=__version__, recovered_session_id=recovered, relay=False)
+                )
                 self._booted = True
             elif recovered := self._close_session("journal_error"):
                 log.warning("session %s closed at its last recorded time", recovered)
             while self._deferred:
                 type_, data, at = self._deferred[0]
-                self.journal.append(node=self.node_id, boot=self.boot, type=type_,
-                                    data=data, time=at)
+                self.journal.append(
+                    node=self.node_id, boot=self.boot, type=type_, data=data, time=at
+                )
                 self._deferred.popleft()
             self.journal.set_states(self.trust.lasting_state())
         except JournalUnavailable as exc:
             self.down(exc)
             return False
         if self._dropped:
-            log.warning("%d events could not be kept while the journal was unavailable",
-                        self._dropped)
+            log.warning(
+                "%d events could not be kept while the journal was unavailable", self._dropped
+            )
             self._dropped = 0
         if self._failing:
             log.warning("journal writable again: taps are decided as usual")

@@ -53,11 +53,17 @@ class OpenSession:
 
     def to_state(self, mono_now: float, wall_now: datetime) -> dict[str, Any]:
         """What survives a restart: enough to close the session with its last known time."""
-        return {"session_id": self.session_id, "member_id": self.member_id,
-                "member_name": self.member_name, "badge_uid": self.badge_uid,
-                "project_id": self.project_id, "started_at": iso(self.started_at),
-                "last_seen_at": iso(wall_now), "metered_s": round(self.metered(mono_now), 3),
-                "busy_s": round(self.busy.busy_seconds(mono_now), 3) if self.busy else 0.0}
+        return {
+            "session_id": self.session_id,
+            "member_id": self.member_id,
+            "member_name": self.member_name,
+            "badge_uid": self.badge_uid,
+            "project_id": self.project_id,
+            "started_at": iso(self.started_at),
+            "last_seen_at": iso(wall_now),
+            "metered_s": round(self.metered(mono_now), 3),
+            "busy_s": round(self.busy.busy_seconds(mono_now), 3) if self.busy else 0.0,
+        }
 
 
 class MachineView(Protocol):
@@ -75,8 +81,16 @@ class MachineView(Protocol):
 class Sessions:
     """The open session (``current``, None when the machine is free); loop thread only."""
 
-    def __init__(self, cfg: NodeConfig, *, relay: Relay, recorder: Recorder, trust: Trust,
-                 machine: MachineView, mono: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        *,
+        relay: Relay,
+        recorder: Recorder,
+        trust: Trust,
+        machine: MachineView,
+        mono: Callable[[], float],
+    ) -> None:
         self.cfg = cfg
         self.relay = relay
         self.recorder = recorder
@@ -88,23 +102,49 @@ class Sessions:
 
     # -- start and end ----------------------------------------------------------------
 
-    def start(self, uid: str, member_id: str, name: str, project_id: str | None,
-              now: datetime, staff: bool, *, tap: Tap | None = None,
-              credit_limit_s: float | None = None) -> bool:
+    def start(
+        self,
+        uid: str,
+        member_id: str,
+        name: str,
+        project_id: str | None,
+        now: datetime,
+        staff: bool,
+        *,
+        tap: Tap | None = None,
+        credit_limit_s: float | None = None,
+    ) -> bool:
         """Open a session and switch on; False (power off) if it cannot be journaled."""
         mono = self.mono()
-        session = OpenSession(str(uuid.uuid4()), member_id, name, uid, project_id, now, mono,
-                              busy=BusyMeter(mono, self.machine.activity == Activity.BUSY),
-                              last_active=mono, credit_limit_s=credit_limit_s)
+        session = OpenSession(
+            str(uuid.uuid4()),
+            member_id,
+            name,
+            uid,
+            project_id,
+            now,
+            mono,
+            busy=BusyMeter(mono, self.machine.activity == Activity.BUSY),
+            last_active=mono,
+            credit_limit_s=credit_limit_s,
+        )
         # Journal first: if we crash between these two lines the relay is still off and
         # the restart closes a zero-length session; the reverse order could leave power on
         # with no record of who had it. The tap goes in the same commit (one disk wait).
         if not self.recorder.append(
-                SessionStarted(session_id=session.session_id, machine=self.cfg.machine_id,
-                               member_id=member_id, badge_uid=uid, project_id=project_id,
-                               started_at=now, staff_present=staff),
-                state={"open_session": session.to_state(mono, now)},
-                before=[tap] if tap is not None else None, defer=False):
+            SessionStarted(
+                session_id=session.session_id,
+                machine=self.cfg.machine_id,
+                member_id=member_id,
+                badge_uid=uid,
+                project_id=project_id,
+                started_at=now,
+                staff_present=staff,
+            ),
+            state={"open_session": session.to_state(mono, now)},
+            before=[tap] if tap is not None else None,
+            defer=False,
+        ):
             return False
         self.current = session
         self._last_heartbeat = mono
@@ -129,7 +169,9 @@ class Sessions:
         state["jobs"] = session.jobs
         ended = self.recorder.append(
             self.ended_event(state, session.started_at, now, duration, reason),
-            state={"open_session": None}, defer=False)
+            state={"open_session": None},
+            defer=False,
+        )
         self.current = None
         if ended:
             log.info("session %s ended (%s) after %.1f s", session.session_id, reason, duration)
@@ -143,9 +185,12 @@ class Sessions:
         """
         session, self.current = self.current, None
         if session is not None:
-            log.error("session %s of %s ended with the relay off: the journal cannot "
-                      "record it; it will be closed at its last recorded time",
-                      session.session_id, session.member_name)
+            log.error(
+                "session %s of %s ended with the relay off: the journal cannot "
+                "record it; it will be closed at its last recorded time",
+                session.session_id,
+                session.member_name,
+            )
 
     def close_recorded(self, reason: str) -> str | None:
         """End the session the journal says is open, at its last recorded time.
@@ -160,12 +205,23 @@ class Sessions:
         duration = float(state.get("metered_s", 0.0))
         end = self.ended_event(state, started, ended, duration, reason)
         self.recorder.write(end, state={"open_session": None})
-        log.info("session %s closed (%s) at %s after %.0f s", state["session_id"], reason,
-                 iso(ended), duration)
+        log.info(
+            "session %s closed (%s) at %s after %.0f s",
+            state["session_id"],
+            reason,
+            iso(ended),
+            duration,
+        )
         return str(state["session_id"])
 
-    def ended_event(self, state: dict[str, Any], started: datetime, ended: datetime,
-                    duration: float, reason: str) -> SessionEnded:
+    def ended_event(
+        self,
+        state: dict[str, Any],
+        started: datetime,
+        ended: datetime,
+        duration: float,
+        reason: str,
+    ) -> SessionEnded:
         duration = round(duration, 3)
         split: dict[str, Any] = {}
         if self.machine.followed:
@@ -173,14 +229,26 @@ class Sessions:
             # the split is unknown (null), which a busy/idle tariff bills as busy.
             busy = min(float(state.get("busy_s") or 0.0), duration)
             busy_min, idle_min = split_minutes(duration, busy)
-            split = dict(busy_s=round(busy, 3), idle_s=round(duration - busy, 3),
-                         busy_minutes=busy_min, idle_minutes=idle_min)
+            split = dict(
+                busy_s=round(busy, 3),
+                idle_s=round(duration - busy, 3),
+                busy_minutes=busy_min,
+                idle_minutes=idle_min,
+            )
         return SessionEnded(
-            session_id=state["session_id"], machine=self.cfg.machine_id,
-            member_id=state["member_id"], badge_uid=state["badge_uid"],
-            project_id=state.get("project_id"), started_at=started, ended_at=ended,
-            duration_s=duration, billable_minutes=billable_minutes(duration),
-            end_reason=reason, jobs=int(state.get("jobs") or 0), **split)
+            session_id=state["session_id"],
+            machine=self.cfg.machine_id,
+            member_id=state["member_id"],
+            badge_uid=state["badge_uid"],
+            project_id=state.get("project_id"),
+            started_at=started,
+            ended_at=ended,
+            duration_s=duration,
+            billable_minutes=billable_minutes(duration),
+            end_reason=reason,
+            jobs=int(state.get("jobs") or 0),
+            **split,
+        )
 
     # -- session rules ----------------------------------------------------------------
 
@@ -188,16 +256,25 @@ class Sessions:
         snap = self.trust.snapshot
         kind = snap.machine.kind if snap else "other"
         o = self.cfg.session
-        return session_rules.resolve(kind, grace=o.grace, idle_timeout=o.idle_timeout,
-                                     max_length=o.max_length, cooldown=o.cooldown,
-                                     never_cut_busy=o.never_cut_busy)
+        return session_rules.resolve(
+            kind,
+            grace=o.grace,
+            idle_timeout=o.idle_timeout,
+            max_length=o.max_length,
+            cooldown=o.cooldown,
+            never_cut_busy=o.never_cut_busy,
+        )
 
     def _view(self, session: OpenSession) -> session_rules.SessionView:
         return session_rules.SessionView(
-            started=session.started_mono, badged_out=session.badged_out,
-            activity=self.machine.activity, last_active=session.last_active,
-            job_running=self.machine.job_running, job_ended=session.job_ended,
-            credit_limit_s=session.credit_limit_s)
+            started=session.started_mono,
+            badged_out=session.badged_out,
+            activity=self.machine.activity,
+            last_active=session.last_active,
+            job_running=self.machine.job_running,
+            job_ended=session.job_ended,
+            credit_limit_s=session.credit_limit_s,
+        )
 
     def badge_out(self) -> None:
         session = self.current
@@ -209,8 +286,10 @@ class Sessions:
         if verdict.verdict == session_rules.Verdict.END:
             self.end(verdict.reason)
         else:
-            log.info("badge-out by %s: power kept while the machine is busy or for the grace "
-                     "period", session.member_name)
+            log.info(
+                "badge-out by %s: power kept while the machine is busy or for the grace period",
+                session.member_name,
+            )
 
     def apply_rules(self) -> bool:
         """End the session if its rules say so (idle, too long, credit spent...); True if so."""
@@ -220,8 +299,11 @@ class Sessions:
         if verdict.verdict == session_rules.Verdict.KEEP:
             return False
         if verdict.verdict == session_rules.Verdict.SAFE_STOP_THEN_END and self.machine.followed:
-            log.warning("session %s reached its maximum length: asking the controller for a "
-                        "safe stop, then switching off", session.session_id)
+            log.warning(
+                "session %s reached its maximum length: asking the controller for a "
+                "safe stop, then switching off",
+                session.session_id,
+            )
             try:
                 self.machine.safe_stop()
             except Exception:
@@ -247,8 +329,7 @@ class Sessions:
         session.jobs += 1
         return session.session_id
 
-    def job_owner(self, session_id: str | None, *, ended: bool,
-                  mono: float) -> OpenSession | None:
+    def job_owner(self, session_id: str | None, *, ended: bool, mono: float) -> OpenSession | None:
         """The open session if the job is its own; a job's end counts as activity."""
         session = self.current
         if session is None or session.session_id != session_id:
@@ -259,8 +340,10 @@ class Sessions:
         return session
 
     def heartbeat_due(self) -> bool:
-        return (self.current is not None
-                and self.mono() - self._last_heartbeat >= self.cfg.heartbeat.total_seconds())
+        return (
+            self.current is not None
+            and self.mono() - self._last_heartbeat >= self.cfg.heartbeat.total_seconds()
+        )
 
     def heartbeat(self) -> None:
         """Record the session's last known time, so a power cut bills up to here."""

@@ -24,39 +24,69 @@ from gateway.node.sessions import Sessions
 from gateway.node.trust import Trust
 
 
-def build_status(cfg: NodeConfig, *, boot: str, relay: Relay, sessions: Sessions,
-                 trust: Trust, machine: MachineWatch, certify: CertifyDesk,
-                 recorder: Recorder) -> dict[str, Any]:
+def build_status(
+    cfg: NodeConfig,
+    *,
+    boot: str,
+    relay: Relay,
+    sessions: Sessions,
+    trust: Trust,
+    machine: MachineWatch,
+    certify: CertifyDesk,
+    recorder: Recorder,
+) -> dict[str, Any]:
     """The status fields (``encode_status``'s keywords) from the loop's state now."""
     s = sessions.current
-    session = None if s is None else {
-        "session_id": s.session_id, "member_id": s.member_id, "member_name": s.member_name,
-        "project_id": s.project_id, "started_at": iso(s.started_at)}
+    session = (
+        None
+        if s is None
+        else {
+            "session_id": s.session_id,
+            "member_id": s.member_id,
+            "member_name": s.member_name,
+            "project_id": s.project_id,
+            "started_at": iso(s.started_at),
+        }
+    )
     trust.now()  # refreshes clock_behind
     backlog = recorder.backlog()
     return dict(
-        node=cfg.node_id, machine=cfg.machine_id, online=True,
-        relay=relay.is_on, session=session,
+        node=cfg.node_id,
+        machine=cfg.machine_id,
+        online=True,
+        relay=relay.is_on,
+        session=session,
         snapshot_version=trust.snapshot.version if trust.snapshot else None,
-        boot=boot, state="in_use" if s else "free", activity=str(machine.activity),
-        detail=machine.detail, job=machine.job_status(),
+        boot=boot,
+        state="in_use" if s else "free",
+        activity=str(machine.activity),
+        detail=machine.detail,
+        job=machine.job_status(),
         ending=bool(s and s.badged_out is not None),
         mode="certify" if certify.trainer else None,
-        heartbeat_s=cfg.heartbeat.total_seconds(), clock_behind=trust.clock_behind,
-        journal="ok" if recorder.ok else "unavailable", backlog=backlog)
+        heartbeat_s=cfg.heartbeat.total_seconds(),
+        clock_behind=trust.clock_behind,
+        journal="ok" if recorder.ok else "unavailable",
+        backlog=backlog,
+    )
 
 
 def offline_status(cfg: NodeConfig) -> bytes:
     """The status the broker publishes for us when we vanish (last will), or we at exit."""
-    return encode_status(node=cfg.node_id, machine=cfg.machine_id, online=False,
-                         heartbeat_s=cfg.heartbeat.total_seconds())
+    return encode_status(
+        node=cfg.node_id,
+        machine=cfg.machine_id,
+        online=False,
+        heartbeat_s=cfg.heartbeat.total_seconds(),
+    )
 
 
 class StatusBoard:
     """When the status leaves: at once when ``due``, else every heartbeat (loop only)."""
 
-    def __init__(self, *, link: MqttLink | None, topic: str, every_s: float,
-                 mono: Callable[[], float]) -> None:
+    def __init__(
+        self, *, link: MqttLink | None, topic: str, every_s: float, mono: Callable[[], float]
+    ) -> None:
         self.link = link
         self.topic = topic
         self.every_s = every_s

@@ -34,9 +34,17 @@ class TapHandler:
     is in the snapshot). ``expect`` ties a simulated tap's id to the next tap of its UID.
     """
 
-    def __init__(self, cfg: NodeConfig, *, trust: Trust, recorder: Recorder,
-                 sessions: Sessions, certify: CertifyDesk, publish_status: Callable[[], None],
-                 wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        *,
+        trust: Trust,
+        recorder: Recorder,
+        sessions: Sessions,
+        certify: CertifyDesk,
+        publish_status: Callable[[], None],
+        wake: Callable[[], None],
+    ) -> None:
         self.max_snapshot_age = cfg.max_snapshot_age
         self.trust = trust
         self.recorder = recorder
@@ -66,21 +74,42 @@ class TapHandler:
             self._wake()
             return None
         session = self.sessions.current
-        state = MachineState(session_member_id=session.member_id if session else None,
-                             session_badge_uid=session.badge_uid if session else None)
+        state = MachineState(
+            session_member_id=session.member_id if session else None,
+            session_badge_uid=session.badge_uid if session else None,
+        )
         snap = self.trust.snapshot
         present = staff_present(snap, self.local_presence_until, now)
-        decision = decide(snap, badge_uid=uid, now=now, staff_present=present,
-                          state=state, max_snapshot_age=self.max_snapshot_age,
-                          snapshot_age=self.trust.snapshot_age())
+        decision = decide(
+            snap,
+            badge_uid=uid,
+            now=now,
+            staff_present=present,
+            state=state,
+            max_snapshot_age=self.max_snapshot_age,
+            snapshot_age=self.trust.snapshot_age(),
+        )
         member = decision.member
-        tap = Tap(uid=uid, member_id=member.member_id if member else None,
-                  action=str(decision.action), reason=str(decision.reason), tap_id=tap_id,
-                  certify_mode=self.certify.entering)
+        tap = Tap(
+            uid=uid,
+            member_id=member.member_id if member else None,
+            action=str(decision.action),
+            reason=str(decision.reason),
+            tap_id=tap_id,
+            certify_mode=self.certify.entering,
+        )
         if decision.action == Action.START and member:
             credit = member.credit_s if snap and snap.machine.requires_credit else None
-            if not self.sessions.start(uid, member.member_id, member.name, member.project_id,
-                                       now, present, tap=tap, credit_limit_s=credit):
+            if not self.sessions.start(
+                uid,
+                member.member_id,
+                member.name,
+                member.project_id,
+                now,
+                present,
+                tap=tap,
+                credit_limit_s=credit,
+            ):
                 self.certify.after_tap(None, uid)
                 return self._deny_unrecorded(uid, tap_id, member=member)
         else:
@@ -96,15 +125,21 @@ class TapHandler:
         self._wake()
         return decision
 
-    def _deny_unrecorded(self, uid: str, tap_id: str | None, *,
-                         member: MemberGrant | None = None) -> Decision:
+    def _deny_unrecorded(
+        self, uid: str, tap_id: str | None, *, member: MemberGrant | None = None
+    ) -> Decision:
         """A tap while the journal cannot be written: denied, kept for the journal."""
         snap = self.trust.snapshot
         if member is None and snap is not None:
             member = snap.member_for_badge(uid)
         decision = Decision(Action.DENY, Reason.JOURNAL_UNAVAILABLE, member)
-        tap = Tap(uid=uid, member_id=member.member_id if member else None,
-                  action=str(decision.action), reason=str(decision.reason), tap_id=tap_id)
+        tap = Tap(
+            uid=uid,
+            member_id=member.member_id if member else None,
+            action=str(decision.action),
+            reason=str(decision.reason),
+            tap_id=tap_id,
+        )
         self.recorder.defer(tap.TYPE, tap.to_data(), self.trust.now())
         log.warning("tap %s denied: %s (the journal cannot be written)", uid, decision.reason)
         self._publish_status()
@@ -121,5 +156,6 @@ class TapHandler:
         if change and snap:
             until = presence_until(snap.opening_hours, snap.timezone, now)
         self.local_presence_until = until
-        self.recorder.append(StaffPresence(member_id=decision.member.member_id, present=change,
-                                           until=until))
+        self.recorder.append(
+            StaffPresence(member_id=decision.member.member_id, present=change, until=until)
+        )

@@ -35,9 +35,15 @@ class Trust:
     status says so at once.
     """
 
-    def __init__(self, public_key: Ed25519PublicKey, machine_id: str, *,
-                 wall: Callable[[], datetime], mono: Callable[[], float],
-                 changed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        public_key: Ed25519PublicKey,
+        machine_id: str,
+        *,
+        wall: Callable[[], datetime],
+        mono: Callable[[], float],
+        changed: Callable[[], None],
+    ) -> None:
         self.public_key = public_key
         self.machine_id = machine_id
         self.wall = wall
@@ -60,9 +66,12 @@ class Trust:
             self.clock_behind = behind
             self._changed()
             if behind:
-                log.warning("the wall clock (%s) is behind the time signed by the hub (%s): "
-                            "deciding with the signed time; check NTP", iso(wall),
-                            iso(self._floor.bound(mono)) if self._floor else "?")
+                log.warning(
+                    "the wall clock (%s) is behind the time signed by the hub (%s): "
+                    "deciding with the signed time; check NTP",
+                    iso(wall),
+                    iso(self._floor.bound(mono)) if self._floor else "?",
+                )
             else:
                 log.info("the wall clock has caught up with the time signed by the hub")
         return trusted_time.trusted_now(wall, self._floor, mono)
@@ -72,8 +81,9 @@ class Trust:
         return None if self._floor is None else iso(self._floor.bound(mono))
 
     def _raise_floor(self, signed_at: datetime, mono: float | None) -> None:
-        self._floor = trusted_time.latest(self._floor, trusted_time.SignedTime(signed_at, mono),
-                                          self.mono())
+        self._floor = trusted_time.latest(
+            self._floor, trusted_time.SignedTime(signed_at, mono), self.mono()
+        )
 
     def snapshot_age(self) -> timedelta | None:
         """The held snapshot's age on the monotonic clock (unknown: older than any limit)."""
@@ -96,10 +106,14 @@ class Trust:
         """
         held = self.snapshot
         try:
-            snap = verify_snapshot(payload, self.public_key, now=self.now(),
-                                   machine_id=self.machine_id,
-                                   current_version=held.version if held else None,
-                                   current_epoch=held.epoch if held else None)
+            snap = verify_snapshot(
+                payload,
+                self.public_key,
+                now=self.now(),
+                machine_id=self.machine_id,
+                current_version=held.version if held else None,
+                current_epoch=held.epoch if held else None,
+            )
         except SnapshotRejected as exc:
             if exc.reason == "older" and payload == self._held_payload:
                 return None
@@ -112,8 +126,12 @@ class Trust:
         self._held_payload = payload
         self._raise_floor(snap.issued_at, mono)
         self._receipt = trusted_time.receive(snap.issued_at, self.now(), mono)
-        log.info("snapshot version %s accepted (%d badges, valid until %s)", snap.version,
-                 len(snap.badges), iso(snap.valid_until))
+        log.info(
+            "snapshot version %s accepted (%d badges, valid until %s)",
+            snap.version,
+            len(snap.badges),
+            iso(snap.valid_until),
+        )
         return snap
 
     def restore(self, floor: Any, held: Any) -> None:
@@ -128,8 +146,9 @@ class Trust:
 
     def _load_held(self, payload: bytes) -> None:
         try:
-            snap = verify_snapshot(payload, self.public_key, now=self.now(),
-                                   machine_id=self.machine_id)
+            snap = verify_snapshot(
+                payload, self.public_key, now=self.now(), machine_id=self.machine_id
+            )
         except SnapshotRejected as exc:
             log.warning("held snapshot not usable: %s", exc)
             return
@@ -139,8 +158,9 @@ class Trust:
         # The node cannot know how long it was off: with a wall clock behind the signed
         # floor (a Pi without RTC before NTP) the snapshot's age is unknown, so stale.
         now = self.now()
-        self._receipt = trusted_time.receive(snap.issued_at,
-                                             None if self.clock_behind else now, self.mono())
+        self._receipt = trusted_time.receive(
+            snap.issued_at, None if self.clock_behind else now, self.mono()
+        )
         log.info("using held snapshot version %s", snap.version)
 
     def lasting_state(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ __all__ = [
     "explain",
 ]
 
+
 class Reason(StrEnum):
     """Why a tap was answered the way it was; the value goes on the wire and in logs."""
 
@@ -89,74 +90,112 @@ class Decision:
 
 # One line per deny reason, shown to members on the node log, the CLI and the web UI.
 # Phrased as what the member can do about it, since that is what they need at the machine.
-DENY_REASONS: Mapping[Reason, Mapping[str, str]] = MappingProxyType({
-    Reason.UNKNOWN_BADGE: MappingProxyType({
-        "en": "This badge is not registered (or is blocked): ask the staff.",
-        "fr": "Ce badge n'est pas enregistré (ou est bloqué) : adressez-vous à l'équipe.",
-    }),
-    Reason.SUSPENDED: MappingProxyType({
-        "en": "Your account is suspended: please see the staff.",
-        "fr": "Votre compte est suspendu : merci de voir l'équipe.",
-    }),
-    Reason.MEMBERSHIP_EXPIRED: MappingProxyType({
-        "en": "Your membership has ended: renew it to use the machines.",
-        "fr": "Votre adhésion est terminée : renouvelez-la pour utiliser les machines.",
-    }),
-    Reason.NOT_CERTIFIED: MappingProxyType({
-        "en": "You are not certified on this machine: book a training session.",
-        "fr": "Vous n'êtes pas habilité·e sur cette machine : inscrivez-vous à une formation.",
-    }),
-    Reason.LEVEL_TOO_LOW: MappingProxyType({
-        "en": "Your certification level is too low for this machine.",
-        "fr": "Votre niveau d'habilitation est insuffisant pour cette machine.",
-    }),
-    Reason.CERTIFICATION_EXPIRED: MappingProxyType({
-        "en": "Your certification on this machine has expired: ask for a refresher.",
-        "fr": "Votre habilitation sur cette machine a expiré : demandez une remise à niveau.",
-    }),
-    Reason.STAFF_REQUIRED: MappingProxyType({
-        "en": "Supervised use only: a staff member must be present.",
-        "fr": "Usage encadré uniquement : un membre de l'équipe doit être présent.",
-    }),
-    Reason.INSUFFICIENT_CREDIT: MappingProxyType({
-        "en": "This machine needs prepaid credit and your balance is empty: top it up.",
-        "fr": "Cette machine demande du crédit prépayé et votre solde est épuisé : "
-              "rechargez-le.",
-    }),
-    Reason.IN_USE: MappingProxyType({
-        "en": "The machine is in use by another member.",
-        "fr": "La machine est utilisée par un·e autre membre.",
-    }),
-    Reason.SNAPSHOT_TOO_OLD: MappingProxyType({
-        "en": "The machine has lost contact with the hub for too long: ask the staff.",
-        "fr": "La machine n'a plus de nouvelles du serveur depuis trop longtemps : "
-              "prévenez l'équipe.",
-    }),
-    Reason.NO_SNAPSHOT: MappingProxyType({
-        "en": "The machine has not received its access list yet: try again shortly.",
-        "fr": "La machine n'a pas encore reçu sa liste d'accès : réessayez dans un instant.",
-    }),
-    Reason.OUT_OF_SERVICE: MappingProxyType({
-        "en": "The machine is out of service.",
-        "fr": "La machine est hors service.",
-    }),
-    Reason.JOURNAL_UNAVAILABLE: MappingProxyType({
-        "en": "The machine cannot record sessions right now (storage problem): ask the staff.",
-        "fr": "La machine ne peut pas enregistrer de session pour l'instant (problème de "
-              "stockage) : prévenez l'équipe.",
-    }),
-})
+DENY_REASONS: Mapping[Reason, Mapping[str, str]] = MappingProxyType(
+    {
+        Reason.UNKNOWN_BADGE: MappingProxyType(
+            {
+                "en": "This badge is not registered (or is blocked): ask the staff.",
+                "fr": "Ce badge n'est pas enregistré (ou est bloqué) : adressez-vous à l'équipe.",
+            }
+        ),
+        Reason.SUSPENDED: MappingProxyType(
+            {
+                "en": "Your account is suspended: please see the staff.",
+                "fr": "Votre compte est suspendu : merci de voir l'équipe.",
+            }
+        ),
+        Reason.MEMBERSHIP_EXPIRED: MappingProxyType(
+            {
+                "en": "Your membership has ended: renew it to use the machines.",
+                "fr": "Votre adhésion est terminée : renouvelez-la pour utiliser les machines.",
+            }
+        ),
+        Reason.NOT_CERTIFIED: MappingProxyType(
+            {
+                "en": "You are not certified on this machine: book a training session.",
+                "fr": "Vous n'êtes pas habilité·e sur cette machine : "
+                "inscrivez-vous à une formation.",
+            }
+        ),
+        Reason.LEVEL_TOO_LOW: MappingProxyType(
+            {
+                "en": "Your certification level is too low for this machine.",
+                "fr": "Votre niveau d'habilitation est insuffisant pour cette machine.",
+            }
+        ),
+        Reason.CERTIFICATION_EXPIRED: MappingProxyType(
+            {
+                "en": "Your certification on this machine has expired: ask for a refresher.",
+                "fr": "Votre habilitation sur cette machine a expiré : demandez "
+                "une remise à niveau.",
+            }
+        ),
+        Reason.STAFF_REQUIRED: MappingProxyType(
+            {
+                "en": "Supervised use only: a staff member must be present.",
+                "fr": "Usage encadré uniquement : un membre de l'équipe doit être présent.",
+            }
+        ),
+        Reason.INSUFFICIENT_CREDIT: MappingProxyType(
+            {
+                "en": "This machine needs prepaid credit and your balance is empty: top it up.",
+                "fr": "Cette machine demande du crédit prépayé et votre solde est épuisé : "
+                "rechargez-le.",
+            }
+        ),
+        Reason.IN_USE: MappingProxyType(
+            {
+                "en": "The machine is in use by another member.",
+                "fr": "La machine est utilisée par un·e autre membre.",
+            }
+        ),
+        Reason.SNAPSHOT_TOO_OLD: MappingProxyType(
+            {
+                "en": "The machine has lost contact with the hub for too long: ask the staff.",
+                "fr": "La machine n'a plus de nouvelles du serveur depuis trop longtemps : "
+                "prévenez l'équipe.",
+            }
+        ),
+        Reason.NO_SNAPSHOT: MappingProxyType(
+            {
+                "en": "The machine has not received its access list yet: try again shortly.",
+                "fr": "La machine n'a pas encore reçu sa liste d'accès : réessayez "
+                "dans un instant.",
+            }
+        ),
+        Reason.OUT_OF_SERVICE: MappingProxyType(
+            {
+                "en": "The machine is out of service.",
+                "fr": "La machine est hors service.",
+            }
+        ),
+        Reason.JOURNAL_UNAVAILABLE: MappingProxyType(
+            {
+                "en": "The machine cannot record sessions right now (storage "
+                "problem): ask the staff.",
+                "fr": "La machine ne peut pas enregistrer de session pour l'instant (problème de "
+                "stockage) : prévenez l'équipe.",
+            }
+        ),
+    }
+)
 
-_GRANT_TEXT: Mapping[Reason, Mapping[str, str]] = MappingProxyType({
-    Reason.ALLOWED: MappingProxyType({
-        "en": "Access granted: the machine is on.",
-        "fr": "Accès autorisé : la machine est sous tension.",
-    }),
-    Reason.BADGE_OUT: MappingProxyType({
-        "en": "Session ended: the machine is off.",
-        "fr": "Session terminée : la machine est hors tension.",
-    }),
-})
+_GRANT_TEXT: Mapping[Reason, Mapping[str, str]] = MappingProxyType(
+    {
+        Reason.ALLOWED: MappingProxyType(
+            {
+                "en": "Access granted: the machine is on.",
+                "fr": "Accès autorisé : la machine est sous tension.",
+            }
+        ),
+        Reason.BADGE_OUT: MappingProxyType(
+            {
+                "en": "Session ended: the machine is off.",
+                "fr": "Session terminée : la machine est hors tension.",
+            }
+        ),
+    }
+)
 
 
 def explain(reason: Reason | str, lang: str = "en") -> str:
@@ -182,8 +221,7 @@ def _deny(reason: Reason, member: MemberGrant | None = None) -> Decision:
     return Decision(Action.DENY, reason, member)
 
 
-def _badge_out(snapshot: Snapshot | None, uid: str | None,
-               state: MachineState) -> Decision | None:
+def _badge_out(snapshot: Snapshot | None, uid: str | None, state: MachineState) -> Decision | None:
     """END when the tap comes from whoever opened the session, whatever the snapshot says.
 
     The member is recognised by id through the snapshot; when the snapshot cannot say
@@ -208,8 +246,9 @@ def _utc(t: datetime) -> datetime:
     return t.astimezone(UTC)
 
 
-def _snapshot_stale(snapshot: Snapshot, now: datetime, max_age: timedelta,
-                    age: timedelta | None) -> bool:
+def _snapshot_stale(
+    snapshot: Snapshot, now: datetime, max_age: timedelta, age: timedelta | None
+) -> bool:
     """Too old or past its validity; on the snapshot's own (monotonic) age when given."""
     if age is None:
         return now - _utc(snapshot.issued_at) > max_age or now >= _utc(snapshot.valid_until)
@@ -230,8 +269,9 @@ def _member_status(member: MemberGrant, snapshot: Snapshot, now: datetime) -> Re
     return None
 
 
-def _certification(member: MemberGrant, min_level: int, now: datetime,
-                   staff_present: bool) -> Reason | None:
+def _certification(
+    member: MemberGrant, min_level: int, now: datetime, staff_present: bool
+) -> Reason | None:
     if member.level <= Level.NONE:
         return Reason.NOT_CERTIFIED
     if member.cert_expires is not None and _utc(member.cert_expires) <= now:
@@ -243,9 +283,16 @@ def _certification(member: MemberGrant, min_level: int, now: datetime,
     return None
 
 
-def decide(snapshot: Snapshot | None, *, badge_uid: str, now: datetime,
-           staff_present: bool, state: MachineState,
-           max_snapshot_age: timedelta, snapshot_age: timedelta | None = None) -> Decision:
+def decide(
+    snapshot: Snapshot | None,
+    *,
+    badge_uid: str,
+    now: datetime,
+    staff_present: bool,
+    state: MachineState,
+    max_snapshot_age: timedelta,
+    snapshot_age: timedelta | None = None,
+) -> Decision:
     """Answer one tap; the first failing check, in the order of docs/design.md, wins.
 
     ``snapshot_age``, when given, is the snapshot's age measured by the node on its
@@ -273,8 +320,12 @@ def decide(snapshot: Snapshot | None, *, badge_uid: str, now: datetime,
         refused = Reason.IN_USE
     if refused is None:
         refused = _certification(member, snapshot.machine.min_level, now, staff_present)
-    if (refused is None and snapshot.machine.requires_credit and member.credit_s is not None
-            and member.credit_s <= 0):
+    if (
+        refused is None
+        and snapshot.machine.requires_credit
+        and member.credit_s is not None
+        and member.credit_s <= 0
+    ):
         refused = Reason.INSUFFICIENT_CREDIT
     if refused is not None:
         return _deny(refused, member)

@@ -127,7 +127,8 @@ class BusyDetector:
         if self.threshold_off_a > self.threshold_on_a:
             raise ValueError(
                 f"threshold_off_a ({self.threshold_off_a} A) above threshold_on_a "
-                f"({self.threshold_on_a} A) would let one current be both busy and idle")
+                f"({self.threshold_on_a} A) would let one current be both busy and idle"
+            )
         self._state = Activity.IDLE
         self._pending_since: float | None = None  # start of the run that may flip the state
         self._last_t: float | None = None

@@ -80,8 +80,9 @@ class JobTracker:
             if a in (Activity.ALARM, Activity.ERROR):
                 return [self._end(JobEventKind.FAILED, report)]
             cancelled = "cancel" in report.detail.lower()
-            return [self._end(JobEventKind.CANCELLED if cancelled else JobEventKind.FINISHED,
-                              report)]
+            return [
+                self._end(JobEventKind.CANCELLED if cancelled else JobEventKind.FINISHED, report)
+            ]
         if job is None:
             if a in (Activity.BUSY, Activity.PAUSED):
                 return self._start(report, now)
@@ -103,8 +104,7 @@ class JobTracker:
             return [self._end(JobEventKind.FAILED, report)]
         # IDLE: the job is over; how it ended is what the driver said.
         cancelled = "cancel" in report.detail.lower()
-        return [self._end(JobEventKind.CANCELLED if cancelled else JobEventKind.FINISHED,
-                          report)]
+        return [self._end(JobEventKind.CANCELLED if cancelled else JobEventKind.FINISHED, report)]
 
     def _start(self, report: MachineReport, now: float) -> list[JobEvent]:
         self.job = _Job(self.new_id(), report.job_name)
@@ -141,5 +141,4 @@ class JobTracker:
         progress = report.progress if report.progress is not None else job.progress
         if kind == JobEventKind.FINISHED and progress is not None:
             progress = 100.0
-        return JobEvent(kind, job.job_id, job.name, progress, report.detail,
-                        report.time_left_s)
+        return JobEvent(kind, job.job_id, job.name, progress, report.detail, report.time_left_s)

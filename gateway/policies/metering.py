@@ -14,8 +14,14 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-__all__ = ["MINUTE_S", "BusyMeter", "billable_minutes", "local_day", "minute_slices",
-           "split_minutes"]
+__all__ = [
+    "MINUTE_S",
+    "BusyMeter",
+    "billable_minutes",
+    "local_day",
+    "minute_slices",
+    "split_minutes",
+]
 
 MINUTE_S = 60
 

@@ -88,8 +88,7 @@ def presence_until(hours: OpeningHours, tz: str, now: datetime) -> datetime:
     return _next_midnight(today, zone).astimezone(now.tzinfo)
 
 
-def staff_present(snapshot: Snapshot | None, local_until: datetime | None,
-                  now: datetime) -> bool:
+def staff_present(snapshot: Snapshot | None, local_until: datetime | None, now: datetime) -> bool:
     """Staff count as present if the hub says so or if a staff tap on this node said so.
 
     The local check-in matters because the hub may not have answered yet (or be

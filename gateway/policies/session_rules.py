@@ -39,10 +39,16 @@ class SessionRules:
 DEFAULT_RULES: dict[str, SessionRules] = {
     "laser": SessionRules(grace_s=60, idle_timeout_s=15 * 60, max_session_s=3 * 3600),
     "cnc": SessionRules(grace_s=30, idle_timeout_s=15 * 60, max_session_s=4 * 3600),
-    "printer": SessionRules(grace_s=0, idle_timeout_s=15 * 60, max_session_s=None,
-                            cooldown_s=5 * 60, never_cut_busy=True),
-    "embroidery": SessionRules(grace_s=0, idle_timeout_s=15 * 60, max_session_s=None,
-                               cooldown_s=0, never_cut_busy=True),
+    "printer": SessionRules(
+        grace_s=0,
+        idle_timeout_s=15 * 60,
+        max_session_s=None,
+        cooldown_s=5 * 60,
+        never_cut_busy=True,
+    ),
+    "embroidery": SessionRules(
+        grace_s=0, idle_timeout_s=15 * 60, max_session_s=None, cooldown_s=0, never_cut_busy=True
+    ),
     "other": SessionRules(grace_s=0, idle_timeout_s=30 * 60),
 }
 
@@ -116,9 +122,15 @@ def badge_out_ends_now(rules: SessionRules, view: SessionView) -> bool:
     return not _busy(view) and rules.grace_s <= 0
 
 
-def resolve(kind: str, *, grace: float | None = None, idle_timeout: float | None = None,
-            max_length: float | None = None, cooldown: float | None = None,
-            never_cut_busy: bool | None = None) -> SessionRules:
+def resolve(
+    kind: str,
+    *,
+    grace: float | None = None,
+    idle_timeout: float | None = None,
+    max_length: float | None = None,
+    cooldown: float | None = None,
+    never_cut_busy: bool | None = None,
+) -> SessionRules:
     """The machine kind's defaults with a node's overrides; 0 means never / no limit."""
     base = DEFAULT_RULES.get(kind, DEFAULT_RULES["other"])
 
@@ -132,4 +144,5 @@ def resolve(kind: str, *, grace: float | None = None, idle_timeout: float | None
         idle_timeout_s=pick(idle_timeout, base.idle_timeout_s, True),
         max_session_s=pick(max_length, base.max_session_s, True),
         cooldown_s=pick(cooldown, base.cooldown_s, False) or 0.0,
-        never_cut_busy=base.never_cut_busy if never_cut_busy is None else never_cut_busy)
+        never_cut_busy=base.never_cut_busy if never_cut_busy is None else never_cut_busy,
+    )

@@ -74,8 +74,12 @@ def trusted_now(wall: datetime, floor: SignedTime | None, mono_now: float) -> da
     return max(wall, floor.bound(mono_now))
 
 
-def clock_behind(wall: datetime, floor: SignedTime | None, mono_now: float,
-                 tolerance: timedelta = CLOCK_TOLERANCE) -> bool:
+def clock_behind(
+    wall: datetime,
+    floor: SignedTime | None,
+    mono_now: float,
+    tolerance: timedelta = CLOCK_TOLERANCE,
+) -> bool:
     """True when the wall clock is provably behind (by more than ``tolerance``)."""
     return floor is not None and wall < floor.bound(mono_now) - tolerance
 

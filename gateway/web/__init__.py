@@ -16,14 +16,17 @@ from gateway.hub.db import HubStore
 from gateway.web.context import HealthReport, StoreFactory
 
 
-def create_app(config: HubConfig, store_factory: StoreFactory | None = None, *,
-               health: HealthReport | None = None) -> Flask:
+def create_app(
+    config: HubConfig,
+    store_factory: StoreFactory | None = None,
+    *,
+    health: HealthReport | None = None,
+) -> Flask:
     app = Flask(__name__)
     app.config["HUB"] = config
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["fabgate.health"] = health
-    app.extensions["fabgate.store_factory"] = store_factory or (
-        lambda: HubStore(config.database))
+    app.extensions["fabgate.store_factory"] = store_factory or (lambda: HubStore(config.database))
 
     @app.teardown_appcontext
     def _close_store(_exc: BaseException | None) -> None:

@@ -60,8 +60,9 @@ def parse_bound(value: str, name: str, tz: str) -> datetime:
             return datetime.combine(date.fromisoformat(value), time(0), ZoneInfo(tz))
         dt = datetime.fromisoformat(_SPACED_OFFSET.sub(r"+\1", value).replace("Z", "+00:00"))
     except ValueError as exc:
-        raise BadParameter(name, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 "
-                                 "datetime") from exc
+        raise BadParameter(
+            name, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime"
+        ) from exc
     if dt.tzinfo is None:
         raise BadParameter(name, f"{value!r} has no timezone (add Z or +01:00)")
     return dt
@@ -91,8 +92,9 @@ def _group_by() -> tuple[str, ...]:
     dims = tuple(d.strip() for d in raw.split(",") if d.strip())
     for d in dims:
         if d not in DIMENSIONS:
-            raise BadParameter("group_by", f"unknown dimension {d!r} "
-                                           f"(expected {', '.join(DIMENSIONS)})")
+            raise BadParameter(
+                "group_by", f"unknown dimension {d!r} (expected {', '.join(DIMENSIONS)})"
+            )
     if len(set(dims)) != len(dims):
         raise BadParameter("group_by", "a dimension is repeated")
     return dims
@@ -107,25 +109,38 @@ def usage() -> Response:
     group_by = _group_by()
     fmt = _choice("format", FORMATS, "json")
     tz = hub_config().timezone
-    filters = {key: request.args[key] for key in ("member", "project", "machine")
-               if request.args.get(key)}
+    filters = {
+        key: request.args[key] for key in ("member", "project", "machine") if request.args.get(key)
+    }
     opener = store_opener()
 
     def body() -> Iterator[str]:
         # Opened at the first chunk: a response never iterated leaves nothing open.
         store = opener()
         try:
-            yield from chunked(usage_export(store, start, end, granularity=granularity,
-                                            group_by=group_by, fmt=fmt, tz=tz,
-                                            filters=filters))
+            yield from chunked(
+                usage_export(
+                    store,
+                    start,
+                    end,
+                    granularity=granularity,
+                    group_by=group_by,
+                    fmt=fmt,
+                    tz=tz,
+                    filters=filters,
+                )
+            )
         finally:
             store.close()
 
     if fmt != "json":
         suffix = "-fr" if fmt == "csv-fr" else ""
         name = f"usage-{start.date().isoformat()}-{end.date().isoformat()}{suffix}.csv"
-        return Response(body(), mimetype="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(
+            body(),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
     return Response(body(), mimetype="application/json")
 
 
@@ -143,8 +158,9 @@ def _listing_args() -> dict[str, Any]:
     until = parse_bound(request.args["to"], "to", tz) if request.args.get("to") else None
     raw = request.args.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_SESSIONS_LIMIT:
-        raise BadParameter("limit", f"expected an integer from 1 to {MAX_SESSIONS_LIMIT}, "
-                                    f"got {raw!r}")
+        raise BadParameter(
+            "limit", f"expected an integer from 1 to {MAX_SESSIONS_LIMIT}, got {raw!r}"
+        )
     return {"since": since, "until": until, "limit": int(raw)}
 
 

@@ -93,6 +93,7 @@ Declaration = frozenset[str] | str
 
 # -- declarations -------------------------------------------------------------------
 
+
 def public(view: V) -> V:
     """Anyone may use this view, logged in or not (board, health, log-in page, API
     views whose bearer check lives in their blueprint)."""
@@ -127,6 +128,7 @@ def declaration(app: Flask, endpoint: str) -> Declaration | None:
 
 # -- the logged-in user -------------------------------------------------------------
 
+
 def _bearer_presented() -> bool:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     return scheme.lower() == "bearer" and bool(value.strip())
@@ -147,8 +149,9 @@ def current_user() -> User | None:
     member_id = session.get("uid")
     if member_id and not _bearer_presented():
         store = get_store()
-        if hmac.compare_digest(session.get("pw", ""),
-                               _fingerprint(password_hash(store, member_id))):
+        if hmac.compare_digest(
+            session.get("pw", ""), _fingerprint(password_hash(store, member_id))
+        ):
             user = load_user(store, member_id)
         if user is None:
             # Account deleted or password changed elsewhere: this cookie is over.
@@ -159,6 +162,7 @@ def current_user() -> User | None:
 
 
 # -- CSRF ---------------------------------------------------------------------------
+
 
 def csrf_token() -> str:
     """This session's CSRF token, created on first use."""
@@ -177,11 +181,16 @@ def csrf_field() -> Markup:
 def _csrf_valid() -> bool:
     expected = session.get("csrf")
     given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
-    return (isinstance(expected, str) and bool(expected) and bool(given)
-            and hmac.compare_digest(expected.encode(), given.encode()))
+    return (
+        isinstance(expected, str)
+        and bool(expected)
+        and bool(given)
+        and hmac.compare_digest(expected.encode(), given.encode())
+    )
 
 
 # -- the app-wide check -------------------------------------------------------------
+
 
 def _t() -> Callable[..., str]:
     return translator(choose_language(request, hub_config().language))
@@ -193,9 +202,13 @@ def _guard() -> ResponseReturnValue | None:
         return None  # no route matched: Flask answers 404 or 405
     declared = declaration(current_app, endpoint)
     if declared is None:
-        log.error("REFUSED %s %s: endpoint %r declares no access; decorate it with "
-                  "@public or @requires(...) from gateway.web.auth",
-                  request.method, request.path, endpoint)
+        log.error(
+            "REFUSED %s %s: endpoint %r declares no access; decorate it with "
+            "@public or @requires(...) from gateway.web.auth",
+            request.method,
+            request.path,
+            endpoint,
+        )
         abort(500)
     scope = view_scope(current_app, endpoint)
     if declared != PUBLIC:
@@ -206,17 +219,30 @@ def _guard() -> ResponseReturnValue | None:
         if user is None:
             if request.method in SAFE_METHODS and request.accept_mimetypes.accept_html:
                 return redirect(url_for("auth.login", next=_local_target()))
-            return (_t()("auth.login_required") + "\n", 401,
-                    {"Content-Type": "text/plain; charset=utf-8"})
+            return (
+                _t()("auth.login_required") + "\n",
+                401,
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
         if not user.has(*declared):
-            return (_t()("auth.forbidden") + "\n", 403,
-                    {"Content-Type": "text/plain; charset=utf-8"})
-    if request.method not in SAFE_METHODS and not _bearer_presented() \
-            and not (declared == PUBLIC and scope) and not _csrf_valid():
-        log.warning("CSRF token missing or wrong: %s %s from %s", request.method,
-                    request.path, request.remote_addr)
-        return (_t()("auth.csrf_failed") + "\n", 400,
-                {"Content-Type": "text/plain; charset=utf-8"})
+            return (
+                _t()("auth.forbidden") + "\n",
+                403,
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
+    if (
+        request.method not in SAFE_METHODS
+        and not _bearer_presented()
+        and not (declared == PUBLIC and scope)
+        and not _csrf_valid()
+    ):
+        log.warning(
+            "CSRF token missing or wrong: %s %s from %s",
+            request.method,
+            request.path,
+            request.remote_addr,
+        )
+        return (_t()("auth.csrf_failed") + "\n", 400, {"Content-Type": "text/plain; charset=utf-8"})
     return None
 
 
@@ -235,6 +261,7 @@ def _safe_next(value: str | None) -> str:
 
 
 # -- cookie and key -----------------------------------------------------------------
+
 
 class _SessionInterface(SecureCookieSessionInterface):
     """Flask's signed cookie, ``Secure`` per request when the request came over TLS."""
@@ -289,14 +316,17 @@ def install(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     app.session_interface = _SessionInterface()
     app.config.update(
-        SESSION_COOKIE_NAME=COOKIE_NAME, SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_NAME=COOKIE_NAME,
+        SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=cfg.web_secure_cookies,
-        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+    )
     # First among the app's before_request hooks: nothing runs for an undeclared route.
     app.before_request_funcs.setdefault(None, []).insert(0, _guard)
-    app.jinja_env.globals.update(csrf_field=csrf_field, csrf_token=csrf_token,
-                                 current_user=current_user)
+    app.jinja_env.globals.update(
+        csrf_field=csrf_field, csrf_token=csrf_token, current_user=current_user
+    )
 
 
 def _install_on(state: BlueprintSetupState) -> None:
@@ -312,11 +342,13 @@ auth.record_once(_install_on)
 
 # -- views --------------------------------------------------------------------------
 
+
 def _page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
     cfg = hub_config()
     lang = choose_language(request, cfg.language)
-    return render_template(template, lang=lang, t=translator(lang), site=cfg.site,
-                           min_password=MIN_PASSWORD, **values), status
+    return render_template(
+        template, lang=lang, t=translator(lang), site=cfg.site, min_password=MIN_PASSWORD, **values
+    ), status
 
 
 def _no_store(resp: BaseResponse) -> BaseResponse:
@@ -337,16 +369,27 @@ def login() -> BaseResponse:
     try:
         user = authenticate(get_store(), email, password, request.remote_addr, now)
     except LoginLocked as exc:
-        minutes = max(1, -(-int((datetime.fromisoformat(exc.until.replace("Z", "+00:00"))
-                                 - now).total_seconds()) // 60))
-        body, status = _page("login.html", 429, next=target, email=email,
-                             error=t("auth.locked", minutes=minutes))
+        minutes = max(
+            1,
+            -(
+                -int(
+                    (datetime.fromisoformat(exc.until.replace("Z", "+00:00")) - now).total_seconds()
+                )
+                // 60
+            ),
+        )
+        body, status = _page(
+            "login.html", 429, next=target, email=email, error=t("auth.locked", minutes=minutes)
+        )
         resp = Response(body, status)
         resp.headers["Retry-After"] = str(minutes * 60)
         return _no_store(resp)
     if user is None:
-        return _no_store(Response(*_page("login.html", 401, next=target, email=email,
-                                         error=t("auth.bad_credentials"))))
+        return _no_store(
+            Response(
+                *_page("login.html", 401, next=target, email=email, error=t("auth.bad_credentials"))
+            )
+        )
     # A fresh session on log-in: nothing set before it (a planted CSRF token) survives.
     session.clear()
     session.permanent = True
@@ -387,8 +430,7 @@ def account_password() -> BaseResponse:
     elif check_new_password(new):
         error = t("auth.too_short", n=MIN_PASSWORD)
     if error:
-        return _no_store(Response(*_page("account.html", 400, user=user, error=error,
-                                         done=False)))
+        return _no_store(Response(*_page("account.html", 400, user=user, error=error, done=False)))
     set_password(store, user.member_id, new, actor=user.member_id)
     session["pw"] = _fingerprint(password_hash(store, user.member_id))
     return _no_store(Response(*_page("account.html", user=user, error=None, done=True)))

@@ -69,8 +69,11 @@ def check_bearer(needed: str | None) -> Refusal | None:
     to answer. ``needed=None`` (a view without ``@scope``) admits config tokens only."""
     presented = _presented()
     if presented is None:
-        return _refuse(401, "a valid 'Authorization: Bearer <token>' header is required",
-                       'Bearer realm="fabgate"')
+        return _refuse(
+            401,
+            "a valid 'Authorization: Bearer <token>' header is required",
+            'Bearer realm="fabgate"',
+        )
     given = presented.encode()
     config_match = False
     # Compare against every config token without stopping early: no timing hint about
@@ -83,16 +86,19 @@ def check_bearer(needed: str | None) -> Refusal | None:
     store = get_store()
     token = find_token(store, presented)
     if token is None or token.revoked:
-        return _refuse(401, "a valid 'Authorization: Bearer <token>' header is required",
-                       'Bearer realm="fabgate", error="invalid_token"')
+        return _refuse(
+            401,
+            "a valid 'Authorization: Bearer <token>' header is required",
+            'Bearer realm="fabgate", error="invalid_token"',
+        )
     scopes = token.scopes
     if needed is None or needed not in scopes:
-        return _refuse(403, f"this token lacks the scope {needed or 'admin'!r} "
-                            f"(it has {', '.join(sorted(scopes)) or 'none'})",
-                       f'Bearer realm="fabgate", error="insufficient_scope", '
-                       f'scope="{needed or "admin"}"')
+        return _refuse(
+            403,
+            f"this token lacks the scope {needed or 'admin'!r} "
+            f"(it has {', '.join(sorted(scopes)) or 'none'})",
+            f'Bearer realm="fabgate", error="insufficient_scope", scope="{needed or "admin"}"',
+        )
     note_use(store, token, utcnow())
     g.fabgate_token = {"source": "database", "id": token.id, "name": token.name}
     return None
-
-

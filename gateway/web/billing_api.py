@@ -95,8 +95,11 @@ def list_invoices() -> Response:
     span = first if first == last else f"{first}_{last}"
     suffix = "-fr" if fmt == "csv-fr" else ""
     name = f"invoices-{span}{'-lines' if detail == 'lines' else ''}{suffix}.csv"
-    return Response(body(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        body(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @billing.get("/invoices/<number>")
@@ -118,7 +121,7 @@ def close(period: str) -> tuple[Response, int] | Response:
     payload = request.get_json(silent=True) or {}
     by = payload.get("by") if isinstance(payload, dict) else None
     if not isinstance(by, str) or not by.strip():
-        raise BadParameter("by", "say who closes the period: a JSON body {\"by\": \"name\"}")
+        raise BadParameter("by", 'say who closes the period: a JSON body {"by": "name"}')
     cfg = hub_config()
     now = utcnow()
     if period > last_month(now, cfg.timezone) and not is_closed(get_store(), period):
@@ -128,9 +131,14 @@ def close(period: str) -> tuple[Response, int] | Response:
         docs = close_period(get_store(), period, by=by.strip(), at=now, tz=cfg.timezone)
     except ValueError as exc:
         return jsonify(error=str(exc)), 409
-    return jsonify(period=period, status="closed",
-                   documents=[{"number": d.number, "kind": d.kind, "payer_id": d.payer_id,
-                               "total_ttc": d.total_ttc} for d in docs])
+    return jsonify(
+        period=period,
+        status="closed",
+        documents=[
+            {"number": d.number, "kind": d.kind, "payer_id": d.payer_id, "total_ttc": d.total_ttc}
+            for d in docs
+        ],
+    )
 
 
 @billing.get("/chain")
@@ -142,5 +150,8 @@ def chain() -> Response:
     store = get_store()
     problems = verify_chain(store)
     head = chain_head(store)
-    return jsonify(intact=not problems, problems=problems,
-                   head={"number": head[0], "hash": head[1]} if head else None)
+    return jsonify(
+        intact=not problems,
+        problems=problems,
+        head={"number": head[0], "hash": head[1]} if head else None,
+    )

@@ -60,12 +60,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "auth.logout": "Se déconnecter",
         "auth.account": "Mon compte",
         "auth.bad_credentials": "Adresse e-mail ou mot de passe incorrect.",
-        "auth.locked": ("Trop d'essais infructueux : connexion bloquée pendant encore "
-                        "{minutes} min."),
+        "auth.locked": (
+            "Trop d'essais infructueux : connexion bloquée pendant encore {minutes} min."
+        ),
         "auth.login_required": "Connexion requise.",
         "auth.forbidden": "Accès refusé : votre rôle ne permet pas d'ouvrir cette page.",
-        "auth.csrf_failed": ("Formulaire expiré ou envoyé depuis un autre site : rechargez "
-                             "la page et recommencez."),
+        "auth.csrf_failed": (
+            "Formulaire expiré ou envoyé depuis un autre site : rechargez la page et recommencez."
+        ),
         "auth.bad_current": "Mot de passe actuel incorrect.",
         "auth.mismatch": "Les deux nouveaux mots de passe ne sont pas identiques.",
         "auth.too_short": "Le nouveau mot de passe doit compter au moins {n} caractères.",
@@ -78,21 +80,23 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "account.password.new": "Nouveau mot de passe (au moins {n} caractères)",
         "account.password.confirm": "Nouveau mot de passe, à nouveau",
         "account.password.submit": "Changer le mot de passe",
-        "account.password.done": ("Mot de passe changé. Vos sessions ouvertes sur d'autres "
-                                  "appareils sont fermées."),
+        "account.password.done": (
+            "Mot de passe changé. Vos sessions ouvertes sur d'autres appareils sont fermées."
+        ),
         "role.member": "membre",
         "role.trainer": "formateur",
         "role.fabmanager": "fabmanager",
         "role.accountant": "comptable",
         "role.admin": "administrateur",
         "tokens.title": "Jetons d'API",
-        "tokens.intro": ("Un jeton permet à un logiciel (comptabilité, tableur, script) de "
-                         "lire l'API du hub. Chaque jeton n'ouvre que les droits cochés."),
+        "tokens.intro": (
+            "Un jeton permet à un logiciel (comptabilité, tableur, script) de "
+            "lire l'API du hub. Chaque jeton n'ouvre que les droits cochés."
+        ),
         "tokens.create": "Créer un jeton",
         "tokens.name": "Nom (à quoi il sert)",
         "tokens.scopes": "Droits",
-        "tokens.created": ("Jeton créé. Copiez-le maintenant : il ne sera plus jamais "
-                           "affiché."),
+        "tokens.created": ("Jeton créé. Copiez-le maintenant : il ne sera plus jamais affiché."),
         "tokens.invalid": "Jeton non créé : {error}",
         "tokens.none": "Aucun jeton pour l'instant.",
         "tokens.col.name": "Nom",
@@ -105,8 +109,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "tokens.revoked": "révoqué le {date}",
         "tokens.never": "jamais",
         "tokens.revoke": "Révoquer",
-        "tokens.config_note": ("Les jetons écrits dans le fichier de configuration du hub "
-                               "ont tous les droits et n'apparaissent pas ici."),
+        "tokens.config_note": (
+            "Les jetons écrits dans le fichier de configuration du hub "
+            "ont tous les droits et n'apparaissent pas ici."
+        ),
         "scope.usage": "usage (minutes et montants)",
         "scope.invoices": "factures et clôture des mois",
         "scope.machines": "machines en direct",
@@ -134,10 +140,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "report.attendance.members_chart": "Membres distincts par mois, par catégorie",
         "report.attendance.sessions_chart": "Sessions par mois, par catégorie",
         "report.attendance.desc": (
-            "Mois le plus fréquenté : {month}, {n}. Sur la période : {total}."),
+            "Mois le plus fréquenté : {month}, {n}. Sur la période : {total}."
+        ),
         "report.attendance.note": (
             "Un membre venu plusieurs mois ne compte qu'une fois sur la période : le total "
-            "n'est pas la somme des mois."),
+            "n'est pas la somme des mois."
+        ),
         "report.occupancy": "Occupation des machines",
         "report.occupancy.chart": "Taux d'occupation des machines pendant les heures d'ouverture",
         "report.occupancy.by_month": "Occupation par mois",
@@ -145,7 +153,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "Occupation = minutes de session pendant les heures d'ouverture ÷ minutes "
             "d'ouverture de la période ({hours}). Une session qui déborde sur la fermeture "
             "ne compte que pour sa partie dans les horaires. Les fermetures exceptionnelles "
-            "(congés, jours fériés) ne sont pas connues du hub et comptent comme ouvertes."),
+            "(congés, jours fériés) ne sont pas connues du hub et comptent comme ouvertes."
+        ),
         "report.opening_hours": "Horaires d'ouverture",
         "report.closed": "fermé",
         "report.usage": "Heures et recettes par machine",
@@ -153,13 +162,13 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "report.usage.desc": "Heures d'utilisation : {values}.",
         "report.revenue_na": "non disponible",
         "report.revenue_na.note": (
-            "Recettes non disponibles : le hub n'enregistre pas encore le prix des "
-            "sessions."),
+            "Recettes non disponibles : le hub n'enregistre pas encore le prix des sessions."
+        ),
         "report.new_members": "Nouveaux membres",
         "report.new_members.chart": "Nouveaux membres par mois, par catégorie",
         "report.new_members.na": (
-            "Non disponible : le hub n'enregistre pas encore la date d'adhésion des "
-            "membres."),
+            "Non disponible : le hub n'enregistre pas encore la date d'adhésion des membres."
+        ),
         "report.certifications": "Habilitations délivrées",
         "report.certifications.chart": "Habilitations délivrées par groupe de machines, par niveau",
         "report.certifications.none": "Aucune habilitation délivrée sur la période.",
@@ -172,7 +181,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "report.method.sessions": (
             "Seules les sessions terminées comptent, chacune dans le mois où elle a "
             "commencé et pour toute sa durée. La catégorie d'un membre est celle qu'il a "
-            "aujourd'hui."),
+            "aujourd'hui."
+        ),
         "report.no_data": "Aucune session sur la période.",
         "report.bad_period": "Période invalide : {error}",
         "report.col.month": "Mois",
@@ -272,14 +282,16 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "cert.state.revoked": "retirée",
         "cert.lapses_help": (
             "« Caduque le » : sans utilisation d'une machine du groupe d'ici là, l'habilitation "
-            "tombe. Chaque utilisation repousse cette date ; l'expiration, elle, ne bouge pas."),
+            "tombe. Chaque utilisation repousse cette date ; l'expiration, elle, ne bouge pas."
+        ),
         "cert.none": "Aucune habilitation.",
         "certify.title": "Habiliter un membre",
         "certify.this_member": "Habiliter ce membre",
         "certify.help": (
             "Choisissez le membre, le groupe de machines (par exemple « Découpe laser ») et le "
             "niveau, puis validez. Les machines du groupe l'accepteront dans les secondes qui "
-            "suivent."),
+            "suivent."
+        ),
         "certify.no_groups": "Vous ne formez sur aucun groupe de machines.",
         "certify.member": "Membre",
         "certify.choose": "— choisir —",
@@ -299,12 +311,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "certify.done": "{name} est habilité(e) niveau {level} sur « {group} » jusqu'au {until}.",
         "certify.higher_kept": (
             "Ce membre garde son niveau {level}, plus élevé : retirez l'habilitation pour "
-            "l'abaisser."),
+            "l'abaisser."
+        ),
         "certify.err.self": "On ne peut pas s'habiliter soi-même.",
         "certify.err.not_your_group": "Vous ne formez pas sur ce groupe de machines.",
         "certify.err.trainer_level": (
             "Un formateur habilite jusqu'au niveau {max} ; le niveau 3 est délivré par le "
-            "fabmanager."),
+            "fabmanager."
+        ),
         "certify.err.member": "Choisissez un membre.",
         "certify.err.group": "Choisissez un groupe de machines.",
         "certify.err.level": "Choisissez un niveau de 0 à 3.",
@@ -314,7 +328,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "revoke.done": "Habilitation retirée : les machines la refusent dès maintenant.",
         "revoke.none": "Aucune habilitation en cours à retirer.",
         "revoke.err.trainer_level": (
-            "Un formateur ne peut pas retirer une habilitation de niveau 3."),
+            "Un formateur ne peut pas retirer une habilitation de niveau 3."
+        ),
         "badge.title": "Badges",
         "badge.status.active": "actif",
         "badge.status.blocked": "bloqué",
@@ -326,14 +341,16 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "enrol.submit": "Enregistrer un badge",
         "enrol.help": "puis présentez le nouveau badge sur n'importe quelle machine (30 s).",
         "enrol.pending": (
-            "En attente d'un badge présenté sur n'importe quelle machine… (jusqu'à {until})"),
+            "En attente d'un badge présenté sur n'importe quelle machine… (jusqu'à {until})"
+        ),
         "enrol.attached": "Badge {uid} rattaché.",
         "enrol.refused": "Badge {uid} refusé : {detail}.",
         "enrol.expired": "Délai dépassé : aucun badge présenté. Recommencez.",
         "projects.title": "Mes projets",
         "projects.current": "Projet en cours",
         "projects.current_help": (
-            "Vos prochaines sessions aux machines seront comptées sur ce projet."),
+            "Vos prochaines sessions aux machines seront comptées sur ce projet."
+        ),
         "projects.none": "sans projet",
         "projects.save_current": "Enregistrer",
         "projects.empty": "Aucun projet pour l'instant.",
@@ -350,7 +367,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "move.submit": "Déplacer",
         "move.help": (
             "Une session peut changer de projet tant que son mois n'est pas clôturé "
-            "(factures émises)."),
+            "(factures émises)."
+        ),
         "move.closed_short": "mois clôturé",
         "move.closed_hint": "Le mois est clôturé : la session ne peut plus changer de projet.",
         "move.done": "Session déplacée.",
@@ -360,7 +378,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "move.err.project": "Choisissez un projet du même membre.",
         "move.err.closed": (
             "Le mois {month} est clôturé (factures émises) : cette session ne peut plus changer "
-            "de projet."),
+            "de projet."
+        ),
         "me.title": "Mon espace",
         "me.hello": "Bonjour {name}",
         "me.minutes_month": "minutes machine ce mois-ci",
@@ -417,8 +436,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "auth.locked": "Too many failed attempts: log-in blocked for {minutes} more min.",
         "auth.login_required": "You need to log in.",
         "auth.forbidden": "Access denied: your role does not allow this page.",
-        "auth.csrf_failed": ("The form expired or was sent from another site: reload the "
-                             "page and try again."),
+        "auth.csrf_failed": (
+            "The form expired or was sent from another site: reload the page and try again."
+        ),
         "auth.bad_current": "The current password is wrong.",
         "auth.mismatch": "The two new passwords differ.",
         "auth.too_short": "The new password needs at least {n} characters.",
@@ -431,16 +451,17 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "account.password.new": "New password (at least {n} characters)",
         "account.password.confirm": "New password again",
         "account.password.submit": "Change password",
-        "account.password.done": ("Password changed. Your sessions on other devices are "
-                                  "closed."),
+        "account.password.done": ("Password changed. Your sessions on other devices are closed."),
         "role.member": "member",
         "role.trainer": "trainer",
         "role.fabmanager": "fabmanager",
         "role.accountant": "accountant",
         "role.admin": "administrator",
         "tokens.title": "API tokens",
-        "tokens.intro": ("A token lets software (accounting, spreadsheet, script) read the "
-                         "hub's API. Each token opens only the scopes ticked."),
+        "tokens.intro": (
+            "A token lets software (accounting, spreadsheet, script) read the "
+            "hub's API. Each token opens only the scopes ticked."
+        ),
         "tokens.create": "Create a token",
         "tokens.name": "Name (what it is for)",
         "tokens.scopes": "Scopes",
@@ -457,8 +478,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "tokens.revoked": "revoked on {date}",
         "tokens.never": "never",
         "tokens.revoke": "Revoke",
-        "tokens.config_note": ("Tokens written in the hub's configuration file have every "
-                               "scope and are not listed here."),
+        "tokens.config_note": (
+            "Tokens written in the hub's configuration file have every "
+            "scope and are not listed here."
+        ),
         "scope.usage": "usage (minutes and amounts)",
         "scope.invoices": "invoices and closing months",
         "scope.machines": "live machines",
@@ -488,7 +511,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "report.attendance.desc": "Busiest month: {month}, {n}. Over the period: {total}.",
         "report.attendance.note": (
             "A member who came in several months counts once over the period: the total is "
-            "not the sum of the months."),
+            "not the sum of the months."
+        ),
         "report.occupancy": "Machine occupancy",
         "report.occupancy.chart": "Machine occupancy during opening hours",
         "report.occupancy.by_month": "Occupancy per month",
@@ -496,7 +520,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "Occupancy = session minutes during opening hours ÷ opening minutes of the "
             "period ({hours}). A session running past closing time only counts its part "
             "within opening hours. Exceptional closures (holidays) are unknown to the hub "
-            "and count as open."),
+            "and count as open."
+        ),
         "report.opening_hours": "Opening hours",
         "report.closed": "closed",
         "report.usage": "Hours and revenue per machine",
@@ -504,7 +529,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "report.usage.desc": "Hours of use: {values}.",
         "report.revenue_na": "not available",
         "report.revenue_na.note": (
-            "Revenue not available: the hub does not record session prices yet."),
+            "Revenue not available: the hub does not record session prices yet."
+        ),
         "report.new_members": "New members",
         "report.new_members.chart": "New members per month, by category",
         "report.new_members.na": "Not available: the hub does not record when members joined yet.",
@@ -519,7 +545,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "report.method": "Method",
         "report.method.sessions": (
             "Only finished sessions count, each in the month it started and for its whole "
-            "length. A member's category is their current one."),
+            "length. A member's category is their current one."
+        ),
         "report.no_data": "No session in the period.",
         "report.bad_period": "Invalid period: {error}",
         "report.col.month": "Month",
@@ -619,13 +646,15 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "cert.state.revoked": "revoked",
         "cert.lapses_help": (
             "“Lapses on”: unless a machine of the group is used by then, the "
-            "certification lapses. Every use pushes this date back; the expiry does not move."),
+            "certification lapses. Every use pushes this date back; the expiry does not move."
+        ),
         "cert.none": "No certification.",
         "certify.title": "Certify a member",
         "certify.this_member": "Certify this member",
         "certify.help": (
             "Choose the member, the machine group (for example “Laser cutting”) and "
-            "the level, then confirm. The group's machines accept it within seconds."),
+            "the level, then confirm. The group's machines accept it within seconds."
+        ),
         "certify.no_groups": "You train on no machine group.",
         "certify.member": "Member",
         "certify.choose": "— choose —",
@@ -644,12 +673,13 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "certify.submit": "Certify",
         "certify.done": "{name} is certified level {level} on “{group}” until {until}.",
         "certify.higher_kept": (
-            "This member keeps their higher level {level}: revoke the certification to lower "
-            "it."),
+            "This member keeps their higher level {level}: revoke the certification to lower it."
+        ),
         "certify.err.self": "Nobody may certify themselves.",
         "certify.err.not_your_group": "You do not train on this machine group.",
         "certify.err.trainer_level": (
-            "A trainer certifies up to level {max}; level 3 is granted by the fabmanager."),
+            "A trainer certifies up to level {max}; level 3 is granted by the fabmanager."
+        ),
         "certify.err.member": "Choose a member.",
         "certify.err.group": "Choose a machine group.",
         "certify.err.level": "Choose a level from 0 to 3.",
@@ -700,7 +730,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "move.err.project": "Choose a project of the same member.",
         "move.err.closed": (
             "The month {month} is closed (invoices issued): this session can no longer change "
-            "project."),
+            "project."
+        ),
         "me.title": "My page",
         "me.hello": "Hello {name}",
         "me.minutes_month": "machine minutes this month",

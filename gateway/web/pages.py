@@ -46,9 +46,11 @@ def _context() -> dict[str, Any]:
     store = get_store()
     tz = cfg.timezone
     return {
-        "lang": lang, "t": translator(lang), "site": cfg.site,
-        "machines": machines_live(store), "sessions": recent_sessions(store,
-                                                                      limit=RECENT_SESSIONS),
+        "lang": lang,
+        "t": translator(lang),
+        "site": cfg.site,
+        "machines": machines_live(store),
+        "sessions": recent_sessions(store, limit=RECENT_SESSIONS),
         "hm": lambda v: _local(v, tz, "%H:%M"),
         "dt": lambda v: _local(v, tz, "%d/%m %H:%M"),
         "duration": _duration,

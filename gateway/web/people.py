@@ -71,6 +71,7 @@ class Refused(Exception):
 
 # -- context ---------------------------------------------------------------------------
 
+
 def _user() -> User:
     user = current_user()
     if user is None:  # @requires already turned anonymous requests away
@@ -104,9 +105,17 @@ def _context(**extra: Any) -> dict[str, Any]:
         return parse_iso(value).astimezone(tz).strftime("%d/%m/%Y %H:%M") if value else ""
 
     user = current_user()
-    return {"lang": lang, "t": translator(lang), "site": cfg.site, "user": user,
-            "is_staff": bool(user and _is_staff(user)), "day": day, "moment": moment,
-            "messages": get_flashed_messages(with_categories=True), **extra}
+    return {
+        "lang": lang,
+        "t": translator(lang),
+        "site": cfg.site,
+        "user": user,
+        "is_staff": bool(user and _is_staff(user)),
+        "day": day,
+        "moment": moment,
+        "messages": get_flashed_messages(with_categories=True),
+        **extra,
+    }
 
 
 def _say(category: str, key: str, **values: object) -> None:
@@ -134,21 +143,27 @@ def _navigation() -> dict[str, Any]:
         if user is None:
             return []
         t = translator(_lang())
-        links: list[tuple[str, str]] = [("pages.index", "nav.board"), ("people.me", "nav.me"),
-                                         ("people.projects", "nav.projects")]
+        links: list[tuple[str, str]] = [
+            ("pages.index", "nav.board"),
+            ("people.me", "nav.me"),
+            ("people.projects", "nav.projects"),
+        ]
         if user.has("fabmanager", "trainer"):
             links += [("people.members", "nav.members"), ("people.certify", "nav.certify")]
         if user.has("fabmanager", "accountant"):
             links.append(("report.report_page", "nav.report"))
         if user.has("accountant"):
             links.append(("tokens.token_list", "nav.tokens"))
-        return [{"href": url_for(endpoint), "label": t(key),
-                 "current": request.endpoint == endpoint} for endpoint, key in links]
+        return [
+            {"href": url_for(endpoint), "label": t(key), "current": request.endpoint == endpoint}
+            for endpoint, key in links
+        ]
 
     return {"fabgate_nav": nav}
 
 
 # -- queries ---------------------------------------------------------------------------
+
 
 def _member(store: HubStore, member_id: str) -> dict[str, Any]:
     row = hub_members.member(store, member_id)
@@ -162,8 +177,9 @@ def _visible_groups(store: HubStore, user: User) -> list[dict[str, Any]]:
     return groups if _is_staff(user) else [g for g in groups if g["id"] in user.trainer_groups]
 
 
-def _sessions(store: HubStore, member_id: str, limit: int = MEMBER_SESSIONS
-              ) -> list[dict[str, Any]]:
+def _sessions(
+    store: HubStore, member_id: str, limit: int = MEMBER_SESSIONS
+) -> list[dict[str, Any]]:
     """A member's latest sessions, each saying whether it may still change project."""
     tz = hub_config().timezone
     closed_cache: dict[str, bool] = {}
@@ -201,8 +217,10 @@ def _sort_key(name: str) -> str:
 
 # -- rules -----------------------------------------------------------------------------
 
-def _check_may_certify(store: HubStore, user: User, member_id: str, group_id: str,
-                       level: int) -> None:
+
+def _check_may_certify(
+    store: HubStore, user: User, member_id: str, group_id: str, level: int
+) -> None:
     if member_id == user.member_id:
         raise Refused("certify.err.self")
     if not _is_staff(user):
@@ -249,13 +267,16 @@ def _parse_grant(store: HubStore) -> Grant:
 
 # -- members ---------------------------------------------------------------------------
 
+
 @people.get("/members")
 @requires("fabmanager", "admin", "trainer")
 def members() -> str:
     store, user = get_store(), _user()
     now = utcnow()
-    return render_template("members.html", **_context(
-        members=_members(store, user, now), groups=_visible_groups(store, user)))
+    return render_template(
+        "members.html",
+        **_context(members=_members(store, user, now), groups=_visible_groups(store, user)),
+    )
 
 
 @people.get("/members/<member_id>")
@@ -274,15 +295,24 @@ def member(member_id: str) -> str:
             shown = window
     revocable = {g["id"] for g in _visible_groups(store, user)}
     if not staff:
-        revocable = {g for g in revocable
-                     if certifications.live_level(store, member_id, g, now) <= TRAINER_MAX_LEVEL}
-    return render_template("member.html", **_context(
-        member=m, certifications=certifications.of_member(store, member_id, now, visible),
-        revocable=revocable if member_id != user.member_id else set(),
-        badges=hub_members.badges_of(store, member_id) if staff else [],
-        projects=hub_members.projects_of(store, member_id) if staff else [],
-        sessions=_sessions(store, member_id) if staff else [],
-        enrolment=shown, enrolment_poll_ms=ENROLMENT_POLL_MS))
+        revocable = {
+            g
+            for g in revocable
+            if certifications.live_level(store, member_id, g, now) <= TRAINER_MAX_LEVEL
+        }
+    return render_template(
+        "member.html",
+        **_context(
+            member=m,
+            certifications=certifications.of_member(store, member_id, now, visible),
+            revocable=revocable if member_id != user.member_id else set(),
+            badges=hub_members.badges_of(store, member_id) if staff else [],
+            projects=hub_members.projects_of(store, member_id) if staff else [],
+            sessions=_sessions(store, member_id) if staff else [],
+            enrolment=shown,
+            enrolment_poll_ms=ENROLMENT_POLL_MS,
+        ),
+    )
 
 
 @people.post("/members/<member_id>/badges/<uid>/block")
@@ -305,10 +335,13 @@ def enrol(member_id: str) -> BaseResponse:
     ``badge.enrolled``) by the hub when a node reports the tap."""
     store, user = get_store(), _user()
     _member(store, member_id)
-    request_id = enrolment.create_enrolment(store, member_id, by=user.member_id,
-                                            now=utcnow(), seconds=ENROLMENT_SECONDS)
-    return redirect(url_for("people.member", member_id=member_id, enrolment=request_id,
-                            lang=_lang()) + "#badges")
+    request_id = enrolment.create_enrolment(
+        store, member_id, by=user.member_id, now=utcnow(), seconds=ENROLMENT_SECONDS
+    )
+    return redirect(
+        url_for("people.member", member_id=member_id, enrolment=request_id, lang=_lang())
+        + "#badges"
+    )
 
 
 @people.get("/members/<member_id>/enrolment/<request_id>")
@@ -325,6 +358,7 @@ def enrolment_fragment(member_id: str, request_id: str) -> Response:
 
 # -- certifications --------------------------------------------------------------------
 
+
 @people.route("/certify", methods=["GET", "POST"])
 @requires("fabmanager", "admin", "trainer")
 def certify() -> BaseResponse | tuple[str, int] | str:
@@ -337,31 +371,52 @@ def certify() -> BaseResponse | tuple[str, int] | str:
             grant = _parse_grant(store)
             _check_may_certify(store, user, grant.member_id, grant.group_id, grant.level)
             now = utcnow()
-            until = certifications.grant(store, grant.member_id, grant.group_id, grant.level,
-                                         by=user.member_id, at=now, months=grant.months,
-                                         note=grant.note)
+            until = certifications.grant(
+                store,
+                grant.member_id,
+                grant.group_id,
+                grant.level,
+                by=user.member_id,
+                at=now,
+                months=grant.months,
+                note=grant.note,
+            )
         except Refused as refused:
             error = translator(_lang())(refused.key, **refused.values)
         else:
             m = _member(store, grant.member_id)
-            group_name = next((g["name"] for g in groups if g["id"] == grant.group_id),
-                              grant.group_id)
-            _say("ok", "certify.done", name=m["name"], group=group_name, level=grant.level,
-                 until=until.astimezone(
-                     ZoneInfo(hub_config().timezone)).strftime("%d/%m/%Y"))
+            group_name = next(
+                (g["name"] for g in groups if g["id"] == grant.group_id), grant.group_id
+            )
+            _say(
+                "ok",
+                "certify.done",
+                name=m["name"],
+                group=group_name,
+                level=grant.level,
+                until=until.astimezone(ZoneInfo(hub_config().timezone)).strftime("%d/%m/%Y"),
+            )
             effective = certifications.live_level(store, grant.member_id, grant.group_id, now)
             if effective > grant.level:
                 _say("warning", "certify.higher_kept", level=effective)
             return redirect(url_for("people.member", member_id=grant.member_id, lang=_lang()))
     selectable = [m for m in _members(store, user, utcnow()) if m["id"] != user.member_id]
     group_id = values.get("group_id") or (groups[0]["id"] if len(groups) == 1 else "")
-    default_months = next((g["default_validity_months"] for g in groups
-                           if g["id"] == group_id), "")
-    page = render_template("certify.html", **_context(
-        members=selectable, groups=groups, error=error, values=values,
-        selected_group=group_id, validity=values.get("validity_months") or default_months,
-        max_level=Level.TRAINER if _is_staff(user) else TRAINER_MAX_LEVEL, levels=LEVELS,
-        max_validity=MAX_VALIDITY_MONTHS))
+    default_months = next((g["default_validity_months"] for g in groups if g["id"] == group_id), "")
+    page = render_template(
+        "certify.html",
+        **_context(
+            members=selectable,
+            groups=groups,
+            error=error,
+            values=values,
+            selected_group=group_id,
+            validity=values.get("validity_months") or default_months,
+            max_level=Level.TRAINER if _is_staff(user) else TRAINER_MAX_LEVEL,
+            levels=LEVELS,
+            max_validity=MAX_VALIDITY_MONTHS,
+        ),
+    )
     return (page, 400) if error else page
 
 
@@ -389,14 +444,20 @@ def revoke(member_id: str, group_id: str) -> BaseResponse:
 
 # -- projects and sessions ---------------------------------------------------------------
 
+
 @people.get("/projects")
 @requires(*EVERYONE)
 def projects() -> str:
     store, user = get_store(), _user()
     m = _member(store, user.member_id)
-    return render_template("projects.html", **_context(
-        member=m, projects=hub_members.projects_of(store, user.member_id),
-        sessions=_sessions(store, user.member_id)))
+    return render_template(
+        "projects.html",
+        **_context(
+            member=m,
+            projects=hub_members.projects_of(store, user.member_id),
+            sessions=_sessions(store, user.member_id),
+        ),
+    )
 
 
 @people.post("/projects")
@@ -407,8 +468,9 @@ def create_project() -> BaseResponse:
     if not name or len(name) > MAX_PROJECT_NAME:
         _say("error", "projects.err.name", max=MAX_PROJECT_NAME)
         return redirect(url_for("people.projects", lang=_lang()))
-    hub_members.create_project(store, user.member_id, name,
-                           current=bool(request.form.get("current")))
+    hub_members.create_project(
+        store, user.member_id, name, current=bool(request.form.get("current"))
+    )
     _say("ok", "projects.created", name=name)
     return redirect(url_for("people.projects", lang=_lang()))
 
@@ -428,8 +490,9 @@ def set_current_project() -> BaseResponse:
     return redirect(_back(url_for("people.projects", lang=_lang())))
 
 
-def move_session(store: HubStore, user: User, session_id: str, project_id: str,
-                 tz: str) -> dict[str, Any]:
+def move_session(
+    store: HubStore, user: User, session_id: str, project_id: str, tz: str
+) -> dict[str, Any]:
     """Book a closed session to another project of the same member, while its month is
     open; a closed month's invoices are final, so its sessions are too."""
     row = sessions.session(store, session_id)
@@ -438,7 +501,7 @@ def move_session(store: HubStore, user: User, session_id: str, project_id: str,
     if row["member_id"] != user.member_id and not _is_staff(user):
         raise Refused("move.err.not_yours")
     if row["status"] != "closed":
-        raise Refused("move.err.open")   # the session's end would overwrite the project
+        raise Refused("move.err.open")  # the session's end would overwrite the project
     if not row["member_id"] or not hub_members.owns_project(store, row["member_id"], project_id):
         raise Refused("move.err.project")
     period = period_of(row["started_at"], tz)
@@ -447,9 +510,15 @@ def move_session(store: HubStore, user: User, session_id: str, project_id: str,
         raise Refused("move.err.closed", month=f"{start.month:02d}/{start.year}")
     if row["project_id"] == project_id:
         return row
-    sessions.move_to_project(store, session_id, project_id, by=user.member_id,
-                             member_id=row["member_id"], from_project=row["project_id"],
-                             period=period)
+    sessions.move_to_project(
+        store,
+        session_id,
+        project_id,
+        by=user.member_id,
+        member_id=row["member_id"],
+        from_project=row["project_id"],
+        period=period,
+    )
     return row
 
 
@@ -458,8 +527,13 @@ def move_session(store: HubStore, user: User, session_id: str, project_id: str,
 def move(session_id: str) -> BaseResponse:
     store, user = get_store(), _user()
     try:
-        move_session(store, user, session_id, request.form.get("project_id", "").strip(),
-                     hub_config().timezone)
+        move_session(
+            store,
+            user,
+            session_id,
+            request.form.get("project_id", "").strip(),
+            hub_config().timezone,
+        )
     except Refused as refused:
         flash(translator(_lang())(refused.key, **refused.values), "error")
     else:
@@ -469,10 +543,13 @@ def move(session_id: str) -> BaseResponse:
 
 # -- me --------------------------------------------------------------------------------
 
+
 def _year_bounds(year: int, tz: str) -> tuple[datetime, datetime]:
     zone = ZoneInfo(tz)
-    return (datetime.combine(date(year, 1, 1), datetime.min.time(), zone),
-            datetime.combine(date(year + 1, 1, 1), datetime.min.time(), zone))
+    return (
+        datetime.combine(date(year, 1, 1), datetime.min.time(), zone),
+        datetime.combine(date(year + 1, 1, 1), datetime.min.time(), zone),
+    )
 
 
 @people.get("/me")
@@ -483,13 +560,20 @@ def me() -> str:
     now = utcnow()
     month = period_of(now, tz)
     m = _member(store, user.member_id)
-    return render_template("me.html", **_context(
-        member=m, certifications=certifications.of_member(store, user.member_id, now),
-        projects=hub_members.projects_of(store, user.member_id),
-        sessions=_sessions(store, user.member_id, limit=20),
-        minutes_month=sessions.billable_minutes_of(store, user.member_id,
-                                                   *period_bounds(month, tz)),
-        minutes_year=sessions.billable_minutes_of(
-            store, user.member_id, *_year_bounds(now.astimezone(ZoneInfo(tz)).year, tz)),
-        month_label=month, year_label=now.astimezone(ZoneInfo(tz)).year))
-
+    return render_template(
+        "me.html",
+        **_context(
+            member=m,
+            certifications=certifications.of_member(store, user.member_id, now),
+            projects=hub_members.projects_of(store, user.member_id),
+            sessions=_sessions(store, user.member_id, limit=20),
+            minutes_month=sessions.billable_minutes_of(
+                store, user.member_id, *period_bounds(month, tz)
+            ),
+            minutes_year=sessions.billable_minutes_of(
+                store, user.member_id, *_year_bounds(now.astimezone(ZoneInfo(tz)).year, tz)
+            ),
+            month_label=month,
+            year_label=now.astimezone(ZoneInfo(tz)).year,
+        ),
+    )

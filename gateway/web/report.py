@@ -33,16 +33,21 @@ from gateway.web.i18n import choose_language, translator
 report_pages = Blueprint("report", __name__)
 _NONE = AttendanceCell()
 
-MAX_DAYS = 5 * 366 + 1          # a report is about a year; five keeps a mistake cheap
+MAX_DAYS = 5 * 366 + 1  # a report is about a year; five keeps a mistake cheap
 TOP_PROJECTS_CHART = 15
 TOP_PROJECTS_TABLE = 25
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies, and
 # still apart when printed in greyscale thanks to their different lightness.
-CATEGORY_COLORS = {"grand_public": "#E69F00", "adherent": "#0072B2",
-                   "professionnel": "#009E73", "scolaire": "#CC79A7",
-                   "association": "#56B4E9", "unknown": "#999999"}
+CATEGORY_COLORS = {
+    "grand_public": "#E69F00",
+    "adherent": "#0072B2",
+    "professionnel": "#009E73",
+    "scolaire": "#CC79A7",
+    "association": "#56B4E9",
+    "unknown": "#999999",
+}
 EXTRA_COLORS = ("#D55E00", "#000000", "#F0E442")
 LEVEL_COLORS = {0: "#bdbdbd", 1: "#9ecae1", 2: "#3182bd", 3: "#08306b"}
 OCCUPANCY_COLOR = "#0072B2"
@@ -121,8 +126,11 @@ def _series(report: Report, t: Callable[..., str]) -> list[charts.Series]:
     for c in report.categories:
         label = t(f"cat.{c}")
         # The translator answers the key itself for a category it does not know.
-        out.append(charts.Series(c, c if label == f"cat.{c}" else label,
-                                 CATEGORY_COLORS.get(c) or next(extra)))
+        out.append(
+            charts.Series(
+                c, c if label == f"cat.{c}" else label, CATEGORY_COLORS.get(c) or next(extra)
+            )
+        )
     return out
 
 
@@ -130,8 +138,11 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
     f = Formats(lang)
     t = f.t
     series = _series(report, t)
-    active = [s for s in series
-              if s.key in report.attendance.by_category or s.key in category_totals(report)]
+    active = [
+        s
+        for s in series
+        if s.key in report.attendance.by_category or s.key in category_totals(report)
+    ]
     active = active or series
     month_labels = [f.month(m.key) for m in report.months]
     att = report.attendance
@@ -139,34 +150,54 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
     def count(n: float) -> str:
         return f.num(n)
 
-    busiest = max(report.months, key=lambda m: att.by_month.get(m.key, _NONE).members,
-                  default=None)
+    busiest = max(report.months, key=lambda m: att.by_month.get(m.key, _NONE).members, default=None)
     members_chart = charts.stacked_columns(
-        "chart-members", t("report.attendance.members_chart"),
-        t("report.attendance.desc",
-          month=f.month(busiest.key, True) if busiest else "–",
-          n=t("unit.members", n=count(att.by_month.get(busiest.key, _NONE).members)
-              if busiest else "0"),
-          total=t("unit.members", n=count(att.total.members))),
-        month_labels, active,
-        [[att.cell(m.key, s.key).members for s in active] for m in report.months], count)
+        "chart-members",
+        t("report.attendance.members_chart"),
+        t(
+            "report.attendance.desc",
+            month=f.month(busiest.key, True) if busiest else "–",
+            n=t(
+                "unit.members",
+                n=count(att.by_month.get(busiest.key, _NONE).members) if busiest else "0",
+            ),
+            total=t("unit.members", n=count(att.total.members)),
+        ),
+        month_labels,
+        active,
+        [[att.cell(m.key, s.key).members for s in active] for m in report.months],
+        count,
+    )
     sessions_chart = charts.stacked_columns(
-        "chart-sessions", t("report.attendance.sessions_chart"),
-        t("report.attendance.desc",
-          month=f.month(busiest.key, True) if busiest else "–",
-          n=t("unit.sessions", n=count(att.by_month.get(busiest.key, _NONE).sessions)
-              if busiest else "0"),
-          total=t("unit.sessions", n=count(att.total.sessions))),
-        month_labels, active,
-        [[att.cell(m.key, s.key).sessions for s in active] for m in report.months], count,
-        height=260)
+        "chart-sessions",
+        t("report.attendance.sessions_chart"),
+        t(
+            "report.attendance.desc",
+            month=f.month(busiest.key, True) if busiest else "–",
+            n=t(
+                "unit.sessions",
+                n=count(att.by_month.get(busiest.key, _NONE).sessions) if busiest else "0",
+            ),
+            total=t("unit.sessions", n=count(att.total.sessions)),
+        ),
+        month_labels,
+        active,
+        [[att.cell(m.key, s.key).sessions for s in active] for m in report.months],
+        count,
+        height=260,
+    )
 
     machines = report.machines
     names = [m.name for m in machines]
     occupancy_chart = charts.gauges(
-        "chart-occupancy", t("report.occupancy.chart"),
+        "chart-occupancy",
+        t("report.occupancy.chart"),
         "; ".join(f"{m.name} : {f.pct(m.occupancy)}" for m in machines),
-        names, [m.occupancy for m in machines], f.pct, color=OCCUPANCY_COLOR)
+        names,
+        [m.occupancy for m in machines],
+        f.pct,
+        color=OCCUPANCY_COLOR,
+    )
     hours_values = []
     for m in machines:
         row = []
@@ -175,19 +206,31 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
             row.append(u.hours if u else 0.0)
         hours_values.append(row)
     hours_chart = charts.stacked_bars(
-        "chart-hours", t("report.usage.chart"),
-        t("report.usage.desc",
-          values="; ".join(f"{m.name} : {f.hours(m.hours)}" for m in machines)),
-        names, active, hours_values, f.hours)
+        "chart-hours",
+        t("report.usage.chart"),
+        t(
+            "report.usage.desc",
+            values="; ".join(f"{m.name} : {f.hours(m.hours)}" for m in machines),
+        ),
+        names,
+        active,
+        hours_values,
+        f.hours,
+    )
 
     new_chart = None
     if report.new_members.available and report.new_members.total:
         nm = report.new_members
         new_chart = charts.stacked_columns(
-            "chart-new-members", t("report.new_members.chart"),
-            t("unit.members", n=count(nm.total)), month_labels, active,
+            "chart-new-members",
+            t("report.new_members.chart"),
+            t("unit.members", n=count(nm.total)),
+            month_labels,
+            active,
             [[nm.cells.get((m.key, s.key), 0) for s in active] for m in report.months],
-            count, height=240)
+            count,
+            height=240,
+        )
 
     cert_chart = None
     groups: dict[str, str] = {}
@@ -195,56 +238,88 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
         groups.setdefault(c.group_id, c.group_name)
     if groups:
         levels = sorted({c.level for c in report.certifications})
-        level_series = [charts.Series(str(lv), f"{lv} – {t(f'level.{lv}')}",
-                                      LEVEL_COLORS.get(lv, "#999999")) for lv in levels]
+        level_series = [
+            charts.Series(str(lv), f"{lv} – {t(f'level.{lv}')}", LEVEL_COLORS.get(lv, "#999999"))
+            for lv in levels
+        ]
         granted = {(c.group_id, c.level): c.granted for c in report.certifications}
         cert_chart = charts.stacked_bars(
-            "chart-certifications", t("report.certifications.chart"),
-            "; ".join(f"{name} : {sum(granted.get((g, lv), 0) for lv in levels)}"
-                      for g, name in groups.items()),
-            list(groups.values()), level_series,
-            [[granted.get((g, lv), 0) for lv in levels] for g in groups], count)
+            "chart-certifications",
+            t("report.certifications.chart"),
+            "; ".join(
+                f"{name} : {sum(granted.get((g, lv), 0) for lv in levels)}"
+                for g, name in groups.items()
+            ),
+            list(groups.values()),
+            level_series,
+            [[granted.get((g, lv), 0) for lv in levels] for g in groups],
+            count,
+        )
 
     named = [p for p in report.projects if p.project_id is not None]
     top = named[:TOP_PROJECTS_CHART]
     project_chart = None
     if top:
         project_chart = charts.stacked_bars(
-            "chart-projects", t("report.projects.chart", n=len(top)),
+            "chart-projects",
+            t("report.projects.chart", n=len(top)),
             "; ".join(f"{p.name} : {f.hours(p.hours)}" for p in top),
             [p.name for p in top],
             [charts.Series("hours", t("report.col.hours"), "#009E73")],
-            [[p.hours] for p in top], f.hours)
+            [[p.hours] for p in top],
+            f.hours,
+        )
     rest = named[TOP_PROJECTS_TABLE:]
     no_project = next((p for p in report.projects if p.project_id is None), None)
     project_hours = sum(p.hours for p in named)
 
-    opening = [(t(f"day.{d}"), ", ".join(s.replace("-", "–") for s in
-                                         report.opening_hours.get(d, []))
-                or t("report.closed")) for d in WEEKDAYS]
+    opening = [
+        (
+            t(f"day.{d}"),
+            ", ".join(s.replace("-", "–") for s in report.opening_hours.get(d, []))
+            or t("report.closed"),
+        )
+        for d in WEEKDAYS
+    ]
 
     kpis = [
         (f.num(att.total.members), t("report.kpi.members")),
         (f.num(att.total.sessions), t("report.kpi.sessions")),
         (f.num(report.hours), t("report.kpi.hours")),
         (f.pct(report.occupancy), t("report.kpi.occupancy")),
-        (f.num(report.new_members.total) if report.new_members.available
-         else t("report.revenue_na"), t("report.kpi.new_members")),
+        (
+            f.num(report.new_members.total)
+            if report.new_members.available
+            else t("report.revenue_na"),
+            t("report.kpi.new_members"),
+        ),
         (f.num(report.certifications_granted), t("report.kpi.certifications")),
         (f.money(report.revenue_cents), t("report.kpi.revenue")),
     ]
     return {
-        "f": f, "report": report, "series": active, "kpis": kpis,
-        "members_chart": members_chart, "sessions_chart": sessions_chart,
-        "occupancy_chart": occupancy_chart, "hours_chart": hours_chart,
-        "new_chart": new_chart, "cert_chart": cert_chart, "project_chart": project_chart,
+        "f": f,
+        "report": report,
+        "series": active,
+        "kpis": kpis,
+        "members_chart": members_chart,
+        "sessions_chart": sessions_chart,
+        "occupancy_chart": occupancy_chart,
+        "hours_chart": hours_chart,
+        "new_chart": new_chart,
+        "cert_chart": cert_chart,
+        "project_chart": project_chart,
         "project_chart_n": len(top),
-        "projects": named[:TOP_PROJECTS_TABLE], "projects_rest": rest,
-        "projects_rest_totals": (sum(p.sessions for p in rest), sum(p.hours for p in rest),
-                                 sum(p.jobs for p in rest)),
+        "projects": named[:TOP_PROJECTS_TABLE],
+        "projects_rest": rest,
+        "projects_rest_totals": (
+            sum(p.sessions for p in rest),
+            sum(p.hours for p in rest),
+            sum(p.jobs for p in rest),
+        ),
         "no_project": no_project,
         "project_share": f.pct(project_hours / report.hours if report.hours else None),
-        "opening": opening, "site": site,
+        "opening": opening,
+        "site": site,
         "opening_total": f.hours(report.opening_minutes / 60),
     }
 
@@ -271,15 +346,23 @@ def report_page() -> Response | str:
     # checked against the str of every ** key.
     query: dict[str, Any] = {"from": start.isoformat(), "to": end.isoformat()}
     return render_template(
-        "report.html", lang=lang, t=f.t, **view,
+        "report.html",
+        lang=lang,
+        t=f.t,
+        **view,
         period_text=f.t("report.period", start=f.day(start), end=f.day(report.last_day)),
-        generated_text=f.t("report.generated",
-                           date=f.day(datetime.now(ZoneInfo(cfg.timezone)).date()),
-                           tz=cfg.timezone),
+        generated_text=f.t(
+            "report.generated",
+            date=f.day(datetime.now(ZoneInfo(cfg.timezone)).date()),
+            tz=cfg.timezone,
+        ),
         csv_url=url_for("report.report_csv_file", **query),
-        lang_urls={code: url_for("report.report_page", **query, lang=code)
-                   for code in ("fr", "en")},
-        query=query, nbsp=Markup("&nbsp;"))
+        lang_urls={
+            code: url_for("report.report_page", **query, lang=code) for code in ("fr", "en")
+        },
+        query=query,
+        nbsp=Markup("&nbsp;"),
+    )
 
 
 @report_pages.get("/report.csv")
@@ -294,5 +377,8 @@ def report_csv_file() -> Response:
     report = activity_report(get_store(), start, end, cfg.timezone, cfg.opening_hours)
     name = f"activite-{start.isoformat()}-{end.isoformat()}.csv"
     # The report is aggregates only (a few hundred rows): computed now, streamed as lines.
-    return Response(report_csv(report), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        report_csv(report),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -44,9 +44,15 @@ def _render(status: int = 200, **values: Any) -> BaseResponse:
     lang = choose_language(request, cfg.language)
     user = current_user()
     assert user is not None
-    body = render_template("tokens.html", lang=lang, t=translator(lang), site=cfg.site,
-                           tokens=list_tokens(get_store()),
-                           scopes=allowed_scopes(user.roles), **values)
+    body = render_template(
+        "tokens.html",
+        lang=lang,
+        t=translator(lang),
+        site=cfg.site,
+        tokens=list_tokens(get_store()),
+        scopes=allowed_scopes(user.roles),
+        **values,
+    )
     resp = Response(body, status)
     # The page may hold a secret shown once: never keep it in a cache.
     resp.headers["Cache-Control"] = "no-store"
@@ -69,8 +75,9 @@ def token_create() -> BaseResponse:
     if any(s not in allowed_scopes(user.roles) for s in wanted):
         abort(403)
     try:
-        token_id, secret = create_token(get_store(), request.form.get("name", ""),
-                                        wanted, created_by=user.member_id)
+        token_id, secret = create_token(
+            get_store(), request.form.get("name", ""), wanted, created_by=user.member_id
+        )
     except ValueError as exc:
         return _render(400, created=None, error=t("tokens.invalid", error=str(exc)))
     return _render(created={"id": token_id, "secret": secret}, error=None)

@@ -53,8 +53,7 @@ SEL_CL2 = 0x95
 HLTA = 0x50
 CASCADE_TAG = 0x88
 
-_RESET_VALUES = {COMMAND: 0x20, COMM_IEN: 0x80, COMM_IRQ: 0x14, CONTROL: 0x10,
-                 TX_CONTROL: 0x80}
+_RESET_VALUES = {COMMAND: 0x20, COMM_IEN: 0x80, COMM_IRQ: 0x14, CONTROL: 0x10, TX_CONTROL: 0x80}
 
 
 def crc_a(data: bytes | list[int]) -> bytes:
@@ -282,8 +281,11 @@ class FakeGPIO(types.ModuleType):
 
     def cleanup(self, channel: int | list[int] | None = None) -> None:
         self.cleanup_calls.append(channel)
-        channels = list(self.levels) if channel is None else (
-            channel if isinstance(channel, list) else [channel])
+        channels = (
+            list(self.levels)
+            if channel is None
+            else (channel if isinstance(channel, list) else [channel])
+        )
         for ch in channels:
             self.levels.pop(ch, None)
             self._drive(ch)
@@ -333,19 +335,24 @@ def fake_pi(*sims: RC522Sim, bus: int = 0) -> Iterator[FakeGPIO]:
     rpi = types.ModuleType("RPi")
     rpi.GPIO = gpio  # type: ignore[attr-defined]
     spidev = types.ModuleType("spidev")
-    spi_class = type("SpiDev", (FakeSpiDev,), {
-        "buses": {(bus, device): sim for device, sim in enumerate(sims)}})
+    spi_class = type(
+        "SpiDev", (FakeSpiDev,), {"buses": {(bus, device): sim for device, sim in enumerate(sims)}}
+    )
     spidev.SpiDev = spi_class  # type: ignore[attr-defined]
     names = ("RPi", "RPi.GPIO", "spidev")
-    saved = {name: mod for name, mod in sys.modules.items()
-             if name in names or name == "mfrc522" or name.startswith("mfrc522.")}
+    saved = {
+        name: mod
+        for name, mod in sys.modules.items()
+        if name in names or name == "mfrc522" or name.startswith("mfrc522.")
+    }
     for name in saved:
         del sys.modules[name]
     sys.modules.update({"RPi": rpi, "RPi.GPIO": gpio, "spidev": spidev})
     try:
         yield gpio
     finally:
-        for name in [n for n in sys.modules
-                     if n in names or n == "mfrc522" or n.startswith("mfrc522.")]:
+        for name in [
+            n for n in sys.modules if n in names or n == "mfrc522" or n.startswith("mfrc522.")
+        ]:
             del sys.modules[name]
         sys.modules.update(saved)

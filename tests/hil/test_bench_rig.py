@@ -22,7 +22,8 @@ pytestmark = [
     pytest.mark.hil,
     pytest.mark.skipif(
         os.environ.get("FABGATE_HIL") != "1",
-        reason="hardware-in-the-loop: needs the bench rig and FABGATE_HIL=1"),
+        reason="hardware-in-the-loop: needs the bench rig and FABGATE_HIL=1",
+    ),
 ]
 
 
@@ -87,8 +88,7 @@ def test_reader_sees_a_tapped_card(capsys: pytest.CaptureFixture[str]) -> None:
     with RC522Reader(bus=SPI_BUS, device=SPI_DEVICE, rst_pin=RST_PIN) as reader:
         assert reader.poll() is None, "take every card off the reader before the test"
         with capsys.disabled():
-            print(f"\n>>> Tap a badge on the RC522 within {TAP_TIMEOUT:.0f} s ...",
-                  flush=True)
+            print(f"\n>>> Tap a badge on the RC522 within {TAP_TIMEOUT:.0f} s ...", flush=True)
         debouncer = TapDebouncer(2.0)
         deadline = time.monotonic() + TAP_TIMEOUT
         tap = None

@@ -45,8 +45,9 @@ BACK_AFTER_BROKER_RESTART_S = SITE_RECONNECT_MAX_S + EVENT_TIMEOUT_S
 class Observer:
     """Subscribes to everything under the site prefix and remembers it."""
 
-    def __init__(self, url: str, prefix: str, *, username: str | None = None,
-                 password: str | None = None) -> None:
+    def __init__(
+        self, url: str, prefix: str, *, username: str | None = None, password: str | None = None
+    ) -> None:
         self.topics = Topics(prefix)
         self.events: list[Envelope] = []
         self.raw_events: list[tuple[str, bytes]] = []
@@ -58,8 +59,9 @@ class Observer:
         self.enrolment: dict[str, Any] | None = None
         self.cond = threading.Condition()
         host, port = url.removeprefix("mqtt://").split(":")
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"observer-{os.getpid()}",
-                                  protocol=paho.MQTTv311)
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"observer-{os.getpid()}", protocol=paho.MQTTv311
+        )
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_message = self._on_message
@@ -92,8 +94,12 @@ class Observer:
                 self.snapshots[msg.topic] = msg.payload
             self.cond.notify_all()
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = EVENT_TIMEOUT_S,
-                 what: str = "condition") -> Any:
+    def wait_for(
+        self,
+        predicate: Callable[[], Any],
+        timeout: float = EVENT_TIMEOUT_S,
+        what: str = "condition",
+    ) -> Any:
         with self.cond:
             result = self.cond.wait_for(predicate, timeout)
         if not result:
@@ -107,8 +113,7 @@ class Observer:
         return None
 
     def wait_event(self, type_: str, timeout: float = EVENT_TIMEOUT_S, **match: Any) -> Envelope:
-        return self.wait_for(lambda: self.event(type_, **match), timeout,
-                             f"event {type_} {match}")
+        return self.wait_for(lambda: self.event(type_, **match), timeout, f"event {type_} {match}")
 
     def wait_acked(self, env: Envelope, timeout: float = EVENT_TIMEOUT_S) -> None:
         self.wait_for(lambda: env.id in self.acks, timeout, f"ack of {env.type}")
@@ -127,9 +132,12 @@ class Proc:
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         self._fh = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen([sys.executable, "-m", "gateway", *args], stdout=self._fh,
-                                  stderr=subprocess.STDOUT,
-                                  env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "gateway", *args],
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
+        )
 
     def wait_line(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
         """Wait for a line in the log, following it as the process writes."""
@@ -146,8 +154,10 @@ class Proc:
                         return m
                     continue
                 if self.p.poll() is not None:
-                    raise AssertionError(f"process exited ({self.p.returncode}) before "
-                                         f"printing {pattern!r}:\n{buf[-3000:]}")
+                    raise AssertionError(
+                        f"process exited ({self.p.returncode}) before "
+                        f"printing {pattern!r}:\n{buf[-3000:]}"
+                    )
                 if _expired(deadline):
                     raise AssertionError(f"no {pattern!r} in {self.log}:\n{buf[-3000:]}")
                 _pause()
@@ -167,8 +177,7 @@ class Proc:
         self._fh.close()
 
 
-def poll_until(predicate: Callable[[], Any], timeout: float = 15.0,
-               what: str = "condition") -> Any:
+def poll_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
     """For state only visible over HTTP (the hub's API has no push): poll at 10 Hz."""
     deadline = _deadline(timeout)
     while True:
@@ -199,8 +208,14 @@ class Site:
     def __init__(self, tmp: Path, broker_url: str) -> None:
         self.tmp = tmp
         self.broker_url = broker_url
-        self.files: DemoFiles = write_demo_files(tmp / "site", broker_url, 0, hold_off="0.05s",
-                                                 tap_sockets=True, reconnect=SITE_RECONNECT)
+        self.files: DemoFiles = write_demo_files(
+            tmp / "site",
+            broker_url,
+            0,
+            hold_off="0.05s",
+            tap_sockets=True,
+            reconnect=SITE_RECONNECT,
+        )
         self.token = self.files.token
         self.hub: Proc | None = None
         self.hub_url = ""
@@ -218,8 +233,11 @@ class Site:
     def start_node(self, node: str) -> Proc:
         starts = len(list(self.tmp.glob(f"{node}*.log")))
         log = self.tmp / (f"{node}.log" if not starts else f"{node}-{starts + 1}.log")
-        proc = Proc(["node", "--config", str(self.files.node_configs[node])], log,
-                    env={"GPIOZERO_PIN_FACTORY": "mock"})
+        proc = Proc(
+            ["node", "--config", str(self.files.node_configs[node])],
+            log,
+            env={"GPIOZERO_PIN_FACTORY": "mock"},
+        )
         self.nodes[node] = proc
         return proc
 
@@ -240,9 +258,14 @@ class Site:
             self.hub.stop()
 
 
-def http_request(url: str, *, method: str = "GET", body: dict[str, Any] | None = None,
-                 token: str | None = None,
-                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def http_request(
+    url: str,
+    *,
+    method: str = "GET",
+    body: dict[str, Any] | None = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     """One real HTTP request: status, headers and body, error statuses included."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})

@@ -155,7 +155,8 @@ class MosquittoProcess:
         if binary is None:
             raise BrokerStartError(
                 "mosquitto is not installed (apt-get install mosquitto); "
-                "`python3 scripts/bootstrap.py test` installs it")
+                "`python3 scripts/bootstrap.py test` installs it"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._write_config()
         # stdout/stderr go to the log file too: before the config is parsed Mosquitto
@@ -179,7 +180,8 @@ class MosquittoProcess:
             self._proc = None
             raise BrokerStartError(
                 f"mosquitto on {self.host}:{self.port} {what}; see {self.log_path}:\n"
-                f"{self._log_tail()}")
+                f"{self._log_tail()}"
+            )
         log.debug("mosquitto listening on %s (pid %d)", self.url, self._proc.pid)
         return self
 

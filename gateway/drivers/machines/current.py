@@ -104,8 +104,7 @@ class Mcp3008Sensor(CurrentSensor):
         self.max_samples = max_samples
         self.min_samples = min_samples
         self._clock = clock
-        self._adc: MCP3008 | None = MCP3008(
-            channel=channel, pin_factory=pin_factory, **spi_args)
+        self._adc: MCP3008 | None = MCP3008(channel=channel, pin_factory=pin_factory, **spi_args)
 
     def read_amps(self) -> float:
         adc = self._adc
@@ -277,8 +276,12 @@ class SerialSenseBoard(CurrentSensor):
         if major != str(PROTOCOL_MAJOR):
             # Keep reading: the I line format is the part we depend on, and refusing to
             # meter would be worse than a warning someone can act on.
-            log.warning("sense board on %s speaks protocol %s, this gateway %d.x",
-                        self.port, version, PROTOCOL_MAJOR)
+            log.warning(
+                "sense board on %s speaks protocol %s, this gateway %d.x",
+                self.port,
+                version,
+                PROTOCOL_MAJOR,
+            )
         else:
             log.info("sense board on %s: fabgate-sense %s", self.port, version)
 
@@ -332,7 +335,8 @@ class CurrentController(MachineController):
             if self._thread is not None:
                 return
             self._thread = threading.Thread(
-                target=self._run, name="current-controller", daemon=True)
+                target=self._run, name="current-controller", daemon=True
+            )
             self._thread.start()
 
     def safe_stop(self) -> None:
@@ -379,8 +383,7 @@ class CurrentController(MachineController):
             log.info("current sensor back: %.2f A", amps)
             self._failing = False
         self.detector.feed(self._clock(), amps)
-        self._emit(MachineReport(
-            self.detector.state, detail=f"{amps:.2f} A", data={"amps": amps}))
+        self._emit(MachineReport(self.detector.state, detail=f"{amps:.2f} A", data={"amps": amps}))
 
     def _fail(self, exc: Exception) -> None:
         detail = str(exc) if isinstance(exc, SensorError) else f"sensor error: {exc}"

@@ -117,8 +117,7 @@ SUBSTATE_MEANINGS: dict[str, str] = {
 }
 
 # States in which the spindle or laser no longer moves, so a soft reset keeps position.
-STOPPED_STATES = frozenset(
-    {"Idle", "Hold:0", "Alarm", "Check", "Sleep", "Door:0", "Door:1"})
+STOPPED_STATES = frozenset({"Idle", "Hold:0", "Alarm", "Check", "Sleep", "Door:0", "Door:1"})
 
 _STATUS = re.compile(r"<([A-Za-z]+(?::\d)?)((?:\|[A-Za-z]+:[^|<>]*)*)>")
 _WELCOME = re.compile(r"Grbl (\S+) \[.*\]")
@@ -229,8 +228,7 @@ class GrblJobDetector:
         elif base == "Alarm":
             self.active = False
         elif base == "Idle" and self.active:
-            empty = buffer is None or (
-                buffer[0] >= self._max_blocks and buffer[1] >= self._max_rx)
+            empty = buffer is None or (buffer[0] >= self._max_blocks and buffer[1] >= self._max_rx)
             if empty:
                 self.active = False
         return self.active
@@ -295,7 +293,8 @@ class GrblController(MachineController):
         super().__init__()
         if poll_interval < self.MIN_POLL_INTERVAL:
             raise ValueError(
-                f"poll_interval {poll_interval}s is faster than GRBL's 5 Hz status guidance")
+                f"poll_interval {poll_interval}s is faster than GRBL's 5 Hz status guidance"
+            )
         if answer_timeout <= poll_interval:
             raise ValueError("answer_timeout must be longer than poll_interval")
         self.port = port
@@ -344,11 +343,17 @@ class GrblController(MachineController):
             return
         self._started = True
         self._reader = threading.Thread(
-            target=self._guarded, args=(self._read_loop,), name=f"grbl-read {self.port}",
-            daemon=True)
+            target=self._guarded,
+            args=(self._read_loop,),
+            name=f"grbl-read {self.port}",
+            daemon=True,
+        )
         self._poller = threading.Thread(
-            target=self._guarded, args=(self._poll_loop,), name=f"grbl-poll {self.port}",
-            daemon=True)
+            target=self._guarded,
+            args=(self._poll_loop,),
+            name=f"grbl-poll {self.port}",
+            daemon=True,
+        )
         self._reader.start()
         self._poller.start()
 
@@ -370,11 +375,16 @@ class GrblController(MachineController):
         with self._status_cond:
             stopped = self._status_cond.wait_for(
                 lambda: self._status_seq > seq and self._last_state in STOPPED_STATES,
-                timeout=self.HOLD_TIMEOUT)
+                timeout=self.HOLD_TIMEOUT,
+            )
             state = self._last_state
         if not stopped:
-            log.warning("safe stop on %s: no stopped state within %.0fs (last %s); resetting",
-                        self.port, self.HOLD_TIMEOUT, state)
+            log.warning(
+                "safe stop on %s: no stopped state within %.0fs (last %s); resetting",
+                self.port,
+                self.HOLD_TIMEOUT,
+                state,
+            )
         self._write(SOFT_RESET)
         log.info("safe stop on %s: soft reset sent (state was %s)", self.port, state)
 
@@ -449,8 +459,12 @@ class GrblController(MachineController):
     def _open(self) -> bool:
         try:
             link = self._serial_factory(
-                self.port, baudrate=self.baudrate, timeout=self.READ_TIMEOUT,
-                write_timeout=self.WRITE_TIMEOUT, exclusive=True)
+                self.port,
+                baudrate=self.baudrate,
+                timeout=self.READ_TIMEOUT,
+                write_timeout=self.WRITE_TIMEOUT,
+                exclusive=True,
+            )
         except (serial.SerialException, OSError, ValueError) as exc:
             self._warn_link("cannot open GRBL port %s: %s", self.port, exc)
             self._report_link_lost()
@@ -535,9 +549,13 @@ class GrblController(MachineController):
             self._alarm_code = int(match.group(1))
             self._jobs.reset()
             log.warning("GRBL on %s: %s", self.port, alarm_detail(self._alarm_code))
-            self._report(MachineReport(
-                Activity.ALARM, detail=alarm_detail(self._alarm_code),
-                data=self._data(state="Alarm")))
+            self._report(
+                MachineReport(
+                    Activity.ALARM,
+                    detail=alarm_detail(self._alarm_code),
+                    data=self._data(state="Alarm"),
+                )
+            )
         elif match := _ERROR.fullmatch(line):
             self._last_error = error_detail(int(match.group(1)))
             log.info("GRBL on %s answered %s", self.port, self._last_error)

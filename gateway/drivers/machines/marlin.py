@@ -422,7 +422,7 @@ class MarlinController(MachineController):
             self._publish_state()
             return _Line.BOOTED
         if lower.startswith("//action:"):
-            self._on_action(line[len("//action:"):].strip().lower())
+            self._on_action(line[len("//action:") :].strip().lower())
             return _Line.OTHER
         sd = _SD_BYTES.search(line)
         if sd is not None:

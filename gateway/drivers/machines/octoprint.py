@@ -131,12 +131,10 @@ class OctoPrintClient:
             + gcode
             + b"\r\n",
             (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="select"\r\n\r\n'
-                "true\r\n"
+                f'--{boundary}\r\nContent-Disposition: form-data; name="select"\r\n\r\ntrue\r\n'
             ).encode(),
             (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="print"\r\n\r\n'
-                "true\r\n"
+                f'--{boundary}\r\nContent-Disposition: form-data; name="print"\r\n\r\ntrue\r\n'
             ).encode(),
             f"--{boundary}--\r\n".encode(),
         ]
@@ -181,9 +179,7 @@ class OctoPrintClient:
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise OctoPrintError(
-                f"invalid JSON in answer: {raw[:60]!r}", path=where
-            ) from None
+            raise OctoPrintError(f"invalid JSON in answer: {raw[:60]!r}", path=where) from None
         if not isinstance(data, dict):
             raise OctoPrintError(
                 f"unexpected answer: a JSON {type(data).__name__}, not an object", path=where
@@ -309,9 +305,7 @@ def report_from(
     elif lowered.startswith(("offline", "closed")):
         return MachineReport(Activity.UNKNOWN, detail=NOT_CONNECTED, data=data)
     elif lowered.startswith(_CONNECTING_PREFIXES):
-        return MachineReport(
-            Activity.UNKNOWN, detail=f"{NOT_CONNECTED} ({state_text})", data=data
-        )
+        return MachineReport(Activity.UNKNOWN, detail=f"{NOT_CONNECTED} ({state_text})", data=data)
     elif flags.get("error") or flags.get("closedOrError") and not flags.get("operational"):
         return MachineReport(Activity.ERROR, detail=error_detail, data={**data, "job": False})
     elif flags.get("paused") or flags.get("pausing"):
@@ -458,8 +452,13 @@ class OctoPrintController(MachineController):
         if key != self._logged:
             self._logged = key
             level = logging.WARNING if report.activity is Activity.UNKNOWN else logging.INFO
-            log.log(level, "OctoPrint at %s: %s %s", self.client.base_url,
-                    report.activity, report.detail)
+            log.log(
+                level,
+                "OctoPrint at %s: %s %s",
+                self.client.base_url,
+                report.activity,
+                report.detail,
+            )
 
 
 def _failure_report(e: OctoPrintError) -> MachineReport:

@@ -75,8 +75,7 @@ class TapDebouncer:
         """Give one poll result; returns the UID when it is a new tap, else None."""
         now = self._clock()
         # Forget cards gone long enough, so the table stays as small as the reader's field.
-        self._last_seen = {
-            u: t for u, t in self._last_seen.items() if now - t < self.hold_off}
+        self._last_seen = {u: t for u, t in self._last_seen.items() if now - t < self.hold_off}
         if uid is None:
             return None
         is_new = uid not in self._last_seen

@@ -74,7 +74,8 @@ class RC522Reader(BadgeReader):
         except (ImportError, RuntimeError) as exc:
             raise RuntimeError(
                 "the rc522 reader needs a Raspberry Pi with the 'pi' extra installed "
-                f"(mfrc522, RPi.GPIO or rpi-lgpio, spidev): {exc}") from exc
+                f"(mfrc522, RPi.GPIO or rpi-lgpio, spidev): {exc}"
+            ) from exc
         self._gpio: Any = GPIO
         self.rst_pin = rst_pin
         self._closed = False
@@ -83,14 +84,17 @@ class RC522Reader(BadgeReader):
             # mfrc522 reuses the numbering mode already set; in BOARD mode our BCM pin
             # number would drive some other header pin.
             raise RuntimeError(
-                "RPi.GPIO is already in BOARD numbering; the gateway uses BCM numbers")
+                "RPi.GPIO is already in BOARD numbering; the gateway uses BCM numbers"
+            )
         try:
             self._chip: Any = MFRC522(
-                bus=bus, device=device, spd=spi_hz, pin_mode=GPIO.BCM, pin_rst=rst_pin)
+                bus=bus, device=device, spd=spi_hz, pin_mode=GPIO.BCM, pin_rst=rst_pin
+            )
         except OSError as exc:
             raise RuntimeError(
                 f"cannot open SPI bus {bus} device {device} for the RC522 "
-                f"(is SPI enabled in raspi-config?): {exc}") from exc
+                f"(is SPI enabled in raspi-config?): {exc}"
+            ) from exc
         version = self._chip.Read_MFRC522(VERSION_REG)
         if version in (0x00, 0xFF):
             # An absent or unpowered chip reads as all zeros or all ones: fail now rather
@@ -98,7 +102,8 @@ class RC522Reader(BadgeReader):
             self.close()
             raise RuntimeError(
                 f"no RC522 answers on SPI bus {bus} device {device} (version register "
-                f"{version:#04x}); check wiring, 3.3 V supply and RST on GPIO {rst_pin}")
+                f"{version:#04x}); check wiring, 3.3 V supply and RST on GPIO {rst_pin}"
+            )
         if version not in (0x91, 0x92):
             log.warning("RC522 reports version %#04x (a clone?); carrying on", version)
 

@@ -130,7 +130,8 @@ class SenseBoardSimulator:
         hello_every: int = 50,
     ) -> None:
         self.currents: list[SimulatedCurrent] = (
-            list(currents) if currents is not None else [SimulatedCurrent()])
+            list(currents) if currents is not None else [SimulatedCurrent()]
+        )
         self.interval = interval
         self.version = version
         self.hello_every = hello_every
@@ -212,7 +213,8 @@ class SenseBoardSimulator:
             if self.hello_every and windows % self.hello_every == 0:
                 self._hello()  # repeated, as the firmware does every 10 s
             lines = "".join(
-                f"I {ch} {current.amps:.2f}\n" for ch, current in enumerate(self.currents))
+                f"I {ch} {current.amps:.2f}\n" for ch, current in enumerate(self.currents)
+            )
             self._write(lines.encode())
 
     def _discard_input(self) -> None:

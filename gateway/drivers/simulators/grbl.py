@@ -469,7 +469,9 @@ class GrblSimulator:
             self._set_state("Sleep")
             self._send(b"[MSG:Sleeping]\r\nok\r\n")
         elif cmd == "$I":
-            self._send(f"[VER:1.1h.sim:]\r\n[OPT:V,{PLANNER_BLOCKS},{RX_BUFFER}]\r\nok\r\n".encode())
+            self._send(
+                f"[VER:1.1h.sim:]\r\n[OPT:V,{PLANNER_BLOCKS},{RX_BUFFER}]\r\nok\r\n".encode()
+            )
         elif cmd in ("$", "$$", "$#", "$G", "$N"):
             self._send(b"ok\r\n")
         else:
@@ -506,18 +508,27 @@ class GrblSimulator:
 def main(argv: list[str] | None = None) -> None:
     """Serve a simulated machine until interrupted, for the demo or a G-code sender."""
     parser = argparse.ArgumentParser(
-        prog="python -m gateway.drivers.simulators.grbl", description=main.__doc__)
+        prog="python -m gateway.drivers.simulators.grbl", description=main.__doc__
+    )
     parser.add_argument("--link", help="keep a symlink with this path pointing at the pty")
-    parser.add_argument("--homing-required", action="store_true",
-                        help="start in Alarm until $H or $X, as with GRBL's homing lock")
-    parser.add_argument("--line-time", type=float, default=0.05,
-                        help="seconds one streamed motion line takes (default 0.05)")
+    parser.add_argument(
+        "--homing-required",
+        action="store_true",
+        help="start in Alarm until $H or $X, as with GRBL's homing lock",
+    )
+    parser.add_argument(
+        "--line-time",
+        type=float,
+        default=0.05,
+        help="seconds one streamed motion line takes (default 0.05)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with GrblSimulator(link=args.link, homing_required=args.homing_required,
-                       line_time=args.line_time) as sim:
+    with GrblSimulator(
+        link=args.link, homing_required=args.homing_required, line_time=args.line_time
+    ) as sim:
         print(sim.port, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()

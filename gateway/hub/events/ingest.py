@@ -105,8 +105,12 @@ def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("RELEASE SAVEPOINT message")
 
 
-def _run(store: HubStore, items: Sequence[T], handle: Callable[[T], Applied],
-         describe: Callable[[T], str]) -> BatchResult:
+def _run(
+    store: HubStore,
+    items: Sequence[T],
+    handle: Callable[[T], Applied],
+    describe: Callable[[T], str],
+) -> BatchResult:
     """Handle every item, each in a savepoint, in as few transactions as possible."""
     result = BatchResult()
     i = 0
@@ -122,18 +126,27 @@ def _run(store: HubStore, items: Sequence[T], handle: Callable[[T], Applied],
                             held.append(handle(item))
                     except Exception:
                         result.failed += 1
-                        log.exception("unexpected error on %s: rolled back, not acknowledged "
-                                      "(the node sends it again)", describe(item))
+                        log.exception(
+                            "unexpected error on %s: rolled back, not acknowledged "
+                            "(the node sends it again)",
+                            describe(item),
+                        )
                         if not store.conn.in_transaction:
                             raise _TransactionLost from None
         except _TransactionLost:
             if held:
-                log.error("the error took the transaction with it: %d other messages are "
-                          "not acknowledged and will be sent again", len(held))
+                log.error(
+                    "the error took the transaction with it: %d other messages are "
+                    "not acknowledged and will be sent again",
+                    len(held),
+                )
             continue
         except Exception:
-            log.exception("a batch of %d messages could not be committed: none is "
-                          "acknowledged, their nodes send them again", len(held))
+            log.exception(
+                "a batch of %d messages could not be committed: none is "
+                "acknowledged, their nodes send them again",
+                len(held),
+            )
             result.failed += len(held)
             continue
         for applied in held:
@@ -141,8 +154,9 @@ def _run(store: HubStore, items: Sequence[T], handle: Callable[[T], Applied],
     return result
 
 
-def ingest_messages(store: HubStore, topics: Topics, batch: Sequence[tuple[str, bytes]],
-                    received_at: datetime) -> BatchResult:
+def ingest_messages(
+    store: HubStore, topics: Topics, batch: Sequence[tuple[str, bytes]], received_at: datetime
+) -> BatchResult:
     """A batch of raw MQTT messages (events and statuses), in arrival order."""
     gate = Gate(store)
 
@@ -153,8 +167,9 @@ def ingest_messages(store: HubStore, topics: Topics, batch: Sequence[tuple[str, 
     return _run(store, list(batch), handle, lambda m: f"a message on {m[0]}")
 
 
-def ingest_envelopes(store: HubStore, envelopes: Iterable[Envelope],
-                     received_at: datetime) -> list[str]:
+def ingest_envelopes(
+    store: HubStore, envelopes: Iterable[Envelope], received_at: datetime
+) -> list[str]:
     """Envelopes already decoded (tests, imports): store and apply them in one
     transaction, each in its own savepoint; return every id that may be acknowledged
     (new, duplicate, bad data or refused alike; not those an unexpected error hit), in
@@ -170,15 +185,17 @@ def ingest_envelopes(store: HubStore, envelopes: Iterable[Envelope],
     return [e.id for e in envelopes if e.id in acked]
 
 
-def _message(store: HubStore, gate: Gate, topics: Topics, topic: str, payload: bytes,
-             received_at: datetime) -> Applied:
+def _message(
+    store: HubStore, gate: Gate, topics: Topics, topic: str, payload: bytes, received_at: datetime
+) -> Applied:
     try:
         node = topics.node_from_topic(topic)
         if len(node) > 64:
             raise ContractError(f"topic names a node id of {len(node)} characters")
     except ContractError as exc:
-        refusals.record(store, topic=topic, reason=str(exc), received_at=received_at,
-                        payload=payload)
+        refusals.record(
+            store, topic=topic, reason=str(exc), received_at=received_at, payload=payload
+        )
         return Applied(refused=True)
     if topic.endswith("/status"):
         return _status(store, gate, node, topic, payload, received_at)
@@ -186,37 +203,65 @@ def _message(store: HubStore, gate: Gate, topics: Topics, topic: str, payload: b
         env = Envelope.decode(payload)
     except ContractError as exc:
         event_id = exc.event_id if isinstance(exc, EnvelopeError) else None
-        refusals.record(store, topic=topic, reason=str(exc), received_at=received_at,
-                        node=node, event_id=event_id, payload=payload)
+        refusals.record(
+            store,
+            topic=topic,
+            reason=str(exc),
+            received_at=received_at,
+            node=node,
+            event_id=event_id,
+            payload=payload,
+        )
         return Applied(node=node, ack=[event_id] if event_id else [], refused=True)
     if env.node != node:
-        refusals.record(store, topic=topic, kind=refusals.FORBIDDEN,
-                        reason=f"envelope says node {env.node!r}, topic says {node!r}",
-                        received_at=received_at, node=node, event_id=env.id,
-                        event_type=env.type, payload=payload)
+        refusals.record(
+            store,
+            topic=topic,
+            kind=refusals.FORBIDDEN,
+            reason=f"envelope says node {env.node!r}, topic says {node!r}",
+            received_at=received_at,
+            node=node,
+            event_id=env.id,
+            event_type=env.type,
+            payload=payload,
+        )
         return Applied(node=node, ack=[env.id], refused=True)
     return _event(store, gate, env, topic, received_at)
 
 
-def _event(store: HubStore, gate: Gate, env: Envelope, topic: str,
-           received_at: datetime) -> Applied:
+def _event(
+    store: HubStore, gate: Gate, env: Envelope, topic: str, received_at: datetime
+) -> Applied:
     done = Applied(node=env.node, ack=[env.id])
 
     def refuse(reason: str, kind: str, error: str) -> Applied:
         journal.mark_event(store, env.id, error)
-        refusals.record(store, topic=topic, kind=kind, reason=reason,
-                        received_at=received_at, node=env.node, event_id=env.id,
-                        event_type=env.type)
+        refusals.record(
+            store,
+            topic=topic,
+            kind=kind,
+            reason=reason,
+            received_at=received_at,
+            node=env.node,
+            event_id=env.id,
+            event_type=env.type,
+        )
         done.refused = True
         return done
 
     if not journal.store_event(store, env, received_at):
         owner = journal.event_node(store, env.id)
         if owner is not None and owner != env.node:
-            refusals.record(store, topic=topic, kind=refusals.FORBIDDEN,
-                            reason=f"event id {env.id} is already used by node {owner}",
-                            received_at=received_at, node=env.node, event_id=env.id,
-                            event_type=env.type)
+            refusals.record(
+                store,
+                topic=topic,
+                kind=refusals.FORBIDDEN,
+                reason=f"event id {env.id} is already used by node {owner}",
+                received_at=received_at,
+                node=env.node,
+                event_id=env.id,
+                event_type=env.type,
+            )
             done.refused = True
         return done  # a duplicate: already applied once, acknowledge again
     try:
@@ -236,8 +281,9 @@ def _event(store: HubStore, gate: Gate, env: Envelope, topic: str,
     return done
 
 
-def apply_event(store: HubStore, env: Envelope, event: EventData | None,
-                received_at: datetime) -> None:
+def apply_event(
+    store: HubStore, env: Envelope, event: EventData | None, received_at: datetime
+) -> None:
     """Apply checked, authorised event data (see gateway.hub.events.trust), through the
     module that owns what it changes (each called through its module, so a test can make
     one fail where it is defined)."""
@@ -256,19 +302,28 @@ def apply_event(store: HubStore, env: Envelope, event: EventData | None,
     # tap, node.boot, snapshot.rejected and unknown types: stored only.
 
 
-def _status(store: HubStore, gate: Gate, node: str, topic: str, payload: bytes,
-            received_at: datetime) -> Applied:
+def _status(
+    store: HubStore, gate: Gate, node: str, topic: str, payload: bytes, received_at: datetime
+) -> Applied:
     """A retained status: never acknowledged (statuses are not), applied or refused."""
     try:
         status = NodeStatus.decode(payload)
         gate.check_status(node, status)
     except ContractError as exc:
-        refusals.record(store, topic=topic, reason=str(exc), received_at=received_at,
-                        node=node, payload=payload)
+        refusals.record(
+            store, topic=topic, reason=str(exc), received_at=received_at, node=node, payload=payload
+        )
         return Applied(node=node, refused=True, status=True)
     except Refused as exc:
-        refusals.record(store, topic=topic, kind=exc.kind, reason=exc.reason,
-                        received_at=received_at, node=node, payload=payload)
+        refusals.record(
+            store,
+            topic=topic,
+            kind=exc.kind,
+            reason=exc.reason,
+            received_at=received_at,
+            node=node,
+            payload=payload,
+        )
         return Applied(node=node, refused=True, status=True)
     machine_state.set_node_status(store, node, status, received_at=received_at)
     return Applied(node=node, status=True)

@@ -23,8 +23,17 @@ def store_event(store: HubStore, env: Envelope, received_at: datetime) -> bool:
     cur = store.conn.execute(
         "INSERT OR IGNORE INTO events (event_id, node, seq, boot, type, time, "
         "data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (env.id, env.node, env.seq, env.boot, env.type, env.time,
-         json.dumps(env.data, sort_keys=True), iso(received_at)))
+        (
+            env.id,
+            env.node,
+            env.seq,
+            env.boot,
+            env.type,
+            env.time,
+            json.dumps(env.data, sort_keys=True),
+            iso(received_at),
+        ),
+    )
     return cur.rowcount == 1
 
 
@@ -35,25 +44,28 @@ def mark_event(store: HubStore, event_id: str, error: str) -> None:
 
 def event_node(store: HubStore, event_id: str) -> str | None:
     """The node that sent the stored event with this id."""
-    row = store.conn.execute("SELECT node FROM events WHERE event_id = ?",
-                             (event_id,)).fetchone()
+    row = store.conn.execute("SELECT node FROM events WHERE event_id = ?", (event_id,)).fetchone()
     return row[0] if row else None
 
 
 def event_data(store: HubStore, event_id: str) -> Any:
     """The stored event's data (parsed JSON), or None when there is no such event."""
-    row = store.conn.execute("SELECT data FROM events WHERE event_id = ?",
-                             (event_id,)).fetchone()
+    row = store.conn.execute("SELECT data FROM events WHERE event_id = ?", (event_id,)).fetchone()
     return json.loads(row[0]) if row else None
 
 
-def certify_tap_stored(store: HubStore, node: str, boot: str, seq: int, window: int,
-                       member_id: str) -> bool:
+def certify_tap_stored(
+    store: HubStore, node: str, boot: str, seq: int, window: int, member_id: str
+) -> bool:
     """Whether the node journaled a certify tap by the member among its ``window``
     events before ``seq`` (same boot), and the hub stored it without error."""
-    return store.conn.execute(
-        "SELECT 1 FROM events WHERE node = ? AND boot = ? AND seq < ? AND seq >= ? "
-        "AND type = 'tap' AND error IS NULL "
-        "AND json_extract(data, '$.action') = 'certify' "
-        "AND json_extract(data, '$.member_id') = ? LIMIT 1",
-        (node, boot, seq, seq - window, member_id)).fetchone() is not None
+    return (
+        store.conn.execute(
+            "SELECT 1 FROM events WHERE node = ? AND boot = ? AND seq < ? AND seq >= ? "
+            "AND type = 'tap' AND error IS NULL "
+            "AND json_extract(data, '$.action') = 'certify' "
+            "AND json_extract(data, '$.member_id') = ? LIMIT 1",
+            (node, boot, seq, seq - window, member_id),
+        ).fetchone()
+        is not None
+    )

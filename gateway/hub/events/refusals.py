@@ -38,9 +38,18 @@ MAX_KEPT_PAYLOAD = 64 * 1024
 _MAX_REASON = 500
 
 
-def record(store: HubStore, *, topic: str, reason: str, received_at: datetime,
-           kind: str = INVALID, node: str | None = None, event_id: str | None = None,
-           event_type: str | None = None, payload: bytes | str | None = None) -> None:
+def record(
+    store: HubStore,
+    *,
+    topic: str,
+    reason: str,
+    received_at: datetime,
+    kind: str = INVALID,
+    node: str | None = None,
+    event_id: str | None = None,
+    event_type: str | None = None,
+    payload: bytes | str | None = None,
+) -> None:
     """Store one refusal (in the caller's transaction) and log it."""
     if kind not in KINDS:
         raise ValueError(f"unknown refusal kind {kind!r}")
@@ -52,21 +61,23 @@ def record(store: HubStore, *, topic: str, reason: str, received_at: datetime,
     store.conn.execute(
         "INSERT INTO rejected_messages (topic, payload, error, received_at, node, event_id, "
         "event_type, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (topic, kept, reason, iso(received_at), node, event_id, event_type, kind))
+        (topic, kept, reason, iso(received_at), node, event_id, event_type, kind),
+    )
     about = f" (event {event_id}{f', {event_type}' if event_type else ''})" if event_id else ""
-    log.warning("refused (%s) a message from node %s on %s%s: %s", kind, node or "?", topic,
-                about, reason)
+    log.warning(
+        "refused (%s) a message from node %s on %s%s: %s", kind, node or "?", topic, about, reason
+    )
 
 
 def by_node(store: HubStore) -> dict[str, dict[str, Any]]:
     """node -> {count, latest_reason, latest_kind, latest_at}, for the board."""
     out: dict[str, dict[str, Any]] = {}
     for r in store.conn.execute(
-            "SELECT r.node, c.n, r.error, r.kind, r.received_at FROM rejected_messages r "
-            "JOIN (SELECT node, count(*) AS n, max(id) AS last FROM rejected_messages "
-            "WHERE node IS NOT NULL GROUP BY node) c ON r.id = c.last"):
-        out[r[0]] = {"count": r[1], "latest_reason": r[2], "latest_kind": r[3],
-                     "latest_at": r[4]}
+        "SELECT r.node, c.n, r.error, r.kind, r.received_at FROM rejected_messages r "
+        "JOIN (SELECT node, count(*) AS n, max(id) AS last FROM rejected_messages "
+        "WHERE node IS NOT NULL GROUP BY node) c ON r.id = c.last"
+    ):
+        out[r[0]] = {"count": r[1], "latest_reason": r[2], "latest_kind": r[3], "latest_at": r[4]}
     return out
 
 
@@ -74,5 +85,7 @@ def of_node(store: HubStore, node: str, limit: int = 100) -> list[dict[str, Any]
     """A node's refusals, newest first (payload left out)."""
     rows = store.conn.execute(
         "SELECT id, topic, node, event_id, event_type, kind, error AS reason, received_at "
-        "FROM rejected_messages WHERE node = ? ORDER BY id DESC LIMIT ?", (node, limit))
+        "FROM rejected_messages WHERE node = ? ORDER BY id DESC LIMIT ?",
+        (node, limit),
+    )
     return [dict(zip([d[0] for d in rows.description], r, strict=True)) for r in rows]

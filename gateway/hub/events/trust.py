@@ -80,13 +80,13 @@ class Gate:
         if own is None:
             raise Refused(f"node {node} serves no machine at this hub: it may not send {what}")
         if machine != own:
-            raise Refused(f"node {node} serves {own}, not {machine}: it may not send {what} "
-                          f"for {machine}")
+            raise Refused(
+                f"node {node} serves {own}, not {machine}: it may not send {what} for {machine}"
+            )
 
     # -- events ------------------------------------------------------------------------
 
-    def check_event(self, env: Envelope, event: EventData | None,
-                    received_at: datetime) -> str:
+    def check_event(self, env: Envelope, event: EventData | None, received_at: datetime) -> str:
         """ALLOW or DUPLICATE; raises Refused when the sender may not say this."""
         if isinstance(event, SessionStarted):
             return self._session_started(env, event)
@@ -118,16 +118,20 @@ class Gate:
         if row is None:
             return ALLOW  # the end arrived before the start: this node opens and closes it
         if row["node"] != env.node:
-            raise Refused(f"session {ev.session_id} was opened by node {row['node']}: "
-                          f"only that node may close it")
+            raise Refused(
+                f"session {ev.session_id} was opened by node {row['node']}: "
+                f"only that node may close it"
+            )
         if row["status"] != "closed":
             return ALLOW
         first = self._closing_event(row["closed_by"])
         if first == ev:
             return DUPLICATE
-        raise Refused(f"session {ev.session_id} was already closed by event "
-                      f"{row['closed_by'] or '(unknown)'}; this different end changes nothing",
-                      refusals.CONFLICT)
+        raise Refused(
+            f"session {ev.session_id} was already closed by event "
+            f"{row['closed_by'] or '(unknown)'}; this different end changes nothing",
+            refusals.CONFLICT,
+        )
 
     def _closing_event(self, event_id: str | None) -> SessionEnded | None:
         if event_id is None:
@@ -151,8 +155,10 @@ class Gate:
         if ev.session_id is not None:
             session = self._session_row(ev.session_id)
             if session is not None and session["node"] != env.node:
-                raise Refused(f"session {ev.session_id} belongs to node {session['node']}: "
-                              f"a job of node {env.node} cannot belong to it")
+                raise Refused(
+                    f"session {ev.session_id} belongs to node {session['node']}: "
+                    f"a job of node {env.node} cannot belong to it"
+                )
         return ALLOW
 
     def _staff_presence(self, ev: StaffPresence) -> str:
@@ -160,32 +166,39 @@ class Gate:
             raise Refused(f"{ev.member_id} is not a staff member at this hub")
         return ALLOW
 
-    def _certification(self, env: Envelope, ev: CertificationGranted,
-                       received_at: datetime) -> str:
+    def _certification(self, env: Envelope, ev: CertificationGranted, received_at: datetime) -> str:
         self._own_machine(env.node, ev.machine, "a certification")
         machine = catalogue.machine_info(self.store, ev.machine)
         if machine is None:
             raise Refused(f"machine {ev.machine} is unknown at this hub: no group to certify")
         if ev.group != machine.group:
-            raise Refused(f"{ev.machine} is a {machine.group} machine: it may not "
-                          f"certify for {ev.group}")
+            raise Refused(
+                f"{ev.machine} is a {machine.group} machine: it may not certify for {ev.group}"
+            )
         if ev.level != machine.certify_level:
-            raise Refused(f"{ev.machine} certifies at level {machine.certify_level}, "
-                          f"not {ev.level}")
+            raise Refused(
+                f"{ev.machine} certifies at level {machine.certify_level}, not {ev.level}"
+            )
         if ev.trainer_id == ev.member_id:
             raise Refused("a trainer cannot certify themselves")
         now = received_at.astimezone(UTC)
-        level, expires = certifications.certification_expiry(self.store, ev.trainer_id,
-                                                             ev.group, now)
+        level, expires = certifications.certification_expiry(
+            self.store, ev.trainer_id, ev.group, now
+        )
         if level < Level.TRAINER or (expires is not None and expires <= now):
-            raise Refused(f"{ev.trainer_id} is not a live level-{Level.TRAINER:d} trainer on "
-                          f"{ev.group} at the hub")
+            raise Refused(
+                f"{ev.trainer_id} is not a live level-{Level.TRAINER:d} trainer on "
+                f"{ev.group} at the hub"
+            )
         if not members.exists(self.store, ev.member_id):
             raise Refused(f"trainee {ev.member_id} is unknown at this hub")
-        if not journal.certify_tap_stored(self.store, env.node, env.boot, env.seq,
-                                          CERTIFY_TAP_WINDOW, ev.member_id):
-            raise Refused(f"no certify tap by {ev.member_id} from node {env.node} is stored "
-                          f"before this certification")
+        if not journal.certify_tap_stored(
+            self.store, env.node, env.boot, env.seq, CERTIFY_TAP_WINDOW, ev.member_id
+        ):
+            raise Refused(
+                f"no certify tap by {ev.member_id} from node {env.node} is stored "
+                f"before this certification"
+            )
         return ALLOW
 
     def _enrolment(self, ev: BadgeEnrolled, received_at: datetime) -> str:
@@ -196,8 +209,10 @@ class Gate:
         if row["status"] != "pending":
             raise Refused(f"enrolment {ev.request_id} is {row['status']}, not open")
         if not row["created_at"] <= at <= row["until"]:
-            raise Refused(f"enrolment {ev.request_id} is not open at {at} (open "
-                          f"{row['created_at']} to {row['until']})")
+            raise Refused(
+                f"enrolment {ev.request_id} is not open at {at} (open "
+                f"{row['created_at']} to {row['until']})"
+            )
         return ALLOW
 
     # -- status ------------------------------------------------------------------------
