@@ -23,6 +23,7 @@ from gateway.core.supervise import Supervisor
 from gateway.hub import service as service_mod
 from gateway.hub.db import HubStore
 from gateway.hub.service import HubService
+from gateway.web import hub_web_app
 from tests.support.clock import AheadMono
 from tests.support.harness import Observer, Site, http_request, poll_until
 from tests.support.mosquitto import MosquittoProcess
@@ -166,6 +167,7 @@ def hub(tmp_path: Path, mosquitto: MosquittoProcess):
     clock = AheadMono()
     svc = HubService(
         cfg,
+        web_app=hub_web_app,
         mono=clock,
         watchdog=Watchdog(env={}),
         supervisor=Supervisor(mono=clock, backoff_min=0.05),
@@ -297,7 +299,6 @@ def test_an_unreachable_broker_is_an_error_at_a_bounded_rate(tmp_path: Path, cap
     t = [100.0]
     svc = HubService(
         load_hub_config(files.hub_config),
-        serve_web=False,
         mono=lambda: t[0],
         watchdog=Watchdog(env={}),
     )

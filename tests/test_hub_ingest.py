@@ -312,7 +312,7 @@ def test_the_hub_service_does_not_acknowledge_a_failed_event_and_stores_it_once_
         real(store_, env_, ev)
 
     mocker.patch.object(sessions, "session_started", flaky)
-    service = HubService(cfg, serve_web=False)
+    service = HubService(cfg)
     service.start()
     node = Node(mosquitto.url, Topics(cfg.mqtt.prefix), "laser-1")
     try:

@@ -120,3 +120,14 @@ def test_policies_import_no_io_package() -> None:
         if m.startswith("gateway.policies")
     }
     assert {m: d for m, d in bad.items() if d} == {}
+
+
+def test_the_hub_and_the_node_import_no_web_app() -> None:
+    """The hub process serves the app the CLI hands it; the node has no web at all."""
+    graph = import_graph()
+    bad = {
+        m: {d for d in deps if d.startswith("gateway.web")}
+        for m, deps in graph.items()
+        if m.startswith(("gateway.hub", "gateway.node"))
+    }
+    assert {m: d for m, d in bad.items() if d} == {}

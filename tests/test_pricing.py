@@ -345,7 +345,7 @@ def test_the_hub_installs_its_tariffs_at_start(tmp_path: Path) -> None:
         assert amounts(store) == {"S1": None}
     cfg = hub_config(tmp_path, db)
     cfg = replace(cfg, mqtt=replace(cfg.mqtt, client_id="hub-test"))
-    HubService(cfg, serve_web=False)  # never started: no broker needed
+    HubService(cfg)  # never started: no broker needed
     with HubStore(db) as store:
         assert load_tariffs(store) == TARIFFS
         assert amounts(store) == {"S1": 500}

@@ -105,7 +105,7 @@ def test_reimporting_the_seed_keeps_what_the_web_changed(tmp_path: Path) -> None
 def test_a_hub_restart_keeps_a_members_current_project(tmp_path: Path) -> None:
     files = write_demo_files(tmp_path / "site", "mqtt://127.0.0.1:1", 0)
     cfg = load_hub_config(files.hub_config)
-    HubService(cfg, serve_web=False)  # first start: imports the seed
+    HubService(cfg)  # first start: imports the seed
     with HubStore(cfg.database) as store:
         seeded = store.conn.execute(
             "SELECT name, current_project FROM members WHERE id = 'm-alice'"
@@ -119,7 +119,7 @@ def test_a_hub_restart_keeps_a_members_current_project(tmp_path: Path) -> None:
                 "UPDATE members SET current_project = 'p-new', "
                 "name = 'Alice M.' WHERE id = 'm-alice'"
             )
-    HubService(cfg, serve_web=False)  # restart: imports the same seed again
+    HubService(cfg)  # restart: imports the same seed again
     with HubStore(cfg.database) as store:
         row = store.conn.execute(
             "SELECT name, current_project FROM members WHERE id = 'm-alice'"

@@ -10,6 +10,7 @@ from gateway.cli.common import config_option, stop_on_signals
 from gateway.config import load_hub_config
 from gateway.hub.lock import HubAlreadyRunning
 from gateway.hub.service import HubService
+from gateway.web import hub_web_app
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_hub_config(args.config)
     stop = threading.Event()
     stop_on_signals(stop)
-    service = HubService(cfg)
+    service = HubService(cfg, web_app=hub_web_app)
     try:
         service.start()
     except HubAlreadyRunning as exc:

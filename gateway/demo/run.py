@@ -27,6 +27,7 @@ from gateway.contract.mqtt import MqttLink
 from gateway.core.clock import iso, utcnow
 from gateway.demo.scenario import SCENARIO, run_scenario
 from gateway.demo.site import BADGE, DemoFiles, default_data_dir, write_demo_files
+from gateway.web import hub_web_app
 
 
 class NodeWatcher:
@@ -204,7 +205,7 @@ def run_demo(
                 f"generating a year ({history}) of demo history in {cfg.database} ...", flush=True
             )
             _write_history(cfg, history)
-        hub = HubService(cfg)
+        hub = HubService(cfg, web_app=hub_web_app)
         password = _demo_accounts(cfg, data)
         hub.start()
         procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -77,12 +77,16 @@ def ensure_signing_key(path: Path) -> Path:
     return public
 
 
+# Builds the WSGI app the hub serves from its config and its health report.
+WebAppFactory = Callable[[HubConfig, Callable[[], dict[str, Any]]], Any]
+
+
 class HubService:
     def __init__(
         self,
         cfg: HubConfig,
         *,
-        serve_web: bool = True,
+        web_app: WebAppFactory | None = None,
         mono: Callable[[], float] = time.monotonic,
         watchdog: Watchdog | None = None,
         supervisor: Supervisor | None = None,
@@ -102,7 +106,9 @@ class HubService:
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._republish = threading.Event()
         self.stats: defaultdict[str, int] = defaultdict(int)
-        self.serve_web = serve_web
+        # The hub does not build its web app: the caller hands the factory in (the CLI and
+        # the demo pass gateway.web.create_app), so the hub package never imports the web.
+        self.web_app = web_app
         self._credit_machines = {m.id for m in cfg.machines if m.requires_credit}
         self.web_url: str | None = None
         self._lock = HubLock(cfg.database)
@@ -142,13 +148,11 @@ class HubService:
         sup = self.supervisor
         sup.spawn("ingest", self._ingest_loop, stale_after=STALE_AFTER_S)
         sup.spawn("snapshots", self._snapshot_loop, stale_after=STALE_AFTER_S)
-        if self.serve_web:
-            from gateway.web import create_app
-
+        if self.web_app is not None:
             self._server = make_server(
                 self.cfg.web_host,
                 self.cfg.web_port,
-                create_app(self.cfg, health=self.health),
+                self.web_app(self.cfg, self.health),
                 threaded=True,
             )
             self._server.timeout = WEB_POLL_S
@@ -163,7 +167,7 @@ class HubService:
         self.stopping.set()
         self._republish.set()
         self.supervisor.stop(timeout=5)
-        if self.serve_web and hasattr(self, "_server"):
+        if self.web_app is not None and hasattr(self, "_server"):
             self._server.server_close()
         self.link.stop(final=(self.topics.hub_status, dumps({"v": 1, "online": False})))
         self._lock.release()

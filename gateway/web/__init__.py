@@ -50,3 +50,8 @@ def create_app(
     app.register_blueprint(tokens)
     app.register_blueprint(people)
     return app
+
+
+def hub_web_app(config: HubConfig, health: HealthReport) -> Flask:
+    """The app the hub process serves: ``HubService(cfg, web_app=hub_web_app)``."""
+    return create_app(config, health=health)
