@@ -31,6 +31,7 @@ from gateway.hub.seed import import_seed
 from gateway.hub.sessions import session_rows
 from gateway.web import billing_api, create_app
 from tests.support import builders
+from tests.support.builders import session_events
 from tests.support.harness import http_request
 from tests.test_invoicing import (
     GROUPS,
@@ -42,7 +43,6 @@ from tests.test_invoicing import (
     events_for,
     independent_amounts,
     make_store,
-    session_events,
 )
 
 TOKEN = "compta-token-0123456789"

@@ -33,6 +33,7 @@ from gateway.hub.db import HubStore
 from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.members import set_paid_by
 from gateway.hub.seed import import_seed
+from tests.support.builders import session_events
 
 TZ = "Europe/Paris"
 NOV = datetime(2026, 11, 3, 17, 0, 5, tzinfo=UTC)
@@ -118,50 +119,6 @@ def independent_amounts(store: HubStore, tariffs: tuple[Tariff, ...] = TARIFFS) 
             else price_session(tariff, duration_s=r["duration_s"], busy_s=r["busy_s"]).total
         )
     return out
-
-
-def session_events(
-    sid: str,
-    start: datetime,
-    duration: float,
-    member: str,
-    machine: str,
-    project: str | None = None,
-    seq: int = 1,
-) -> list[Envelope]:
-    end = start + timedelta(seconds=duration)
-    common = {
-        "session_id": sid,
-        "machine": machine,
-        "member_id": member,
-        "badge_uid": "AA0101AA",
-        "project_id": project,
-        "started_at": iso(start),
-    }
-    return [
-        Envelope.new(
-            node=machine,
-            seq=seq,
-            boot="b",
-            type="session.started",
-            time=start,
-            data={**common, "staff_present": False},
-        ),
-        Envelope.new(
-            node=machine,
-            seq=seq + 1,
-            boot="b",
-            type="session.ended",
-            time=end,
-            data={
-                **common,
-                "ended_at": iso(end),
-                "duration_s": duration,
-                "billable_minutes": 0,
-                "end_reason": "badge_out",
-            },
-        ),
-    ]
 
 
 NOVEMBER_SESSIONS = [

@@ -44,6 +44,7 @@ from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.report import activity_report
 from gateway.hub.schema import MIGRATIONS
 from gateway.hub.seed import import_seed
+from tests.support.builders import session_events
 from tests.test_exports import cents, hub_config, write_hub_yaml
 from tests.test_invoicing import (
     GROUPS,
@@ -54,7 +55,6 @@ from tests.test_invoicing import (
     events_for,
     independent_amounts,
     make_store,
-    session_events,
 )
 
 CREDIT = 1_000_000

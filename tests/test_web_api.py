@@ -32,7 +32,7 @@ from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.machine_state import set_node_status
 from gateway.hub.seed import import_seed
 from gateway.web import create_app
-from tests.support.builders import hub_config
+from tests.support.builders import hub_config, session_events
 from tests.support.harness import http_request
 
 TOKEN = "s3cret-token"
@@ -59,39 +59,10 @@ class Server:
 def _session_events(
     sid: str, start: datetime, duration: float, member: str, machine: str, seq: int
 ) -> list[Envelope]:
-    end = start + timedelta(seconds=duration)
-    common = {
-        "session_id": sid,
-        "machine": machine,
-        "member_id": member,
-        "badge_uid": "AA0101AA",
-        "project_id": "p1" if member == "m1" else None,
-        "started_at": iso(start),
-    }
-    return [
-        Envelope.new(
-            node=machine,
-            seq=seq,
-            boot="b",
-            type="session.started",
-            time=start,
-            data={**common, "staff_present": False},
-        ),
-        Envelope.new(
-            node=machine,
-            seq=seq + 1,
-            boot="b",
-            type="session.ended",
-            time=end,
-            data={
-                **common,
-                "ended_at": iso(end),
-                "duration_s": duration,
-                "billable_minutes": 0,
-                "end_reason": "badge_out",
-            },
-        ),
-    ]
+    """Alice (m1) works on her project p1; the others on none."""
+    return session_events(
+        sid, start, duration, member, machine, "p1" if member == "m1" else None, seq
+    )
 
 
 class TrackedStore(HubStore):

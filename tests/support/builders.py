@@ -259,3 +259,48 @@ def hub_config(
     )
     fields.update(more)
     return HubConfig(**fields)
+
+
+def session_events(
+    sid: str,
+    start: datetime,
+    duration: float,
+    member: str,
+    machine: str,
+    project: str | None = None,
+    seq: int = 1,
+) -> list[Envelope]:
+    """A closed session as its node sends it: started, then ended ``duration`` s later."""
+    end = start + timedelta(seconds=duration)
+    common = {
+        "session_id": sid,
+        "machine": machine,
+        "member_id": member,
+        "badge_uid": "AA0101AA",
+        "project_id": project,
+        "started_at": iso(start),
+    }
+    return [
+        Envelope.new(
+            node=machine,
+            seq=seq,
+            boot="b",
+            type="session.started",
+            time=start,
+            data={**common, "staff_present": False},
+        ),
+        Envelope.new(
+            node=machine,
+            seq=seq + 1,
+            boot="b",
+            type="session.ended",
+            time=end,
+            data={
+                **common,
+                "ended_at": iso(end),
+                "duration_s": duration,
+                "billable_minutes": 0,
+                "end_reason": "badge_out",
+            },
+        ),
+    ]
