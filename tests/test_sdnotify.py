@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import sdnotify
+from gateway.core import sdnotify
 from gateway.core.sdnotify import Watchdog, notify, watchdog_interval
 
 
