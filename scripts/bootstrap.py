@@ -41,7 +41,8 @@ DEMO_EXTRAS = ("demo", "node")
 USAGE = """usage:
     python3 scripts/bootstrap.py test  [--clock-shift DAYS] [pytest args...]
     python3 scripts/bootstrap.py demo  [fabgate demo args...]
-    python3 scripts/bootstrap.py bench [bench args...]"""
+    python3 scripts/bootstrap.py bench [bench args...]
+    python3 scripts/bootstrap.py wheel [--out DIR]   (default DIR: dist/)"""
 
 EXIT_NEEDS_USER = 2
 PYTEST_NO_TESTS = 5
@@ -300,7 +301,37 @@ def cmd_bench(args: list[str]) -> int:
     return 0  # not reached
 
 
-COMMANDS = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench}
+def cmd_wheel(args: list[str]) -> int:
+    """Build the installable wheel: what deploy/provision-*.sh install on a hub or a Pi
+    while the package is not on the index (``--from wheel:dist/...whl``)."""
+    out = ROOT / "dist"
+    if args[:1] == ["--out"] and len(args) == 2:
+        out = Path(args[1]).resolve()
+    elif args:
+        give_up("usage: python3 scripts/bootstrap.py wheel [--out DIR]")
+    if not venv_works():
+        create_venv()
+    # The build backend from the venv, not a download per build: works offline once the
+    # venv exists, and builds the same wheel every time.
+    pip("install", "--quiet", "setuptools>=68", "wheel")
+    out.mkdir(parents=True, exist_ok=True)
+    before = set(out.glob("*.whl"))
+    code = run(
+        [str(VENV_PYTHON), "-m", "pip", "wheel", "--quiet", "--no-deps",
+         "--no-build-isolation", "--wheel-dir", str(out), str(ROOT)],
+        cwd=ROOT,
+    )
+    if code != 0:
+        return code
+    built = sorted(set(out.glob("fablab_gateway-*.whl")) - before) or sorted(
+        out.glob("fablab_gateway-*.whl"), key=lambda p: p.stat().st_mtime
+    )[-1:]
+    for wheel in built:
+        say(f"built {wheel}")
+    return 0
+
+
+COMMANDS = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench, "wheel": cmd_wheel}
 
 
 def main(argv: list[str]) -> int:

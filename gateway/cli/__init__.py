@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "import a seed file (members, badges, projects, certifications)",
     ),
     "backup": ("gateway.cli.backup", "consistent, checked copy of the live hub database"),
+    "restore": ("gateway.cli.restore", "put a backup in place of the (stopped) hub's database"),
     "reprice": ("gateway.cli.reprice", "install the tariffs, price sessions again"),
 }
 
