@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_RIG = REPO / "config" / "rig.example.yaml"
 # The simulated rig plays the unit's watchdog in seconds rather than a minute: the
 # signals and the sequence are the unit's, only the clock is faster.
-SIM_SERVICE = RigService(watchdog=1.5, stop_timeout=2.0, restart=0.2)
+# 3 s: the node pings every second, so a loaded CI machine does not miss one by accident.
+SIM_SERVICE = RigService(watchdog=3.0, stop_timeout=2.0, restart=0.2)
 SIM_HOLD_OFF = 0.3
 
 

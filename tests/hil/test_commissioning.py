@@ -182,7 +182,9 @@ def test_watchdog_restarts_a_hung_node(node: Bench, rig: Rig, measure: Measure) 
     hung = time.monotonic()
     fired = service.wait_event("watchdog", pid=pid, timeout=service.watchdog_s + 10)
     measure("hang_to_watchdog_s", fired.t - hung)
-    assert fired.t - hung >= service.watchdog_s * 0.9, "the watchdog fired before its timeout"
+    # The last ping may have left up to a third of the timeout before the hang (the
+    # node rate-limits them so); a watchdog firing sooner had not been kept fed.
+    assert fired.t - hung >= service.watchdog_s * 2 / 3 - 0.1, "the watchdog fired too early"
     ready = service.wait_ready(START_S + service.stop_timeout_s, after=hung)
     assert service.pid != pid
     opened = rig.wait_relay(False, rig.step_timeout, after=hung)
