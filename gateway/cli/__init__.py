@@ -52,6 +52,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("gateway.cli.backup", "consistent, checked copy of the live hub database"),
     "restore": ("gateway.cli.restore", "put a backup in place of the (stopped) hub's database"),
     "reprice": ("gateway.cli.reprice", "install the tariffs, price sessions again"),
+    "commission": (
+        "gateway.cli.commission",
+        "run the hardware-in-the-loop checks on a bench rig and write the report",
+    ),
 }
 
 # A library a command needs -> the extra that installs it, for a clear error on an
