@@ -28,7 +28,14 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.billing.invoicing import Invoice, InvoiceLine, invoice_by_number, organisation
+from gateway.billing.invoicing import (
+    Invoice,
+    InvoiceLine,
+    close_period,
+    invoice_by_number,
+    is_closed,
+    organisation,
+)
 from gateway.billing.payments import paid_amount, status_of
 from gateway.config.models import (
     RECOVERY_FEE_CENTS,
@@ -37,6 +44,7 @@ from gateway.config.models import (
     SellerConfig,
 )
 from gateway.core.clock import iso, parse_iso
+from gateway.hub import audit
 from gateway.hub.db import HubStore
 
 __all__ = [
@@ -44,11 +52,14 @@ __all__ = [
     "DocumentLine",
     "NotConfigured",
     "Party",
+    "PERIOD_CLOSED",
     "build_document",
+    "close_month",
     "freeze_parties",
     "seller_party",
 ]
 
+PERIOD_CLOSED = "period.closed"
 UNIT_MINUTE = "MIN"  # UN/ECE Recommendation 20: minute
 UNIT_LOT = "C62"  # one (unit)
 
@@ -215,6 +226,41 @@ def freeze_parties(
                     iso(at),
                 ),
             )
+
+
+def close_month(
+    store: HubStore,
+    period: str,
+    *,
+    by: str,
+    at: datetime,
+    tz: str,
+    invoicing: InvoicingConfig | None,
+) -> list[Invoice]:
+    """Close ``period`` (``invoicing.close_period``), then freeze the parties of the new
+    documents and record the closing in the audit log, in one transaction.
+
+    Closing is idempotent: a period already closed returns its documents and records
+    nothing again. Raises ValueError as ``close_period`` does.
+    """
+    was_closed = is_closed(store, period)
+    docs = close_period(store, period, by=by, at=at, tz=tz)
+    if was_closed:
+        return docs
+    with store.atomic():
+        if invoicing is not None:
+            freeze_parties(store, docs, invoicing.seller, at)
+        audit.record(
+            store,
+            by,
+            PERIOD_CLOSED,
+            period,
+            {
+                "documents": [d.number for d in docs],
+                "total_ttc": sum(d.total_ttc for d in docs),
+            },
+        )
+    return docs
 
 
 def _parties(store: HubStore, number: str) -> tuple[Party, Party] | None:

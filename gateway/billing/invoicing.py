@@ -686,10 +686,19 @@ def close_period(store: HubStore, period: str, *, by: str, at: datetime, tz: str
 
 
 def closed_invoices(
-    store: HubStore, first: str | None = None, last: str | None = None, kind: str | None = None
+    store: HubStore,
+    first: str | None = None,
+    last: str | None = None,
+    kind: str | None = None,
+    *,
+    payer: tuple[str, str] | None = None,
 ) -> Iterator[Invoice]:
-    """Closed documents of periods [first, last], in chain order, streamed from a cursor."""
+    """Closed documents of periods [first, last] (of one ``(payer_kind, payer_id)``), in
+    chain order, streamed from a cursor."""
     clauses, args = [], []
+    if payer:
+        clauses += ["payer_kind = ?", "payer_id = ?"]
+        args += list(payer)
     if first:
         clauses.append("period >= ?")
         args.append(first)
