@@ -12,7 +12,8 @@ import re
 
 __all__ = ["compact", "iban_valid", "siren_of", "siret_valid", "vat_fr_of", "vat_valid"]
 
-# La Poste's establishments share one SIREN and follow their own rule (sum divisible by 5).
+# La Poste's establishments share one SIREN and follow their own rule (digit sum divisible
+# by 5), except its head office, which follows Luhn.
 _LA_POSTE = "356000000"
 _VAT = re.compile(r"^[A-Z]{2}[0-9A-Z]{2,13}$")
 _IBAN = re.compile(r"^[A-Z]{2}\d{2}[0-9A-Z]{11,30}$")
@@ -38,7 +39,7 @@ def siret_valid(siret: str) -> bool:
     s = compact(siret)
     if len(s) != 14 or not s.isdigit():
         return False
-    if s.startswith(_LA_POSTE) and s != _LA_POSTE + "00012":
+    if s.startswith(_LA_POSTE) and s != _LA_POSTE + "00048":
         return sum(int(c) for c in s) % 5 == 0
     return _luhn(s[:9]) and _luhn(s)
 
