@@ -99,7 +99,8 @@ def test_a_seller_under_the_vat_threshold_needs_tariffs_without_vat(tmp_path: Pa
         encoding="utf-8",
     )
     err = error_of(load_hub_config, taxed)
-    assert err.key == "invoicing.seller.vat_exempt" and "tariff Laser has vat_rate 0.2" in err.expected
+    assert err.key == "invoicing.seller.vat_exempt"
+    assert "tariff Laser has vat_rate 0.2" in err.expected
 
 
 def test_without_the_section_there_is_no_seller(tmp_path: Path) -> None:
