@@ -264,6 +264,20 @@ def write_demo_files(
         "opening_hours": {day: list(slots) for day, slots in OPENING_HOURS.items()},
         "groups": GROUPS,
         "tariffs": TARIFFS,
+        # A fictitious seller (its SIRET and VAT number carry valid check digits), so the
+        # demo's invoices have PDFs; a real site puts its own (config/hub.yaml).
+        "invoicing": {
+            "seller": {
+                "name": "Fablab de démonstration",
+                "legal_form": "Association loi 1901",
+                "address": ["1 rue des Ateliers"],
+                "postcode": "44000",
+                "city": "Nantes",
+                "siret": "73282932000074",
+                "vat_number": "FR44732829320",
+            },
+            "payment_days": 30,
+        },
         "machines": [
             {
                 "id": m["id"],

@@ -245,13 +245,14 @@ def session(store: HubStore, session_id: str) -> dict[str, Any] | None:
 
 
 def of_member(store: HubStore, member_id: str, limit: int) -> list[dict[str, Any]]:
-    """A member's latest sessions, newest first, with machine and project names."""
+    """A member's latest sessions, newest first, with machine and project names and
+    their stored price (``amount_cents``, NULL while unpriced)."""
     return [
         dict(r)
         for r in store.conn.execute(
             "SELECT s.session_id, s.machine_id, mc.name AS machine_name, s.project_id, "
             "pj.name AS project_name, s.started_at, s.ended_at, s.duration_s, "
-            "s.billable_minutes, s.status FROM sessions s "
+            "s.billable_minutes, s.status, s.amount_cents, s.priced_with FROM sessions s "
             "LEFT JOIN machines mc ON mc.id = s.machine_id "
             "LEFT JOIN projects pj ON pj.id = s.project_id "
             "WHERE s.member_id = ? ORDER BY s.started_at DESC, s.session_id LIMIT ?",
