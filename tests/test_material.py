@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.billing.tariffs import round_half_up
+from gateway.contract import encode_sim_job
+from gateway.drivers.readers.simulated import send_tap
+from gateway.drivers.simulators.machine import PRINT_FILAMENT_MM_PER_S
 from gateway.policies.material import DEFAULT_DENSITIES, MAX_GRAMS, filament_grams
+from tests.support.harness import BADGE, Observer, Site
+from tests.support.mosquitto import MosquittoProcess
 
 
 def test_a_metre_of_pla_weighs_three_grams() -> None:
@@ -45,3 +52,50 @@ def test_grams_grow_with_length_and_add_up(a: float, b: float, d: float, rho: fl
     # Two jobs weigh what one job of both lengths weighs, within the rounding.
     if gab < MAX_GRAMS:
         assert abs(ga + gb - gab) <= 0.011
+
+
+@pytest.mark.integration
+def test_a_print_weighs_its_filament_and_the_hub_prices_it(
+    site: Site, mosquitto: MosquittoProcess
+) -> None:
+    """Marlin's counter -> the node's grams -> session.ended -> the hub's stored price."""
+    obs = Observer(mosquitto.url, "fablab/demo/")
+    try:
+        site.start_hub()
+        site.start_node("printer-1")
+        obs.wait_for(
+            lambda: (
+                (obs.status.get("printer-1") or {}).get("activity") == "idle"
+                and obs.status["printer-1"].get("snapshot_version")
+            ),
+            what="printer-1 idle with a snapshot",
+        )
+        send_tap(site.tap_socket("printer-1"), BADGE["karim"])
+        session = obs.wait_event("session.started", member_id="m-karim")
+        obs.publish("fablab/demo/sim/printer-1/job", encode_sim_job("robot.gcode", 4))
+        finished = obs.wait_event("job", event="finished", timeout=30)
+        send_tap(site.tap_socket("printer-1"), BADGE["karim"])
+        ended = obs.wait_event("session.ended", timeout=30)
+        obs.wait_acked(ended)
+
+        # 4 s at the simulator's 100 mm/s: 400 mm of 1.75 mm PLA at 1.24 g/cm³ = 1.19 g;
+        # Marlin's counter says metres with two decimals (±10 mm, ±0.03 g).
+        expected = filament_grams(
+            4 * PRINT_FILAMENT_MM_PER_S, diameter_mm=1.75, density_g_cm3=DEFAULT_DENSITIES["PLA"]
+        )
+        assert finished.data["material_g"] == pytest.approx(expected, abs=0.04)
+        assert ended.data["material_g"] == finished.data["material_g"]
+
+        (row,) = [
+            s
+            for s in site.api("/api/v1/sessions")["sessions"]
+            if s["session_id"] == session.data["session_id"]
+        ]
+        assert row["material_g"] == ended.data["material_g"]
+        # Impression 3D: 2 cents a minute and 5 cents a gram (gateway/demo/site.py).
+        minutes = row["billable_minutes"]
+        grams = Decimal(str(row["material_g"]))
+        assert row["amount_cents"] == minutes * 2 + round_half_up(grams * 5)
+        assert round_half_up(grams * 5) > 0
+    finally:
+        obs.close()

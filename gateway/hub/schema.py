@@ -390,6 +390,12 @@ def _m0012_sessions_start_order(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS sessions_started_id ON sessions(started_at, session_id)")
 
 
+def _m0017_session_material(db: sqlite_utils.Database) -> None:
+    # Grams of material (a printer's filament) the node weighed for the session's jobs;
+    # NULL where the machine reports none. Priced at the tariff's material_per_gram.
+    db.execute("ALTER TABLE sessions ADD COLUMN material_g REAL")
+
+
 # Every migration, in the order a fresh database gets them.
 STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0001_initial", _m0001_initial),
@@ -404,6 +410,7 @@ STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0010_trust", _m0010_trust),
     ("0011_stored_prices", _m0011_stored_prices),
     ("0012_sessions_start_order", _m0012_sessions_start_order),
+    ("0017_session_material", _m0017_session_material),
 )
 
 MIGRATIONS = sqlite_utils.Migrations("fabgate-hub")
