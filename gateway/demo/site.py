@@ -64,6 +64,7 @@ class TariffSpec(TypedDict, total=False):
     startup: int
     unit: int
     free_under: str
+    material_per_gram: int
 
 
 SITE = "demo"
