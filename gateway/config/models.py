@@ -17,6 +17,7 @@ from typing import Any
 from gateway.billing.tariffs import Tariff
 from gateway.contract.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S
 from gateway.core.levels import Level
+from gateway.policies.material import DEFAULT_DENSITIES
 
 CATEGORIES = ("grand_public", "adherent", "professionnel", "scolaire", "association")
 MACHINE_KINDS = ("laser", "cnc", "printer", "embroidery", "other")
@@ -230,6 +231,20 @@ class ControllerConfig:
 
 
 @dataclass(frozen=True)
+class MaterialConfig:
+    """The filament a printer node bills by weight: which one is loaded, its diameter,
+    and the densities (g/cm³) that turn the controller's millimetres into grams."""
+
+    loaded: str | None = None  # None: the node reports no material
+    diameter_mm: float = 1.75
+    densities: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DENSITIES))
+
+    @property
+    def density(self) -> float | None:
+        return self.densities.get(self.loaded) if self.loaded else None
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     """Overrides of the per-machine-kind session rules (None: the kind's default)."""
 
@@ -256,6 +271,7 @@ class NodeConfig:
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
+    material: MaterialConfig = field(default_factory=MaterialConfig)
 
 
 @dataclass(frozen=True)

@@ -427,6 +427,12 @@ def _m0015_payments(db: sqlite_utils.Database) -> None:
         db.execute(stmt)
 
 
+def _m0017_session_material(db: sqlite_utils.Database) -> None:
+    # Grams of material (a printer's filament) the node weighed for the session's jobs;
+    # NULL where the machine reports none. Priced at the tariff's material_per_gram.
+    db.execute("ALTER TABLE sessions ADD COLUMN material_g REAL")
+
+
 # Every migration, in the order a fresh database gets them.
 STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0001_initial", _m0001_initial),
@@ -442,6 +448,7 @@ STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0011_stored_prices", _m0011_stored_prices),
     ("0012_sessions_start_order", _m0012_sessions_start_order),
     ("0015_payments", _m0015_payments),
+    ("0017_session_material", _m0017_session_material),
 )
 
 MIGRATIONS = sqlite_utils.Migrations("fabgate-hub")
