@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.billing.tariffs import round_half_up
+from gateway.billing.documents import build_document, close_month
+from gateway.billing.invoicing import InvoiceLine, verify_chain
+from gateway.billing.pricing import install_tariffs
+from gateway.billing.tariffs import Tariff, round_half_up
 from gateway.contract import encode_sim_job
 from gateway.drivers.readers.simulated import send_tap
 from gateway.drivers.simulators.machine import PRINT_FILAMENT_MM_PER_S
+from gateway.hub.events.ingest import ingest_envelopes
 from gateway.policies.material import DEFAULT_DENSITIES, MAX_GRAMS, filament_grams
+from tests.support.builders import INVOICING, session_events
 from tests.support.harness import BADGE, Observer, Site
 from tests.support.mosquitto import MosquittoProcess
+from tests.test_invoicing import NOV
+from tests.test_invoicing import TARIFFS as INVOICE_TARIFFS
+from tests.test_invoicing import make_store as invoicing_store
+
+TZ = "Europe/Paris"
 
 
 def test_a_metre_of_pla_weighs_three_grams() -> None:
@@ -99,3 +112,55 @@ def test_a_print_weighs_its_filament_and_the_hub_prices_it(
         assert round_half_up(grams * 5) > 0
     finally:
         obs.close()
+
+
+def test_a_printed_sessions_material_is_priced_and_named_on_its_invoice(tmp_path: Path) -> None:
+    store = invoicing_store(tmp_path / "hub.sqlite")
+    try:
+        printing = Tariff(
+            valid_from=NOV - timedelta(days=30),
+            groups=("printing",),
+            rate=2,
+            material_per_gram=Decimal(5),
+            name="Impression 3D",
+        )
+        install_tariffs(store, (*INVOICE_TARIFFS, printing))
+        start = NOV + timedelta(days=4)
+        ingest_envelopes(
+            store,
+            session_events("P1", start, 3000, "m3", "printer1", material_g=12.5)
+            + session_events("P2", start + timedelta(hours=2), 600, "m3", "printer1", seq=3),
+            start + timedelta(hours=3),
+        )
+        # 50 min × 2 + 12.5 g × 5 = 162.5 -> 163 cents; the second print weighed nothing.
+        prices = dict(
+            store.conn.execute(
+                "SELECT session_id, amount_cents FROM sessions WHERE node = 'printer1'"
+            )
+        )
+        assert prices == {"P1": 100 + 63, "P2": 20}
+        (doc,) = [
+            d
+            for d in close_month(
+                store, "2026-11", by="test", at=NOV + timedelta(days=40), tz=TZ, invoicing=INVOICING
+            )
+            if d.payer_id == "m3"
+        ]
+        (line,) = [ln for ln in doc.lines if ln.machine_id == "printer1"]
+        assert line.material_g == Decimal("12.5") and line.amount_ht == 183
+        assert verify_chain(store) == []
+        shown = build_document(store, doc.number or "", INVOICING, TZ, at=NOV + timedelta(days=40))
+        assert shown is not None
+        (label,) = [ln.label for ln in shown.lines if "Prusa" in ln.label]
+        assert "dont 12,5 g de matière" in label
+    finally:
+        store.close()
+
+
+def test_documents_without_material_keep_their_canonical_content() -> None:
+    """Invoices issued before material was weighed hash the same under today's code."""
+    line = InvoiceLine("laser1", None, Decimal("0.20"), 10, 500, sessions=(("S", 10, 500),))
+    assert "material_g" not in line.to_dict()
+    assert InvoiceLine.from_dict(line.to_dict()) == line
+    weighed = replace(line, material_g=Decimal("3.25"))
+    assert InvoiceLine.from_dict(weighed.to_dict()) == weighed

@@ -316,6 +316,9 @@ def _label(
     detail = f"{count} session{'s' if count > 1 else ''}"
     if lot:
         detail += f", {abs(ln.minutes)} min"
+    if ln.material_g:
+        grams = f"{abs(ln.material_g):.2f}".rstrip("0").rstrip(".").replace(".", ",")
+        detail += f", dont {grams} g de matière"
     parts.append(detail)
     if ln.late:
         parts.append("sessions arrivées après la clôture de leur mois")

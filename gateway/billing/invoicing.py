@@ -181,6 +181,13 @@ class SessionCharge:
     vat_rate: Decimal
     unpriced: bool  # no tariff applied: amount 0, shown rather than dropped
     started_at: str = ""
+    material_g: Decimal = Decimal(0)  # weighed by the node, priced into ``amount``
+
+
+def _grams(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return Decimal(0)
+    return Decimal(str(round(float(value), 2)))
 
 
 def charge_of(s: Mapping[str, Any]) -> SessionCharge:
@@ -194,6 +201,7 @@ def charge_of(s: Mapping[str, Any]) -> SessionCharge:
         machine_id=s.get("machine_id"),
         project_id=s.get("project_id"),
         started_at=s.get("started_at") or "",
+        material_g=_grams(s.get("material_g")),
     )
     amount = s.get("amount_cents")
     if amount is None or s.get("priced_with") is None:
@@ -252,6 +260,7 @@ class InvoiceLine:
     correction: bool = False  # re-billing (invoice) or reversal (credit note) of a change
     # (session_id, minutes, amount) of every session on the line, sorted by id
     sessions: tuple[tuple[str, int, int], ...] = ()
+    material_g: Decimal = Decimal(0)  # grams of material its sessions used (in amount_ht)
 
     @property
     def session_ids(self) -> list[str]:
@@ -268,6 +277,9 @@ class InvoiceLine:
             "unpriced": self.unpriced,
             "correction": self.correction,
             "sessions": [list(s) for s in self.sessions],
+            # Only when there is some: documents issued before material was weighed keep
+            # their canonical content, hence their hash, byte for byte.
+            **({"material_g": str(self.material_g)} if self.material_g else {}),
         }
 
     @classmethod
@@ -282,6 +294,7 @@ class InvoiceLine:
             unpriced=bool(d["unpriced"]),
             correction=bool(d["correction"]),
             sessions=tuple((str(a), int(b), int(c)) for a, b, c in d["sessions"]),
+            material_g=Decimal(d.get("material_g", "0")),
         )
 
 
@@ -396,6 +409,7 @@ def _document(
                 unpriced=unpriced,
                 correction=corr,
                 sessions=items,
+                material_g=sign * sum((c.material_g for c in groups[key]), Decimal(0)),
             )
         )
     breakdown = _vat_breakdown(lines, sign)
@@ -420,7 +434,7 @@ def _document(
 _SESSION_COLS = (
     "s.session_id, s.machine_id, s.member_id, s.project_id, s.started_at, "
     "s.billable_minutes, s.amount_cents, s.priced_minutes, s.vat_rate, "
-    "s.priced_with"
+    "s.priced_with, s.material_g"
 )
 _UNBILLED = (
     "s.status = 'closed' AND NOT EXISTS "

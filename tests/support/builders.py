@@ -289,6 +289,7 @@ def session_events(
     machine: str,
     project: str | None = None,
     seq: int = 1,
+    material_g: float | None = None,
 ) -> list[Envelope]:
     """A closed session as its node sends it: started, then ended ``duration`` s later."""
     end = start + timedelta(seconds=duration)
@@ -321,6 +322,7 @@ def session_events(
                 "duration_s": duration,
                 "billable_minutes": 0,
                 "end_reason": "badge_out",
+                **({"material_g": material_g} if material_g is not None else {}),
             },
         ),
     ]
