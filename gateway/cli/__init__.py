@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "backup": ("gateway.cli.backup", "consistent, checked copy of the live hub database"),
     "reprice": ("gateway.cli.reprice", "install the tariffs, price sessions again"),
+    "retention": (
+        "gateway.cli.retention",
+        "delete what is past its retention (dry run unless --apply)",
+    ),
 }
 
 # A library a command needs -> the extra that installs it, for a clear error on an

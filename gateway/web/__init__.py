@@ -39,6 +39,7 @@ def create_app(
     from gateway.web.billing_api import billing
     from gateway.web.pages import pages
     from gateway.web.people import people
+    from gateway.web.privacy import privacy
     from gateway.web.report import report_pages
     from gateway.web.tokens import tokens
 
@@ -49,6 +50,7 @@ def create_app(
     app.register_blueprint(billing)
     app.register_blueprint(tokens)
     app.register_blueprint(people)
+    app.register_blueprint(privacy)
     return app
 
 
