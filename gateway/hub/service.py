@@ -172,6 +172,8 @@ class HubService:
             sup.spawn("web", self._web_loop, stale_after=STALE_AFTER_S)
         self.link.start()
         sup.spawn("watch", self._watch_loop, stale_after=STALE_AFTER_S)
+        # Scheduled here, not in the loop: a restarted loop keeps the schedule.
+        self._retention_due = self.mono() + RETENTION_FIRST_S
         sup.spawn("retention", self._retention_loop, stale_after=STALE_AFTER_S)
         self.watchdog.ready(status="started; connecting to the broker")
 
@@ -260,11 +262,10 @@ class HubService:
         failure is logged and retried later: old records waiting one more hour harm no
         one, a hub stopped by its housekeeping would."""
         store = HubStore(self.cfg.database)
-        due = self.mono() + RETENTION_FIRST_S
         try:
             while not self.stopping.is_set():
-                if self.mono() >= due:
-                    due = self.mono() + self.run_retention(store)
+                if self.mono() >= self._retention_due:
+                    self._retention_due = self.mono() + self.run_retention(store)
                 beat(ok=True)
                 self.stopping.wait(HEALTH_PERIOD_S)
         finally:

@@ -91,8 +91,8 @@ _SESSION_KEYS = (
 def _board_machine(m: dict[str, Any], mode: str) -> dict[str, Any]:
     out = {k: m.get(k) for k in _MACHINE_KEYS}
     out["who"] = shown_name(m.get("member_name"), mode)
-    # A refusal's reason may quote a member id: only boards that show names show it.
-    out["refusal_reason"] = m.get("refusal_reason") if mode != "none" else None
+    # A refusal's reason may quote a member id or a badge uid: the board counts them,
+    # the reasons are in the hub's log and rejected_messages.
     if out["job"]:
         out["job"] = {k: m["job"].get(k) for k in ("name", "progress", "paused")}
     return out
