@@ -108,7 +108,10 @@ class Keep:
         parts = []
         if self.months:
             years, months = divmod(self.months, 12)
-            parts += [f"{years} years"] if years and not months else [f"{self.months} months"]
+            if years and not months:
+                parts.append(f"{years} year{'s' if years > 1 else ''}")
+            else:
+                parts.append(f"{self.months} month{'s' if self.months > 1 else ''}")
         if self.extra or not parts:
             parts.append(f"{self.extra.days}d" if not self.extra.seconds else str(self.extra))
         return " ".join(parts)
