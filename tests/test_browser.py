@@ -222,14 +222,16 @@ def test_board_follows_a_session_live_without_reloading(
     send_tap(site.tap_socket("laser-1"), BADGE["alice"])
     board = wait_board(
         browser,
-        "laser-1 in use by Alice Martin",
+        "laser-1 in use by Alice",
         lambda b: (
             machine(b, "laser-1")["state"] == FR["in_use"]
-            and "Alice Martin" in machine(b, "laser-1")["who"]
-            and any(row[1] == "Alice Martin" and FR["open"] in row[4] for row in b["sessions"])
+            and "Alice" in machine(b, "laser-1")["who"]
+            and any(row[1] == "Alice" and FR["open"] in row[4] for row in b["sessions"])
         ),
     )
-    assert re.fullmatch(r"par Alice Martin depuis \d\d:\d\d", machine(board, "laser-1")["who"])
+    # The demo's board shows first names only (web.board_names: first_name).
+    assert re.fullmatch(r"par Alice depuis \d\d:\d\d", machine(board, "laser-1")["who"])
+    assert "Martin" not in board["body"]
     assert browser.execute_script("return window.__fabgateMarker;") == marker, (
         "the page was reloaded; the board must update itself in place"
     )
@@ -240,7 +242,7 @@ def test_board_follows_a_session_live_without_reloading(
     def session_closed(b: Board) -> bool:
         return any(
             row[0].endswith("(laser-1)")
-            and row[1] == "Alice Martin"
+            and row[1] == "Alice"
             and row[4]
             and FR["open"] not in row[4]
             and row[6] == "1"
@@ -253,7 +255,7 @@ def test_board_follows_a_session_live_without_reloading(
         lambda b: is_free("laser-1")(b) and session_closed(b),
     )
     assert machine(board, "laser-1")["who"] == ""
-    (row,) = [r for r in board["sessions"] if r[1] == "Alice Martin"]
+    (row,) = [r for r in board["sessions"] if r[1] == "Alice"]
     assert row[2] == "Lampe en contreplaqué"  # the project name, not its id
     assert re.fullmatch(r"0:00:\d\d", row[5]), row
     assert browser.execute_script("return window.__fabgateMarker;") == marker, (
@@ -295,7 +297,7 @@ def test_board_is_french_by_default_and_english_on_request(
         "laser-1 in use (in English)",
         lambda b: machine(b, "laser-1")["state"] == EN["in_use"],
     )
-    assert re.fullmatch(r"by Alice Martin since \d\d:\d\d", machine(board, "laser-1")["who"])
+    assert re.fullmatch(r"by Alice since \d\d:\d\d", machine(board, "laser-1")["who"])
     assert EN["open"] in board["body"]
     assert browser.execute_script("return window.__fabgateMarker;") == 1
     screenshot(browser, "board-en-laser-1-in-use-alice")

@@ -32,6 +32,7 @@ HISTORIC_ORDER = (
     "0012_sessions_start_order",
     "0015_payments",
     "0017_session_material",
+    "0013_rgpd",
 )
 
 

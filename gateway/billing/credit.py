@@ -10,6 +10,7 @@ reaches the nodes in a new snapshot at once, with the time it buys (``credit_sec
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from gateway.billing import pricing
 from gateway.billing.tariffs import max_session_s
@@ -72,3 +73,15 @@ def credit_seconds(
     if left <= 0:
         return 0.0
     return max_session_s(pricing.next_session_tariff(store, machine.id, member_id, now), left)
+
+
+def movements_of(store: HubStore, member_id: str) -> list[dict[str, Any]]:
+    """The member's ledger entries, oldest first (the export)."""
+    return [
+        dict(r)
+        for r in store.conn.execute(
+            "SELECT id, amount_cents, at, note, by FROM credit_ledger WHERE member_id = ? "
+            "ORDER BY at, id",
+            (member_id,),
+        )
+    ]

@@ -864,3 +864,44 @@ def verify_chain(store: HubStore) -> list[str]:
     if orphans:
         problems.append(f"{orphans} billed session rows name no document")
     return problems
+
+
+# -- one member's data, retention (docs/rgpd.md) ---------------------------------------
+
+
+def documents_of_member(store: HubStore, member_id: str) -> list[dict[str, Any]]:
+    """The closed invoices and credit notes the member paid (or was refunded), as
+    issued, with their hash (the export)."""
+    return [
+        {**json.loads(r[0]), "hash": r[1]}
+        for r in store.conn.execute(
+            "SELECT content, hash FROM invoices WHERE payer_kind = 'member' AND payer_id = ? "
+            "ORDER BY seq",
+            (member_id,),
+        )
+    ]
+
+
+def unbilled_of_member(store: HubStore, member_id: str) -> int:
+    """Closed sessions of the member with a price that no closed invoice carries yet,
+    when the member pays them (no organisation does): what an erasure waits for, since
+    an invoice must name its buyer."""
+    return int(
+        store.conn.execute(
+            f"SELECT count(*) FROM sessions s JOIN members m ON m.id = s.member_id "
+            f"JOIN machines mc ON mc.id = s.machine_id WHERE s.member_id = ? "
+            f"AND m.paid_by IS NULL AND mc.requires_credit = 0 "
+            f"AND coalesce(s.amount_cents, 0) > 0 AND {_UNBILLED}",
+            (member_id,),
+        ).fetchone()[0]
+    )
+
+
+def issued_before(store: HubStore, before: str) -> int:
+    """Closed documents issued before ``before``: past the accounting retention, but
+    never deleted by the hub (they are append-only); the retention report counts them."""
+    return int(
+        store.conn.execute(
+            "SELECT count(*) FROM invoices WHERE issued_at < ?", (before,)
+        ).fetchone()[0]
+    )

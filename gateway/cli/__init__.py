@@ -56,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gateway.cli.commission",
         "run the hardware-in-the-loop checks on a bench rig and write the report",
     ),
+    "retention": (
+        "gateway.cli.retention",
+        "delete what is past its retention (dry run unless --apply)",
+    ),
 }
 
 # A library a command needs -> the extra that installs it, for a clear error on an

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import time
 from decimal import Decimal, InvalidOperation
@@ -11,8 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from gateway.billing import identifiers
 from gateway.billing.tariffs import Tariff, TariffError, parse_tariffs
 from gateway.config import common
-from gateway.config.loader import Doc, Section, suggest, unique
+from gateway.config.loader import DURATION_TEXT, Doc, Section, parse_duration, suggest, unique
 from gateway.config.models import (
+    BOARD_NAMES,
     CATEGORIES,
     HUB_DATABASE,
     HUB_SIGNING_KEY,
@@ -24,7 +26,9 @@ from gateway.config.models import (
     GroupConfig,
     HubConfig,
     InvoicingConfig,
+    Keep,
     MachineConfig,
+    RetentionConfig,
     SellerConfig,
     default_of,
 )
@@ -45,6 +49,7 @@ _HUB_TOP = (
     "tariffs",
     "invoicing",
     "accounting",
+    "retention",
 )
 _HUB_KEYS = ("database", "signing_key", "snapshot_validity", "snapshot_refresh", "seed")
 _GROUP_KEYS = ("id", "name", "default_validity_months", "lapse_months")
@@ -60,6 +65,44 @@ _MACHINE_KEYS = (
     "node",
 )
 _MIN_TOKEN = 16
+_RETENTION_KEYS = tuple(f.name for f in dataclasses.fields(RetentionConfig))
+_CALENDAR = re.compile(r"^\s*(\d+)\s*(months?|mois|years?|ans?)\s*$")
+KEEP_TEXT = f"a retention such as '3 months', '10 years', '18 months' or {DURATION_TEXT}"
+# Below this an access-control log would be gone before anyone could look into an
+# incident; above it no record of a tiers-lieu has a reason to be kept.
+_MIN_KEEP_DAYS = 1
+_MAX_KEEP_MONTHS = 50 * 12
+
+
+def parse_keep(value: object) -> Keep:
+    """``"3 months"`` -> ``Keep(months=3)``, ``"10 years"`` -> 120 months, ``"90d"`` ->
+    90 days; ValueError for anything else."""
+    if isinstance(value, str):
+        match = _CALENDAR.match(value.lower())
+        if match:
+            n = int(match.group(1))
+            return Keep(months=n * 12 if match.group(2).startswith(("y", "an")) else n)
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return Keep(extra=parse_duration(value))
+    raise ValueError(f"{value!r} is not a retention")
+
+
+def _retention(top: Section) -> RetentionConfig:
+    sec = top.section("retention", _RETENTION_KEYS)
+    values: dict[str, Keep] = {}
+    for key in _RETENTION_KEYS:
+        raw = sec.raw(key, None)
+        if raw is None:
+            continue
+        try:
+            keep = parse_keep(raw)
+        except ValueError:
+            sec.fail(key, KEEP_TEXT, raw)
+        days = keep.months * 28 + keep.extra.total_seconds() / 86400
+        if days < _MIN_KEEP_DAYS or keep.months > _MAX_KEEP_MONTHS:
+            sec.fail(key, "a retention from one day to 50 years", raw)
+        values[key] = keep
+    return RetentionConfig(**values)
 
 
 def _timezone(top: Section) -> str:
@@ -407,7 +450,7 @@ def hub_from(doc: Doc) -> HubConfig:
             hub.raw("snapshot_refresh", None),
         )
 
-    web = top.section("web", ("host", "port", "secure_cookies", "trust_proxy"))
+    web = top.section("web", ("host", "port", "secure_cookies", "trust_proxy", "board_names"))
     tokens = _api_tokens(top)
     groups = _groups(top)
     machines = _machines(top, [g.id for g in groups])
@@ -440,6 +483,8 @@ def hub_from(doc: Doc) -> HubConfig:
         web_port=web.integer("port", default_of(HubConfig, "web_port"), 0, 65535),
         web_secure_cookies=web.flag("secure_cookies", default_of(HubConfig, "web_secure_cookies")),
         web_trust_proxy=web.flag("trust_proxy", default_of(HubConfig, "web_trust_proxy")),
+        board_names=web.choice("board_names", BOARD_NAMES, default_of(HubConfig, "board_names")),
+        retention=_retention(top),
         api_tokens=tuple(tokens),
         opening_hours=_opening_hours(top),
         groups=tuple(groups),

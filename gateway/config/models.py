@@ -17,6 +17,7 @@ from typing import Any
 from gateway.billing.tariffs import Tariff
 from gateway.contract.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S
 from gateway.core.levels import Level
+from gateway.core.months import add_months
 from gateway.policies.material import DEFAULT_DENSITIES
 
 CATEGORIES = ("grand_public", "adherent", "professionnel", "scolaire", "association")
@@ -27,6 +28,8 @@ RELAY_DRIVERS = ("gpio",)
 READER_DRIVERS = ("simulated", "rc522")
 CONTROLLER_DRIVERS = ("none", "grbl", "marlin", "octoprint", "current")
 CURRENT_SOURCES = ("serial", "mcp3008")
+# What the public board says about who uses a machine (docs/rgpd.md).
+BOARD_NAMES = ("none", "initials", "first_name")
 
 # Paths a file may leave out, as written in a file: relative to that file's directory.
 HUB_DATABASE = "./data/hub.db"
@@ -153,6 +156,50 @@ class AccountingConfig:
         return next((a for r, a in self.revenue_by_rate if r == rate), self.revenue)
 
 
+@dataclass(frozen=True)
+class Keep:
+    """How long one kind of record is kept: calendar months (a "3 months" retention is
+    the same calendar date three months back, as people and the CNIL count it) plus an
+    exact duration for the days and hours a file may add."""
+
+    months: int = 0
+    extra: timedelta = timedelta(0)
+
+    def cutoff(self, now: datetime) -> datetime:
+        """Records older than this instant are past their retention at ``now``."""
+        return add_months(now, -self.months) - self.extra
+
+    def text(self) -> str:
+        parts = []
+        if self.months:
+            years, months = divmod(self.months, 12)
+            if years and not months:
+                parts.append(f"{years} year{'s' if years > 1 else ''}")
+            else:
+                parts.append(f"{self.months} month{'s' if self.months > 1 else ''}")
+        if self.extra or not parts:
+            parts.append(f"{self.extra.days}d" if not self.extra.seconds else str(self.extra))
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How long the hub keeps each kind of record (``retention:`` in the hub file).
+
+    The defaults follow the CNIL's guidance for a French public place: access-control
+    logs (taps, denials, refused node messages, staff presence, log-in failures) three
+    months; the accounting record (sessions and their jobs, the audit log, invoices) ten
+    years (Code de commerce, art. L123-22). ``docs/rgpd.md`` says what each covers."""
+
+    taps: Keep = Keep(months=3)
+    denials: Keep = Keep(months=3)
+    refusals: Keep = Keep(months=3)
+    node_events: Keep = Keep(months=12)
+    sessions: Keep = Keep(months=120)
+    audit: Keep = Keep(months=120)
+    invoices: Keep = Keep(months=120)
+
+
 @dataclass(frozen=True, kw_only=True)
 class HubConfig:
     file: Path
@@ -180,6 +227,10 @@ class HubConfig:
     # Behind one reverse proxy: trust its X-Forwarded-For/Proto (client address for the
     # log-in lock-out, https for cookies). Never without a proxy: clients could forge them.
     web_trust_proxy: bool = False
+    # The public board shows no member names unless the site opts in: "initials" (A. M.)
+    # or "first_name" (Alice). Logged-in pages are not concerned.
+    board_names: str = "none"
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
 @dataclass(frozen=True)

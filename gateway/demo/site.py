@@ -266,7 +266,9 @@ def write_demo_files(
             "snapshot_refresh": "1h",
             "seed": "members.yaml",
         },
-        "web": {"host": "127.0.0.1", "port": web_port},
+        # Fictitious members: the demo board shows first names, a real site's board
+        # shows none unless it opts in (docs/rgpd.md).
+        "web": {"host": "127.0.0.1", "port": web_port, "board_names": "first_name"},
         "api_tokens": [{"name": "accounting", "token": token}],
         "opening_hours": {day: list(slots) for day, slots in OPENING_HOURS.items()},
         "groups": GROUPS,

@@ -19,14 +19,14 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from gateway.core.clock import iso, utcnow
 from gateway.hub import audit, catalogue, members
-from gateway.hub.db import HubStore
+from gateway.hub.db import HubStore, purge_rows
 
 log = logging.getLogger("fabgate.hub.accounts")
 
@@ -312,3 +312,47 @@ def revoke_role(
                 store, actor, audit.ROLE_REVOKED, member_id, {"role": role, "group": group_id}
             )
     return bool(cur.rowcount)
+
+
+# -- retention and one member's data (docs/rgpd.md) ----------------------------------------
+
+
+def purge_throttle(store: HubStore, before: str, *, apply: bool) -> int:
+    """Log-in failure counters (an email or a client address each) whose window began
+    before ``before``: counted, or deleted when ``apply``. Long over by then."""
+    return purge_rows(store, "login_throttle", "window_start < ?", (before,), apply=apply)
+
+
+def account_of(store: HubStore, member_id: str) -> dict[str, Any] | None:
+    """The member's log-in account and roles as the export gives it: everything but
+    the password hash (whether a password is set is said, not what it is)."""
+    row = store.conn.execute(
+        "SELECT email, created_at, last_login_at, failed_logins, locked_until, "
+        "password_hash IS NOT NULL AS password_set FROM accounts WHERE member_id = ?",
+        (member_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    out = dict(row)
+    out["password_set"] = bool(out["password_set"])
+    out["roles"] = [
+        {"role": r[0], "group": r[1]}
+        for r in store.conn.execute(
+            "SELECT role, group_id FROM roles WHERE member_id = ? ORDER BY role, group_id",
+            (member_id,),
+        )
+    ]
+    return out
+
+
+def delete_account(store: HubStore, member_id: str) -> bool:
+    """Erasure: the account goes (its roles with it, by cascade), and the log-in
+    failure counter of its email; every cookie of it stops working at once."""
+    row = store.conn.execute(
+        "SELECT email FROM accounts WHERE member_id = ?", (member_id,)
+    ).fetchone()
+    if row is None:
+        return False
+    store.conn.execute("DELETE FROM login_throttle WHERE key = ?", (f"email:{row[0]}",))
+    store.conn.execute("DELETE FROM accounts WHERE member_id = ?", (member_id,))
+    return True

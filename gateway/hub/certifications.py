@@ -329,3 +329,20 @@ def certified_at_machine(
         ev.member_id,
         {"group": ev.group, "level": ev.level, "machine": ev.machine, "at_machine": True},
     )
+
+
+def end_all(store: HubStore, member_id: str, at: datetime) -> int:
+    """Erasure: every live certification of the member ends now (kept as revoked, for
+    the training statistics); returns how many."""
+    return store.conn.execute(
+        "UPDATE certifications SET revoked_at = ? WHERE member_id = ? AND revoked_at IS NULL",
+        (iso(at), member_id),
+    ).rowcount
+
+
+def notes_cleared(store: HubStore, member_id: str) -> int:
+    """Erasure: a trainer's free-text notes about the member go, revoked ones too."""
+    return store.conn.execute(
+        "UPDATE certifications SET note = NULL WHERE member_id = ? AND note IS NOT NULL",
+        (member_id,),
+    ).rowcount

@@ -104,3 +104,16 @@ def bump_data_version(store: HubStore) -> None:
     """For changes the triggers cannot see (tariffs, stored prices): snapshots carry each
     member's prepaid time, which they change."""
     increment_meta(store, "data_version")
+
+
+def purge_rows(
+    store: HubStore, table: str, where: str, args: tuple[Any, ...], *, apply: bool
+) -> int:
+    """Count the rows of ``table`` matching ``where``, or delete them when ``apply``
+    (in one transaction, the caller's if any): the dry run and the run of the retention
+    job are the same query. Only the table's owner module calls it."""
+    if not apply:
+        row = store.conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", args).fetchone()
+        return int(row[0])
+    with store.atomic():
+        return store.conn.execute(f"DELETE FROM {table} WHERE {where}", args).rowcount

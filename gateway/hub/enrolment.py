@@ -16,7 +16,7 @@ from typing import Any
 from gateway.contract import BadgeEnrolled, Envelope
 from gateway.core.clock import iso
 from gateway.hub import audit, members
-from gateway.hub.db import HubStore, meta_int
+from gateway.hub.db import HubStore, meta_int, purge_rows
 
 
 def create_enrolment(
@@ -99,3 +99,31 @@ def badge_enrolled(
         row["member_id"],
         {"uid": uid, "node": env.node, "request_id": request_id},
     )
+
+
+# -- retention and one member's data (docs/rgpd.md) ----------------------------------------
+
+
+def purge(store: HubStore, before: str, *, apply: bool) -> int:
+    """Enrolment windows opened before ``before`` (none still pending): counted, or
+    deleted when ``apply``. Which badge went to whom stays in the audit log."""
+    return purge_rows(
+        store, "enrolments", "created_at < ? AND status != 'pending'", (before,), apply=apply
+    )
+
+
+def of_member(store: HubStore, member_id: str) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in store.conn.execute(
+            "SELECT request_id, requested_by, created_at, until, status, uid, node, "
+            "attached_at, detail FROM enrolments WHERE member_id = ? ORDER BY created_at",
+            (member_id,),
+        )
+    ]
+
+
+def forget(store: HubStore, member_id: str) -> None:
+    """Erasure: the member's windows go (a pending one with them, so no badge can be
+    attached to an erased member)."""
+    store.conn.execute("DELETE FROM enrolments WHERE member_id = ?", (member_id,))

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.contract import Envelope, Job, parse_iso
 from gateway.core.clock import iso
-from gateway.hub.db import HubStore
+from gateway.hub.db import HubStore, purge_rows
 
 _JOB_STATES = {
     "started": "running",
@@ -123,3 +123,37 @@ def add_jobs(store: HubStore, rows: Iterable[Sequence[Any]]) -> None:
         "ended_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+
+
+# -- retention and one member's data (docs/rgpd.md) ----------------------------------------
+
+
+def purge(store: HubStore, before: str, *, apply: bool) -> int:
+    """Jobs last updated before ``before`` and over: counted, or deleted when ``apply``
+    (they go with the sessions they ran in)."""
+    return purge_rows(
+        store,
+        "jobs",
+        "updated_at < ? AND state NOT IN ('running', 'paused')",
+        (before,),
+        apply=apply,
+    )
+
+
+def of_member(store: HubStore, member_id: str) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in store.conn.execute(
+            "SELECT * FROM jobs WHERE member_id = ? "
+            "ORDER BY coalesce(started_at, updated_at), job_id",
+            (member_id,),
+        )
+    ]
+
+
+def forget_names(store: HubStore, member_id: str) -> int:
+    """Erasure: the member's jobs stay (machine statistics) without their file names,
+    which people often name after themselves."""
+    return store.conn.execute(
+        "UPDATE jobs SET name = NULL, detail = NULL WHERE member_id = ?", (member_id,)
+    ).rowcount

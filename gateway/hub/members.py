@@ -290,3 +290,45 @@ def set_current_project(store: HubStore, member_id: str, project_id: str | None)
             "UPDATE members SET current_project = ? WHERE id = ? AND current_project IS NOT ?",
             (project_id, member_id, project_id),
         ).rowcount
+
+
+# -- erasure (docs/rgpd.md) ------------------------------------------------------------
+
+PSEUDONYM = "Membre effacé n° {n}"
+ERASED_PROJECT = "Projet effacé"
+
+
+def pseudonymise(store: HubStore, member_id: str, *, at: str) -> int:
+    """Replace who the member is by a stable pseudonym and return its number.
+
+    The row stays, so sessions, credit and invoices still point to it: name becomes
+    "Membre effacé n° N" (N counts erasures, never reused), email, membership end, staff
+    flag and current project go, the status is suspended; the category (prices,
+    statistics), the paying organisation and the join date stay. Every badge row is
+    deleted, so the card can be enrolled for someone else, and the member's projects
+    lose their names. In the caller's transaction; the triggers bump ``data_version``,
+    so the next snapshot (within a second) no longer carries the member's badges.
+    """
+    row = store.conn.execute("SELECT erased_no FROM members WHERE id = ?", (member_id,)).fetchone()
+    if row is None:
+        raise KeyError(member_id)
+    if row[0] is not None:
+        return int(row[0])
+    n = int(store.conn.execute("SELECT coalesce(max(erased_no), 0) + 1 FROM members").fetchone()[0])
+    store.conn.execute(
+        "UPDATE members SET name = ?, email = NULL, membership_end = NULL, staff = 0, "
+        "status = 'suspended', current_project = NULL, erased_at = ?, erased_no = ? "
+        "WHERE id = ?",
+        (PSEUDONYM.format(n=n), at, n, member_id),
+    )
+    store.conn.execute("DELETE FROM badges WHERE member_id = ?", (member_id,))
+    store.conn.execute(
+        "UPDATE projects SET name = ?, status = 'archived' WHERE member_id = ?",
+        (ERASED_PROJECT, member_id),
+    )
+    return n
+
+
+def is_erased(store: HubStore, member_id: str) -> bool:
+    row = store.conn.execute("SELECT erased_at FROM members WHERE id = ?", (member_id,)).fetchone()
+    return bool(row and row[0])

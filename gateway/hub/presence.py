@@ -8,10 +8,11 @@ publisher reads the latest end of presence and sends it to every node.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from gateway.contract import Envelope, StaffPresence, parse_iso
 from gateway.core.clock import iso
-from gateway.hub.db import HubStore
+from gateway.hub.db import HubStore, purge_rows
 
 
 def record_presence(store: HubStore, env: Envelope, ev: StaffPresence) -> None:
@@ -40,3 +41,22 @@ def staff_present_until(store: HubStore, now: datetime) -> datetime | None:
         "SELECT max(until) FROM staff_presence WHERE present = 1 AND until > ?", (iso(now),)
     ).fetchone()
     return parse_iso(row[0]) if row[0] else None
+
+
+def purge(store: HubStore, before: str, *, apply: bool) -> int:
+    """Staff presence rows last changed before ``before``: counted, or deleted when
+    ``apply`` (a presence that old has ended long ago; the row only says when)."""
+    return purge_rows(store, "staff_presence", "updated_at < ?", (before,), apply=apply)
+
+
+def presence_of(store: HubStore, member_id: str) -> dict[str, Any] | None:
+    row = store.conn.execute(
+        "SELECT present, since, until, updated_at FROM staff_presence WHERE member_id = ?",
+        (member_id,),
+    ).fetchone()
+    return dict(row) if row else None
+
+
+def forget(store: HubStore, member_id: str) -> None:
+    """Erasure: the member's presence row goes."""
+    store.conn.execute("DELETE FROM staff_presence WHERE member_id = ?", (member_id,))

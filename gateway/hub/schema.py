@@ -433,6 +433,33 @@ def _m0017_session_material(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN material_g REAL")
 
 
+def _m0013_rgpd(db: sqlite_utils.Database) -> None:
+    """Data protection: erased members, the audit log's purge checkpoint, retention reads.
+
+    An erased member keeps their row (sessions and invoices point to it) under a stable
+    pseudonym: ``erased_no`` numbers erasures, ``erased_at`` says when. The audit log
+    stays append-only except below its checkpoint: ``meta.audit_checkpoint`` (owned by
+    ``gateway.hub.audit``) holds the last purged entry's seq and hash, the new delete
+    trigger refuses any row above it, and the chain is verified from it
+    (``docs/rgpd.md``). The index serves the daily retention job, which deletes old node
+    events by type and reception time.
+    """
+    db.execute("ALTER TABLE members ADD COLUMN erased_at TEXT")
+    db.execute("ALTER TABLE members ADD COLUMN erased_no INTEGER")
+    db.execute(
+        "CREATE UNIQUE INDEX IF NOT EXISTS members_erased_no ON members(erased_no) "
+        "WHERE erased_no IS NOT NULL"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS events_type_received ON events(type, received_at)")
+    db.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
+    db.execute(
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+        "WHEN OLD.seq > coalesce((SELECT CAST(json_extract(value, '$.seq') AS INTEGER) "
+        "FROM meta WHERE key = 'audit_checkpoint'), 0) "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+    )
+
+
 # Every migration, in the order a fresh database gets them.
 STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0001_initial", _m0001_initial),
@@ -447,6 +474,7 @@ STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0010_trust", _m0010_trust),
     ("0011_stored_prices", _m0011_stored_prices),
     ("0012_sessions_start_order", _m0012_sessions_start_order),
+    ("0013_rgpd", _m0013_rgpd),
     ("0015_payments", _m0015_payments),
     ("0017_session_material", _m0017_session_material),
 )

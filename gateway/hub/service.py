@@ -9,6 +9,9 @@ loop restarted with back-off) and share one SQLite file (each with its own conne
   triggers, so a change made by any process is seen) and staff presence, and publishes a
   newly signed, retained snapshot per machine on change and every ``snapshot_refresh``;
 - the **web** loop serves the Flask app;
+- the **retention** loop deletes, once a day, what is older than the hub config's
+  ``retention:`` (``gateway.hub.retention``); a failed run is logged and tried again an
+  hour later, it never stops the hub;
 - the **watch** loop says loudly when the broker is unreachable and, while everything is
   healthy, pings the systemd watchdog (``WATCHDOG=1``): a hub that is stuck or cut off
   from its broker stops pinging and systemd restarts it.
@@ -43,10 +46,10 @@ from gateway.contract import (
 )
 from gateway.contract.mqtt import MqttLink, Will
 from gateway.contract.signing import load_private_key, sign_snapshot, write_keypair
-from gateway.core.clock import utcnow
+from gateway.core.clock import WallClock, iso, utcnow
 from gateway.core.sdnotify import Watchdog
 from gateway.core.supervise import Beat, Supervisor
-from gateway.hub import catalogue, enrolment, presence, snapshots
+from gateway.hub import catalogue, enrolment, presence, retention, snapshots
 from gateway.hub.db import HubStore, data_version
 from gateway.hub.events.ingest import ingest_messages
 from gateway.hub.lock import HubLock
@@ -66,6 +69,11 @@ HEALTH_PERIOD_S = 1.0
 BROKER_GRACE_S = 5.0
 BROKER_LOG_EVERY_S = 30.0
 WEB_POLL_S = 0.5
+# The retention job: first a minute after start (the backlog of events first), then
+# daily on the monotonic clock; an hour after a failure.
+RETENTION_FIRST_S = 60.0
+RETENTION_EVERY_S = 24 * 3600.0
+RETENTION_RETRY_S = 3600.0
 
 
 def ensure_signing_key(path: Path) -> Path:
@@ -88,10 +96,12 @@ class HubService:
         *,
         web_app: WebAppFactory | None = None,
         mono: Callable[[], float] = time.monotonic,
+        wall: WallClock = utcnow,
         watchdog: Watchdog | None = None,
         supervisor: Supervisor | None = None,
     ) -> None:
         self.cfg = cfg
+        self.wall = wall
         self.topics = Topics(cfg.mqtt.prefix)
         self.public_key_path = ensure_signing_key(cfg.signing_key)
         self.key = load_private_key(cfg.signing_key)
@@ -111,6 +121,8 @@ class HubService:
         self.web_app = web_app
         self._credit_machines = {m.id for m in cfg.machines if m.requires_credit}
         self.web_url: str | None = None
+        # The last retention run: when (hub clock), what it deleted, or why it failed.
+        self.retention: dict[str, Any] = {"last_run": None, "deleted": None, "error": None}
         self._lock = HubLock(cfg.database)
         store = HubStore(cfg.database)
         try:
@@ -160,6 +172,9 @@ class HubService:
             sup.spawn("web", self._web_loop, stale_after=STALE_AFTER_S)
         self.link.start()
         sup.spawn("watch", self._watch_loop, stale_after=STALE_AFTER_S)
+        # Scheduled here, not in the loop: a restarted loop keeps the schedule.
+        self._retention_due = self.mono() + RETENTION_FIRST_S
+        sup.spawn("retention", self._retention_loop, stale_after=STALE_AFTER_S)
         self.watchdog.ready(status="started; connecting to the broker")
 
     def stop(self) -> None:
@@ -188,6 +203,7 @@ class HubService:
             "healthy": healthy,
             "broker": broker,
             "loops": {name: h.as_dict() for name, h in loops.items()},
+            "retention": dict(self.retention),
         }
 
     def _watch_loop(self, beat: Beat) -> None:
@@ -238,6 +254,47 @@ class HubService:
                 down,
                 "" if self._broker_ever_connected else " (never connected since start)",
             )
+
+    # -- retention --------------------------------------------------------------------
+
+    def _retention_loop(self, beat: Beat) -> None:
+        """Daily on the monotonic clock, ``now`` from the wall clock (both injected). A
+        failure is logged and retried later: old records waiting one more hour harm no
+        one, a hub stopped by its housekeeping would."""
+        store = HubStore(self.cfg.database)
+        try:
+            while not self.stopping.is_set():
+                if self.mono() >= self._retention_due:
+                    self._retention_due = self.mono() + self.run_retention(store)
+                beat(ok=True)
+                self.stopping.wait(HEALTH_PERIOD_S)
+        finally:
+            store.close()
+
+    def run_retention(self, store: HubStore) -> float:
+        """One run of the retention job; returns the seconds until the next."""
+        now = self.wall()
+        try:
+            report = retention.run(store, self.cfg.retention, now, apply=True)
+        except Exception as exc:  # noqa: BLE001 - logged, retried, never fatal
+            log.exception("retention run failed; retrying in %.0f s", RETENTION_RETRY_S)
+            self.retention = {
+                "last_run": iso(now),
+                "deleted": None,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+            self.stats["retention_failed"] += 1
+            return RETENTION_RETRY_S
+        self.retention = {"last_run": iso(now), "deleted": report.total, "error": None}
+        self.stats["retention_runs"] += 1
+        if report.total:
+            log.info(
+                "retention: deleted %s",
+                ", ".join(
+                    f"{ln.count} {ln.what}" for ln in report.lines if ln.deleted and ln.count
+                ),
+            )
+        return RETENTION_EVERY_S
 
     # -- web --------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from gateway.billing import pricing
 from gateway.contract import Envelope, SessionEnded, SessionStarted, parse_iso
 from gateway.core.clock import iso
 from gateway.hub import audit, machine_state
-from gateway.hub.db import HubStore
+from gateway.hub.db import HubStore, purge_rows
 from gateway.policies.metering import billable_minutes, split_minutes
 
 # -- from node events ---------------------------------------------------------------------
@@ -305,3 +305,45 @@ def move_to_project(
             member_id,
             {"session_id": session_id, "from": from_project, "to": project_id, "period": period},
         )
+
+
+# -- retention and one member's data (docs/rgpd.md) ----------------------------------------
+
+
+def purge_closed(store: HubStore, before: str, *, apply: bool) -> int:
+    """Closed sessions started before ``before``: counted, or deleted when ``apply``
+    (past the accounting retention). An open session is never purged; invoices keep
+    what they billed in their own frozen rows."""
+    return purge_rows(
+        store, "sessions", "status = 'closed' AND started_at < ?", (before,), apply=apply
+    )
+
+
+def all_of_member(store: HubStore, member_id: str) -> list[dict[str, Any]]:
+    """Every session of the member, oldest first, as stored (the export)."""
+    return [
+        dict(r)
+        for r in store.conn.execute(
+            f"{_SESSION_SELECT}WHERE s.member_id = ? ORDER BY s.started_at, s.session_id",
+            (member_id,),
+        )
+    ]
+
+
+def open_session_of(store: HubStore, member_id: str) -> dict[str, Any] | None:
+    """The member's open session, if any (an erasure waits for it to end)."""
+    row = store.conn.execute(
+        "SELECT session_id, machine_id, started_at FROM sessions WHERE member_id = ? "
+        "AND status = 'open' ORDER BY started_at DESC LIMIT 1",
+        (member_id,),
+    ).fetchone()
+    return dict(row) if row else None
+
+
+def forget_badges(store: HubStore, member_id: str) -> int:
+    """Erasure: the member's sessions stay (statistics, accounting) without the badge
+    uid, which names a card that will be handed to someone else."""
+    return store.conn.execute(
+        "UPDATE sessions SET badge_uid = NULL WHERE member_id = ? AND badge_uid IS NOT NULL",
+        (member_id,),
+    ).rowcount

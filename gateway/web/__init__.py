@@ -40,6 +40,7 @@ def create_app(
     from gateway.web.invoices import invoice_pages
     from gateway.web.pages import pages
     from gateway.web.people import people
+    from gateway.web.privacy import privacy
     from gateway.web.report import report_pages
     from gateway.web.tokens import tokens
 
@@ -51,6 +52,7 @@ def create_app(
     app.register_blueprint(invoice_pages)
     app.register_blueprint(tokens)
     app.register_blueprint(people)
+    app.register_blueprint(privacy)
     return app
 
 

@@ -15,12 +15,13 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from gateway.billing.exports import FORMATS, chunked, usage_export
 from gateway.billing.usage import DIMENSIONS, GRANULARITIES
 from gateway.core.clock import utcnow
 from gateway.core.months import local_month
+from gateway.hub import personal_data
 from gateway.hub.jobs import recent_jobs
 from gateway.hub.machine_state import machines_live
 from gateway.hub.sessions import recent_sessions
@@ -178,3 +179,17 @@ def jobs() -> Response:
     """Jobs with their member, project and machine, newest first."""
     machine = request.args.get("machine") or None
     return jsonify(jobs=recent_jobs(get_store(), machine=machine, **_listing_args()))
+
+
+@api.get("/members/<member_id>/export")
+@public
+@scope("members")
+def member_export(member_id: str) -> Response | tuple[Response, int]:
+    """Everything about one member (docs/rgpd.md), audited as asked by the token."""
+    token = g.get("fabgate_token") or {}
+    actor = f"token:{token.get('name') or token.get('source', '?')}"
+    try:
+        document = personal_data.export_member(get_store(), member_id, now=utcnow(), by=actor)
+    except KeyError:
+        return jsonify(error=f"no member {member_id!r}"), 404
+    return jsonify(document)

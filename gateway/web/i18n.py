@@ -26,6 +26,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "silent_since": "sans nouvelles depuis {since}",
         "state.out_of_service": "Hors service",
         "in_use_by": "par {name} depuis {since}",
+        "in_use_since": "depuis {since}",
+        "refusals_count": "{count} message(s) du nœud {node} refusé(s)",
         "activity.idle": "à l'arrêt",
         "activity.busy": "en marche",
         "activity.paused": "en pause",
@@ -35,7 +37,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "job": "Travail {name} : {progress}",
         "job_paused": "en pause",
         "ending": "badge retiré : courant maintenu jusqu'à la fin du travail",
-        "refusals": "{count} message(s) du nœud {node} refusé(s), dernier : {reason}",
         "col.busy": "Minutes en marche",
         "unknown_member": "membre inconnu",
         "col.machine": "Machine",
@@ -119,6 +120,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "scope.sessions": "sessions",
         "scope.jobs": "travaux des machines",
         "scope.report": "rapport d'activité",
+        "scope.members": "données personnelles d'un membre (export)",
         "minutes": "{n} min",
         # Activity report (gateway/web/report.py).
         "report.title": "Rapport d'activité",
@@ -504,6 +506,54 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "me.no_invoices": "Aucune facture à votre nom.",
         "col.amount": "Montant HT",
         "col.unpriced": "sans tarif",
+        # Personal data (gateway/web/privacy.py, docs/rgpd.md).
+        "privacy.title": "Données personnelles",
+        "privacy.me_help": (
+            "Téléchargez tout ce que le lieu conserve sur vous (fichier JSON) : identité, "
+            "badges, habilitations, sessions, factures, passages de badge."
+        ),
+        "export.mine": "Télécharger mes données",
+        "export.submit": "Exporter les données du membre",
+        "erase.link": "Effacer ce membre…",
+        "erase.title": "Effacer un membre",
+        "erase.intro": (
+            "L'effacement remplace le membre {id} par un pseudonyme stable. Il est définitif."
+        ),
+        "erase.goes": (
+            "Disparaissent : nom, e-mail, badges (la carte pourra être réattribuée), "
+            "compte de connexion, notes, noms des projets et des fichiers, passages de badge."
+        ),
+        "erase.stays": (
+            "Restent, sous le pseudonyme : les sessions (statistiques, comptabilité), le "
+            "crédit prépayé, le journal d'audit ; les habilitations sont closes."
+        ),
+        "erase.invoices": (
+            "Les factures et avoirs déjà émis restent tels quels, avec le nom de "
+            "l'acheteur (obligation de conservation de dix ans)."
+        ),
+        "erase.export_first": "Remettez-lui d'abord l'export de ses données s'il le demande.",
+        "erase.confirm": "Pour confirmer, tapez l'identifiant du membre ({id})",
+        "erase.submit": "Effacer définitivement",
+        "erase.back": "Retour à la fiche du membre",
+        "erase.done": (
+            "Membre effacé : il apparaît désormais comme « {pseudonym} » "
+            "({badges} badge(s) retiré(s))."
+        ),
+        "erase.erased_on": "Membre effacé le {date}.",
+        "erase.err.confirm": "L'identifiant tapé ne correspond pas : rien n'a été effacé.",
+        "erase.err.done": "Ce membre a déjà été effacé.",
+        "erase.err.open_session": (
+            "Effacement impossible : une session est en cours sur {machine}. "
+            "Terminez-la à la machine d'abord."
+        ),
+        "erase.err.balance": (
+            "Effacement impossible : le crédit prépayé est négatif ({cents} centimes dus). "
+            "Régularisez-le d'abord."
+        ),
+        "erase.err.unbilled": (
+            "Effacement impossible : {count} session(s) payante(s) pas encore facturée(s). "
+            "Clôturez leur mois d'abord, pour que la facture soit émise à son nom."
+        ),
     },
     "en": {
         "title": "Workshop machines",
@@ -515,6 +565,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "silent_since": "no news since {since}",
         "state.out_of_service": "Out of service",
         "in_use_by": "by {name} since {since}",
+        "in_use_since": "since {since}",
+        "refusals_count": "{count} message(s) from node {node} refused",
         "activity.idle": "idle",
         "activity.busy": "running",
         "activity.paused": "paused",
@@ -524,7 +576,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "job": "Job {name}: {progress}",
         "job_paused": "paused",
         "ending": "badged out: power kept until the job ends",
-        "refusals": "{count} message(s) from node {node} refused, latest: {reason}",
         "col.busy": "Busy minutes",
         "unknown_member": "unknown member",
         "col.machine": "Machine",
@@ -604,6 +655,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "scope.sessions": "sessions",
         "scope.jobs": "machine jobs",
         "scope.report": "activity report",
+        "scope.members": "one member's personal data (export)",
         "minutes": "{n} min",
         # Activity report (gateway/web/report.py).
         "report.title": "Activity report",
@@ -971,6 +1023,47 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "me.no_invoices": "No invoice in your name.",
         "col.amount": "Amount excl. VAT",
         "col.unpriced": "no tariff",
+        # Personal data (gateway/web/privacy.py, docs/rgpd.md).
+        "privacy.title": "Personal data",
+        "privacy.me_help": (
+            "Download everything the place keeps about you (a JSON file): identity, "
+            "badges, certifications, sessions, invoices, badge taps."
+        ),
+        "export.mine": "Download my data",
+        "export.submit": "Export the member's data",
+        "erase.link": "Erase this member…",
+        "erase.title": "Erase a member",
+        "erase.intro": "Erasure replaces member {id} by a stable pseudonym. It cannot be undone.",
+        "erase.goes": (
+            "Gone: name, email, badges (the card can be given to someone else), log-in "
+            "account, notes, project and file names, badge taps."
+        ),
+        "erase.stays": (
+            "Kept, under the pseudonym: sessions (statistics, accounting), prepaid credit, "
+            "the audit log; certifications are ended."
+        ),
+        "erase.invoices": (
+            "Invoices and credit notes already issued stay as they are, with the buyer's "
+            "name (they must be kept ten years)."
+        ),
+        "erase.export_first": "Hand them the export of their data first if they ask for it.",
+        "erase.confirm": "To confirm, type the member's id ({id})",
+        "erase.submit": "Erase for good",
+        "erase.back": "Back to the member's page",
+        "erase.done": "Member erased: now shown as “{pseudonym}” ({badges} badge(s) removed).",
+        "erase.erased_on": "Member erased on {date}.",
+        "erase.err.confirm": "The id typed does not match: nothing was erased.",
+        "erase.err.done": "This member is already erased.",
+        "erase.err.open_session": (
+            "Cannot erase: a session is open on {machine}. End it at the machine first."
+        ),
+        "erase.err.balance": (
+            "Cannot erase: the prepaid credit is negative ({cents} cents owed). Settle it first."
+        ),
+        "erase.err.unbilled": (
+            "Cannot erase: {count} priced session(s) not invoiced yet. Close their month "
+            "first, so the invoice is issued in their name."
+        ),
     },
 }
 

@@ -1,4 +1,9 @@
-"""The public board: which machine is free, who uses which since when, recent sessions.
+"""The public board: which machine is free, in use since when, recent sessions.
+
+It is public (a wall screen in the workshop), so it names nobody unless the site opts in
+with ``web.board_names`` (``none`` by default, ``initials``, ``first_name``): no member
+name, id, email or badge uid reaches the page or its fragment otherwise (docs/rgpd.md).
+The names are cut here, before the template, so no template change can leak them.
 
 The page polls a small HTML fragment every few seconds and swaps it in, rather than
 reloading: no flash on a wall screen, and the fragment is rendered by the same template
@@ -16,6 +21,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from gateway.core.clock import iso, parse_iso, utcnow
 from gateway.hub.db import data_version
 from gateway.hub.machine_state import machines_live
+from gateway.hub.members import PSEUDONYM
 from gateway.hub.sessions import recent_sessions
 from gateway.web.auth import public
 from gateway.web.context import get_store, hub_config
@@ -24,6 +30,7 @@ from gateway.web.i18n import choose_language, translator
 pages = Blueprint("pages", __name__)
 
 RECENT_SESSIONS = 50
+ERASED_PREFIX = PSEUDONYM.split("{")[0]
 REFRESH_MS = 5000
 
 
@@ -40,17 +47,78 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def shown_name(name: str | None, mode: str) -> str | None:
+    """What the board may say of a member: nothing (``none``), "A. M." (``initials``),
+    or the first word of the name (``first_name``). An erased member shows nothing."""
+    if mode == "none" or not name or name.startswith(ERASED_PREFIX):
+        return None
+    words = name.split()
+    if mode == "initials":
+        return " ".join(f"{w[0].upper()}." for w in words if w[0].isalnum()) or None
+    return words[0]
+
+
+# Only what the board shows of a machine or a session: every other column stays out.
+_MACHINE_KEYS = (
+    "machine_id",
+    "name",
+    "state",
+    "silent",
+    "last_seen",
+    "since",
+    "online",
+    "activity",
+    "detail",
+    "ending",
+    "refusals",
+    "node_id",
+    "job",
+)
+_SESSION_KEYS = (
+    "machine_id",
+    "machine_name",
+    "project_id",
+    "project_name",
+    "started_at",
+    "ended_at",
+    "status",
+    "duration_s",
+    "billable_minutes",
+    "busy_minutes",
+)
+
+
+def _board_machine(m: dict[str, Any], mode: str) -> dict[str, Any]:
+    out = {k: m.get(k) for k in _MACHINE_KEYS}
+    out["who"] = shown_name(m.get("member_name"), mode)
+    # A refusal's reason may quote a member id or a badge uid: the board counts them,
+    # the reasons are in the hub's log and rejected_messages.
+    if out["job"]:
+        out["job"] = {k: m["job"].get(k) for k in ("name", "progress", "paused")}
+    return out
+
+
+def _board_session(s: dict[str, Any], mode: str) -> dict[str, Any]:
+    out = {k: s.get(k) for k in _SESSION_KEYS}
+    out["who"] = shown_name(s.get("member_name"), mode)
+    return out
+
+
 def _context() -> dict[str, Any]:
     cfg = hub_config()
     lang = choose_language(request, cfg.language)
     store = get_store()
     tz = cfg.timezone
+    mode = cfg.board_names
     return {
         "lang": lang,
         "t": translator(lang),
         "site": cfg.site,
-        "machines": machines_live(store),
-        "sessions": recent_sessions(store, limit=RECENT_SESSIONS),
+        "names": mode != "none",
+        "machines": [_board_machine(m, mode) for m in machines_live(store)],
+        "sessions": [
+            _board_session(s, mode) for s in recent_sessions(store, limit=RECENT_SESSIONS)
+        ],
         "hm": lambda v: _local(v, tz, "%H:%M"),
         "dt": lambda v: _local(v, tz, "%d/%m %H:%M"),
         "duration": _duration,
@@ -95,6 +163,8 @@ def healthz() -> tuple[Response, int]:
         hub = report()
         body["broker"] = hub["broker"]
         body["loops"] = hub["loops"]
+        if "retention" in hub:
+            body["retention"] = hub["retention"]
         healthy = healthy and bool(hub["healthy"])
     if not healthy:
         body["status"] = "error"

@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.contract import Envelope
 from gateway.core.clock import iso
-from gateway.hub.db import HubStore
+from gateway.hub.db import HubStore, purge_rows
 
 
 def store_event(store: HubStore, env: Envelope, received_at: datetime) -> bool:
@@ -69,3 +69,50 @@ def certify_tap_stored(
         ).fetchone()
         is not None
     )
+
+
+# -- retention and one member's data (docs/rgpd.md) ----------------------------------------
+
+# Access-control records among node events: a badge tap answered (allowed, badge-out,
+# certify, enrol), a staff check-in or out, an enrolled badge. Denied taps are apart.
+ACCESS_TYPES = ("tap", "staff.presence", "badge.enrolled")
+_DENIED = "type = 'tap' AND json_extract(data, '$.action') = 'deny'"
+_ACCESS = (
+    "((type = 'tap' AND json_extract(data, '$.action') IS NOT 'deny') "
+    "OR type IN ('staff.presence', 'badge.enrolled'))"
+)
+_OTHER = "type NOT IN ('tap', 'staff.presence', 'badge.enrolled')"
+KINDS = {"taps": _ACCESS, "denials": _DENIED, "node_events": _OTHER}
+
+
+def purge_events(store: HubStore, kind: str, before: str, *, apply: bool) -> int:
+    """Events of ``kind`` (``taps``, ``denials`` or ``node_events``) received by the
+    hub before ``before`` (ISO UTC): counted, or deleted when ``apply``. Reception time,
+    the hub's clock, not the node's: the hub vouches for its own clock only."""
+    return purge_rows(store, "events", f"{KINDS[kind]} AND received_at < ?", (before,), apply=apply)
+
+
+_OF_MEMBER = "(json_extract(data, '$.member_id') = ? OR json_extract(data, '$.uid') IN ({uids}))"
+
+
+def access_events_of(store: HubStore, member_id: str, uids: list[str]) -> list[dict[str, Any]]:
+    """The member's taps (allowed and denied), presence and enrolment events, oldest
+    first: by member id, or by one of their badges (a tap the node could not name)."""
+    where = _OF_MEMBER.format(uids=", ".join("?" * len(uids)) or "NULL")
+    rows = store.conn.execute(
+        f"SELECT event_id, node, type, time, received_at, data FROM events "
+        f"WHERE type IN ('tap', 'staff.presence', 'badge.enrolled') AND {where} "
+        f"ORDER BY time, event_id",
+        (member_id, *uids),
+    )
+    return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+
+
+def erase_access_events_of(store: HubStore, member_id: str, uids: list[str]) -> int:
+    """Delete the member's taps, presence and enrolment events (erasure): no legal
+    obligation keeps them, unlike the sessions they opened."""
+    where = _OF_MEMBER.format(uids=", ".join("?" * len(uids)) or "NULL")
+    return store.conn.execute(
+        f"DELETE FROM events WHERE type IN ('tap', 'staff.presence', 'badge.enrolled') AND {where}",
+        (member_id, *uids),
+    ).rowcount

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.core.clock import iso
-from gateway.hub.db import HubStore
+from gateway.hub.db import HubStore, purge_rows
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +89,9 @@ def of_node(store: HubStore, node: str, limit: int = 100) -> list[dict[str, Any]
         (node, limit),
     )
     return [dict(zip([d[0] for d in rows.description], r, strict=True)) for r in rows]
+
+
+def purge(store: HubStore, before: str, *, apply: bool) -> int:
+    """Refusals received before ``before`` (ISO UTC): counted, or deleted when
+    ``apply``. Their payloads carry badge uids and member ids: an access-control log."""
+    return purge_rows(store, "rejected_messages", "received_at < ?", (before,), apply=apply)
