@@ -35,6 +35,7 @@ from gateway.config.models import (
     SeedCertification,
     SeedMember,
     SeedProject,
+    SenderConfig,
     SessionConfig,
 )
 from gateway.config.node import load_node_config
@@ -63,6 +64,7 @@ __all__ = [
     "SeedCertification",
     "SeedMember",
     "SeedProject",
+    "SenderConfig",
     "SessionConfig",
     "load_any",
     "load_hub_config",

@@ -30,5 +30,8 @@ class MachineReport:
     job_name: str | None = None
     progress: float | None = None  # percent, 0..100
     time_left_s: float | None = None
+    # G-code lines of the job the controller has acknowledged, when the node relays the
+    # sender (GRBL): progress without a percentage when the job's length is unknown.
+    lines_done: int | None = None
     detail: str = ""  # human-readable: "ALARM:2", "T:205.1/210", "link lost"
     data: dict[str, object] = field(default_factory=dict)  # driver extras (temps, feed…)

@@ -57,6 +57,7 @@ JOG_CANCEL = 0x85
 # States in which a soft reset loses the machine position (GRBL then raises ALARM:3).
 _MOVING = {"Run", "Hold:1", "Jog", "Home"}
 _MOTION_WORD = re.compile(r"(^|[^A-Z])(G0*[0-3](?!\d)|[XYZ][-+.\d])")
+_COMMENT = re.compile(r"\([^)]*\)?|;.*")
 
 
 class GrblSimulator:
@@ -95,6 +96,8 @@ class GrblSimulator:
         self._seen = threading.Condition()
         self._received = bytearray()
         self._resets: list[str] = []
+        self._runs: list[tuple[float, float]] = []  # (start, end) of each Run..Idle span
+        self._run_since: float | None = None
 
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -237,6 +240,12 @@ class GrblSimulator:
         with self._seen:
             return list(self._resets)
 
+    @property
+    def runs(self) -> list[tuple[float, float]]:
+        """Monotonic (start, end) of each stretch from Run to Idle: the busy time to meter."""
+        with self._seen:
+            return list(self._runs)
+
     def wait_received(self, needle: bytes, timeout: float = 5.0) -> bool:
         with self._seen:
             return self._seen.wait_for(lambda: needle in self._received, timeout)
@@ -301,7 +310,13 @@ class GrblSimulator:
             self._send(UNLOCK_HINT)
 
     def _set_state(self, state: str) -> None:
+        now = time.monotonic()
         with self._seen:
+            if state == "Run" and self._run_since is None:
+                self._run_since = now
+            elif state in ("Idle", "Alarm") and self._run_since is not None:
+                self._runs.append((self._run_since, now))
+                self._run_since = None
             self._state = state
             self._seen.notify_all()
 
@@ -370,10 +385,14 @@ class GrblSimulator:
         elif byte >= 0x80:
             pass  # overrides and other realtime commands: not modelled
         elif byte in (0x0A, 0x0D):
-            line = self._line.decode("ascii", "replace").strip()
+            # Like GRBL 1.1, each CR or LF ends a line, and an empty line is answered ok:
+            # a sender ending lines with CRLF gets two answers per line.
+            line = _COMMENT.sub("", self._line.decode("ascii", "replace")).strip()
             self._line.clear()
             if line:
                 self._on_line(line)
+            else:
+                self._send(b"ok\r\n")
         elif len(self._line) < 255:
             self._line.append(byte)
 
