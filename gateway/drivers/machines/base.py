@@ -54,6 +54,7 @@ class MachineController(ABC):
     def set_session_open(self, session_open: bool) -> None:
         """The node says whether a session is open; a driver that relays a G-code sender
         refuses its motion lines without one (GRBL). Others ignore it."""
+        return
 
     @abstractmethod
     def start(self) -> None:

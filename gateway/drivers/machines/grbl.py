@@ -647,11 +647,11 @@ class GrblController(MachineController):
         if (buffer := status.buffer) is not None:
             data["buffer"] = list(buffer)
         count = self._stream_count(ended=was_job and not job)
-        name: str | None = None
+        job_name: str | None = None
         progress: float | None = None
         lines_done: int | None = None
         if count is not None and count.sent and (job or was_job):
-            name, progress, lines_done = count.name, count.percent, count.acked
+            job_name, progress, lines_done = count.name, count.percent, count.acked
             data["lines"] = {"sent": count.sent, "acked": count.acked, "total": count.total}
             detail = f"{detail}, {_lines_text(count)}"
         with self._status_cond:
@@ -666,7 +666,7 @@ class GrblController(MachineController):
         self._report(
             MachineReport(
                 activity,
-                job_name=name,
+                job_name=job_name,
                 progress=progress,
                 lines_done=lines_done,
                 detail=detail,

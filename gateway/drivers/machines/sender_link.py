@@ -251,11 +251,10 @@ class SenderLink:
         os.set_blocking(master, False)
         self._master = master
         link = self.pty_link
-        if link.exists() or link.is_symlink():
-            if not link.is_symlink():
-                os.close(master)
-                self._master = None
-                raise FileExistsError(f"{link} exists and is not a symlink: not replacing it")
+        if link.exists() and not link.is_symlink():
+            os.close(master)
+            self._master = None
+            raise FileExistsError(f"{link} exists and is not a symlink: not replacing it")
         tmp = link.with_name(link.name + ".tmp")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
