@@ -112,7 +112,9 @@ class GrblSimulator:
         self._homed = False
         self._silent = False
         self._blocks: deque[float] = deque()  # remaining seconds of each planned block
-        self._waiting_lines: deque[float] = deque()  # streamed lines held back: planner full
+        # Lines read but not yet executed: the first waits for planner room, the others
+        # wait behind it (GRBL reads its input in order, one line at a time).
+        self._waiting_lines: deque[str] = deque()
         self._line = bytearray()
         self._x = 0.0
         self._until = 0.0  # end of a timed state (Hold:1, Home, Jog)
@@ -249,6 +251,11 @@ class GrblSimulator:
     def wait_received(self, needle: bytes, timeout: float = 5.0) -> bool:
         with self._seen:
             return self._seen.wait_for(lambda: needle in self._received, timeout)
+
+    def wait_count(self, needle: bytes, count: int, timeout: float = 5.0) -> bool:
+        """Wait until ``needle`` was received at least ``count`` times (``?`` polls)."""
+        with self._seen:
+            return self._seen.wait_for(lambda: self._received.count(needle) >= count, timeout)
 
     def wait_state(self, state: str, timeout: float = 5.0) -> bool:
         with self._seen:
@@ -439,6 +446,12 @@ class GrblSimulator:
             self._send(UNLOCK_HINT)
 
     def _on_line(self, line: str) -> None:
+        if self._waiting_lines:  # an earlier line still waits for the planner
+            self._waiting_lines.append(line)
+            return
+        self._execute_line(line)
+
+    def _execute_line(self, line: str) -> None:
         upper = line.upper().replace(" ", "")
         if upper.startswith("$"):
             self._on_system_command(upper)
@@ -455,7 +468,7 @@ class GrblSimulator:
             self._blocks.append(self.line_time)
             self._send(b"ok\r\n")
         else:  # GRBL withholds the ok until the planner has room: senders wait for it
-            self._waiting_lines.append(self.line_time)
+            self._waiting_lines.append(line)
 
     def _on_system_command(self, cmd: str) -> None:
         if cmd == "$X":
@@ -518,8 +531,7 @@ class GrblSimulator:
                     self._blocks[0] -= elapsed
                     elapsed = 0.0
             while self._waiting_lines and len(self._blocks) < PLANNER_BLOCKS:
-                self._blocks.append(self._waiting_lines.popleft())
-                self._send(b"ok\r\n")
+                self._execute_line(self._waiting_lines.popleft())
             if not self._blocks:
                 self._set_state("Idle")
 
