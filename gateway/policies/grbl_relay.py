@@ -71,7 +71,7 @@ EOL = frozenset({0x0A, 0x0D})
 
 REFUSAL = b"[MSG:fabgate: no session open on this machine, badge in first]\r\nerror:9\r\n"
 MAX_LINE = 1024  # longer than any controller's line buffer; a longer held line is refused
-MAX_SENDER_QUERIES = 8
+MAX_QUERIES = 8  # unanswered `?` remembered per asker
 
 _RESPONSE = re.compile(rb"(?:ok|error:\d+)")
 _BANNER = re.compile(rb"Grbl \S+ \[.*\]")
@@ -139,7 +139,8 @@ class GrblRelay:
     _line_overflow: bool = False
     _stream: int = 0
     _sender_queries: int = 0
-    _node_query_at: float | None = None
+    _node_queries: int = 0  # the node's own `?` not answered yet
+    _node_query_at: float = float("-inf")
     _last_query_at: float = float("-inf")
 
     # -- the sender's side ------------------------------------------------------------
@@ -169,7 +170,7 @@ class GrblRelay:
             if is_realtime(byte):
                 to_controller.append(byte)
                 if byte == STATUS_QUERY:
-                    self._sender_queries = min(self._sender_queries + 1, MAX_SENDER_QUERIES)
+                    self._sender_queries = min(self._sender_queries + 1, MAX_QUERIES)
                     self._last_query_at = now
                 elif byte == SOFT_RESET:
                     self._reset_line()  # GRBL drops its half line on a reset
@@ -259,27 +260,26 @@ class GrblRelay:
         if self._sender_queries:
             self._sender_queries -= 1
             return True
-        if self._node_query_at is not None:
-            self._node_query_at = None
+        if self._node_queries:
+            self._node_queries -= 1
             return False
         return True
 
     def controller_reset(self) -> None:
         """The controller restarted (banner) or its link was lost: nothing is in flight."""
         self._queue.clear()
-        self._sender_queries = 0
-        self._node_query_at = None
+        self._sender_queries = self._node_queries = 0
 
     # -- the node's side --------------------------------------------------------------
 
     def poll_due(self, now: float) -> bool:
         """True (and noted) when the node should send its own ``?`` now."""
-        if self._node_query_at is not None and now - self._node_query_at > self.answer_timeout:
-            self._node_query_at = None  # its answer was lost (noise, a reset)
+        if now - self._node_query_at > self.answer_timeout:
+            self._node_queries = 0  # their answers were lost (noise, a reset, silence)
         if now - self._last_query_at < self.poll_interval:
             return False
-        self._node_query_at = now
-        self._last_query_at = now
+        self._node_queries = min(self._node_queries + 1, MAX_QUERIES)
+        self._node_query_at = self._last_query_at = now
         return True
 
     def new_stream(self) -> StreamCount:
