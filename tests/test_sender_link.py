@@ -25,7 +25,7 @@ from tests.support.harness import poll_until
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 POLL = 0.25
-JOB = ["(plaque chene)", "; lines: 36", "G21", "G90", "M3 S800"]
+JOB = ["(plaque chene)", "; lines: 35", "G21", "G90", "M3 S800"]
 JOB += [f"G1 X{i} Y{i % 7} F1200" for i in range(30)]
 JOB += ["M5", "G0 X0 Y0"]
 JOB_GCODE_LINES = 35  # every line but the two comments
@@ -109,7 +109,7 @@ def test_send_response_job_gets_every_ok_and_reaches_the_hub_events(
     finally:
         sender.close()
     assert end.job_name == "plaque chene"
-    assert end.data["lines"] == {"sent": JOB_GCODE_LINES, "acked": JOB_GCODE_LINES, "total": 36}
+    assert end.data["lines"] == {"sent": JOB_GCODE_LINES, "acked": JOB_GCODE_LINES, "total": 35}
     busy = [r for r in reports.items if r.activity is Activity.BUSY and r.lines_done]
     assert busy, "the node's own tracking saw the job run"
     assert busy[-1].progress is not None and busy[-1].progress > 50
