@@ -49,8 +49,9 @@ its first byte, so a line half-sent when a session ends is completed, never cut.
 **Counting.** G-code lines forwarded (not ``$`` commands, comments or blank lines) and
 their replies give a job's progress: lines acknowledged of lines sent, and a percentage
 when a comment gave the total (``; lines: 1234``); comments may also name the job
-(:func:`gateway.policies.gcode.job_hint`). The GRBL driver starts a new count when a job
-ends.
+(:func:`gateway.policies.gcode.job_hint`; a bare ``(title)`` only before the stream's
+first motion line). A count restarts at a job header that follows a few set-up lines
+(no motion yet), and the GRBL driver starts a new count when a job ends.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class StreamCount:
     errors: int = 0
     name: str | None = None
     total: int | None = None
+    moved: bool = False  # a line that needs a session (motion, outputs) was forwarded
 
     @property
     def percent(self) -> float | None:
@@ -199,10 +201,12 @@ class GrblRelay:
             if not self._line_passing:
                 to_controller += self._line
             to_controller.append(eol)
-            self._queue.append(_Pending(Fate.FORWARDED, job_line, self._stream))
             self._read_hints(line.comments)
+            self._queue.append(_Pending(Fate.FORWARDED, job_line, self._stream))
             if job_line:
                 self.count.sent += 1
+            if line.needs_session:
+                self.count.moved = True
         else:
             self.refused += 1
             self._queue.append(_Pending(Fate.REFUSED, False, self._stream))
@@ -210,9 +214,15 @@ class GrblRelay:
         self._reset_line()
 
     def _read_hints(self, comments: tuple[Comment, ...]) -> None:
-        count = self.count
         for comment in comments:
-            hint = job_hint(comment, first_in_job=count.sent == 0 and count.name is None)
+            count = self.count
+            hint = job_hint(comment, first_in_job=not count.moved and count.name is None)
+            if not (hint.name or hint.total_lines):
+                continue
+            if not count.moved and count.name is None and count.total is None and count.sent:
+                # A job's header after a few set-up lines: the job starts at its header.
+                self.new_stream()
+                count = self.count
             if hint.name and count.name is None:
                 count.name = hint.name
             if hint.total_lines and count.total is None:
