@@ -198,3 +198,17 @@ def test_spent_credit_stops_a_laser_but_never_a_print() -> None:
     )
     assert sr.evaluate(PRINTER, busy, 10_000).verdict == sr.Verdict.KEEP
     assert sr.evaluate(PRINTER, view(credit_limit_s=600), 600).reason == "credit_exhausted"
+
+
+def test_line_progress_without_a_percentage_is_reported_as_lines_grow() -> None:
+    """A sender relayed by the node: lines acknowledged, no total, so no percentage."""
+    tracker = JobTracker(new_id=lambda: "j1", progress_every_s=5.0)
+
+    def run(lines: int) -> MachineReport:
+        return MachineReport(Activity.BUSY, lines_done=lines, detail=f"Run, {lines}/40 lines")
+
+    assert [e.kind for e in tracker.feed(run(3), 0.0)] == ["started"]
+    assert tracker.feed(run(9), 2.0) == []  # too soon
+    (event,) = tracker.feed(run(12), 6.0)
+    assert (event.kind, event.progress, event.detail) == ("progress", None, "Run, 12/40 lines")
+    assert tracker.feed(run(12), 12.0) == []  # no new line acknowledged

@@ -33,7 +33,7 @@ def run_node(cfg: NodeConfig) -> int:
     reader = sim = None
     try:
         reader = make_reader(cfg.reader)  # a simulated one also opens its tap socket
-        controller, sim = make_controller(cfg.controller)
+        controller, sim = make_controller(cfg.controller, cfg.sender)
         agent = NodeAgent(
             cfg,
             relay=relay,

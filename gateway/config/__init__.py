@@ -41,6 +41,7 @@ from gateway.config.models import (
     SeedMember,
     SeedProject,
     SellerConfig,
+    SenderConfig,
     SessionConfig,
 )
 from gateway.config.node import load_node_config
@@ -75,6 +76,7 @@ __all__ = [
     "SeedMember",
     "SeedProject",
     "SellerConfig",
+    "SenderConfig",
     "SessionConfig",
     "load_any",
     "load_hub_config",

@@ -296,6 +296,24 @@ class MaterialConfig:
 
 
 @dataclass(frozen=True)
+class SenderConfig:
+    """The GRBL relay's doors for a G-code sender (LightBurn, UGS, bCNC); off by default.
+
+    ``bind`` defaults to the node itself: a sender on another computer needs the node's
+    LAN address (or 0.0.0.0), and then anyone on that network can reach the controller
+    (motion only while a session is open; see docs/design.md, "G-code senders").
+    """
+
+    tcp_port: int | None = None  # raw TCP, the "network GRBL" senders open
+    bind: str = "127.0.0.1"
+    pty: Path | None = None  # symlink kept pointing at the node's pty for a local sender
+
+    @property
+    def enabled(self) -> bool:
+        return self.tcp_port is not None or self.pty is not None
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     """Overrides of the per-machine-kind session rules (None: the kind's default)."""
 
@@ -321,6 +339,7 @@ class NodeConfig:
     relay: RelayConfig = field(default_factory=RelayConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    sender: SenderConfig = field(default_factory=SenderConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     material: MaterialConfig = field(default_factory=MaterialConfig)
 

@@ -7,6 +7,7 @@ sharing a pin with the reader or the current sensor would be switched by their t
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,25 @@ from gateway.config.models import (
     NodeConfig,
     ReaderConfig,
     RelayConfig,
+    SenderConfig,
     SessionConfig,
     default_of,
 )
 from gateway.policies.material import DEFAULT_DENSITIES
 
-_NODE_TOP = ("site", "mqtt", "node", "relay", "reader", "controller", "session", "material")
+_NODE_TOP = (
+    "site",
+    "mqtt",
+    "node",
+    "relay",
+    "reader",
+    "controller",
+    "sender",
+    "session",
+    "material",
+)
 _MATERIAL_KEYS = ("loaded", "diameter", "densities")
+_SENDER_KEYS = ("tcp_port", "bind", "pty")
 _CONTROLLER_KEYS = (
     "driver",
     "port",
@@ -190,6 +203,39 @@ def _controller(top: Section) -> ControllerConfig:
     )
 
 
+def _sender(top: Section, controller: ControllerConfig) -> SenderConfig:
+    """The sender link: only a GRBL controller has one (the node relays it)."""
+    sec = top.section("sender", _SENDER_KEYS)
+    tcp_port = sec.raw("tcp_port", None)
+    if tcp_port is not None:
+        tcp_port = sec.integer("tcp_port", None, 1, 65535, " (a TCP port, e.g. 2323 or 23)")
+    bind = sec.text("bind", default_of(SenderConfig, "bind"), what="an IP address")
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        sec.fail(
+            "bind",
+            "an IP address of the node: 127.0.0.1 (senders on the node only), its "
+            "workshop LAN address, or 0.0.0.0 (every network it is on)",
+            bind,
+        )
+    pty_path = sec.file_path("pty", None)
+    cfg = SenderConfig(tcp_port=tcp_port, bind=bind, pty=pty_path)
+    if cfg.enabled and controller.driver != "grbl":
+        sec.fail(
+            "tcp_port" if tcp_port is not None else "pty",
+            "no sender link unless controller.driver is grbl (the node relays GRBL senders only)",
+            tcp_port if tcp_port is not None else str(pty_path),
+        )
+    if (
+        pty_path is not None
+        and controller.port is not None
+        and Path(controller.port).expanduser().absolute() == pty_path
+    ):
+        sec.fail("pty", "a path other than controller.port (the node's own port)", str(pty_path))
+    return cfg
+
+
 def _session(top: Section) -> SessionConfig:
     s = top.section("session", _SESSION_KEYS)
     never = s.raw("never_cut_busy", None)
@@ -315,9 +361,11 @@ def node_from(doc: Doc) -> NodeConfig:
     reader = _reader(top)
     controller = _controller(top)
     _check_pins(top, relay, reader, controller)
+    sender = _sender(top, controller)
     session = _session(top)
     return NodeConfig(
         controller=controller,
+        sender=sender,
         session=session,
         material=_material(top),
         file=doc.file,

@@ -33,5 +33,8 @@ class MachineReport:
     # Filament the current job has extruded so far (or the job that just ended, on the
     # report that ends it), in mm; None where the controller does not say.
     filament_mm: float | None = None
+    # G-code lines of the job the controller has acknowledged, when the node relays the
+    # sender (GRBL): progress without a percentage when the job's length is unknown.
+    lines_done: int | None = None
     detail: str = ""  # human-readable: "ALARM:2", "T:205.1/210", "link lost"
     data: dict[str, object] = field(default_factory=dict)  # driver extras (temps, feed…)

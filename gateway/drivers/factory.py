@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gateway.config import ControllerConfig, ReaderConfig, RelayConfig
+from gateway.config import ControllerConfig, ReaderConfig, RelayConfig, SenderConfig
 from gateway.drivers.machines.base import MachineController
 from gateway.drivers.readers.base import BadgeReader
 from gateway.drivers.relay import GpioRelay, Relay
@@ -55,9 +55,10 @@ def make_relay(cfg: RelayConfig, pin_factory: Any = None) -> Relay:
 
 
 def make_controller(
-    cfg: ControllerConfig,
+    cfg: ControllerConfig, sender: SenderConfig | None = None
 ) -> tuple[MachineController | None, SimulatedMachine | None]:
-    """The driver for ``cfg`` (None for ``driver: none``) and its simulator if asked."""
+    """The driver for ``cfg`` (None for ``driver: none``) and its simulator if asked;
+    ``sender``: the GRBL driver's link for a G-code sender (``sender:`` of a node file)."""
     if cfg.driver == "none":
         return None, None
     poll: dict[str, Any] = {}
@@ -69,7 +70,12 @@ def make_controller(
         grbl = GrblMachine() if cfg.simulate else None
         port = grbl.port if grbl else cfg.port
         assert port is not None
-        return GrblController(port, baudrate=cfg.baudrate, **poll), grbl
+        link: dict[str, Any] = {}
+        if sender is not None and sender.tcp_port is not None:
+            link["sender_tcp"] = (sender.bind, sender.tcp_port)
+        if sender is not None and sender.pty is not None:
+            link["sender_pty"] = str(sender.pty)
+        return GrblController(port, baudrate=cfg.baudrate, **poll, **link), grbl
     if cfg.driver == "marlin":
         from gateway.drivers.machines.marlin import MarlinController
 

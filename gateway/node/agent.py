@@ -223,6 +223,7 @@ class NodeAgent:
                 self.link.subscribe(self.topics.sim_job(self.cfg.node_id), self.on_sim_job)
             self.link.subscribe(self.topics.enrolment, self.on_enrolment)
             self.link.start()
+        self.machine.session_is(False)  # fail-closed before the controller relays anyone
         self._threads.spawn(
             "journal-sender",
             self.outbox.run,
@@ -267,6 +268,8 @@ class NodeAgent:
             self._publish_status()
         if self.sessions.current and self.sessions.apply_rules():
             self._publish_status()
+        # A sender relayed by the controller may move the machine only in a session.
+        self.machine.session_is(self.sessions.current is not None)
         if self.sessions.heartbeat_due():
             self.sessions.heartbeat()
         if self.board.publish_due():

@@ -65,6 +65,7 @@ class MachineWatch:
             new_id=lambda: str(uuid.uuid4()), progress_every_s=cfg.session.progress_every
         )
         self.job_session: dict[str, str | None] = {}  # job id -> session that started it
+        self._session_open: bool | None = None  # what the controller was last told
         self._reports: queue.SimpleQueue[MachineReport] = queue.SimpleQueue()
         if controller is not None:
             controller.subscribe(self.report)
@@ -91,6 +92,12 @@ class MachineWatch:
             self.controller.close()
         if self.simulated is not None:
             self.simulated.close()
+
+    def session_is(self, session_open: bool) -> None:
+        """Tell the controller whether a session is open (its sender interlock), on change."""
+        if self.controller is not None and session_open != self._session_open:
+            self._session_open = session_open
+            self.controller.set_session_open(session_open)
 
     def safe_stop(self) -> None:
         """Ask the controller to stop the machine safely (before the power goes)."""

@@ -8,7 +8,10 @@ machine and identical across drivers.
 
 Progress events are throttled: one is emitted when the whole percent has increased *and*
 at least ``progress_every_s`` has passed since the last one, so a fast job does not flood
-the broker and a slow one still reports every percent.
+the broker and a slow one still reports every percent. A job whose length is unknown but
+whose acknowledged lines are counted (a sender streaming through the node's GRBL relay)
+reports progress the same way each time that count has grown: no percentage, the counts
+in the detail.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class _Job:
     paused: bool = False
     last_progress_at: float = -math.inf
     last_percent: int = -1
+    last_lines: int = -1
 
 
 @dataclass
@@ -126,12 +130,22 @@ class JobTracker:
         job = self.job
         assert job is not None
         if report.progress is None:
-            return []
+            return self._line_progress(job, report, now)
         job.progress = report.progress
         percent = int(math.floor(report.progress))
         if percent <= job.last_percent or now - job.last_progress_at < self.progress_every_s:
             return []
         job.last_percent = percent
+        job.last_progress_at = now
+        return [self._event(JobEventKind.PROGRESS, report)]
+
+    def _line_progress(self, job: _Job, report: MachineReport, now: float) -> list[JobEvent]:
+        lines = report.lines_done
+        if lines is None or lines <= job.last_lines:
+            return []
+        if now - job.last_progress_at < self.progress_every_s:
+            return []
+        job.last_lines = lines
         job.last_progress_at = now
         return [self._event(JobEventKind.PROGRESS, report)]
 

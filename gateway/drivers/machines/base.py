@@ -51,6 +51,11 @@ class MachineController(ABC):
             except Exception:
                 log.exception("a subscriber of %s failed on a report", type(self).__name__)
 
+    def set_session_open(self, session_open: bool) -> None:
+        """The node says whether a session is open; a driver that relays a G-code sender
+        refuses its motion lines without one (GRBL). Others ignore it."""
+        return
+
     @abstractmethod
     def start(self) -> None:
         """Open the link and begin polling in a background thread; never blocks long."""

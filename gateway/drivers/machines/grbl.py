@@ -17,6 +17,12 @@ Why the connection is handled the way it is:
 * A controller that has just been reset, is electrically noisy or runs at another baud
   rate sends bytes that are not GRBL lines. They are counted, logged at a limited rate
   and skipped; nothing read from the wire may stop the reader thread.
+* A G-code sender (LightBurn, UGS, bCNC) never opens the port beside the node: two
+  readers split the replies. With ``sender_tcp``/``sender_pty`` the driver offers it a
+  link of its own (``sender_link.py``) and relays every byte both ways
+  (``gateway/policies/grbl_relay.py``: one reply per line, in order; status reports
+  shared, so the node's polls steal nothing; no motion without a session). The lines
+  the sender streams and their replies then give the job's progress and name.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ import serial
 
 from gateway.core.activity import Activity, MachineReport
 from gateway.drivers.machines.base import MachineController
+from gateway.drivers.machines.sender_link import SenderLink
+from gateway.policies.grbl_relay import GrblRelay, StreamCount
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +277,8 @@ class GrblController(MachineController):
     polls; GRBL's own guidance is 5 Hz at most, so shorter is refused. ``answer_timeout``:
     silence after which the machine is reported UNKNOWN "no answer". ``serial_factory``
     opens the port (pyserial's ``serial_for_url`` signature), for tests and URL schemes.
+    ``sender_tcp`` (host, port) and ``sender_pty`` (symlink path): the sender link, off
+    when both are None. ``mono``: the clock of the relay's poll sharing.
 
     Callbacks run on the reader or poller thread and must not block, and must not call
     :meth:`safe_stop` (it waits for reports those threads deliver).
@@ -289,6 +299,9 @@ class GrblController(MachineController):
         poll_interval: float = 0.25,
         answer_timeout: float = 2.0,
         serial_factory: Callable[..., Any] = serial.serial_for_url,
+        sender_tcp: tuple[str, int] | None = None,
+        sender_pty: str | None = None,
+        mono: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         if poll_interval < self.MIN_POLL_INTERVAL:
@@ -333,6 +346,23 @@ class GrblController(MachineController):
         self._report_lock = threading.Lock()  # one report decision at a time, in order
         self._warn_garbage = _RateLimitedWarning(log)
         self._warn_link = _RateLimitedWarning(log)
+        self.opens = 0  # serial opens since start: one, unless the cable went away
+
+        # The sender link: the relay's state under _relay_lock, which also orders every
+        # byte written for the sender and every relayed byte written to the controller.
+        self._mono = mono
+        self._relay_lock = threading.Lock()
+        self.relay: GrblRelay | None = None
+        self.link: SenderLink | None = None
+        if sender_tcp is not None or sender_pty is not None:
+            self.relay = GrblRelay(poll_interval=poll_interval, answer_timeout=answer_timeout)
+            self.link = SenderLink(
+                on_data=self._from_sender,
+                on_connect=self._sender_connected,
+                on_disconnect=self._sender_disconnected,
+                tcp=sender_tcp,
+                pty_link=sender_pty,
+            )
 
     # -- MachineController -------------------------------------------------------------
 
@@ -354,6 +384,8 @@ class GrblController(MachineController):
             name=f"grbl-poll {self.port}",
             daemon=True,
         )
+        if self.link is not None:
+            self.link.start()
         self._reader.start()
         self._poller.start()
 
@@ -398,8 +430,16 @@ class GrblController(MachineController):
         for thread in (self._poller, self._reader):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=2 * self.READ_TIMEOUT + self.WRITE_TIMEOUT + 1)
+        if self.link is not None:
+            self.link.close()
         self._drop_link()
         self._emit(MachineReport(Activity.UNKNOWN, detail="closed"))
+
+    def set_session_open(self, session_open: bool) -> None:
+        """The relay's interlock: without a session, a sender's motion lines are refused."""
+        if self.relay is not None:
+            with self._relay_lock:
+                self.relay.session_open = session_open
 
     @property
     def running(self) -> bool:
@@ -436,15 +476,24 @@ class GrblController(MachineController):
                 self._warn_link("GRBL link on %s lost: %s", self.port, exc)
                 self._drop_link()
                 self._report_link_lost()
+                self._tell_sender_link_lost()
                 continue
             if data:
                 self._feed(data)
 
     def _poll_loop(self) -> None:
-        while not self._stop.wait(self.poll_interval):
+        # With a sender link, the node polls only when no `?` (the sender's included)
+        # went out for a poll interval: it checks four times as often to fill the gap.
+        tick = self.poll_interval if self.relay is None else self.poll_interval / 4
+        while not self._stop.wait(tick):
             if self._serial is None:
                 continue
-            self._write(STATUS_QUERY)
+            if self.relay is None:
+                self._write(STATUS_QUERY)
+            else:
+                with self._relay_lock:
+                    if self.relay.poll_due(self._mono()):
+                        self._write(STATUS_QUERY)
             with self._status_cond:
                 heard = max(self._last_status_at, self._connected_at)
                 silent = time.monotonic() - heard > self.answer_timeout and not self._silent
@@ -470,6 +519,7 @@ class GrblController(MachineController):
             self._report_link_lost()
             return False
         log.info("GRBL port %s open", self.port)
+        self.opens += 1
         self._partial.clear()
         self._jobs.reset()  # opening may have reset the board; a new job needs a new Run
         self._alarm_code = None
@@ -523,8 +573,10 @@ class GrblController(MachineController):
         self._partial = bytearray(rest)
         if len(self._partial) > _MAX_PARTIAL:
             self._garbage("no line end in %d bytes", len(self._partial))
+            self._to_sender(bytes(self._partial))
             self._partial.clear()
         for raw in lines:
+            self._to_sender(bytes(raw) + b"\n")
             self._on_raw_line(bytes(raw.rstrip(b"\r")))
 
     def _garbage(self, why: str, *args: object) -> None:
@@ -548,6 +600,7 @@ class GrblController(MachineController):
         if match := _ALARM.fullmatch(line):
             self._alarm_code = int(match.group(1))
             self._jobs.reset()
+            self._stream_count(ended=True)
             log.warning("GRBL on %s: %s", self.port, alarm_detail(self._alarm_code))
             self._report(
                 MachineReport(
@@ -562,6 +615,7 @@ class GrblController(MachineController):
         elif match := _WELCOME.fullmatch(line):
             self._version = match.group(1)
             self._jobs.reset()  # a reset flushed the planner: whatever ran is gone
+            self._stream_count(ended=True)
             log.info("GRBL %s on %s (re)started", self._version, self.port)
         elif _IGNORED.fullmatch(line):
             log.debug("GRBL on %s: %s", self.port, line)
@@ -570,6 +624,7 @@ class GrblController(MachineController):
 
     def _on_status(self, status: Status) -> None:
         now = time.monotonic()
+        was_job = self._jobs.active
         job = self._jobs.update(status)
         base = status.base_state
         if base != "Alarm":
@@ -591,6 +646,14 @@ class GrblController(MachineController):
             data["feed"] = feed[0]
         if (buffer := status.buffer) is not None:
             data["buffer"] = list(buffer)
+        count = self._stream_count(ended=was_job and not job)
+        job_name: str | None = None
+        progress: float | None = None
+        lines_done: int | None = None
+        if count is not None and count.sent and (job or was_job):
+            job_name, progress, lines_done = count.name, count.percent, count.acked
+            data["lines"] = {"sent": count.sent, "acked": count.acked, "total": count.total}
+            detail = f"{detail}, {_lines_text(count)}"
         with self._status_cond:
             self._status_seq += 1
             self._last_state = status.state
@@ -600,7 +663,16 @@ class GrblController(MachineController):
             self._status_cond.notify_all()
         if recovered:
             log.info("GRBL on %s answers again", self.port)
-        self._report(MachineReport(activity, detail=detail, data=data))
+        self._report(
+            MachineReport(
+                activity,
+                job_name=job_name,
+                progress=progress,
+                lines_done=lines_done,
+                detail=detail,
+                data=data,
+            )
+        )
 
     def _data(self, **extra: object) -> dict[str, object]:
         data: dict[str, object] = {"garbage_lines": self.garbage_lines}
@@ -610,3 +682,57 @@ class GrblController(MachineController):
             data["last_error"] = self._last_error
         data.update(extra)
         return data
+
+    # -- the sender link (see gateway/policies/grbl_relay.py) ---------------------------
+
+    def _from_sender(self, data: bytes) -> None:
+        """The link's thread: the sender's bytes, judged, to the controller and back."""
+        assert self.relay is not None and self.link is not None
+        with self._relay_lock:
+            relayed = self.relay.from_sender(data, self._mono())
+            if relayed.to_controller and not self._write(relayed.to_controller):
+                log.info("GRBL on %s: link down, sender bytes dropped", self.port)
+            self.link.send(relayed.to_sender)
+
+    def _to_sender(self, raw: bytes) -> None:
+        """The reader thread: one raw line from the controller, for the sender if it is its."""
+        if self.relay is None or self.link is None:
+            return
+        with self._relay_lock:
+            self.link.send(self.relay.from_controller(raw, self._mono()))
+
+    def _sender_connected(self) -> None:
+        assert self.relay is not None
+        with self._relay_lock:
+            self.relay.connect()
+        log.info("GRBL on %s: a sender is connected through the node", self.port)
+
+    def _sender_disconnected(self) -> None:
+        assert self.relay is not None
+        with self._relay_lock:
+            self.relay.disconnect()
+        log.info("GRBL on %s: the sender disconnected", self.port)
+
+    def _tell_sender_link_lost(self) -> None:
+        """The cable went: what was in flight is lost; a TCP sender is disconnected."""
+        if self.relay is None or self.link is None:
+            return
+        with self._relay_lock:
+            self.relay.controller_reset()
+            self.link.hang_up(b"[MSG:fabgate: the controller's USB link was lost]\r\n")
+
+    def _stream_count(self, *, ended: bool) -> StreamCount | None:
+        """The sender's count for the current job; a job that ended starts a new one."""
+        if self.relay is None:
+            return None
+        with self._relay_lock:
+            count = self.relay.count
+            if ended:
+                self.relay.new_stream()
+        return count
+
+
+def _lines_text(count: StreamCount) -> str:
+    if count.total:
+        return f"{count.acked} of {count.total} lines"
+    return f"{count.acked}/{count.sent} lines acknowledged"

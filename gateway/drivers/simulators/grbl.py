@@ -57,6 +57,7 @@ JOG_CANCEL = 0x85
 # States in which a soft reset loses the machine position (GRBL then raises ALARM:3).
 _MOVING = {"Run", "Hold:1", "Jog", "Home"}
 _MOTION_WORD = re.compile(r"(^|[^A-Z])(G0*[0-3](?!\d)|[XYZ][-+.\d])")
+_COMMENT = re.compile(r"\([^)]*\)?|;.*")
 
 
 class GrblSimulator:
@@ -95,6 +96,8 @@ class GrblSimulator:
         self._seen = threading.Condition()
         self._received = bytearray()
         self._resets: list[str] = []
+        self._runs: list[tuple[float, float]] = []  # (start, end) of each Run..Idle span
+        self._run_since: float | None = None
 
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -109,7 +112,9 @@ class GrblSimulator:
         self._homed = False
         self._silent = False
         self._blocks: deque[float] = deque()  # remaining seconds of each planned block
-        self._waiting_lines: deque[float] = deque()  # streamed lines held back: planner full
+        # Lines read but not yet executed: the first waits for planner room, the others
+        # wait behind it (GRBL reads its input in order, one line at a time).
+        self._waiting_lines: deque[str] = deque()
         self._line = bytearray()
         self._x = 0.0
         self._until = 0.0  # end of a timed state (Hold:1, Home, Jog)
@@ -237,9 +242,20 @@ class GrblSimulator:
         with self._seen:
             return list(self._resets)
 
+    @property
+    def runs(self) -> list[tuple[float, float]]:
+        """Monotonic (start, end) of each stretch from Run to Idle: the busy time to meter."""
+        with self._seen:
+            return list(self._runs)
+
     def wait_received(self, needle: bytes, timeout: float = 5.0) -> bool:
         with self._seen:
             return self._seen.wait_for(lambda: needle in self._received, timeout)
+
+    def wait_count(self, needle: bytes, count: int, timeout: float = 5.0) -> bool:
+        """Wait until ``needle`` was received at least ``count`` times (``?`` polls)."""
+        with self._seen:
+            return self._seen.wait_for(lambda: self._received.count(needle) >= count, timeout)
 
     def wait_state(self, state: str, timeout: float = 5.0) -> bool:
         with self._seen:
@@ -301,7 +317,13 @@ class GrblSimulator:
             self._send(UNLOCK_HINT)
 
     def _set_state(self, state: str) -> None:
+        now = time.monotonic()
         with self._seen:
+            if state == "Run" and self._run_since is None:
+                self._run_since = now
+            elif state in ("Idle", "Alarm") and self._run_since is not None:
+                self._runs.append((self._run_since, now))
+                self._run_since = None
             self._state = state
             self._seen.notify_all()
 
@@ -370,10 +392,14 @@ class GrblSimulator:
         elif byte >= 0x80:
             pass  # overrides and other realtime commands: not modelled
         elif byte in (0x0A, 0x0D):
-            line = self._line.decode("ascii", "replace").strip()
+            # Like GRBL 1.1, each CR or LF ends a line, and an empty line is answered ok:
+            # a sender ending lines with CRLF gets two answers per line.
+            line = _COMMENT.sub("", self._line.decode("ascii", "replace")).strip()
             self._line.clear()
             if line:
                 self._on_line(line)
+            else:
+                self._send(b"ok\r\n")
         elif len(self._line) < 255:
             self._line.append(byte)
 
@@ -420,6 +446,12 @@ class GrblSimulator:
             self._send(UNLOCK_HINT)
 
     def _on_line(self, line: str) -> None:
+        if self._waiting_lines:  # an earlier line still waits for the planner
+            self._waiting_lines.append(line)
+            return
+        self._execute_line(line)
+
+    def _execute_line(self, line: str) -> None:
         upper = line.upper().replace(" ", "")
         if upper.startswith("$"):
             self._on_system_command(upper)
@@ -436,7 +468,7 @@ class GrblSimulator:
             self._blocks.append(self.line_time)
             self._send(b"ok\r\n")
         else:  # GRBL withholds the ok until the planner has room: senders wait for it
-            self._waiting_lines.append(self.line_time)
+            self._waiting_lines.append(line)
 
     def _on_system_command(self, cmd: str) -> None:
         if cmd == "$X":
@@ -499,8 +531,7 @@ class GrblSimulator:
                     self._blocks[0] -= elapsed
                     elapsed = 0.0
             while self._waiting_lines and len(self._blocks) < PLANNER_BLOCKS:
-                self._blocks.append(self._waiting_lines.popleft())
-                self._send(b"ok\r\n")
+                self._execute_line(self._waiting_lines.popleft())
             if not self._blocks:
                 self._set_state("Idle")
 
