@@ -86,9 +86,7 @@ def _values(o: Organisation) -> dict[str, Any]:
     }
 
 
-def save_organisation(
-    store: HubStore, o: Organisation, *, by: str, new: bool
-) -> dict[str, Any]:
+def save_organisation(store: HubStore, o: Organisation, *, by: str, new: bool) -> dict[str, Any]:
     """Create (``new``) or change an organisation, audited; returns the changes."""
     values = _values(o)
     with store.atomic():
@@ -98,9 +96,7 @@ def save_organisation(
         ).fetchone()
         if new:
             if not _ID.match(o.id):
-                raise OrganisationError(
-                    "id", "lower-case letters, digits, '-' or '_' (40 at most)"
-                )
+                raise OrganisationError("id", "lower-case letters, digits, '-' or '_' (40 at most)")
             if old is not None:
                 raise OrganisationError("id", f"the organisation {o.id!r} exists")
             store.conn.execute(

@@ -226,9 +226,7 @@ def tariff_entries(store: HubStore) -> list[TariffEntry]:
     rows = store.conn.execute(
         f"SELECT tariff_id, origin, {', '.join(_COLUMNS)} FROM tariffs ORDER BY position"
     )
-    return [
-        TariffEntry(r[0], r[1], _tariff(dict(zip(_COLUMNS, r[2:], strict=True)))) for r in rows
-    ]
+    return [TariffEntry(r[0], r[1], _tariff(dict(zip(_COLUMNS, r[2:], strict=True)))) for r in rows]
 
 
 def _write_entries(store: HubStore, entries: Sequence[TariffEntry]) -> None:
@@ -701,9 +699,7 @@ def import_tariffs(
                 store, entries, actor=actor, reason="the hub file's tariffs changed"
             )
             if result is not None:
-                audit.record(
-                    store, actor, TARIFFS_SYNCED, "tariffs", {"tariffs": len(entries)}
-                )
+                audit.record(store, actor, TARIFFS_SYNCED, "tariffs", {"tariffs": len(entries)})
             price_unpriced(store)
         set_meta(store, CONFIG_KEY, json.dumps(sorted(digests)))
     return result

@@ -120,9 +120,7 @@ def machine_info(store: HubStore, machine_id: str) -> MachineInfo | None:
         out_of_service=bool(row["out_of_service"]),
         requires_credit=bool(row["requires_credit"]),
         certify_level=row["certify_level"],
-        out_of_service_reason=(row["out_of_service_reason"] or "")
-        if row["out_of_service"]
-        else "",
+        out_of_service_reason=(row["out_of_service_reason"] or "") if row["out_of_service"] else "",
     )
 
 
@@ -406,9 +404,7 @@ def import_catalogue(
         seen_groups: dict[str, str] = last.get("groups", {})
         seen_machines: dict[str, str] = last.get("machines", {})
         apply_groups = [
-            g
-            for g in groups_
-            if seen_groups.get(g.id) != _digest(g) or group(store, g.id) is None
+            g for g in groups_ if seen_groups.get(g.id) != _digest(g) or group(store, g.id) is None
         ]
         known = set(machine_ids(store))
         apply_machines = [

@@ -49,8 +49,7 @@ def codes(store: HubStore, *, active_only: bool = False) -> list[str]:
 
 def category(store: HubStore, code: str) -> dict[str, Any] | None:
     row = store.conn.execute(
-        "SELECT code, label_fr, label_en, position, active FROM member_categories "
-        "WHERE code = ?",
+        "SELECT code, label_fr, label_en, position, active FROM member_categories WHERE code = ?",
         (code,),
     ).fetchone()
     return dict(row) if row else None
@@ -59,10 +58,7 @@ def category(store: HubStore, code: str) -> dict[str, Any] | None:
 def labels(store: HubStore, lang: str) -> dict[str, str]:
     """code -> label in ``lang`` (French when the language is not English)."""
     column = "label_en" if lang == "en" else "label_fr"
-    return {
-        r[0]: r[1]
-        for r in store.conn.execute(f"SELECT code, {column} FROM member_categories")
-    }
+    return {r[0]: r[1] for r in store.conn.execute(f"SELECT code, {column} FROM member_categories")}
 
 
 def _labels(label_fr: str, label_en: str) -> tuple[str, str]:
@@ -74,9 +70,7 @@ def _labels(label_fr: str, label_en: str) -> tuple[str, str]:
     return fr, en
 
 
-def create_category(
-    store: HubStore, code: str, label_fr: str, label_en: str, *, by: str
-) -> None:
+def create_category(store: HubStore, code: str, label_fr: str, label_en: str, *, by: str) -> None:
     """A new category, last in the list; ``CategoryError`` if the code is bad or taken."""
     code = code.strip()
     if not CODE.match(code):

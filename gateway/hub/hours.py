@@ -120,8 +120,7 @@ def closures(store: HubStore, *, from_day: date | None = None) -> list[dict[str,
     return [
         dict(r)
         for r in store.conn.execute(
-            f"SELECT id, first_day, last_day, label FROM closures {where}"
-            "ORDER BY first_day, id",
+            f"SELECT id, first_day, last_day, label FROM closures {where}ORDER BY first_day, id",
             args,
         )
     ]

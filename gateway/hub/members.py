@@ -341,17 +341,19 @@ def _checked(store: HubStore, f: MemberFields, *, new: bool) -> dict[str, Any]:
     ):
         raise MemberError("email", "an e-mail address such as alice@example.org")
     known = {
-        r[0]: bool(r[1])
-        for r in store.conn.execute("SELECT code, active FROM member_categories")
+        r[0]: bool(r[1]) for r in store.conn.execute("SELECT code, active FROM member_categories")
     }
     if f.category not in known or (new and not known[f.category]):
         choices = ", ".join(c for c, active in known.items() if active)
         raise MemberError("category", f"one of the categories ({choices})")
     if f.status not in ("active", "suspended"):
         raise MemberError("status", "active or suspended")
-    if f.paid_by is not None and not store.conn.execute(
-        "SELECT 1 FROM organisations WHERE id = ?", (f.paid_by,)
-    ).fetchone():
+    if (
+        f.paid_by is not None
+        and not store.conn.execute(
+            "SELECT 1 FROM organisations WHERE id = ?", (f.paid_by,)
+        ).fetchone()
+    ):
         raise MemberError("paid_by", f"a known organisation (no {f.paid_by!r})")
     return {
         "name": name,
@@ -395,13 +397,13 @@ def create_member(
         )
         for uid in badges:
             attach_badge(store, uid, member_id)
-        audit.record(
-            store, by, MEMBER_CREATED, member_id, {**values, "badges": list(badges)}
-        )
+        audit.record(store, by, MEMBER_CREATED, member_id, {**values, "badges": list(badges)})
     return member_id
 
 
-def edit_member(store: HubStore, member_id: str, fields: MemberFields, *, by: str) -> dict[str, Any]:
+def edit_member(
+    store: HubStore, member_id: str, fields: MemberFields, *, by: str
+) -> dict[str, Any]:
     """Change what differs, audited with each field's old and new value; returns those
     changes (empty: nothing to do). A suspension, a category, a membership end or a
     staff flag reaches the machines in the next snapshot (the members trigger)."""
@@ -464,7 +466,8 @@ def find_members(
     """(how many match, one page of them by name) with their active badges' uids.
 
     ``q`` matches a part of the name, the id or the e-mail, case aside."""
-    clauses, args = [], []
+    clauses: list[str] = []
+    args: list[Any] = []
     if q:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         clauses.append(

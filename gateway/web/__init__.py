@@ -34,9 +34,11 @@ def create_app(
         if store is not None:
             store.close()
 
+    from gateway.web.admin import admin
     from gateway.web.api import api
     from gateway.web.auth import auth
     from gateway.web.billing_api import billing
+    from gateway.web.members_api import members_api
     from gateway.web.pages import pages
     from gateway.web.people import people
     from gateway.web.report import report_pages
@@ -49,6 +51,8 @@ def create_app(
     app.register_blueprint(billing)
     app.register_blueprint(tokens)
     app.register_blueprint(people)
+    app.register_blueprint(admin)
+    app.register_blueprint(members_api)
     return app
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from flask import Request
 
+from gateway.web import i18n_admin
+
 LANGUAGES = ("fr", "en")
 DEFAULT = "fr"
 
@@ -119,6 +121,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "scope.sessions": "sessions",
         "scope.jobs": "travaux des machines",
         "scope.report": "rapport d'activité",
+        "scope.members": "membres (liste et création)",
         "minutes": "{n} min",
         # Activity report (gateway/web/report.py).
         "report.title": "Rapport d'activité",
@@ -488,6 +491,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "scope.sessions": "sessions",
         "scope.jobs": "machine jobs",
         "scope.report": "activity report",
+        "scope.members": "members (list and create)",
         "minutes": "{n} min",
         # Activity report (gateway/web/report.py).
         "report.title": "Activity report",
@@ -742,6 +746,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "me.sessions": "Sessions",
     },
 }
+
+# The administration pages' strings live beside their pages (gateway/web/i18n_admin.py).
+CATALOGUE["fr"].update(i18n_admin.FR)
+CATALOGUE["en"].update(i18n_admin.EN)
 
 
 def choose_language(request: Request, configured: str | None) -> str:
