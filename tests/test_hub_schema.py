@@ -33,6 +33,7 @@ HISTORIC_ORDER = (
     "0015_payments",
     "0017_session_material",
     "0013_rgpd",
+    "0016_administration",
 )
 
 

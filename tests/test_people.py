@@ -224,7 +224,7 @@ def test_a_grant_reaches_the_next_snapshot_and_a_revocation_removes_it(hub: Hub)
 
     form = page(fab, "/certify?member_id=m-bruno")
     assert "Habiliter un membre" in form and "Groupe de machines" in form
-    assert 'value="m-bruno" selected' in form
+    assert 'value="Bruno Lefèvre (m-bruno)"' in form  # the picker, filled in
     assert 'data-validity="24"' in form and 'data-validity="12"' in form
 
     before = utcnow()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ import pytest
 from flask import Flask
 from werkzeug.routing import Rule
 
-from gateway.hub import accounts
+from gateway.billing.pricing import tariff_entries
+from gateway.hub import accounts, hours
 from gateway.hub.enrolment import create_enrolment
 from gateway.hub.events.ingest import ingest_envelopes
 from gateway.hub.tokens import SCOPES, create_token
@@ -74,6 +75,8 @@ def _seed(db: Path) -> tuple[dict[str, str], dict[str, str]]:
         tokens = {s: create_token(store, f"only {s}", [s], created_by="adm")[1] for s in SCOPES}
         number = store.conn.execute("SELECT number FROM invoices ORDER BY seq").fetchone()[0]
         token_id = store.conn.execute("SELECT min(id) FROM api_tokens").fetchone()[0]
+        tariff_id = tariff_entries(store)[0].tariff_id
+        closure_id = hours.add_closure(store, date(2027, 1, 1), date(2027, 1, 2), "", by="fab")
     finally:
         store.close()
     values = {
@@ -89,6 +92,10 @@ def _seed(db: Path) -> tuple[dict[str, str], dict[str, str]]:
         "filename": "style.css",
         "machine_id": "laser1",
         "machine": "laser1",
+        "org_id": "lycee",
+        "code": "adherent",
+        "tariff_id": tariff_id,
+        "closure_id": str(closure_id),
     }
     return values, tokens
 

@@ -16,7 +16,10 @@ from gateway.billing import pricing
 from gateway.billing.tariffs import max_session_s
 from gateway.core.clock import iso
 from gateway.core.snapshot import MachineInfo
+from gateway.hub import audit
 from gateway.hub.db import HubStore
+
+MAX_TOP_UP_CENTS = 1_000_000  # 10 000 €: a typo of two zeros is refused, not credited
 
 
 def add_credit(
@@ -85,3 +88,47 @@ def movements_of(store: HubStore, member_id: str) -> list[dict[str, Any]]:
             (member_id,),
         )
     ]
+
+
+def top_up(
+    store: HubStore, member_id: str, amount_cents: int, *, at: datetime, note: str, by: str
+) -> int:
+    """A top-up or a correction made by a person, audited (``credit.added``) in the same
+    transaction; returns the new balance. Reaches the nodes in the next snapshot."""
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or not amount_cents:
+        raise ValueError("a non-zero amount of whole cents")
+    if abs(amount_cents) > MAX_TOP_UP_CENTS:
+        raise ValueError(f"at most {MAX_TOP_UP_CENTS // 100} € at a time")
+    with store.atomic():
+        if not store.conn.execute("SELECT 1 FROM members WHERE id = ?", (member_id,)).fetchone():
+            raise ValueError(f"no member {member_id!r}")
+        add_credit(store, member_id, amount_cents, at=at, note=note, by=by)
+        audit.record(
+            store, by, audit.CREDIT_ADDED, member_id, {"amount_cents": amount_cents, "note": note}
+        )
+        return balance(store, member_id)
+
+
+def ledger(store: HubStore, member_id: str, limit: int = 50) -> list[dict[str, object]]:
+    """The member's latest ledger entries, newest first."""
+    return [
+        dict(r)
+        for r in store.conn.execute(
+            "SELECT id, amount_cents, at, note, by FROM credit_ledger WHERE member_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (member_id, limit),
+        )
+    ]
+
+
+def balances(store: HubStore) -> list[dict[str, object]]:
+    """Every member with a ledger entry: id, name and balance, by name."""
+    names = {
+        r[0]: r[1]
+        for r in store.conn.execute(
+            "SELECT m.id, m.name FROM members m WHERE m.id IN "
+            "(SELECT DISTINCT member_id FROM credit_ledger)"
+        )
+    }
+    rows = [{"id": m, "name": names.get(m, m), "balance": balance(store, m)} for m in names]
+    return sorted(rows, key=lambda r: (str(r["name"]), str(r["id"])))

@@ -41,6 +41,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from gateway.billing import organisations
 from gateway.billing.tariffs import vat
 from gateway.core import months
 from gateway.core.clock import iso, parse_iso
@@ -71,7 +72,7 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
-ORGANISATION_KINDS = ("school", "company", "association", "other")
+ORGANISATION_KINDS = organisations.KINDS
 _PREFIX = {"invoice": "F", "credit_note": "AV"}
 _NUMBER = re.compile(r"^(F|AV)(\d{4})-(\d{6})$")
 NO_VAT = Decimal("0")
@@ -141,23 +142,20 @@ def upsert_organisation(
     siret: str | None = None,
     vat_number: str | None = None,
 ) -> None:
-    """Create or update a paying organisation. The address and identifiers are what a
-    business invoice (and its Factur-X data) names; an invoice already issued keeps the
-    details it was issued with (``gateway.billing.documents``)."""
+    """Create or update a paying organisation (``gateway.billing.organisations`` owns the
+    table). The address and identifiers are what a business invoice (and its Factur-X
+    data) names; an invoice already issued keeps the details it was issued with
+    (``gateway.billing.documents``)."""
     if kind not in ORGANISATION_KINDS:
         raise ValueError(
             f"organisation kind must be one of {', '.join(ORGANISATION_KINDS)}, got {kind!r}"
         )
-    with store.atomic():
-        store.conn.execute(
-            "INSERT INTO organisations (id, name, kind, email, address, postcode, city, "
-            "country, siret, vat_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind, "
-            "email = excluded.email, address = excluded.address, "
-            "postcode = excluded.postcode, city = excluded.city, country = excluded.country, "
-            "siret = excluded.siret, vat_number = excluded.vat_number",
-            (org_id, name, kind, email, address, postcode, city, country, siret, vat_number),
-        )
+    organisations.upsert_organisation(
+        store,
+        organisations.Organisation(
+            org_id, name, kind, address, postcode, city, country, siret, vat_number, email
+        ),
+    )
 
 
 def organisation(store: HubStore, org_id: str) -> dict[str, Any] | None:

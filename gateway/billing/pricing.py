@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import sqlite3
+import uuid
 import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,7 +42,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from gateway.billing.tariffs import Tariff, price_session, select_tariff
+from gateway.billing.tariffs import Tariff, TariffError, price_session, select_tariff, ties
 from gateway.core.clock import iso, parse_iso
 from gateway.hub import audit, catalogue, members
 from gateway.hub.db import HubStore, bump_data_version, meta_text, set_meta
@@ -51,6 +52,11 @@ __all__ = [
     "Repricing",
     "SessionPrice",
     "TariffChange",
+    "TariffEntry",
+    "delete_tariff",
+    "import_tariffs",
+    "save_tariff",
+    "tariff_entries",
     "current_tariffs",
     "fingerprint",
     "has_tariffs",
@@ -198,28 +204,74 @@ class TariffChange:
     since: datetime | None
 
 
+@dataclass(frozen=True)
+class TariffEntry:
+    """A row of the tariff table: the tariff, its stable id (what the pages edit it by)
+    and the hub file's entry it was imported from (None: made or edited on the web)."""
+
+    tariff_id: str
+    origin: str | None
+    tariff: Tariff
+
+
+def record_digest(t: Tariff) -> str:
+    """What identifies a tariff of the hub file between two starts: its whole content."""
+    return hashlib.sha256(_canonical(_record(t)).encode()).hexdigest()
+
+
+def _new_id() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def tariff_entries(store: HubStore) -> list[TariffEntry]:
+    rows = store.conn.execute(
+        f"SELECT tariff_id, origin, {', '.join(_COLUMNS)} FROM tariffs ORDER BY position"
+    )
+    return [TariffEntry(r[0], r[1], _tariff(dict(zip(_COLUMNS, r[2:], strict=True)))) for r in rows]
+
+
+def _write_entries(store: HubStore, entries: Sequence[TariffEntry]) -> None:
+    conn = store.conn
+    conn.execute("DELETE FROM tariffs")
+    conn.executemany(
+        f"INSERT INTO tariffs (position, tariff_id, origin, {', '.join(_COLUMNS)}) "
+        f"VALUES (?, ?, ?, {', '.join('?' for _ in _COLUMNS)})",
+        [
+            (i, e.tariff_id, e.origin, *(_stored(_record(e.tariff)[c]) for c in _COLUMNS))
+            for i, e in enumerate(entries)
+        ],
+    )
+
+
+def _as_entries(store: HubStore, wanted: Sequence[Tariff]) -> list[TariffEntry]:
+    """``wanted`` as table rows, each keeping the id of an identical stored tariff."""
+    free: dict[str, list[str]] = {}
+    for e in tariff_entries(store):
+        free.setdefault(record_digest(e.tariff), []).append(e.tariff_id)
+    out = []
+    for t in wanted:
+        digest = record_digest(t)
+        ids = free.get(digest)
+        out.append(TariffEntry(ids.pop(0) if ids else _new_id(), digest, t))
+    return out
+
+
 def sync_tariffs(
     store: HubStore, tariffs: Iterable[Tariff], *, actor: str = "system"
 ) -> TariffChange:
-    """Make the tariff table hold ``tariffs`` (the hub config's); prices are not touched.
+    """Make the tariff table hold exactly ``tariffs``; prices are not touched.
 
     Changing the set is recorded in the audit log. Use ``install_tariffs`` to re-price
     the sessions the change affects in the same transaction.
     """
     wanted = tuple(tariffs)
     new = fingerprint(wanted)
-    conn = store.conn
     with store.atomic():
         old = stored_fingerprint(store)
         if new == old:
             return TariffChange(False, old, new, None)
         before = load_tariffs(store)
-        conn.execute("DELETE FROM tariffs")
-        conn.executemany(
-            f"INSERT INTO tariffs (position, {', '.join(_COLUMNS)}) "
-            f"VALUES (?, {', '.join('?' for _ in _COLUMNS)})",
-            [(i, *(_stored(_record(t)[c]) for c in _COLUMNS)) for i, t in enumerate(wanted)],
-        )
+        _write_entries(store, _as_entries(store, wanted))
         set_meta(store, FINGERPRINT_KEY, new)
         bump_data_version(store)
         since = _earliest_difference(before, wanted)
@@ -533,3 +585,133 @@ def stale_sessions(store: HubStore) -> int:
             (stored_fingerprint(store),),
         ).fetchone()[0]
     )
+
+
+# -- the hub file and the web ------------------------------------------------------------
+
+CONFIG_KEY = "config_tariffs"
+TARIFF_CREATED = "tariff.created"
+TARIFF_UPDATED = "tariff.updated"
+TARIFF_DELETED = "tariff.deleted"
+
+
+def _replace_set(
+    store: HubStore, entries: Sequence[TariffEntry], *, actor: str, reason: str
+) -> Repricing | None:
+    """Write ``entries`` as the tariff table and re-price what the change can affect,
+    in the caller's transaction (the same rule as ``install_tariffs``)."""
+    before = load_tariffs(store)
+    wanted = tuple(e.tariff for e in entries)
+    old, new = stored_fingerprint(store), fingerprint(wanted)
+    _write_entries(store, entries)
+    if new == old:
+        return None
+    set_meta(store, FINGERPRINT_KEY, new)
+    bump_data_version(store)
+    since = _earliest_difference(before, wanted)
+    if since is not None:
+        store.conn.execute(
+            "UPDATE sessions SET priced_with = ? WHERE status = 'closed' "
+            "AND priced_with = ? AND started_at < ?",
+            (new, old, iso(since)),
+        )
+    return reprice_sessions(store, since, actor=actor, reason=reason)
+
+
+def _refuse_tie(entries: Sequence[TariffEntry], candidate: TariffEntry) -> None:
+    for e in entries:
+        if e.tariff_id != candidate.tariff_id and ties(e.tariff, candidate.tariff):
+            raise TariffError(
+                "valid_from",
+                "a tariff that does not tie with "
+                f"{e.tariff.name or e.tariff_id!r} (same start, same machines and categories)",
+            )
+
+
+def save_tariff(
+    store: HubStore, tariff_id: str | None, tariff: Tariff, *, by: str
+) -> tuple[str, Repricing | None]:
+    """Add a tariff (``tariff_id`` None) or change one, audited; the closed sessions it
+    can price differently are re-priced in the same transaction (billed ones are
+    reversed and billed again by the next invoice run). Returns its id and the
+    re-pricing. A tariff edited here is the web's: the hub file no longer removes it."""
+    with store.atomic():
+        entries = tariff_entries(store)
+        if tariff_id is None:
+            entry = TariffEntry(_new_id(), None, tariff)
+            _refuse_tie(entries, entry)
+            entries.append(entry)
+            action, details = TARIFF_CREATED, _record(tariff)
+        else:
+            index = next((i for i, e in enumerate(entries) if e.tariff_id == tariff_id), None)
+            if index is None:
+                raise TariffError("tariff", f"a known tariff (no {tariff_id!r})")
+            entry = TariffEntry(tariff_id, None, tariff)
+            _refuse_tie(entries, entry)
+            before = _record(entries[index].tariff)
+            after = _record(tariff)
+            details = {"changes": {k: [before[k], v] for k, v in after.items() if before[k] != v}}
+            entries[index] = entry
+            action = TARIFF_UPDATED
+        audit.record(store, by, action, entry.tariff_id, details)
+        repriced = _replace_set(store, entries, actor=by, reason=f"{action} {entry.tariff_id}")
+    return entry.tariff_id, repriced
+
+
+def delete_tariff(store: HubStore, tariff_id: str, *, by: str) -> Repricing | None:
+    """Remove a tariff (a mistake: to end prices from a date, add a newer one)."""
+    with store.atomic():
+        entries = tariff_entries(store)
+        gone = next((e for e in entries if e.tariff_id == tariff_id), None)
+        if gone is None:
+            raise TariffError("tariff", f"a known tariff (no {tariff_id!r})")
+        audit.record(store, by, TARIFF_DELETED, tariff_id, _record(gone.tariff))
+        return _replace_set(
+            store,
+            [e for e in entries if e.tariff_id != tariff_id],
+            actor=by,
+            reason=f"{TARIFF_DELETED} {tariff_id}",
+        )
+
+
+def import_tariffs(
+    store: HubStore, tariffs: Iterable[Tariff], *, actor: str = "hub"
+) -> Repricing | None:
+    """The hub file's tariffs into the database by the source-of-truth rule.
+
+    The first time (a database that never imported under this rule) the file's set is
+    installed as it is, as every start used to. Afterwards only the file's own changes
+    since the hub last read it apply: a tariff added to the file is added, one removed
+    from the file is removed (unless edited on the web since), an edited one is both.
+    Tariffs made or edited on the web stay. ``TariffError`` when a tariff added to the
+    file ties with one the database has.
+    """
+    wanted = list(tariffs)
+    digests = [record_digest(t) for t in wanted]
+    with store.atomic():
+        last = meta_text(store, CONFIG_KEY)
+        if last is None:
+            result = install_tariffs(store, wanted, actor=actor)
+        else:
+            removed = Counter(json.loads(last)) - Counter(digests)
+            added = Counter(digests) - Counter(json.loads(last))
+            entries: list[TariffEntry] = []
+            for e in tariff_entries(store):
+                if e.origin is not None and removed[e.origin] > 0:
+                    removed[e.origin] -= 1
+                    continue
+                entries.append(e)
+            for t, digest in zip(wanted, digests, strict=True):
+                if added[digest] > 0:
+                    added[digest] -= 1
+                    entry = TariffEntry(_new_id(), digest, t)
+                    _refuse_tie(entries, entry)
+                    entries.append(entry)
+            result = _replace_set(
+                store, entries, actor=actor, reason="the hub file's tariffs changed"
+            )
+            if result is not None:
+                audit.record(store, actor, TARIFFS_SYNCED, "tariffs", {"tariffs": len(entries)})
+            price_unpriced(store)
+        set_meta(store, CONFIG_KEY, json.dumps(sorted(digests)))
+    return result

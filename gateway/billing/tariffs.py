@@ -37,6 +37,7 @@ __all__ = [
     "price_session",
     "round_half_up",
     "select_tariff",
+    "ties",
     "vat",
 ]
 
@@ -678,3 +679,10 @@ def _refuse_ties(tariffs: Sequence[Tariff], where: str) -> None:
                     f"(same valid_from, both for {what} and {whom})",
                 )
             claimed[key] = i
+
+
+def ties(a: Tariff, b: Tariff) -> bool:
+    """Both in force from the same instant and claiming a same machine (or group, or
+    every machine) and category: neither would be more specific, so a list may not hold
+    both (the config loader and the tariff pages refuse it)."""
+    return a.valid_from == b.valid_from and bool(_cells(a) & _cells(b))

@@ -18,7 +18,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from gateway.billing.money import format_money
-from gateway.billing.pricing import Repricing, install_tariffs, reprice_sessions
+from gateway.billing.pricing import Repricing, import_tariffs, reprice_sessions
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config
 from gateway.core.clock import iso
@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if args.member and not members.exists(store, args.member):
             print(f"error: no member {args.member!r}", file=sys.stderr)
             return 2
-        installed = install_tariffs(store, cfg.tariffs, actor=args.by)
+        # The file's changes since the hub last read it; tariffs set on the web stay.
+        installed = import_tariffs(store, cfg.tariffs, actor=args.by)
         if installed is not None:
             print(f"tariffs changed, re-priced {_summary(installed)}")
         result = reprice_sessions(

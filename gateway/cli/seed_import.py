@@ -15,7 +15,7 @@ import sys
 
 from gateway.cli.common import config_option
 from gateway.config import load_hub_config, load_seed
-from gateway.hub.catalogue import sync_catalogue
+from gateway.hub.catalogue import import_catalogue
 from gateway.hub.db import HubStore
 from gateway.hub.seed import import_seed
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     with HubStore(cfg.database) as store:
-        sync_catalogue(store, cfg.groups, cfg.machines)
+        import_catalogue(store, cfg.groups, cfg.machines)
         report = import_seed(store, seed, update=args.update)
     print(
         f"{seed.file}: {report.summary()}"

@@ -80,9 +80,12 @@ class MachineInfo:
     out_of_service: bool = False
     requires_credit: bool = False  # taps need a positive prepaid balance
     certify_level: int = int(Level.AUTONOMOUS)  # the level a trainer grants at this machine
+    # Why the machine is out of service, as the fabmanager wrote it ("" when none): the
+    # node says it with the denial, so a member knows whether to wait or to ask.
+    out_of_service_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "kind": self.kind,
@@ -92,6 +95,9 @@ class MachineInfo:
             "requires_credit": self.requires_credit,
             "certify_level": self.certify_level,
         }
+        if self.out_of_service_reason:
+            d["out_of_service_reason"] = self.out_of_service_reason
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MachineInfo:
@@ -104,6 +110,7 @@ class MachineInfo:
             out_of_service=bool(d.get("out_of_service", False)),
             requires_credit=bool(d.get("requires_credit", False)),
             certify_level=int(d.get("certify_level", cls.certify_level)),
+            out_of_service_reason=str(d.get("out_of_service_reason") or "")[:200],
         )
 
 

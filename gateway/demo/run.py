@@ -166,15 +166,15 @@ def _demo_accounts(cfg: HubConfig, data: Path) -> str:
 
 def _write_history(cfg: HubConfig, year: int) -> None:
     """A past year of activity, priced, so the reports and invoices have something to show."""
-    from gateway.billing.pricing import install_tariffs
+    from gateway.billing.pricing import import_tariffs
     from gateway.demo.year import generate_year
-    from gateway.hub.catalogue import sync_catalogue
+    from gateway.hub.catalogue import import_catalogue
     from gateway.hub.db import HubStore
 
     generate_year(cfg.database, year)
     with HubStore(cfg.database) as store:
-        sync_catalogue(store, cfg.groups, cfg.machines)
-        install_tariffs(store, cfg.tariffs, actor="demo")
+        import_catalogue(store, cfg.groups, cfg.machines, actor="demo")
+        import_tariffs(store, cfg.tariffs, actor="demo")
 
 
 def run_demo(

@@ -356,3 +356,29 @@ def delete_account(store: HubStore, member_id: str) -> bool:
     store.conn.execute("DELETE FROM login_throttle WHERE key = ?", (f"email:{row[0]}",))
     store.conn.execute("DELETE FROM accounts WHERE member_id = ?", (member_id,))
     return True
+
+
+def list_accounts(store: HubStore) -> list[dict[str, object]]:
+    """Every account with its member's name and stored roles (``trainer:<group>`` for a
+    trainer), by name: the log-ins page."""
+    roles: dict[str, list[str]] = {}
+    for member_id, role, group_id in store.conn.execute(
+        "SELECT member_id, role, group_id FROM roles ORDER BY role, group_id"
+    ):
+        roles.setdefault(member_id, []).append(f"{role}:{group_id}" if group_id else role)
+    return [
+        {
+            "member_id": r[0],
+            "name": r[1],
+            "email": r[2],
+            "last_login_at": r[3],
+            "has_password": r[4] is not None,
+            "locked_until": r[5],
+            "roles": roles.get(r[0], []),
+        }
+        for r in store.conn.execute(
+            "SELECT a.member_id, m.name, a.email, a.last_login_at, a.password_hash, "
+            "a.locked_until FROM accounts a JOIN members m ON m.id = a.member_id "
+            "ORDER BY m.name, a.member_id"
+        )
+    ]

@@ -123,7 +123,7 @@ def machines_live(store: HubStore, now: datetime | None = None) -> list[dict[str
     refused = refusals.by_node(store)
     for r in store.conn.execute(
         "SELECT m.id AS machine_id, m.name, m.kind, m.group_id, m.min_level, "
-        "m.out_of_service, coalesce(m.node, m.id) AS node_id, s.node, "
+        "m.out_of_service, m.out_of_service_reason, coalesce(m.node, m.id) AS node_id, s.node, "
         "coalesce(s.online, 0) AS online, "
         "coalesce(s.relay, 0) AS relay, s.session_id, s.member_id, "
         "mb.name AS member_name, s.since, s.updated_at, s.status AS node_status, "

@@ -7,11 +7,14 @@ republishes the snapshots, so nothing here talks to the nodes.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from gateway.core.ids import normalise_uid
 from gateway.hub import audit
 from gateway.hub.db import HubStore
 
@@ -332,3 +335,207 @@ def pseudonymise(store: HubStore, member_id: str, *, at: str) -> int:
 def is_erased(store: HubStore, member_id: str) -> bool:
     row = store.conn.execute("SELECT erased_at FROM members WHERE id = ?", (member_id,)).fetchone()
     return bool(row and row[0])
+
+
+# -- administration from the web and the API (audited) ------------------------------------
+
+MEMBER_CREATED = "member.created"
+MEMBER_UPDATED = "member.updated"
+BADGE_ADDED = "badge.added"
+BADGE_REACTIVATED = "badge.reactivated"
+MAX_NAME = 120
+MAX_EMAIL = 254
+_MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# What a person may change on a member record, in the order pages show them.
+EDITABLE = ("name", "email", "category", "status", "membership_end", "staff", "paid_by")
+
+
+class MemberError(ValueError):
+    """A refused change; ``field`` names the form field (or JSON key) it is about."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class MemberFields:
+    """A member record as the pages and ``POST /api/v1/members`` give it."""
+
+    name: str
+    category: str
+    email: str | None = None
+    status: str = "active"
+    membership_end: date | None = None
+    staff: bool = False
+    paid_by: str | None = None
+
+
+def _checked(store: HubStore, f: MemberFields, *, new: bool) -> dict[str, Any]:
+    """The stored values of ``f``, or ``MemberError`` naming the first wrong field."""
+    name = " ".join(f.name.split())
+    if not name or len(name) > MAX_NAME:
+        raise MemberError("name", f"a name of 1 to {MAX_NAME} characters")
+    email = (f.email or "").strip() or None
+    if email is not None and (
+        len(email) > MAX_EMAIL or "@" not in email or any(c.isspace() for c in email)
+    ):
+        raise MemberError("email", "an e-mail address such as alice@example.org")
+    known = {
+        r[0]: bool(r[1]) for r in store.conn.execute("SELECT code, active FROM member_categories")
+    }
+    if f.category not in known or (new and not known[f.category]):
+        choices = ", ".join(c for c, active in known.items() if active)
+        raise MemberError("category", f"one of the categories ({choices})")
+    if f.status not in ("active", "suspended"):
+        raise MemberError("status", "active or suspended")
+    if (
+        f.paid_by is not None
+        and not store.conn.execute(
+            "SELECT 1 FROM organisations WHERE id = ?", (f.paid_by,)
+        ).fetchone()
+    ):
+        raise MemberError("paid_by", f"a known organisation (no {f.paid_by!r})")
+    return {
+        "name": name,
+        "email": email,
+        "category": f.category,
+        "status": f.status,
+        "membership_end": f.membership_end.isoformat() if f.membership_end else None,
+        "staff": int(f.staff),
+        "paid_by": f.paid_by,
+    }
+
+
+def create_member(
+    store: HubStore,
+    fields: MemberFields,
+    *,
+    by: str,
+    member_id: str | None = None,
+    joined: date,
+    badges: Sequence[str] = (),
+) -> str:
+    """A new member (and their badges, already normalised), audited; returns the id.
+
+    Without an id one is made (``m-`` and 10 hex digits). ``MemberError`` names what is
+    wrong: a taken id, a badge another member has, a bad field."""
+    if member_id is not None and not _MEMBER_ID.match(member_id):
+        raise MemberError("id", "letters, digits, '.', '_' or '-' (64 at most)")
+    member_id = member_id or f"m-{uuid.uuid4().hex[:10]}"
+    with store.atomic():
+        values = _checked(store, fields, new=True)
+        if exists(store, member_id):
+            raise MemberError("id", f"the id {member_id!r} is already a member's")
+        for uid in badges:
+            owner = badge_owner(store, uid)
+            if owner is not None:
+                raise MemberError("badges", f"badge {uid} already belongs to {owner}")
+        store.conn.execute(
+            "INSERT INTO members (id, name, email, category, status, membership_end, staff, "
+            "paid_by, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (member_id, *values.values(), joined.isoformat()),
+        )
+        for uid in badges:
+            attach_badge(store, uid, member_id)
+        audit.record(store, by, MEMBER_CREATED, member_id, {**values, "badges": list(badges)})
+    return member_id
+
+
+def edit_member(
+    store: HubStore, member_id: str, fields: MemberFields, *, by: str
+) -> dict[str, Any]:
+    """Change what differs, audited with each field's old and new value; returns those
+    changes (empty: nothing to do). A suspension, a category, a membership end or a
+    staff flag reaches the machines in the next snapshot (the members trigger)."""
+    with store.atomic():
+        old = member(store, member_id)
+        if old is None:
+            raise MemberError("id", f"no member {member_id!r}")
+        values = _checked(store, fields, new=False)
+        changes = {k: [old[k], v] for k, v in values.items() if old[k] != v}
+        if changes:
+            store.conn.execute(
+                f"UPDATE members SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                (*(v[1] for v in changes.values()), member_id),
+            )
+            audit.record(store, by, MEMBER_UPDATED, member_id, {"changes": changes})
+    return changes
+
+
+def add_badge_by_uid(store: HubStore, member_id: str, uid: str, *, by: str) -> None:
+    """A badge typed in (read on a desk reader): active at once, audited. ``MemberError``
+    when the uid is not a badge or is known already (a blocked badge stays blocked)."""
+    try:
+        uid = normalise_uid(uid)
+    except ValueError as exc:
+        raise MemberError("uid", str(exc)) from None
+    with store.atomic():
+        if not exists(store, member_id):
+            raise MemberError("id", f"no member {member_id!r}")
+        owner = badge_owner(store, uid)
+        if owner is not None:
+            raise MemberError("uid", f"badge {uid} is already known (member {owner})")
+        attach_badge(store, uid, member_id)
+        audit.record(store, by, BADGE_ADDED, member_id, {"uid": uid})
+
+
+def reactivate_badge(store: HubStore, member_id: str, uid: str, *, by: str) -> bool:
+    """A blocked badge found again opens machines again; False if it was not blocked."""
+    with store.atomic():
+        cur = store.conn.execute(
+            "UPDATE badges SET status = 'active' WHERE uid = ? AND member_id = ? "
+            "AND status = 'blocked'",
+            (uid, member_id),
+        )
+        if cur.rowcount:
+            audit.record(store, by, BADGE_REACTIVATED, member_id, {"uid": uid})
+    return bool(cur.rowcount)
+
+
+def find_members(
+    store: HubStore,
+    *,
+    q: str | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    paid_by: str | None = None,
+    staff: bool | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[int, list[dict[str, Any]]]:
+    """(how many match, one page of them by name) with their active badges' uids.
+
+    ``q`` matches a part of the name, the id or the e-mail, case aside."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append(
+            "(m.name LIKE ? ESCAPE '\\' OR m.id LIKE ? ESCAPE '\\' OR m.email LIKE ? ESCAPE '\\')"
+        )
+        args += [like, like, like]
+    for column, value in (("status", status), ("category", category), ("paid_by", paid_by)):
+        if value is not None:
+            clauses.append(f"m.{column} = ?")
+            args.append(value)
+    if staff is not None:
+        clauses.append("m.staff = ?")
+        args.append(int(staff))
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    total = store.conn.execute(f"SELECT count(*) FROM members m {where}", args).fetchone()[0]
+    rows = [
+        dict(r)
+        for r in store.conn.execute(
+            "SELECT m.id, m.name, m.email, m.category, m.status, m.membership_end, m.staff, "
+            "m.paid_by, m.joined_at, (SELECT group_concat(b.uid, ' ') FROM badges b "
+            "WHERE b.member_id = m.id AND b.status = 'active') AS badges "
+            f"FROM members m {where}ORDER BY m.name, m.id LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
+    ]
+    for r in rows:
+        r["staff"] = bool(r["staff"])
+        r["badges"] = sorted((r["badges"] or "").split())
+    return int(total), rows

@@ -460,6 +460,78 @@ def _m0013_rgpd(db: sqlite_utils.Database) -> None:
     )
 
 
+# The member categories the hub knew as code before they became data (0016): each
+# becomes a row, so existing members and tariffs keep their category.
+SEED_CATEGORIES: tuple[tuple[str, str, str], ...] = (
+    ("grand_public", "Grand public", "General public"),
+    ("adherent", "Adhérent·e", "Member"),
+    ("professionnel", "Professionnel·le", "Professional"),
+    ("scolaire", "Scolaire", "School"),
+    ("association", "Association", "Association"),
+)
+
+
+def _m0016_administration(db: sqlite_utils.Database) -> None:
+    """Running the lab from the web: categories as data, out-of-service reasons,
+    opening hours and dated closures in the database, organisations' details, tariff ids.
+
+    - ``member_categories`` (``gateway.hub.categories``): the five categories that were
+      code become rows; any other category a member already has becomes a row too, so
+      nothing in the database names a category the table lacks.
+    - ``machines.out_of_service_reason``: shown at the machine (in the snapshot) and on
+      the board; part of the machines' change trigger, so a new reason is republished.
+    - ``opening_hours`` and ``closures`` (``gateway.hub.hours``): were the hub config's
+      only; they feed every snapshot, so their triggers bump ``data_version``.
+    - (the organisations' address, SIRET and VAT number came with 0015.)
+    - ``tariffs.tariff_id`` and ``origin``: a stable id for the web to edit a tariff by,
+      and the config entry it was imported from (NULL once edited on the web), for the
+      rule that a file's own changes still apply at start (docs/admin.md).
+    """
+    bump = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version';"
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS member_categories (code TEXT PRIMARY KEY, "
+        "label_fr TEXT NOT NULL, label_en TEXT NOT NULL, position INTEGER NOT NULL DEFAULT 0, "
+        "active INTEGER NOT NULL DEFAULT 1)"
+    )
+    for position, (code, fr, en) in enumerate(SEED_CATEGORIES):
+        db.execute(
+            "INSERT OR IGNORE INTO member_categories (code, label_fr, label_en, position) "
+            "VALUES (?, ?, ?, ?)",
+            (code, fr, en, position),
+        )
+    db.execute(
+        "INSERT OR IGNORE INTO member_categories (code, label_fr, label_en, position) "
+        "SELECT DISTINCT category, category, category, 100 FROM members"
+    )
+    db.execute("ALTER TABLE machines ADD COLUMN out_of_service_reason TEXT")
+    db.execute("DROP TRIGGER IF EXISTS machines_dv_upd")
+    changed = " OR ".join(
+        f"OLD.{c} IS NOT NEW.{c}"
+        for c in (*CATALOGUE["machines"], "requires_credit", "out_of_service_reason")
+    )
+    db.execute(
+        f"CREATE TRIGGER machines_dv_upd AFTER UPDATE ON machines WHEN {changed} BEGIN {bump} END"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS opening_hours (weekday INTEGER NOT NULL "
+        "CHECK (weekday BETWEEN 0 AND 6), opens TEXT NOT NULL, closes TEXT NOT NULL, "
+        "PRIMARY KEY (weekday, opens))"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS closures (id INTEGER PRIMARY KEY, first_day TEXT NOT NULL, "
+        "last_day TEXT NOT NULL, label TEXT NOT NULL DEFAULT '', CHECK (last_day >= first_day))"
+    )
+    for table in ("opening_hours", "closures"):
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_dv_{op.lower()} AFTER {op} ON {table} "
+                f"BEGIN {bump} END"
+            )
+    db.execute("ALTER TABLE tariffs ADD COLUMN tariff_id TEXT")
+    db.execute("ALTER TABLE tariffs ADD COLUMN origin TEXT")
+    db.execute("UPDATE tariffs SET tariff_id = 't-' || position")
+
+
 # Every migration, in the order a fresh database gets them.
 STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0001_initial", _m0001_initial),
@@ -476,6 +548,7 @@ STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0012_sessions_start_order", _m0012_sessions_start_order),
     ("0013_rgpd", _m0013_rgpd),
     ("0015_payments", _m0015_payments),
+    ("0016_administration", _m0016_administration),
     ("0017_session_material", _m0017_session_material),
 )
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from gateway.billing.pricing import install_tariffs
+from gateway.billing.pricing import import_tariffs
 from gateway.config import HubConfig, load_seed
 from gateway.contract import (
     SessionEnded,
@@ -49,7 +49,7 @@ from gateway.contract.signing import load_private_key, sign_snapshot, write_keyp
 from gateway.core.clock import WallClock, iso, utcnow
 from gateway.core.sdnotify import Watchdog
 from gateway.core.supervise import Beat, Supervisor
-from gateway.hub import catalogue, enrolment, presence, retention, snapshots
+from gateway.hub import catalogue, enrolment, hours, presence, retention, snapshots
 from gateway.hub.db import HubStore, data_version
 from gateway.hub.events.ingest import ingest_messages
 from gateway.hub.lock import HubLock
@@ -119,7 +119,6 @@ class HubService:
         # The hub does not build its web app: the caller hands the factory in (the CLI and
         # the demo pass gateway.web.create_app), so the hub package never imports the web.
         self.web_app = web_app
-        self._credit_machines = {m.id for m in cfg.machines if m.requires_credit}
         self.web_url: str | None = None
         # The last retention run: when (hub clock), what it deleted, or why it failed.
         self.retention: dict[str, Any] = {"last_run": None, "deleted": None, "error": None}
@@ -129,14 +128,18 @@ class HubService:
             # Every start moves the epoch on, so a database restored from a backup still
             # issues snapshots that nodes take as newer (see snapshots.advance_epoch).
             self.epoch = snapshots.advance_epoch(store, utcnow())
-            catalogue.sync_catalogue(store, list(cfg.groups), list(cfg.machines))
+            # The file's catalogue, hours and tariffs: what the database lacks, and what
+            # the file changed since the last start; the web's edits stay otherwise
+            # (docs/admin.md, "Where the truth lives").
+            catalogue.import_catalogue(store, list(cfg.groups), list(cfg.machines))
+            hours.import_hours(store, cfg.opening_hours)
             if cfg.seed:
                 # Create-missing only: the database, not the seed, owns existing records.
                 report = import_seed(store, load_seed(cfg.seed))
                 if report.created:
                     log.info("seed %s: %s", cfg.seed, report.summary())
-            # The configured tariffs into the database; a changed set re-prices sessions.
-            install_tariffs(store, cfg.tariffs, actor="hub")
+            # A changed set re-prices the sessions it can affect.
+            import_tariffs(store, cfg.tariffs, actor="hub")
         finally:
             store.close()
         self.link = MqttLink(
@@ -360,12 +363,9 @@ class HubService:
         self.stats["failed"] += result.failed
         for node, node_ids in result.acks.items():
             self.link.publish(self.topics.node_ack(node), encode_ack(node_ids))
+        ended = {data.machine for _, data in result.applied if isinstance(data, SessionEnded)}
         if any(isinstance(data, StaffPresence) for _, data in result.applied) or (
-            self._credit_machines
-            and any(
-                isinstance(data, SessionEnded) and data.machine in self._credit_machines
-                for _, data in result.applied
-            )
+            ended and ended & catalogue.credit_machines(store)
         ):
             # Presence changed, or a prepaid balance was spent: nodes must know now.
             self._republish.set()
@@ -423,6 +423,8 @@ class HubService:
         self, store: HubStore, now: datetime, present_until: datetime | None
     ) -> int:
         n = 0
+        # The seven days from today, closures shut (a snapshot is valid a week at most).
+        week = hours.hours_for_week(store, now, self.cfg.timezone)
         for machine in catalogue.machine_ids(store):
             snap = snapshots.build_snapshot(
                 store,
@@ -431,7 +433,7 @@ class HubService:
                 version=snapshots.next_snapshot_version(store),
                 validity=self.cfg.snapshot_validity,
                 timezone=self.cfg.timezone,
-                opening_hours=self.cfg.opening_hours,
+                opening_hours=week,
                 staff_present_until=present_until,
                 site=self.cfg.site,
                 epoch=self.epoch,

@@ -116,6 +116,17 @@ class TapHandler:
             self.recorder.append(tap)
             if decision.action == Action.END:
                 self.sessions.badge_out()
+            elif (
+                decision.reason == Reason.OUT_OF_SERVICE
+                and snap
+                and snap.machine.out_of_service_reason
+            ):
+                log.info(
+                    "tap %s denied: %s (%s)",
+                    uid,
+                    decision.reason,
+                    snap.machine.out_of_service_reason,
+                )
             else:
                 log.info("tap %s denied: %s", uid, decision.reason)
         if member:

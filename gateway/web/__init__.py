@@ -34,10 +34,12 @@ def create_app(
         if store is not None:
             store.close()
 
+    from gateway.web.admin import admin
     from gateway.web.api import api
     from gateway.web.auth import auth
     from gateway.web.billing_api import billing
     from gateway.web.invoices import invoice_pages
+    from gateway.web.members_api import members_api
     from gateway.web.pages import pages
     from gateway.web.people import people
     from gateway.web.privacy import privacy
@@ -53,6 +55,8 @@ def create_app(
     app.register_blueprint(tokens)
     app.register_blueprint(people)
     app.register_blueprint(privacy)
+    app.register_blueprint(admin)
+    app.register_blueprint(members_api)
     return app
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from flask import Request
 
+from gateway.web import i18n_admin
+
 LANGUAGES = ("fr", "en")
 DEFAULT = "fr"
 
@@ -120,7 +122,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "scope.sessions": "sessions",
         "scope.jobs": "travaux des machines",
         "scope.report": "rapport d'activité",
-        "scope.members": "données personnelles d'un membre (export)",
+        "scope.members": "membres : liste, création, export des données d'un membre",
         "minutes": "{n} min",
         # Activity report (gateway/web/report.py).
         "report.title": "Rapport d'activité",
@@ -655,7 +657,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "scope.sessions": "sessions",
         "scope.jobs": "machine jobs",
         "scope.report": "activity report",
-        "scope.members": "one member's personal data (export)",
+        "scope.members": "members: list, create, one member's data export",
         "minutes": "{n} min",
         # Activity report (gateway/web/report.py).
         "report.title": "Activity report",
@@ -1066,6 +1068,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         ),
     },
 }
+
+# The administration pages' strings live beside their pages (gateway/web/i18n_admin.py).
+CATALOGUE["fr"].update(i18n_admin.FR)
+CATALOGUE["en"].update(i18n_admin.EN)
 
 
 def choose_language(request: Request, configured: str | None) -> str:

@@ -159,6 +159,8 @@ def _navigation() -> dict[str, Any]:
             links.append(("report.report_page", "nav.report"))
         if user.has("accountant"):
             links.append(("tokens.token_list", "nav.tokens"))
+        if user.has("fabmanager", "accountant"):
+            links.append(("admin.index", "nav.admin"))
         return [
             {"href": url_for(endpoint), "label": t(key), "current": request.endpoint == endpoint}
             for endpoint, key in links
@@ -247,6 +249,8 @@ class Grant:
 def _parse_grant(store: HubStore) -> Grant:
     form = request.form
     member_id = form.get("member_id", "").strip()
+    if member_id.endswith(")") and "(" in member_id:  # "Name (id)", as the picker lists it
+        member_id = member_id[member_id.rindex("(") + 1 : -1].strip()
     group_id = form.get("group_id", "").strip()
     if not member_id or not hub_members.exists(store, member_id):
         raise Refused("certify.err.member")
