@@ -343,15 +343,26 @@ def cmd_wheel(args: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     before = set(out.glob("*.whl"))
     code = run(
-        [str(VENV_PYTHON), "-m", "pip", "wheel", "--quiet", "--no-deps",
-         "--no-build-isolation", "--wheel-dir", str(out), str(ROOT)],
+        [
+            str(VENV_PYTHON),
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(out),
+            str(ROOT),
+        ],
         cwd=ROOT,
     )
     if code != 0:
         return code
-    built = sorted(set(out.glob("fablab_gateway-*.whl")) - before) or sorted(
-        out.glob("fablab_gateway-*.whl"), key=lambda p: p.stat().st_mtime
-    )[-1:]
+    built = (
+        sorted(set(out.glob("fablab_gateway-*.whl")) - before)
+        or sorted(out.glob("fablab_gateway-*.whl"), key=lambda p: p.stat().st_mtime)[-1:]
+    )
     for wheel in built:
         say(f"built {wheel}")
     return 0

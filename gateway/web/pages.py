@@ -73,6 +73,7 @@ _MACHINE_KEYS = (
     "refusals",
     "node_id",
     "job",
+    "out_of_service_reason",  # staff's words for the public ("Lentille cassée")
 )
 _SESSION_KEYS = (
     "machine_id",
