@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "backup": ("gateway.cli.backup", "consistent, checked copy of the live hub database"),
     "reprice": ("gateway.cli.reprice", "install the tariffs, price sessions again"),
+    "deploy": (
+        "gateway.cli.deploy",
+        "write a site's installation files: the Mosquitto settings, ACL and passwords",
+    ),
 }
 
 # A library a command needs -> the extra that installs it, for a clear error on an
