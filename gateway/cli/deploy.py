@@ -13,7 +13,7 @@ import sys
 from pathlib import Path, PurePosixPath
 
 from gateway.cli.common import config_option
-from gateway.config import load_hub_config
+from gateway.config import ConfigError, load_hub_config
 from gateway.deploy.mosquitto import (
     INSTALL_DIR,
     PLAIN_LISTENERS,
@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     except DeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (OSError, ValueError) as exc:
+    except ConfigError:
+        raise  # main() prints it: file, line, key
+    except (OSError, ValueError) as exc:  # an unreadable password file, a full disk
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {files.conf}, {files.acl} and {files.passwd}")

@@ -69,13 +69,13 @@ def deploy_broker(
     port: int | None = None,
     tls: Issued | None = None,
     ca: Path | None = None,
+    tls_port: int | None = None,
     extra: tuple[str, ...] = (),
 ) -> DeployedBroker:
     """Generate the site's broker files into ``workdir/broker`` and start Mosquitto on them.
 
-    ``tls`` (the broker's certificate, with ``ca`` its CA) adds the TLS listener on a free
-    port; the plain listener stays, on 127.0.0.1 only, as the command makes it by default
-    with TLS.
+    ``tls`` (the broker's certificate, with ``ca`` its CA) adds the TLS listener on
+    ``tls_port`` (default a free one); the plain listener stays, on 127.0.0.1 only.
     """
     directory = workdir / "broker"
     port = port or free_port("127.0.0.1")
@@ -92,9 +92,8 @@ def deploy_broker(
         str(port),
         *extra,
     ]
-    tls_port = None
     if tls is not None:
-        tls_port = free_port("127.0.0.1")
+        tls_port = tls_port or free_port("127.0.0.1")
         args += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
         args += ["--tls-port", str(tls_port)]
         if ca is not None:
