@@ -105,7 +105,7 @@ def _connect(port: int, user: str, password: str, tls: TlsFiles) -> str:
         client.connect("127.0.0.1", port)
         while not answer and time.monotonic() < deadline:
             if client.loop(0.5) != paho.MQTT_ERR_SUCCESS:
-                return "connection lost"
+                return answer[0] if answer else "connection lost"
     except (ssl.SSLError, OSError) as exc:
         return type(exc).__name__
     finally:
