@@ -1,89 +1,72 @@
 #!/usr/bin/env bash
 # Provision a Raspberry Pi as a fablab-gateway node. Safe to run again: every step
 # checks what is already there, so re-running it upgrades the package and reinstalls
-# the config, the hub key and the service.
+# the config, the hub key and the service, and restarts the node only if one changed.
 #
-# usage: sudo deploy/provision-node.sh NODE_YAML HUB_PUBLIC_KEY
+# usage: sudo deploy/provision-node.sh [options] NODE_YAML HUB_PUBLIC_KEY
 #   NODE_YAML       this node's configuration (e.g. config/nodes/laser-1.yaml, edited)
-#   HUB_PUBLIC_KEY  the hub's hub-signing.pub, written by `fabgate keygen` on the hub
-#
-# Environment: FABGATE_PACKAGE overrides what pip installs (default
-# 'fablab-gateway[node,pi]'; e.g. a wheel file or 'fablab-gateway[node,pi]==0.1.0').
+#   HUB_PUBLIC_KEY  the hub's hub-signing.pub (provision-hub.sh prints where it is)
+# options:
+#   --from wheel:PATH | checkout:PATH | index[:VERSION]
+#                   what to install; default: the newest dist/*.whl of this checkout
+#                   (python3 scripts/bootstrap.py wheel), else this checkout itself
+#   --extras LIST   pip extras (default node,pi; node alone on a bench PC)
+#   --root DIR      install into DIR as if it were / and only list the system commands
+#                   (useradd, apt-get, systemctl...) in DIR/var/log/fabgate-provision.log
 set -euo pipefail
 
-readonly SERVICE_USER=fabgate
-readonly ETC_DIR=/etc/fabgate
-readonly STATE_DIR=/var/lib/fabgate
-readonly VENV=/opt/fabgate/venv
-readonly PACKAGE="${FABGATE_PACKAGE:-fablab-gateway[node,pi]}"
+PROG=provision-node
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-readonly HERE
+readonly HERE PROG
+readonly SERVICE_USER=fabgate ETC_DIR=/etc/fabgate STATE_DIR=/var/lib/fabgate
+readonly VENV=/opt/fabgate/venv
+# shellcheck source=deploy/lib/provision.sh
+. "${HERE}/lib/provision.sh"
 
-die() { echo "provision-node: $*" >&2; exit 1; }
-step() { echo "==> $*"; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+parse_extra_arg() { return 1; }
 
-[[ $# -eq 2 ]] || die "usage: sudo $0 NODE_YAML HUB_PUBLIC_KEY"
-[[ ${EUID} -eq 0 ]] || die "run as root (sudo)"
-readonly NODE_YAML="$1" HUB_KEY="$2"
+parse_common_args "$@"
+[[ ${#POSITIONAL[@]} -eq 2 ]] || die "usage: sudo $0 [options] NODE_YAML HUB_PUBLIC_KEY (--help)"
+NODE_YAML="${POSITIONAL[0]}" HUB_KEY="${POSITIONAL[1]}"
+readonly NODE_YAML HUB_KEY
 [[ -f ${NODE_YAML} ]] || die "no such file: ${NODE_YAML}"
 [[ -f ${HUB_KEY} ]] || die "no such file: ${HUB_KEY}"
 grep -q "BEGIN PUBLIC KEY" "${HUB_KEY}" || die "${HUB_KEY} is not a PEM public key (the .pub file, never the hub's .pem private key)"
-[[ -f ${HERE}/systemd/fabgate-node.service ]] || die "run from a checkout: ${HERE}/systemd/fabgate-node.service is missing"
+[[ -f ${HERE}/systemd/fabgate-node.service ]] || die "${HERE}/systemd/fabgate-node.service is missing: run the script from its deploy/ folder"
+SPEC="$(package_spec "${HERE}/.." "${EXTRAS:-node,pi}")"
 
 step "system packages"
-missing=()
-for pkg in python3-venv python3-dev; do
-    dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q "install ok installed" \
-        || missing+=("${pkg}")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-    apt-get update
-    apt-get install -y "${missing[@]}"
-fi
+apt_packages python3-venv python3-dev
 
 step "SPI interface (RC522 reader)"
-if command -v raspi-config >/dev/null 2>&1; then
+if [[ -n ${ROOT} ]] || command -v raspi-config >/dev/null 2>&1; then
     # 0 means "enable" for raspi-config's non-interactive mode; a no-op when already on.
-    raspi-config nonint do_spi 0
+    system raspi-config nonint do_spi 0
 else
-    echo "raspi-config not found: enable SPI yourself (dtparam=spi=on)"
+    echo "    raspi-config not found: enable SPI yourself (dtparam=spi=on)"
 fi
 
 step "service user ${SERVICE_USER}"
-if ! id -u "${SERVICE_USER}" >/dev/null 2>&1; then
-    useradd --system --user-group --home-dir "${STATE_DIR}" --no-create-home \
-        --shell /usr/sbin/nologin "${SERVICE_USER}"
-fi
-for group in gpio spi; do
-    if getent group "${group}" >/dev/null; then
-        usermod -a -G "${group}" "${SERVICE_USER}"
-    fi
-done
+service_user "${SERVICE_USER}" "${STATE_DIR}" gpio spi
 
 step "directories"
-install -d -o root -g "${SERVICE_USER}" -m 0750 "${ETC_DIR}"
-install -d -o "${SERVICE_USER}" -g "${SERVICE_USER}" -m 0750 "${STATE_DIR}"
-install -d -o root -g root -m 0755 "$(dirname "${VENV}")"
+install_dir "${ETC_DIR}" 0750 "root:${SERVICE_USER}"
+install_dir "${STATE_DIR}" 0750 "${SERVICE_USER}:${SERVICE_USER}"
+install_dir "$(dirname "${VENV}")" 0755 root:root
 
-step "virtualenv ${VENV} with ${PACKAGE}"
-if [[ ! -x ${VENV}/bin/python ]]; then
-    python3 -m venv "${VENV}"
-fi
-"${VENV}/bin/pip" install --quiet --upgrade pip
-"${VENV}/bin/pip" install --quiet --upgrade "${PACKAGE}"
+step "virtualenv ${VENV} with ${SPEC}"
+install_package "${VENV}" "${SPEC}"
 
 step "configuration and hub public key in ${ETC_DIR}"
 # The node config holds the node's MQTT password: readable by the service, not by all.
-install -o root -g "${SERVICE_USER}" -m 0640 "${NODE_YAML}" "${ETC_DIR}/node.yaml"
-install -o root -g "${SERVICE_USER}" -m 0644 "${HUB_KEY}" "${ETC_DIR}/hub-signing.pub"
-"${VENV}/bin/fabgate" check-config "${ETC_DIR}/node.yaml"
+install_file "${NODE_YAML}" "${ETC_DIR}/node.yaml" 0640 "root:${SERVICE_USER}"
+install_file "${HUB_KEY}" "${ETC_DIR}/hub-signing.pub" 0644 "root:${SERVICE_USER}"
+"$(target "${VENV}")/bin/fabgate" check-config "$(target "${ETC_DIR}/node.yaml")"
 
 step "systemd service"
-install -o root -g root -m 0644 "${HERE}/systemd/fabgate-node.service" \
-    /etc/systemd/system/fabgate-node.service
-systemctl daemon-reload
-systemctl enable fabgate-node.service
-systemctl restart fabgate-node.service
-systemctl --no-pager --lines=5 status fabgate-node.service || true
+install_file "${HERE}/systemd/fabgate-node.service" /etc/systemd/system/fabgate-node.service 0644 root:root
+enable_unit fabgate-node.service
+[[ -n ${ROOT} ]] || systemctl --no-pager --lines=5 status fabgate-node.service || true
 
-echo "provision-node: done. Logs: journalctl -u fabgate-node -f"
+echo "${PROG}: done. Logs: journalctl -u fabgate-node -f"

@@ -10,7 +10,8 @@ Volunteers at a fablab run this on a stock Debian or Raspberry Pi OS machine, of
 nothing installed beyond the system python3, so it uses the standard library only and
 says exactly which apt command is missing when it cannot fix things itself. Everything
 it installs goes into ``.venv`` inside the repository; the only system packages it may
-install (as root) are python3-venv, mosquitto, chromium and chromium-driver.
+install (as root) are python3-venv, mosquitto, chromium and chromium-driver, and Pango
+with a font for the invoice PDFs (libpango-1.0-0, libpangoft2-1.0-0, fonts-dejavu-core).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ DEMO_EXTRAS = ("demo", "node")
 USAGE = """usage:
     python3 scripts/bootstrap.py test  [--clock-shift DAYS] [pytest args...]
     python3 scripts/bootstrap.py demo  [fabgate demo args...]
-    python3 scripts/bootstrap.py bench [bench args...]"""
+    python3 scripts/bootstrap.py bench [bench args...]
+    python3 scripts/bootstrap.py wheel [--out DIR]   (default DIR: dist/)"""
 
 EXIT_NEEDS_USER = 2
 PYTEST_NO_TESTS = 5
@@ -199,6 +201,29 @@ def ensure_mosquitto() -> None:
         give_up("mosquitto was installed but its binary is not on PATH or in /usr/sbin.", 1)
 
 
+# --- pango (invoice PDFs) ----------------------------------------------------------------
+
+# WeasyPrint (the hub's invoice PDFs) loads Pango and its FreeType backend from the
+# system, and needs at least one font to embed (PDF/A embeds every glyph it prints).
+PDF_LIBRARIES = {"pango-1.0": "libpango-1.0-0", "pangoft2-1.0": "libpangoft2-1.0-0"}
+PDF_FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+
+
+def missing_pdf_packages() -> list[str]:
+    import ctypes.util
+
+    missing = [pkg for lib, pkg in PDF_LIBRARIES.items() if ctypes.util.find_library(lib) is None]
+    if not PDF_FONT_DIR.is_dir():
+        missing.append("fonts-dejavu-core")
+    return missing
+
+
+def ensure_pdf_libraries() -> None:
+    missing = missing_pdf_packages()
+    if missing:
+        apt_install(missing, "invoice PDFs (WeasyPrint) need Pango and a font")
+
+
 # --- chromium ----------------------------------------------------------------------------
 
 # The browser tests drive Debian's chromium through its chromedriver, both from apt and so
@@ -266,6 +291,7 @@ def cmd_test(args: list[str]) -> int:
     ensure_installed(extras=TEST_EXTRAS, no_deps=(MFRC522,))
     ensure_mosquitto()
     ensure_browser()
+    ensure_pdf_libraries()
     say("running pytest " + " ".join(args))
     try:
         code = run([str(VENV_PYTHON), "-m", "pytest", *args], cwd=ROOT, env=env)
@@ -282,6 +308,7 @@ def cmd_test(args: list[str]) -> int:
 
 def cmd_demo(args: list[str]) -> int:
     ensure_installed(extras=DEMO_EXTRAS)
+    ensure_pdf_libraries()
     fabgate = VENV / "bin" / "fabgate"
     say("starting fabgate demo " + " ".join(args))
     os.chdir(ROOT)
@@ -300,7 +327,37 @@ def cmd_bench(args: list[str]) -> int:
     return 0  # not reached
 
 
-COMMANDS = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench}
+def cmd_wheel(args: list[str]) -> int:
+    """Build the installable wheel: what deploy/provision-*.sh install on a hub or a Pi
+    while the package is not on the index (``--from wheel:dist/...whl``)."""
+    out = ROOT / "dist"
+    if args[:1] == ["--out"] and len(args) == 2:
+        out = Path(args[1]).resolve()
+    elif args:
+        give_up("usage: python3 scripts/bootstrap.py wheel [--out DIR]")
+    if not venv_works():
+        create_venv()
+    # The build backend from the venv, not a download per build: works offline once the
+    # venv exists, and builds the same wheel every time.
+    pip("install", "--quiet", "setuptools>=68", "wheel")
+    out.mkdir(parents=True, exist_ok=True)
+    before = set(out.glob("*.whl"))
+    code = run(
+        [str(VENV_PYTHON), "-m", "pip", "wheel", "--quiet", "--no-deps",
+         "--no-build-isolation", "--wheel-dir", str(out), str(ROOT)],
+        cwd=ROOT,
+    )
+    if code != 0:
+        return code
+    built = sorted(set(out.glob("fablab_gateway-*.whl")) - before) or sorted(
+        out.glob("fablab_gateway-*.whl"), key=lambda p: p.stat().st_mtime
+    )[-1:]
+    for wheel in built:
+        say(f"built {wheel}")
+    return 0
+
+
+COMMANDS = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench, "wheel": cmd_wheel}
 
 
 def main(argv: list[str]) -> int:

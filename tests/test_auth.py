@@ -55,7 +55,12 @@ PEOPLE = {
 
 def hub_config(tmp_path: Path, db: Path) -> HubConfig:
     return builders.hub_config(
-        tmp_path, db, tokens=(ApiToken("admin", CONFIG_TOKEN),), groups=GROUPS, machines=MACHINES
+        tmp_path,
+        db,
+        tokens=(ApiToken("admin", CONFIG_TOKEN),),
+        groups=GROUPS,
+        machines=MACHINES,
+        invoicing=builders.INVOICING,
     )
 
 
@@ -134,7 +139,7 @@ class Client:
                 resp.status,
                 dict(resp.headers),
                 resp.headers.get_all("Set-Cookie") or [],
-                resp.read().decode(),
+                resp.read().decode(errors="replace"),  # a PDF is bytes
             )
 
     def get(self, path: str, **kw: object) -> Answer:

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gateway.core.clock import utcnow
+from gateway.demo.site import init_site
 from gateway.drivers.readers.simulated import send_tap
-from gateway.hub.backup import BackupError, backup_database, check_database
+from gateway.hub.backup import BackupError, backup_database, check_database, restore_database
+from gateway.hub.backup_rotation import (
+    Retention,
+    backup_name,
+    parse_backup_name,
+    rotation_files,
+    to_delete,
+)
 from gateway.hub.db import HubStore
+from gateway.hub.lock import HubLock
 from tests.support.harness import BADGE, Observer, Site
 
 
@@ -116,12 +127,19 @@ def test_a_restored_hub_is_believed_by_its_nodes_and_revokes(
         )
     held = _node_version(observer)
 
-    # Disaster, then the documented restore: stop, copy over (without the old WAL), start.
+    # Disaster, then the documented restore: stop the hub, `fabgate restore`, start it.
+    refused = fabgate("restore", "--config", str(site.files.hub_config), "--from", str(backup))
+    assert refused.returncode == 1 and "needs the hub stopped" in refused.stderr
     site.hub.stop()
-    for leftover in (Path(f"{db}-wal"), Path(f"{db}-shm")):
-        leftover.unlink(missing_ok=True)
-    shutil.copy(backup, tmp_path / "restore.db")
-    os.replace(tmp_path / "restore.db", db)
+    r = fabgate("restore", "--config", str(site.files.hub_config), "--from", str(backup))
+    assert r.returncode == 0, r.stderr
+    kept = [p for p in db.parent.iterdir() if ".before-restore-" in p.name]
+    assert [
+        p
+        for p in kept
+        if p.name.startswith("hub.db.before-restore-") and not p.name.endswith(("-wal", "-shm"))
+    ]
+    assert not Path(f"{db}-wal").exists()
     site.start_hub()
     # The restored database's versions are lower than the node's, but its epoch is later.
     restored = observer.wait_for(
@@ -146,3 +164,120 @@ def test_a_restored_hub_is_believed_by_its_nodes_and_revokes(
     tap = observer.wait_event("tap", uid=BADGE["alice"])
     assert (tap.data["action"], tap.data["reason"]) == ("deny", "not_certified")
     assert observer.status["laser-1"]["relay"] is False
+
+
+def _small_db(path: Path) -> Path:
+    with HubStore(path) as store:
+        store.conn.execute(
+            "INSERT INTO members (id, name, category) VALUES ('m-1', 'Ada', 'adherent')"
+        )
+        store.conn.commit()
+    return path
+
+
+def test_restore_checks_the_backup_first_and_keeps_the_replaced_database(tmp_path: Path) -> None:
+    live = _small_db(tmp_path / "hub.db")
+    backup = tmp_path / "copy.db"
+    backup_database(live, backup)
+    with closing(sqlite3.connect(live)) as c, c:
+        c.execute("UPDATE members SET name = 'changed after the backup'")
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
+    with pytest.raises(BackupError):
+        restore_database(damaged, live, at=datetime(2026, 3, 1, tzinfo=UTC))
+    with closing(sqlite3.connect(live)) as c:
+        assert c.execute("SELECT name FROM members").fetchone()[0] == "changed after the backup"
+
+    report, aside = restore_database(backup, live, at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    assert report.members == 1 and aside == tmp_path / "hub.db.before-restore-20260301T120000Z"
+    with closing(sqlite3.connect(live)) as c, closing(sqlite3.connect(aside)) as old:
+        assert c.execute("SELECT name FROM members").fetchone()[0] == "Ada"
+        assert old.execute("SELECT name FROM members").fetchone()[0] == "changed after the backup"
+    assert live.stat().st_mode & 0o077 == 0
+
+
+def test_restore_is_refused_while_a_hub_holds_the_database(tmp_path: Path) -> None:
+    live = _small_db(tmp_path / "hub.db")
+    backup = tmp_path / "copy.db"
+    backup_database(live, backup)
+    lock = HubLock(live)
+    lock.acquire()
+    try:
+        with pytest.raises(BackupError, match="needs the hub stopped"):
+            restore_database(backup, live, at=datetime(2026, 3, 1, tzinfo=UTC))
+    finally:
+        lock.release()
+
+
+def test_the_timer_backup_writes_a_dated_copy_and_rotates_old_ones(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    files = init_site(site)
+    _small_db(site / "hub.db")
+    directory = tmp_path / "backups"
+    directory.mkdir()
+    now = utcnow()
+    # Sixty daily backups from before today, all but the kept ones to be rotated out.
+    old = [backup_name(now - timedelta(days=d)) for d in range(1, 61)]
+    for name in old:
+        (directory / name).write_bytes(b"old")
+    (directory / "notes.txt").write_text("not a backup: never touched")
+    r = fabgate(
+        "backup",
+        "--config",
+        str(files.hub_config),
+        "--dir",
+        str(directory),
+        "--keep-daily",
+        "3",
+        "--keep-weekly",
+        "2",
+        "--keep-monthly",
+        "2",
+    )
+    assert r.returncode == 0, r.stderr
+    left = rotation_files(directory)
+    assert (directory / "notes.txt").exists()
+    assert to_delete(left, Retention(3, 2, 2)) == []
+    assert len(left) <= 3 + 2 + 2 and len(left) >= 3
+    newest = max(left, key=lambda n: parse_backup_name(n) or now)
+    assert check_database(directory / newest).members == 1
+    assert "rotated out" in r.stdout
+
+
+def test_rotation_refuses_to_keep_nothing() -> None:
+    with pytest.raises(ValueError):
+        Retention(0, 0, 0)
+    with pytest.raises(ValueError):
+        Retention(-1, 1, 1)
+
+
+STAMPS = st.lists(
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)).map(
+        lambda t: t.replace(microsecond=0, tzinfo=UTC)
+    ),
+    max_size=80,
+    unique=True,
+)
+
+
+@given(
+    stamps=STAMPS, daily=st.integers(0, 10), weekly=st.integers(0, 6), monthly=st.integers(0, 13)
+)
+def test_rotation_keeps_the_newest_of_each_recent_day_week_and_month(
+    stamps: list[datetime], daily: int, weekly: int, monthly: int
+) -> None:
+    if daily + weekly + monthly == 0:
+        daily = 1
+    keep = Retention(daily, weekly, monthly)
+    names = [backup_name(t) for t in stamps] + ["notes.txt", "hub.db"]
+    gone = set(to_delete(names, keep))
+    kept = [t for t in stamps if backup_name(t) not in gone]
+    assert not gone & {"notes.txt", "hub.db"}
+    if stamps:
+        assert max(stamps) in kept  # the newest backup is never deleted
+    assert len(kept) <= 1 + daily + weekly + monthly
+    days = sorted({t.date() for t in stamps}, reverse=True)[:daily]
+    for day in days:  # the newest of each of the last `daily` days is kept
+        assert max(t for t in stamps if t.date() == day) in kept
+    # Rotating what is left deletes nothing more: the rotation is stable.
+    assert to_delete([backup_name(t) for t in kept], keep) == []

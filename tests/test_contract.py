@@ -271,6 +271,7 @@ NODE_DATA: dict[str, dict[str, Any]] = {
         "busy_minutes": None,
         "idle_minutes": None,
         "jobs": 0,
+        "material_g": None,
     },
     "job": {
         "job_id": "j-1",
@@ -282,6 +283,7 @@ NODE_DATA: dict[str, dict[str, Any]] = {
         "name": "box.gcode",
         "progress": 42.0,
         "time_left_s": 600,
+        "material_g": 3.7,
         "detail": "",
     },
     "staff.presence": {

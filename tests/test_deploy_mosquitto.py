@@ -91,8 +91,10 @@ def test_passwords_are_made_once_and_new_nodes_get_theirs(tmp_path: Path) -> Non
 
     # Again: nothing changes.
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert run_deploy("--config", str(hub), "--out", str(out))[0] == 0
+    status, printed, _ = run_deploy("--config", str(hub), "--out", str(out))
+    assert status == 0
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [line.split()[0] for line in printed.splitlines()[:3]] == ["unchanged"] * 3
 
     # A new machine, served by a node of another id: one new account, the others kept.
     doc = yaml.safe_load(hub.read_text())

@@ -30,6 +30,8 @@ HISTORIC_ORDER = (
     "0010_trust",
     "0011_stored_prices",
     "0012_sessions_start_order",
+    "0015_payments",
+    "0017_session_material",
 )
 
 

@@ -209,6 +209,38 @@ def test_file_name_is_none_and_asked_once_when_the_firmware_cannot_tell(
         assert sim.commands().count("M27 C") == 1
 
 
+def test_a_print_reports_the_filament_its_job_used_from_the_print_counter(
+    sim: MarlinSimulator, printer: tuple[MarlinController, Reports]
+) -> None:
+    _, reports = printer
+    # Filament extruded by earlier prints is on the counter, not this job's.
+    sim.start_sd_print("earlier.gcode", seconds=0.2, filament_mm=5000)
+    reports.wait_for(activity(Activity.IDLE), since=reports.mark())
+    reports.wait_count(2, since=reports.mark())
+    mark = reports.mark()
+    sim.start_sd_print("benchy.gcode", seconds=1.5, filament_mm=3210)
+    rising = reports.wait_for(
+        lambda r: r.activity is Activity.BUSY and (r.filament_mm or 0) > 0, since=mark
+    )
+    assert rising.filament_mm is not None and rising.filament_mm < 3210
+    done = reports.wait_for(activity(Activity.IDLE), since=reports.mark())
+    # M78 says metres with two decimals: the job's figure is within 10 mm of the truth.
+    assert done.filament_mm == pytest.approx(3210, abs=10)
+    assert "M78" in sim.commands()
+
+
+def test_without_a_print_counter_filament_is_unknown_and_m78_asked_once(
+    thread_errors: list[threading.ExceptHookArgs],
+) -> None:
+    with MarlinSimulator(print_counter=False) as sim, running(sim.port) as (_, reports):
+        reports.wait_for(activity(Activity.IDLE))
+        sim.start_sd_print("x.gcode", seconds=0.6, filament_mm=1000)
+        busy = reports.wait_for(activity(Activity.BUSY))
+        done = reports.wait_for(activity(Activity.IDLE), since=reports.mark())
+        assert busy.filament_mm is None and done.filament_mm is None
+        assert sim.commands().count("M78") == 1
+
+
 # --------------------------------------------------------------------------- actions
 
 

@@ -631,3 +631,23 @@ def test_flags_decide_when_the_state_text_is_missing() -> None:
     assert report_from({}, printing).activity is Activity.BUSY
     closed = {"state": {"text": "", "flags": {"closedOrError": True, "error": True}}}
     assert report_from({}, closed).activity is Activity.ERROR
+
+
+def test_filament_is_the_analysed_length_times_the_completion() -> None:
+    def answer(state: str, completion: float | None, filament: object) -> dict[str, object]:
+        a = job_answer(state, completion=completion)
+        a["job"] = {**a["job"], "filament": filament}  # type: ignore[dict-item]
+        return a
+
+    two_tools = {"tool0": {"length": 3000.0, "volume": 7.2}, "tool1": {"length": 1000.0}}
+    printing = report_from(answer("Printing", 25.0, two_tools), PRINTER_OK)
+    assert printing.filament_mm == 1000.0
+    finished = report_from(
+        answer("Operational", 100.0, two_tools), PRINTER_OK, job_was_running=True
+    )
+    assert finished.filament_mm == 4000.0
+    # Not analysed yet, garbage, or no job that just ended: unknown, never a guess.
+    for nonsense in (None, {}, {"tool0": None}, {"tool0": {"length": "x"}}, [1]):
+        assert report_from(answer("Printing", 50.0, nonsense), PRINTER_OK).filament_mm is None
+    assert report_from(answer("Operational", 100.0, two_tools), PRINTER_OK).filament_mm is None
+    assert report_from(answer("Printing", None, two_tools), PRINTER_OK).filament_mm is None

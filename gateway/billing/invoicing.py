@@ -62,6 +62,7 @@ __all__ = [
     "invoice_by_number",
     "is_closed",
     "next_period",
+    "organisation",
     "parse_period",
     "period_bounds",
     "period_of",
@@ -127,19 +128,42 @@ def is_closed(store: HubStore, period: str) -> bool:
 
 
 def upsert_organisation(
-    store: HubStore, org_id: str, name: str, kind: str = "other", email: str | None = None
+    store: HubStore,
+    org_id: str,
+    name: str,
+    kind: str = "other",
+    email: str | None = None,
+    *,
+    address: str | None = None,
+    postcode: str | None = None,
+    city: str | None = None,
+    country: str | None = None,
+    siret: str | None = None,
+    vat_number: str | None = None,
 ) -> None:
+    """Create or update a paying organisation. The address and identifiers are what a
+    business invoice (and its Factur-X data) names; an invoice already issued keeps the
+    details it was issued with (``gateway.billing.documents``)."""
     if kind not in ORGANISATION_KINDS:
         raise ValueError(
             f"organisation kind must be one of {', '.join(ORGANISATION_KINDS)}, got {kind!r}"
         )
     with store.atomic():
         store.conn.execute(
-            "INSERT INTO organisations (id, name, kind, email) VALUES (?, ?, ?, ?) "
+            "INSERT INTO organisations (id, name, kind, email, address, postcode, city, "
+            "country, siret, vat_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind, "
-            "email = excluded.email",
-            (org_id, name, kind, email),
+            "email = excluded.email, address = excluded.address, "
+            "postcode = excluded.postcode, city = excluded.city, country = excluded.country, "
+            "siret = excluded.siret, vat_number = excluded.vat_number",
+            (org_id, name, kind, email, address, postcode, city, country, siret, vat_number),
         )
+
+
+def organisation(store: HubStore, org_id: str) -> dict[str, Any] | None:
+    """One organisation's row (name, kind, email, address, identifiers), or None."""
+    row = store.conn.execute("SELECT * FROM organisations WHERE id = ?", (org_id,)).fetchone()
+    return dict(row) if row else None
 
 
 # -- charges ---------------------------------------------------------------------------
@@ -662,10 +686,19 @@ def close_period(store: HubStore, period: str, *, by: str, at: datetime, tz: str
 
 
 def closed_invoices(
-    store: HubStore, first: str | None = None, last: str | None = None, kind: str | None = None
+    store: HubStore,
+    first: str | None = None,
+    last: str | None = None,
+    kind: str | None = None,
+    *,
+    payer: tuple[str, str] | None = None,
 ) -> Iterator[Invoice]:
-    """Closed documents of periods [first, last], in chain order, streamed from a cursor."""
+    """Closed documents of periods [first, last] (of one ``(payer_kind, payer_id)``), in
+    chain order, streamed from a cursor."""
     clauses, args = [], []
+    if payer:
+        clauses += ["payer_kind = ?", "payer_id = ?"]
+        args += list(payer)
     if first:
         clauses.append("period >= ?")
         args.append(first)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import sqlite3
 import weakref
 from collections import Counter
@@ -271,13 +272,16 @@ def price_of(
     duration_s: float,
     busy_s: float | None,
     metered_minutes: int,
+    material_g: float | None = None,
 ) -> SessionPrice:
     """The price of a closed session: the tariff in force when it started, for its
     machine (or the machine's group) and the member's category."""
     tariff = select_tariff(tariffs, machine=machine, group=group, category=category, at=started_at)
     if tariff is None:
         return SessionPrice(None, metered_minutes, NO_VAT)
-    price = price_session(tariff, duration_s=duration_s, busy_s=busy_s)
+    price = price_session(
+        tariff, duration_s=duration_s, busy_s=busy_s, material_g=_grams(material_g)
+    )
     return SessionPrice(int(price.total), int(price.billable_minutes), tariff.vat_rate)
 
 
@@ -299,10 +303,17 @@ def next_session_tariff(
     )
 
 
+def _grams(value: float | None) -> Decimal:
+    """Grams as the tariff multiplies them: to the hundredth, as the node rounds them."""
+    if value is None or not math.isfinite(value) or value <= 0:
+        return Decimal(0)
+    return Decimal(str(round(value, 2)))
+
+
 # -- stored prices ----------------------------------------------------------------------
 
 _INPUTS = (
-    "SELECT s.session_id, s.machine_id, s.started_at, s.duration_s, s.busy_s, "
+    "SELECT s.session_id, s.machine_id, s.started_at, s.duration_s, s.busy_s, s.material_g, "
     "s.billable_minutes, s.amount_cents, s.priced_minutes, s.vat_rate, s.price_category, "
     "s.priced_with, m.group_id, mb.category AS member_category "
     "FROM sessions s LEFT JOIN machines m ON m.id = s.machine_id "
@@ -331,6 +342,7 @@ def _priced(row: sqlite3.Row, tariffs: Sequence[Tariff], fp: str, current_catego
         duration_s=float(row["duration_s"] or 0),
         busy_s=None if busy is None else float(busy),
         metered_minutes=int(row["billable_minutes"] or 0),
+        material_g=row["material_g"],
     )
     return (p.amount, p.minutes, str(p.vat_rate), category, fp)
 

@@ -50,7 +50,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "import a seed file (members, badges, projects, certifications)",
     ),
     "backup": ("gateway.cli.backup", "consistent, checked copy of the live hub database"),
+    "restore": ("gateway.cli.restore", "put a backup in place of the (stopped) hub's database"),
     "reprice": ("gateway.cli.reprice", "install the tariffs, price sessions again"),
+    "commission": (
+        "gateway.cli.commission",
+        "run the hardware-in-the-loop checks on a bench rig and write the report",
+    ),
     "deploy": (
         "gateway.cli.deploy",
         "write a site's installation files: the Mosquitto settings, ACL and passwords",

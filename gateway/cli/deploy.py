@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # an unreadable password file, a full disk
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {files.conf}, {files.acl} and {files.passwd}")
+    for path in (files.conf, files.acl, files.passwd):
+        print(f"{'updated' if path in files.changed else 'unchanged'} {path}")
     report = files.accounts
     if report.kept:
         print(f"kept the passwords of: {', '.join(report.kept)}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from gateway.billing.tariffs import TariffError, parse_tariffs
+from gateway.billing import identifiers
+from gateway.billing.tariffs import Tariff, TariffError, parse_tariffs
 from gateway.config import common
 from gateway.config.loader import Doc, Section, suggest, unique
 from gateway.config.models import (
@@ -15,10 +18,14 @@ from gateway.config.models import (
     HUB_SIGNING_KEY,
     LANGUAGES,
     MACHINE_KINDS,
+    VAT_EXEMPTION_293B,
+    AccountingConfig,
     ApiToken,
     GroupConfig,
     HubConfig,
+    InvoicingConfig,
     MachineConfig,
+    SellerConfig,
     default_of,
 )
 from gateway.core.levels import CERTIFY_LEVELS, Level
@@ -36,6 +43,8 @@ _HUB_TOP = (
     "groups",
     "machines",
     "tariffs",
+    "invoicing",
+    "accounting",
 )
 _HUB_KEYS = ("database", "signing_key", "snapshot_validity", "snapshot_refresh", "seed")
 _GROUP_KEYS = ("id", "name", "default_validity_months", "lapse_months")
@@ -182,6 +191,198 @@ def _machines(top: Section, group_ids: list[str]) -> list[MachineConfig]:
     return machines
 
 
+_INVOICING_KEYS = ("seller", "payment_days", "payment_terms", "late_penalties", "iban", "bic")
+_SELLER_KEYS = (
+    "name",
+    "address",
+    "postcode",
+    "city",
+    "country",
+    "siret",
+    "vat_number",
+    "vat_exempt",
+    "legal_form",
+    "email",
+    "phone",
+    "logo",
+)
+_ACCOUNTING_KEYS = ("journal", "customer", "revenue", "vat", "vat_by_rate", "revenue_by_rate")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_BIC = re.compile(r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+_ACCOUNT = re.compile(r"^[0-9][0-9A-Z]{2,15}$")
+_JOURNAL = re.compile(r"^[A-Z0-9]{1,8}$")
+_LOGO_TYPES = (".png", ".jpg", ".jpeg", ".svg")
+
+
+def _seller(sec: Section, tariffs: list[Tariff]) -> SellerConfig:
+    raw_address = sec.raw("address")
+    lines = [raw_address] if isinstance(raw_address, str) else raw_address
+    if (
+        not isinstance(lines, list)
+        or not lines
+        or not all(isinstance(x, str) and x.strip() for x in lines)
+    ):
+        sec.fail("address", "the street address: a text or a list of lines", raw_address)
+    siret = identifiers.compact(str(sec.raw("siret")))
+    if not identifiers.siret_valid(siret):
+        sec.fail("siret", "a SIRET: 14 digits with a valid check digit", sec.raw("siret"))
+    exempt = sec.flag("vat_exempt", default_of(SellerConfig, "vat_exempt"))
+    vat_number = sec.raw("vat_number", None)
+    if vat_number is not None:
+        vat_number = identifiers.compact(str(vat_number))
+        if not identifiers.vat_valid(vat_number):
+            sec.fail(
+                "vat_number",
+                "an intra-community VAT number (FR + 2-digit key + SIREN) with its right key",
+                sec.raw("vat_number"),
+            )
+        if vat_number.startswith("FR") and vat_number[4:] != siret[:9]:
+            sec.fail(
+                "vat_number",
+                f"the VAT number of the SIRET's SIREN {siret[:9]} "
+                f"({identifiers.vat_fr_of(siret[:9])})",
+                vat_number,
+            )
+    elif not exempt:
+        sec.fail(
+            "vat_number",
+            "the seller's VAT number, or `vat_exempt: true` for a seller under the VAT "
+            f"threshold (its invoices then say: {VAT_EXEMPTION_293B})",
+        )
+    if exempt:
+        taxed = next((t for t in tariffs if t.vat_rate != 0), None)
+        if taxed is not None:
+            sec.fail(
+                "vat_exempt",
+                "false, or tariffs without VAT: a seller under the VAT threshold charges "
+                f"none, but the tariff {taxed.name or taxed.valid_from.date()!s} has "
+                f"vat_rate {taxed.vat_rate}",
+                True,
+            )
+    logo = sec.file_path("logo", None)
+    if logo is not None:
+        if logo.suffix.lower() not in _LOGO_TYPES:
+            sec.fail("logo", "a PNG, JPEG or SVG file", str(logo))
+        if not logo.is_file():
+            sec.fail("logo", "an existing image file (relative to this file)", str(logo))
+    email = sec.raw("email", None)
+    if email is not None and (not isinstance(email, str) or "@" not in email):
+        sec.fail("email", "an email address", email)
+    phone = sec.raw("phone", None)
+    country = sec.text(
+        "country",
+        default_of(SellerConfig, "country"),
+        pattern=_COUNTRY,
+        what="an ISO 3166 country code of two capital letters (FR)",
+    )
+    postcode = sec.raw("postcode")
+    if country == "FR" and not (isinstance(postcode, str) and re.fullmatch(r"\d{5}", postcode)):
+        sec.fail("postcode", 'a French postcode of 5 digits, quoted ("01000")', postcode)
+    return SellerConfig(
+        name=sec.text("name"),
+        address=tuple(x.strip() for x in lines),
+        postcode=str(postcode).strip(),
+        city=sec.text("city"),
+        country=country,
+        siret=siret,
+        vat_number=vat_number,
+        vat_exempt=exempt,
+        legal_form=sec.text("legal_form", None),
+        email=email,
+        phone=None if phone is None else str(phone),
+        logo=logo,
+    )
+
+
+def _invoicing(top: Section, tariffs: list[Tariff]) -> InvoicingConfig | None:
+    if top.data.get("invoicing") is None:
+        return None
+    sec = top.section("invoicing", _INVOICING_KEYS, required=("seller",))
+    seller = _seller(sec.section("seller", _SELLER_KEYS, required=_SELLER_REQUIRED), tariffs)
+    iban = sec.raw("iban", None)
+    if iban is not None:
+        iban = identifiers.compact(str(iban))
+        if not identifiers.iban_valid(iban):
+            sec.fail("iban", "an IBAN with its right check digits (FR76 ...)", sec.raw("iban"))
+    bic = sec.raw("bic", None)
+    if bic is not None:
+        bic = identifiers.compact(str(bic))
+        if not _BIC.fullmatch(bic):
+            sec.fail("bic", "a BIC of 8 or 11 letters and digits", sec.raw("bic"))
+    return InvoicingConfig(
+        seller=seller,
+        payment_days=sec.integer(
+            "payment_days",
+            default_of(InvoicingConfig, "payment_days"),
+            0,
+            60,
+            " (French law caps payment terms at 60 days)",
+        ),
+        payment_terms=sec.text("payment_terms", None),
+        late_penalties=sec.text("late_penalties", default_of(InvoicingConfig, "late_penalties")),
+        iban=iban,
+        bic=bic,
+    )
+
+
+_SELLER_REQUIRED = ("name", "address", "postcode", "city", "siret")
+
+
+def _rate_accounts(sec: Section, key: str) -> tuple[tuple[Decimal, str], ...]:
+    raw = sec.raw(key, None)
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        sec.fail(key, 'a mapping of VAT rates to accounts ("0.20": "445712")', raw)
+    out = []
+    for rate_text, account in raw.items():
+        try:
+            rate = Decimal(str(rate_text))
+        except InvalidOperation:
+            rate = Decimal(-1)
+        if not rate.is_finite() or not 0 <= rate < 1:
+            sec.fail(f"{key}.{rate_text}", "a VAT rate between 0 and 1 such as 0.20", rate_text)
+        if not isinstance(account, str | int) or not _ACCOUNT.fullmatch(str(account)):
+            sec.fail(f"{key}.{rate_text}", "an account number such as 445712", account)
+        out.append((rate, str(account)))
+    return tuple(out)
+
+
+def _accounting(top: Section) -> AccountingConfig:
+    sec = top.section("accounting", _ACCOUNTING_KEYS)
+
+    def account(key: str, prefix: str, what: str) -> str:
+        value = sec.raw(key, None)
+        if value is None:
+            return str(default_of(AccountingConfig, key))
+        text = str(value)
+        if not _ACCOUNT.fullmatch(text) or not text.startswith(prefix):
+            sec.fail(key, f"{what}: an account number starting with {prefix}", value)
+        return text
+
+    vat_by_rate = _rate_accounts(sec, "vat_by_rate")
+    for rate, acc in vat_by_rate:
+        if not acc.startswith("4457"):
+            sec.fail(f"vat_by_rate.{rate}", "a VAT collected account starting with 4457", acc)
+    revenue_by_rate = _rate_accounts(sec, "revenue_by_rate")
+    for rate, acc in revenue_by_rate:
+        if not acc.startswith("7"):
+            sec.fail(f"revenue_by_rate.{rate}", "a revenue account starting with 7", acc)
+    return AccountingConfig(
+        journal=sec.text(
+            "journal",
+            default_of(AccountingConfig, "journal"),
+            pattern=_JOURNAL,
+            what="a journal code of 1 to 8 capital letters or digits (VE)",
+        ),
+        customer=account("customer", "411", "the customers account"),
+        revenue=account("revenue", "7", "the revenue account"),
+        vat=account("vat", "4457", "the VAT collected account"),
+        vat_by_rate=vat_by_rate,
+        revenue_by_rate=revenue_by_rate,
+    )
+
+
 def hub_from(doc: Doc) -> HubConfig:
     top = doc.root(_HUB_TOP, required=("site", "timezone"))
     if "hub" not in top.data:
@@ -220,8 +421,12 @@ def hub_from(doc: Doc) -> HubConfig:
         )
     except TariffError as exc:
         doc.fail(exc.key, exc.expected, exc.got)
+    invoicing = _invoicing(top, tariffs)
+    accounting = _accounting(top)
     return HubConfig(
         tariffs=tuple(tariffs),
+        invoicing=invoicing,
+        accounting=accounting,
         file=doc.file,
         site=site,
         timezone=timezone,

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from gateway.billing.tariffs import Tariff
 from gateway.contract.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S, TlsFiles
 from gateway.core.levels import Level
+from gateway.policies.material import DEFAULT_DENSITIES
 
 CATEGORIES = ("grand_public", "adherent", "professionnel", "scolaire", "association")
 MACHINE_KINDS = ("laser", "cnc", "printer", "embroidery", "other")
@@ -100,6 +102,69 @@ class ApiToken:
     token: str
 
 
+# The mention French law requires on the invoices of a seller under the VAT threshold
+# (franchise en base): no VAT is charged, and the invoice must say why.
+VAT_EXEMPTION_293B = "TVA non applicable, art. 293 B du CGI"
+# The fixed recovery indemnity owed by a business buyer paying late (code de commerce,
+# art. L441-10 and D441-5): always 40 euros, printed on every business invoice.
+RECOVERY_FEE_CENTS = 4000
+
+
+@dataclass(frozen=True, kw_only=True)
+class SellerConfig:
+    """Who issues the invoices, as the law wants it printed on each one."""
+
+    name: str  # legal name
+    address: tuple[str, ...]  # street lines
+    postcode: str
+    city: str
+    siret: str  # 14 digits, checked
+    country: str = "FR"  # ISO 3166-1 alpha-2
+    vat_number: str | None = None  # intra-community VAT number; required unless exempt
+    vat_exempt: bool = False  # franchise en base: the 293 B mention instead of VAT
+    legal_form: str | None = None  # e.g. "Association loi 1901"
+    email: str | None = None
+    phone: str | None = None
+    logo: Path | None = None  # PNG, JPEG or SVG printed at the top of each document
+
+    @property
+    def siren(self) -> str:
+        return self.siret[:9]
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvoicingConfig:
+    """The seller and the payment conditions every invoice states."""
+
+    seller: SellerConfig
+    payment_days: int = 30  # due date: issue date + this many days (0: on receipt)
+    # Free text of the payment terms; None: "Paiement à N jours" / "à réception".
+    payment_terms: str | None = None
+    # The late-payment penalty rate owed by business buyers, as printed.
+    late_penalties: str = "trois fois le taux d'intérêt légal"
+    iban: str | None = None  # printed for transfers, and in the Factur-X payment means
+    bic: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountingConfig:
+    """Accounts of the sales journal export (plan comptable général)."""
+
+    journal: str = "VE"  # sales journal code
+    customer: str = "411000"  # customers (a piece's debit, the payer as auxiliary account)
+    revenue: str = "706000"  # services sold (the credit of each line's amount before VAT)
+    vat: str = "445710"  # VAT collected, when no account is given for the rate
+    # Per VAT rate (exact text such as "0.20"): the VAT and revenue account of that rate.
+    vat_by_rate: tuple[tuple[Decimal, str], ...] = ()
+    revenue_by_rate: tuple[tuple[Decimal, str], ...] = ()
+
+    def vat_account(self, rate: Decimal) -> str:
+        return next((a for r, a in self.vat_by_rate if r == rate), self.vat)
+
+    def revenue_account(self, rate: Decimal) -> str:
+        return next((a for r, a in self.revenue_by_rate if r == rate), self.revenue)
+
+
 @dataclass(frozen=True, kw_only=True)
 class HubConfig:
     file: Path
@@ -119,6 +184,9 @@ class HubConfig:
     machines: tuple[MachineConfig, ...] = ()
     seed: Path | None = None
     tariffs: tuple[Tariff, ...] = ()
+    # Seller details and payment conditions; None: no invoice PDF can be issued yet.
+    invoicing: InvoicingConfig | None = None
+    accounting: AccountingConfig = field(default_factory=AccountingConfig)
     # Session cookies only over TLS (set it when the hub is served over https).
     web_secure_cookies: bool = False
     # Behind one reverse proxy: trust its X-Forwarded-For/Proto (client address for the
@@ -175,6 +243,20 @@ class ControllerConfig:
 
 
 @dataclass(frozen=True)
+class MaterialConfig:
+    """The filament a printer node bills by weight: which one is loaded, its diameter,
+    and the densities (g/cm³) that turn the controller's millimetres into grams."""
+
+    loaded: str | None = None  # None: the node reports no material
+    diameter_mm: float = 1.75
+    densities: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DENSITIES))
+
+    @property
+    def density(self) -> float | None:
+        return self.densities.get(self.loaded) if self.loaded else None
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     """Overrides of the per-machine-kind session rules (None: the kind's default)."""
 
@@ -201,6 +283,7 @@ class NodeConfig:
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
+    material: MaterialConfig = field(default_factory=MaterialConfig)
 
 
 @dataclass(frozen=True)

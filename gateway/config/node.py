@@ -21,14 +21,17 @@ from gateway.config.models import (
     READER_DRIVERS,
     RELAY_DRIVERS,
     ControllerConfig,
+    MaterialConfig,
     NodeConfig,
     ReaderConfig,
     RelayConfig,
     SessionConfig,
     default_of,
 )
+from gateway.policies.material import DEFAULT_DENSITIES
 
-_NODE_TOP = ("site", "mqtt", "node", "relay", "reader", "controller", "session")
+_NODE_TOP = ("site", "mqtt", "node", "relay", "reader", "controller", "session", "material")
+_MATERIAL_KEYS = ("loaded", "diameter", "densities")
 _CONTROLLER_KEYS = (
     "driver",
     "port",
@@ -204,6 +207,39 @@ def _session(top: Section) -> SessionConfig:
     )
 
 
+def _material(top: Section) -> MaterialConfig:
+    m = top.section("material", _MATERIAL_KEYS)
+    densities = dict(DEFAULT_DENSITIES)
+    given = m.raw("densities", None)
+    if given is not None:
+        if not isinstance(given, dict):
+            m.fail(
+                "densities", "a mapping of material name to g/cm³, e.g. {PLA: 1.24}", shown(given)
+            )
+        for name, value in given.items():
+            if not isinstance(name, str) or not name.strip() or len(name) > 32:
+                m.fail("densities", "material names of 1 to 32 characters", shown(name))
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0.3 <= value <= 25
+            ):
+                m.fail(f"densities.{name}", "a density between 0.3 and 25 g/cm³", shown(value))
+            densities[name] = float(value)
+    loaded = m.raw("loaded", None)
+    if loaded is not None and (not isinstance(loaded, str) or loaded not in densities):
+        m.fail(
+            "loaded",
+            f"null or one of the materials with a density: {', '.join(sorted(densities))}",
+            shown(loaded),
+        )
+    return MaterialConfig(
+        loaded=loaded,
+        diameter_mm=m.number("diameter", default_of(MaterialConfig, "diameter_mm"), 1.0, 3.5),
+        densities=densities,
+    )
+
+
 def _check_pins(
     top: Section, relay: RelayConfig, reader: ReaderConfig, controller: ControllerConfig
 ) -> None:
@@ -283,6 +319,7 @@ def node_from(doc: Doc) -> NodeConfig:
     return NodeConfig(
         controller=controller,
         session=session,
+        material=_material(top),
         file=doc.file,
         site=site,
         node_id=node_id,

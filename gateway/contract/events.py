@@ -23,6 +23,7 @@ from gateway.contract.core import ContractError
 from gateway.contract.fields import Flag, Id, Integer, Message, Number, OneOf, Text, Time, Uid, wire
 from gateway.core.levels import CERTIFY_LEVELS
 from gateway.policies.access import Reason
+from gateway.policies.material import MAX_GRAMS
 
 EV_TAP = "tap"
 EV_SESSION_STARTED = "session.started"
@@ -137,6 +138,9 @@ class SessionEnded(EventData):
     busy_minutes: int | None = wire(_MINUTES, nullable=True, default=None)
     idle_minutes: int | None = wire(_MINUTES, nullable=True, default=None)
     jobs: int = wire(Integer(0, 100_000), default=0)
+    # Material the session's jobs used (a printer's filament), weighed by the node; null
+    # when its machine reports none. Billed at the tariff's material_per_gram.
+    material_g: float | None = wire(Number(0, MAX_GRAMS), nullable=True, default=None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,6 +158,7 @@ class Job(EventData):
     name: str | None = wire(Text(MAX_NAME), nullable=True, default=None)
     progress: float | None = wire(Number(0, 100), nullable=True, default=None)
     time_left_s: float | None = wire(Number(0, MAX_TIME_LEFT_S), nullable=True, default=None)
+    material_g: float | None = wire(Number(0, MAX_GRAMS), nullable=True, default=None)
     detail: str = wire(Text(MAX_DETAIL), default="")
 
 

@@ -30,5 +30,8 @@ class MachineReport:
     job_name: str | None = None
     progress: float | None = None  # percent, 0..100
     time_left_s: float | None = None
+    # Filament the current job has extruded so far (or the job that just ended, on the
+    # report that ends it), in mm; None where the controller does not say.
+    filament_mm: float | None = None
     detail: str = ""  # human-readable: "ALARM:2", "T:205.1/210", "link lost"
     data: dict[str, object] = field(default_factory=dict)  # driver extras (temps, feed…)

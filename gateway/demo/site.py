@@ -64,6 +64,7 @@ class TariffSpec(TypedDict, total=False):
     startup: int
     unit: int
     free_under: str
+    material_per_gram: int
 
 
 SITE = "demo"
@@ -163,7 +164,13 @@ TARIFFS: list[TariffSpec] = [
         "free_under": "10s",
     },
     {"name": "Fraisage CNC", "valid_from": "2024-01-01", "groups": ["cnc"], "rate": 50, "unit": 15},
-    {"name": "Impression 3D", "valid_from": "2024-01-01", "groups": ["printing"], "rate": 2},
+    {
+        "name": "Impression 3D",
+        "valid_from": "2024-01-01",
+        "groups": ["printing"],
+        "rate": 2,
+        "material_per_gram": 5,  # 50 € the kilogram of filament
+    },
     {
         "name": "Impression 3D (scolaires)",
         "valid_from": "2024-01-01",
@@ -264,6 +271,20 @@ def write_demo_files(
         "opening_hours": {day: list(slots) for day, slots in OPENING_HOURS.items()},
         "groups": GROUPS,
         "tariffs": TARIFFS,
+        # A fictitious seller (its SIRET and VAT number carry valid check digits), so the
+        # demo's invoices have PDFs; a real site puts its own (config/hub.yaml).
+        "invoicing": {
+            "seller": {
+                "name": "Fablab de démonstration",
+                "legal_form": "Association loi 1901",
+                "address": ["1 rue des Ateliers"],
+                "postcode": "44000",
+                "city": "Nantes",
+                "siret": "73282932000074",
+                "vat_number": "FR44732829320",
+            },
+            "payment_days": 30,
+        },
         "machines": [
             {
                 "id": m["id"],
@@ -304,6 +325,8 @@ def write_demo_files(
                 "progress_every": "1s",
             },
         }
+        if m["kind"] == "printer":
+            node["material"] = {"loaded": "PLA", "diameter": 1.75}
         path = data / "nodes" / f"{m['id']}.yaml"
         path.write_text(yaml.safe_dump(node, sort_keys=False))
         nodes[m["id"]] = path

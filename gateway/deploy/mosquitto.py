@@ -330,6 +330,7 @@ class BrokerFiles:
     acl: Path
     passwd: Path
     accounts: AccountsReport = field(default_factory=AccountsReport)
+    changed: list[Path] = field(default_factory=list)  # settings and ACL rewritten
 
 
 def write_mosquitto(cfg: HubConfig, out: Path, opts: BrokerOptions) -> BrokerFiles:
@@ -342,5 +343,8 @@ def write_mosquitto(cfg: HubConfig, out: Path, opts: BrokerOptions) -> BrokerFil
     for path, text in texts.items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
+            files.changed.append(path)
     files.accounts = ensure_accounts(files.passwd, site.accounts(), site.name)
+    if files.accounts.created:
+        files.changed.append(files.passwd)
     return files

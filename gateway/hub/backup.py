@@ -14,11 +14,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-__all__ = ["BackupError", "BackupReport", "backup_database", "check_database"]
+from gateway.hub.lock import HubAlreadyRunning, HubLock
+
+__all__ = [
+    "BackupError",
+    "BackupReport",
+    "backup_database",
+    "check_database",
+    "restore_database",
+]
 
 
 class BackupError(RuntimeError):
@@ -109,12 +119,7 @@ def backup_database(source: Path, out: Path, *, overwrite: bool = False) -> Back
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, out)
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(out.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        _fsync_dir(out.parent)
     except sqlite3.Error as exc:
         raise BackupError(f"backup of {source} failed: {exc}") from exc
     finally:
@@ -122,3 +127,67 @@ def backup_database(source: Path, out: Path, *, overwrite: bool = False) -> Back
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
     return BackupReport(**{**report.__dict__, "path": out})
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def restore_database(
+    backup: Path, database: Path, *, at: datetime
+) -> tuple[BackupReport, Path | None]:
+    """Put ``backup`` in place of ``database``; return its report and where the old one went.
+
+    Refused while a hub runs on ``database`` (its lock is held): a hub writing into a
+    file being replaced would lose the restore or corrupt it. The backup is checked
+    before anything moves. The current database, with its ``-wal`` and ``-shm`` (a WAL
+    left beside a restored file would be replayed into it), is kept aside as
+    ``<name>.before-restore-<UTC time>``, never deleted: a restore over the wrong file
+    can be undone. The restored file's snapshot epoch is bumped by the hub at its next
+    start, which is what makes the nodes accept its lower-numbered snapshots.
+    """
+    backup, database = Path(backup), Path(database)
+    report = check_database(backup)
+    if backup.resolve() == database.resolve():
+        raise BackupError("the backup and the database are the same file")
+    lock = HubLock(database)
+    try:
+        lock.acquire()
+    except HubAlreadyRunning as exc:
+        raise BackupError(f"{exc}; a restore needs the hub stopped") from None
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        aside: Path | None = None
+        if database.exists():
+            stamp = at.strftime("%Y%m%dT%H%M%SZ")
+            aside = database.with_name(f"{database.name}.before-restore-{stamp}")
+            if aside.exists():
+                raise BackupError(f"{aside} exists; wait a second and try again")
+            os.replace(database, aside)
+        for suffix in ("-wal", "-shm"):
+            old = Path(f"{database}{suffix}")
+            if old.exists():
+                if aside is not None:
+                    os.replace(old, Path(f"{aside}{suffix}"))
+                else:
+                    old.unlink()
+        tmp = database.with_name(f".{database.name}.restoring-{os.getpid()}")
+        try:
+            shutil.copyfile(backup, tmp)
+            os.chmod(tmp, 0o600)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            check_database(tmp)
+            os.replace(tmp, database)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _fsync_dir(database.parent)
+    finally:
+        lock.release()
+    return BackupReport(**{**report.__dict__, "path": database}), aside

@@ -390,6 +390,49 @@ def _m0012_sessions_start_order(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS sessions_started_id ON sessions(started_at, session_id)")
 
 
+def _m0015_payments(db: sqlite_utils.Database) -> None:
+    """Invoices as documents: payments, the buyer's legal details, the parties as issued.
+
+    ``payments`` (owned by ``gateway.billing.payments``) is append-only like the ledger:
+    a payment recorded by mistake is corrected by a negative entry, never edited, so the
+    audit log and the table tell the same story. ``invoice_parties`` (owned by
+    ``gateway.billing.documents``) keeps the seller's and buyer's details as they were
+    when a document was issued: a seller moving house must not rewrite last year's
+    invoices. Organisations get the address and identifiers a business invoice names.
+    """
+    refuse = "SELECT RAISE(ABORT, '{what} are append-only');"
+    for column in ("address", "postcode", "city", "country", "siret", "vat_number"):
+        db.execute(f"ALTER TABLE organisations ADD COLUMN {column} TEXT")
+    for stmt in (
+        "CREATE TABLE IF NOT EXISTS payments (id INTEGER PRIMARY KEY, "
+        "invoice_number TEXT NOT NULL REFERENCES invoices(number), "
+        "amount_cents INTEGER NOT NULL CHECK (amount_cents != 0), "
+        "means TEXT NOT NULL CHECK (means IN "
+        "('card', 'cash', 'cheque', 'transfer', 'credit', 'direct_debit', 'other')), "
+        "paid_on TEXT NOT NULL, reference TEXT, note TEXT, "
+        "recorded_by TEXT NOT NULL, recorded_at TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS payments_invoice ON payments(invoice_number, id)",
+        "CREATE TRIGGER IF NOT EXISTS payments_no_update BEFORE UPDATE ON payments "
+        f"BEGIN {refuse.format(what='payments')} END",
+        "CREATE TRIGGER IF NOT EXISTS payments_no_delete BEFORE DELETE ON payments "
+        f"BEGIN {refuse.format(what='payments')} END",
+        "CREATE TABLE IF NOT EXISTS invoice_parties (invoice_number TEXT PRIMARY KEY "
+        "REFERENCES invoices(number), seller TEXT NOT NULL, buyer TEXT NOT NULL, "
+        "frozen_at TEXT NOT NULL)",
+        "CREATE TRIGGER IF NOT EXISTS invoice_parties_no_update BEFORE UPDATE ON "
+        f"invoice_parties BEGIN {refuse.format(what='issued parties')} END",
+        "CREATE TRIGGER IF NOT EXISTS invoice_parties_no_delete BEFORE DELETE ON "
+        f"invoice_parties BEGIN {refuse.format(what='issued parties')} END",
+    ):
+        db.execute(stmt)
+
+
+def _m0017_session_material(db: sqlite_utils.Database) -> None:
+    # Grams of material (a printer's filament) the node weighed for the session's jobs;
+    # NULL where the machine reports none. Priced at the tariff's material_per_gram.
+    db.execute("ALTER TABLE sessions ADD COLUMN material_g REAL")
+
+
 # Every migration, in the order a fresh database gets them.
 STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0001_initial", _m0001_initial),
@@ -404,6 +447,8 @@ STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0010_trust", _m0010_trust),
     ("0011_stored_prices", _m0011_stored_prices),
     ("0012_sessions_start_order", _m0012_sessions_start_order),
+    ("0015_payments", _m0015_payments),
+    ("0017_session_material", _m0017_session_material),
 )
 
 MIGRATIONS = sqlite_utils.Migrations("fabgate-hub")

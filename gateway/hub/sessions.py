@@ -94,8 +94,8 @@ def session_ended(store: HubStore, env: Envelope, ev: SessionEnded) -> None:
         busy_min, idle_min = split_minutes(duration, busy)
     store.conn.execute(
         "UPDATE sessions SET busy_s = ?, idle_s = ?, busy_minutes = ?, idle_minutes = ?, "
-        "jobs = ? WHERE session_id = ?",
-        (busy, idle, busy_min, idle_min, ev.jobs, sid),
+        "jobs = ?, material_g = ? WHERE session_id = ?",
+        (busy, idle, busy_min, idle_min, ev.jobs, ev.material_g, sid),
     )
     pricing.price_closed_session(store, sid)
     machine_state.session_closed(store, machine, env.node, session_id=sid, at=ended)
@@ -133,7 +133,7 @@ _SESSION_SELECT = (
     "SELECT s.session_id, s.node, s.machine_id, mc.name AS machine_name, s.member_id, "
     "mb.name AS member_name, s.badge_uid, s.project_id, s.started_at, s.ended_at, "
     "s.duration_s, s.billable_minutes, s.end_reason, s.status, s.first_event_at, "
-    "s.busy_s, s.idle_s, s.busy_minutes, s.idle_minutes, s.jobs, "
+    "s.busy_s, s.idle_s, s.busy_minutes, s.idle_minutes, s.jobs, s.material_g, "
     "s.amount_cents, s.priced_minutes, s.vat_rate, s.priced_with, "
     "pj.name AS project_name "
     "FROM sessions s LEFT JOIN members mb ON mb.id = s.member_id "
@@ -245,13 +245,14 @@ def session(store: HubStore, session_id: str) -> dict[str, Any] | None:
 
 
 def of_member(store: HubStore, member_id: str, limit: int) -> list[dict[str, Any]]:
-    """A member's latest sessions, newest first, with machine and project names."""
+    """A member's latest sessions, newest first, with machine and project names and
+    their stored price (``amount_cents``, NULL while unpriced)."""
     return [
         dict(r)
         for r in store.conn.execute(
             "SELECT s.session_id, s.machine_id, mc.name AS machine_name, s.project_id, "
             "pj.name AS project_name, s.started_at, s.ended_at, s.duration_s, "
-            "s.billable_minutes, s.status FROM sessions s "
+            "s.billable_minutes, s.status, s.amount_cents, s.priced_with FROM sessions s "
             "LEFT JOIN machines mc ON mc.id = s.machine_id "
             "LEFT JOIN projects pj ON pj.id = s.project_id "
             "WHERE s.member_id = ? ORDER BY s.started_at DESC, s.session_id LIMIT ?",

@@ -30,6 +30,7 @@ from gateway.drivers.simulators.machine import SimulatedMachine
 from gateway.node.recorder import Recorder, clip
 from gateway.node.sessions import Sessions
 from gateway.policies.jobs import ENDING, JobEvent, JobTracker
+from gateway.policies.material import filament_grams
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class MachineWatch:
         wake: Callable[[], None],
     ) -> None:
         self.machine_id = cfg.machine_id
+        self.material = cfg.material
         self.recorder = recorder
         self.controller = controller
         self.simulated = simulated
@@ -126,6 +128,11 @@ class MachineWatch:
         if ended:
             self.job_session.pop(event.job_id, None)
         owner = sessions.job_owner(session_id, ended=ended, mono=mono)
+        grams = self._grams(event)
+        if ended and grams is not None:
+            # The session the job belongs to pays for its material, even when the job
+            # ends after a badge-out (the session is kept open until then).
+            sessions.add_material(session_id, grams)
         self.recorder.append(
             Job(
                 job_id=event.job_id,
@@ -141,6 +148,7 @@ class MachineWatch:
                 time_left_s=None
                 if event.time_left_s is None
                 else min(max(0.0, event.time_left_s), MAX_TIME_LEFT_S),
+                material_g=grams,
                 detail=clip(event.detail, MAX_DETAIL) or "",
             )
         )
@@ -151,6 +159,16 @@ class MachineWatch:
             "?" if event.progress is None else f"{event.progress:.0f}",
         )
         self._wake()
+
+    def _grams(self, event: JobEvent) -> float | None:
+        """The job's filament so far in grams, if the controller measures it and the
+        node's configuration says what is loaded."""
+        density = self.material.density
+        if event.filament_mm is None or density is None:
+            return None
+        return filament_grams(
+            event.filament_mm, diameter_mm=self.material.diameter_mm, density_g_cm3=density
+        )
 
     def job_status(self) -> dict[str, Any] | None:
         """The running job as the status shows it."""

@@ -25,6 +25,7 @@ from gateway.drivers.relay import Relay
 from gateway.node.recorder import Recorder
 from gateway.node.trust import Trust
 from gateway.policies import session_rules
+from gateway.policies.material import MAX_GRAMS
 from gateway.policies.metering import BusyMeter, billable_minutes, split_minutes
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class OpenSession:
     last_active: float = 0.0
     job_ended: float | None = None
     jobs: int = 0
+    material_g: float | None = None  # None: no job reported any material
     credit_limit_s: float | None = None
 
     def metered(self, mono_now: float) -> float:
@@ -63,6 +65,7 @@ class OpenSession:
             "last_seen_at": iso(wall_now),
             "metered_s": round(self.metered(mono_now), 3),
             "busy_s": round(self.busy.busy_seconds(mono_now), 3) if self.busy else 0.0,
+            "material_g": self.material_g,
         }
 
 
@@ -247,6 +250,7 @@ class Sessions:
             billable_minutes=billable_minutes(duration),
             end_reason=reason,
             jobs=int(state.get("jobs") or 0),
+            material_g=_grams(state.get("material_g")),
             **split,
         )
 
@@ -329,6 +333,15 @@ class Sessions:
         session.jobs += 1
         return session.session_id
 
+    def add_material(self, session_id: str | None, grams: float) -> None:
+        """A job of the open session ended having used ``grams`` of material; recorded
+        in the journal's session state at once, so a power cut keeps it."""
+        session = self.current
+        if session is None or session.session_id != session_id:
+            return
+        session.material_g = round((session.material_g or 0.0) + grams, 2)
+        self.recorder.set_state({"open_session": session.to_state(self.mono(), self.trust.now())})
+
     def job_owner(self, session_id: str | None, *, ended: bool, mono: float) -> OpenSession | None:
         """The open session if the job is its own; a job's end counts as activity."""
         session = self.current
@@ -355,3 +368,11 @@ class Sessions:
         if floor is not None:
             state["time_floor"] = floor  # same commit: no extra write
         self.recorder.set_state(state)
+
+
+def _grams(value: Any) -> float | None:
+    """The journal state's material, bounded as the contract wants it (a corrupted or
+    hand-edited journal must not stop the session from closing)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        return None
+    return round(min(float(value), MAX_GRAMS), 2)

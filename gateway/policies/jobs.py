@@ -42,6 +42,7 @@ class JobEvent:
     progress: float | None
     detail: str = ""
     time_left_s: float | None = None
+    filament_mm: float | None = None  # extruded by the job so far (its total at its end)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class _Job:
     job_id: str
     name: str | None
     progress: float | None = None
+    filament_mm: float | None = None
     paused: bool = False
     last_progress_at: float = -math.inf
     last_percent: int = -1
@@ -71,6 +73,8 @@ class JobTracker:
         if a == Activity.UNKNOWN:
             return []  # link trouble says nothing about the job: keep it as it was
         job = self.job
+        if job is not None:
+            _note_filament(job, report)
         says_job = report.data.get("job")
         if says_job is False:
             # The driver knows better than the activity: a GRBL jog or homing cycle is
@@ -108,6 +112,7 @@ class JobTracker:
 
     def _start(self, report: MachineReport, now: float) -> list[JobEvent]:
         self.job = _Job(self.new_id(), report.job_name)
+        _note_filament(self.job, report)
         events = [self._event(JobEventKind.STARTED, report)]
         if report.activity == Activity.PAUSED:
             self.job.paused = True
@@ -141,4 +146,20 @@ class JobTracker:
         progress = report.progress if report.progress is not None else job.progress
         if kind == JobEventKind.FINISHED and progress is not None:
             progress = 100.0
-        return JobEvent(kind, job.job_id, job.name, progress, report.detail, report.time_left_s)
+        return JobEvent(
+            kind,
+            job.job_id,
+            job.name,
+            progress,
+            report.detail,
+            report.time_left_s,
+            job.filament_mm,
+        )
+
+
+def _note_filament(job: _Job, report: MachineReport) -> None:
+    """A job's filament counter never goes back: keep the largest reading, so a report
+    without it, or a stale one, cannot lose what was measured."""
+    mm = report.filament_mm
+    if mm is not None and math.isfinite(mm) and mm >= 0:
+        job.filament_mm = max(job.filament_mm or 0.0, mm)

@@ -37,6 +37,7 @@ def create_app(
     from gateway.web.api import api
     from gateway.web.auth import auth
     from gateway.web.billing_api import billing
+    from gateway.web.invoices import invoice_pages
     from gateway.web.pages import pages
     from gateway.web.people import people
     from gateway.web.report import report_pages
@@ -47,6 +48,7 @@ def create_app(
     app.register_blueprint(pages)
     app.register_blueprint(report_pages)
     app.register_blueprint(billing)
+    app.register_blueprint(invoice_pages)
     app.register_blueprint(tokens)
     app.register_blueprint(people)
     return app

@@ -115,6 +115,14 @@ def requires(*roles: str) -> Callable[[V], V]:
     return mark
 
 
+def owner_scoped(view: V) -> V:
+    """The view serves people their own documents: roles that may see everyone's get any,
+    others only their own and a 404 for the rest (whether it exists or not). Checked by
+    the view itself; the mark tells the route-matrix test that such a 404 is expected."""
+    mark_view(view, "fabgate_owner_scoped", True)
+    return view
+
+
 def declaration(app: Flask, endpoint: str) -> Declaration | None:
     """What an endpoint declared, or None when it declared nothing."""
     if endpoint in FRAMEWORK_PUBLIC or endpoint.endswith(".static"):

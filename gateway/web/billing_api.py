@@ -12,6 +12,7 @@ from datetime import datetime
 
 from flask import Blueprint, Response, jsonify, request
 
+from gateway.billing.documents import close_month
 from gateway.billing.exports import (
     FORMATS,
     STATUSES,
@@ -22,7 +23,6 @@ from gateway.billing.exports import (
 )
 from gateway.billing.invoicing import (
     chain_head,
-    close_period,
     invoice_by_number,
     is_closed,
     parse_period,
@@ -116,7 +116,8 @@ def one_invoice(number: str) -> tuple[Response, int] | Response:
 @public
 @scope("invoices")
 def close(period: str) -> tuple[Response, int] | Response:
-    """Close a month: ``{"by": "who"}``. Repeating it returns the same documents."""
+    """Close a month: ``{"by": "who"}``. Repeating it returns the same documents. The
+    documents' parties are frozen and the closing audited, as from the web page."""
     _period("period", period)
     payload = request.get_json(silent=True) or {}
     by = payload.get("by") if isinstance(payload, dict) else None
@@ -128,7 +129,14 @@ def close(period: str) -> tuple[Response, int] | Response:
         # A month still running would freeze sessions that have not happened yet.
         raise BadParameter("period", f"{period} has not ended yet")
     try:
-        docs = close_period(get_store(), period, by=by.strip(), at=now, tz=cfg.timezone)
+        docs = close_month(
+            get_store(),
+            period,
+            by=by.strip(),
+            at=now,
+            tz=cfg.timezone,
+            invoicing=cfg.invoicing,
+        )
     except ValueError as exc:
         return jsonify(error=str(exc)), 409
     return jsonify(

@@ -36,7 +36,9 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
+from gateway.billing.credit import balance, members_with_credit
 from gateway.billing.invoicing import is_closed, period_bounds, period_of
+from gateway.billing.money import format_money
 from gateway.core.clock import parse_iso, utcnow
 from gateway.core.levels import CERTIFY_LEVELS, LEVELS, ROLES, Level
 from gateway.hub import catalogue, certifications, enrolment, sessions
@@ -46,6 +48,7 @@ from gateway.hub.db import HubStore
 from gateway.web.auth import current_user, requires
 from gateway.web.context import get_store, hub_config
 from gateway.web.i18n import choose_language, translator
+from gateway.web.invoices import member_invoices
 
 people = Blueprint("people", __name__)
 
@@ -113,6 +116,7 @@ def _context(**extra: Any) -> dict[str, Any]:
         "is_staff": bool(user and _is_staff(user)),
         "day": day,
         "moment": moment,
+        "money": lambda cents: format_money(cents, lang),
         "messages": get_flashed_messages(with_categories=True),
         **extra,
     }
@@ -151,6 +155,7 @@ def _navigation() -> dict[str, Any]:
         if user.has("fabmanager", "trainer"):
             links += [("people.members", "nav.members"), ("people.certify", "nav.certify")]
         if user.has("fabmanager", "accountant"):
+            links.append(("invoices.invoice_list", "nav.invoices"))
             links.append(("report.report_page", "nav.report"))
         if user.has("accountant"):
             links.append(("tokens.token_list", "nav.tokens"))
@@ -575,5 +580,9 @@ def me() -> str:
             ),
             month_label=month,
             year_label=now.astimezone(ZoneInfo(tz)).year,
+            show_amounts=True,
+            invoices=member_invoices(user.member_id),
+            credit_balance=balance(store, user.member_id),
+            has_credit=user.member_id in members_with_credit(store),
         ),
     )

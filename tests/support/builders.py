@@ -16,6 +16,7 @@ from gateway.config import (
     ApiToken,
     GroupConfig,
     HubConfig,
+    InvoicingConfig,
     MachineConfig,
     MqttConfig,
     NodeConfig,
@@ -25,6 +26,7 @@ from gateway.config import (
     SeedCertification,
     SeedMember,
     SeedProject,
+    SellerConfig,
     SessionConfig,
 )
 from gateway.contract import Envelope
@@ -225,6 +227,24 @@ def seed() -> Seed:
             SeedCertification("m5", "laser", 1, "s1", T0 - timedelta(days=40), None),
         ),
     )
+
+
+# A seller that issues invoices with VAT (test SIRET and VAT number with valid keys).
+INVOICING = InvoicingConfig(
+    seller=SellerConfig(
+        name="Fablab des Dunes",
+        legal_form="Association loi 1901",
+        address=("12 quai des Ateliers",),
+        postcode="44000",
+        city="Nantes",
+        siret="73282932000074",
+        vat_number="FR44732829320",
+        email="compta@fablab-dunes.example",
+    ),
+    payment_days=30,
+    iban="FR7630006000011234567890189",
+    bic="AGRIFRPP",
+)
 
 
 def hub_config(

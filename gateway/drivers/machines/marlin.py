@@ -67,6 +67,8 @@ _TEMP = re.compile(r"(?<![\w@])([TB]):\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*(-?\d+(?:\.\
 _SD_BYTES = re.compile(r"SD printing byte\s+(\d+)\s*/\s*(\d+)", re.IGNORECASE)
 _RESEND = re.compile(r"^(?:Resend|rs)\s*:?\s*N?(\d+)", re.IGNORECASE)
 _FIRMWARE = re.compile(r"FIRMWARE_NAME:(.*?)(?:\s+[A-Z_]+:|$)")
+# M78 (PRINTCOUNTER): "Stats: Filament used: 12.34m", a lifetime counter in metres.
+_FILAMENT_USED = re.compile(r"filament used:\s*(\d+(?:\.\d+)?)\s*m\b", re.IGNORECASE)
 _HALTED = ("printer halted", "kill() called")
 _STOPPED = "printer stopped due to errors"
 _KNOWN_PREFIXES = (
@@ -105,6 +107,7 @@ class _Job:
     position: int
     name: str | None = None
     name_asked: bool = False
+    filament_start_mm: float | None = None  # the print counter when the job was seen
 
 
 class _GarbageLog:
@@ -173,6 +176,13 @@ class MarlinController(MachineController):
         self._name_query_supported = True
         self._name_reply: str | None = None
         self._name_reply_seen = False
+        # The print counter (M78), when the firmware has one: the filament a job used is
+        # the counter's rise while it ran. None until read, or for good without one.
+        self._counter_supported = True
+        self._filament_total_mm: float | None = None
+        self._counter_before: float | None = None  # the reading of the poll before
+        self._ended_job: _Job | None = None  # ended, its final counter reading owed
+        self._last_job_filament_mm: float | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -254,7 +264,15 @@ class MarlinController(MachineController):
             self._greeted = True
             self._command("M115")
         self._run_requests()
-        ok = self._command("M105") and self._command("M27")
+        # M78 before M27: when M27 says the print is over, the counter just read is its
+        # total (to within one poll of extrusion).
+        ok = self._command("M105") and self._read_counter() and self._command("M27")
+        ended = self._ended_job
+        if ok and ended is not None and self._read_counter():
+            # The job ended since the last reading: read the counter once more for its
+            # total, so its last poll of extrusion is not lost.
+            self._ended_job = None
+            self._last_job_filament_mm = self._job_filament(ended)
         job = self._job
         if ok and job is not None and not job.name_asked and self._name_query_supported:
             job.name_asked = True
@@ -275,6 +293,32 @@ class MarlinController(MachineController):
                     break
             else:
                 log.warning("%s: %s was not acknowledged", self.port, command)
+
+    def _read_counter(self) -> bool:
+        """Ask M78 for the filament counter; True unless the link failed."""
+        if not self._counter_supported:
+            return True
+        seen = self._filament_total_mm
+        self._counter_before = seen
+        self._filament_total_mm = None
+        ok = self._command("M78")
+        if ok and self._filament_total_mm is None:
+            # "Unknown command" (firmware without PRINTCOUNTER): never ask again.
+            self._counter_supported = False
+            log.info("%s: the firmware has no print counter (M78): no filament", self.port)
+        elif not ok:
+            self._filament_total_mm = seen
+        return ok
+
+    def _job_baseline(self) -> float | None:
+        """The counter before the job: the previous poll's reading (no job ran then),
+        else this poll's, which may already hold a poll's worth of the job."""
+        return self._counter_before if self._counter_before is not None else self._filament_total_mm
+
+    def _job_filament(self, job: _Job) -> float | None:
+        if self._filament_total_mm is None or job.filament_start_mm is None:
+            return None
+        return round(max(0.0, self._filament_total_mm - job.filament_start_mm), 1)
 
     def _ask_file_name(self, job: _Job) -> None:
         self._name_reply = None
@@ -434,6 +478,8 @@ class MarlinController(MachineController):
             self._name_reply = _file_name(line.partition(":")[2])
         elif (firmware := _FIRMWARE.search(line)) is not None:
             self._firmware = firmware.group(1).strip()
+        elif (used := _FILAMENT_USED.search(line)) is not None:
+            self._filament_total_mm = float(used.group(1)) * 1000.0
         return _Line.OTHER
 
     def _parse_temperatures(self, line: str) -> None:
@@ -451,6 +497,9 @@ class MarlinController(MachineController):
             self._paused = False
         elif action in ("cancel", "cancelled", "canceled"):
             job = self._job
+            if job is not None:
+                self._last_job_filament_mm = self._job_filament(job)
+                self._ended_job = job
             self._cancelled = True
             self._cancelled_at = (job.size, job.position) if job is not None else None
             self._cancel_grace = _CANCEL_GRACE_POLLS
@@ -476,7 +525,9 @@ class MarlinController(MachineController):
             self._cancelled_at = None
         job = self._job
         if job is None or size != job.size or position < job.position:
-            self._job = _Job(size=size, position=position)
+            self._last_job_filament_mm = None
+            self._ended_job = None
+            self._job = _Job(size=size, position=position, filament_start_mm=self._job_baseline())
             self._cancelled = False
             self._paused = False
             return
@@ -489,6 +540,9 @@ class MarlinController(MachineController):
         job.position = position
 
     def _on_sd_idle(self) -> None:
+        if self._job is not None:
+            self._last_job_filament_mm = self._job_filament(self._job)
+            self._ended_job = self._job
         self._job = None
         self._paused = False
         self._cancelled_at = None
@@ -515,11 +569,14 @@ class MarlinController(MachineController):
                 Activity.PAUSED if self._paused else Activity.BUSY,
                 job_name=job.name,
                 progress=round(progress, 2),
+                filament_mm=self._job_filament(job),
                 detail="paused" if self._paused else self._temperature_text(),
                 data=data,
             )
         detail = "cancelled" if self._cancelled else self._temperature_text()
-        return MachineReport(Activity.IDLE, detail=detail, data=data)
+        return MachineReport(
+            Activity.IDLE, detail=detail, data=data, filament_mm=self._last_job_filament_mm
+        )
 
     def _temperature_text(self) -> str:
         parts = []

@@ -327,12 +327,24 @@ def report_from(
     if completion is not None:
         completion = min(100.0, max(0.0, completion))
 
+    # OctoPrint's analysis gives the file's filament (all tools) before it prints; what a
+    # job has used is that share of it its completion says.
+    total_mm = _filament_length(job_info)
+    used_mm = None
+    if total_mm is not None and completion is not None:
+        used_mm = round(total_mm * completion / 100.0, 1)
+
     if activity is Activity.IDLE:
         detail = state_text
         if job_was_running:
             ended = "finished" if completion == 100.0 else "cancelled"
             detail = f"{state_text} (job {ended})"
-        return MachineReport(Activity.IDLE, detail=detail, data={**data, "job": False})
+        return MachineReport(
+            Activity.IDLE,
+            detail=detail,
+            data={**data, "job": False},
+            filament_mm=used_mm if job_was_running else None,
+        )
 
     left = _number(progress_info.get("printTimeLeft"))
     if left is not None:
@@ -348,9 +360,19 @@ def report_from(
         job_name=name if isinstance(name, str) else None,
         progress=completion,
         time_left_s=left,
+        filament_mm=used_mm,
         detail=state_text,
         data=data,
     )
+
+
+def _filament_length(job_info: dict[str, Any]) -> float | None:
+    """The file's filament in mm, summed over its tools (``job.filament.tool0.length``),
+    or None while OctoPrint has not analysed it (or says nonsense)."""
+    tools = _mapping(job_info.get("filament"))
+    lengths = [_number(_mapping(t).get("length")) for t in tools.values()]
+    known = [v for v in lengths if v is not None and v >= 0]
+    return sum(known) if known else None
 
 
 class OctoPrintController(MachineController):

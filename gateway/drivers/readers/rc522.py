@@ -106,6 +106,8 @@ class RC522Reader(BadgeReader):
             )
         if version not in (0x91, 0x92):
             log.warning("RC522 reports version %#04x (a clone?); carrying on", version)
+        # Commissioning reports record which chip answered (0x91: v1.0, 0x92: v2.0).
+        log.info("RC522 on SPI bus %d device %d: version register %#04x", bus, device, version)
 
     def poll(self) -> str | None:
         if self._closed:

@@ -46,8 +46,15 @@ class _SdPrint:
     name: str
     size: int
     seconds: float
+    filament_mm: float = 0.0  # what the whole print extrudes
     elapsed: float = 0.0
     paused: bool = False
+
+    @property
+    def extruded_mm(self) -> float:
+        if self.seconds <= 0:
+            return self.filament_mm
+        return self.filament_mm * min(1.0, self.elapsed / self.seconds)
 
     @property
     def position(self) -> int:
@@ -90,6 +97,7 @@ class MarlinSimulator:
         busy_probability: float = 0.0,
         busy_interval: float = 0.25,
         file_name_query: bool = True,
+        print_counter: bool = True,
         heat_time_constant: float = 1.0,
         seed: int | None = None,
     ) -> None:
@@ -97,6 +105,8 @@ class MarlinSimulator:
         self.busy_probability = busy_probability
         self.busy_interval = busy_interval
         self.file_name_query = file_name_query
+        # PRINTCOUNTER: M78's lifetime statistics, filament included (off: "Unknown command").
+        self.print_counter = print_counter
         self.heat_time_constant = heat_time_constant
         self._random = random.Random(seed)
 
@@ -117,6 +127,8 @@ class MarlinSimulator:
         self._hotend_target = 0.0
         self._bed_target = 0.0
         self._print: _SdPrint | None = None
+        self._filament_done_mm = 0.0  # extruded by the prints already over
+        self._prints = 0
         self._halted = False
         self._silent = False
 
@@ -207,6 +219,7 @@ class MarlinSimulator:
         if job is not None and not job.paused and not self._halted:
             job.elapsed += dt
             if job.elapsed >= job.seconds:
+                self._filament_done_mm += job.filament_mm
                 self._print = None
                 self._write("Done printing file")
                 self._changed.notify_all()
@@ -303,7 +316,11 @@ class MarlinSimulator:
             if self._print is not None:
                 self._print.paused = False
         elif code == "M524":
-            self._print = None
+            self._end_print()
+        elif code == "M78" and self.print_counter:
+            answer = self._statistics
+        elif code == "M78":
+            answer = lambda: ['echo:Unknown command: "M78"', "ok"]  # noqa: E731
         elif code == "M115":
             answer = lambda: [  # noqa: E731
                 f"FIRMWARE_NAME:{FIRMWARE_NAME} SOURCE_CODE_URL:https://example.invalid "
@@ -348,6 +365,29 @@ class MarlinSimulator:
             f"B:{self._bed:.2f} /{self._bed_target:.2f} @:0 B@:0"
         )
 
+    def _end_print(self) -> None:
+        """A print stopped before its end: what it extruded stays counted."""
+        if self._print is not None:
+            self._filament_done_mm += self._print.extruded_mm
+        self._print = None
+
+    def filament_used_mm(self) -> float:
+        """The printer's lifetime filament counter, as M78 reports it (before rounding)."""
+        with self._lock:
+            running = self._print.extruded_mm if self._print is not None else 0.0
+            return self._filament_done_mm + running
+
+    def _statistics(self) -> list[str]:
+        # Marlin's PrintCounter::showStats(): three "Stats:" lines, filament in metres
+        # with two decimals.
+        finished = self._prints - (1 if self._print is not None else 0)
+        return [
+            f"Stats: Prints: {self._prints}, Finished: {finished}, Failed: 0",
+            "Stats: Total time: 1h 2m 3s, Longest job: 0h 45m 0s",
+            f"Stats: Filament used: {self.filament_used_mm() / 1000:.2f}m",
+            "ok",
+        ]
+
     def _sd_status(self) -> str:
         if self._print is None:
             return "Not SD printing"
@@ -361,10 +401,15 @@ class MarlinSimulator:
 
     # ------------------------------------------------------------------ test hooks
 
-    def start_sd_print(self, name: str, seconds: float, *, size: int = 1_000_000) -> None:
-        """Start a print from the screen: progress runs from 0 to 100 % over ``seconds``."""
+    def start_sd_print(
+        self, name: str, seconds: float, *, size: int = 1_000_000, filament_mm: float = 0.0
+    ) -> None:
+        """Start a print from the screen: progress runs from 0 to 100 % over ``seconds``,
+        extruding ``filament_mm`` evenly."""
         with self._lock:
-            self._print = _SdPrint(name=name, size=size, seconds=seconds)
+            self._end_print()
+            self._print = _SdPrint(name=name, size=size, seconds=seconds, filament_mm=filament_mm)
+            self._prints += 1
 
     def set_targets(self, hotend: float | None = None, bed: float | None = None) -> None:
         """Set heater targets as the screen or the print file would."""
@@ -389,7 +434,7 @@ class MarlinSimulator:
             elif name in ("resume", "resumed"):
                 self._print.paused = False
             elif name == "cancel":
-                self._print = None
+                self._end_print()
 
     def pause_print(self, paused: bool = True) -> None:
         """Pause or resume without any announcement, like firmware without host actions."""
@@ -409,7 +454,7 @@ class MarlinSimulator:
         with self._lock:
             self._halted = False
             self._silent = False
-            self._print = None
+            self._end_print()
             self._pending = None
             self._inbox.clear()
             self._hotend_target = self._bed_target = 0.0
