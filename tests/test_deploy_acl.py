@@ -1,38 +1,41 @@
-"""The Mosquitto ACL and settings in deploy/ on a real Mosquitto.
+"""The broker files of `fabgate deploy mosquitto` on a real Mosquitto.
 
 Each node writes only its own topics, no one can take over another client's connection
 by borrowing its client id, and packets are bounded but a big site's snapshot fits. The
-ACL file is used as shipped, and so are the settings of ``fabgate.conf`` (only the
-listener, the password file and the file paths are made here), so a change to either
-that lets one node speak for another, read another machine's snapshot or kick the hub
-off fails here.
+settings, ACL and password file are the command's output for the shipped
+``config/hub.yaml`` (plus a machine whose node id is not its own id), with only the
+listener and the install directory chosen for this machine (tests/support/deployed.py),
+so a change to the generator that lets one node speak for another, read another
+machine's snapshot or kick the hub off fails here.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.hub.catalogue import sync_catalogue
 from gateway.hub.seed import import_seed
 from gateway.hub.snapshots import build_snapshot
-from tests.support.mosquitto import MosquittoProcess
+from tests.support.deployed import DeployedBroker, deploy_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "fablab/fablab-demo/"
-PASSWORD = "secret-for-tests"
+# A machine served by a node of another id: its account is not its machine's name.
+LATHE = {"id": "lathe-1", "name": "Tour", "kind": "other", "group": "cnc", "node": "tour-pi"}
 
 pytestmark = pytest.mark.integration
 
 
 class Client:
-    def __init__(self, port: int, user: str | None, client_id: str | None = None) -> None:
+    def __init__(
+        self, port: int, user: str | None, client_id: str | None = None, password: str = ""
+    ) -> None:
         self.messages: list[str] = []
         self.cond = threading.Condition()
         self.refused: int | None = None
@@ -45,7 +48,7 @@ class Client:
             protocol=paho.MQTTv311,
         )
         if user:
-            self.c.username_pw_set(user, PASSWORD)
+            self.c.username_pw_set(user, password)
         self.c.on_connect = self._on_connect
         self.c.on_disconnect = self._on_disconnect
         self.c.on_message = self._on_message
@@ -90,57 +93,53 @@ class Client:
         self.c.disconnect()
 
 
-# Lines of fabgate.conf that name this machine's files or ports; the test makes its own.
-LOCAL_KEYS = ("listener", "password_file", "acl_file", "persistence", "autosave_interval")
+def setting(deployed: DeployedBroker, key: str) -> str:
+    """The value of a setting of the generated fabgate.conf (its first line)."""
+    for line in (deployed.directory / "fabgate.conf").read_text().splitlines():
+        if line.split()[:1] == [key]:
+            return line.split()[1]
+    raise AssertionError(f"fabgate.conf has no {key}")
 
 
-def shipped_settings() -> str:
-    """fabgate.conf as shipped, minus its listener and file paths."""
-    keep = []
-    for line in (ROOT / "deploy" / "mosquitto" / "fabgate.conf").read_text().splitlines():
-        words = line.split()
-        if words and not line.startswith("#") and words[0] not in LOCAL_KEYS:
-            keep.append(line)
-    return "\n".join(keep) + "\n"
+class Broker:
+    """The deployed broker and the clients a test opens on it (closed at the end)."""
+
+    def __init__(self, deployed: DeployedBroker) -> None:
+        self.deployed = deployed
+        self.port = deployed.port
+        self.clients: list[Client] = []
+
+    def client(self, user: str | None, client_id: str | None = None) -> Client:
+        password = self.deployed.passwords.get(user or "", "")
+        c = Client(self.port, user, client_id, password)
+        self.clients.append(c)
+        return c
 
 
-def shipped_value(key: str) -> str:
-    (value,) = [
-        line.split()[1] for line in shipped_settings().splitlines() if line.split()[0] == key
-    ]
-    return value
+def site_config(tmp_path: Path) -> Path:
+    """The shipped hub configuration, plus the lathe whose node is tour-pi."""
+    doc = yaml.safe_load((ROOT / "config" / "hub.yaml").read_text())
+    doc["machines"].append(LATHE)
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
+    return path
 
 
 @pytest.fixture
 def broker(tmp_path: Path):
-    if shutil.which("mosquitto_passwd") is None:
-        pytest.fail("mosquitto_passwd is missing: run the README test command")
-    passwords = tmp_path / "passwd"
-    for i, user in enumerate(("laser-1", "cnc-1", "fabgate-hub")):
-        subprocess.run(
-            ["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwords), user, PASSWORD],
-            check=True,
-        )
-    acl = ROOT / "deploy" / "mosquitto" / "acl"
-    mosq = MosquittoProcess(
-        workdir=tmp_path / "mosquitto",
-        extra_config=(shipped_settings() + f"password_file {passwords}\nacl_file {acl}\n"),
-    )
-    mosq.start()
-    clients: list[Client] = []
+    deployed = deploy_broker(tmp_path, site_config(tmp_path))
+    b = Broker(deployed)
     try:
-        yield mosq, clients
+        yield b
     finally:
-        for c in clients:
+        for c in b.clients:
             c.close()
-        mosq.stop()
+        deployed.stop()
 
 
 def test_nodes_write_only_their_own_topics_and_read_only_their_snapshot(broker) -> None:
-    mosq, clients = broker
-    hub = Client(mosq.port, "fabgate-hub")
-    laser = Client(mosq.port, "laser-1")
-    clients += [hub, laser]
+    hub = broker.client("fabgate-hub")
+    laser = broker.client("laser-1")
     hub.subscribe(PREFIX + "#")
     laser.subscribe(PREFIX + "machine/+/snapshot")
     laser.subscribe(PREFIX + "hub/enrolment")
@@ -156,23 +155,58 @@ def test_nodes_write_only_their_own_topics_and_read_only_their_snapshot(broker) 
     laser.wait(PREFIX + "hub/enrolment")
     assert PREFIX + "machine/cnc-1/snapshot" not in laser.messages
 
-    # A node speaking for another node, forging a snapshot or a simulated tap: dropped.
+    # A node speaking for another node, forging a snapshot, an acknowledgement of its own
+    # events, the enrolment window or a simulated tap: dropped.
     laser.publish(PREFIX + "node/cnc-1/event")
     laser.publish(PREFIX + "machine/laser-1/snapshot")
+    laser.publish(PREFIX + "node/laser-1/ack")
+    laser.publish(PREFIX + "node/laser-1/other")
+    laser.publish(PREFIX + "hub/enrolment")
     laser.publish(PREFIX + "sim/laser-1/tap")
-    laser.publish(PREFIX + "node/laser-1/event")  # allowed, and after the others
+    laser.publish(PREFIX + "node/laser-1/status")  # allowed...
+    laser.publish(PREFIX + "node/laser-1/event")  # ...and after the others
     hub.wait(PREFIX + "node/laser-1/event")
-    assert PREFIX + "node/cnc-1/event" not in hub.messages
-    assert PREFIX + "sim/laser-1/tap" not in hub.messages
-    assert hub.messages.count(PREFIX + "machine/laser-1/snapshot") == 1  # its own only
+    assert PREFIX + "node/laser-1/status" in hub.messages
+    for forged in ("node/cnc-1/event", "sim/laser-1/tap", "node/laser-1/other"):
+        assert PREFIX + forged not in hub.messages
+    for own in ("machine/laser-1/snapshot", "node/laser-1/ack", "hub/enrolment"):
+        assert hub.messages.count(PREFIX + own) == 1  # the hub's own only
 
 
-def test_anonymous_clients_are_refused(broker) -> None:
-    mosq, clients = broker
-    anonymous = Client(mosq.port, None)
-    clients.append(anonymous)
-    assert anonymous.ready.wait(10)
-    assert anonymous.refused is not None
+def test_a_node_whose_id_is_not_its_machines_reads_that_machines_snapshot(broker) -> None:
+    acl = (broker.deployed.directory / "fabgate.acl").read_text()
+    assert f"user tour-pi\ntopic read {PREFIX}machine/lathe-1/snapshot\n" in acl
+    hub = broker.client("fabgate-hub")
+    tour = broker.client("tour-pi")
+    hub.subscribe(PREFIX + "#")
+    tour.subscribe(PREFIX + "machine/+/snapshot")
+    tour.subscribe(PREFIX + "node/+/ack")
+    for machine in ("lathe-1", "laser-1", "tour-pi"):
+        hub.publish(PREFIX + f"machine/{machine}/snapshot", retain=True)
+    hub.publish(PREFIX + "node/lathe-1/ack")  # the machine's name is not its account
+    hub.publish(PREFIX + "node/tour-pi/ack")
+    tour.wait(PREFIX + "node/tour-pi/ack")
+    tour.wait(PREFIX + "machine/lathe-1/snapshot")
+    assert PREFIX + "machine/laser-1/snapshot" not in tour.messages
+    assert PREFIX + "node/lathe-1/ack" not in tour.messages
+
+    # It speaks under its node id, not under its machine's id.
+    tour.publish(PREFIX + "node/lathe-1/event")
+    tour.publish(PREFIX + "machine/lathe-1/snapshot")
+    tour.publish(PREFIX + "node/tour-pi/event")
+    hub.wait(PREFIX + "node/tour-pi/event")
+    assert PREFIX + "node/lathe-1/event" not in hub.messages
+    assert hub.messages.count(PREFIX + "machine/lathe-1/snapshot") == 1
+
+
+def test_anonymous_clients_and_wrong_passwords_are_refused(broker) -> None:
+    anonymous = broker.client(None)
+    impostor = Client(broker.port, "laser-1", password="not-its-password")
+    broker.clients.append(impostor)
+    for refused in (anonymous, impostor):
+        assert refused.ready.wait(10)
+        assert refused.refused is not None
+    assert broker.client("laser-1").connected.wait(10)  # the generated password works
 
 
 def _round_trip(hub: Client, node: Client, node_id: str) -> None:
@@ -185,18 +219,15 @@ def _round_trip(hub: Client, node: Client, node_id: str) -> None:
 
 @pytest.mark.parametrize("stolen_id", ["fabgate-node-cnc-1", "fabgate-hub", "cnc-1"])
 def test_borrowing_a_client_id_kicks_no_one_off(broker, stolen_id: str) -> None:
-    mosq, clients = broker
-    assert shipped_value("use_username_as_clientid") == "true"
+    assert setting(broker.deployed, "use_username_as_clientid") == "true"
     # The real clients, with the client ids fabgate gives them.
-    hub = Client(mosq.port, "fabgate-hub", client_id="fabgate-hub")
-    cnc = Client(mosq.port, "cnc-1", client_id="fabgate-node-cnc-1")
-    clients += [hub, cnc]
+    hub = broker.client("fabgate-hub", client_id="fabgate-hub")
+    cnc = broker.client("cnc-1", client_id="fabgate-node-cnc-1")
     hub.subscribe(PREFIX + "#")
     cnc.subscribe(PREFIX + "node/cnc-1/ack")
 
     # laser-1's account, connecting with the id of the hub or of another node.
-    intruder = Client(mosq.port, "laser-1", client_id=stolen_id)
-    clients.append(intruder)
+    intruder = broker.client("laser-1", client_id=stolen_id)
     assert intruder.connected.wait(10)  # the broker took it (as "laser-1")...
     _round_trip(hub, cnc, "cnc-1")  # ...and the real ones still talk, never dropped
     assert (hub.disconnects, cnc.disconnects) == (0, 0)
@@ -205,15 +236,12 @@ def test_borrowing_a_client_id_kicks_no_one_off(broker, stolen_id: str) -> None:
 
 def test_a_second_connection_of_one_account_replaces_the_first(broker) -> None:
     """A restarted node takes over its own stale connection, whatever id it uses."""
-    mosq, clients = broker
-    hub = Client(mosq.port, "fabgate-hub", client_id="fabgate-hub")
-    old = Client(mosq.port, "cnc-1", client_id="fabgate-node-cnc-1")
-    clients += [hub, old]
+    hub = broker.client("fabgate-hub", client_id="fabgate-hub")
+    old = broker.client("cnc-1", client_id="fabgate-node-cnc-1")
     assert old.connected.wait(10)
     old.c.reconnect_delay_set(60, 120)  # the old process is gone: it must not come back
     hub.subscribe(PREFIX + "#")
-    new = Client(mosq.port, "cnc-1", client_id="fabgate-node-cnc-1-restarted")
-    clients.append(new)
+    new = broker.client("cnc-1", client_id="fabgate-node-cnc-1-restarted")
     new.subscribe(PREFIX + "node/cnc-1/ack")
     with old.cond:
         assert old.cond.wait_for(lambda: old.disconnects >= 1, 10)
@@ -227,8 +255,7 @@ def test_packets_are_bounded_but_a_big_sites_snapshot_fits(broker, tmp_path: Pat
     from gateway.contract.signing import generate_key, sign_snapshot
     from gateway.hub.db import HubStore
 
-    mosq, clients = broker
-    limit = int(shipped_value("max_packet_size"))
+    limit = int(setting(broker.deployed, "max_packet_size"))
     # The hub's biggest message: one machine's signed snapshot of a 2,000-member site.
     now = datetime.now(UTC)
     with HubStore(tmp_path / "big.db") as store:
@@ -274,9 +301,8 @@ def test_packets_are_bounded_but_a_big_sites_snapshot_fits(broker, tmp_path: Pat
     big = sign_snapshot(snap, generate_key())
     assert len(snap.members) == 2000 and len(big) < limit
 
-    hub = Client(mosq.port, "fabgate-hub", client_id="fabgate-hub")
-    laser = Client(mosq.port, "laser-1", client_id="fabgate-node-laser-1")
-    clients += [hub, laser]
+    hub = broker.client("fabgate-hub", client_id="fabgate-hub")
+    laser = broker.client("laser-1", client_id="fabgate-node-laser-1")
     hub.subscribe(PREFIX + "#")
     laser.subscribe(PREFIX + "machine/laser-1/snapshot")
     hub.publish(PREFIX + "machine/laser-1/snapshot", payload=big)
@@ -292,34 +318,17 @@ def test_packets_are_bounded_but_a_big_sites_snapshot_fits(broker, tmp_path: Pat
     assert PREFIX + "node/laser-1/event" not in hub.messages
 
 
-def test_fabgate_itself_under_the_shipped_settings(tmp_path: Path) -> None:
+def test_fabgate_itself_under_the_generated_files(tmp_path: Path) -> None:
     """The real hub and node log in, a node restarts, and a second hub is refused."""
     import signal
 
-    import yaml
-
+    from gateway.demo.broker import free_port
     from gateway.drivers.readers.simulated import send_tap
     from tests.support.harness import BADGE, Proc, Site, http_request, poll_until
 
-    passwords = tmp_path / "passwd"
-    for i, user in enumerate(("fabgate-hub", "laser-1")):
-        subprocess.run(
-            ["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwords), user, PASSWORD],
-            check=True,
-        )
-    # The ACL as the deployment guide says: the site's name in place of fablab-demo.
-    acl = tmp_path / "acl"
-    acl.write_text(
-        (ROOT / "deploy" / "mosquitto" / "acl")
-        .read_text()
-        .replace("fablab/fablab-demo/", "fablab/demo/")
-    )
-    mosq = MosquittoProcess(
-        workdir=tmp_path / "mosquitto",
-        extra_config=(shipped_settings() + f"password_file {passwords}\nacl_file {acl}\n"),
-    )
-    mosq.start()
-    site = Site(tmp_path, mosq.url)
+    port = free_port("127.0.0.1")
+    site = Site(tmp_path, f"mqtt://127.0.0.1:{port}")
+    deployed = deploy_broker(tmp_path, site.files.hub_config, port=port)
     second: Proc | None = None
     try:
         for path, user in [
@@ -327,7 +336,7 @@ def test_fabgate_itself_under_the_shipped_settings(tmp_path: Path) -> None:
             (site.files.node_configs["laser-1"], "laser-1"),
         ]:
             cfg = yaml.safe_load(path.read_text())
-            cfg["mqtt"].update(username=user, password=PASSWORD)
+            cfg["mqtt"].update(username=user, password=deployed.passwords[user])
             path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
         url = site.start_hub()
 
@@ -358,4 +367,4 @@ def test_fabgate_itself_under_the_shipped_settings(tmp_path: Path) -> None:
         if second is not None:
             second.stop()
         site.stop()
-        mosq.stop()
+        deployed.stop()

@@ -1,19 +1,19 @@
 """A hostile node with laser-1's password, on laser-1's own topics, against the real hub.
 
-The broker runs the shipped ACL (``deploy/mosquitto/acl``, as tests/test_deploy_acl.py
-does), so laser-1 can only write under ``node/laser-1/``; the hub and the cnc-1 node
-are real processes with their own accounts. Everything laser-1 tries about cnc-1 (its
-session, its job, its status, a certification for the cnc group) and every certification
-or enrolment it makes up is refused: nothing changes at the hub, each refusal is
+The broker runs the site's own files from `fabgate deploy mosquitto` (settings, ACL and
+passwords made from the hub configuration, with ``mqtt.prefix`` set, as
+tests/test_deploy_acl.py does), so laser-1 can only write under ``node/laser-1/``; the
+hub and the cnc-1 node are real processes with their own accounts, the test watches
+with a read-only monitoring account. Everything laser-1 tries about cnc-1 (its session,
+its job, its status, a certification for the cnc group) and every certification or
+enrolment it makes up is refused: nothing changes at the hub, each refusal is
 acknowledged, kept with its reason and counted for laser-1 on the board.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
-import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -27,57 +27,56 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.contract import Envelope, Topics, encode_status
 from gateway.core.clock import iso, parse_iso
+from gateway.demo.broker import free_port
 from gateway.drivers.readers.simulated import send_tap
+from tests.support.deployed import DeployedBroker, deploy_broker
 from tests.support.harness import BADGE, Observer, Site, http_request, poll_until
-from tests.support.mosquitto import MosquittoProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-PREFIX = "fablab/fablab-demo/"  # what the shipped ACL is written for
-PASSWORD = "secret-for-tests"
+PREFIX = "fablab/fablab-demo/"  # set in the site's files, so the ACL is made for it
 TOPICS = Topics(PREFIX)
 
 pytestmark = pytest.mark.integration
 
 
-def _login(config: Path, user: str) -> None:
+def _prefix(config: Path) -> None:
     doc = yaml.safe_load(config.read_text())
-    doc["mqtt"].update(prefix=PREFIX, username=user, password=PASSWORD)
+    doc["mqtt"].update(prefix=PREFIX)
+    config.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+
+
+def _login(config: Path, user: str, password: str) -> None:
+    doc = yaml.safe_load(config.read_text())
+    doc["mqtt"].update(username=user, password=password)
     config.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
 @pytest.fixture
-def acl_site(tmp_path: Path) -> Iterator[tuple[MosquittoProcess, Site, Observer]]:
-    if shutil.which("mosquitto_passwd") is None:
-        pytest.fail("mosquitto_passwd is missing: run the README test command")
-    passwords = tmp_path / "passwd"
-    for i, user in enumerate(("laser-1", "cnc-1", "fabgate-hub")):
-        subprocess.run(
-            ["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwords), user, PASSWORD],
-            check=True,
-        )
-    acl = ROOT / "deploy" / "mosquitto" / "acl"
-    mosq = MosquittoProcess(
-        workdir=tmp_path / "mosquitto",
-        extra_config=(f"allow_anonymous false\npassword_file {passwords}\nacl_file {acl}\n"),
+def acl_site(tmp_path: Path) -> Iterator[tuple[DeployedBroker, Site, Observer]]:
+    port = free_port("127.0.0.1")
+    site = Site(tmp_path, f"mqtt://127.0.0.1:{port}")
+    for path in (site.files.hub_config, *site.files.node_configs.values()):
+        _prefix(path)
+    broker = deploy_broker(
+        tmp_path, site.files.hub_config, port=port, extra=("--monitor", "observer")
     )
-    mosq.start()
-    site = Site(tmp_path, mosq.url)
-    _login(site.files.hub_config, "fabgate-hub")
+    _login(site.files.hub_config, "fabgate-hub", broker.passwords["fabgate-hub"])
     for node, path in site.files.node_configs.items():
-        _login(path, node)
-    observer = Observer(mosq.url, PREFIX, username="fabgate-hub", password=PASSWORD)
+        _login(path, node, broker.passwords[node])
+    observer = Observer(
+        broker.url, PREFIX, username="observer", password=broker.passwords["observer"]
+    )
     try:
-        yield mosq, site, observer
+        yield broker, site, observer
     finally:
         observer.close()
         site.stop()
-        mosq.stop()
+        broker.stop()
 
 
 class Hostile:
     """laser-1's account, publishing whatever it likes on laser-1's own topics."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, password: str) -> None:
         self.acks: list[str] = []
         self.cond = threading.Condition()
         self.ready = threading.Event()
@@ -85,7 +84,7 @@ class Hostile:
         self.c = paho.Client(
             CallbackAPIVersion.VERSION2, client_id="hostile-laser-1", protocol=paho.MQTTv311
         )
-        self.c.username_pw_set("laser-1", PASSWORD)
+        self.c.username_pw_set("laser-1", password)
         self.c.on_message = self._on_message
         self.c.on_subscribe = lambda *_a: self.ready.set()
         self.c.connect("127.0.0.1", port)
@@ -174,7 +173,7 @@ def _certify_emile_on_the_cnc(site: Site) -> None:
 
 
 def test_a_hostile_node_changes_nothing_about_another_machine(acl_site) -> None:
-    mosq, site, observer = acl_site
+    broker, site, observer = acl_site
     _certify_emile_on_the_cnc(site)
     site.start_hub()
     site.start_node("cnc-1")
@@ -189,7 +188,7 @@ def test_a_hostile_node_changes_nothing_about_another_machine(acl_site) -> None:
     poll_until(lambda: _machine(site, "cnc-1")["state"] == "in_use", what="cnc-1 in use")
     open_row = _session_row(site, session_id)
 
-    hostile = Hostile(mosq.port)
+    hostile = Hostile(broker.port, broker.passwords["laser-1"])
     try:
         start = parse_iso(started.data["started_at"])
         end = {

@@ -60,6 +60,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gateway.cli.retention",
         "delete what is past its retention (dry run unless --apply)",
     ),
+    "deploy": (
+        "gateway.cli.deploy",
+        "write a site's installation files: the Mosquitto settings, ACL and passwords",
+    ),
 }
 
 # A library a command needs -> the extra that installs it, for a clear error on an

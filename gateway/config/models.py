@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.billing.tariffs import Tariff
-from gateway.contract.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S
+from gateway.contract.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S, TlsFiles
 from gateway.core.levels import Level
 from gateway.core.months import add_months
 from gateway.policies.material import DEFAULT_DENSITIES
@@ -60,6 +60,18 @@ class MqttConfig:
     client_id: str = ""
     reconnect_min: float = RECONNECT_MIN_S  # seconds before the first reconnection attempt
     reconnect_max: float = RECONNECT_MAX_S  # ceiling of the doubling back-off
+    # mqtts:// only: the CA that signed the broker's certificate (None: the system's CAs),
+    # and a client certificate with its key for a broker that asks for one.
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def tls_files(self) -> TlsFiles | None:
+        """What the link needs for TLS; None for a plain mqtt:// broker."""
+        if not self.tls:
+            return None
+        return TlsFiles(ca=self.tls_ca, cert=self.tls_cert, key=self.tls_key)
 
 
 @dataclass(frozen=True)

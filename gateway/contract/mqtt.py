@@ -14,6 +14,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,6 +48,27 @@ class BrokerAddress:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """What an ``mqtts://`` link trusts and shows: the CA that signed the broker's
+    certificate (None: the system's CAs, for a broker with a public certificate) and an
+    optional client certificate with its key, for a broker that asks for one."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """Certificate and host name checked; with a CA file, only that CA is trusted
+        (a site's own CA must not make every public CA a broker of ours, nor the
+        reverse)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+        if self.cert is not None:
+            # No password: a service has no one to type it, and OpenSSL would prompt.
+            ctx.load_cert_chain(self.cert, self.key, password=b"")
+        return ctx
+
+
+@dataclass(frozen=True)
 class Will:
     topic: str
     payload: bytes
@@ -69,8 +91,11 @@ class MqttLink:
         on_connect: Callable[[], None] | None = None,
         reconnect_min: float = RECONNECT_MIN_S,
         reconnect_max: float = RECONNECT_MAX_S,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.address = BrokerAddress.parse(url)
+        if tls is not None and not self.address.tls:
+            raise ValueError(f"broker URL {url!r}: TLS files are for an mqtts:// URL")
         self.client_id = client_id
         self.connected = threading.Event()
         self._on_connect_cb = on_connect
@@ -85,7 +110,7 @@ class MqttLink:
         if username:
             self._client.username_pw_set(username, password)
         if self.address.tls:
-            self._client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            self._client.tls_set_context((tls or TlsFiles()).context())
         if will:
             self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         # paho annotates the delays int, but floats work: it only multiplies and compares
@@ -98,12 +123,28 @@ class MqttLink:
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
 
-    def subscribe(self, topic_filter: str, handler: MessageHandler, qos: int = 1) -> None:
-        """Register a handler; it is (re)subscribed on every connection."""
+    def subscribe(
+        self,
+        topic_filter: str,
+        handler: MessageHandler,
+        qos: int = 1,
+        *,
+        retained: MessageHandler | None = None,
+    ) -> None:
+        """Register a handler; it is (re)subscribed on every connection.
+
+        ``retained`` takes the messages the broker hands out as retained copies (at
+        subscription, so again at every reconnection) instead of ``handler``; None
+        gives them to ``handler`` like any other. A topic whose message is an act to do
+        once (an event, a simulated tap, an acknowledgement) passes one: the broker's
+        ACL cannot forbid the retain flag, so a client that sets it there would have
+        its message acted on again at every reconnection.
+        """
 
         def _callback(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+            target = retained if msg.retain and retained is not None else handler
             try:
-                handler(msg.topic, bytes(msg.payload))
+                target(msg.topic, bytes(msg.payload))
             except Exception:  # a bad message must never kill the network thread
                 log.exception("handler for %s failed on a message on %s", topic_filter, msg.topic)
 

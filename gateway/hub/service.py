@@ -147,13 +147,16 @@ class HubService:
             cfg.mqtt.client_id,
             username=cfg.mqtt.username,
             password=cfg.mqtt.password,
+            tls=cfg.mqtt.tls_files,
             clean_session=False,
             will=Will(self.topics.hub_status, dumps({"v": 1, "online": False})),
             on_connect=self._on_connect,
             reconnect_min=cfg.mqtt.reconnect_min,
             reconnect_max=cfg.mqtt.reconnect_max,
         )
-        self.link.subscribe(self.topics.all_node_events, self._enqueue)
+        self.link.subscribe(
+            self.topics.all_node_events, self._enqueue_event, retained=self._retained_event
+        )
         self.link.subscribe(self.topics.all_node_status, self._enqueue)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -317,6 +320,28 @@ class HubService:
 
     def _enqueue(self, topic: str, payload: bytes) -> None:
         self.inbox.put((topic, payload))
+
+    def _enqueue_event(self, topic: str, payload: bytes) -> None:
+        # An empty message on an event topic is a retained copy being cleared (ours, see
+        # below), which the broker passes on to subscribers: there is nothing to ingest.
+        if payload:
+            self.inbox.put((topic, payload))
+
+    def _retained_event(self, topic: str, payload: bytes) -> None:
+        """An event the broker kept (its publisher set the retain flag): not ingested, and
+        cleared at the broker.
+
+        A node never retains an event (it keeps each in its journal until acknowledged
+        and resends it without the flag), and the broker's ACL cannot forbid the flag per
+        topic: left there, the copy would be handed to the hub again at every
+        reconnection and to every new subscriber. The live copy, if the hub was
+        connected when it was sent, went through ingest like any other event.
+        """
+        if not payload:
+            return
+        self.stats["retained"] += 1
+        log.warning("ignoring a retained message on %s and clearing it at the broker", topic)
+        self.link.publish(topic, b"", retain=True)
 
     # -- ingest -----------------------------------------------------------------------
 

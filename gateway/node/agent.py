@@ -116,6 +116,7 @@ class NodeAgent:
                 cfg.mqtt.client_id,
                 username=cfg.mqtt.username,
                 password=cfg.mqtt.password,
+                tls=cfg.mqtt.tls_files,
                 will=Will(self.topics.node_status(cfg.node_id), offline_status(cfg)),
                 on_connect=self.on_connect,
                 reconnect_min=cfg.mqtt.reconnect_min,
@@ -207,6 +208,10 @@ class NodeAgent:
     def on_enrolment(self, _topic: str, payload: bytes) -> None:
         self.inbox.put("enrolment", payload)
 
+    def on_retained_act(self, topic: str, payload: bytes) -> None:
+        if payload:  # an empty one is a retained copy being cleared
+            log.warning("ignoring a retained message on %s (an act is done once)", topic)
+
     def on_report(self, report: MachineReport) -> None:
         """A controller report (the controller is subscribed to this already)."""
         self.machine.report(report)
@@ -215,12 +220,20 @@ class NodeAgent:
 
     def start(self) -> None:
         if self.link:
-            self.link.subscribe(self.topics.node_ack(self.cfg.node_id), self.on_ack)
+            # Acknowledgements and simulated taps and jobs are acts to do once: a retained
+            # copy (the broker cannot forbid the flag) is dropped, never replayed at each
+            # reconnection. Snapshots and the enrolment window are retained by design.
+            once = self.on_retained_act
+            self.link.subscribe(self.topics.node_ack(self.cfg.node_id), self.on_ack, retained=once)
             self.link.subscribe(self.topics.snapshot(self.cfg.machine_id), self.on_snapshot)
             if self.reader.injector is not None:
-                self.link.subscribe(self.topics.sim_tap(self.cfg.node_id), self.on_sim_tap)
+                self.link.subscribe(
+                    self.topics.sim_tap(self.cfg.node_id), self.on_sim_tap, retained=once
+                )
             if self.machine.simulated is not None:
-                self.link.subscribe(self.topics.sim_job(self.cfg.node_id), self.on_sim_job)
+                self.link.subscribe(
+                    self.topics.sim_job(self.cfg.node_id), self.on_sim_job, retained=once
+                )
             self.link.subscribe(self.topics.enrolment, self.on_enrolment)
             self.link.start()
         self.machine.session_is(False)  # fail-closed before the controller relays anyone

@@ -95,6 +95,7 @@ class MosquittoProcess:
         start_timeout: float = 10.0,
         autosave_interval: int = 1,
         extra_config: str = "",
+        site_config: str | None = None,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
@@ -103,6 +104,9 @@ class MosquittoProcess:
         self.start_timeout = start_timeout
         self.autosave_interval = autosave_interval
         self.extra_config = extra_config
+        # A site's own settings (`fabgate deploy mosquitto`): its listeners, accounts and
+        # ACL are used as they are; only the database and the log stay private.
+        self.site_config = site_config
         self.config_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
         self.persistence_dir = self.workdir / "mosquitto-data"
@@ -118,9 +122,11 @@ class MosquittoProcess:
 
     def _write_config(self) -> None:
         self.persistence_dir.mkdir(parents=True, exist_ok=True)
-        lines = [
-            f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+        if self.site_config is not None:
+            lines = [self.site_config.rstrip("\n")]
+        else:
+            lines = [f"listener {self.port} {self.host}", "allow_anonymous true"]
+        lines += [
             "persistence true",
             f"persistence_location {self.persistence_dir}/",
             "persistence_file mosquitto.db",

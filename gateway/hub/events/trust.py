@@ -1,7 +1,7 @@
 """Who may say what: the hub believes a node only about its own machine.
 
 The sender of a message is the node named in its topic (the broker binds each node's
-topics to its username, see ``deploy/mosquitto/acl``); the machine it serves comes from
+topics to its username, see ``deploy/mosquitto/fabgate.acl``); the machine it serves comes from
 the hub configuration (``machines[].node``, default the machine id). Every rule here
 reads the hub's own database and never the sender's word about anyone else:
 
