@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.deploy.passwd import hash_password, read_password_file
+from gateway.config import load_hub_config
+from gateway.deploy.mosquitto import BrokerOptions, write_mosquitto
+from gateway.deploy.passwd import hash_password, matches, read_password_file
 from tests.support.deployed import read_credentials, run_deploy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,3 +226,30 @@ def test_the_tls_listener_and_its_files(tmp_path: Path) -> None:
     ) in conf
     assert "cafile /etc/mosquitto/certs/site-ca.pem\n" in conf
     assert "require_certificate true\n" in conf
+
+
+def test_the_hub_account_takes_the_password_its_configuration_gives(tmp_path: Path) -> None:
+    """provision-hub.sh needs no edit of the operator's hub.yaml: the broker follows it."""
+    text = (ROOT / "config" / "hub.yaml").read_text()
+    chosen = tmp_path / "hub.yaml"
+    chosen.write_text(text.replace("remplacez-moi-mot-de-passe-du-hub", "mot-de-passe-du-site-42"))
+    out = tmp_path / "broker"
+    cfg = load_hub_config(chosen)
+    write_mosquitto(cfg, out, BrokerOptions())
+    entries = read_password_file(out / "fabgate.passwd")
+    assert matches("mot-de-passe-du-site-42", entries["fabgate-hub"])
+    assert not (out / "credentials" / "fabgate-hub.yaml").exists()
+    assert (out / "credentials" / "laser-1.yaml").exists()  # nodes still get random ones
+    again = write_mosquitto(cfg, out, BrokerOptions())
+    assert read_password_file(out / "fabgate.passwd") == entries and again.accounts.kept
+    # A new password in hub.yaml is followed; the example's placeholder never is.
+    chosen.write_text(text.replace("remplacez-moi-mot-de-passe-du-hub", "un-autre-mot-de-passe"))
+    write_mosquitto(load_hub_config(chosen), out, BrokerOptions())
+    assert matches(
+        "un-autre-mot-de-passe", read_password_file(out / "fabgate.passwd")["fabgate-hub"]
+    )
+    placeholder = tmp_path / "placeholder"
+    write_mosquitto(load_hub_config(ROOT / "config" / "hub.yaml"), placeholder, BrokerOptions())
+    hub_entry = read_password_file(placeholder / "fabgate.passwd")["fabgate-hub"]
+    assert not matches("remplacez-moi-mot-de-passe-du-hub", hub_entry)
+    assert (placeholder / "credentials" / "fabgate-hub.yaml").exists()

@@ -107,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     report = files.accounts
     if report.kept:
         print(f"kept the passwords of: {', '.join(report.kept)}")
+    for user in report.from_config:
+        print(f"account {user}: its password is the one the hub configuration gives it")
     for user, credentials in report.created:
         print(f"new account {user}: its password is in {credentials} (mode 0600)")
     if report.unknown:

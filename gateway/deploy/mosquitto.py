@@ -30,6 +30,8 @@ from gateway.deploy.passwd import Account, AccountsReport, ensure_accounts
 CONF_FILE = "fabgate.conf"
 ACL_FILE = "fabgate.acl"
 PASSWD_FILE = "fabgate.passwd"
+# What the shipped example configurations put where a password goes.
+PLACEHOLDER = "remplacez-moi"
 DEFAULT_HUB_USER = "fabgate-hub"
 INSTALL_DIR = PurePosixPath("/etc/mosquitto")
 PLAIN_LISTENERS = ("all", "localhost", "none")
@@ -122,9 +124,12 @@ class Site:
     hub_user: str
     nodes: tuple[NodeAccount, ...]
     monitors: tuple[str, ...] = ()
+    hub_password: str | None = field(default=None, repr=False)
 
     def accounts(self) -> list[Account]:
-        hub = Account(self.hub_user, "the hub", "the hub's configuration (hub.yaml)")
+        hub = Account(
+            self.hub_user, "the hub", "the hub's configuration (hub.yaml)", self.hub_password
+        )
         nodes = [
             Account(n.node, f"node {n.node} (machine {n.machine})", "that node's configuration")
             for n in self.nodes
@@ -184,7 +189,14 @@ def site_of(cfg: HubConfig, monitors: Sequence[str] = ()) -> Site:
         if monitor in taken:
             raise DeployError(f"--monitor {monitor}: already the hub's or a node's account")
         taken.add(monitor)
-    return Site(cfg.site, cfg.mqtt.prefix, hub_user, tuple(nodes), tuple(monitors))
+    # The hub's account takes the password hub.yaml already gives it (so provisioning
+    # needs no edit of the operator's file), unless it is the example's placeholder.
+    password = cfg.mqtt.password
+    if password is not None and PLACEHOLDER in password:
+        password = None
+    return Site(
+        cfg.site, cfg.mqtt.prefix, hub_user, tuple(nodes), tuple(monitors), hub_password=password
+    )
 
 
 def render_acl(site: Site, install_dir: PurePosixPath = INSTALL_DIR) -> str:

@@ -38,6 +38,20 @@ def hash_password(password: str, *, salt: bytes | None = None, iterations: int =
     return f"$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
 
 
+def matches(password: str, hashed: str) -> bool:
+    """Whether a ``$7$`` entry is the hash of ``password`` (with that entry's salt)."""
+    parts = hashed.split("$")
+    if len(parts) != 5 or parts[1] != "7" or not parts[2].isdigit():
+        return False
+    try:
+        salt = base64.b64decode(parts[3], validate=True)
+    except ValueError:
+        return False
+    return secrets.compare_digest(
+        hash_password(password, salt=salt, iterations=int(parts[2])), hashed
+    )
+
+
 def new_password() -> str:
     """Letters, digits, '-' and '_' only: safe in YAML, a shell and a password file."""
     return secrets.token_urlsafe(PASSWORD_BYTES)
@@ -65,12 +79,16 @@ class Account:
     user: str
     purpose: str  # e.g. "node laser-1 (machine laser-1)"
     config: str  # the configuration file the lines go into
+    # A password the site already chose (the hub's, from hub.yaml): the entry follows it,
+    # no credentials file is written. None: a random one, made once.
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass
 class AccountsReport:
     created: list[tuple[str, Path]] = field(default_factory=list)  # user, credentials file
     kept: list[str] = field(default_factory=list)
+    from_config: list[str] = field(default_factory=list)  # set from a configured password
     unknown: list[str] = field(default_factory=list)  # in the file, not in the site
 
 
@@ -118,6 +136,14 @@ def ensure_accounts(passwd: Path, accounts: Sequence[Account], site: str) -> Acc
     report = AccountsReport()
     entries = dict(existing)
     for account in accounts:
+        if account.password is not None:
+            # The site's own choice: keep the entry while it still matches, else follow it.
+            if account.user in existing and matches(account.password, existing[account.user]):
+                report.kept.append(account.user)
+            else:
+                entries[account.user] = hash_password(account.password)
+                report.from_config.append(account.user)
+            continue
         if account.user in existing:
             report.kept.append(account.user)
             continue
