@@ -24,6 +24,7 @@ from gateway.drivers.machines.current import (
     SerialSenseBoard,
     parse_line,
 )
+from gateway.drivers.machines.sense_protocol import BAD_CHECKSUM, seal
 from gateway.drivers.simulators.current import SenseBoardSimulator, SimulatedCurrent
 from gateway.policies.current import (
     BusyDetector,
@@ -449,24 +450,30 @@ def test_safe_stop_leaves_the_job_alone_and_close_is_idempotent(clock: FakeMono)
 
 
 def test_parse_line() -> None:
-    assert parse_line(b"I 0 3.25\n") == ("I", (0, 3.25))
-    assert parse_line(b"I 1 0.00\r\n") == ("I", (1, 0.0))
-    assert parse_line(b"HELLO fabgate-sense 1.0\n") == ("HELLO", "1.0")
-    for junk in (
-        b"",
-        b"I",
-        b"I 0",
-        b"I 0 x",
-        b"I -1 2",
-        b"I 0 -2",
-        b"I 0 inf",
+    assert parse_line(seal("I 0 3.25")) == ("I", (0, 3.25))
+    assert parse_line(seal("I 1 0.00")[:-1] + b"\r\n") == ("I", (1, 0.0))
+    assert parse_line(seal("P 1 0")) == ("P", (1, False))
+    assert parse_line(seal("P 0 1")) == ("P", (0, True))
+    assert parse_line(seal("HELLO fabgate-sense 2.0")) == ("HELLO", "2.0")
+    assert parse_line(seal("VERSION 2.1.0 2.0 lab-7")) == ("VERSION", ("2.1.0", "2.0", "lab-7"))
+    assert parse_line(seal("PONG")) == ("PONG", None)
+    # A protocol-1 banner has no checksum: recognised, so the host can name the old board.
+    assert parse_line(b"HELLO fabgate-sense 1.0\n") == ("LEGACY", "1.0")
+    # Missing, wrong or non-hex checksums, and bytes that are not ASCII: rejected, counted.
+    for bad in (
+        b"I 0 3.25",
+        b"I 0 3.25*00",
+        seal("I 0 3.25").replace(b"3.25", b"3.26"),
+        b"I 0 3.25*G1",
         b"\xff\xfe",
-        b"HELLO other 1.0",
-        b"# comment",
-        b"W 0 clip",
-        b"I 0 1 2",
     ):
-        assert parse_line(junk) is None, junk
+        assert parse_line(bad) == BAD_CHECKSUM, bad
+    # Well sealed but not something this host knows: skipped (a later minor version).
+    for junk in ("I", "I 0", "I 0 x", "I -1 2", "I 0 -2", "I 0 inf", "HELLO other 1.0", "W 0 1"):
+        assert parse_line(seal(junk)) is None, junk
+    assert parse_line(seal("P 0 2")) is None
+    assert parse_line(b"# clipped 0") is None
+    assert parse_line(b"") is None
 
 
 @pytest.fixture
@@ -504,7 +511,9 @@ def test_serial_board_reads_its_channel_and_skips_garbage(board: SenseBoardSimul
         seen = rec.since(start)
         assert all(r.activity is not Activity.UNKNOWN for r in seen), seen
         assert {amps_of(r) for r in seen} <= {3.5, 0.25}
-        assert sensor.firmware_version == "1.0"
+        assert sensor.firmware_version == "2.0.0" and sensor.protocol_version == "2.0"
+        assert sensor.board_id == "sim-0001"
+        assert sensor.bad_checksums >= 5  # the garbage's unsealed and mis-sealed lines
     finally:
         ctl.close()
 

@@ -12,23 +12,29 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import common, pins
-from gateway.config.loader import DURATION_TEXT, Doc, Section, parse_duration, shown
+from gateway.config.loader import DURATION_TEXT, Doc, Section, parse_duration, shown, unique
 from gateway.config.models import (
     CONTROLLER_DRIVERS,
     CURRENT_SOURCES,
     NODE_HUB_PUBLIC_KEY,
     NODE_JOURNAL,
+    PERMISSIVE_DROP_RULES,
+    PERMISSIVE_INPUTS,
     READER_DRIVERS,
     RELAY_DRIVERS,
     ControllerConfig,
     NodeConfig,
+    PermissiveConfig,
     ReaderConfig,
     RelayConfig,
     SessionConfig,
     default_of,
 )
+from gateway.policies.permissives import NAME_PATTERN
 
-_NODE_TOP = ("site", "mqtt", "node", "relay", "reader", "controller", "session")
+_NODE_TOP = ("site", "mqtt", "node", "relay", "reader", "controller", "session", "permissives")
+_PERMISSIVE_KEYS = ("input", "name", "on_drop", "hold_for")
+
 _CONTROLLER_KEYS = (
     "driver",
     "port",
@@ -52,6 +58,7 @@ _SESSION_KEYS = (
     "max_length",
     "cooldown",
     "never_cut_busy",
+    "hold_for",
     "progress_every",
 )
 _NODE_KEYS = ("id", "machine", "journal", "hub_public_key", "max_snapshot_age", "heartbeat")
@@ -198,10 +205,43 @@ def _session(top: Section) -> SessionConfig:
         max_length=_seconds_or_none(s, "max_length"),
         cooldown=_seconds_or_none(s, "cooldown"),
         never_cut_busy=never,
+        hold_for=_seconds_or_none(s, "hold_for"),
         progress_every=s.duration(
             "progress_every", _seconds(SessionConfig, "progress_every")
         ).total_seconds(),
     )
+
+
+def _permissives(top: Section, controller: ControllerConfig) -> tuple[PermissiveConfig, ...]:
+    """The interlocks; they are read from the sense board, so they need one."""
+    found: list[PermissiveConfig] = []
+    names: dict[str, str] = {}
+    inputs: dict[str, str] = {}
+    for p in top.sections("permissives", _PERMISSIVE_KEYS, required=("input", "name")):
+        if controller.driver != "current" or controller.source != "serial":
+            p.doc.fail(
+                "controller.driver",
+                "the sense board (driver: current, source: serial): the permissives "
+                f"at {p.path} are read from its inputs",
+                controller.driver,
+            )
+        number = p.integer("input", None, 0, PERMISSIVE_INPUTS - 1, " (a sense board input)")
+        name = p.text(
+            "name",
+            pattern=NAME_PATTERN,
+            what="a short lower-case name such as water_flow (letters, digits, _; 32 at most)",
+        )
+        unique(p, "name", name, names, "permissive name")
+        unique(p, "input", str(number), inputs, "permissive input")
+        on_drop = p.raw("on_drop", None)
+        if on_drop is not None:
+            on_drop = p.choice("on_drop", PERMISSIVE_DROP_RULES)
+        found.append(
+            PermissiveConfig(
+                input=number, name=name, on_drop=on_drop, hold_for=_seconds_or_none(p, "hold_for")
+            )
+        )
+    return tuple(found)
 
 
 def _check_pins(
@@ -283,6 +323,7 @@ def node_from(doc: Doc) -> NodeConfig:
     return NodeConfig(
         controller=controller,
         session=session,
+        permissives=_permissives(top, controller),
         file=doc.file,
         site=site,
         node_id=node_id,
