@@ -90,7 +90,11 @@ static size_t finish(builder *b, int sealed) {
     return 0;
   }
   if (sealed) {
-    return sense_seal(b->out, b->len, b->cap);
+    size_t n = sense_seal(b->out, b->len, b->cap);
+    if (n == 0) {
+      b->out[0] = '\0'; /* nothing half written */
+    }
+    return n;
   }
   if (b->len + 2 > b->cap) {
     b->out[0] = '\0';
