@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -643,3 +644,126 @@ def test_mcp3008_sensor_refuses_too_few_samples_and_reads_after_close(
     with pytest.raises(SensorError, match="closed"):
         slow.read_amps()
     adc.close()
+
+
+# --------------------------------------------------------------------------- protocol 2
+
+
+def test_an_old_protocol_1_board_is_refused_with_a_clear_error() -> None:
+    old = SenseBoardSimulator(interval=0.02, version="1.0")
+    try:
+        old.set_amps(4.0)
+        sensor = SerialSenseBoard(old.port, silence_s=0.3, open_grace_s=2.0)
+        with pytest.raises(SensorError, match=r"incompatible sense board.*protocol 1\.0.*flash"):
+            sensor.read_amps()
+        assert sensor.incompatible is not None
+        assert old.commands == []  # a protocol-1 board hears nothing
+        # Its unsealed value lines are never taken for a current.
+        with pytest.raises(SensorError, match="incompatible"):
+            sensor.read_amps()
+        sensor.close()
+    finally:
+        old.close()
+
+
+def test_a_board_of_a_newer_major_is_refused_too() -> None:
+    new = SenseBoardSimulator(interval=0.02, version="3.0")
+    try:
+        sensor = SerialSenseBoard(new.port, silence_s=0.3, open_grace_s=2.0)
+        with pytest.raises(SensorError, match=r"protocol 3\.0, this gateway protocol 2"):
+            sensor.read_amps()
+        sensor.close()
+    finally:
+        new.close()
+
+
+def test_the_driver_asks_the_version_and_reads_permissives_and_pings(
+    board: SenseBoardSimulator,
+) -> None:
+    board.set_amps(2.5)
+    board.set_permissive(1, False)
+    sensor = SerialSenseBoard(board.port, silence_s=0.3, open_grace_s=2.0)
+    try:
+        assert sensor.read_amps() == 2.5
+        assert board.commands[0] == seal("VERSION?")[:-1]
+        assert (sensor.firmware_version, sensor.board_id) == ("2.0.0", "sim-0001")
+        deadline = time.monotonic() + WAIT_S
+        while sensor.permissives() != {0: True, 1: False} and time.monotonic() < deadline:
+            sensor.read_amps()
+        assert sensor.permissives() == {0: True, 1: False}
+        board.set_permissive(1, True)
+        while sensor.permissives() != {0: True, 1: True} and time.monotonic() < deadline:
+            sensor.read_amps()
+        assert sensor.permissives() == {0: True, 1: True}
+        rtt = sensor.ping(timeout=2.0)
+        assert 0 <= rtt < 2.0 and board.commands[-1] == seal("PING")[:-1]
+        # An input the board stops reporting becomes unknown after permissive_valid_s.
+        board.set_permissive(0, None)
+        sensor.permissive_valid_s = 0.1
+        while 0 in sensor.permissives() and time.monotonic() < deadline:
+            sensor.read_amps()
+        assert 0 not in sensor.permissives()
+    finally:
+        sensor.close()
+
+
+def test_bad_checksums_are_counted_and_never_read_as_values(board: SenseBoardSimulator) -> None:
+    board.set_amps(1.25)
+    sensor = SerialSenseBoard(board.port, silence_s=0.3, open_grace_s=2.0)
+    try:
+        assert sensor.read_amps() == 1.25
+        before = sensor.bad_checksums
+        for _ in range(3):
+            board.send_garbage()
+        deadline = time.monotonic() + WAIT_S
+        while sensor.bad_checksums < before + 15 and time.monotonic() < deadline:
+            assert sensor.read_amps() == 1.25  # 77 A never appears
+        assert sensor.bad_checksums >= before + 15
+        assert sensor.permissives().get(0) is not False  # the forged "P 0" line was dropped
+    finally:
+        sensor.close()
+
+
+def test_the_report_of_a_change_says_how_far_back_the_real_edge_was(clock: FakeMono) -> None:
+    sensor = SimulatedCurrent(clock=clock)
+    ctl = CurrentController(sensor, BusyDetector(ON_A, OFF_A, 3.0, 20.0), clock=clock)
+    rec = Recorder()
+    ctl.subscribe(rec)
+    sensor.set_amps(5.0)
+    for _ in range(8):  # 0.5 s apart: busy is confirmed at the 7th sample, 3 s after the 1st
+        ctl.sample_once()
+        clock.advance(0.5)
+    busy = [r for r in rec.reports if "edge_age_s" in r.data]
+    assert len(busy) == 1 and busy[0].activity is Activity.BUSY
+    assert busy[0].data["edge_age_s"] == pytest.approx(3.0)
+    sensor.set_amps(0.0)
+    for _ in range(42):
+        ctl.sample_once()
+        clock.advance(0.5)
+    idle = [r for r in rec.reports if "edge_age_s" in r.data][1:]
+    assert len(idle) == 1 and idle[0].activity is Activity.IDLE
+    assert idle[0].data["edge_age_s"] == pytest.approx(20.0)
+
+
+@settings(max_examples=200)
+@given(det=thresholds, on_s=st.floats(0.0, 200.0), step=st.floats(0.05, 1.0))
+def test_the_detector_edges_are_the_first_samples_over_and_under(
+    det: BusyDetector, on_s: float, step: float
+) -> None:
+    """Whatever the debounce delays, a run that makes a change has its first sample as
+    the edge: busy time between edges is the current's time, not the debounce's."""
+    t, first_over, first_under = 0.0, None, None
+    high, low = det.threshold_on_a + 0.5, 0.0
+    while t <= on_s + det.on_after_s + step:
+        first_over = t if first_over is None else first_over
+        if det.feed(t, high) is Activity.BUSY:
+            assert det.edge == first_over
+        t += step
+    if det.state is not Activity.BUSY or det.threshold_off_a == 0:
+        return  # (nothing is below a threshold of 0 A: such a detector never goes idle)
+    end = t
+    while det.state is Activity.BUSY:
+        first_under = t if first_under is None else first_under
+        det.feed(t, low)
+        t += step
+    assert det.edge == first_under == end

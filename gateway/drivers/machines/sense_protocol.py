@@ -215,12 +215,14 @@ class CommandReader:
         return lines
 
 
-def reply(command: str, *, firmware: str, board_id: str) -> bytes:
+def reply(
+    command: str, *, firmware: str, board_id: str, protocol: str = PROTOCOL_VERSION
+) -> bytes:
     """The board's answer to a parsed command (b"" for an empty line)."""
     if command == "PING":
         return seal("PONG")
     if command == "VERSION":
-        return format_version(firmware, board_id)
+        return format_version(firmware, board_id, protocol)
     if command == "BAD_CHECKSUM":
         return seal("ERR checksum")
     if command == "UNKNOWN":

@@ -275,7 +275,10 @@ class SenseBoardSimulator:
         for line in self._rx.feed(data):
             self.commands.append(line)
             answer = sense_protocol.reply(
-                sense_protocol.parse_command(line), firmware=self.firmware, board_id=self.board_id
+                sense_protocol.parse_command(line),
+                firmware=self.firmware,
+                board_id=self.board_id,
+                protocol=self.version,
             )
             if answer and not self._silent.is_set():
                 self._write(answer)
