@@ -142,7 +142,7 @@ class BusyDetector:
         busy time must run between the real edges (the first sample at or above
         ``threshold_on_a``, the first below ``threshold_off_a`` that led to idle), or
         every job would be metered longer by ``off_after_s - on_after_s``. Before any
-        change: the first sample's time.
+        change: the last sample's time.
         """
         if self._edge is not None:
             return self._edge

@@ -490,7 +490,8 @@ class CurrentController(MachineController):
         data: dict[str, object] = {"amps": amps}
         if self.detector.feed(now, amps) is not None:
             # The debounce decided only now, but the change began at the run's first
-            # sample: the node meters busy time from there (docs/design.md, "Metering").
+            # sample: the node meters busy time from there (docs/design.md, "Metering,
+            # holds and permissives").
             data[EDGE_AGE] = max(0.0, now - self.detector.edge)
         permissives = self.sensor.permissives()
         if permissives:

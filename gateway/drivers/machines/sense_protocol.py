@@ -215,9 +215,7 @@ class CommandReader:
         return lines
 
 
-def reply(
-    command: str, *, firmware: str, board_id: str, protocol: str = PROTOCOL_VERSION
-) -> bytes:
+def reply(command: str, *, firmware: str, board_id: str, protocol: str = PROTOCOL_VERSION) -> bytes:
     """The board's answer to a parsed command (b"" for an empty line)."""
     if command == "PING":
         return seal("PONG")
