@@ -703,3 +703,38 @@ def test_parse_duration_sums_its_parts(parts: list[tuple[str, int]]) -> None:
 @given(st.integers(0, 10**9))
 def test_parse_duration_bare_seconds(n: int) -> None:
     assert parse_duration(n) == parse_duration(str(n)) == parse_duration(f"{n}s")
+
+
+# --------------------------------------------------------------------------- permissives
+
+
+def test_the_laser_example_has_its_permissives_and_hold() -> None:
+    cfg = load_node_config(LASER)
+    assert [(p.input, p.name, p.on_drop, p.hold_for) for p in cfg.permissives] == [
+        (0, "water_flow", "hold", 5.0),
+        (1, "fume_extraction", "hold", 5.0),
+    ]
+    assert cfg.session.hold_for == 10.0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "expected"),
+    [
+        ("name: water_flow", "name: Water Flow", "permissives[0].name", "lower-case name"),
+        ("name: fume_extraction", "name: water_flow", "permissives[1].name", "unique"),
+        ("  - input: 1", "  - input: 0", "permissives[1].input", "unique"),
+        ("  - input: 1", "  - input: 2", "permissives[1].input", "from 0 to 1"),
+        (
+            "    on_drop: hold\n    hold_for: 5s\n  - input: 1",
+            "    on_drop: later\n    hold_for: 5s\n  - input: 1",
+            "permissives[0].on_drop",
+            "one of",
+        ),
+        ("  source: serial", "  source: mcp3008", "controller.driver", "sense board"),
+    ],
+)
+def test_bad_permissives_name_the_key(
+    tmp_path: Path, old: str, new: str, key: str, expected: str
+) -> None:
+    err = error_of(load_node_config, variant(tmp_path, LASER, old, new))
+    assert key in str(err) and expected in str(err), str(err)

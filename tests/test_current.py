@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -24,6 +25,7 @@ from gateway.drivers.machines.current import (
     SerialSenseBoard,
     parse_line,
 )
+from gateway.drivers.machines.sense_protocol import BAD_CHECKSUM, seal
 from gateway.drivers.simulators.current import SenseBoardSimulator, SimulatedCurrent
 from gateway.policies.current import (
     BusyDetector,
@@ -449,24 +451,30 @@ def test_safe_stop_leaves_the_job_alone_and_close_is_idempotent(clock: FakeMono)
 
 
 def test_parse_line() -> None:
-    assert parse_line(b"I 0 3.25\n") == ("I", (0, 3.25))
-    assert parse_line(b"I 1 0.00\r\n") == ("I", (1, 0.0))
-    assert parse_line(b"HELLO fabgate-sense 1.0\n") == ("HELLO", "1.0")
-    for junk in (
-        b"",
-        b"I",
-        b"I 0",
-        b"I 0 x",
-        b"I -1 2",
-        b"I 0 -2",
-        b"I 0 inf",
+    assert parse_line(seal("I 0 3.25")) == ("I", (0, 3.25))
+    assert parse_line(seal("I 1 0.00")[:-1] + b"\r\n") == ("I", (1, 0.0))
+    assert parse_line(seal("P 1 0")) == ("P", (1, False))
+    assert parse_line(seal("P 0 1")) == ("P", (0, True))
+    assert parse_line(seal("HELLO fabgate-sense 2.0")) == ("HELLO", "2.0")
+    assert parse_line(seal("VERSION 2.1.0 2.0 lab-7")) == ("VERSION", ("2.1.0", "2.0", "lab-7"))
+    assert parse_line(seal("PONG")) == ("PONG", None)
+    # A protocol-1 banner has no checksum: recognised, so the host can name the old board.
+    assert parse_line(b"HELLO fabgate-sense 1.0\n") == ("LEGACY", "1.0")
+    # Missing, wrong or non-hex checksums, and bytes that are not ASCII: rejected, counted.
+    for bad in (
+        b"I 0 3.25",
+        b"I 0 3.25*00",
+        seal("I 0 3.25").replace(b"3.25", b"3.26"),
+        b"I 0 3.25*G1",
         b"\xff\xfe",
-        b"HELLO other 1.0",
-        b"# comment",
-        b"W 0 clip",
-        b"I 0 1 2",
     ):
-        assert parse_line(junk) is None, junk
+        assert parse_line(bad) == BAD_CHECKSUM, bad
+    # Well sealed but not something this host knows: skipped (a later minor version).
+    for junk in ("I", "I 0", "I 0 x", "I -1 2", "I 0 -2", "I 0 inf", "HELLO other 1.0", "W 0 1"):
+        assert parse_line(seal(junk)) is None, junk
+    assert parse_line(seal("P 0 2")) is None
+    assert parse_line(b"# clipped 0") is None
+    assert parse_line(b"") is None
 
 
 @pytest.fixture
@@ -504,7 +512,9 @@ def test_serial_board_reads_its_channel_and_skips_garbage(board: SenseBoardSimul
         seen = rec.since(start)
         assert all(r.activity is not Activity.UNKNOWN for r in seen), seen
         assert {amps_of(r) for r in seen} <= {3.5, 0.25}
-        assert sensor.firmware_version == "1.0"
+        assert sensor.firmware_version == "2.0.0" and sensor.protocol_version == "2.0"
+        assert sensor.board_id == "sim-0001"
+        assert sensor.bad_checksums >= 5  # the garbage's unsealed and mis-sealed lines
     finally:
         ctl.close()
 
@@ -634,3 +644,126 @@ def test_mcp3008_sensor_refuses_too_few_samples_and_reads_after_close(
     with pytest.raises(SensorError, match="closed"):
         slow.read_amps()
     adc.close()
+
+
+# --------------------------------------------------------------------------- protocol 2
+
+
+def test_an_old_protocol_1_board_is_refused_with_a_clear_error() -> None:
+    old = SenseBoardSimulator(interval=0.02, version="1.0")
+    try:
+        old.set_amps(4.0)
+        sensor = SerialSenseBoard(old.port, silence_s=0.3, open_grace_s=2.0)
+        with pytest.raises(SensorError, match=r"incompatible sense board.*protocol 1\.0.*flash"):
+            sensor.read_amps()
+        assert sensor.incompatible is not None
+        assert old.commands == []  # a protocol-1 board hears nothing
+        # Its unsealed value lines are never taken for a current.
+        with pytest.raises(SensorError, match="incompatible"):
+            sensor.read_amps()
+        sensor.close()
+    finally:
+        old.close()
+
+
+def test_a_board_of_a_newer_major_is_refused_too() -> None:
+    new = SenseBoardSimulator(interval=0.02, version="3.0")
+    try:
+        sensor = SerialSenseBoard(new.port, silence_s=0.3, open_grace_s=2.0)
+        with pytest.raises(SensorError, match=r"protocol 3\.0, this gateway protocol 2"):
+            sensor.read_amps()
+        sensor.close()
+    finally:
+        new.close()
+
+
+def test_the_driver_asks_the_version_and_reads_permissives_and_pings(
+    board: SenseBoardSimulator,
+) -> None:
+    board.set_amps(2.5)
+    board.set_permissive(1, False)
+    sensor = SerialSenseBoard(board.port, silence_s=0.3, open_grace_s=2.0)
+    try:
+        assert sensor.read_amps() == 2.5
+        assert board.commands[0] == seal("VERSION?")[:-1]
+        assert (sensor.firmware_version, sensor.board_id) == ("2.0.0", "sim-0001")
+        deadline = time.monotonic() + WAIT_S
+        while sensor.permissives() != {0: True, 1: False} and time.monotonic() < deadline:
+            sensor.read_amps()
+        assert sensor.permissives() == {0: True, 1: False}
+        board.set_permissive(1, True)
+        while sensor.permissives() != {0: True, 1: True} and time.monotonic() < deadline:
+            sensor.read_amps()
+        assert sensor.permissives() == {0: True, 1: True}
+        rtt = sensor.ping(timeout=2.0)
+        assert 0 <= rtt < 2.0 and board.commands[-1] == seal("PING")[:-1]
+        # An input the board stops reporting becomes unknown after permissive_valid_s.
+        board.set_permissive(0, None)
+        sensor.permissive_valid_s = 0.1
+        while 0 in sensor.permissives() and time.monotonic() < deadline:
+            sensor.read_amps()
+        assert 0 not in sensor.permissives()
+    finally:
+        sensor.close()
+
+
+def test_bad_checksums_are_counted_and_never_read_as_values(board: SenseBoardSimulator) -> None:
+    board.set_amps(1.25)
+    sensor = SerialSenseBoard(board.port, silence_s=0.3, open_grace_s=2.0)
+    try:
+        assert sensor.read_amps() == 1.25
+        before = sensor.bad_checksums
+        for _ in range(3):
+            board.send_garbage()
+        deadline = time.monotonic() + WAIT_S
+        while sensor.bad_checksums < before + 15 and time.monotonic() < deadline:
+            assert sensor.read_amps() == 1.25  # 77 A never appears
+        assert sensor.bad_checksums >= before + 15
+        assert sensor.permissives().get(0) is not False  # the forged "P 0" line was dropped
+    finally:
+        sensor.close()
+
+
+def test_the_report_of_a_change_says_how_far_back_the_real_edge_was(clock: FakeMono) -> None:
+    sensor = SimulatedCurrent(clock=clock)
+    ctl = CurrentController(sensor, BusyDetector(ON_A, OFF_A, 3.0, 20.0), clock=clock)
+    rec = Recorder()
+    ctl.subscribe(rec)
+    sensor.set_amps(5.0)
+    for _ in range(8):  # 0.5 s apart: busy is confirmed at the 7th sample, 3 s after the 1st
+        ctl.sample_once()
+        clock.advance(0.5)
+    busy = [r for r in rec.reports if "edge_age_s" in r.data]
+    assert len(busy) == 1 and busy[0].activity is Activity.BUSY
+    assert busy[0].data["edge_age_s"] == pytest.approx(3.0)
+    sensor.set_amps(0.0)
+    for _ in range(42):
+        ctl.sample_once()
+        clock.advance(0.5)
+    idle = [r for r in rec.reports if "edge_age_s" in r.data][1:]
+    assert len(idle) == 1 and idle[0].activity is Activity.IDLE
+    assert idle[0].data["edge_age_s"] == pytest.approx(20.0)
+
+
+@settings(max_examples=200)
+@given(det=thresholds, on_s=st.floats(0.0, 200.0), step=st.floats(0.05, 1.0))
+def test_the_detector_edges_are_the_first_samples_over_and_under(
+    det: BusyDetector, on_s: float, step: float
+) -> None:
+    """Whatever the debounce delays, a run that makes a change has its first sample as
+    the edge: busy time between edges is the current's time, not the debounce's."""
+    t, first_over, first_under = 0.0, None, None
+    high, low = det.threshold_on_a + 0.5, 0.0
+    while t <= on_s + det.on_after_s + step:
+        first_over = t if first_over is None else first_over
+        if det.feed(t, high) is Activity.BUSY:
+            assert det.edge == first_over
+        t += step
+    if det.state is not Activity.BUSY or det.threshold_off_a == 0:
+        return  # (nothing is below a threshold of 0 A: such a detector never goes idle)
+    end = t
+    while det.state is Activity.BUSY:
+        first_under = t if first_under is None else first_under
+        det.feed(t, low)
+        t += step
+    assert det.edge == first_under == end

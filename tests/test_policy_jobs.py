@@ -194,7 +194,7 @@ def test_busy_meter_counts_only_busy_time() -> None:
 def test_spent_credit_stops_a_laser_but_never_a_print() -> None:
     busy = view(activity=A.BUSY, job_running=True, credit_limit_s=600)
     assert sr.evaluate(LASER, busy, 600) == sr.Ruling(
-        sr.Verdict.SAFE_STOP_THEN_END, "credit_exhausted"
+        sr.Verdict.SAFE_STOP_THEN_END, "credit_exhausted", LASER.hold_s
     )
     assert sr.evaluate(PRINTER, busy, 10_000).verdict == sr.Verdict.KEEP
     assert sr.evaluate(PRINTER, view(credit_limit_s=600), 600).reason == "credit_exhausted"

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import serial
 
+from gateway.drivers.machines.sense_protocol import seal
+
 TIMEOUT_S = 10.0
 
 
@@ -99,7 +101,10 @@ def test_sense_board_streams_the_current_it_was_given(tmp_path: Path) -> None:
         _,
     ):
         with serial.Serial(str(link), 115200, timeout=0.1) as port:
-            assert b"I 0 3.50\n" in read_until(port, lambda b: b"I 0 3.50\n" in b)
+            line = seal("I 0 3.50")  # protocol 2: every line carries its checksum
+            assert line in read_until(port, lambda b: line in b)
+            port.write(b"PING\n")  # typed at a serial terminal: no checksum needed
+            assert seal("PONG") in read_until(port, lambda b: seal("PONG") in b)
         proc.send_signal(signal.SIGTERM)  # systemd's stop, not only Ctrl-C
         assert proc.wait(TIMEOUT_S) == 0
     assert not os.path.lexists(link)

@@ -23,14 +23,30 @@
 
 #include <Arduino.h>
 
+#include "sense_logic.h"
+
 // ---- settings to adapt to the clamp and the board --------------------------------
 
-// Protocol major version first: the gateway checks it (see PROTOCOL.md).
-#define FIRMWARE_VERSION "1.0"
+// The firmware's own version; the protocol's is SENSE_PROTOCOL_TEXT in sense_logic.h.
+#define FIRMWARE_VERSION "2.0.0"
+// Told to the host in the VERSION reply: set one per board so the node's log says which
+// board it talks to (letters, digits, '-' and '_' only, no spaces).
+#define BOARD_ID "sense-1"
 
 // 1 or 2 clamps, on these analog pins.
 const uint8_t CHANNELS = 1;
 const uint8_t CLAMP_PINS[2] = {A0, A1};
+
+// Permissive inputs: a contact to ground each (a water flow switch, the fume extractor's
+// auxiliary contact), read with the internal pull-up. Closed = LOW = OK ("1" on the
+// wire); a cut wire reads open, i.e. not OK. 0, 1 or 2 of them.
+const uint8_t PERMISSIVES = 2;
+const uint8_t PERMISSIVE_PINS[2] = {2, 3};
+// A contact counts only once stable this long: contacts bounce, flow switches flutter.
+const uint32_t PERMISSIVE_DEBOUNCE_MS = 200;
+// Besides every change, each input is repeated every so many windows (5 = 1 s), so a
+// host that opens the port late learns its state within a second.
+const uint16_t PERMISSIVE_EVERY = 5;
 
 // A current-output clamp (SCT-013-000: 100 A : 50 mA, i.e. 2000 turns) across a burden
 // resistor. For a voltage-output clamp (e.g. SCT-013-030, "30A/1V"), set TURNS to the
@@ -57,37 +73,43 @@ const float VREF = 5.0;  // AVCC from USB: 4.7-5.1 V in practice; CALIBRATION ab
 #endif
 const uint16_t ADC_MAX = (1u << ADC_BITS) - 1;
 
-// ---- measuring -------------------------------------------------------------------
+// ---- state -----------------------------------------------------------------------
 
-struct Window {
-  uint32_t count;
-  uint64_t sum;
-  uint64_t sum_squares;
-  bool clipped;
-};
-
-static Window windows[2];
+static sense_window windows[2];
+static sense_debounce inputs[2];
+static sense_rx rx;
 static uint16_t windows_done = 0;
+static char line[SENSE_MAX_LINE + 1];
 
-static void sayHello() {
-  Serial.print(F("HELLO fabgate-sense " FIRMWARE_VERSION "\n"));
+static void send(size_t n) {
+  if (n > 0) {
+    Serial.write((const uint8_t *)line, n);
+  }
 }
 
 static float ampsPerCount(uint8_t channel) {
   return VREF / (ADC_MAX + 1.0) / BURDEN_OHMS[channel] * TURNS * CALIBRATION[channel];
 }
 
-// RMS in counts around the window's own mean, which removes the mid-rail bias whatever
-// its exact value. n*sum(x^2) - sum(x)^2 is exact in 64-bit integers, where the
-// floating-point E[x^2] - E[x]^2 would cancel away a small current against a bias
-// of hundreds of counts (AVR floats have only 24 bits of mantissa).
-static float rmsCounts(const Window &w) {
-  if (w.count == 0) {
-    return 0.0;
+static uint8_t readPermissive(uint8_t n) {
+  return digitalRead(PERMISSIVE_PINS[n]) == LOW ? 1 : 0;  // closed to ground = OK
+}
+
+// Between samples: host commands and the permissive inputs, both cheap enough not to
+// disturb the sampling rhythm (a few microseconds when nothing happens).
+static void serviceHostAndInputs() {
+  while (Serial.available() > 0) {
+    if (sense_rx_feed(&rx, (char)Serial.read())) {
+      sense_command cmd = sense_parse_command(rx.buf, rx.len);
+      send(sense_reply(cmd, line, sizeof(line), FIRMWARE_VERSION, BOARD_ID));
+    }
   }
-  uint64_t n = w.count;
-  uint64_t spread = n * w.sum_squares - w.sum * w.sum;
-  return sqrt((double)spread) / (double)n;
+  uint32_t now = millis();
+  for (uint8_t n = 0; n < PERMISSIVES; n++) {
+    if (sense_debounce_update(&inputs[n], readPermissive(n), now, PERMISSIVE_DEBOUNCE_MS)) {
+      send(sense_format_permissive(line, sizeof(line), n, inputs[n].stable));
+    }
+  }
 }
 
 void setup() {
@@ -95,43 +117,44 @@ void setup() {
 #if defined(ARDUINO_ARCH_RP2040)
   analogReadResolution(ADC_BITS);
 #endif
-  sayHello();
+  sense_rx_init(&rx);
+  for (uint8_t n = 0; n < PERMISSIVES; n++) {
+    pinMode(PERMISSIVE_PINS[n], INPUT_PULLUP);
+    sense_debounce_init(&inputs[n], readPermissive(n), millis());
+  }
+  send(sense_format_hello(line, sizeof(line), FIRMWARE_VERSION));
 }
 
 void loop() {
   for (uint8_t ch = 0; ch < CHANNELS; ch++) {
-    windows[ch] = Window{0, 0, 0, false};
+    sense_window_reset(&windows[ch]);
   }
   unsigned long start = millis();
   while (millis() - start < WINDOW_MS) {
     for (uint8_t ch = 0; ch < CHANNELS; ch++) {
-      uint16_t v = analogRead(CLAMP_PINS[ch]);
-      Window &w = windows[ch];
-      w.count++;
-      w.sum += v;
-      w.sum_squares += (uint32_t)v * v;
-      if (v == 0 || v == ADC_MAX) {
-        w.clipped = true;
-      }
+      sense_window_add(&windows[ch], analogRead(CLAMP_PINS[ch]), ADC_MAX);
     }
+    serviceHostAndInputs();
   }
   for (uint8_t ch = 0; ch < CHANNELS; ch++) {
-    float amps = rmsCounts(windows[ch]) * ampsPerCount(ch);
-    Serial.print(F("I "));
-    Serial.print(ch);
-    Serial.print(' ');
-    Serial.print(amps, 2);
-    Serial.print('\n');
+    float amps = sense_window_rms_counts(&windows[ch]) * ampsPerCount(ch);
+    send(sense_format_current(line, sizeof(line), ch, sense_centiamps(amps)));
     if (windows[ch].clipped) {
       // For a person at a serial monitor; the gateway skips '#' lines. A clipped
       // signal reads low: use a smaller burden resistor.
-      Serial.print(F("# clipped "));
-      Serial.print(ch);
-      Serial.print('\n');
+      send(sense_format_clipped(line, sizeof(line), ch));
     }
   }
-  if (++windows_done >= HELLO_EVERY) {
+  ++windows_done;
+  if (windows_done % PERMISSIVE_EVERY == 0) {
+    for (uint8_t n = 0; n < PERMISSIVES; n++) {
+      if (inputs[n].known) {
+        send(sense_format_permissive(line, sizeof(line), n, inputs[n].stable));
+      }
+    }
+  }
+  if (windows_done >= HELLO_EVERY) {
     windows_done = 0;
-    sayHello();
+    send(sense_format_hello(line, sizeof(line), FIRMWARE_VERSION));
   }
 }

@@ -31,7 +31,7 @@ from gateway.config import Seed, load_any
 from gateway.contract import EV_TAP, ContractError, Envelope, Topics, encode_sim_tap
 from gateway.contract.mqtt import MqttLink
 from gateway.demo.site import default_data_dir
-from gateway.policies.access import DENY_REASONS, Reason
+from gateway.policies.access import explain
 
 MACHINES = ("grbl", "marlin", "sense-board")
 DEFAULT_PREFIX = "fablab/demo/"
@@ -180,7 +180,7 @@ def tap(broker: str, prefix: str, node: str, uid: str, *, timeout: float, tap_id
         print(f"{node}: badge sent to the hub for enrolment")
     else:
         try:
-            text = DENY_REASONS.get(Reason(reason), {}).get("en", reason)
+            text = explain(reason)
         except ValueError:  # a reason this CLI does not know (a newer node): shown as it is
             text = reason
         print(f"{node}: denied for {who}: {reason} ({text}); relay stays OFF")

@@ -30,6 +30,8 @@ CONTROLLER_DRIVERS = ("none", "grbl", "marlin", "octoprint", "current")
 CURRENT_SOURCES = ("serial", "mcp3008")
 # What the public board says about who uses a machine (docs/rgpd.md).
 BOARD_NAMES = ("none", "initials", "first_name")
+PERMISSIVE_DROP_RULES = ("hold", "off")
+PERMISSIVE_INPUTS = 2  # the sense board's permissive inputs, numbered from 0
 
 # Paths a file may leave out, as written in a file: relative to that file's directory.
 HUB_DATABASE = "./data/hub.db"
@@ -334,7 +336,20 @@ class SessionConfig:
     max_length: float | None = None  # 0 in the file means "no limit"
     cooldown: float | None = None
     never_cut_busy: bool | None = None
+    # At the maximum length (or the credit's end) of a busy laser or CNC: how long power
+    # stays on after the controller is asked to hold.
+    hold_for: float | None = None
     progress_every: float = 5.0
+
+
+@dataclass(frozen=True)
+class PermissiveConfig:
+    """An interlock on one of the sense board's permissive inputs (policies/permissives)."""
+
+    input: int
+    name: str  # shown in the deny reason: permissive_off:<name>
+    on_drop: str | None = None  # hold or off; None: the machine class's rule
+    hold_for: float | None = None  # with hold: seconds before power off; None: the class's
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -354,6 +369,7 @@ class NodeConfig:
     sender: SenderConfig = field(default_factory=SenderConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     material: MaterialConfig = field(default_factory=MaterialConfig)
+    permissives: tuple[PermissiveConfig, ...] = ()
 
 
 @dataclass(frozen=True)

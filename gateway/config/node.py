@@ -13,17 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import common, pins
-from gateway.config.loader import DURATION_TEXT, Doc, Section, parse_duration, shown
+from gateway.config.loader import DURATION_TEXT, Doc, Section, parse_duration, shown, unique
 from gateway.config.models import (
     CONTROLLER_DRIVERS,
     CURRENT_SOURCES,
     NODE_HUB_PUBLIC_KEY,
     NODE_JOURNAL,
+    PERMISSIVE_DROP_RULES,
+    PERMISSIVE_INPUTS,
     READER_DRIVERS,
     RELAY_DRIVERS,
     ControllerConfig,
     MaterialConfig,
     NodeConfig,
+    PermissiveConfig,
     ReaderConfig,
     RelayConfig,
     SenderConfig,
@@ -31,6 +34,7 @@ from gateway.config.models import (
     default_of,
 )
 from gateway.policies.material import DEFAULT_DENSITIES
+from gateway.policies.permissives import NAME_PATTERN
 
 _NODE_TOP = (
     "site",
@@ -41,10 +45,13 @@ _NODE_TOP = (
     "controller",
     "sender",
     "session",
+    "permissives",
     "material",
 )
 _MATERIAL_KEYS = ("loaded", "diameter", "densities")
 _SENDER_KEYS = ("tcp_port", "bind", "pty")
+_PERMISSIVE_KEYS = ("input", "name", "on_drop", "hold_for")
+
 _CONTROLLER_KEYS = (
     "driver",
     "port",
@@ -68,6 +75,7 @@ _SESSION_KEYS = (
     "max_length",
     "cooldown",
     "never_cut_busy",
+    "hold_for",
     "progress_every",
 )
 _NODE_KEYS = ("id", "machine", "journal", "hub_public_key", "max_snapshot_age", "heartbeat")
@@ -247,6 +255,7 @@ def _session(top: Section) -> SessionConfig:
         max_length=_seconds_or_none(s, "max_length"),
         cooldown=_seconds_or_none(s, "cooldown"),
         never_cut_busy=never,
+        hold_for=_seconds_or_none(s, "hold_for"),
         progress_every=s.duration(
             "progress_every", _seconds(SessionConfig, "progress_every")
         ).total_seconds(),
@@ -284,6 +293,38 @@ def _material(top: Section) -> MaterialConfig:
         diameter_mm=m.number("diameter", default_of(MaterialConfig, "diameter_mm"), 1.0, 3.5),
         densities=densities,
     )
+
+
+def _permissives(top: Section, controller: ControllerConfig) -> tuple[PermissiveConfig, ...]:
+    """The interlocks; they are read from the sense board, so they need one."""
+    found: list[PermissiveConfig] = []
+    names: dict[str, str] = {}
+    inputs: dict[str, str] = {}
+    for p in top.sections("permissives", _PERMISSIVE_KEYS, required=("input", "name")):
+        if controller.driver != "current" or controller.source != "serial":
+            p.doc.fail(
+                "controller.driver",
+                "the sense board (driver: current, source: serial): the permissives "
+                f"at {p.path} are read from its inputs",
+                controller.driver,
+            )
+        number = p.integer("input", None, 0, PERMISSIVE_INPUTS - 1, " (a sense board input)")
+        name = p.text(
+            "name",
+            pattern=NAME_PATTERN,
+            what="a short lower-case name such as water_flow (letters, digits, _; 32 at most)",
+        )
+        unique(p, "name", name, names, "permissive name")
+        unique(p, "input", str(number), inputs, "permissive input")
+        on_drop = p.raw("on_drop", None)
+        if on_drop is not None:
+            on_drop = p.choice("on_drop", PERMISSIVE_DROP_RULES)
+        found.append(
+            PermissiveConfig(
+                input=number, name=name, on_drop=on_drop, hold_for=_seconds_or_none(p, "hold_for")
+            )
+        )
+    return tuple(found)
 
 
 def _check_pins(
@@ -368,6 +409,7 @@ def node_from(doc: Doc) -> NodeConfig:
         sender=sender,
         session=session,
         material=_material(top),
+        permissives=_permissives(top, controller),
         file=doc.file,
         site=site,
         node_id=node_id,

@@ -24,6 +24,7 @@ from gateway.contract.fields import Flag, Id, Integer, Message, Number, OneOf, T
 from gateway.core.levels import CERTIFY_LEVELS
 from gateway.policies.access import Reason
 from gateway.policies.material import MAX_GRAMS
+from gateway.policies.permissives import NAME_PATTERN, PERMISSIVE_OFF
 
 EV_TAP = "tap"
 EV_SESSION_STARTED = "session.started"
@@ -59,6 +60,7 @@ END_REASONS = (
     "relay_error",
     "journal_error",
     "node_error",
+    PERMISSIVE_OFF,
 )
 JOB_EVENTS = ("started", "progress", "paused", "resumed", "finished", "failed", "cancelled")
 SNAPSHOT_REJECT_REASONS = ("unsigned", "forged", "older", "expired", "malformed", "wrong_machine")
@@ -93,7 +95,13 @@ class Tap(EventData):
     uid: str = wire(Uid())
     member_id: str | None = wire(Id(), nullable=True)
     action: str = wire(OneOf(TAP_ACTIONS))
-    reason: str = wire(OneOf(tap_reasons, label="a tap reason (listed below)"))
+    reason: str = wire(
+        OneOf(
+            tap_reasons,
+            label="a tap reason (listed below)",
+            qualified={PERMISSIVE_OFF: NAME_PATTERN},
+        )
+    )
     tap_id: str | None = wire(Text(64), nullable=True, default=None)
     certify_mode: bool = wire(Flag(), default=False)
 

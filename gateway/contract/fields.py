@@ -182,10 +182,17 @@ class OneOf(Spec):
     (the access policy's reasons) is read when first needed, not copied here."""
 
     def __init__(
-        self, values: Iterable[str] | Callable[[], Iterable[str]], label: str | None = None
+        self,
+        values: Iterable[str] | Callable[[], Iterable[str]],
+        label: str | None = None,
+        *,
+        qualified: Mapping[str, re.Pattern[str]] | None = None,
     ) -> None:
         self._values = values if callable(values) else tuple(values)
         self.label = label  # how docs name a long set listed elsewhere
+        # Words that may carry a qualifier after a colon (``permissive_off:water_flow``),
+        # each with the pattern the qualifier must match: still a closed, bounded set.
+        self.qualified = dict(qualified or {})
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -193,7 +200,15 @@ class OneOf(Spec):
         return tuple(vals)
 
     def check(self, value: Any) -> str:
-        if not isinstance(value, str) or value not in self.values:
+        if not isinstance(value, str):
+            raise self._fail(value)
+        word, colon, qualifier = value.partition(":")
+        if colon:
+            pattern = self.qualified.get(word)
+            if pattern is None or not pattern.fullmatch(qualifier):
+                raise self._fail(value)
+            return value
+        if value not in self.values:
             raise self._fail(value)
         return value
 

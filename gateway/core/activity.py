@@ -38,3 +38,13 @@ class MachineReport:
     lines_done: int | None = None
     detail: str = ""  # human-readable: "ALARM:2", "T:205.1/210", "link lost"
     data: dict[str, object] = field(default_factory=dict)  # driver extras (temps, feed…)
+
+
+# Keys of ``MachineReport.data`` that the node reads (the rest is shown, not interpreted).
+#: Seconds from the real start of a change to the sample that confirmed it: a
+#: debounced driver (current sensing) sets it on the report of the change, so busy time
+#: runs between the real edges rather than the debounced ones.
+EDGE_AGE = "edge_age_s"
+#: Permissive inputs (interlocks such as a laser's water flow) the driver heard from:
+#: ``{input number: closed}``, True meaning OK. An input missing from it is unknown.
+PERMISSIVES = "permissives"

@@ -10,6 +10,7 @@ nobody is badged in still gets journaled, and belongs to no session.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import uuid
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from gateway.contract import (
     Job,
     decode_sim_job,
 )
-from gateway.core.activity import Activity, MachineReport
+from gateway.core.activity import EDGE_AGE, PERMISSIVES, Activity, MachineReport
 from gateway.drivers.machines.base import MachineController
 from gateway.drivers.simulators.machine import SimulatedMachine
 from gateway.node.recorder import Recorder, clip
@@ -61,6 +62,9 @@ class MachineWatch:
         self._wake = wake
         self.activity = Activity.UNKNOWN
         self.detail = ""
+        # The permissive inputs of the last report (input -> closed); a report without
+        # them (the sensor failing, a driver without inputs) leaves them all unknown.
+        self.permissives: dict[int, bool] = {}
         self.jobs = JobTracker(
             new_id=lambda: str(uuid.uuid4()), progress_every_s=cfg.session.progress_every
         )
@@ -118,10 +122,11 @@ class MachineWatch:
 
     def _on_report(self, report: MachineReport, sessions: Sessions) -> bool:
         mono = self.mono()
-        previous = (self.activity, self.detail)
+        previous = (self.activity, self.detail, self.permissives)
         self.activity, self.detail = report.activity, report.detail
-        sessions.machine_reported(report.activity, mono)
-        changed = previous != (self.activity, self.detail)
+        self.permissives = _permissives(report.data.get(PERMISSIVES))
+        sessions.machine_reported(report.activity, mono, _edge(report.data.get(EDGE_AGE), mono))
+        changed = previous != (self.activity, self.detail, self.permissives)
         for event in self.jobs.feed(report, mono):
             self._journal_job(event, sessions, mono)
             changed = True
@@ -200,3 +205,23 @@ class MachineWatch:
         assert self.simulated is not None
         log.info("simulated machine starts job %r for %.0f s", name, seconds)
         self.simulated.start_job(name, seconds)
+
+
+def _edge(age: object, mono: float) -> float | None:
+    """The real start of the change a report confirms, on our clock (None: now)."""
+    if isinstance(age, bool) or not isinstance(age, int | float):
+        return None
+    if not math.isfinite(age) or age < 0:
+        return None
+    return mono - float(age)
+
+
+def _permissives(value: object) -> dict[int, bool]:
+    """The report's permissive inputs; anything malformed is left out, i.e. unknown."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        k: v
+        for k, v in value.items()
+        if isinstance(k, int) and not isinstance(k, bool) and isinstance(v, bool)
+    }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,7 +24,7 @@ from gateway.core.clock import iso
 from gateway.drivers.relay import Relay
 from gateway.node.recorder import Recorder
 from gateway.node.trust import Trust
-from gateway.policies import session_rules
+from gateway.policies import permissives, session_rules
 from gateway.policies.material import MAX_GRAMS
 from gateway.policies.metering import BusyMeter, billable_minutes, split_minutes
 
@@ -49,6 +49,7 @@ class OpenSession:
     jobs: int = 0
     material_g: float | None = None  # None: no job reported any material
     credit_limit_s: float | None = None
+    stop: session_rules.Stop | None = None  # a hold asked for, power off at its deadline
 
     def metered(self, mono_now: float) -> float:
         return max(0.0, mono_now - self.started_mono)
@@ -78,6 +79,8 @@ class MachineView(Protocol):
     def job_running(self) -> bool: ...
     @property
     def followed(self) -> bool: ...
+    @property
+    def permissives(self) -> Mapping[int, bool]: ...
     def safe_stop(self) -> None: ...
 
 
@@ -267,7 +270,25 @@ class Sessions:
             max_length=o.max_length,
             cooldown=o.cooldown,
             never_cut_busy=o.never_cut_busy,
+            hold=o.hold_for,
         )
+
+    def permissive_rules(self) -> list[permissives.Permissive]:
+        """The configured permissives with their drop rules resolved for the machine's class."""
+        snap = self.trust.snapshot
+        kind = snap.machine.kind if snap else "other"
+        return [
+            permissives.resolve(
+                kind, name=p.name, input=p.input, on_drop=p.on_drop, hold_s=p.hold_for
+            )
+            for p in self.cfg.permissives
+        ]
+
+    def interlock(self) -> permissives.Permissive | None:
+        """The first permissive not known to be closed now (None: all closed, or none)."""
+        if not self.cfg.permissives:
+            return None
+        return permissives.blocking(self.permissive_rules(), self.machine.permissives)
 
     def _view(self, session: OpenSession) -> session_rules.SessionView:
         return session_rules.SessionView(
@@ -278,6 +299,8 @@ class Sessions:
             job_running=self.machine.job_running,
             job_ended=session.job_ended,
             credit_limit_s=session.credit_limit_s,
+            interlock=self.interlock(),
+            stop=session.stop,
         )
 
     def badge_out(self) -> None:
@@ -296,32 +319,73 @@ class Sessions:
             )
 
     def apply_rules(self) -> bool:
-        """End the session if its rules say so (idle, too long, credit spent...); True if so."""
+        """Act on the session's rules (idle, too long, credit spent, a permissive off...).
+
+        True if something changed: the session ended, or a hold was asked for (power
+        then stays on until the hold's deadline, when the rules end the session).
+        """
         session = self.current
         assert session is not None
-        verdict = session_rules.evaluate(self.rules(), self._view(session), self.mono())
+        mono = self.mono()
+        view = self._view(session)
+        verdict = session_rules.evaluate(self.rules(), view, mono)
         if verdict.verdict == session_rules.Verdict.KEEP:
             return False
-        if verdict.verdict == session_rules.Verdict.SAFE_STOP_THEN_END and self.machine.followed:
+        if verdict.verdict == session_rules.Verdict.SAFE_STOP_THEN_END:
+            self._ask_hold(session, verdict, view.interlock)
+            if verdict.hold_s > 0:
+                session.stop = session_rules.Stop(verdict.reason, mono, verdict.hold_s)
+                return True
+        elif verdict.reason == permissives.PERMISSIVE_OFF and view.interlock is not None:
             log.warning(
-                "session %s reached its maximum length: asking the controller for a "
-                "safe stop, then switching off",
+                "session %s: permissive %s is off; switching off",
                 session.session_id,
+                view.interlock.name,
             )
-            try:
-                self.machine.safe_stop()
-            except Exception:
-                log.exception("safe stop failed; switching off anyway")
         self.end(verdict.reason)
         return True
 
+    def _ask_hold(
+        self,
+        session: OpenSession,
+        verdict: session_rules.Ruling,
+        interlock: permissives.Permissive | None,
+    ) -> None:
+        why = (
+            f"permissive {interlock.name} is off"
+            if verdict.reason == permissives.PERMISSIVE_OFF and interlock is not None
+            else f"{verdict.reason.replace('_', ' ')} reached"
+        )
+        if not self.machine.followed:
+            log.warning(
+                "session %s: %s; no controller to ask to hold, switching off in %.0f s",
+                session.session_id,
+                why,
+                verdict.hold_s,
+            )
+            return
+        log.warning(
+            "session %s: %s; asking the controller to hold, switching off in %.0f s",
+            session.session_id,
+            why,
+            verdict.hold_s,
+        )
+        try:
+            self.machine.safe_stop()
+        except Exception:
+            log.exception("asking the controller to hold failed; switching off as planned")
+
     # -- metering ---------------------------------------------------------------------
 
-    def machine_reported(self, activity: Activity, mono: float) -> None:
-        """Meter busy time, and note activity for the idle timeout."""
+    def machine_reported(self, activity: Activity, mono: float, edge: float | None = None) -> None:
+        """Meter busy time, and note activity for the idle timeout.
+
+        ``edge`` is when a change the report confirms really began (a debounced current
+        sensor's first sample over or under its threshold): busy time runs from there.
+        """
         session = self.current
         if session is not None and session.busy is not None:
-            session.busy.update(mono, activity == Activity.BUSY)
+            session.busy.update(mono, activity == Activity.BUSY, edge)
             if activity in (Activity.BUSY, Activity.PAUSED):
                 session.last_active = mono
 

@@ -60,15 +60,24 @@ def build_status(
         boot=boot,
         state="in_use" if s else "free",
         activity=str(machine.activity),
-        detail=machine.detail,
+        detail=_detail(machine.detail, sessions),
         job=machine.job_status(),
-        ending=bool(s and s.badged_out is not None),
+        ending=bool(s and (s.badged_out is not None or s.stop is not None)),
         mode="certify" if certify.trainer else None,
         heartbeat_s=cfg.heartbeat.total_seconds(),
         clock_behind=trust.clock_behind,
         journal="ok" if recorder.ok else "unavailable",
         backlog=backlog,
     )
+
+
+def _detail(detail: str, sessions: Sessions) -> str:
+    """The controller's detail, and which permissive keeps the machine off, if one does."""
+    interlock = sessions.interlock()
+    if interlock is None:
+        return detail
+    note = f"permissive off: {interlock.name}"
+    return f"{detail}; {note}" if detail else note
 
 
 def offline_status(cfg: NodeConfig) -> bytes:

@@ -74,9 +74,11 @@ class TapHandler:
             self._wake()
             return None
         session = self.sessions.current
+        interlock = self.sessions.interlock()
         state = MachineState(
             session_member_id=session.member_id if session else None,
             session_badge_uid=session.badge_uid if session else None,
+            interlock=interlock.name if interlock else None,
         )
         snap = self.trust.snapshot
         present = staff_present(snap, self.local_presence_until, now)
@@ -94,7 +96,7 @@ class TapHandler:
             uid=uid,
             member_id=member.member_id if member else None,
             action=str(decision.action),
-            reason=str(decision.reason),
+            reason=decision.wire_reason,
             tap_id=tap_id,
             certify_mode=self.certify.entering,
         )
@@ -128,7 +130,7 @@ class TapHandler:
                     snap.machine.out_of_service_reason,
                 )
             else:
-                log.info("tap %s denied: %s", uid, decision.reason)
+                log.info("tap %s denied: %s", uid, decision.wire_reason)
         if member:
             self._staff_presence(decision, now)
         self.certify.after_tap(member, uid)

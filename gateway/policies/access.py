@@ -52,6 +52,9 @@ class Reason(StrEnum):
     OUT_OF_SERVICE = "out_of_service"
     INSUFFICIENT_CREDIT = "insufficient_credit"
     JOURNAL_UNAVAILABLE = "journal_unavailable"  # the node cannot record a session now
+    # A permissive (interlock) is off or unknown; on the wire with its name after a colon,
+    # ``permissive_off:water_flow`` (see policies/permissives.py).
+    PERMISSIVE_OFF = "permissive_off"
 
 
 class Action(StrEnum):
@@ -71,6 +74,8 @@ class MachineState:
 
     session_member_id: str | None = None
     session_badge_uid: str | None = None
+    # The first configured permissive not known to be closed (its name), if any.
+    interlock: str | None = None
 
     @property
     def in_session(self) -> bool:
@@ -82,10 +87,16 @@ class Decision:
     action: Action
     reason: Reason
     member: MemberGrant | None = None
+    detail: str | None = None  # PERMISSIVE_OFF: the permissive's name
 
     @property
     def allowed(self) -> bool:
         return self.action is not Action.DENY
+
+    @property
+    def wire_reason(self) -> str:
+        """The reason as taps carry it: ``permissive_off:water_flow``, else the reason."""
+        return f"{self.reason}:{self.detail}" if self.detail else str(self.reason)
 
 
 # One line per deny reason, shown to members on the node log, the CLI and the web UI.
@@ -169,6 +180,15 @@ DENY_REASONS: Mapping[Reason, Mapping[str, str]] = MappingProxyType(
                 "fr": "La machine est hors service.",
             }
         ),
+        Reason.PERMISSIVE_OFF: MappingProxyType(
+            {
+                "en": "A safety interlock of the machine ({name}) is off or not reported "
+                "(water cooling, fume extraction...): switch it on, then tap again.",
+                "fr": "Une sécurité de la machine ({name}) est coupée ou non signalée "
+                "(refroidissement, extraction des fumées...) : mettez-la en marche, "
+                "puis badgez à nouveau.",
+            }
+        ),
         Reason.JOURNAL_UNAVAILABLE: MappingProxyType(
             {
                 "en": "The machine cannot record sessions right now (storage "
@@ -201,10 +221,14 @@ _GRANT_TEXT: Mapping[Reason, Mapping[str, str]] = MappingProxyType(
 def explain(reason: Reason | str, lang: str = "en") -> str:
     """Human text for any reason, so callers need not special-case granted taps.
 
-    Unknown languages fall back to English rather than failing a log line or a page.
+    Takes the wire form too (``permissive_off:water_flow``: the name goes in the text).
+    Unknown languages fall back to English rather than failing a log line or a page; an
+    unknown reason raises ``ValueError``, as ``Reason()`` does.
     """
-    texts = DENY_REASONS.get(Reason(reason)) or _GRANT_TEXT[Reason(reason)]
-    return texts.get(lang, texts["en"])
+    word, _, detail = str(reason).partition(":")
+    texts = DENY_REASONS.get(Reason(word)) or _GRANT_TEXT[Reason(word)]
+    text = texts.get(lang, texts["en"])
+    return text.replace("{name}", detail or "?")
 
 
 def _canonical(uid: str | None) -> str | None:
@@ -329,4 +353,7 @@ def decide(
         refused = Reason.INSUFFICIENT_CREDIT
     if refused is not None:
         return _deny(refused, member)
+    if state.interlock is not None:
+        # Last: the member may use the machine, and this is what they can fix at once.
+        return Decision(Action.DENY, Reason.PERMISSIVE_OFF, member, detail=state.interlock)
     return Decision(Action.START, Reason.ALLOWED, member)

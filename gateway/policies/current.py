@@ -132,6 +132,21 @@ class BusyDetector:
         self._state = Activity.IDLE
         self._pending_since: float | None = None  # start of the run that may flip the state
         self._last_t: float | None = None
+        self._edge: float | None = None
+
+    @property
+    def edge(self) -> float:
+        """When the run that made the last change began: the *real* edge.
+
+        The debounce confirms a change ``on_after_s`` or ``off_after_s`` after it began;
+        busy time must run between the real edges (the first sample at or above
+        ``threshold_on_a``, the first below ``threshold_off_a`` that led to idle), or
+        every job would be metered longer by ``off_after_s - on_after_s``. Before any
+        change: the last sample's time.
+        """
+        if self._edge is not None:
+            return self._edge
+        return self._last_t if self._last_t is not None else 0.0
 
     @property
     def state(self) -> Activity:
@@ -157,6 +172,7 @@ class BusyDetector:
             self._pending_since = t
         if t - self._pending_since >= delay:
             self._state = other
+            self._edge = self._pending_since
             self._pending_since = None
             return other
         return None

@@ -95,17 +95,34 @@ def split_minutes(duration_s: float, busy_s: float) -> tuple[int, int]:
 
 
 class BusyMeter:
-    """Accumulates the seconds a machine reported itself busy, on the monotonic clock."""
+    """Accumulates the seconds a machine was busy, on the monotonic clock.
+
+    ``update`` is called with every report; only a change of busy-ness counts. A change
+    happens ``now`` unless the driver knows better: a debounced sensor confirms a change
+    some seconds after it really began, and passes that moment as ``edge``. The edge is
+    kept within the current interval (never before the last change, nor the meter's
+    start, nor after ``now``), so it can neither count time twice nor reach back before
+    the session.
+    """
 
     def __init__(self, now: float, busy: bool = False) -> None:
-        self._since = now
+        self._since = now  # when the current state (busy or not) began
         self._busy = busy
         self._total = 0.0
 
-    def update(self, now: float, busy: bool) -> None:
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def update(self, now: float, busy: bool, edge: float | None = None) -> None:
+        if busy == self._busy:
+            return
+        at = now if edge is None else min(max(edge, self._since), now)
+        if at < self._since:
+            at = self._since  # a clock read out of order: never a negative interval
         if self._busy:
-            self._total += max(0.0, now - self._since)
-        self._since = now
+            self._total += at - self._since
+        self._since = at
         self._busy = busy
 
     def busy_seconds(self, now: float) -> float:

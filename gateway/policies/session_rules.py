@@ -8,8 +8,15 @@ The rules a fablab expects, and why:
   ends, plus a cool-down, then the session ends.
 - **A laser or CNC finishing a job after badge-out keeps power until idle**, then
   switches off. At the maximum session length a laser or CNC *is* stopped: the node asks
-  the controller for a safe stop (feed hold) and then switches off; a fablab sets that
-  length for fairness between members and for unattended evenings.
+  the controller to hold (a GRBL feed hold; a machine followed only by its current has
+  no link to ask) and switches off ``hold_s`` later (``session.hold_for``), or as soon
+  as the machine is idle; a fablab sets that length for fairness between members and
+  for unattended evenings. Switching off the moment the hold is asked would cut the
+  motion before it has decelerated and lose the job's position.
+- **A permissive that drops** (water flow, fume extraction: ``permissives.py``) ends
+  the session: at once on an idle machine or with the ``off`` rule, after a hold of
+  its ``hold_s`` with the ``hold`` rule. This applies to every class, printers and
+  embroidery machines included: it is an interlock, not a badge-out.
 - **A grace period after badge-out** keeps power a little longer (the laser's extraction
   clearing fumes, a member who badged out by mistake tapping back in).
 - **An idle timeout** ends a session nobody is using, so a forgotten badge-out does not
@@ -25,6 +32,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from gateway.core.activity import Activity
+from gateway.policies.permissives import PERMISSIVE_OFF, DropRule, Permissive
 
 
 @dataclass(frozen=True)
@@ -34,11 +42,12 @@ class SessionRules:
     max_session_s: float | None = None  # None: no limit
     cooldown_s: float = 0.0  # after a job ends, before power goes off (printers)
     never_cut_busy: bool = False  # printers, embroidery: wait for the job even at max length
+    hold_s: float = 0.0  # at a limit, between asking the controller to hold and power off
 
 
 DEFAULT_RULES: dict[str, SessionRules] = {
-    "laser": SessionRules(grace_s=60, idle_timeout_s=15 * 60, max_session_s=3 * 3600),
-    "cnc": SessionRules(grace_s=30, idle_timeout_s=15 * 60, max_session_s=4 * 3600),
+    "laser": SessionRules(grace_s=60, idle_timeout_s=15 * 60, max_session_s=3 * 3600, hold_s=10),
+    "cnc": SessionRules(grace_s=30, idle_timeout_s=15 * 60, max_session_s=4 * 3600, hold_s=10),
     "printer": SessionRules(
         grace_s=0,
         idle_timeout_s=15 * 60,
@@ -56,7 +65,21 @@ DEFAULT_RULES: dict[str, SessionRules] = {
 class Verdict(StrEnum):
     KEEP = "keep"
     END = "end"  # switch off and close the session
-    SAFE_STOP_THEN_END = "safe_stop_then_end"  # ask the controller to hold first
+    # Ask the controller to hold now, keep power ``Ruling.hold_s`` more, then END.
+    SAFE_STOP_THEN_END = "safe_stop_then_end"
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A hold the node asked for: the session ends ``hold_s`` after ``asked_at``."""
+
+    reason: str
+    asked_at: float
+    hold_s: float
+
+    @property
+    def deadline(self) -> float:
+        return self.asked_at + self.hold_s
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,8 @@ class SessionView:
     job_running: bool
     job_ended: float | None = None  # when the last job of this session ended
     credit_limit_s: float | None = None  # longest session the prepaid balance pays for
+    interlock: Permissive | None = None  # the first permissive not known to be closed
+    stop: Stop | None = None  # a hold asked for, the power still on
 
 
 @dataclass(frozen=True)
@@ -78,7 +103,9 @@ class Ruling:
     ``Decision`` on a tap, ``gateway.policies.access``)."""
 
     verdict: Verdict
-    reason: str  # badge_out, job_finished, idle_timeout, max_length, credit_exhausted, or ""
+    # badge_out, job_finished, idle_timeout, max_length, credit_exhausted, permissive_off, ""
+    reason: str
+    hold_s: float = 0.0  # SAFE_STOP_THEN_END: how long to keep power after asking
 
 
 KEEP = Ruling(Verdict.KEEP, "")
@@ -88,16 +115,50 @@ def _busy(view: SessionView) -> bool:
     return view.job_running or view.activity in (Activity.BUSY, Activity.PAUSED)
 
 
+def _hold(reason: str, hold_s: float) -> Ruling:
+    if hold_s <= 0:
+        return Ruling(Verdict.SAFE_STOP_THEN_END, reason)  # ask, and switch off at once
+    return Ruling(Verdict.SAFE_STOP_THEN_END, reason, hold_s)
+
+
+def _interlock(view: SessionView, now: float) -> Ruling | None:
+    """A permissive not closed: off now, or a hold that ends no later than its own."""
+    permissive = view.interlock
+    if permissive is None:
+        return None
+    # Unknown activity may be a running job (the sensor's link is what failed): held.
+    running = _busy(view) or view.activity is Activity.UNKNOWN
+    if not running or permissive.on_drop is DropRule.OFF or permissive.hold_s <= 0:
+        return Ruling(Verdict.END, PERMISSIVE_OFF)
+    if view.stop is not None and view.stop.deadline <= now + permissive.hold_s:
+        return KEEP  # a hold already asked for ends sooner: let it
+    return _hold(PERMISSIVE_OFF, permissive.hold_s)
+
+
 def evaluate(rules: SessionRules, view: SessionView, now: float) -> Ruling:
-    """Whether the session should end now, and how."""
+    """Whether the session should end now, and how.
+
+    Once a hold has been asked for (``view.stop``) the session ends at its deadline, or
+    as soon as the machine is idle, whatever else happens; only a dropped permissive can
+    make it end sooner.
+    """
     busy = _busy(view)
+    if view.stop is not None and (
+        now >= view.stop.deadline or not (busy or view.activity is Activity.UNKNOWN)
+    ):
+        return Ruling(Verdict.END, view.stop.reason)
+    interlock = _interlock(view, now)
+    if interlock is not None:
+        return interlock
+    if view.stop is not None:
+        return KEEP
     limits = ((rules.max_session_s, "max_length"), (view.credit_limit_s, "credit_exhausted"))
     for limit, reason in limits:
         if limit is not None and now - view.started >= limit:
             if not busy:
                 return Ruling(Verdict.END, reason)
             if not rules.never_cut_busy:
-                return Ruling(Verdict.SAFE_STOP_THEN_END, reason)
+                return _hold(reason, rules.hold_s)
     if view.badged_out is not None:
         if busy:
             return KEEP  # the job finishes under the session that started it
@@ -130,6 +191,7 @@ def resolve(
     max_length: float | None = None,
     cooldown: float | None = None,
     never_cut_busy: bool | None = None,
+    hold: float | None = None,
 ) -> SessionRules:
     """The machine kind's defaults with a node's overrides; 0 means never / no limit."""
     base = DEFAULT_RULES.get(kind, DEFAULT_RULES["other"])
@@ -145,4 +207,5 @@ def resolve(
         max_session_s=pick(max_length, base.max_session_s, True),
         cooldown_s=pick(cooldown, base.cooldown_s, False) or 0.0,
         never_cut_busy=base.never_cut_busy if never_cut_busy is None else never_cut_busy,
+        hold_s=pick(hold, base.hold_s, False) or 0.0,
     )

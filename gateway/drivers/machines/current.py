@@ -29,8 +29,9 @@ from typing import Any
 import serial
 from gpiozero import MCP3008
 
-from gateway.core.activity import Activity, MachineReport
+from gateway.core.activity import EDGE_AGE, PERMISSIVES, Activity, MachineReport
 from gateway.core.clock import MonoClock
+from gateway.drivers.machines import sense_protocol
 from gateway.drivers.machines.base import MachineController
 from gateway.policies.current import BusyDetector, rms_amps
 
@@ -47,8 +48,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-#: Sense-board protocol major version this driver speaks (``HELLO fabgate-sense 1.x``).
-PROTOCOL_MAJOR = 1
+#: Sense-board protocol major version this driver speaks (``HELLO fabgate-sense 2.x``).
+PROTOCOL_MAJOR = sense_protocol.PROTOCOL_MAJOR
+parse_line = sense_protocol.parse_line
 LINK_LOST = "link lost"
 
 
@@ -67,6 +69,14 @@ class CurrentSensor(ABC):
         returning 0: "no current" and "no idea" must not look alike, or a broken clamp
         would end every job it was supposed to meter.
         """
+
+    def permissives(self) -> dict[int, bool]:
+        """Permissive inputs the sensor reads (input -> closed), read after ``read_amps``.
+
+        Only the sense board has them; an input missing from the answer is unknown, which
+        a node configured to need it treats as off.
+        """
+        return {}
 
     def close(self) -> None:  # noqa: B027 - sensors without resources need nothing
         """Release the hardware; idempotent."""
@@ -130,34 +140,8 @@ class Mcp3008Sensor(CurrentSensor):
             adc.close()
 
 
-def parse_line(line: bytes) -> tuple[str, Any] | None:
-    """One sense-board line -> ``("I", (channel, amps))``, ``("HELLO", version)`` or None.
-
-    Anything else is None, never an exception: a USB serial link delivers a half line at
-    open, bootloader noise after a reset and bit errors on a long cable, and none of
-    those is a reason to stop metering. Unknown keywords are ignored too, so a newer
-    board can add line types without breaking older gateways.
-    """
-    try:
-        text = line.decode("ascii").strip()
-    except UnicodeDecodeError:
-        return None
-    parts = text.split()
-    if len(parts) == 3 and parts[0] == "I":
-        try:
-            channel, amps = int(parts[1]), float(parts[2])
-        except ValueError:
-            return None
-        if channel < 0 or not math.isfinite(amps) or amps < 0:
-            return None
-        return "I", (channel, amps)
-    if len(parts) == 3 and parts[0] == "HELLO" and parts[1] == "fabgate-sense":
-        return "HELLO", parts[2]
-    return None
-
-
 class SerialSenseBoard(CurrentSensor):
-    """A sense board on a USB serial port, one of its channels (see PROTOCOL.md).
+    """A sense board on a USB serial port, one of its channels (protocol 2, PROTOCOL.md).
 
     No reader thread: :meth:`read_amps` drains what has arrived and keeps the newest value
     for our channel, so a reader slower than the board never falls behind on stale
@@ -165,6 +149,16 @@ class SerialSenseBoard(CurrentSensor):
     200 ms); after that the board is "silent". Just after (re)opening, the board gets
     ``open_grace_s`` instead: opening the port resets an Arduino (DTR), whose
     bootloader then waits about two seconds.
+
+    At every (re)open the driver asks ``VERSION?`` (again every second until answered)
+    and takes no value before the board has said which protocol it speaks: a board of
+    another major version (a protocol-1 board prints an unchecked banner) is refused
+    with an error that says so, never half read. Every board line carries a CRC-8; a
+    line whose checksum is missing or wrong is dropped and counted in ``bad_checksums``.
+
+    The board's permissive inputs (``P <n> 0|1``, printed on change and every second)
+    are in :meth:`permissives`; an input not heard from for ``permissive_valid_s`` is
+    left out, i.e. unknown.
 
     A read or open error means "link lost"; the port is dropped and reopened on the next
     read, so a board unplugged and plugged back in (same device path) recovers alone.
@@ -178,6 +172,7 @@ class SerialSenseBoard(CurrentSensor):
         baudrate: int = 115200,
         silence_s: float = 1.0,
         open_grace_s: float = 3.0,
+        permissive_valid_s: float = 3.0,
         clock: MonoClock = time.monotonic,
         serial_factory: Callable[..., serial.Serial] = serial.Serial,
     ) -> None:
@@ -186,19 +181,29 @@ class SerialSenseBoard(CurrentSensor):
         self.baudrate = baudrate
         self.silence_s = silence_s
         self.open_grace_s = open_grace_s
-        self.firmware_version: str | None = None
+        self.permissive_valid_s = permissive_valid_s
+        self.firmware_version: str | None = None  # the firmware's, from VERSION
+        self.protocol_version: str | None = None  # from VERSION or HELLO
+        self.board_id: str | None = None
+        self.bad_checksums = 0
+        self.incompatible: str | None = None  # why the board is refused, while it is
         self._clock = clock
         self._factory = serial_factory
         self._ser: serial.Serial | None = None
         self._buf = b""
         self._amps: float | None = None
         self._valid_until = 0.0
+        self._identified = False
+        self._next_query = 0.0
+        self._permissives: dict[int, tuple[bool, float]] = {}  # input -> (closed, valid until)
+        self._pong = False
         self._closed = threading.Event()
         self._io = threading.Lock()  # close() waits for a read in progress to let go
 
     _STEP_S = 0.05  # longest single blocking read: bounds how late close() is noticed
     _MAX_LINE = 256  # a "line" longer than this is noise; drop it instead of growing
     _MAX_DRAIN = 16384  # bytes per drain, so a babbling device cannot hold the reader
+    _QUERY_EVERY_S = 1.0  # VERSION? again while the board has not answered
 
     def read_amps(self) -> float:
         with self._io:
@@ -215,10 +220,49 @@ class SerialSenseBoard(CurrentSensor):
                 log.warning("sense board on %s: %s", self.port, exc)
                 self._drop()
                 raise SensorError(LINK_LOST) from exc
+            if self.incompatible is not None:
+                raise SensorError(self.incompatible)
+            if not self._identified and self._clock() >= self._valid_until:
+                raise SensorError(
+                    "sense board did not say which protocol it speaks (no VERSION or "
+                    f"HELLO line; {self.bad_checksums} lines with a bad or missing "
+                    f"checksum): flash protocol-{PROTOCOL_MAJOR} firmware (firmware/README.md)"
+                )
             if self._amps is None or self._clock() >= self._valid_until:
                 self._amps = None
                 raise SensorError("sense board silent")
             return self._amps
+
+    def permissives(self) -> dict[int, bool]:
+        """The permissive inputs heard from recently: input -> closed (True is OK)."""
+        with self._io:
+            now = self._clock()
+            if self.incompatible is not None or not self._identified:
+                return {}
+            return {n: closed for n, (closed, until) in self._permissives.items() if now < until}
+
+    def ping(self, timeout: float = 1.0) -> float:
+        """Send ``PING`` and wait for ``PONG``: the round trip in seconds (clock's units).
+
+        For diagnostics (``fabgate``-side tools, the bench rig): the value stream already
+        shows that the board is alive, this shows that it hears the host too.
+        """
+        with self._io:
+            if self._closed.is_set():
+                raise SensorError("sensor closed")
+            ser = self._open()
+            start = self._clock()
+            try:
+                self._pong = False
+                ser.write(sense_protocol.seal("PING"))
+                while not self._pong:
+                    if self._clock() - start >= timeout or self._closed.is_set():
+                        raise SensorError(f"sense board did not answer PING within {timeout:g} s")
+                    self._drain(ser)
+            except (serial.SerialException, OSError) as exc:
+                self._drop()
+                raise SensorError(LINK_LOST) from exc
+            return self._clock() - start
 
     def _open(self) -> serial.Serial:
         if self._ser is not None:
@@ -230,11 +274,28 @@ class SerialSenseBoard(CurrentSensor):
             raise SensorError(LINK_LOST) from exc
         self._buf = b""
         self._amps = None
+        self._permissives.clear()
+        # Another board may be behind the same path now: it has to say who it is again.
+        self._identified = False
+        self.incompatible = None
         self._valid_until = self._clock() + self.open_grace_s
+        self._next_query = 0.0
         return self._ser
+
+    def _query(self, ser: serial.Serial) -> None:
+        """Ask ``VERSION?`` while the board has not identified itself (a resetting board
+        misses what was sent during its boot)."""
+        if self._identified or self.incompatible is not None:
+            return
+        now = self._clock()
+        if now < self._next_query:
+            return
+        self._next_query = now + self._QUERY_EVERY_S
+        ser.write(sense_protocol.seal("VERSION?"))
 
     def _drain(self, ser: serial.Serial) -> bool:
         """Read what is there (waiting at most one step); True if a new value came."""
+        self._query(ser)
         fresh = False
         budget = self._MAX_DRAIN
         # Always one read(), not just in_waiting: only a read notices a hung-up device.
@@ -260,8 +321,29 @@ class SerialSenseBoard(CurrentSensor):
                 log.debug("sense board: skipped %r", line[:80])
             return False
         kind, value = parsed
+        if kind == "BAD":
+            self.bad_checksums += 1
+            log.debug("sense board: bad or missing checksum, dropped %r", line[:80])
+            return False
+        if kind == "LEGACY":
+            self._version(None, value, None)
+            return False
         if kind == "HELLO":
-            self._hello(value)
+            self._version(None, value, None)
+            return False
+        if kind == "VERSION":
+            self._version(*value)
+            return False
+        if kind == "PONG":
+            self._pong = True
+            return False
+        if not self._identified:
+            return False  # a value from a board that has not said what it speaks
+        if kind == "P":
+            index, closed = value
+            self._permissives[index] = (closed, self._clock() + self.permissive_valid_s)
+            return False
+        if kind != "I":
             return False
         channel, amps = value
         if channel != self.channel:
@@ -270,24 +352,38 @@ class SerialSenseBoard(CurrentSensor):
         self._valid_until = self._clock() + self.silence_s
         return True
 
-    def _hello(self, version: str) -> None:
-        self.firmware_version = version
-        major = version.split(".", 1)[0]
-        if major != str(PROTOCOL_MAJOR):
-            # Keep reading: the I line format is the part we depend on, and refusing to
-            # meter would be worse than a warning someone can act on.
-            log.warning(
-                "sense board on %s speaks protocol %s, this gateway %d.x",
-                self.port,
-                version,
-                PROTOCOL_MAJOR,
+    def _version(self, firmware: str | None, protocol: str, board_id: str | None) -> None:
+        if sense_protocol.major_of(protocol) != PROTOCOL_MAJOR:
+            reason = (
+                f"incompatible sense board on {self.port}: it speaks protocol {protocol}, "
+                f"this gateway protocol {PROTOCOL_MAJOR}; flash the firmware in "
+                "firmware/sense-board (firmware/README.md)"
             )
-        else:
-            log.info("sense board on %s: fabgate-sense %s", self.port, version)
+            if reason != self.incompatible:
+                log.error("%s", reason)
+            self.incompatible = reason
+            self._identified = False
+            self._amps = None
+            self._permissives.clear()
+            return
+        self.incompatible = None
+        self.protocol_version = protocol
+        if firmware is not None:
+            self.firmware_version, self.board_id = firmware, board_id
+        if not self._identified:
+            self._identified = True
+            log.info(
+                "sense board on %s: protocol %s, firmware %s, board %s",
+                self.port,
+                protocol,
+                self.firmware_version or "?",
+                self.board_id or "?",
+            )
 
     def _drop(self) -> None:
         ser, self._ser = self._ser, None
         self._amps = None
+        self._permissives.clear()
         if ser is not None:
             with contextlib.suppress(serial.SerialException, OSError):
                 ser.close()
@@ -303,6 +399,9 @@ class CurrentController(MachineController):
 
     Every sample becomes a report: IDLE or BUSY (the detector's debounced state) with
     ``data={"amps": ...}``, or UNKNOWN with the sensor's reason when it cannot be read.
+    The report of the sample that confirmed a change also carries ``edge_age_s``, how
+    long before it the change really began (the debounce's delay), and every report the
+    permissive inputs the sensor heard (``permissives``).
     The controller owns the sensor and closes it.
 
     There is no data link, so :meth:`safe_stop` cannot stop a job: the only way to stop
@@ -364,12 +463,17 @@ class CurrentController(MachineController):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._sample()
+                self.sample_once()
             except Exception:  # the loop must outlive any bug in a sensor or callback
                 log.exception("current controller: sample failed")
             self._stop.wait(self.sample_interval)
 
-    def _sample(self) -> None:
+    def sample_once(self) -> None:
+        """Read the sensor once and report: what the thread does every ``sample_interval``.
+
+        Public for tests and benches that drive time themselves (an injected clock and
+        no ``start()``), so a 25 s job takes no 25 s.
+        """
         try:
             amps = self.sensor.read_amps()
             if not math.isfinite(amps):
@@ -382,8 +486,17 @@ class CurrentController(MachineController):
         if self._failing:
             log.info("current sensor back: %.2f A", amps)
             self._failing = False
-        self.detector.feed(self._clock(), amps)
-        self._emit(MachineReport(self.detector.state, detail=f"{amps:.2f} A", data={"amps": amps}))
+        now = self._clock()
+        data: dict[str, object] = {"amps": amps}
+        if self.detector.feed(now, amps) is not None:
+            # The debounce decided only now, but the change began at the run's first
+            # sample: the node meters busy time from there (docs/design.md, "Metering,
+            # holds and permissives").
+            data[EDGE_AGE] = max(0.0, now - self.detector.edge)
+        permissives = self.sensor.permissives()
+        if permissives:
+            data[PERMISSIVES] = permissives
+        self._emit(MachineReport(self.detector.state, detail=f"{amps:.2f} A", data=data))
 
     def _fail(self, exc: Exception) -> None:
         detail = str(exc) if isinstance(exc, SensorError) else f"sensor error: {exc}"

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from gateway.core.clock import MonoClock
+from gateway.drivers.machines import sense_protocol
 from gateway.drivers.machines.current import CurrentSensor, SensorError
 
 __all__ = ["SenseBoardSimulator", "SimulatedCurrent"]
@@ -95,30 +96,39 @@ class SimulatedCurrent(CurrentSensor):
             return amps
 
 
-#: What a flaky USB cable and a rebooting board put on the wire, as lines a host must skip.
+#: What a flaky USB cable and a rebooting board put on the wire, as lines a host must skip:
+#: noise, values without a checksum or with a wrong one, a half line glued to the next.
 GARBAGE = (
     b"\x00\xff\xfe\x80garbage\n"
-    b"I 0\n"
-    b"I 0 banana\n"
-    b"I x 1.00\n"
-    b"I 0 nan\n"
-    b"I 0 -4.00\n"
-    b"I 0 12.0 extra\n"
-    b"HELLO someone-else 9.9\n"
-    b"\xc3\x28 I 0 77.0\n"
-    b"I 0 1"  # a half line, then a new line starts: "1I 0 ..." is not a number
+    b"I 0 77.00\n"  # a protocol-1 line: no checksum
+    + sense_protocol.format_current(0, 7700)[:-4]
+    + b"*00\n"  # a wrong checksum
+    + sense_protocol.format_current(0, 7700).replace(b"77.00", b"77.01")  # a flipped digit
+    + sense_protocol.format_permissive(0, False).replace(b"P 0 0", b"P 0 1")
+    + b"I 0 banana\n"
+    + b"HELLO someone-else 9.9\n"
+    + b"\xc3\x28 I 0 77.0\n"
+    + b"I 0 1"  # a half line, then a new line starts: its checksum cannot match
 )
 
 
 class SenseBoardSimulator:
     """Plays a sense board on a pty: ``.port`` is the path a driver opens.
 
-    Every ``interval`` it prints ``I <channel> <amps>`` for each of its
-    :class:`SimulatedCurrent` (``.currents``), after a ``HELLO`` line at "boot" and
-    again every ``hello_every`` windows, like the firmware. The pty
-    is raw (``tty.setraw``) so the line discipline neither echoes nor rewrites newlines,
-    and the master is non-blocking: a host that stops reading makes a real board drop
-    output, not hang, and so does this one.
+    Protocol 2 (``firmware/sense-board/PROTOCOL.md``), formatted by the same module the
+    driver parses with (:mod:`gateway.drivers.machines.sense_protocol`, which the test
+    suite checks against the firmware's C code). Every ``interval`` it prints
+    ``I <channel> <amps>`` for each of its :class:`SimulatedCurrent` (``.currents``);
+    a ``HELLO`` line at "boot" and again every ``hello_every`` windows; each permissive
+    input (``.permissive_states``; None leaves an input out, as a board without it)
+    at once when it changes and every ``permissive_every`` windows; and it answers the
+    host's ``PING`` and ``VERSION?`` (``.commands`` keeps what the host sent). With a
+    ``version`` of major 1 it plays an old protocol-1 board instead: no checksums, no
+    permissives, commands ignored.
+
+    The pty is raw (``tty.setraw``) so the line discipline neither echoes nor rewrites
+    newlines, and the master is non-blocking: a host that stops reading makes a real
+    board drop output, not hang, and so does this one.
     """
 
     def __init__(
@@ -126,8 +136,12 @@ class SenseBoardSimulator:
         currents: Sequence[SimulatedCurrent] | None = None,
         *,
         interval: float = 0.2,
-        version: str = "1.0",
+        version: str = sense_protocol.PROTOCOL_VERSION,
         hello_every: int = 50,
+        firmware: str = "2.0.0",
+        board_id: str = "sim-0001",
+        permissives: Sequence[bool | None] = (True, True),
+        permissive_every: int = 5,
     ) -> None:
         self.currents: list[SimulatedCurrent] = (
             list(currents) if currents is not None else [SimulatedCurrent()]
@@ -135,6 +149,13 @@ class SenseBoardSimulator:
         self.interval = interval
         self.version = version
         self.hello_every = hello_every
+        self.firmware = firmware
+        self.board_id = board_id
+        self.permissive_states: list[bool | None] = list(permissives)
+        self.permissive_every = permissive_every
+        self.commands: list[bytes] = []
+        self._legacy = sense_protocol.major_of(version) == 1
+        self._rx = sense_protocol.CommandReader()
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         flags = fcntl.fcntl(self._master, fcntl.F_GETFL)
@@ -150,6 +171,14 @@ class SenseBoardSimulator:
 
     def set_amps(self, amps: float, channel: int = 0) -> None:
         self.currents[channel].set_amps(amps)
+
+    def set_permissive(self, index: int, closed: bool | None) -> None:
+        """Open or close a permissive input (None: stop reporting it); printed at once
+        when it changes, as the firmware does once its debounce has settled."""
+        changed = self.permissive_states[index] != closed
+        self.permissive_states[index] = closed
+        if changed and closed is not None and not self._legacy and not self._silent.is_set():
+            self._write(sense_protocol.format_permissive(index, closed))
 
     def send_garbage(self, data: bytes = GARBAGE) -> None:
         """Write noise now, between two regular lines."""
@@ -167,7 +196,10 @@ class SenseBoardSimulator:
         self._hello()
 
     def _hello(self) -> None:
-        self._write(f"HELLO fabgate-sense {self.version}\n".encode())
+        if self._legacy:
+            self._write(f"HELLO {sense_protocol.BANNER} {self.version}\n".encode())
+        else:
+            self._write(sense_protocol.format_hello(self.version))
 
     def unplug(self) -> None:
         """Pull the USB cable: the host's next read fails as a hung-up device."""
@@ -206,21 +238,47 @@ class SenseBoardSimulator:
     def _run(self) -> None:
         windows = 0
         while not self._stop.wait(self.interval):
-            self._discard_input()
+            self._serve_input()
             if self._silent.is_set():
                 continue
             windows += 1
             if self.hello_every and windows % self.hello_every == 0:
                 self._hello()  # repeated, as the firmware does every 10 s
-            lines = "".join(
-                f"I {ch} {current.amps:.2f}\n" for ch, current in enumerate(self.currents)
-            )
-            self._write(lines.encode())
+            self._write(b"".join(self._window_lines(windows)))
 
-    def _discard_input(self) -> None:
-        """The protocol has no host commands; read them anyway so the buffer never fills."""
+    def _window_lines(self, windows: int) -> list[bytes]:
+        if self._legacy:
+            return [f"I {ch} {c.amps:.2f}\n".encode() for ch, c in enumerate(self.currents)]
+        lines = [
+            sense_protocol.format_current(ch, sense_protocol.centiamps(c.amps))
+            for ch, c in enumerate(self.currents)
+        ]
+        if self.permissive_every and windows % self.permissive_every == 0:
+            lines += [
+                sense_protocol.format_permissive(n, closed)
+                for n, closed in enumerate(self.permissive_states)
+                if closed is not None
+            ]
+        return lines
+
+    def _serve_input(self) -> None:
+        """Answer the host's commands, as the firmware does between two windows."""
         with self._write_lock:
             if not self._plugged:
                 return
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.read(self._master, 4096)
+            try:
+                data = os.read(self._master, 4096)
+            except (BlockingIOError, OSError):
+                data = b""
+        if not data or self._legacy:
+            return  # a protocol-1 board reads nothing
+        for line in self._rx.feed(data):
+            self.commands.append(line)
+            answer = sense_protocol.reply(
+                sense_protocol.parse_command(line),
+                firmware=self.firmware,
+                board_id=self.board_id,
+                protocol=self.version,
+            )
+            if answer and not self._silent.is_set():
+                self._write(answer)
