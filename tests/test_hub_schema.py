@@ -30,6 +30,7 @@ HISTORIC_ORDER = (
     "0010_trust",
     "0011_stored_prices",
     "0012_sessions_start_order",
+    "0014_alerts_and_metrics",
 )
 
 

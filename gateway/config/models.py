@@ -16,6 +16,7 @@ from typing import Any
 from gateway.billing.tariffs import Tariff
 from gateway.contract.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S
 from gateway.core.levels import Level
+from gateway.policies.alerts import AlertRules
 
 CATEGORIES = ("grand_public", "adherent", "professionnel", "scolaire", "association")
 MACHINE_KINDS = ("laser", "cnc", "printer", "embroidery", "other")
@@ -88,6 +89,49 @@ class ApiToken:
     token: str
 
 
+EMAIL_SECURITY = ("starttls", "ssl", "none")
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    """Where alert e-mails go: an SMTP server (``alerts.email``)."""
+
+    host: str
+    sender: str  # the From address (``from`` in the file)
+    to: tuple[str, ...]
+    port: int = 587
+    security: str = "starttls"  # starttls (port 587), ssl (port 465) or none
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 10.0  # seconds for one SMTP conversation
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """An HTTP endpoint that gets each alert as a JSON POST (``alerts.webhook``)."""
+
+    url: str
+    secret: str | None = None  # sent in ``secret_header``, so the receiver knows us
+    secret_header: str = "X-Fabgate-Secret"
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """When alerts fire (``rules``), how often they are checked, where they go."""
+
+    rules: AlertRules = field(default_factory=AlertRules)
+    check_every: timedelta = timedelta(seconds=10)
+    retry_min: timedelta = timedelta(seconds=30)  # a notice that did not go out...
+    retry_max: timedelta = timedelta(minutes=30)  # ...is retried, doubling up to this
+    email: EmailConfig | None = None
+    webhook: WebhookConfig | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(name for name, c in (("email", self.email), ("webhook", self.webhook)) if c)
+
+
 @dataclass(frozen=True, kw_only=True)
 class HubConfig:
     file: Path
@@ -112,6 +156,7 @@ class HubConfig:
     # Behind one reverse proxy: trust its X-Forwarded-For/Proto (client address for the
     # log-in lock-out, https for cookies). Never without a proxy: clients could forge them.
     web_trust_proxy: bool = False
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 
 @dataclass(frozen=True)

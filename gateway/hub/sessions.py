@@ -304,3 +304,13 @@ def move_to_project(
             member_id,
             {"session_id": session_id, "from": from_project, "to": project_id, "period": period},
         )
+
+
+def open_by_machine(store: HubStore) -> dict[str, int]:
+    """Open sessions per machine (``/metrics``; the partial index ``sessions_open``)."""
+    return {
+        r[0]: r[1]
+        for r in store.conn.execute(
+            "SELECT machine_id, count(*) FROM sessions WHERE status = 'open' GROUP BY machine_id"
+        )
+    }

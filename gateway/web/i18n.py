@@ -119,6 +119,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "scope.sessions": "sessions",
         "scope.jobs": "travaux des machines",
         "scope.report": "rapport d'activité",
+        "scope.metrics": "métriques de supervision (/metrics)",
         "minutes": "{n} min",
         # Activity report (gateway/web/report.py).
         "report.title": "Rapport d'activité",
@@ -488,6 +489,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "scope.sessions": "sessions",
         "scope.jobs": "machine jobs",
         "scope.report": "activity report",
+        "scope.metrics": "monitoring metrics (/metrics)",
         "minutes": "{n} min",
         # Activity report (gateway/web/report.py).
         "report.title": "Activity report",

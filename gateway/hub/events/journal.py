@@ -69,3 +69,15 @@ def certify_tap_stored(
         ).fetchone()
         is not None
     )
+
+
+def counts_by_type(store: HubStore) -> dict[str, tuple[int, int]]:
+    """type -> (events stored, of which kept with an error and not applied).
+
+    Read from ``event_counts``, which triggers on ``events`` keep (migration 0014), so a
+    scrape costs a few rows however many events the hub holds.
+    """
+    return {
+        r[0]: (r[1], r[2])
+        for r in store.conn.execute("SELECT type, stored, dead FROM event_counts")
+    }

@@ -89,3 +89,24 @@ def of_node(store: HubStore, node: str, limit: int = 100) -> list[dict[str, Any]
         (node, limit),
     )
     return [dict(zip([d[0] for d in rows.description], r, strict=True)) for r in rows]
+
+
+def counts(store: HubStore) -> dict[tuple[str | None, str], int]:
+    """(node or None, kind) -> refusals ever recorded, for ``/metrics``."""
+    return {
+        (r[0], r[1]): r[2]
+        for r in store.conn.execute(
+            "SELECT node, kind, count(*) FROM rejected_messages GROUP BY node, kind"
+        )
+    }
+
+
+def recent_by_node(store: HubStore, since: datetime) -> dict[str | None, int]:
+    """node (None: none known) -> refusals received at or after ``since`` (alerts)."""
+    return {
+        r[0]: r[1]
+        for r in store.conn.execute(
+            "SELECT node, count(*) FROM rejected_messages WHERE received_at >= ? GROUP BY node",
+            (iso(since),),
+        )
+    }
