@@ -313,7 +313,9 @@ class HubService:
         is logged here and the batch is not acknowledged (nodes send it again)."""
         arrived = [t for _, _, t in batch]
         try:
-            result = ingest_messages(store, self.topics, [(t, p) for t, p, _ in batch], utcnow())
+            result = ingest_messages(
+                store, self.topics, [(t, p) for t, p, _ in batch], self.wall()
+            )
         except Exception:
             log.exception(
                 "ingest of a batch of %d messages failed; nothing acknowledged", len(batch)
