@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gateway.core.clock import utcnow
+
 # Seconds. Ingest batches commit within milliseconds when well; seconds mean trouble.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -47,8 +49,10 @@ class HubMonitor:
         self,
         mono: Callable[[], float],
         health: Callable[[], dict[str, Any]] | None = None,
+        wall: Callable[[], datetime] = utcnow,
     ) -> None:
         self.mono = mono
+        self.wall = wall  # the hub's wall clock: /metrics judges ages on it
         self.health = health
         self._lock = threading.Lock()
         self._received = 0

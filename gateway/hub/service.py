@@ -115,7 +115,7 @@ class HubService:
         self._broker_ever_connected = False
         # (topic, payload, when it arrived on the monotonic clock)
         self.inbox: queue.Queue[tuple[str, bytes, float]] = queue.Queue()
-        self.monitor = HubMonitor(mono, health=self.health)
+        self.monitor = HubMonitor(mono, health=self.health, wall=wall)
         self.alerting = Alerting(
             cfg.alerts,
             site=cfg.site,
@@ -313,9 +313,7 @@ class HubService:
         is logged here and the batch is not acknowledged (nodes send it again)."""
         arrived = [t for _, _, t in batch]
         try:
-            result = ingest_messages(
-                store, self.topics, [(t, p) for t, p, _ in batch], self.wall()
-            )
+            result = ingest_messages(store, self.topics, [(t, p) for t, p, _ in batch], self.wall())
         except Exception:
             log.exception(
                 "ingest of a batch of %d messages failed; nothing acknowledged", len(batch)

@@ -31,5 +31,8 @@ def _require_token() -> tuple[Response, int, dict[str, str]] | None:
 @scope("metrics")
 def scrape() -> Response:
     monitor: HubMonitor | None = current_app.extensions.get("fabgate.monitor")
-    body = render(get_store(), monitor.view() if monitor else None, utcnow())
+    if monitor is None:  # an app without a hub process (tests, tools): the database only
+        body = render(get_store(), None, utcnow())
+    else:
+        body = render(get_store(), monitor.view(), monitor.wall())
     return Response(body, headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
