@@ -219,6 +219,14 @@ class SessionConfig:
     progress_every: float = 5.0
 
 
+@dataclass(frozen=True)
+class NodeMetricsConfig:
+    """A node_exporter textfile the node rewrites (``metrics:``; off without a path)."""
+
+    textfile: Path | None = None
+    every: timedelta = timedelta(seconds=15)
+
+
 @dataclass(frozen=True, kw_only=True)
 class NodeConfig:
     file: Path
@@ -234,6 +242,7 @@ class NodeConfig:
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
+    metrics: NodeMetricsConfig = field(default_factory=NodeMetricsConfig)
 
 
 @dataclass(frozen=True)
