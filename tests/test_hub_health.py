@@ -106,7 +106,7 @@ def test_hub_notifies_systemd_and_stops_the_watchdog_without_its_broker(
         what="a healthy /healthz, each loop with a success",
     )
     assert body["status"] == "ok" and body["broker"]["connected"] is True
-    assert set(body["loops"]) == {"ingest", "snapshots", "web", "watch", "retention"}
+    assert set(body["loops"]) == {"ingest", "snapshots", "web", "watch", "retention", "alerts"}
     for name in ("ingest", "snapshots"):
         loop = body["loops"][name]
         assert loop["alive"] and not loop["stale"] and loop["since_ok"] is not None

@@ -25,7 +25,7 @@ from tests.support.harness import poll_until
 from tests.support.mosquitto import MosquittoProcess
 
 # What only the hub (web, accounts, database helpers) and the demo (embedded broker) use.
-HUB_ONLY = ("flask", "werkzeug", "jinja2", "amqtt", "sqlite_utils", "argon2")
+HUB_ONLY = ("flask", "werkzeug", "jinja2", "amqtt", "sqlite_utils", "argon2", "prometheus_client")
 # What only a node (GPIO, serial machines, the RC522 reader) uses.
 NODE_ONLY = ("gpiozero", "serial", "mfrc522", "lgpio", "spidev", "RPi")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import time
+from datetime import time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from gateway.billing import identifiers
@@ -16,13 +17,16 @@ from gateway.config.loader import DURATION_TEXT, Doc, Section, parse_duration, s
 from gateway.config.models import (
     BOARD_NAMES,
     CATEGORIES,
+    EMAIL_SECURITY,
     HUB_DATABASE,
     HUB_SIGNING_KEY,
     LANGUAGES,
     MACHINE_KINDS,
     VAT_EXEMPTION_293B,
     AccountingConfig,
+    AlertsConfig,
     ApiToken,
+    EmailConfig,
     GroupConfig,
     HubConfig,
     InvoicingConfig,
@@ -30,10 +34,12 @@ from gateway.config.models import (
     MachineConfig,
     RetentionConfig,
     SellerConfig,
+    WebhookConfig,
     default_of,
 )
 from gateway.core.levels import CERTIFY_LEVELS, Level
 from gateway.core.snapshot import WEEKDAYS, parse_opening_hours
+from gateway.policies.alerts import AlertRules
 
 _HUB_TOP = (
     "site",
@@ -50,6 +56,7 @@ _HUB_TOP = (
     "invoicing",
     "accounting",
     "retention",
+    "alerts",
 )
 _HUB_KEYS = ("database", "signing_key", "snapshot_validity", "snapshot_refresh", "seed")
 _GROUP_KEYS = ("id", "name", "default_validity_months", "lapse_months")
@@ -426,6 +433,127 @@ def _accounting(top: Section) -> AccountingConfig:
     )
 
 
+_ALERT_KEYS = (
+    "check_every",
+    "node_offline_after",
+    "backlog_above",
+    "backlog_for",
+    "ingest_stalled_after",
+    "snapshot_age_ratio",
+    "refusals_above",
+    "refusals_window",
+    "retry_min",
+    "retry_max",
+    "email",
+    "webhook",
+)
+_EMAIL_KEYS = ("host", "port", "security", "username", "password", "from", "to", "timeout")
+_WEBHOOK_KEYS = ("url", "secret_header", "secret", "timeout")
+# One address, no display name: what an SMTP envelope needs (RFC 5321 mailbox, roughly).
+_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+_ADDRESS_TEXT = "an e-mail address such as alerts@example.org"
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_TIMEOUT_MAX = timedelta(minutes=2)
+
+
+def _timeout(sec: Section, default: float) -> float:
+    value = sec.duration("timeout", timedelta(seconds=default))
+    if value > _TIMEOUT_MAX:
+        # The alert loop waits for one channel at a time: it must not look stuck.
+        sec.fail("timeout", "a duration of at most 2m", sec.raw("timeout", None))
+    return value.total_seconds()
+
+
+def _email(top: Section) -> EmailConfig | None:
+    if top.data.get("email") is None:
+        return None
+    sec = top.section("email", _EMAIL_KEYS, required=("host", "from", "to"))
+    security = sec.choice("security", EMAIL_SECURITY, default_of(EmailConfig, "security"))
+    default_port = {"starttls": 587, "ssl": 465, "none": 25}[security]
+    sender = sec.text("from", what=_ADDRESS_TEXT, pattern=_ADDRESS)
+    to: list[str] = []
+    raw_to = sec.raw("to")
+    if isinstance(raw_to, str):
+        sec.fail("to", "a list of e-mail addresses, such as [ops@example.org]", raw_to)
+    for path, item in sec.items("to"):
+        if not isinstance(item, str) or not _ADDRESS.fullmatch(item):
+            doc = sec.doc
+            doc.fail(path, _ADDRESS_TEXT, item)
+        to.append(item)
+    if not to:
+        sec.fail("to", "at least one e-mail address")
+    username = sec.text("username", None)
+    password = sec.text("password", None)
+    if password is not None and username is None:
+        sec.fail("username", "a username, since alerts.email.password is set")
+    if username is not None and password is None:
+        sec.fail("password", "a password, since alerts.email.username is set")
+    return EmailConfig(
+        host=sec.text("host", what="the SMTP server's host name"),
+        port=sec.integer("port", default_port, 1, 65535),
+        security=security,
+        username=username,
+        password=password,
+        sender=sender,
+        to=tuple(to),
+        timeout=_timeout(sec, default_of(EmailConfig, "timeout")),
+    )
+
+
+def _webhook(top: Section) -> WebhookConfig | None:
+    if top.data.get("webhook") is None:
+        return None
+    sec = top.section("webhook", _WEBHOOK_KEYS, required=("url",))
+    what = "an http:// or https:// URL, such as https://chat.example.org/hooks/fabgate"
+    url = sec.text("url", what=what)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        sec.fail("url", what, url)
+    header = sec.text(
+        "secret_header",
+        default_of(WebhookConfig, "secret_header"),
+        pattern=_HEADER,
+        what="an HTTP header name of letters, digits and '-'",
+    )
+    secret = sec.text("secret", None)
+    return WebhookConfig(
+        url=url,
+        secret=secret,
+        secret_header=header,
+        timeout=_timeout(sec, default_of(WebhookConfig, "timeout")),
+    )
+
+
+def _alerts(top: Section) -> AlertsConfig:
+    sec = top.section("alerts", _ALERT_KEYS)
+    rules = AlertRules()
+    base = AlertsConfig()
+    retry_min = sec.duration("retry_min", base.retry_min)
+    retry_max = sec.duration("retry_max", base.retry_max)
+    if retry_max < retry_min:
+        sec.fail(
+            "retry_max",
+            f"a duration no shorter than retry_min ({retry_min})",
+            sec.raw("retry_max", None),
+        )
+    return AlertsConfig(
+        rules=AlertRules(
+            node_offline_after=sec.duration("node_offline_after", rules.node_offline_after),
+            backlog_above=sec.integer("backlog_above", rules.backlog_above, 0, 10**9),
+            backlog_for=sec.duration("backlog_for", rules.backlog_for),
+            ingest_stalled_after=sec.duration("ingest_stalled_after", rules.ingest_stalled_after),
+            snapshot_age_ratio=sec.number("snapshot_age_ratio", rules.snapshot_age_ratio, 0, 1),
+            refusals_above=sec.integer("refusals_above", rules.refusals_above, 0, 10**9),
+            refusals_window=sec.duration("refusals_window", rules.refusals_window),
+        ),
+        check_every=sec.duration("check_every", base.check_every),
+        retry_min=retry_min,
+        retry_max=retry_max,
+        email=_email(sec),
+        webhook=_webhook(sec),
+    )
+
+
 def hub_from(doc: Doc) -> HubConfig:
     top = doc.root(_HUB_TOP, required=("site", "timezone"))
     if "hub" not in top.data:
@@ -490,6 +618,7 @@ def hub_from(doc: Doc) -> HubConfig:
         groups=tuple(groups),
         machines=tuple(machines),
         seed=hub.file_path("seed", None),
+        alerts=_alerts(top),
     )
 
 

@@ -18,6 +18,7 @@ from gateway.billing.tariffs import Tariff
 from gateway.contract.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S, TlsFiles
 from gateway.core.levels import Level
 from gateway.core.months import add_months
+from gateway.policies.alerts import AlertRules
 from gateway.policies.material import DEFAULT_DENSITIES
 
 CATEGORIES = ("grand_public", "adherent", "professionnel", "scolaire", "association")
@@ -214,6 +215,49 @@ class RetentionConfig:
     invoices: Keep = Keep(months=120)
 
 
+EMAIL_SECURITY = ("starttls", "ssl", "none")
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    """Where alert e-mails go: an SMTP server (``alerts.email``)."""
+
+    host: str
+    sender: str  # the From address (``from`` in the file)
+    to: tuple[str, ...]
+    port: int = 587
+    security: str = "starttls"  # starttls (port 587), ssl (port 465) or none
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 10.0  # seconds for one SMTP conversation
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """An HTTP endpoint that gets each alert as a JSON POST (``alerts.webhook``)."""
+
+    url: str
+    secret: str | None = None  # sent in ``secret_header``, so the receiver knows us
+    secret_header: str = "X-Fabgate-Secret"
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """When alerts fire (``rules``), how often they are checked, where they go."""
+
+    rules: AlertRules = field(default_factory=AlertRules)
+    check_every: timedelta = timedelta(seconds=10)
+    retry_min: timedelta = timedelta(seconds=30)  # a notice that did not go out...
+    retry_max: timedelta = timedelta(minutes=30)  # ...is retried, doubling up to this
+    email: EmailConfig | None = None
+    webhook: WebhookConfig | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(name for name, c in (("email", self.email), ("webhook", self.webhook)) if c)
+
+
 @dataclass(frozen=True, kw_only=True)
 class HubConfig:
     file: Path
@@ -245,6 +289,7 @@ class HubConfig:
     # or "first_name" (Alice). Logged-in pages are not concerned.
     board_names: str = "none"
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 
 @dataclass(frozen=True)
@@ -352,6 +397,14 @@ class PermissiveConfig:
     hold_for: float | None = None  # with hold: seconds before power off; None: the class's
 
 
+@dataclass(frozen=True)
+class NodeMetricsConfig:
+    """A node_exporter textfile the node rewrites (``metrics:``; off without a path)."""
+
+    textfile: Path | None = None
+    every: timedelta = timedelta(seconds=15)
+
+
 @dataclass(frozen=True, kw_only=True)
 class NodeConfig:
     file: Path
@@ -370,6 +423,7 @@ class NodeConfig:
     session: SessionConfig = field(default_factory=SessionConfig)
     material: MaterialConfig = field(default_factory=MaterialConfig)
     permissives: tuple[PermissiveConfig, ...] = ()
+    metrics: NodeMetricsConfig = field(default_factory=NodeMetricsConfig)
 
 
 @dataclass(frozen=True)

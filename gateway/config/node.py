@@ -26,6 +26,7 @@ from gateway.config.models import (
     ControllerConfig,
     MaterialConfig,
     NodeConfig,
+    NodeMetricsConfig,
     PermissiveConfig,
     ReaderConfig,
     RelayConfig,
@@ -47,6 +48,7 @@ _NODE_TOP = (
     "session",
     "permissives",
     "material",
+    "metrics",
 )
 _MATERIAL_KEYS = ("loaded", "diameter", "densities")
 _SENDER_KEYS = ("tcp_port", "bind", "pty")
@@ -386,6 +388,19 @@ def _check_pins(
             top.doc.fail("relay.pin", f"a GPIO no other device uses ({taken.text()})", relay.pin)
 
 
+def _metrics(top: Section) -> NodeMetricsConfig:
+    sec = top.section("metrics", ("textfile", "every"))
+    path = sec.file_path("textfile", None)
+    if path is not None and path.suffix != ".prom":
+        # node_exporter's textfile collector reads only *.prom files.
+        sec.fail(
+            "textfile", "a file name ending in .prom (node_exporter reads only those)", path.name
+        )
+    return NodeMetricsConfig(
+        textfile=path, every=sec.duration("every", default_of(NodeMetricsConfig, "every"))
+    )
+
+
 def node_from(doc: Doc) -> NodeConfig:
     top = doc.root(_NODE_TOP, required=("site",))
     if not isinstance(top.data.get("node"), dict):
@@ -423,6 +438,7 @@ def node_from(doc: Doc) -> NodeConfig:
         mqtt=common.mqtt(top, site, f"fabgate-node-{node_id}"),
         relay=relay,
         reader=reader,
+        metrics=_metrics(top),
     )
 
 

@@ -2,7 +2,7 @@
 
 The hub shows it on the board (free, in use by whom, activity, job) and believes it only
 about the node's own machine. Fields a node of this version may leave out (older nodes
-do) have defaults; the last four are only sent when the node knows them.
+do) have defaults; the last six are only sent when the node knows them.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from gateway.core.clock import utcnow
 JOURNAL_STATES = ("ok", "unavailable")
 MODES = ("certify",)
 MAX_HEARTBEAT_S = 3600
+# Snapshot ages a node reports are clipped to this (ten years): a bound, not a limit any
+# real node reaches.
+MAX_SNAPSHOT_AGE_S = 315_360_000
 
 
 @cache
@@ -95,6 +98,12 @@ class NodeStatus(Message):
     clock_behind: bool | None = wire(Flag(), nullable=True, default=None, omit_none=True)
     journal: str | None = wire(OneOf(JOURNAL_STATES), nullable=True, default=None, omit_none=True)
     backlog: int | None = wire(Integer(0), nullable=True, default=None, omit_none=True)
+    snapshot_age_s: float | None = wire(
+        Number(0, MAX_SNAPSHOT_AGE_S), nullable=True, default=None, omit_none=True
+    )
+    snapshot_max_age_s: float | None = wire(
+        Number(0, MAX_SNAPSHOT_AGE_S, lo_open=True), nullable=True, default=None, omit_none=True
+    )
 
     @property
     def machine_id(self) -> str:
@@ -131,6 +140,8 @@ def encode_status(
     clock_behind: bool | None = None,
     journal: str | None = None,
     backlog: int | None = None,
+    snapshot_age_s: float | None = None,
+    snapshot_max_age_s: float | None = None,
     time: datetime | None = None,
 ) -> bytes:
     """The status a node publishes; ``session`` and ``job`` are the objects documented in
@@ -158,6 +169,8 @@ def encode_status(
         ("clock_behind", clock_behind),
         ("journal", journal),
         ("backlog", backlog),
+        ("snapshot_age_s", snapshot_age_s),
+        ("snapshot_max_age_s", snapshot_max_age_s),
     ):
         if value is not None:
             obj[key] = value
@@ -172,6 +185,7 @@ def decode_status(payload: bytes | str) -> dict[str, Any]:
 
 __all__ = [
     "JOURNAL_STATES",
+    "MAX_SNAPSHOT_AGE_S",
     "ContractError",
     "NodeStatus",
     "StatusJob",

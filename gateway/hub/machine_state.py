@@ -159,3 +159,25 @@ def machines_live(store: HubStore, now: datetime | None = None) -> list[dict[str
             d["state"] = "free"
         out.append(d)
     return out
+
+
+def node_statuses(store: HubStore) -> list[dict[str, Any]]:
+    """Every configured machine's node with its last status (parsed) and when the hub
+    received it (``last_seen``, hub clock, None before any): what ``/metrics`` and the
+    alerts read."""
+    out = []
+    for r in store.conn.execute(
+        "SELECT m.id, coalesce(m.node, m.id), coalesce(s.online, 0), s.status, "
+        "s.status_received_at FROM machines m LEFT JOIN machine_state s "
+        "ON s.machine_id = m.id ORDER BY m.id"
+    ):
+        out.append(
+            {
+                "machine": r[0],
+                "node": r[1],
+                "online": bool(r[2]),
+                "status": _status_json(r[3]),
+                "last_seen": parse_iso(r[4]) if r[4] else None,
+            }
+        )
+    return out

@@ -532,6 +532,59 @@ def _m0016_administration(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE tariffs SET tariff_id = 't-' || position")
 
 
+def _m0014_alerts_and_metrics(db: sqlite_utils.Database) -> None:
+    """Monitoring: alert state that survives a restart, and counters a scrape reads cheaply.
+
+    ``alert_conditions`` and ``alert_deliveries`` belong to ``gateway.hub.alerts`` (see
+    ``gateway.policies.alerts``: each alert's condition, and what each channel was last
+    told of it). ``event_counts`` is kept by triggers on ``events`` (stored events per
+    type, and how many of them were kept with an error, not applied), so ``/metrics``
+    reads a few rows instead of counting a year of events at every scrape; it starts
+    from the events already stored. The partial index finds open sessions without
+    reading closed ones; the other index, the refusals of the last minutes.
+    """
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS alert_conditions (kind TEXT NOT NULL, "
+        "subject TEXT NOT NULL, active INTEGER NOT NULL, since TEXT, "
+        "firing INTEGER NOT NULL, detail TEXT NOT NULL, changed_at TEXT NOT NULL, "
+        "PRIMARY KEY (kind, subject))"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS alert_deliveries (kind TEXT NOT NULL, "
+        "subject TEXT NOT NULL, channel TEXT NOT NULL, announced INTEGER NOT NULL, "
+        "attempts INTEGER NOT NULL DEFAULT 0, retry_at TEXT, last_error TEXT, "
+        "PRIMARY KEY (kind, subject, channel))"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS event_counts (type TEXT PRIMARY KEY, "
+        "stored INTEGER NOT NULL, dead INTEGER NOT NULL)"
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO event_counts (type, stored, dead) SELECT type, count(*), "
+        "count(error) FROM events GROUP BY type"
+    )
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS events_count_ins AFTER INSERT ON events BEGIN "
+        "INSERT INTO event_counts (type, stored, dead) "
+        "VALUES (NEW.type, 1, NEW.error IS NOT NULL) "
+        "ON CONFLICT(type) DO UPDATE SET stored = stored + 1, dead = dead + excluded.dead; "
+        "END"
+    )
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS events_count_err AFTER UPDATE OF error ON events "
+        "WHEN (OLD.error IS NULL) IS NOT (NEW.error IS NULL) BEGIN "
+        "UPDATE event_counts SET dead = dead + (CASE WHEN NEW.error IS NULL THEN -1 ELSE 1 END) "
+        "WHERE type = NEW.type; END"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS sessions_open ON sessions(machine_id) WHERE status = 'open'"
+    )
+    # Refusals of the last minutes, per node, for the refusals alert.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS rejected_messages_received ON rejected_messages(received_at)"
+    )
+
+
 # Every migration, in the order a fresh database gets them.
 STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0001_initial", _m0001_initial),
@@ -547,6 +600,7 @@ STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0011_stored_prices", _m0011_stored_prices),
     ("0012_sessions_start_order", _m0012_sessions_start_order),
     ("0013_rgpd", _m0013_rgpd),
+    ("0014_alerts_and_metrics", _m0014_alerts_and_metrics),
     ("0015_payments", _m0015_payments),
     ("0016_administration", _m0016_administration),
     ("0017_session_material", _m0017_session_material),

@@ -12,12 +12,17 @@ loop restarted with back-off) and share one SQLite file (each with its own conne
 - the **retention** loop deletes, once a day, what is older than the hub config's
   ``retention:`` (``gateway.hub.retention``); a failed run is logged and tried again an
   hour later, it never stops the hub;
+- the **alerts** loop checks the site every ``alerts.check_every`` (nodes offline or
+  behind, ingest stalled, snapshots ageing, refusals) and sends each alert and its
+  recovery once, by e-mail and/or webhook (``gateway.hub.alerting``);
 - the **watch** loop says loudly when the broker is unreachable and, while everything is
   healthy, pings the systemd watchdog (``WATCHDOG=1``): a hub that is stuck or cut off
   from its broker stops pinging and systemd restarts it.
 
 ``health()`` is what ``/healthz`` reports: the broker connection and each loop's
-liveness, staleness and last success.
+liveness, staleness and last success. ``monitor`` (``gateway.hub.monitor``) is what
+``/metrics`` reads besides the database: ingest counters and latency, snapshot
+publications.
 """
 
 from __future__ import annotations
@@ -49,10 +54,12 @@ from gateway.contract.signing import load_private_key, sign_snapshot, write_keyp
 from gateway.core.clock import WallClock, iso, utcnow
 from gateway.core.sdnotify import Watchdog
 from gateway.core.supervise import Beat, Supervisor
-from gateway.hub import catalogue, enrolment, hours, presence, retention, snapshots
+from gateway.hub import catalogue, enrolment, hours, notify, presence, retention, snapshots
+from gateway.hub.alerting import Alerting
 from gateway.hub.db import HubStore, data_version
 from gateway.hub.events.ingest import ingest_messages
 from gateway.hub.lock import HubLock
+from gateway.hub.monitor import HubMonitor
 from gateway.hub.seed import import_seed
 
 log = logging.getLogger(__name__)
@@ -85,8 +92,8 @@ def ensure_signing_key(path: Path) -> Path:
     return public
 
 
-# Builds the WSGI app the hub serves from its config and its health report.
-WebAppFactory = Callable[[HubConfig, Callable[[], dict[str, Any]]], Any]
+# Builds the WSGI app the hub serves from its config, its health report and its monitor.
+WebAppFactory = Callable[[HubConfig, Callable[[], dict[str, Any]], HubMonitor], Any]
 
 
 class HubService:
@@ -99,6 +106,7 @@ class HubService:
         wall: WallClock = utcnow,
         watchdog: Watchdog | None = None,
         supervisor: Supervisor | None = None,
+        channels: list[notify.Channel] | None = None,
     ) -> None:
         self.cfg = cfg
         self.wall = wall
@@ -113,7 +121,17 @@ class HubService:
         self._broker_down_since: float | None = mono()
         self._broker_last_logged: float | None = None
         self._broker_ever_connected = False
-        self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        # (topic, payload, when it arrived on the monotonic clock)
+        self.inbox: queue.Queue[tuple[str, bytes, float]] = queue.Queue()
+        self.monitor = HubMonitor(mono, health=self.health, wall=wall)
+        self.alerting = Alerting(
+            cfg.alerts,
+            site=cfg.site,
+            monitor=self.monitor,
+            channels=notify.channels(cfg.alerts) if channels is None else channels,
+            wall=wall,
+            ingest_healthy=self._ingest_healthy,
+        )
         self._republish = threading.Event()
         self.stats: defaultdict[str, int] = defaultdict(int)
         # The hub does not build its web app: the caller hands the factory in (the CLI and
@@ -170,7 +188,7 @@ class HubService:
             self._server = make_server(
                 self.cfg.web_host,
                 self.cfg.web_port,
-                self.web_app(self.cfg, self.health),
+                self.web_app(self.cfg, self.health, self.monitor),
                 threaded=True,
             )
             self._server.timeout = WEB_POLL_S
@@ -181,6 +199,7 @@ class HubService:
         # Scheduled here, not in the loop: a restarted loop keeps the schedule.
         self._retention_due = self.mono() + RETENTION_FIRST_S
         sup.spawn("retention", self._retention_loop, stale_after=STALE_AFTER_S)
+        sup.spawn("alerts", self._alert_loop, stale_after=STALE_AFTER_S)
         self.watchdog.ready(status="started; connecting to the broker")
 
     def stop(self) -> None:
@@ -319,13 +338,13 @@ class HubService:
         self._republish.set()
 
     def _enqueue(self, topic: str, payload: bytes) -> None:
-        self.inbox.put((topic, payload))
+        self.inbox.put((topic, payload, self.monitor.arrived()))
 
     def _enqueue_event(self, topic: str, payload: bytes) -> None:
         # An empty message on an event topic is a retained copy being cleared (ours, see
         # below), which the broker passes on to subscribers: there is nothing to ingest.
         if payload:
-            self.inbox.put((topic, payload))
+            self.inbox.put((topic, payload, self.monitor.arrived()))
 
     def _retained_event(self, topic: str, payload: bytes) -> None:
         """An event the broker kept (its publisher set the retain flag): not ingested, and
@@ -356,7 +375,7 @@ class HubService:
         finally:
             store.close()
 
-    def _next_batch(self) -> list[tuple[str, bytes]]:
+    def _next_batch(self) -> list[tuple[str, bytes, float]]:
         try:
             first = self.inbox.get(timeout=0.2)
         except queue.Empty:
@@ -370,19 +389,24 @@ class HubService:
                 break
         return batch
 
-    def _ingest_batch(self, store: HubStore, batch: list[tuple[str, bytes]]) -> None:
+    def _ingest_batch(self, store: HubStore, batch: list[tuple[str, bytes, float]]) -> None:
         """Store a batch, then acknowledge what committed (see gateway.hub.events.ingest).
 
         Nothing a message does may end this thread: anything ingest itself lets through
         is logged here and the batch is not acknowledged (nodes send it again)."""
+        arrived = [t for _, _, t in batch]
         try:
-            result = ingest_messages(store, self.topics, batch, utcnow())
+            result = ingest_messages(store, self.topics, [(t, p) for t, p, _ in batch], self.wall())
         except Exception:
             log.exception(
                 "ingest of a batch of %d messages failed; nothing acknowledged", len(batch)
             )
             self.stats["failed"] += len(batch)
+            self.monitor.batch_done(arrived, 0, len(batch), None)
             return
+        self.monitor.batch_done(
+            arrived, result.committed, len(batch) - result.committed, self._inbox_head()
+        )
         self.stats["events"] += result.events
         self.stats["rejected"] += result.refused
         self.stats["failed"] += result.failed
@@ -394,6 +418,41 @@ class HubService:
         ):
             # Presence changed, or a prepaid balance was spent: nodes must know now.
             self._republish.set()
+
+    def _inbox_head(self) -> float | None:
+        """When the oldest message still in the inbox arrived (None: the inbox is empty)."""
+        with self.inbox.mutex:
+            return self.inbox.queue[0][2] if self.inbox.queue else None
+
+    def _ingest_healthy(self) -> bool:
+        loop = self.supervisor.health().get("ingest")
+        return loop is None or loop.healthy
+
+    # -- alerts -----------------------------------------------------------------------
+
+    def _alert_loop(self, beat: Beat) -> None:
+        """Check the alerts every ``alerts.check_every``. A failed round is logged and the
+        next one comes on time (``gateway.hub.alerting`` already keeps a channel's or
+        the database's failure to itself)."""
+        store = HubStore(self.cfg.database)
+        period = self.cfg.alerts.check_every.total_seconds()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.alerting.check(store, beat)
+                except Exception:
+                    log.exception("alert check failed; next one in %.0f s", period)
+                    beat()
+                else:
+                    beat(ok=True)
+                # Beat while waiting: a check period longer than the staleness limit
+                # must not make the loop look stuck.
+                deadline = self.mono() + period
+                while not self.stopping.is_set() and self.mono() < deadline:
+                    self.stopping.wait(min(HEALTH_PERIOD_S, max(0.0, deadline - self.mono())))
+                    beat()
+        finally:
+            store.close()
 
     # -- snapshots --------------------------------------------------------------------
 
@@ -470,6 +529,7 @@ class HubService:
                 is not None
             ):
                 n += 1
+                self.monitor.published(machine, self.wall())
         self.stats["snapshots"] += n
         log.info("published %d signed snapshots", n)
         return n

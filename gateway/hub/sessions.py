@@ -347,3 +347,13 @@ def forget_badges(store: HubStore, member_id: str) -> int:
         "UPDATE sessions SET badge_uid = NULL WHERE member_id = ? AND badge_uid IS NOT NULL",
         (member_id,),
     ).rowcount
+
+
+def open_by_machine(store: HubStore) -> dict[str, int]:
+    """Open sessions per machine (``/metrics``; the partial index ``sessions_open``)."""
+    return {
+        r[0]: r[1]
+        for r in store.conn.execute(
+            "SELECT machine_id, count(*) FROM sessions WHERE status = 'open' GROUP BY machine_id"
+        )
+    }

@@ -24,7 +24,16 @@ from gateway.core.clock import iso, utcnow
 from gateway.hub import audit
 from gateway.hub.db import HubStore
 
-SCOPES: Final = ("usage", "invoices", "machines", "sessions", "jobs", "report", "members")
+SCOPES: Final = (
+    "usage",
+    "invoices",
+    "machines",
+    "sessions",
+    "jobs",
+    "report",
+    "members",
+    "metrics",
+)
 BILLING_SCOPES: Final = frozenset({"usage", "invoices", "report"})
 PREFIX = "fgt_"
 MAX_NAME = 80

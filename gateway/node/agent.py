@@ -61,12 +61,14 @@ from gateway.node.certify import CertifyDesk
 from gateway.node.inbox import Inbox
 from gateway.node.journal import Journal
 from gateway.node.machine import MachineWatch
+from gateway.node.metrics import MetricsFile, render
 from gateway.node.outbox import Outbox
 from gateway.node.recorder import Recorder, clip
 from gateway.node.sessions import Sessions
 from gateway.node.status import StatusBoard, build_status, offline_status
 from gateway.node.taps import TapHandler
 from gateway.node.trust import Trust
+from gateway.policies.trusted_time import UNKNOWN_AGE
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ class NodeAgent:
         self.reader = reader
         self.journal = journal if journal is not None else Journal(cfg.journal, open_now=False)
         self.mono = mono
+        self.wall = wall
         self.topics = Topics(cfg.mqtt.prefix)
         self.boot = str(uuid.uuid4())
         self.debouncer = TapDebouncer(cfg.reader.hold_off, clock=mono)
@@ -185,6 +188,13 @@ class NodeAgent:
             "sim_job": self.machine.on_sim_job,
             "enrolment": self.certify.on_enrolment,
         }
+        # The node_exporter textfile (metrics.textfile), when configured.
+        self.metrics = (
+            MetricsFile(cfg.metrics.textfile, cfg.metrics.every.total_seconds(), mono)
+            if cfg.metrics.textfile is not None
+            else None
+        )
+        self._reader_read_at: float | None = None
         self.relay.off()
         self._open_journal(reopen=not self.journal.is_open)
 
@@ -275,6 +285,7 @@ class NodeAgent:
             self._open_journal(reopen=True)
         self.inbox.drain(self._handlers)
         uid = self.debouncer.feed(self.reader.poll())
+        self._reader_read_at = self.mono()
         if uid:
             self.taps.handle(uid)
         if self.machine.drain(self.sessions):
@@ -287,6 +298,37 @@ class NodeAgent:
             self.sessions.heartbeat()
         if self.board.publish_due():
             self._publish_status()
+        if self.metrics is not None and self.metrics.due():
+            self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        """The textfile: never lets a failure into the step (the relay does not care)."""
+        assert self.metrics is not None
+        try:
+            now_wall = self.wall().timestamp()
+            mono = self.mono()
+            age = self.trust.snapshot_age()
+            read = self._reader_read_at
+            values: dict[str, float | None] = {
+                "fabgate_node_relay_on": float(self.relay.is_on),
+                "fabgate_node_session_open": float(self.sessions.current is not None),
+                "fabgate_node_journal_backlog": float(self.recorder.backlog()),
+                "fabgate_node_journal_ok": float(self.recorder.ok),
+                "fabgate_node_snapshot_age_seconds": (
+                    None if age is None or age == UNKNOWN_AGE else age.total_seconds()
+                ),
+                "fabgate_node_snapshot_max_age_seconds": self.cfg.max_snapshot_age.total_seconds(),
+                "fabgate_node_broker_connected": (
+                    None if self.link is None else float(self.link.connected.is_set())
+                ),
+                "fabgate_node_reader_last_read_timestamp_seconds": (
+                    None if read is None else now_wall - (mono - read)
+                ),
+                "fabgate_node_metrics_written_timestamp_seconds": now_wall,
+            }
+            self.metrics.write(render(self.cfg.node_id, values))
+        except Exception:
+            log.exception("building the metrics file failed")
 
     def _after_step_error(self) -> None:
         try:

@@ -15,6 +15,7 @@ from typing import Any
 from gateway.config import NodeConfig
 from gateway.contract import encode_status
 from gateway.contract.mqtt import MqttLink
+from gateway.contract.status import MAX_SNAPSHOT_AGE_S
 from gateway.core.clock import iso
 from gateway.drivers.relay import Relay
 from gateway.node.certify import CertifyDesk
@@ -22,6 +23,7 @@ from gateway.node.machine import MachineWatch
 from gateway.node.recorder import Recorder
 from gateway.node.sessions import Sessions
 from gateway.node.trust import Trust
+from gateway.policies.trusted_time import UNKNOWN_AGE
 
 
 def build_status(
@@ -50,6 +52,7 @@ def build_status(
     )
     trust.now()  # refreshes clock_behind
     backlog = recorder.backlog()
+    age = trust.snapshot_age()
     return dict(
         node=cfg.node_id,
         machine=cfg.machine_id,
@@ -68,6 +71,15 @@ def build_status(
         clock_behind=trust.clock_behind,
         journal="ok" if recorder.ok else "unavailable",
         backlog=backlog,
+        # How old the held snapshot is on the node's own (monotonic) measure, and the
+        # limit it decides with: the hub alerts before a cut-off node starts denying.
+        # (None: no snapshot, or an age it cannot know, which counts as too old.)
+        snapshot_age_s=(
+            None
+            if age is None or age == UNKNOWN_AGE
+            else round(min(max(age.total_seconds(), 0.0), MAX_SNAPSHOT_AGE_S), 3)
+        ),
+        snapshot_max_age_s=min(cfg.max_snapshot_age.total_seconds(), MAX_SNAPSHOT_AGE_S),
     )
 
 

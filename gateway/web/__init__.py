@@ -4,7 +4,8 @@
 from a ``HubConfig``. SQLite connections are bound to their thread and the server is
 threaded, so every request opens its own ``HubStore`` (cheap: one file open) and closes
 it at teardown. ``store_factory`` lets a caller substitute how stores are opened;
-``health`` is the hub service's own health report, which ``/healthz`` includes.
+``health`` is the hub service's own health report, which ``/healthz`` includes;
+``monitor`` its ingest counters, which ``/metrics`` adds to what the database says.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from flask import Flask, g
 
 from gateway.config import HubConfig
 from gateway.hub.db import HubStore
+from gateway.hub.monitor import HubMonitor
 from gateway.web.context import HealthReport, StoreFactory
 
 
@@ -21,11 +23,13 @@ def create_app(
     store_factory: StoreFactory | None = None,
     *,
     health: HealthReport | None = None,
+    monitor: HubMonitor | None = None,
 ) -> Flask:
     app = Flask(__name__)
     app.config["HUB"] = config
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["fabgate.health"] = health
+    app.extensions["fabgate.monitor"] = monitor
     app.extensions["fabgate.store_factory"] = store_factory or (lambda: HubStore(config.database))
 
     @app.teardown_appcontext
@@ -40,6 +44,7 @@ def create_app(
     from gateway.web.billing_api import billing
     from gateway.web.invoices import invoice_pages
     from gateway.web.members_api import members_api
+    from gateway.web.metrics import metrics
     from gateway.web.pages import pages
     from gateway.web.people import people
     from gateway.web.privacy import privacy
@@ -57,9 +62,12 @@ def create_app(
     app.register_blueprint(privacy)
     app.register_blueprint(admin)
     app.register_blueprint(members_api)
+    app.register_blueprint(metrics)
     return app
 
 
-def hub_web_app(config: HubConfig, health: HealthReport) -> Flask:
+def hub_web_app(
+    config: HubConfig, health: HealthReport, monitor: HubMonitor | None = None
+) -> Flask:
     """The app the hub process serves: ``HubService(cfg, web_app=hub_web_app)``."""
-    return create_app(config, health=health)
+    return create_app(config, health=health, monitor=monitor)

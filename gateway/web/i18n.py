@@ -123,6 +123,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "scope.jobs": "travaux des machines",
         "scope.report": "rapport d'activité",
         "scope.members": "membres : liste, création, export des données d'un membre",
+        "scope.metrics": "métriques de supervision (/metrics)",
         "minutes": "{n} min",
         # Activity report (gateway/web/report.py).
         "report.title": "Rapport d'activité",
@@ -658,6 +659,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "scope.jobs": "machine jobs",
         "scope.report": "activity report",
         "scope.members": "members: list, create, one member's data export",
+        "scope.metrics": "monitoring metrics (/metrics)",
         "minutes": "{n} min",
         # Activity report (gateway/web/report.py).
         "report.title": "Activity report",

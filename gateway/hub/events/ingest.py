@@ -71,8 +71,10 @@ class BatchResult:
     refused: int = 0
     statuses: int = 0
     failed: int = 0  # unexpected errors: rolled back, not acknowledged
+    committed: int = 0  # messages handled and committed, whatever they were
 
     def _add(self, item: Applied) -> None:
+        self.committed += 1
         if item.node is not None and item.ack:
             self.acks[item.node].extend(item.ack)
         if item.event is not None:

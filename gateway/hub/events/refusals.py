@@ -95,3 +95,24 @@ def purge(store: HubStore, before: str, *, apply: bool) -> int:
     """Refusals received before ``before`` (ISO UTC): counted, or deleted when
     ``apply``. Their payloads carry badge uids and member ids: an access-control log."""
     return purge_rows(store, "rejected_messages", "received_at < ?", (before,), apply=apply)
+
+
+def counts(store: HubStore) -> dict[tuple[str | None, str], int]:
+    """(node or None, kind) -> refusals ever recorded, for ``/metrics``."""
+    return {
+        (r[0], r[1]): r[2]
+        for r in store.conn.execute(
+            "SELECT node, kind, count(*) FROM rejected_messages GROUP BY node, kind"
+        )
+    }
+
+
+def recent_by_node(store: HubStore, since: datetime) -> dict[str | None, int]:
+    """node (None: none known) -> refusals received at or after ``since`` (alerts)."""
+    return {
+        r[0]: r[1]
+        for r in store.conn.execute(
+            "SELECT node, count(*) FROM rejected_messages WHERE received_at >= ? GROUP BY node",
+            (iso(since),),
+        )
+    }
