@@ -125,12 +125,18 @@ def test_status_reports_the_sender_asks_for_are_never_withheld(
 ) -> None:
     """The node polls too (the sender polls slower): every sender `?` still gets a report."""
     sender = _sender(tcp_node)
+    seen = 0  # `?` bytes the controller had received at the end of the last round
     try:
         for i in range(12):
             sender.query()
             sender.wait_for(lambda n=i: len(sender.heard.statuses) > n, what="a report")
+            # The report may be one the node had asked for (handed to the sender, whose
+            # own `?` then answers the node): wait for the sender's `?` to reach GRBL
+            # before counting, or it would pass for the node's poll.
+            assert sim.wait_count(b"?", seen + 1), "the sender's query reached GRBL"
             # Stay quiet longer than a poll interval: the node then polls on its own.
             assert sim.wait_count(b"?", sim.received.count(b"?") + 1), "the node polled"
+            seen = sim.received.count(b"?")
         # One more round trip: any report the node asked for has arrived before its answer.
         sender.query()
         sender.wait_for(lambda: len(sender.heard.statuses) > 12, what="the last report")
