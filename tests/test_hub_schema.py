@@ -34,6 +34,7 @@ HISTORIC_ORDER = (
     "0017_session_material",
     "0013_rgpd",
     "0016_administration",
+    "0018_machine_rules",
 )
 
 
