@@ -2,7 +2,7 @@
 
 Members (create, edit, suspend, category, membership dates, staff flag, payer), badges
 typed in or reactivated, member categories, machines and groups (out of service with a
-reason), opening hours and closures, dated tariffs with a price preview,
+reason, each machine's session rules), opening hours and closures, dated tariffs with a price preview,
 organisations, log-ins and roles, prepaid top-ups. docs/admin.md lists the pages and
 who may use each.
 
