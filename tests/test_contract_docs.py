@@ -15,6 +15,7 @@ import pytest
 
 from gateway.contract import EVENT_CLASSES, NodeStatus, StatusJob, StatusSession, tap_reasons
 from gateway.contract.fields import Message
+from gateway.core.snapshot import RULE_BOUNDS, RULE_FLAGS, describe_rule
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
 
@@ -72,3 +73,14 @@ def test_every_event_type_is_in_the_summary_table() -> None:
     rows = re.findall(r"^\| `([a-z._]+)` \|", section, re.M)
     assert rows[0] == "type"  # the header
     assert sorted(rows[1:]) == sorted(EVENT_CLASSES)
+
+
+def test_the_snapshots_session_rules_are_documented_with_their_bounds() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index("Session rules in a snapshot (`machine.session`)")
+    table = text[start:].split("\n\n", 2)[1]
+    rows = [(m.group(1), m.group(2).strip()) for m in map(ROW.match, table.splitlines()) if m]
+    assert rows == [(name, describe_rule(name)) for name in (*RULE_BOUNDS, *RULE_FLAGS)], (
+        "docs/mqtt.md, the table of machine.session: fix it to read\n"
+        + "\n".join(f"| `{n}` | {describe_rule(n)} |" for n in (*RULE_BOUNDS, *RULE_FLAGS))
+    )

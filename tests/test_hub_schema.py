@@ -35,6 +35,7 @@ HISTORIC_ORDER = (
     "0013_rgpd",
     "0016_administration",
     "0014_alerts_and_metrics",
+    "0018_machine_rules",
 )
 
 

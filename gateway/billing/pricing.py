@@ -44,7 +44,7 @@ from typing import Any
 
 from gateway.billing.tariffs import Tariff, TariffError, price_session, select_tariff, ties
 from gateway.core.clock import iso, parse_iso
-from gateway.hub import audit, catalogue, members
+from gateway.hub import audit, catalogue, categories, members
 from gateway.hub.db import HubStore, bump_data_version, meta_text, set_meta
 
 __all__ = [
@@ -675,7 +675,7 @@ def delete_tariff(store: HubStore, tariff_id: str, *, by: str) -> Repricing | No
 
 
 def import_tariffs(
-    store: HubStore, tariffs: Iterable[Tariff], *, actor: str = "hub"
+    store: HubStore, tariffs: Iterable[Tariff], *, actor: str = "hub", source: str = "hub file"
 ) -> Repricing | None:
     """The hub file's tariffs into the database by the source-of-truth rule.
 
@@ -684,11 +684,17 @@ def import_tariffs(
     since the hub last read it apply: a tariff added to the file is added, one removed
     from the file is removed (unless edited on the web since), an edited one is both.
     Tariffs made or edited on the web stay. ``TariffError`` when a tariff added to the
-    file ties with one the database has.
+    file ties with one the database has. A category a tariff names and the hub lacks is
+    created first (``categories.ensure_codes``; ``source`` names the file in the log).
     """
     wanted = list(tariffs)
     digests = [record_digest(t) for t in wanted]
     with store.atomic():
+        named: dict[str, str] = {}
+        for i, t in enumerate(wanted):
+            for code in t.categories:
+                named.setdefault(code, f"{source}: tariffs[{i}].categories")
+        categories.ensure_codes(store, named, actor=actor)
         last = meta_text(store, CONFIG_KEY)
         if last is None:
             result = install_tariffs(store, wanted, actor=actor)

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: no member {args.member!r}", file=sys.stderr)
             return 2
         # The file's changes since the hub last read it; tariffs set on the web stay.
-        installed = import_tariffs(store, cfg.tariffs, actor=args.by)
+        installed = import_tariffs(store, cfg.tariffs, actor=args.by, source=str(cfg.file))
         if installed is not None:
             print(f"tariffs changed, re-priced {_summary(installed)}")
         result = reprice_sessions(

@@ -14,7 +14,7 @@ from gateway.config.hub import load_hub_config
 from gateway.config.kinds import load_any
 from gateway.config.loader import ConfigError, parse_duration
 from gateway.config.models import (
-    CATEGORIES,
+    CATEGORY_CODE,
     CONTROLLER_DRIVERS,
     CURRENT_SOURCES,
     LANGUAGES,
@@ -49,7 +49,7 @@ from gateway.config.node import load_node_config
 from gateway.config.seed import load_seed
 
 __all__ = [
-    "CATEGORIES",
+    "CATEGORY_CODE",
     "CONTROLLER_DRIVERS",
     "CURRENT_SOURCES",
     "LANGUAGES",

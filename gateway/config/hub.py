@@ -16,7 +16,8 @@ from gateway.config import common
 from gateway.config.loader import DURATION_TEXT, Doc, Section, parse_duration, suggest, unique
 from gateway.config.models import (
     BOARD_NAMES,
-    CATEGORIES,
+    CATEGORY_CODE,
+    CATEGORY_CODE_TEXT,
     EMAIL_SECURITY,
     HUB_DATABASE,
     HUB_SIGNING_KEY,
@@ -588,10 +589,13 @@ def hub_from(doc: Doc) -> HubConfig:
             tz=timezone,
             machines=[m.id for m in machines],
             groups=[g.id for g in groups],
-            categories=CATEGORIES,
         )
     except TariffError as exc:
         doc.fail(exc.key, exc.expected, exc.got)
+    for i, tariff in enumerate(tariffs):
+        for code in tariff.categories:
+            if not CATEGORY_CODE.fullmatch(code):
+                doc.fail(f"tariffs[{i}].categories", CATEGORY_CODE_TEXT, code)
     invoicing = _invoicing(top, tariffs)
     accounting = _accounting(top)
     return HubConfig(

@@ -8,6 +8,7 @@ that leaves a key out and an object built in code get the same value.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -21,7 +22,13 @@ from gateway.core.months import add_months
 from gateway.policies.alerts import AlertRules
 from gateway.policies.material import DEFAULT_DENSITIES
 
-CATEGORIES = ("grand_public", "adherent", "professionnel", "scolaire", "association")
+# Member categories are data (the hub's ``member_categories``, edited on the web): a file
+# may name any code of this shape, and the hub creates one it lacks when it imports the
+# file (``gateway.hub.categories.ensure_codes``, docs/admin.md).
+CATEGORY_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+CATEGORY_CODE_TEXT = (
+    "a category code: lower-case letters, digits and _, starting with a letter (40 at most)"
+)
 MACHINE_KINDS = ("laser", "cnc", "printer", "embroidery", "other")
 LANGUAGES = ("fr", "en")
 MEMBER_STATUSES = ("active", "suspended")

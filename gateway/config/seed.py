@@ -9,7 +9,8 @@ from typing import Any
 
 from gateway.config.loader import MISSING, Doc, Section, shown, suggest, unique
 from gateway.config.models import (
-    CATEGORIES,
+    CATEGORY_CODE,
+    CATEGORY_CODE_TEXT,
     MEMBER_STATUSES,
     Seed,
     SeedCertification,
@@ -110,7 +111,7 @@ def seed_from(doc: Doc) -> Seed:
                 SeedMember(
                     id=mid,
                     name=sec.text("name"),
-                    category=sec.choice("category", CATEGORIES),
+                    category=sec.text("category", pattern=CATEGORY_CODE, what=CATEGORY_CODE_TEXT),
                     status=sec.choice("status", MEMBER_STATUSES, default_of(SeedMember, "status")),
                     membership_end=_date(sec, "membership_end"),
                     staff=sec.flag("staff", default_of(SeedMember, "staff")),

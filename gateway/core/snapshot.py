@@ -70,6 +70,92 @@ class MemberGrant:
         )
 
 
+# The session rules a hub may set for one machine (``machine.session`` in a snapshot), in
+# seconds, each with its bounds: (lowest, highest). A rule left out means "the node's own
+# setting". The hub's page and the node check the same bounds (docs/mqtt.md).
+RULE_BOUNDS: dict[str, tuple[float, float]] = {
+    "grace_s": (0.0, 3600.0),  # power kept after a badge-out on an idle machine
+    "idle_timeout_s": (1.0, 86400.0),  # a session nobody uses ends after this
+    "max_length_s": (1.0, 86400.0),  # longest session
+    "cooldown_s": (0.0, 7200.0),  # after a job that outlived the badge-out
+    "hold_s": (0.0, 600.0),  # at a limit, between asking to hold and power off
+    "progress_every_s": (1.0, 600.0),  # job progress events at most this often
+}
+RULE_FLAGS = ("never_cut_busy",)
+
+
+def _number_text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def describe_rule(name: str) -> str:
+    """How docs/mqtt.md states a rule's value (a test compares the two)."""
+    if name in RULE_FLAGS:
+        return "true or false; optional"
+    lo, hi = RULE_BOUNDS[name]
+    return f"number from {_number_text(lo)} to {_number_text(hi)}; optional"
+
+
+@dataclass(frozen=True)
+class MachineRules:
+    """Session rules for one machine, each None when this layer does not set it.
+
+    The hub's layer travels in the snapshot (``from_dict`` checks types and bounds, so a
+    crafted or buggy value is a ``malformed`` snapshot, never a rule); the node builds
+    its own layer from its file's ``session:`` section, where 0 for ``idle_timeout_s``
+    or ``max_length_s`` still means never / no limit. ``policies.session_rules``
+    resolves the layers.
+    """
+
+    grace_s: float | None = None
+    idle_timeout_s: float | None = None
+    max_length_s: float | None = None
+    cooldown_s: float | None = None
+    hold_s: float | None = None
+    progress_every_s: float | None = None
+    never_cut_busy: bool | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(getattr(self, name) is None for name in (*RULE_BOUNDS, *RULE_FLAGS))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the rules this layer sets."""
+        out: dict[str, Any] = {}
+        for name in (*RULE_BOUNDS, *RULE_FLAGS):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any) -> MachineRules:
+        """ValueError naming the rule when a value is of the wrong type or out of bounds;
+        a key this code does not know is ignored (a newer hub may add rules)."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"machine.session should be an object, got {type(d).__name__}")
+        values: dict[str, Any] = {}
+        for name, (lo, hi) in RULE_BOUNDS.items():
+            value = d.get(name)
+            if value is None:
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not lo <= float(value) <= hi  # NaN fails this too
+            ):
+                raise ValueError(f"machine.session.{name} should be {describe_rule(name)}")
+            values[name] = float(value)
+        for name in RULE_FLAGS:
+            value = d.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, bool):
+                raise ValueError(f"machine.session.{name} should be true or false")
+            values[name] = value
+        return cls(**values)
+
+
 @dataclass(frozen=True)
 class MachineInfo:
     id: str
@@ -83,6 +169,8 @@ class MachineInfo:
     # Why the machine is out of service, as the fabmanager wrote it ("" when none): the
     # node says it with the denial, so a member knows whether to wait or to ask.
     out_of_service_reason: str = ""
+    # The session rules the hub sets for this machine (empty: the node's own settings).
+    session: MachineRules = field(default_factory=MachineRules)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -97,6 +185,8 @@ class MachineInfo:
         }
         if self.out_of_service_reason:
             d["out_of_service_reason"] = self.out_of_service_reason
+        if not self.session.empty:
+            d["session"] = self.session.to_dict()
         return d
 
     @classmethod
@@ -111,6 +201,9 @@ class MachineInfo:
             requires_credit=bool(d.get("requires_credit", False)),
             certify_level=int(d.get("certify_level", cls.certify_level)),
             out_of_service_reason=str(d.get("out_of_service_reason") or "")[:200],
+            session=(
+                MachineRules() if d.get("session") is None else MachineRules.from_dict(d["session"])
+            ),
         )
 
 

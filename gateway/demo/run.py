@@ -174,7 +174,7 @@ def _write_history(cfg: HubConfig, year: int) -> None:
     generate_year(cfg.database, year)
     with HubStore(cfg.database) as store:
         import_catalogue(store, cfg.groups, cfg.machines, actor="demo")
-        import_tariffs(store, cfg.tariffs, actor="demo")
+        import_tariffs(store, cfg.tariffs, actor="demo", source=str(cfg.file))
 
 
 def run_demo(

@@ -5,17 +5,28 @@ The only writer of ``member_categories``. The five categories that used to be co
 seed rows (migration ``0016_administration``). A code never changes once used, since
 members, tariffs and priced sessions name it; a category nobody should pick any more
 is made inactive instead of deleted.
+
+The hub and seed files may name any code of the right shape (``config.models.
+CATEGORY_CODE``): importing them creates a code the table lacks, with the code as both
+labels (``ensure_codes``), audited and logged with the file and key that named it, so a
+new site's first start works and a typo shows on the categories page instead of going
+unnoticed. Refusing instead would leave a site whose tariffs name a new category unable
+to start until it had been created on the web of the hub that will not start.
 """
 
 from __future__ import annotations
 
-import re
+import logging
+from collections.abc import Mapping
 from typing import Any
 
+from gateway.config.models import CATEGORY_CODE
 from gateway.hub import audit
 from gateway.hub.db import HubStore
 
-CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+log = logging.getLogger(__name__)
+
+CODE = CATEGORY_CODE
 MAX_LABEL = 80
 
 CATEGORY_CREATED = "category.created"
@@ -111,3 +122,42 @@ def update_category(
         )
         audit.record(store, by, CATEGORY_UPDATED, code, {"changes": changes})
     return True
+
+
+def ensure_codes(store: HubStore, wanted: Mapping[str, str], *, actor: str) -> list[str]:
+    """Create every category code of ``wanted`` (code -> where a file names it, "hub.yaml:
+    tariffs[2].categories") the table lacks, labelled with its code; returns those made.
+
+    ``CategoryError`` for a code of the wrong shape (the config loaders refuse those
+    first, with the file's line). Inside the caller's transaction when there is one.
+    """
+    made: list[str] = []
+    with store.atomic():
+        for code, where in wanted.items():
+            if category(store, code) is not None:
+                continue
+            if not CODE.match(code):
+                raise CategoryError("code", f"{where}: {code!r} is not a category code")
+            position = store.conn.execute(
+                "SELECT coalesce(max(position), -1) + 1 FROM member_categories"
+            ).fetchone()[0]
+            store.conn.execute(
+                "INSERT INTO member_categories (code, label_fr, label_en, position) "
+                "VALUES (?, ?, ?, ?)",
+                (code, code, code, position),
+            )
+            audit.record(
+                store,
+                actor,
+                CATEGORY_CREATED,
+                code,
+                {"label_fr": code, "label_en": code, "named_by": where},
+            )
+            log.warning(
+                "%s names the category %r, which the hub did not have: created, labelled "
+                "with its code (give it labels on the categories page)",
+                where,
+                code,
+            )
+            made.append(code)
+    return made

@@ -585,6 +585,27 @@ def _m0014_alerts_and_metrics(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m0018_machine_rules(db: sqlite_utils.Database) -> None:
+    """Session rules per machine, set on the web (``gateway.hub.machine_rules``).
+
+    One row per machine with a rule set; each column NULL for "the node's own setting".
+    The rules travel in the machine's snapshot, so every change bumps ``data_version``
+    and reaches the node within a second.
+    """
+    bump = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version';"
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS machine_rules (machine_id TEXT PRIMARY KEY "
+        "REFERENCES machines(id), grace_s REAL, idle_timeout_s REAL, max_length_s REAL, "
+        "cooldown_s REAL, hold_s REAL, progress_every_s REAL, never_cut_busy INTEGER "
+        "CHECK (never_cut_busy IN (0, 1)))"
+    )
+    for op in ("INSERT", "UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS machine_rules_dv_{op.lower()} AFTER {op} ON "
+            f"machine_rules BEGIN {bump} END"
+        )
+
+
 # Every migration, in the order a fresh database gets them.
 STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0001_initial", _m0001_initial),
@@ -604,6 +625,7 @@ STEPS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0015_payments", _m0015_payments),
     ("0016_administration", _m0016_administration),
     ("0017_session_material", _m0017_session_material),
+    ("0018_machine_rules", _m0018_machine_rules),
 )
 
 MIGRATIONS = sqlite_utils.Migrations("fabgate-hub")

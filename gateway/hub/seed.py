@@ -9,10 +9,10 @@ module writes no table itself: each row goes through the module that owns its ta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.config import Seed
-from gateway.hub import certifications, members
+from gateway.hub import categories, certifications, members
 from gateway.hub.db import HubStore
 
 
@@ -25,6 +25,7 @@ class SeedImport:
     projects: int = 0
     certifications: int = 0
     updated: int = 0
+    categories: list[str] = field(default_factory=list)  # codes the seed named, created
 
     @property
     def created(self) -> int:
@@ -35,6 +36,7 @@ class SeedImport:
             f"created {self.members} members, {self.badges} badges, {self.projects} "
             f"projects, {self.certifications} certifications"
             + (f"; updated {self.updated} rows" if self.updated else "")
+            + (f"; new categories {', '.join(self.categories)}" if self.categories else "")
         )
 
 
@@ -48,6 +50,11 @@ def import_seed(store: HubStore, seed: Seed, *, update: bool = False) -> SeedImp
     """
     report = SeedImport()
     with store.atomic():
+        # Categories are data: a code the hub lacks is created (docs/admin.md).
+        named: dict[str, str] = {}
+        for i, m in enumerate(seed.members):
+            named.setdefault(m.category, f"{seed.file}: members[{i}].category")
+        report.categories = categories.ensure_codes(store, named, actor="seed")
         created_members: set[str] = set()
         for m in seed.members:
             if members.add_member(

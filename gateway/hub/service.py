@@ -157,7 +157,7 @@ class HubService:
                 if report.created:
                     log.info("seed %s: %s", cfg.seed, report.summary())
             # A changed set re-prices the sessions it can affect.
-            import_tariffs(store, cfg.tariffs, actor="hub")
+            import_tariffs(store, cfg.tariffs, actor="hub", source=str(cfg.file))
         finally:
             store.close()
         self.link = MqttLink(

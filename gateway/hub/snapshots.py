@@ -1,20 +1,22 @@
 """Permission snapshots: everything one node needs to decide a tap alone.
 
-Built from the members, badges, certifications (with their lapse rule) and prepaid
-credit of the database, for one machine; signed and published by the hub service. The
-version and the epoch (kept in ``meta``) order snapshots at the nodes: a restarted hub
-never issues a version a node already holds, and a database restored from a backup still
-issues snapshots nodes take as newer (``advance_epoch``).
+Built from the members, badges, certifications (with their lapse rule), prepaid
+credit and the machine's session rules of the database, for one machine; signed and
+published by the hub service. The version and the epoch (kept in ``meta``) order
+snapshots at the nodes: a restarted hub never issues a version a node already holds, and
+a database restored from a backup still issues snapshots nodes take as newer
+(``advance_epoch``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta
 
 from gateway.billing import credit
 from gateway.contract import parse_iso
 from gateway.core.snapshot import MemberGrant, OpeningHours, Snapshot
-from gateway.hub import catalogue, certifications, members
+from gateway.hub import catalogue, certifications, machine_rules, members
 from gateway.hub.db import HubStore, increment_meta, meta_int, set_meta
 
 
@@ -67,6 +69,8 @@ def build_snapshot(
     machine = catalogue.machine_info(store, machine_id)
     if machine is None:
         raise KeyError(f"unknown machine {machine_id!r}")
+    # The session rules set on the web travel with the machine (docs/mqtt.md).
+    machine = dataclasses.replace(machine, session=machine_rules.rules_of(store, machine_id))
     badges = members.active_badges(store)
     best = certifications.best_certifications(store, machine.group, now)
     grants: dict[str, MemberGrant] = {}

@@ -127,6 +127,7 @@ class MachineWatch:
         self.permissives = _permissives(report.data.get(PERMISSIVES))
         sessions.machine_reported(report.activity, mono, _edge(report.data.get(EDGE_AGE), mono))
         changed = previous != (self.activity, self.detail, self.permissives)
+        self.jobs.progress_every_s = sessions.progress_every()  # the hub may change it
         for event in self.jobs.feed(report, mono):
             self._journal_job(event, sessions, mono)
             changed = True

@@ -21,6 +21,7 @@ from gateway.config import NodeConfig
 from gateway.contract import SessionEnded, SessionStarted, Tap, parse_iso
 from gateway.core.activity import Activity
 from gateway.core.clock import iso
+from gateway.core.snapshot import MachineRules
 from gateway.drivers.relay import Relay
 from gateway.node.recorder import Recorder
 from gateway.node.trust import Trust
@@ -105,6 +106,16 @@ class Sessions:
         self.mono = mono
         self.current: OpenSession | None = None
         self._last_heartbeat = mono()
+        o = cfg.session
+        self.node_rules = MachineRules(
+            grace_s=o.grace,
+            idle_timeout_s=o.idle_timeout,
+            max_length_s=o.max_length,
+            cooldown_s=o.cooldown,
+            hold_s=o.hold_for,
+            progress_every_s=o.progress_every,
+            never_cut_busy=o.never_cut_busy,
+        )
 
     # -- start and end ----------------------------------------------------------------
 
@@ -259,19 +270,21 @@ class Sessions:
 
     # -- session rules ----------------------------------------------------------------
 
+    def hub_rules(self) -> MachineRules | None:
+        """The session rules the hub set for the machine, from a snapshot still fresh
+        (None without one: a stale or absent snapshot's rules are never used)."""
+        snap = self.trust.fresh_snapshot(self.cfg.max_snapshot_age)
+        return snap.machine.session if snap is not None else None
+
     def rules(self) -> session_rules.SessionRules:
+        """The rules in force now, resolved at every check: a rule the hub changes
+        applies to the open session at the next step (``session_rules.in_force``)."""
         snap = self.trust.snapshot
         kind = snap.machine.kind if snap else "other"
-        o = self.cfg.session
-        return session_rules.resolve(
-            kind,
-            grace=o.grace,
-            idle_timeout=o.idle_timeout,
-            max_length=o.max_length,
-            cooldown=o.cooldown,
-            never_cut_busy=o.never_cut_busy,
-            hold=o.hold_for,
-        )
+        return session_rules.in_force(kind, hub=self.hub_rules(), node=self.node_rules)
+
+    def progress_every(self) -> float:
+        return session_rules.progress_every(self.hub_rules(), self.cfg.session.progress_every)
 
     def permissive_rules(self) -> list[permissives.Permissive]:
         """The configured permissives with their drop rules resolved for the machine's class."""

@@ -24,6 +24,7 @@ from gateway.contract.signing import SnapshotRejected, verify_snapshot
 from gateway.core.clock import iso
 from gateway.core.snapshot import Snapshot
 from gateway.policies import trusted_time
+from gateway.policies.access import snapshot_stale
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,15 @@ class Trust:
                 self._receipt = trusted_time.receive(self.snapshot.issued_at, now, self.mono())
         return trusted_time.snapshot_age(self._receipt, self.mono())
 
+    def fresh_snapshot(self, max_age: timedelta) -> Snapshot | None:
+        """The held snapshot while it may still be believed (the age taps are refused
+        at, ``snapshot_too_old``), else None. A held snapshot was verified when accepted;
+        this adds that it has not expired since."""
+        snap = self.snapshot
+        if snap is None or snapshot_stale(snap, self.now(), max_age, self.snapshot_age()):
+            return None
+        return snap
+
     # -- snapshots --------------------------------------------------------------------
 
     def accept(self, payload: bytes) -> Snapshot | None:
@@ -132,6 +142,12 @@ class Trust:
             len(snap.badges),
             iso(snap.valid_until),
         )
+        rules = snap.machine.session
+        if (held.machine.session if held else None) != rules:
+            log.info(
+                "session rules set by the hub: %s",
+                ", ".join(f"{k}={v}" for k, v in rules.to_dict().items()) or "none",
+            )
         return snap
 
     def restore(self, floor: Any, held: Any) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "Reason",
     "decide",
     "explain",
+    "snapshot_stale",
 ]
 
 
@@ -270,10 +271,13 @@ def _utc(t: datetime) -> datetime:
     return t.astimezone(UTC)
 
 
-def _snapshot_stale(
+def snapshot_stale(
     snapshot: Snapshot, now: datetime, max_age: timedelta, age: timedelta | None
 ) -> bool:
-    """Too old or past its validity; on the snapshot's own (monotonic) age when given."""
+    """Too old or past its validity; on the snapshot's own (monotonic) age when given.
+
+    Taps are refused on a stale snapshot, and the node stops using the hub's session
+    rules from it (``gateway/node/sessions.py``): both read this one rule."""
     if age is None:
         return now - _utc(snapshot.issued_at) > max_age or now >= _utc(snapshot.valid_until)
     return age > max_age or age >= _utc(snapshot.valid_until) - _utc(snapshot.issued_at)
@@ -332,7 +336,7 @@ def decide(
         return ending
     if snapshot is None:
         return _deny(Reason.NO_SNAPSHOT)
-    if _snapshot_stale(snapshot, now, max_snapshot_age, snapshot_age):
+    if snapshot_stale(snapshot, now, max_snapshot_age, snapshot_age):
         return _deny(Reason.SNAPSHOT_TOO_OLD)
     if snapshot.machine.out_of_service:
         return _deny(Reason.OUT_OF_SERVICE)

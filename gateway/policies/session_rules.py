@@ -22,6 +22,13 @@ The rules a fablab expects, and why:
 - **An idle timeout** ends a session nobody is using, so a forgotten badge-out does not
   bill an evening or leave a machine powered.
 
+Where each rule comes from (``in_force``): the hub's rule for the machine when its
+snapshot sets one, else the node file's, else the machine class's default. The hub may
+make a machine *safer* to keep running (``never_cut_busy: true`` anywhere) but never turn
+off the "never cut busy" of a printer or an embroidery machine: that invariant is the
+class's, and a hub (or a forged, buggy or stale snapshot that slipped through) must not
+be able to cut a print at 80 %. Only the node's own file may, as before.
+
 The node is a permission switch, never the machine's emergency stop: nothing here acts
 fast enough, or surely enough, to be one.
 """
@@ -32,6 +39,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from gateway.core.activity import Activity
+from gateway.core.snapshot import MachineRules
 from gateway.policies.permissives import PERMISSIVE_OFF, DropRule, Permissive
 
 
@@ -209,3 +217,43 @@ def resolve(
         never_cut_busy=base.never_cut_busy if never_cut_busy is None else never_cut_busy,
         hold_s=pick(hold, base.hold_s, False) or 0.0,
     )
+
+
+def never_cut_kind(kind: str) -> bool:
+    """The machine classes whose jobs no limit may cut (printers, embroidery machines)."""
+    return DEFAULT_RULES.get(kind, DEFAULT_RULES["other"]).never_cut_busy
+
+
+def _layer(name: str, hub: MachineRules | None, node: MachineRules) -> float | None:
+    value = getattr(hub, name) if hub is not None else None
+    return value if value is not None else getattr(node, name)
+
+
+def in_force(kind: str, *, hub: MachineRules | None, node: MachineRules) -> SessionRules:
+    """The rules in force: per rule, the hub's if it sets one, else the node's, else the
+    class default (``hub`` None: no usable snapshot, the node decides alone).
+
+    The hub's ``never_cut_busy: false`` is ignored on a class that never cuts a busy
+    machine; the node file's own setting still applies there.
+    """
+    never = hub.never_cut_busy if hub is not None else None
+    if never is False and never_cut_kind(kind):
+        never = None
+    if never is None:
+        never = node.never_cut_busy
+    return resolve(
+        kind,
+        grace=_layer("grace_s", hub, node),
+        idle_timeout=_layer("idle_timeout_s", hub, node),
+        max_length=_layer("max_length_s", hub, node),
+        cooldown=_layer("cooldown_s", hub, node),
+        never_cut_busy=never,
+        hold=_layer("hold_s", hub, node),
+    )
+
+
+def progress_every(hub: MachineRules | None, node_s: float) -> float:
+    """How often job progress is reported: the hub's setting, else the node file's."""
+    if hub is not None and hub.progress_every_s is not None:
+        return hub.progress_every_s
+    return node_s

@@ -2,8 +2,8 @@
 
 Members (create, edit, suspend, category, membership dates, staff flag, payer), badges
 typed in or reactivated, member categories, machines and groups (out of service with a
-reason), opening hours and closures, dated tariffs with a price preview,
-organisations, log-ins and roles, prepaid top-ups. docs/admin.md lists the pages and
+reason, each machine's session rules), opening hours and closures, dated tariffs with a
+price preview, organisations, log-ins and roles, prepaid top-ups. docs/admin.md lists the pages and
 who may use each.
 
 Every change goes through the hub (or billing) module that owns the table, which writes
@@ -41,17 +41,20 @@ from gateway.billing.tariffs import (
     select_tariff,
 )
 from gateway.config import GroupConfig, MachineConfig
-from gateway.config.models import MACHINE_KINDS
+from gateway.config.loader import parse_duration
+from gateway.config.models import MACHINE_KINDS, SessionConfig
 from gateway.core.clock import utcnow
 from gateway.core.ids import normalise_uid
 from gateway.core.levels import CERTIFY_LEVELS, LEVELS, STORED_ROLES, Level
-from gateway.core.snapshot import WEEKDAYS
-from gateway.hub import accounts, catalogue, categories, hours
+from gateway.core.snapshot import RULE_BOUNDS, WEEKDAYS, MachineRules
+from gateway.hub import accounts, catalogue, categories, hours, machine_rules
 from gateway.hub import members as hub_members
 from gateway.hub.catalogue import CatalogueError
 from gateway.hub.categories import CategoryError
 from gateway.hub.hours import HoursError
+from gateway.hub.machine_rules import RulesError
 from gateway.hub.members import MemberError, MemberFields
+from gateway.policies.session_rules import DEFAULT_RULES, SessionRules, never_cut_kind
 from gateway.web.auth import current_user, requires
 from gateway.web.context import get_store, hub_config
 from gateway.web.i18n import choose_language, translator
@@ -431,26 +434,155 @@ def machine_edit(machine_id: str) -> BaseResponse | tuple[str, int]:
                 reason=_form("out_of_service_reason"),
             )
         except (CatalogueError, Refused) as exc:
-            return _page(
-                "admin/machine.html",
-                400,
-                machine=m,
-                values=dict(request.form),
-                groups=catalogue.groups(store),
-                kinds=MACHINE_KINDS,
-                certify_levels=CERTIFY_LEVELS,
-                error=_refused(exc).message,
-            )
+            return _machine_page(m, 400, values=dict(request.form), error=_refused(exc).message)
         _say("ok", "admin.saved" if changes else "admin.unchanged")
         return redirect(url_for("admin.machine_edit", machine_id=machine_id, lang=_lang()))
+    return _machine_page(m, values=values)
+
+
+# The session rules' form fields, named as in a node file's ``session:`` section, and the
+# snapshot's name of each (docs/admin.md, "Session rules").
+RULE_FIELDS = {
+    "grace": "grace_s",
+    "idle_timeout": "idle_timeout_s",
+    "max_length": "max_length_s",
+    "cooldown": "cooldown_s",
+    "hold_for": "hold_s",
+    "progress_every": "progress_every_s",
+}
+
+
+def duration_text(seconds: float | None) -> str:
+    """900 -> "15m", 90 -> "1m30s": what the form shows, and takes back."""
+    if seconds is None:
+        return ""
+    whole = int(seconds)
+    if whole != seconds:
+        return f"{seconds:g}s"
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return "".join(parts) or "0s"
+
+
+def _class_defaults(kind: str) -> dict[str, str]:
+    """What a machine of ``kind`` does when neither the hub nor its node file says."""
+    base: SessionRules = DEFAULT_RULES.get(kind, DEFAULT_RULES["other"])
+    t = _t()
+    never = t("admin.rules.never")
+
+    def text(value: float | None) -> str:
+        return never if value is None else duration_text(value)
+
+    return {
+        "grace": text(base.grace_s),
+        "idle_timeout": text(base.idle_timeout_s),
+        "max_length": text(base.max_session_s),
+        "cooldown": text(base.cooldown_s),
+        "hold_for": text(base.hold_s),
+        "progress_every": duration_text(SessionConfig().progress_every),
+        "never_cut_busy": t("admin.rules.yes") if base.never_cut_busy else t("admin.rules.no"),
+    }
+
+
+def _rule_values(rules: MachineRules) -> dict[str, str]:
+    values = {field: duration_text(getattr(rules, wire)) for field, wire in RULE_FIELDS.items()}
+    flag = rules.never_cut_busy
+    values["never_cut_busy"] = "" if flag is None else str(int(flag))
+    return values
+
+
+def _machine_page(
+    m: dict[str, Any],
+    status: int = 200,
+    *,
+    values: dict[str, Any],
+    error: str | None = None,
+    rule_values: dict[str, str] | None = None,
+    rules_error: str | None = None,
+) -> tuple[str, int]:
+    store = get_store()
     return _page(
         "admin/machine.html",
+        status,
         machine=m,
         values=values,
         groups=catalogue.groups(store),
         kinds=MACHINE_KINDS,
         certify_levels=CERTIFY_LEVELS,
+        error=error,
+        rule_values=(
+            rule_values
+            if rule_values is not None
+            else _rule_values(machine_rules.rules_of(store, m["id"]))
+        ),
+        rule_fields=list(RULE_FIELDS),
+        rule_defaults=_class_defaults(m["kind"]),
+        never_cut_kind=never_cut_kind(m["kind"]),
+        rules_error=rules_error,
     )
+
+
+def _rules_from_form() -> MachineRules:
+    """The form's rules; an empty field is "the node's own setting" (None)."""
+    t = _t()
+    values: dict[str, Any] = {}
+    for field, wire in RULE_FIELDS.items():
+        text = _form(field)
+        if not text:
+            values[wire] = None
+            continue
+        try:
+            seconds = parse_duration(text).total_seconds()
+        except ValueError:
+            message = t("admin.rules.err.duration", rule=t(f"admin.rules.{field}"))
+            raise Refused(field, message) from None
+        lo, hi = RULE_BOUNDS[wire]
+        if not lo <= seconds <= hi:
+            raise Refused(
+                field,
+                t(
+                    "admin.rules.err.bounds",
+                    rule=t(f"admin.rules.{field}"),
+                    lo=duration_text(lo),
+                    hi=duration_text(hi),
+                ),
+            )
+        values[wire] = seconds
+    flag = _form("never_cut_busy")
+    if flag not in ("", "0", "1"):
+        raise Refused("never_cut_busy", t("admin.rules.err.flag"))
+    values["never_cut_busy"] = None if flag == "" else flag == "1"
+    return MachineRules(**values)
+
+
+@admin.post("/machines/<machine_id>/rules")
+@requires(*STAFF)
+def machine_rules_edit(machine_id: str) -> BaseResponse | tuple[str, int]:
+    """The machine's session rules; its node applies them from its next snapshot (within
+    a second), to the open session too, at its next check."""
+    store = get_store()
+    m = catalogue.machine(store, machine_id)
+    if m is None:
+        abort(404)
+    t = _t()
+    try:
+        changes = machine_rules.set_rules(store, machine_id, _rules_from_form(), by=_by())
+    except (RulesError, Refused) as exc:
+        message = _refused(exc).message
+        if isinstance(exc, RulesError) and exc.field == "never_cut_busy":
+            message = t("admin.rules.err.never_cut", kind=m["kind"])
+        return _machine_page(
+            m,
+            400,
+            values={**m, "group": m["group_id"], "node": m["node_id"]},
+            rule_values={k: _form(k) for k in (*RULE_FIELDS, "never_cut_busy")},
+            rules_error=message,
+        )
+    _say("ok", "admin.rules.saved" if changes else "admin.unchanged")
+    return redirect(url_for("admin.machine_edit", machine_id=machine_id, lang=_lang()))
 
 
 @admin.post("/machines/<machine_id>/service")

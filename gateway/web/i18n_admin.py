@@ -84,8 +84,59 @@ FR: dict[str, str] = {
     "admin.machine.unserved": "(retirée du fichier, aucun nœud)",
     "admin.machine.created": "Machine créée.",
     "admin.machine.session_rules_help": (
-        "Délai de grâce, inactivité et durée maximale viennent du type de machine et du "
-        "fichier du nœud (section session)."
+        "Délai de grâce, inactivité et durée maximale : par défaut ceux du fichier du nœud "
+        "(section session) ou du type de machine ; la page de la machine peut les changer."
+    ),
+    # session rules of one machine
+    "admin.rules.title": "Règles de session",
+    "admin.rules.help": (
+        "Vide : le réglage du nœud (son fichier, sinon le défaut du type de machine). "
+        "Une règle changée ici vaut au nœud en moins d'une seconde, pour la session en "
+        "cours aussi, sans redémarrage. Durées : 90s, 15m, 1h30m."
+    ),
+    "admin.rules.save": "Enregistrer les règles",
+    "admin.rules.saved": "Règles enregistrées : le nœud les applique dès maintenant.",
+    "admin.rules.node_setting": "réglage du nœud",
+    "admin.rules.kind_default": "Défaut du type : {value}.",
+    "admin.rules.never": "aucun",
+    "admin.rules.yes": "oui",
+    "admin.rules.no": "non",
+    "admin.rules.grace": "Délai de grâce",
+    "admin.rules.grace_help": (
+        "Courant gardé après le départ du badge, machine à l'arrêt (1 h au plus). "
+    ),
+    "admin.rules.idle_timeout": "Fin après inactivité",
+    "admin.rules.idle_timeout_help": (
+        "Une session sans travail se termine après ce délai (24 h au plus). "
+    ),
+    "admin.rules.max_length": "Durée maximale",
+    "admin.rules.max_length_help": (
+        "Au-delà, une laser ou CNC en marche est mise en pause puis coupée ; une imprimante "
+        "ou une brodeuse finit toujours son travail (24 h au plus)."
+    ),
+    "admin.rules.cooldown": "Refroidissement",
+    "admin.rules.cooldown_help": (
+        "Courant gardé après un travail fini après le départ (2 h au plus). "
+    ),
+    "admin.rules.hold_for": "Pause avant coupure",
+    "admin.rules.hold_for_help": (
+        "Entre la demande de pause et la coupure, à la durée maximale (10 min au plus). "
+    ),
+    "admin.rules.progress_every": "Progression toutes les",
+    "admin.rules.progress_every_help": (
+        "Intervalle des nouvelles de progression d'un travail (1 s à 10 min). "
+    ),
+    "admin.rules.never_cut_busy": "Ne jamais couper un travail en cours",
+    "admin.rules.never_cut_busy_help": "Oui : même à la durée maximale, le travail se finit.",
+    "admin.rules.never_cut_busy_fixed": (
+        "Toujours oui pour ce type de machine : on ne peut pas le désactiver depuis le web."
+    ),
+    "admin.rules.err.duration": "{rule} : une durée comme 90s, 15m ou 1h30m",
+    "admin.rules.err.bounds": "{rule} : de {lo} à {hi}",
+    "admin.rules.err.flag": "réglage du nœud, oui ou non",
+    "admin.rules.err.never_cut": (
+        "Une machine de type {kind} ne coupe jamais un travail en cours : "
+        "cela ne se désactive pas depuis le web."
     ),
     "admin.machine.out_done": "Machine hors service.",
     "admin.groups.title": "Groupes d'habilitation",
@@ -294,8 +345,53 @@ EN: dict[str, str] = {
     "admin.machine.unserved": "(removed from the file, no node)",
     "admin.machine.created": "Machine created.",
     "admin.machine.session_rules_help": (
-        "Grace period, idle timeout and maximum length come from the machine's kind and "
-        "the node's file (session section)."
+        "Grace period, idle timeout and maximum length: by default the node file's "
+        "(session section) or the machine kind's; the machine's page can change them."
+    ),
+    # session rules of one machine
+    "admin.rules.title": "Session rules",
+    "admin.rules.help": (
+        "Empty: the node's setting (its file, else the machine kind's default). A rule "
+        "changed here applies at the node within a second, to the session in progress "
+        "too, with no restart. Durations: 90s, 15m, 1h30m."
+    ),
+    "admin.rules.save": "Save the rules",
+    "admin.rules.saved": "Rules saved: the node applies them from now on.",
+    "admin.rules.node_setting": "node's setting",
+    "admin.rules.kind_default": "Kind's default: {value}.",
+    "admin.rules.never": "none",
+    "admin.rules.yes": "yes",
+    "admin.rules.no": "no",
+    "admin.rules.grace": "Grace period",
+    "admin.rules.grace_help": "Power kept after a badge-out on an idle machine (1 h at most).",
+    "admin.rules.idle_timeout": "Idle timeout",
+    "admin.rules.idle_timeout_help": "A session with no work ends after this long (24 h at most).",
+    "admin.rules.max_length": "Maximum length",
+    "admin.rules.max_length_help": (
+        "Past it, a running laser or CNC is held then switched off; a printer or an "
+        "embroidery machine always finishes its job (24 h at most)."
+    ),
+    "admin.rules.cooldown": "Cool-down",
+    "admin.rules.cooldown_help": (
+        "Power kept after a job that outlived the badge-out (2 h at most). "
+    ),
+    "admin.rules.hold_for": "Hold before power-off",
+    "admin.rules.hold_for_help": (
+        "Between asking to hold and switching off, at the maximum length (10 min at most)."
+    ),
+    "admin.rules.progress_every": "Progress every",
+    "admin.rules.progress_every_help": "How often a job's progress is reported (1 s to 10 min).",
+    "admin.rules.never_cut_busy": "Never cut a job in progress",
+    "admin.rules.never_cut_busy_help": "Yes: even at the maximum length, the job finishes.",
+    "admin.rules.never_cut_busy_fixed": (
+        "Always yes for this kind of machine: it cannot be turned off from the web."
+    ),
+    "admin.rules.err.duration": "{rule}: a duration such as 90s, 15m or 1h30m",
+    "admin.rules.err.bounds": "{rule}: from {lo} to {hi}",
+    "admin.rules.err.flag": "node's setting, yes or no",
+    "admin.rules.err.never_cut": (
+        "A machine of kind {kind} never cuts a job in progress: "
+        "this cannot be turned off from the web."
     ),
     "admin.machine.out_done": "Machine out of service.",
     "admin.groups.title": "Certification groups",
