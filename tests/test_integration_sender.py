@@ -101,6 +101,7 @@ def test_a_streamed_job_reaches_the_hub_with_name_progress_and_busy_time(
     assert ended.data["busy_s"] == pytest.approx(job_seconds, abs=POLL)
     assert job_seconds > 1.0  # 31 motion lines of 50 ms
 
+    observer.wait_acked(finished)  # stored by the hub, not only seen on the broker
     (row,) = site.api("/api/v1/jobs")["jobs"]
     assert (row["name"], row["state"], row["progress"]) == ("Plateau chene", "finished", 100.0)
     assert row["member_id"] == "m-bruno"
