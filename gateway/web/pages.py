@@ -25,6 +25,7 @@ from gateway.hub.sessions import recent_sessions
 from gateway.web.auth import public
 from gateway.web.context import clock, get_store, hub_config
 from gateway.web.dates import short_date
+from gateway.web.machine_words import describe
 from gateway.web.language import current_language
 
 pages = Blueprint("pages", __name__)
@@ -92,6 +93,8 @@ _SESSION_KEYS = (
 def _board_machine(m: dict[str, Any], mode: str) -> dict[str, Any]:
     out = {k: m.get(k) for k in _MACHINE_KEYS}
     out["who"] = shown_name(m.get("member_name"), mode)
+    # The controller's words for people; the raw text stays in the card's title.
+    out["detail_words"] = describe(m.get("detail"))
     # A refusal's reason may quote a member id or a badge uid: the board counts them,
     # the reasons are in the hub's log and rejected_messages.
     if out["job"]:

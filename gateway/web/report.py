@@ -156,9 +156,7 @@ def _view(report: Report, lang: str, site: str, category_names: dict[str, str]) 
         gettext(
             "Busiest month: %(month)s, %(n)s. Over the period: %(total)s.",
             month=f.month(busiest.key, True) if busiest else "–",
-            n=ngettext(
-                "%(n)s member", "%(n)s members", busiest_members, n=count(busiest_members)
-            ),
+            n=ngettext("%(n)s member", "%(n)s members", busiest_members, n=count(busiest_members)),
             total=ngettext(
                 "%(n)s member", "%(n)s members", att.total.members, n=count(att.total.members)
             ),
