@@ -12,9 +12,8 @@ that matches nothing known gives no phrase: the board then shows it as it came.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from flask_babel import format_decimal, gettext
 

@@ -25,8 +25,8 @@ from gateway.hub.sessions import recent_sessions
 from gateway.web.auth import public
 from gateway.web.context import clock, get_store, hub_config
 from gateway.web.dates import short_date
-from gateway.web.machine_words import describe
 from gateway.web.language import current_language
+from gateway.web.machine_words import describe
 
 pages = Blueprint("pages", __name__)
 
