@@ -303,7 +303,20 @@ def test_a_chosen_validity_sets_the_expiry(hub: Hub) -> None:
     assert _shown(add_months(before, 6)) in row.group(0)
 
 
-_FR_MONTHS = "janv. févr. mars avr. mai juin juil. août sept. oct. nov. déc.".split()
+_FR_MONTHS = [
+    "janv.",
+    "févr.",
+    "mars",
+    "avr.",
+    "mai",
+    "juin",
+    "juil.",
+    "août",
+    "sept.",
+    "oct.",
+    "nov.",
+    "déc.",
+]
 
 
 def _shown(when: datetime) -> str:

@@ -7,8 +7,8 @@ that quotes the member's id, and nothing identifying may be in any of them by de
 
 from __future__ import annotations
 
-import re
 import dataclasses
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager

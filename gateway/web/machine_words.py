@@ -99,8 +99,8 @@ def _one(part: str) -> list[Phrase]:
         ended = f"job_{m['ended']}"
         return [Phrase(state), Phrase(ended)] if ended in _PLAIN else []
     base = part.split(":")[0].split(" ")[0] if part[:1].isupper() else part
-    code = _WORDS.get(part) or _WORDS.get(base)
-    return [Phrase(code)] if code else []
+    word = _WORDS.get(part) or _WORDS.get(base)
+    return [Phrase(word)] if word else []
 
 
 def phrases(detail: str | None) -> list[Phrase]:
