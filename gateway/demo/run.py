@@ -145,6 +145,9 @@ DEMO_ACCOUNTS = [
 ]
 
 
+ACCOUNTANT = ("m-camille", "Camille Garnier")
+
+
 def login_lines() -> str:
     """The demo's log-ins as it prints them, one person a line."""
     return "\n".join(f"            {label}: {email}" for _m, email, _r, _g, label in DEMO_ACCOUNTS)
@@ -154,6 +157,7 @@ def _demo_accounts(cfg: HubConfig, data: Path) -> str:
     """Create the demo's accounts once; their shared password is kept in the data dir."""
     from gateway.hub.accounts import create_account, grant_role
     from gateway.hub.db import HubStore
+    from gateway.hub.members import add_member
 
     path = data / "demo-password"
     if not path.exists():
@@ -161,6 +165,19 @@ def _demo_accounts(cfg: HubConfig, data: Path) -> str:
         path.write_text(secrets.token_urlsafe(12))
     password = path.read_text().strip()
     with HubStore(cfg.database) as store:
+        # The accountant works at the desk, not at the machines: a member without a badge,
+        # made here rather than in the seed (the seed is the lab's members and badges).
+        with store.atomic():
+            add_member(
+                store,
+                ACCOUNTANT[0],
+                name=ACCOUNTANT[1],
+                category="professionnel",
+                status="active",
+                membership_end=None,
+                staff=False,
+                email=None,
+            )
         for member, email, roles, group, _label in DEMO_ACCOUNTS:
             try:
                 create_account(store, member, email, actor="demo", password=password)
