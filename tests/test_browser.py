@@ -56,7 +56,7 @@ BOARD_TIMEOUT_S = 20.0
 
 MACHINE_IDS = ("laser-1", "cnc-1", "printer-1", "embroidery-1")
 
-# What the page shows, read from gateway/web/i18n.py. Literal on purpose: the test checks
+# What the page shows, as the French catalogue says it. Literal on purpose: the test checks
 # the words a member reads, not that the catalogue agrees with itself.
 FR = {
     "title": "Machines de l'atelier",

@@ -115,9 +115,33 @@ def cents(text: str, fmt: str) -> int:
     return int(Decimal(text.replace(",", ".")) * 100)
 
 
+# The French flavour's column names, as a French accountant reads them (docs/billing.md).
+FRENCH = {
+    "session_id": "Session",
+    "member_name": "Membre",
+    "machine_id": "Machine",
+    "started_at": "Début",
+    "duration_s": "Durée (min)",
+    "billable_minutes": "Minutes facturées",
+    "amount": "Montant (€)",
+    "issued_at": "Date d'émission",
+    "payer_name": "Payeur",
+    "session_ids": "Identifiants des sessions",
+    "sessions": "Sessions",
+    "amount_ht": "Montant HT (€)",
+    "total_ht": "Total HT (€)",
+    "vat_rate": "Taux de TVA (%)",
+}
+
+
 def french_rows(text: str) -> list[dict[str, str]]:
+    """The rows of a ``csv-fr`` file, by their French column names."""
     assert text.startswith("\ufeff")  # so that Excel reads UTF-8
     return list(csv.DictReader(io.StringIO(text[1:], newline=""), delimiter=";"))
+
+
+def col(name: str, fmt: str) -> str:
+    return FRENCH[name] if fmt == "csv-fr" else name
 
 
 # -- invoices ----------------------------------------------------------------------------
@@ -163,11 +187,11 @@ def test_invoice_lines_csv_totals_match_the_sessions_to_the_cent(client: Client,
     )
     billed: dict[str, int] = {}
     for r in rows:
-        ids = r["session_ids"].split()
-        assert int(r["sessions"]) == len(ids)
+        ids = r[col("session_ids", fmt)].split()
+        assert int(r[col("sessions", fmt)]) == len(ids)
         for sid in ids:
             billed[sid] = 0
-        billed[ids[0]] += cents(r["amount_ht"], fmt)  # line amount, counted once
+        billed[ids[0]] += cents(r[col("amount_ht", fmt)], fmt)  # line amount, counted once
     assert sum(billed.values()) == sum(session_amounts(client.db).values()) == 4795
     assert set(billed) == set(session_amounts(client.db))
     docs = client.text(f"/api/v1/invoices?period=2026-11&format={fmt}")
@@ -176,7 +200,7 @@ def test_invoice_lines_csv_totals_match_the_sessions_to_the_cent(client: Client,
         if fmt == "csv-fr"
         else list(csv.DictReader(io.StringIO(docs, newline="")))
     )
-    assert sum(cents(r["total_ht"], fmt) for r in doc_rows) == 4795
+    assert sum(cents(r[col("total_ht", fmt)], fmt) for r in doc_rows) == 4795
 
 
 def test_french_csv_conventions(client: Client) -> None:
@@ -184,10 +208,11 @@ def test_french_csv_conventions(client: Client) -> None:
     text = client.text("/api/v1/invoices?period=2026-11&status=closed&format=csv-fr&detail=lines")
     assert "\r\n" in text and ";" in text.splitlines()[0]
     rows = french_rows(text)
-    assert rows and all(re.fullmatch(r"\d\d/\d\d/\d{4}", r["issued_at"]) for r in rows)
-    cnc = next(r for r in rows if r["machine_id"] == "cnc1")
-    assert cnc["amount_ht"] == "22,95" and cnc["vat_rate"] == "0,10"
-    assert cnc["payer_name"] == "Alice Martin"
+    assert text.startswith("\ufeffNuméro;Type;Statut;Mois;Date d'émission;")
+    assert rows and all(re.fullmatch(r"\d\d/\d\d/\d{4}", r["Date d'émission"]) for r in rows)
+    cnc = next(r for r in rows if r["Machine"] == "cnc1")
+    assert cnc["Montant HT (€)"] == "22,95" and cnc["Taux de TVA (%)"] == "0,10"
+    assert cnc["Payeur"] == "Alice Martin"
     plain = list(
         csv.DictReader(
             io.StringIO(
@@ -275,14 +300,28 @@ def test_usage_rows_carry_amounts_in_cents(client: Client) -> None:
 
 def test_usage_in_french_csv(client: Client) -> None:
     rows = french_rows(client.text(USAGE + "&format=csv-fr"))
-    s1 = next(r for r in rows if r["session_id"] == "S1")
-    assert s1["amount"] == "1,50" and s1["duration_s"] == "125,5"
+    s1 = next(r for r in rows if r["Session"] == "S1")
+    # 125.5 s is 2.09 minutes: durations in minutes with two decimals, as accountants add.
+    assert s1["Montant (€)"] == "1,50" and s1["Durée (min)"] == "2,09"
+    assert s1["Membre"] and s1["Minutes facturées"] == "3"
     # 17:00:05 UTC is 18:00:05 in Paris in November.
-    assert s1["started_at"] == "03/11/2026 18:00:05"
+    assert s1["Début"] == "03/11/2026 18:00:05"
     plain = list(csv.DictReader(io.StringIO(client.text(USAGE + "&format=csv"), newline="")))
     assert next(r for r in plain if r["session_id"] == "S1")["amount"] == "1.50"
     total = sum(cents(r["amount"], "csv") for r in plain)
     assert total == sum(session_amounts(client.db).values())
+
+
+def test_per_minute_french_csv_names_its_columns_and_counts_minutes(client: Client) -> None:
+    text = client.text(USAGE + "&granularity=minute&format=csv-fr")
+    head = text.splitlines()[0]
+    assert head.startswith("\ufeffMinute;Session;N° membre;Membre;Projet;Machine;Durée (min)")
+    rows = french_rows(text)
+    s1 = [r for r in rows if r["Session"] == "S1"]
+    # S1 lasted 125.5 s: two whole minutes, then 5.5 s (0,09 min).
+    assert [r["Durée (min)"] for r in s1] == ["1,00", "1,00", "0,09"]
+    plain = client.text(USAGE + "&granularity=minute&format=csv")
+    assert plain.splitlines()[0].startswith("minute_start,session_id,member_id")
 
 
 def test_euros_are_exact() -> None:
@@ -365,7 +404,7 @@ def test_cli_exports_invoices_to_a_file(hub_yaml: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "\r" not in r.stderr  # not a terminal: no progress bar
     rows = french_rows(out.read_text(encoding="utf-8"))
-    assert sum(cents(x["amount_ht"], "csv-fr") for x in rows) == 4795
+    assert sum(cents(x["Montant HT (€)"], "csv-fr") for x in rows) == 4795
     assert not list(tmp_path.glob(".factures.csv.*"))  # the temporary file was renamed
 
 

@@ -325,7 +325,7 @@ def test_a_hostile_node_changes_nothing_about_another_machine(acl_site) -> None:
         status, _, body = http_request(site.hub_url + "fragments/board")
         assert status == 200
         page = body.decode()
-        assert f"{len(refused) + 1} message(s) du nœud laser-1 refusé(s)" in page
+        assert f"{len(refused) + 1} messages du nœud laser-1 refusés" in page
 
         # cnc-1's real badge-out closes the session; laser-1's end sent again afterwards
         # (last writer used to win) rewrites nothing.

@@ -520,30 +520,24 @@ def test_the_sales_journal_is_french_csv_balanced_per_piece(site: Site) -> None:
     text = body.decode("utf-8")
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text[1:]), delimiter=";"))
-    assert rows and set(rows[0]) == {
-        "journal",
-        "date",
-        "piece",
-        "account",
-        "auxiliary",
-        "label",
-        "debit",
-        "credit",
-    }
+    # French column names, as the accountant's software and spreadsheet show them.
+    assert text.startswith(
+        "\ufeffJournal;Date;Pièce;Compte;Compte auxiliaire;Libellé;Débit (€);Crédit (€)\r\n"
+    )
     cents = lambda v: int(v.replace(",", ""))  # noqa: E731 - "12,50" -> 1250
     pieces: dict[str, list[int]] = {}
     for r in rows:
-        assert r["journal"] == "VE" and re.fullmatch(r"\d\d/\d\d/\d{4}", r["date"])
-        assert "," in r["debit"] and "," in r["credit"]
-        d = pieces.setdefault(r["piece"], [0, 0])
-        d[0] += cents(r["debit"])
-        d[1] += cents(r["credit"])
+        assert r["Journal"] == "VE" and re.fullmatch(r"\d\d/\d\d/\d{4}", r["Date"])
+        assert "," in r["Débit (€)"] and "," in r["Crédit (€)"]
+        d = pieces.setdefault(r["Pièce"], [0, 0])
+        d[0] += cents(r["Débit (€)"])
+        d[1] += cents(r["Crédit (€)"])
     assert all(debit == credit for debit, credit in pieces.values()), pieces
     docs = {d["number"]: d for d in site.invoices()}
     assert set(pieces) == {n for n, d in docs.items() if d["total_ttc"]}
-    customer = [r for r in rows if r["account"] == "411000"]
-    assert {r["auxiliary"] for r in customer} == {d["payer"]["id"] for d in docs.values()}
-    assert {r["account"] for r in rows} == {"411000", "706000", "445710"}
+    customer = [r for r in rows if r["Compte"] == "411000"]
+    assert {r["Compte auxiliaire"] for r in customer} == {d["payer"]["id"] for d in docs.values()}
+    assert {r["Compte"] for r in rows} == {"411000", "706000", "445710"}
     # A logged-in accountant downloads the same file.
     acc_body = raw_get(site.client("acc"), "/api/v1/journal?period=2026-11")[2]
     assert acc_body == body

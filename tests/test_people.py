@@ -299,9 +299,34 @@ def test_a_chosen_validity_sets_the_expiry(hub: Hub) -> None:
         r'<tr class="cert cert-live" data-group="cnc".*?</tr>', page(fab, "/members/m-bruno"), re.S
     )
     assert row is not None
-    local = ZoneInfo(TZ)
-    assert add_months(before, 18).astimezone(local).strftime("%d/%m/%Y") in row.group(0)
-    assert add_months(before, 6).astimezone(local).strftime("%d/%m/%Y") in row.group(0)
+    assert _shown(add_months(before, 18)) in row.group(0)
+    assert _shown(add_months(before, 6)) in row.group(0)
+
+
+_FR_MONTHS = [
+    "janv.",
+    "févr.",
+    "mars",
+    "avr.",
+    "mai",
+    "juin",
+    "juil.",
+    "août",
+    "sept.",
+    "oct.",
+    "nov.",
+    "déc.",
+]
+
+
+def _shown(when: datetime) -> str:
+    """How the pages write a day in French: "2 juin", with the year when it is not this
+    year's ("2 juin 2028")."""
+    local = when.astimezone(ZoneInfo(TZ))
+    text = f"{local.day} {_FR_MONTHS[local.month - 1]}"
+    if local.year != utcnow().astimezone(ZoneInfo(TZ)).year:
+        text += f" {local.year}"
+    return text
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ longer carries her badge within a second.
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import Iterator
@@ -323,7 +324,7 @@ def test_erasure_waits_for_an_open_session_a_debt_or_an_unbilled_session(hub: Hu
             store, builders.session_events("S-open", dec, 600, "m1", "laser1", seq=20)[1:], dec
         )
     body = attempt("m1")  # December's session is priced and not invoiced yet
-    assert "1 session(s) payante(s) pas encore facturée(s)" in body
+    assert "1 session payante n'est pas encore facturée" in html.unescape(body)
 
     with hub.store() as store:
         add_credit(store, "m3", -500, at=dec, note="correction", by="fab")

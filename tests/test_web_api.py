@@ -339,11 +339,22 @@ def test_board_page_is_french_by_default_and_lists_machines(server: Server) -> N
 
 
 def test_language_choice(server: Server) -> None:
-    en = server.get("/?lang=en", token=None, headers={"Accept-Language": "fr"})[2].decode()
+    """?lang= first, then the cookie it sets, then the site's language (French here):
+    the browser's Accept-Language does not override the site's choice."""
+    status, headers, body = server.get("/?lang=en", token=None, headers={"Accept-Language": "fr"})
+    en = body.decode()
     assert "Recent sessions" in en and "Free" in en
+    cookie = headers["Set-Cookie"]
+    assert cookie.startswith("fabgate_lang=en;") and "Max-Age=" in cookie
     fr = server.get("/", token=None, headers={"Accept-Language": "en-GB,en;q=0.8"})[2]
-    assert "Recent sessions" in fr.decode()
+    assert "Dernières sessions" in fr.decode()
+    # The cookie keeps English on a page asked without ?lang=, the fragment included.
+    kept = server.get("/fragments/board", token=None, headers={"Cookie": "fabgate_lang=en"})
+    assert "Recent sessions" in kept[2].decode() and "Set-Cookie" not in kept[1]
     assert "Dernières sessions" in server.get("/?lang=xx", token=None)[2].decode()
+    back = server.get("/?lang=fr", token=None, headers={"Cookie": "fabgate_lang=en"})
+    assert "Dernières sessions" in back[2].decode()
+    assert back[1]["Set-Cookie"].startswith("fabgate_lang=fr;")
 
 
 def test_fragment_is_a_partial_board(server: Server) -> None:

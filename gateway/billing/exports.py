@@ -7,8 +7,11 @@ Two CSV flavours, because accounting software and spreadsheets disagree:
 
 - ``csv``: RFC 4180 (``,``, CRLF), ISO dates, amounts in euros with a point (``12.50``).
 - ``csv-fr``: what a French spreadsheet opens without an import dialog: ``;`` separator,
-  ``dd/mm/yyyy`` dates in the site's time zone, decimal commas, amounts ``12,50``, and a
-  UTF-8 byte order mark so that Excel does not read accents as Windows-1252.
+  ``dd/mm/yyyy`` dates in the site's time zone, decimal commas, amounts ``12,50``, a
+  UTF-8 byte order mark so that Excel does not read accents as Windows-1252, French
+  column names (``Membre``, ``Début``, ``Durée (min)``, :data:`FRENCH_HEADERS`), and
+  durations in minutes with two decimals (``12,50`` for 12 min 30 s) where the plain
+  flavour has seconds: what a French accountant adds up, and exact to the 0.6 second.
 
 JSON keeps amounts in integer cents (a program should not parse decimal euros).
 
@@ -59,6 +62,67 @@ def flavour(fmt: str) -> Flavour:
 
 # Column kinds: how a value is written in each flavour.
 MONEY, DATETIME, DAY, NUMBER, FLAG = "money", "datetime", "day", "number", "flag"
+# Seconds in the plain flavour, minutes with two decimals in the French one.
+DURATION = "duration"
+
+# The French flavour's column names (docs/billing.md); a column not named here keeps
+# its key. Durations are minutes there (see DURATION), so their name says so.
+FRENCH_HEADERS = {
+    "session_id": "Session",
+    "member_id": "N° membre",
+    "member_name": "Membre",
+    "project_id": "Projet",
+    "machine_id": "Machine",
+    "started_at": "Début",
+    "ended_at": "Fin",
+    "duration_s": "Durée (min)",
+    "seconds": "Durée (min)",
+    "billable_minutes": "Minutes facturées",
+    "sessions": "Sessions",
+    "minute_start": "Minute",
+    "day": "Jour",
+    "amount": "Montant (€)",
+    "number": "Numéro",
+    "kind": "Type",
+    "status": "Statut",
+    "period": "Mois",
+    "issued_at": "Date d'émission",
+    "payer_kind": "Type de payeur",
+    "payer_id": "N° payeur",
+    "payer_name": "Payeur",
+    "total_ht": "Total HT (€)",
+    "total_vat": "TVA (€)",
+    "total_ttc": "Total TTC (€)",
+    "lines": "Lignes",
+    "late_lines": "Lignes tardives",
+    "unpriced_lines": "Lignes sans tarif",
+    "hash": "Empreinte SHA-256",
+    "minutes": "Minutes",
+    "vat_rate": "Taux de TVA (%)",
+    "amount_ht": "Montant HT (€)",
+    "late": "Tardive",
+    "unpriced": "Sans tarif",
+    "correction": "Correction",
+    "session_ids": "Identifiants des sessions",
+    "journal": "Journal",
+    "date": "Date",
+    "piece": "Pièce",
+    "account": "Compte",
+    "auxiliary": "Compte auxiliaire",
+    "label": "Libellé",
+    "debit": "Débit (€)",
+    "credit": "Crédit (€)",
+}
+
+
+def header(cols: Iterable[str], fl: Flavour) -> list[str]:
+    """The header row: the keys (plain) or their French names (``csv-fr``)."""
+    return [FRENCH_HEADERS.get(c, c) for c in cols] if fl.french else list(cols)
+
+
+def minutes_text(seconds: float) -> str:
+    """``750`` seconds -> ``12,50`` (minutes, two decimals, decimal comma)."""
+    return f"{seconds / 60:.2f}".replace(".", ",")
 
 
 def _cell(value: Any, kind: str | None, fl: Flavour, zone: ZoneInfo) -> Any:
@@ -70,6 +134,8 @@ def _cell(value: Any, kind: str | None, fl: Flavour, zone: ZoneInfo) -> Any:
         return "1" if value else "0"
     if not fl.french:
         return value  # plain CSV keeps ISO text and Python's number text
+    if kind == DURATION:
+        return minutes_text(float(value))
     if kind == DATETIME:
         when = parse_iso(value) if isinstance(value, str) else value
         return when.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S")
@@ -113,7 +179,7 @@ def csv_lines(
         buf.truncate()
         return out
 
-    yield (BOM if fl.french else "") + line(cols)
+    yield (BOM if fl.french else "") + line(header(cols, fl))
     # Rows go into the buffer and leave it ~64 KB at a time: one getvalue per chunk, not
     # per row, is most of a per-minute export's cost.
     write = writer.writerow
@@ -144,8 +210,8 @@ USAGE_KINDS = {
     "ended_at": DATETIME,
     "minute_start": DATETIME,
     "day": DAY,
-    "duration_s": NUMBER,
-    "seconds": NUMBER,
+    "duration_s": DURATION,
+    "seconds": DURATION,
     "amount": MONEY,
 }
 
@@ -290,11 +356,13 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str, amounts: boo
         return _drain(buf)[:-2]
 
     out: list[str] = [
-        (BOM if fl.french else "") + quoted(columns("minute", (), amounts=amounts)) + "\r\n"
+        (BOM if fl.french else "")
+        + quoted(header(columns("minute", (), amounts=amounts), fl))
+        + "\r\n"
     ]
     size = len(out[0])
     needs_quotes = re.compile(f'[{re.escape(d)}"\r\n]').search
-    full = f"{d}{_number_text(_seconds(60.0), fl)}{d}1"
+    full = f"{d}{minutes_text(60.0) if fl.french else _number_text(_seconds(60.0), fl)}{d}1"
     # Quoted once: (member, name, project) and machine texts, money texts. Bounded, so a
     # year streams in the memory of a month whatever the catalogue.
     people: dict[tuple[Any, ...], str] = {}
@@ -324,7 +392,8 @@ def _minute_lines(rows: Iterable[Sequence[Any]], fmt: str, tz: str, amounts: boo
             dims = f"{d}{sid}{d}{person}{d}{where}"
         else:
             dims = d + quoted([sid, *who, machine])
-        last = f"{d}{number(round(duration - 60 * (count - 1), 3))}{d}1"  # as _seconds
+        rest = round(duration - 60 * (count - 1), 3)  # as _seconds
+        last = f"{d}{minutes_text(rest) if french else number(rest)}{d}1"
         extra = 0
         lo = hi = ""
         if amounts:

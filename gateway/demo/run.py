@@ -135,18 +135,29 @@ def print_summary(db_path: Path, since: str) -> None:
     )
 
 
-# Demo log-ins: the fabmanager (who may certify), a trainer, an accountant and a member.
+# Demo log-ins: the fabmanager (who may certify), a trainer, the accountant (invoices,
+# closing months, the sales journal) and a member; the name is how the demo prints them.
 DEMO_ACCOUNTS = [
-    ("m-karim", "karim@demo.fablab.invalid", ("fabmanager", "admin"), None),
-    ("m-bruno", "bruno@demo.fablab.invalid", ("trainer",), "cnc"),
-    ("m-alice", "alice@demo.fablab.invalid", (), None),
+    ("m-karim", "karim@demo.fablab.invalid", ("fabmanager", "admin"), None, "Karim (fabmanager)"),
+    ("m-bruno", "bruno@demo.fablab.invalid", ("trainer",), "cnc", "Bruno (formateur CNC)"),
+    ("m-camille", "camille@demo.fablab.invalid", ("accountant",), None, "Camille (comptabilité)"),
+    ("m-alice", "alice@demo.fablab.invalid", (), None, "Alice (membre)"),
 ]
+
+
+ACCOUNTANT = ("m-camille", "Camille Garnier")
+
+
+def login_lines() -> str:
+    """The demo's log-ins as it prints them, one person a line."""
+    return "\n".join(f"            {label}: {email}" for _m, email, _r, _g, label in DEMO_ACCOUNTS)
 
 
 def _demo_accounts(cfg: HubConfig, data: Path) -> str:
     """Create the demo's accounts once; their shared password is kept in the data dir."""
     from gateway.hub.accounts import create_account, grant_role
     from gateway.hub.db import HubStore
+    from gateway.hub.members import add_member
 
     path = data / "demo-password"
     if not path.exists():
@@ -154,7 +165,20 @@ def _demo_accounts(cfg: HubConfig, data: Path) -> str:
         path.write_text(secrets.token_urlsafe(12))
     password = path.read_text().strip()
     with HubStore(cfg.database) as store:
-        for member, email, roles, group in DEMO_ACCOUNTS:
+        # The accountant works at the desk, not at the machines: a member without a badge,
+        # made here rather than in the seed (the seed is the lab's members and badges).
+        with store.atomic():
+            add_member(
+                store,
+                ACCOUNTANT[0],
+                name=ACCOUNTANT[1],
+                category="professionnel",
+                status="active",
+                membership_end=None,
+                staff=False,
+                email=None,
+            )
+        for member, email, roles, group, _label in DEMO_ACCOUNTS:
             try:
                 create_account(store, member, email, actor="demo", password=password)
             except ValueError:
@@ -232,10 +256,9 @@ def run_demo(
                     }
                 )
             )
-            logins = ", ".join(f"{e} ({'/'.join(r) or 'member'})" for _m, e, r, _g in DEMO_ACCOUNTS)
             print(
                 f"fabgate demo running\n  hub:      {hub.web_url}\n  broker:   {url}\n"
-                f"  log in:   {logins}\n            password {password}\n"
+                f"  log in:\n{login_lines()}\n            password (all of them) {password}\n"
                 f"  API token (accounting): {files.token}\n  data:     {data}\n"
                 f"  try:      curl -H 'Authorization: Bearer {files.token}' "
                 f"'{hub.web_url}api/v1/usage?group_by=member'\n"

@@ -6,6 +6,8 @@ threaded, so every request opens its own ``HubStore`` (cheap: one file open) and
 it at teardown. ``store_factory`` lets a caller substitute how stores are opened;
 ``health`` is the hub service's own health report, which ``/healthz`` includes;
 ``monitor`` its ingest counters, which ``/metrics`` adds to what the database says.
+``clock`` is the wall clock the pages read ("this year" on dates), injected like
+everywhere else so a test can set the date.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from flask import Flask, g
 
 from gateway.config import HubConfig
+from gateway.core.clock import WallClock, utcnow
 from gateway.hub.db import HubStore
 from gateway.hub.monitor import HubMonitor
 from gateway.web.context import HealthReport, StoreFactory
@@ -24,12 +27,14 @@ def create_app(
     *,
     health: HealthReport | None = None,
     monitor: HubMonitor | None = None,
+    clock: WallClock | None = None,
 ) -> Flask:
     app = Flask(__name__)
     app.config["HUB"] = config
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["fabgate.health"] = health
     app.extensions["fabgate.monitor"] = monitor
+    app.extensions["fabgate.clock"] = clock or utcnow
     app.extensions["fabgate.store_factory"] = store_factory or (lambda: HubStore(config.database))
 
     @app.teardown_appcontext
@@ -37,6 +42,11 @@ def create_app(
         store = g.pop("store", None)
         if store is not None:
             store.close()
+
+    from gateway.web import errors, language
+
+    language.install(app)
+    errors.install(app)
 
     from gateway.web.admin import admin
     from gateway.web.api import api

@@ -19,13 +19,13 @@ refused form is shown again with the error and what was typed, status 400.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask_babel import gettext, ngettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.billing import credit, organisations, pricing
@@ -57,7 +57,8 @@ from gateway.hub.members import MemberError, MemberFields
 from gateway.policies.session_rules import DEFAULT_RULES, SessionRules, never_cut_kind
 from gateway.web.auth import current_user, requires
 from gateway.web.context import get_store, hub_config
-from gateway.web.i18n import choose_language, translator
+from gateway.web.labels import label
+from gateway.web.language import current_language
 from gateway.web.people import _context, _say
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
@@ -81,11 +82,7 @@ class Refused(Exception):
 
 
 def _lang() -> str:
-    return choose_language(request, hub_config().language)
-
-
-def _t() -> Callable[..., str]:
-    return translator(_lang())
+    return current_language()
 
 
 def _by() -> str:
@@ -115,12 +112,12 @@ def _day(name: str, *, required: bool = False) -> date | None:
     text = _form(name)
     if not text:
         if required:
-            raise Refused(name, _t()("admin.err.date"))
+            raise Refused(name, gettext("a date (YYYY-MM-DD)"))
         return None
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise Refused(name, _t()("admin.err.date")) from None
+        raise Refused(name, gettext("a date (YYYY-MM-DD)")) from None
 
 
 def _int(name: str, default: int | None = None) -> int:
@@ -130,7 +127,7 @@ def _int(name: str, default: int | None = None) -> int:
     try:
         return int(text)
     except ValueError:
-        raise Refused(name, _t()("admin.err.number")) from None
+        raise Refused(name, gettext("a whole number")) from None
 
 
 def _cents(name: str, *, optional: bool = False) -> int | None:
@@ -142,9 +139,9 @@ def _cents(name: str, *, optional: bool = False) -> int | None:
     try:
         cents = parse_amount(text)
     except ValueError:
-        raise Refused(name, _t()("admin.err.amount")) from None
+        raise Refused(name, gettext("an amount in euros, 0 or more (12.50)")) from None
     if cents < 0:
-        raise Refused(name, _t()("admin.err.amount"))
+        raise Refused(name, gettext("an amount in euros, 0 or more (12.50)"))
     return cents
 
 
@@ -181,7 +178,7 @@ def picked_member(store: Any, field: str = "member_id") -> str:
     if text.endswith(")") and "(" in text:
         text = text[text.rindex("(") + 1 : -1].strip()
     if not text or not hub_members.exists(store, text):
-        raise Refused(field, _t()("admin.err.member"))
+        raise Refused(field, gettext("a member from the list (name or id)"))
     return text
 
 
@@ -246,7 +243,7 @@ def member_new() -> BaseResponse | tuple[str, int]:
     except (MemberError, Refused) as exc:
         r = _refused(exc)
         return _member_form(400, member=None, values=dict(request.form), error=r.message)
-    _say("ok", "admin.member.created")
+    _say("ok", gettext("Member created."))
     return redirect(url_for("people.member", member_id=member_id, lang=_lang()))
 
 
@@ -267,7 +264,7 @@ def member_edit(member_id: str) -> BaseResponse | tuple[str, int]:
         return _member_form(
             400, member=m, values=dict(request.form), badges=badges, error=r.message
         )
-    _say("ok", "admin.saved" if changes else "admin.unchanged")
+    _say("ok", (gettext("Saved.") if changes else gettext("Nothing changed.")))
     return redirect(url_for("admin.member_edit", member_id=member_id, lang=_lang()))
 
 
@@ -292,9 +289,16 @@ def member_status(member_id: str) -> BaseResponse:
     try:
         hub_members.edit_member(store, member_id, fields, by=_by())
     except MemberError as exc:
-        _say("error", "admin.error", message=exc.message)
+        _say("error", gettext("Refused: %(message)s", message=exc.message))
     else:
-        _say("ok", "admin.member.suspended" if status == "suspended" else "admin.member.active")
+        _say(
+            "ok",
+            (
+                gettext("Member suspended: the machines refuse them from now on.")
+                if status == "suspended"
+                else gettext("Member reinstated.")
+            ),
+        )
     return redirect(url_for("admin.member_edit", member_id=member_id, lang=_lang()))
 
 
@@ -304,9 +308,9 @@ def badge_add(member_id: str) -> BaseResponse:
     try:
         hub_members.add_badge_by_uid(get_store(), member_id, _form("uid"), by=_by())
     except MemberError as exc:
-        _say("error", "admin.error", message=exc.message)
+        _say("error", gettext("Refused: %(message)s", message=exc.message))
     else:
-        _say("ok", "admin.badge.added")
+        _say("ok", gettext("Badge added: it opens machines from now on."))
     return redirect(url_for("admin.member_edit", member_id=member_id, lang=_lang()) + "#badges")
 
 
@@ -314,7 +318,10 @@ def badge_add(member_id: str) -> BaseResponse:
 @requires(*STAFF)
 def badge_reactivate(member_id: str, uid: str) -> BaseResponse:
     ok = hub_members.reactivate_badge(get_store(), member_id, uid, by=_by())
-    _say("ok" if ok else "error", "admin.badge.reactivated" if ok else "admin.badge.not_blocked")
+    _say(
+        "ok" if ok else "error",
+        (gettext("Badge reactivated.") if ok else gettext("This badge was not blocked.")),
+    )
     return redirect(url_for("admin.member_edit", member_id=member_id, lang=_lang()) + "#badges")
 
 
@@ -334,7 +341,7 @@ def category_list() -> BaseResponse | tuple[str, int]:
         except CategoryError as exc:
             error = str(exc)
         else:
-            _say("ok", "admin.saved")
+            _say("ok", gettext("Saved."))
             return redirect(url_for("admin.category_list", lang=_lang()))
     return _page(
         "admin/categories.html",
@@ -358,9 +365,9 @@ def category_edit(code: str) -> BaseResponse:
             by=_by(),
         )
     except CategoryError as exc:
-        _say("error", "admin.error", message=str(exc))
+        _say("error", gettext("Refused: %(message)s", message=str(exc)))
     else:
-        _say("ok", "admin.saved" if changed else "admin.unchanged")
+        _say("ok", (gettext("Saved.") if changed else gettext("Nothing changed.")))
     return redirect(url_for("admin.category_list", lang=_lang()))
 
 
@@ -412,7 +419,7 @@ def machine_list() -> BaseResponse | tuple[str, int]:
         )
     except (CatalogueError, Refused) as exc:
         return _machines_page(400, values=dict(request.form), error=_refused(exc).message)
-    _say("ok", "admin.machine.created")
+    _say("ok", gettext("Machine created."))
     return redirect(url_for("admin.machine_list", lang=_lang()))
 
 
@@ -435,7 +442,7 @@ def machine_edit(machine_id: str) -> BaseResponse | tuple[str, int]:
             )
         except (CatalogueError, Refused) as exc:
             return _machine_page(m, 400, values=dict(request.form), error=_refused(exc).message)
-        _say("ok", "admin.saved" if changes else "admin.unchanged")
+        _say("ok", (gettext("Saved.") if changes else gettext("Nothing changed.")))
         return redirect(url_for("admin.machine_edit", machine_id=machine_id, lang=_lang()))
     return _machine_page(m, values=values)
 
@@ -470,8 +477,7 @@ def duration_text(seconds: float | None) -> str:
 def _class_defaults(kind: str) -> dict[str, str]:
     """What a machine of ``kind`` does when neither the hub nor its node file says."""
     base: SessionRules = DEFAULT_RULES.get(kind, DEFAULT_RULES["other"])
-    t = _t()
-    never = t("admin.rules.never")
+    never = gettext("none")
 
     def text(value: float | None) -> str:
         return never if value is None else duration_text(value)
@@ -483,7 +489,7 @@ def _class_defaults(kind: str) -> dict[str, str]:
         "cooldown": text(base.cooldown_s),
         "hold_for": text(base.hold_s),
         "progress_every": duration_text(SessionConfig().progress_every),
-        "never_cut_busy": t("admin.rules.yes") if base.never_cut_busy else t("admin.rules.no"),
+        "never_cut_busy": gettext("yes") if base.never_cut_busy else gettext("no"),
     }
 
 
@@ -527,7 +533,6 @@ def _machine_page(
 
 def _rules_from_form() -> MachineRules:
     """The form's rules; an empty field is "the node's own setting" (None)."""
-    t = _t()
     values: dict[str, Any] = {}
     for field, wire in RULE_FIELDS.items():
         text = _form(field)
@@ -537,15 +542,17 @@ def _rules_from_form() -> MachineRules:
         try:
             seconds = parse_duration(text).total_seconds()
         except ValueError:
-            message = t("admin.rules.err.duration", rule=t(f"admin.rules.{field}"))
+            message = gettext(
+                "%(rule)s: a duration such as 90s, 15m or 1h30m", rule=label("admin.rules", field)
+            )
             raise Refused(field, message) from None
         lo, hi = RULE_BOUNDS[wire]
         if not lo <= seconds <= hi:
             raise Refused(
                 field,
-                t(
-                    "admin.rules.err.bounds",
-                    rule=t(f"admin.rules.{field}"),
+                gettext(
+                    "%(rule)s: from %(lo)s to %(hi)s",
+                    rule=label("admin.rules", field),
                     lo=duration_text(lo),
                     hi=duration_text(hi),
                 ),
@@ -553,7 +560,7 @@ def _rules_from_form() -> MachineRules:
         values[wire] = seconds
     flag = _form("never_cut_busy")
     if flag not in ("", "0", "1"):
-        raise Refused("never_cut_busy", t("admin.rules.err.flag"))
+        raise Refused("never_cut_busy", gettext("node's setting, yes or no"))
     values["never_cut_busy"] = None if flag == "" else flag == "1"
     return MachineRules(**values)
 
@@ -567,13 +574,18 @@ def machine_rules_edit(machine_id: str) -> BaseResponse | tuple[str, int]:
     m = catalogue.machine(store, machine_id)
     if m is None:
         abort(404)
-    t = _t()
     try:
         changes = machine_rules.set_rules(store, machine_id, _rules_from_form(), by=_by())
     except (RulesError, Refused) as exc:
         message = _refused(exc).message
         if isinstance(exc, RulesError) and exc.field == "never_cut_busy":
-            message = t("admin.rules.err.never_cut", kind=m["kind"])
+            message = gettext(
+                (
+                    "A machine of kind %(kind)s never cuts a job in progress: "
+                    "this cannot be turned off from the web."
+                ),
+                kind=m["kind"],
+            )
         return _machine_page(
             m,
             400,
@@ -581,7 +593,14 @@ def machine_rules_edit(machine_id: str) -> BaseResponse | tuple[str, int]:
             rule_values={k: _form(k) for k in (*RULE_FIELDS, "never_cut_busy")},
             rules_error=message,
         )
-    _say("ok", "admin.rules.saved" if changes else "admin.unchanged")
+    _say(
+        "ok",
+        (
+            gettext("Rules saved: the node applies them from now on.")
+            if changes
+            else gettext("Nothing changed.")
+        ),
+    )
     return redirect(url_for("admin.machine_edit", machine_id=machine_id, lang=_lang()))
 
 
@@ -599,9 +618,9 @@ def machine_service(machine_id: str) -> BaseResponse:
             store, machine_id, out, _form("out_of_service_reason"), by=_by()
         )
     except CatalogueError as exc:
-        _say("error", "admin.error", message=exc.message)
+        _say("error", gettext("Refused: %(message)s", message=exc.message))
     else:
-        _say("ok", "admin.machine.out" if out else "admin.machine.back")
+        _say("ok", (gettext("Put out of service") if out else gettext("Back in service")))
     return redirect(_back(url_for("admin.machine_list", lang=_lang())))
 
 
@@ -633,7 +652,7 @@ def group_list() -> BaseResponse | tuple[str, int]:
         except (CatalogueError, Refused) as exc:
             error = _refused(exc).message
         else:
-            _say("ok", "admin.saved")
+            _say("ok", gettext("Saved."))
             return redirect(url_for("admin.group_list", lang=_lang()))
     return _page(
         "admin/groups.html",
@@ -653,9 +672,9 @@ def group_edit(group_id: str) -> BaseResponse:
     try:
         changes = catalogue.save_group(store, _group_config(group_id), by=_by(), new=False)
     except (CatalogueError, Refused) as exc:
-        _say("error", "admin.error", message=_refused(exc).message)
+        _say("error", gettext("Refused: %(message)s", message=_refused(exc).message))
     else:
-        _say("ok", "admin.saved" if changes else "admin.unchanged")
+        _say("ok", (gettext("Saved.") if changes else gettext("Nothing changed.")))
     return redirect(url_for("admin.group_list", lang=_lang()))
 
 
@@ -671,7 +690,9 @@ def _slots(text: str, day: int) -> tuple[tuple[time, time], ...]:
         try:
             a, b = (time.fromisoformat(p.strip()) for p in part.split("-"))
         except ValueError:
-            raise Refused(f"day{day}", _t()("admin.hours.err.slot", slot=part)) from None
+            raise Refused(
+                f"day{day}", gettext("“%(slot)s” is not an HH:MM-HH:MM slot", slot=part)
+            ) from None
         out.append((a, b))
     return tuple(sorted(out))
 
@@ -703,7 +724,7 @@ def hours_page() -> BaseResponse | tuple[str, int]:
         changed = hours.set_weekly_hours(get_store(), weekly, by=_by())
     except (HoursError, Refused) as exc:
         return _hours_page(400, error=_refused(exc).message)
-    _say("ok", "admin.saved" if changed else "admin.unchanged")
+    _say("ok", (gettext("Saved.") if changed else gettext("Nothing changed.")))
     return redirect(url_for("admin.hours_page", lang=_lang()))
 
 
@@ -717,7 +738,7 @@ def closure_add() -> BaseResponse | tuple[str, int]:
         hours.add_closure(get_store(), first, last, _form("label"), by=_by())
     except (HoursError, Refused) as exc:
         return _hours_page(400, error=_refused(exc).message)
-    _say("ok", "admin.closure.added")
+    _say("ok", gettext("Closure added."))
     return redirect(url_for("admin.hours_page", lang=_lang()))
 
 
@@ -725,7 +746,10 @@ def closure_add() -> BaseResponse | tuple[str, int]:
 @requires(*STAFF)
 def closure_remove(closure_id: int) -> BaseResponse:
     ok = hours.remove_closure(get_store(), closure_id, by=_by())
-    _say("ok" if ok else "error", "admin.closure.removed" if ok else "admin.closure.none")
+    _say(
+        "ok" if ok else "error",
+        (gettext("Closure removed.") if ok else gettext("Unknown closure.")),
+    )
     return redirect(url_for("admin.hours_page", lang=_lang()))
 
 
@@ -757,7 +781,7 @@ def _tariff_from_form() -> Tariff:
     try:
         item["vat_rate"] = str(Decimal(vat) / 100) if vat else "0.20"
     except InvalidOperation:
-        raise Refused("vat_percent", _t()("admin.err.number")) from None
+        raise Refused("vat_percent", gettext("a whole number")) from None
     return parse_tariffs(
         [item],
         "tariff",
@@ -846,12 +870,15 @@ def _say_repriced(repriced: pricing.Repricing | None) -> None:
     if repriced is not None and repriced.changed:
         _say(
             "warning",
-            "admin.tariff.repriced",
-            n=repriced.changed,
-            delta=format_money(repriced.delta_cents, _lang()),
+            ngettext(
+                "Saved: %(num)s session re-priced, difference %(delta)s.",
+                "Saved: %(num)s sessions re-priced, difference %(delta)s.",
+                repriced.changed,
+                delta=format_money(repriced.delta_cents, _lang()),
+            ),
         )
     else:
-        _say("ok", "admin.saved")
+        _say("ok", gettext("Saved."))
 
 
 @admin.route("/tariffs/<tariff_id>", methods=["GET", "POST"])
@@ -933,7 +960,7 @@ def tariff_preview() -> tuple[str, int]:
         try:
             m = catalogue.machine(store, args["machine"])
             if m is None:
-                raise Refused("machine", _t()("admin.err.machine"))
+                raise Refused("machine", gettext("a known machine"))
             tz = ZoneInfo(hub_config().timezone)
             at_text = args.get("at") or utcnow().astimezone(tz).strftime("%Y-%m-%dT%H:%M")
             at = datetime.fromisoformat(at_text)
@@ -942,7 +969,7 @@ def tariff_preview() -> tuple[str, int]:
             busy = args.get("busy_minutes", "").replace(",", ".")
             grams = Decimal(args.get("grams", "0").replace(",", ".") or "0")
             if minutes < 0 or grams < 0:
-                raise Refused("minutes", _t()("admin.err.number"))
+                raise Refused("minutes", gettext("a whole number"))
             result = preview(
                 pricing.load_tariffs(store),
                 machine=m["id"],
@@ -995,7 +1022,7 @@ def organisation_list() -> BaseResponse | tuple[str, int]:
         except OrganisationError as exc:
             error = exc.message
         else:
-            _say("ok", "admin.saved")
+            _say("ok", gettext("Saved."))
             return redirect(url_for("admin.organisation_edit", org_id=_form("id"), lang=_lang()))
     return _page(
         "admin/organisations.html",
@@ -1024,7 +1051,7 @@ def organisation_edit(org_id: str) -> BaseResponse | tuple[str, int]:
         except OrganisationError as exc:
             error, values = exc.message, dict(request.form)
         else:
-            _say("ok", "admin.saved" if changes else "admin.unchanged")
+            _say("ok", (gettext("Saved.") if changes else gettext("Nothing changed.")))
             return redirect(url_for("admin.organisation_edit", org_id=org_id, lang=_lang()))
     return _page(
         "admin/organisation.html",
@@ -1052,7 +1079,7 @@ def organisation_members(org_id: str) -> BaseResponse:
         assert m is not None
         detach = _form("action") == "detach"
         if detach and m["paid_by"] != org_id:
-            raise Refused("member_id", _t()("admin.org.not_paid"))
+            raise Refused("member_id", gettext("this member is not attached to this organisation"))
         hub_members.edit_member(
             store,
             member_id,
@@ -1070,9 +1097,19 @@ def organisation_members(org_id: str) -> BaseResponse:
             by=_by(),
         )
     except (MemberError, Refused) as exc:
-        _say("error", "admin.error", message=_refused(exc).message)
+        _say("error", gettext("Refused: %(message)s", message=_refused(exc).message))
     else:
-        _say("ok", "admin.org.detached" if detach else "admin.org.attached", name=m["name"])
+        _say(
+            "ok",
+            (
+                gettext("%(name)s is detached.", name=m["name"])
+                if detach
+                else gettext(
+                    ("%(name)s is attached: their next sessions are invoiced to it."),
+                    name=m["name"],
+                )
+            ),
+        )
     return redirect(url_for("admin.organisation_edit", org_id=org_id, lang=_lang()))
 
 
@@ -1107,7 +1144,7 @@ def account_list() -> BaseResponse | tuple[str, int]:
         return _accounts_page(400, values=dict(request.form), error=exc.message)
     except ValueError as exc:
         return _accounts_page(400, values=dict(request.form), error=str(exc))
-    _say("ok", "admin.account.created")
+    _say("ok", gettext("Log-in created."))
     return redirect(url_for("admin.account_list", lang=_lang()))
 
 
@@ -1120,16 +1157,16 @@ def account_role(member_id: str) -> BaseResponse:
     try:
         if _form("action") == "revoke":
             ok = accounts.revoke_role(store, member_id, role, group_id, actor=_by())
-            key = "admin.role.revoked" if ok else "admin.unchanged"
+            said = gettext("Role revoked.") if ok else gettext("Nothing changed.")
         else:
             if accounts.load_user(store, member_id) is None:
                 raise ValueError(f"no account for member {member_id!r}")
             ok = accounts.grant_role(store, member_id, role, group_id, actor=_by())
-            key = "admin.role.granted" if ok else "admin.unchanged"
+            said = gettext("Role granted.") if ok else gettext("Nothing changed.")
     except ValueError as exc:
-        _say("error", "admin.error", message=str(exc))
+        _say("error", gettext("Refused: %(message)s", message=str(exc)))
     else:
-        _say("ok", key)
+        _say("ok", said)
     return redirect(url_for("admin.account_list", lang=_lang()))
 
 
@@ -1141,9 +1178,9 @@ def account_password(member_id: str) -> BaseResponse:
     try:
         accounts.set_password(get_store(), member_id, request.form.get("password", ""), actor=_by())
     except ValueError as exc:
-        _say("error", "admin.error", message=str(exc))
+        _say("error", gettext("Refused: %(message)s", message=str(exc)))
     else:
-        _say("ok", "admin.account.password")
+        _say("ok", gettext("Password saved."))
     return redirect(url_for("admin.account_list", lang=_lang()))
 
 
@@ -1175,7 +1212,9 @@ def credit_page() -> BaseResponse | tuple[str, int]:
         except ValueError as exc:
             error = str(exc)
         else:
-            _say("ok", "admin.credit.done", balance=format_money(new, lang))
+            _say(
+                "ok", gettext("Credited: new balance %(balance)s.", balance=format_money(new, lang))
+            )
             return redirect(url_for("admin.credit_page", lang=lang))
     return _page(
         "admin/credit.html",

@@ -56,6 +56,7 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, ngettext
 from markupsafe import Markup
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
@@ -74,7 +75,8 @@ from gateway.hub.accounts import (
 )
 from gateway.web.bearer import check_bearer, mark_view, view_scope
 from gateway.web.context import get_store, hub_config
-from gateway.web.i18n import choose_language, translator
+from gateway.web.errors import error_page
+from gateway.web.language import current_language
 
 log = logging.getLogger("fabgate.web.auth")
 
@@ -200,10 +202,6 @@ def _csrf_valid() -> bool:
 # -- the app-wide check -------------------------------------------------------------
 
 
-def _t() -> Callable[..., str]:
-    return translator(choose_language(request, hub_config().language))
-
-
 def _guard() -> ResponseReturnValue | None:
     endpoint = request.endpoint
     if endpoint is None:
@@ -228,16 +226,12 @@ def _guard() -> ResponseReturnValue | None:
             if request.method in SAFE_METHODS and request.accept_mimetypes.accept_html:
                 return redirect(url_for("auth.login", next=_local_target()))
             return (
-                _t()("auth.login_required") + "\n",
+                gettext("You need to log in.") + "\n",
                 401,
                 {"Content-Type": "text/plain; charset=utf-8"},
             )
         if not user.has(*declared):
-            return (
-                _t()("auth.forbidden") + "\n",
-                403,
-                {"Content-Type": "text/plain; charset=utf-8"},
-            )
+            return error_page(403)
     if (
         request.method not in SAFE_METHODS
         and not _bearer_presented()
@@ -250,7 +244,14 @@ def _guard() -> ResponseReturnValue | None:
             request.path,
             request.remote_addr,
         )
-        return (_t()("auth.csrf_failed") + "\n", 400, {"Content-Type": "text/plain; charset=utf-8"})
+        return (
+            gettext(
+                "The form expired or was sent from another site: reload the page and try again."
+            )
+            + "\n",
+            400,
+            {"Content-Type": "text/plain; charset=utf-8"},
+        )
     return None
 
 
@@ -353,9 +354,9 @@ auth.record_once(_install_on)
 
 def _page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
     cfg = hub_config()
-    lang = choose_language(request, cfg.language)
+    lang = current_language()
     return render_template(
-        template, lang=lang, t=translator(lang), site=cfg.site, min_password=MIN_PASSWORD, **values
+        template, lang=lang, site=cfg.site, min_password=MIN_PASSWORD, **values
     ), status
 
 
@@ -372,7 +373,6 @@ def login() -> BaseResponse:
         return _no_store(Response(*_page("login.html", next=target, email="", error=None)))
     email = request.form.get("email", "")
     password = request.form.get("password", "")
-    t = _t()
     now = utcnow()
     try:
         user = authenticate(get_store(), email, password, request.remote_addr, now)
@@ -387,7 +387,15 @@ def login() -> BaseResponse:
             ),
         )
         body, status = _page(
-            "login.html", 429, next=target, email=email, error=t("auth.locked", minutes=minutes)
+            "login.html",
+            429,
+            next=target,
+            email=email,
+            error=ngettext(
+                "Too many failed attempts: log-in blocked for %(num)s more minute.",
+                "Too many failed attempts: log-in blocked for %(num)s more minutes.",
+                minutes,
+            ),
         )
         resp = Response(body, status)
         resp.headers["Retry-After"] = str(minutes * 60)
@@ -395,7 +403,13 @@ def login() -> BaseResponse:
     if user is None:
         return _no_store(
             Response(
-                *_page("login.html", 401, next=target, email=email, error=t("auth.bad_credentials"))
+                *_page(
+                    "login.html",
+                    401,
+                    next=target,
+                    email=email,
+                    error=gettext("Wrong email address or password."),
+                )
             )
         )
     # A fresh session on log-in: nothing set before it (a planted CSRF token) survives.
@@ -420,7 +434,6 @@ def logout() -> BaseResponse:
 def account_password() -> BaseResponse:
     user = current_user()
     assert user is not None
-    t = _t()
     if request.method == "GET":
         return _no_store(Response(*_page("account.html", user=user, error=None, done=False)))
     current = request.form.get("current", "")
@@ -432,11 +445,15 @@ def account_password() -> BaseResponse:
         ok = None
     error = None
     if ok is None:
-        error = t("auth.bad_current")
+        error = gettext("The current password is wrong.")
     elif new != request.form.get("confirm", ""):
-        error = t("auth.mismatch")
+        error = gettext("The two new passwords differ.")
     elif check_new_password(new):
-        error = t("auth.too_short", n=MIN_PASSWORD)
+        error = ngettext(
+            "The new password needs at least %(num)s character.",
+            "The new password needs at least %(num)s characters.",
+            MIN_PASSWORD,
+        )
     if error:
         return _no_store(Response(*_page("account.html", 400, user=user, error=error, done=False)))
     set_password(store, user.member_id, new, actor=user.member_id)

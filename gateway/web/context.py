@@ -13,6 +13,7 @@ from typing import Any
 from flask import current_app, g
 
 from gateway.config import HubConfig
+from gateway.core.clock import WallClock, utcnow
 from gateway.hub.db import HubStore
 
 StoreFactory = Callable[[], HubStore]
@@ -36,3 +37,10 @@ def store_opener() -> StoreFactory:
 def hub_config() -> HubConfig:
     cfg: Any = current_app.config["HUB"]
     return cfg
+
+
+def clock() -> WallClock:
+    """The app's wall clock (``create_app(clock=...)``; ``utcnow`` unless a test gives
+    one): what "today" and "this year" mean on the pages."""
+    wall: WallClock = current_app.extensions.get("fabgate.clock") or utcnow
+    return wall

@@ -34,6 +34,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext, ngettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.billing import payments
@@ -56,7 +57,8 @@ from gateway.hub.accounts import User
 from gateway.web.auth import current_user, owner_scoped, requires
 from gateway.web.bearer import scope
 from gateway.web.context import get_store, hub_config, store_opener
-from gateway.web.i18n import choose_language, translator
+from gateway.web.labels import label
+from gateway.web.language import current_language
 
 invoice_pages = Blueprint("invoices", __name__)
 
@@ -71,7 +73,7 @@ MAX_LISTED = 2000
 
 
 def _lang() -> str:
-    return choose_language(request, hub_config().language)
+    return current_language()
 
 
 def _user() -> User:
@@ -81,8 +83,9 @@ def _user() -> User:
     return user
 
 
-def _say(category: str, key: str, **values: object) -> None:
-    flash(translator(_lang())(key, **values), category)
+def _say(category: str, message: str) -> None:
+    """Flash a message already in the person's words."""
+    flash(message, category)
 
 
 def _context(**extra: Any) -> dict[str, Any]:
@@ -110,7 +113,6 @@ def _context(**extra: Any) -> dict[str, Any]:
     user = current_user()
     return {
         "lang": lang,
-        "t": translator(lang),
         "site": cfg.site,
         "user": user,
         "day": day,
@@ -141,7 +143,10 @@ def _document(number: str) -> Document:
     except NotConfigured:
         abort(
             503,
-            description=translator(_lang())("invoices.err.no_seller", file=str(cfg.file)),
+            description=gettext(
+                "The seller's details are missing: add an invoicing: section to %(file)s.",
+                file=str(cfg.file),
+            ),
         )
     if doc is None:
         abort(404)
@@ -232,14 +237,14 @@ def record_payment(number: str) -> BaseResponse:
     try:
         amount = parse_amount(form.get("amount", "").strip())
     except ValueError:
-        _say("error", "payments.err.amount")
+        _say("error", gettext("Invalid amount: in euros, e.g. 12.50."))
         return back
     if form.get("correction"):
         amount = -amount
     try:
         paid_on = date.fromisoformat(form.get("paid_on", "").strip())
     except ValueError:
-        _say("error", "payments.err.date")
+        _say("error", gettext("Invalid date."))
         return back
     now = utcnow()
     local_now = now.astimezone(ZoneInfo(hub_config().timezone))
@@ -259,9 +264,16 @@ def record_payment(number: str) -> BaseResponse:
     except payments.PaymentRefused as refused:
         if refused.code == "unknown":
             abort(404)
-        _say("error", f"payments.err.{refused.code}")
+        _say("error", label("payments.err", refused.code))
         return back
-    _say("ok", "payments.recorded", amount=format_money(amount, _lang()), number=number)
+    _say(
+        "ok",
+        gettext(
+            "Payment of %(amount)s recorded on %(number)s.",
+            amount=format_money(amount, _lang()),
+            number=number,
+        ),
+    )
     return back
 
 
@@ -269,11 +281,11 @@ def record_payment(number: str) -> BaseResponse:
 
 
 def _closable(period: str) -> str | None:
-    """Why ``period`` cannot be closed from the page now (a catalogue key), or None."""
+    """Why ``period`` cannot be closed from the page now (in the person's words), or None."""
     cfg = hub_config()
     last_ended = month_text(local_month(utcnow(), cfg.timezone, -1)[0])
     if period > last_ended:
-        return "close.err.not_ended"
+        return gettext("The month %(period)s has not ended.", period=period)
     return None
 
 
@@ -314,11 +326,11 @@ def close(period: str) -> BaseResponse:
     user = _user()
     confirm = url_for("invoices.close_confirm", period=period, lang=_lang())
     if request.form.get("confirm") != period:
-        _say("error", "close.err.confirm", period=period)
+        _say("error", gettext("Not confirmed: type %(period)s to close.", period=period))
         return redirect(confirm, 303)
     problem = _closable(period)
     if problem:
-        _say("error", problem, period=period)
+        _say("error", problem)
         return redirect(confirm, 303)
     cfg = hub_config()
     try:
@@ -331,9 +343,17 @@ def close(period: str) -> BaseResponse:
             invoicing=cfg.invoicing,
         )
     except ValueError as exc:
-        _say("error", "close.err.blocked", detail=str(exc))
+        _say("error", gettext("Cannot close: %(detail)s", detail=str(exc)))
         return redirect(confirm, 303)
-    _say("ok", "close.done", period=period, count=len(docs))
+    _say(
+        "ok",
+        ngettext(
+            "Month %(period)s closed: %(num)s document issued.",
+            "Month %(period)s closed: %(num)s documents issued.",
+            len(docs),
+            period=period,
+        ),
+    )
     return redirect(url_for("invoices.invoice_list", to=period, lang=_lang()), 303)
 
 

@@ -12,11 +12,10 @@ as the first page, so there is one place that decides how the board looks.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template
 
 from gateway.core.clock import iso, parse_iso, utcnow
 from gateway.hub.db import data_version
@@ -24,8 +23,10 @@ from gateway.hub.machine_state import machines_live
 from gateway.hub.members import PSEUDONYM
 from gateway.hub.sessions import recent_sessions
 from gateway.web.auth import public
-from gateway.web.context import get_store, hub_config
-from gateway.web.i18n import choose_language, translator
+from gateway.web.context import clock, get_store, hub_config
+from gateway.web.dates import short_date
+from gateway.web.language import current_language
+from gateway.web.machine_words import describe
 
 pages = Blueprint("pages", __name__)
 
@@ -92,6 +93,8 @@ _SESSION_KEYS = (
 def _board_machine(m: dict[str, Any], mode: str) -> dict[str, Any]:
     out = {k: m.get(k) for k in _MACHINE_KEYS}
     out["who"] = shown_name(m.get("member_name"), mode)
+    # The controller's words for people; the raw text stays in the card's title.
+    out["detail_words"] = describe(m.get("detail"))
     # A refusal's reason may quote a member id or a badge uid: the board counts them,
     # the reasons are in the hub's log and rejected_messages.
     if out["job"]:
@@ -107,13 +110,13 @@ def _board_session(s: dict[str, Any], mode: str) -> dict[str, Any]:
 
 def _context() -> dict[str, Any]:
     cfg = hub_config()
-    lang = choose_language(request, cfg.language)
+    lang = current_language()
     store = get_store()
     tz = cfg.timezone
     mode = cfg.board_names
+    now = clock()()
     return {
         "lang": lang,
-        "t": translator(lang),
         "site": cfg.site,
         "names": mode != "none",
         "machines": [_board_machine(m, mode) for m in machines_live(store)],
@@ -121,9 +124,9 @@ def _context() -> dict[str, Any]:
             _board_session(s, mode) for s in recent_sessions(store, limit=RECENT_SESSIONS)
         ],
         "hm": lambda v: _local(v, tz, "%H:%M"),
-        "dt": lambda v: _local(v, tz, "%d/%m %H:%M"),
+        "dt": lambda v: short_date(v, now=now, tz=tz, lang=lang, time=True),
         "duration": _duration,
-        "now": datetime.now(ZoneInfo(tz)).strftime("%H:%M:%S"),
+        "now": now.astimezone(ZoneInfo(tz)).strftime("%H:%M:%S"),
         "refresh_ms": REFRESH_MS,
     }
 

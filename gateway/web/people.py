@@ -34,21 +34,23 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext, pgettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.billing.credit import balance, members_with_credit
 from gateway.billing.invoicing import is_closed, period_bounds, period_of
 from gateway.billing.money import format_money
-from gateway.core.clock import parse_iso, utcnow
+from gateway.core.clock import utcnow
 from gateway.core.levels import CERTIFY_LEVELS, LEVELS, ROLES, Level
 from gateway.hub import catalogue, certifications, enrolment, sessions
 from gateway.hub import members as hub_members
 from gateway.hub.accounts import User
 from gateway.hub.db import HubStore
 from gateway.web.auth import current_user, requires
-from gateway.web.context import get_store, hub_config
-from gateway.web.i18n import choose_language, translator
+from gateway.web.context import clock, get_store, hub_config
+from gateway.web.dates import short_date
 from gateway.web.invoices import member_invoices
+from gateway.web.language import current_language
 
 people = Blueprint("people", __name__)
 
@@ -64,12 +66,11 @@ MEMBER_SESSIONS = 50
 
 
 class Refused(Exception):
-    """A request the rules refuse; its message is a catalogue key shown to the person."""
+    """A request the rules refuse; its message, in the person's words, is shown to them."""
 
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(key)
-        self.key = key
-        self.values = values
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 # -- context ---------------------------------------------------------------------------
@@ -88,29 +89,23 @@ def _is_staff(user: User) -> bool:
 
 
 def _lang() -> str:
-    return choose_language(request, hub_config().language)
+    return current_language()
 
 
 def _context(**extra: Any) -> dict[str, Any]:
     cfg = hub_config()
     lang = _lang()
-    tz = ZoneInfo(cfg.timezone)
+    now = clock()()
 
     def day(value: str | datetime | None) -> str:
-        if not value:
-            return ""
-        if isinstance(value, str) and len(value) == 10:  # already a local day (membership)
-            return date.fromisoformat(value).strftime("%d/%m/%Y")
-        when = parse_iso(value) if isinstance(value, str) else value
-        return when.astimezone(tz).strftime("%d/%m/%Y")
+        return short_date(value, now=now, tz=cfg.timezone, lang=lang)
 
     def moment(value: str | None) -> str:
-        return parse_iso(value).astimezone(tz).strftime("%d/%m/%Y %H:%M") if value else ""
+        return short_date(value, now=now, tz=cfg.timezone, lang=lang, time=True)
 
     user = current_user()
     return {
         "lang": lang,
-        "t": translator(lang),
         "site": cfg.site,
         "user": user,
         "is_staff": bool(user and _is_staff(user)),
@@ -122,9 +117,9 @@ def _context(**extra: Any) -> dict[str, Any]:
     }
 
 
-def _say(category: str, key: str, **values: object) -> None:
-    """Flash a message already translated, so the next page needs no catalogue key."""
-    flash(translator(_lang())(key, **values), category)
+def _say(category: str, message: str) -> None:
+    """Flash a message already in the person's words (gettext at the call)."""
+    flash(message, category)
 
 
 def _back(default: str) -> str:
@@ -146,24 +141,26 @@ def _navigation() -> dict[str, Any]:
             return []
         if user is None:
             return []
-        t = translator(_lang())
         links: list[tuple[str, str]] = [
-            ("pages.index", "nav.board"),
-            ("people.me", "nav.me"),
-            ("people.projects", "nav.projects"),
+            ("pages.index", gettext("Machines")),
+            ("people.me", gettext("My page")),
+            ("people.projects", gettext("My projects")),
         ]
         if user.has("fabmanager", "trainer"):
-            links += [("people.members", "nav.members"), ("people.certify", "nav.certify")]
+            links += [
+                ("people.members", pgettext("nav.members", "Members")),
+                ("people.certify", gettext("Certify")),
+            ]
         if user.has("fabmanager", "accountant"):
-            links.append(("invoices.invoice_list", "nav.invoices"))
-            links.append(("report.report_page", "nav.report"))
+            links.append(("invoices.invoice_list", gettext("Invoices")))
+            links.append(("report.report_page", gettext("Activity report")))
         if user.has("accountant"):
-            links.append(("tokens.token_list", "nav.tokens"))
+            links.append(("tokens.token_list", gettext("API tokens")))
         if user.has("fabmanager", "accountant"):
-            links.append(("admin.index", "nav.admin"))
+            links.append(("admin.index", gettext("Administration")))
         return [
-            {"href": url_for(endpoint), "label": t(key), "current": request.endpoint == endpoint}
-            for endpoint, key in links
+            {"href": url_for(endpoint), "label": text, "current": request.endpoint == endpoint}
+            for endpoint, text in links
         ]
 
     return {"fabgate_nav": nav}
@@ -229,12 +226,18 @@ def _check_may_certify(
     store: HubStore, user: User, member_id: str, group_id: str, level: int
 ) -> None:
     if member_id == user.member_id:
-        raise Refused("certify.err.self")
+        raise Refused(gettext("Nobody may certify themselves."))
     if not _is_staff(user):
         if not user.trains(group_id):
-            raise Refused("certify.err.not_your_group")
+            raise Refused(gettext("You do not train on this machine group."))
         if level > TRAINER_MAX_LEVEL:
-            raise Refused("certify.err.trainer_level", max=TRAINER_MAX_LEVEL)
+            raise Refused(
+                gettext(
+                    "A trainer certifies up to level %(max)s; level 3 is granted by the "
+                    "fabmanager.",
+                    max=TRAINER_MAX_LEVEL,
+                )
+            )
 
 
 @dataclass(frozen=True)
@@ -253,23 +256,31 @@ def _parse_grant(store: HubStore) -> Grant:
         member_id = member_id[member_id.rindex("(") + 1 : -1].strip()
     group_id = form.get("group_id", "").strip()
     if not member_id or not hub_members.exists(store, member_id):
-        raise Refused("certify.err.member")
+        raise Refused(gettext("Choose a member."))
     group = catalogue.group(store, group_id)
     if group is None:
-        raise Refused("certify.err.group")
+        raise Refused(gettext("Choose a machine group."))
     try:
         level = int(form.get("level", ""))
     except ValueError:
-        raise Refused("certify.err.level") from None
+        raise Refused(gettext("Choose a level from 0 to 3.")) from None
     if level not in LEVELS:
-        raise Refused("certify.err.level")
+        raise Refused(gettext("Choose a level from 0 to 3."))
     raw = form.get("validity_months", "").strip()
     try:
         months = int(raw) if raw else int(group["default_validity_months"])
     except ValueError:
-        raise Refused("certify.err.validity", max=MAX_VALIDITY_MONTHS) from None
+        raise Refused(
+            gettext(
+                "The validity is a number of months between 1 and %(max)s.", max=MAX_VALIDITY_MONTHS
+            )
+        ) from None
     if not 1 <= months <= MAX_VALIDITY_MONTHS:
-        raise Refused("certify.err.validity", max=MAX_VALIDITY_MONTHS)
+        raise Refused(
+            gettext(
+                "The validity is a number of months between 1 and %(max)s.", max=MAX_VALIDITY_MONTHS
+            )
+        )
     note = form.get("note", "").strip()[:500] or None
     return Grant(member_id, group_id, level, months, note)
 
@@ -331,9 +342,9 @@ def block_badge(member_id: str, uid: str) -> BaseResponse:
     stop opening machines before whoever found it reaches one."""
     store, user = get_store(), _user()
     if hub_members.block_badge(store, member_id, uid, by=user.member_id):
-        _say("ok", "badge.blocked", uid=uid)
+        _say("ok", gettext("Badge %(uid)s blocked.", uid=uid))
     else:
-        _say("error", "badge.err.not_active", uid=uid)
+        _say("error", gettext("Badge %(uid)s is not active.", uid=uid))
     return redirect(url_for("people.member", member_id=member_id, lang=_lang()))
 
 
@@ -391,7 +402,7 @@ def certify() -> BaseResponse | tuple[str, int] | str:
                 note=grant.note,
             )
         except Refused as refused:
-            error = translator(_lang())(refused.key, **refused.values)
+            error = refused.message
         else:
             m = _member(store, grant.member_id)
             group_name = next(
@@ -399,15 +410,24 @@ def certify() -> BaseResponse | tuple[str, int] | str:
             )
             _say(
                 "ok",
-                "certify.done",
-                name=m["name"],
-                group=group_name,
-                level=grant.level,
-                until=until.astimezone(ZoneInfo(hub_config().timezone)).strftime("%d/%m/%Y"),
+                gettext(
+                    "%(name)s is certified level %(level)s on “%(group)s” until %(until)s.",
+                    name=m["name"],
+                    group=group_name,
+                    level=grant.level,
+                    until=until.astimezone(ZoneInfo(hub_config().timezone)).strftime("%d/%m/%Y"),
+                ),
             )
             effective = certifications.live_level(store, grant.member_id, grant.group_id, now)
             if effective > grant.level:
-                _say("warning", "certify.higher_kept", level=effective)
+                _say(
+                    "warning",
+                    gettext(
+                        "This member keeps their higher level %(level)s: revoke the "
+                        "certification to lower it.",
+                        level=effective,
+                    ),
+                )
             return redirect(url_for("people.member", member_id=grant.member_id, lang=_lang()))
     selectable = [m for m in _members(store, user, utcnow()) if m["id"] != user.member_id]
     group_id = values.get("group_id") or (groups[0]["id"] if len(groups) == 1 else "")
@@ -437,17 +457,24 @@ def revoke(member_id: str, group_id: str) -> BaseResponse:
     _member(store, member_id)
     try:
         if member_id == user.member_id:
-            raise Refused("certify.err.self")
+            raise Refused(gettext("Nobody may certify themselves."))
         if not _is_staff(user):
             if not user.trains(group_id):
-                raise Refused("certify.err.not_your_group")
+                raise Refused(gettext("You do not train on this machine group."))
             if certifications.live_level(store, member_id, group_id, now) > TRAINER_MAX_LEVEL:
-                raise Refused("revoke.err.trainer_level")
+                raise Refused(gettext("A trainer cannot revoke a level-3 certification."))
         count = certifications.revoke(store, member_id, group_id, by=user.member_id, at=now)
     except Refused as refused:
-        flash(translator(_lang())(refused.key, **refused.values), "error")
+        flash(refused.message, "error")
     else:
-        _say("ok" if count else "error", "revoke.done" if count else "revoke.none")
+        _say(
+            "ok" if count else "error",
+            (
+                gettext("Certification revoked: the machines refuse it from now on.")
+                if count
+                else gettext("No live certification to revoke.")
+            ),
+        )
     return redirect(url_for("people.member", member_id=member_id, lang=_lang()), 303)
 
 
@@ -475,12 +502,15 @@ def create_project() -> BaseResponse:
     store, user = get_store(), _user()
     name = " ".join(request.form.get("name", "").split())
     if not name or len(name) > MAX_PROJECT_NAME:
-        _say("error", "projects.err.name", max=MAX_PROJECT_NAME)
+        _say(
+            "error",
+            gettext("A project needs a name (%(max)s characters at most).", max=MAX_PROJECT_NAME),
+        )
         return redirect(url_for("people.projects", lang=_lang()))
     hub_members.create_project(
         store, user.member_id, name, current=bool(request.form.get("current"))
     )
-    _say("ok", "projects.created", name=name)
+    _say("ok", gettext("Project “%(name)s” created.", name=name))
     return redirect(url_for("people.projects", lang=_lang()))
 
 
@@ -492,10 +522,10 @@ def set_current_project() -> BaseResponse:
     store, user = get_store(), _user()
     project_id = request.form.get("project_id", "").strip() or None
     if project_id is not None and not hub_members.owns_project(store, user.member_id, project_id):
-        _say("error", "projects.err.not_yours")
+        _say("error", gettext("This project is not yours."))
     else:
         hub_members.set_current_project(store, user.member_id, project_id)
-        _say("ok", "projects.current_set")
+        _say("ok", gettext("Current project saved."))
     return redirect(_back(url_for("people.projects", lang=_lang())))
 
 
@@ -506,17 +536,26 @@ def move_session(
     open; a closed month's invoices are final, so its sessions are too."""
     row = sessions.session(store, session_id)
     if row is None:
-        raise Refused("move.err.unknown")
+        raise Refused(gettext("Unknown session."))
     if row["member_id"] != user.member_id and not _is_staff(user):
-        raise Refused("move.err.not_yours")
+        raise Refused(gettext("This session is not yours."))
     if row["status"] != "closed":
-        raise Refused("move.err.open")  # the session's end would overwrite the project
+        raise Refused(
+            gettext("The session is still running: move it once it has ended.")
+        )  # the session's end would overwrite the project
     if not row["member_id"] or not hub_members.owns_project(store, row["member_id"], project_id):
-        raise Refused("move.err.project")
+        raise Refused(gettext("Choose a project of the same member."))
     period = period_of(row["started_at"], tz)
     if is_closed(store, period):
         start, _ = period_bounds(period, tz)
-        raise Refused("move.err.closed", month=f"{start.month:02d}/{start.year}")
+        month = f"{start.month:02d}/{start.year}"
+        raise Refused(
+            gettext(
+                "The month %(month)s is closed (invoices issued): this session can no longer "
+                "change project.",
+                month=month,
+            )
+        )
     if row["project_id"] == project_id:
         return row
     sessions.move_to_project(
@@ -544,9 +583,9 @@ def move(session_id: str) -> BaseResponse:
             hub_config().timezone,
         )
     except Refused as refused:
-        flash(translator(_lang())(refused.key, **refused.values), "error")
+        flash(refused.message, "error")
     else:
-        _say("ok", "move.done")
+        _say("ok", gettext("Session moved."))
     return redirect(_back(url_for("people.projects", lang=_lang())))
 
 

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import gettext, ngettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.core.clock import utcnow
@@ -75,7 +76,6 @@ def erase(member_id: str) -> BaseResponse | str | tuple[str, int]:
     member = hub_members.member(store, member_id)
     if member is None:
         abort(404)
-    t_values: dict[str, Any] = {}
     refusal: personal_data.ErasureRefused | None = None
     try:
         personal_data.check_erasable(store, member_id)
@@ -84,19 +84,53 @@ def erase(member_id: str) -> BaseResponse | str | tuple[str, int]:
     error = None
     if request.method == "POST" and refusal is None:
         if request.form.get("confirm", "").strip() != member_id:
-            error = "erase.err.confirm"
+            error = gettext("The id typed does not match: nothing was erased.")
         else:
             try:
                 done = personal_data.erase_member(store, member_id, now=utcnow(), by=_actor())
             except personal_data.ErasureRefused as exc:  # changed since the check above
                 refusal = exc
             else:
-                _say("ok", "erase.done", pseudonym=done.pseudonym, badges=done.badges)
+                _say(
+                    "ok",
+                    ngettext(
+                        "Member erased: now shown as “%(pseudonym)s” (%(num)s badge removed).",
+                        "Member erased: now shown as “%(pseudonym)s” (%(num)s badges removed).",
+                        done.badges,
+                        pseudonym=done.pseudonym,
+                    ),
+                )
                 return redirect(url_for("people.member", member_id=member_id, lang=_lang()), 303)
     if refusal is not None:
-        error, t_values = refusal.key, dict(refusal.values)
+        error = _refusal_text(refusal)
     page = render_template(
-        "erase.html",
-        **_context(member=member, error=error, error_values=t_values, refused=refusal is not None),
+        "erase.html", **_context(member=member, error=error, refused=refusal is not None)
     )
     return (page, 400) if request.method == "POST" else page
+
+
+def _refusal_text(refusal: personal_data.ErasureRefused) -> str:
+    """The hub names why an erasure is refused (``refusal.key``); the page says it."""
+    v = refusal.values
+    if refusal.key == "erase.err.open_session":
+        return gettext(
+            "Cannot erase: a session is open on %(machine)s. End it at the machine first.",
+            machine=v["machine"],
+        )
+    if refusal.key == "erase.err.balance":
+        return gettext(
+            "Cannot erase: the prepaid credit is negative (%(cents)s cents owed). Settle it first.",
+            cents=v["cents"],
+        )
+    if refusal.key == "erase.err.unbilled":
+        count = int(str(v["count"]))
+        return ngettext(
+            "Cannot erase: %(num)s priced session is not invoiced yet. Close its month first, "
+            "so the invoice is issued in their name.",
+            "Cannot erase: %(num)s priced sessions are not invoiced yet. Close their month "
+            "first, so the invoice is issued in their name.",
+            count,
+        )
+    if refusal.key == "erase.err.done":
+        return gettext("This member is already erased.")
+    return str(refusal)

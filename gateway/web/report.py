@@ -13,22 +13,25 @@ data); put the check in ``_period()``'s callers when roles exist.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, render_template, request, url_for
+from flask_babel import gettext, ngettext
 from markupsafe import Markup
 
 from gateway.core.clock import utcnow
 from gateway.core.snapshot import WEEKDAYS
+from gateway.hub import categories
 from gateway.hub.report import AttendanceCell, Report, activity_report, category_totals, report_csv
 from gateway.web import charts
 from gateway.web.auth import requires
 from gateway.web.bearer import scope
-from gateway.web.context import get_store, hub_config
-from gateway.web.i18n import choose_language, translator
+from gateway.web.context import clock, get_store, hub_config
+from gateway.web.dates import long_date, month_name, weekday_name
+from gateway.web.labels import label
+from gateway.web.language import current_language
 
 report_pages = Blueprint("report", __name__)
 _NONE = AttendanceCell()
@@ -88,7 +91,6 @@ class Formats:
 
     def __init__(self, lang: str) -> None:
         self.lang = lang
-        self.t = translator(lang)
 
     def num(self, value: float, digits: int = 0) -> str:
         text = f"{value:,.{digits}f}"
@@ -103,41 +105,36 @@ class Formats:
         return f"{value}\u202f%" if self.lang == "fr" else f"{value}%"
 
     def hours(self, value: float) -> str:
-        return self.t("unit.hours", n=self.num(value, 1 if 0 < value < 10 else 0))
+        return gettext("%(n)s h", n=self.num(value, 1 if 0 < value < 10 else 0))
 
     def money(self, cents: int | None) -> str:
         if cents is None:
-            return self.t("report.revenue_na")
+            return gettext("not available")
         value = self.num(cents / 100, 2)
         return f"{value}\u202f€" if self.lang == "fr" else f"€{value}"
 
     def day(self, d: date) -> str:
-        name = self.t(f"monthname.{d.month}")
-        return f"{d.day} {name} {d.year}"
+        return long_date(d, self.lang)
 
     def month(self, key: str, long: bool = False) -> str:
         y, m = (int(p) for p in key.split("-"))
-        return f"{self.t(f'monthname.{m}')} {y}" if long else self.t(f"month.{m}")
+        return month_name(y, m, self.lang, short=not long)
 
 
-def _series(report: Report, t: Callable[..., str]) -> list[charts.Series]:
+def _series(report: Report, names: dict[str, str]) -> list[charts.Series]:
+    """One series per member category, named as the ``member_categories`` table says
+    (categories are data: a site's own category shows its own label)."""
     extra = iter(EXTRA_COLORS * 4)
     out = []
     for c in report.categories:
-        label = t(f"cat.{c}")
-        # The translator answers the key itself for a category it does not know.
-        out.append(
-            charts.Series(
-                c, c if label == f"cat.{c}" else label, CATEGORY_COLORS.get(c) or next(extra)
-            )
-        )
+        name = names.get(c) or (gettext("Unknown") if c == "unknown" else c)
+        out.append(charts.Series(c, name, CATEGORY_COLORS.get(c) or next(extra)))
     return out
 
 
-def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
+def _view(report: Report, lang: str, site: str, category_names: dict[str, str]) -> dict[str, Any]:
     f = Formats(lang)
-    t = f.t
-    series = _series(report, t)
+    series = _series(report, category_names)
     active = [
         s
         for s in series
@@ -151,17 +148,18 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
         return f.num(n)
 
     busiest = max(report.months, key=lambda m: att.by_month.get(m.key, _NONE).members, default=None)
+    busiest_cell = att.by_month.get(busiest.key, _NONE) if busiest else _NONE
+    busiest_members, busiest_sessions = busiest_cell.members, busiest_cell.sessions
     members_chart = charts.stacked_columns(
         "chart-members",
-        t("report.attendance.members_chart"),
-        t(
-            "report.attendance.desc",
+        gettext("Distinct members per month, by category"),
+        gettext(
+            "Busiest month: %(month)s, %(n)s. Over the period: %(total)s.",
             month=f.month(busiest.key, True) if busiest else "–",
-            n=t(
-                "unit.members",
-                n=count(att.by_month.get(busiest.key, _NONE).members) if busiest else "0",
+            n=ngettext("%(n)s member", "%(n)s members", busiest_members, n=count(busiest_members)),
+            total=ngettext(
+                "%(n)s member", "%(n)s members", att.total.members, n=count(att.total.members)
             ),
-            total=t("unit.members", n=count(att.total.members)),
         ),
         month_labels,
         active,
@@ -170,15 +168,22 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
     )
     sessions_chart = charts.stacked_columns(
         "chart-sessions",
-        t("report.attendance.sessions_chart"),
-        t(
-            "report.attendance.desc",
+        gettext("Sessions per month, by category"),
+        gettext(
+            "Busiest month: %(month)s, %(n)s. Over the period: %(total)s.",
             month=f.month(busiest.key, True) if busiest else "–",
-            n=t(
-                "unit.sessions",
-                n=count(att.by_month.get(busiest.key, _NONE).sessions) if busiest else "0",
+            n=ngettext(
+                "%(n)s session",
+                "%(n)s sessions",
+                busiest_sessions,
+                n=count(busiest_sessions),
             ),
-            total=t("unit.sessions", n=count(att.total.sessions)),
+            total=ngettext(
+                "%(n)s session",
+                "%(n)s sessions",
+                att.total.sessions,
+                n=count(att.total.sessions),
+            ),
         ),
         month_labels,
         active,
@@ -191,7 +196,7 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
     names = [m.name for m in machines]
     occupancy_chart = charts.gauges(
         "chart-occupancy",
-        t("report.occupancy.chart"),
+        gettext("Machine occupancy during opening hours"),
         "; ".join(f"{m.name} : {f.pct(m.occupancy)}" for m in machines),
         names,
         [m.occupancy for m in machines],
@@ -207,9 +212,9 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
         hours_values.append(row)
     hours_chart = charts.stacked_bars(
         "chart-hours",
-        t("report.usage.chart"),
-        t(
-            "report.usage.desc",
+        gettext("Hours of use per machine, by category"),
+        gettext(
+            "Hours of use: %(values)s.",
             values="; ".join(f"{m.name} : {f.hours(m.hours)}" for m in machines),
         ),
         names,
@@ -223,8 +228,8 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
         nm = report.new_members
         new_chart = charts.stacked_columns(
             "chart-new-members",
-            t("report.new_members.chart"),
-            t("unit.members", n=count(nm.total)),
+            gettext("New members per month, by category"),
+            ngettext("%(n)s member", "%(n)s members", nm.total, n=count(nm.total)),
             month_labels,
             active,
             [[nm.cells.get((m.key, s.key), 0) for s in active] for m in report.months],
@@ -239,13 +244,13 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
     if groups:
         levels = sorted({c.level for c in report.certifications})
         level_series = [
-            charts.Series(str(lv), f"{lv} – {t(f'level.{lv}')}", LEVEL_COLORS.get(lv, "#999999"))
+            charts.Series(str(lv), f"{lv} – {label('level', lv)}", LEVEL_COLORS.get(lv, "#999999"))
             for lv in levels
         ]
         granted = {(c.group_id, c.level): c.granted for c in report.certifications}
         cert_chart = charts.stacked_bars(
             "chart-certifications",
-            t("report.certifications.chart"),
+            gettext("Certifications granted per machine group, by level"),
             "; ".join(
                 f"{name} : {sum(granted.get((g, lv), 0) for lv in levels)}"
                 for g, name in groups.items()
@@ -262,10 +267,14 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
     if top:
         project_chart = charts.stacked_bars(
             "chart-projects",
-            t("report.projects.chart", n=len(top)),
+            ngettext(
+                "Hours of use of the most active project",
+                "Hours of use of the %(num)s most active projects",
+                len(top),
+            ),
             "; ".join(f"{p.name} : {f.hours(p.hours)}" for p in top),
             [p.name for p in top],
-            [charts.Series("hours", t("report.col.hours"), "#009E73")],
+            [charts.Series("hours", gettext("Hours"), "#009E73")],
             [[p.hours] for p in top],
             f.hours,
         )
@@ -275,26 +284,26 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
 
     opening = [
         (
-            t(f"day.{d}"),
+            weekday_name(d, lang),
             ", ".join(s.replace("-", "–") for s in report.opening_hours.get(d, []))
-            or t("report.closed"),
+            or gettext("closed"),
         )
         for d in WEEKDAYS
     ]
 
     kpis = [
-        (f.num(att.total.members), t("report.kpi.members")),
-        (f.num(att.total.sessions), t("report.kpi.sessions")),
-        (f.num(report.hours), t("report.kpi.hours")),
-        (f.pct(report.occupancy), t("report.kpi.occupancy")),
+        (f.num(att.total.members), gettext("members came")),
+        (f.num(att.total.sessions), gettext("sessions")),
+        (f.num(report.hours), gettext("machine hours")),
+        (f.pct(report.occupancy), gettext("average occupancy")),
         (
             f.num(report.new_members.total)
             if report.new_members.available
-            else t("report.revenue_na"),
-            t("report.kpi.new_members"),
+            else gettext("not available"),
+            gettext("new members"),
         ),
-        (f.num(report.certifications_granted), t("report.kpi.certifications")),
-        (f.money(report.revenue_cents), t("report.kpi.revenue")),
+        (f.num(report.certifications_granted), gettext("certifications granted")),
+        (f.money(report.revenue_cents), gettext("revenue")),
     ]
     return {
         "f": f,
@@ -325,7 +334,7 @@ def _view(report: Report, lang: str, site: str) -> dict[str, Any]:
 
 
 def _bad(lang: str, exc: BadPeriod) -> Response:
-    message = translator(lang)("report.bad_period", error=str(exc))
+    message = gettext("Invalid period: %(error)s", error=str(exc))
     return Response(message + "\n", status=400, mimetype="text/plain")
 
 
@@ -334,13 +343,13 @@ def _bad(lang: str, exc: BadPeriod) -> Response:
 @scope("report")
 def report_page() -> Response | str:
     cfg = hub_config()
-    lang = choose_language(request, cfg.language)
+    lang = current_language()
     try:
         start, end = _period(cfg.timezone)
     except BadPeriod as exc:
         return _bad(lang, exc)
     report = activity_report(get_store(), start, end, cfg.timezone, cfg.opening_hours)
-    view = _view(report, lang, cfg.site)
+    view = _view(report, lang, cfg.site, categories.labels(get_store(), lang))
     f: Formats = view["f"]
     # Any values: url_for's keyword-only options (_external: bool...) would otherwise be
     # checked against the str of every ** key.
@@ -348,12 +357,13 @@ def report_page() -> Response | str:
     return render_template(
         "report.html",
         lang=lang,
-        t=f.t,
         **view,
-        period_text=f.t("report.period", start=f.day(start), end=f.day(report.last_day)),
-        generated_text=f.t(
-            "report.generated",
-            date=f.day(datetime.now(ZoneInfo(cfg.timezone)).date()),
+        period_text=gettext(
+            "from %(start)s to %(end)s", start=f.day(start), end=f.day(report.last_day)
+        ),
+        generated_text=gettext(
+            "Generated on %(date)s · local times (%(tz)s)",
+            date=f.day(clock()().astimezone(ZoneInfo(cfg.timezone)).date()),
             tz=cfg.timezone,
         ),
         csv_url=url_for("report.report_csv_file", **query),
@@ -373,7 +383,7 @@ def report_csv_file() -> Response:
     try:
         start, end = _period(cfg.timezone)
     except BadPeriod as exc:
-        return _bad(choose_language(request, cfg.language), exc)
+        return _bad(current_language(), exc)
     report = activity_report(get_store(), start, end, cfg.timezone, cfg.opening_hours)
     name = f"activite-{start.isoformat()}-{end.isoformat()}.csv"
     # The report is aggregates only (a few hundred rows): computed now, streamed as lines.

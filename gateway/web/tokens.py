@@ -21,6 +21,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.hub.tokens import (
@@ -32,7 +33,7 @@ from gateway.hub.tokens import (
 )
 from gateway.web.auth import current_user, requires
 from gateway.web.context import get_store, hub_config
-from gateway.web.i18n import choose_language, translator
+from gateway.web.language import current_language
 
 # -- pages --------------------------------------------------------------------------
 
@@ -41,13 +42,12 @@ tokens = Blueprint("tokens", __name__)
 
 def _render(status: int = 200, **values: Any) -> BaseResponse:
     cfg = hub_config()
-    lang = choose_language(request, cfg.language)
+    lang = current_language()
     user = current_user()
     assert user is not None
     body = render_template(
         "tokens.html",
         lang=lang,
-        t=translator(lang),
         site=cfg.site,
         tokens=list_tokens(get_store()),
         scopes=allowed_scopes(user.roles),
@@ -70,7 +70,6 @@ def token_list() -> BaseResponse:
 def token_create() -> BaseResponse:
     user = current_user()
     assert user is not None
-    t = translator(choose_language(request, hub_config().language))
     wanted = request.form.getlist("scopes")
     if any(s not in allowed_scopes(user.roles) for s in wanted):
         abort(403)
@@ -79,7 +78,9 @@ def token_create() -> BaseResponse:
             get_store(), request.form.get("name", ""), wanted, created_by=user.member_id
         )
     except ValueError as exc:
-        return _render(400, created=None, error=t("tokens.invalid", error=str(exc)))
+        return _render(
+            400, created=None, error=gettext("Token not created: %(error)s", error=str(exc))
+        )
     return _render(created={"id": token_id, "secret": secret}, error=None)
 
 
