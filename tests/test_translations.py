@@ -7,6 +7,7 @@ its .mo, fails here rather than showing English on a French page.
 
 from __future__ import annotations
 
+import ast
 import html
 import re
 from collections.abc import Iterator
@@ -79,6 +80,31 @@ def test_every_string_of_the_code_and_templates_has_its_french_translation() -> 
         or catalogue[k].fuzzy
     ]
     assert not empty, f"untranslated or fuzzy in {PO.name}: {sorted(map(str, empty))}"
+
+
+def _code_msgids() -> set[str]:
+    """The literal msgids of every gettext call in the web package's Python, read from
+    the syntax tree (which joins adjacent literals however they are parenthesised)."""
+    found: set[str] = set()
+    for path in (ROOT / "gateway/web").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            position = {"gettext": 0, "ngettext": 0, "lazy_gettext": 0, "pgettext": 1}
+            if name in position and len(node.args) > position[name]:
+                arg = node.args[position[name]]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    found.add(arg.value)
+    return found
+
+
+def test_extraction_finds_every_msgid_the_python_code_uses() -> None:
+    """pybabel's extractor misses some literal shapes (a parenthesised concatenation):
+    such a string would silently stay English on a French page."""
+    extracted = {msgid for msgid, _ in _extracted()}
+    missed = sorted(_code_msgids() - extracted)
+    assert not missed, f"gettext literals pybabel does not extract (write them plainly): {missed}"
 
 
 def test_translations_keep_the_placeholders_of_their_msgid() -> None:

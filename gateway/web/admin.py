@@ -579,11 +579,9 @@ def machine_rules_edit(machine_id: str) -> BaseResponse | tuple[str, int]:
     except (RulesError, Refused) as exc:
         message = _refused(exc).message
         if isinstance(exc, RulesError) and exc.field == "never_cut_busy":
+            # One literal, not a parenthesised concatenation: extraction must find it.
             message = gettext(
-                (
-                    "A machine of kind %(kind)s never cuts a job in progress: "
-                    "this cannot be turned off from the web."
-                ),
+                "A machine of kind %(kind)s never cuts a job in progress: this cannot be turned off from the web.",  # noqa: E501
                 kind=m["kind"],
             )
         return _machine_page(
@@ -1105,7 +1103,7 @@ def organisation_members(org_id: str) -> BaseResponse:
                 gettext("%(name)s is detached.", name=m["name"])
                 if detach
                 else gettext(
-                    ("%(name)s is attached: their next sessions are invoiced to it."),
+                    "%(name)s is attached: their next sessions are invoiced to it.",
                     name=m["name"],
                 )
             ),
