@@ -17,16 +17,18 @@ then Léa logs in and sees her session's amount, her invoice and her balance on 
 (``close.err.not_ended``), and a test must not depend on the day it runs. So the hub and
 the node run with their wall clock moved by ``tests/clockshift`` (the mechanism of the
 suite's clock-shift run, ``FABGATE_CLOCK_SHIFT_DAYS``, which takes any number of days)
-onto fixed days computed from the real date: the 14th of next month at 10:00 (Paris)
-for the working day, then - the hub stopped and started again, as a real one is on a
+onto fixed days of the month after the test's own today: the 14th at 10:00 (Paris) for
+the working day, then - the hub stopped and started again, as a real one is on a
 morning - the 3rd of the month after at 09:00 for the closing. Both are in the future,
 because Chromium (not a Python process) keeps the real clock: a session cookie the hub
-dated in the past would expire on arrival. The shift is computed from the real clock
-(``tests/support/wallclock.py``), so the test is the same in the clock-shift run. The
+dated in the past would expire on arrival. The test's today moves in the clock-shift
+run, so that run tries other months; the shift the subprocesses get is computed from the
+real clock (``tests/support/wallclock.py``), so it lands on those days either way. The
 node and the hub share one shift and so agree on the time, like two machines with NTP.
 
 Nothing under test is written to the database directly; the only direct writes are the
-log-ins of Karim and of the accountant (setup, as ``fabgate user add`` would). Pages are
+log-ins of Karim (fabmanager and admin, as in the demo) and of the accountant, Diane
+(setup, as ``fabgate user add`` would); Léa's log-in is made on the web. Pages are
 found by ids, names, data attributes and URLs, not by their wording (which the
 translation catalogues may change); visible text is checked only for names and amounts.
 Waits are on the page (WebDriverWait) and on MQTT (``Observer``), each with a deadline.
@@ -458,8 +460,8 @@ def test_a_fabmanagers_day_from_new_member_to_paid_invoice(
     assert pdf.startswith(b"%PDF-")
     text = norm(" ".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages))
     assert LEA in text and number in text and euros(ttc) in text, text[:2000]
-    (ARTIFACTS := board_tests.ARTIFACTS).mkdir(exist_ok=True)
-    (ARTIFACTS / "fabmanager-invoice.pdf").write_bytes(pdf)
+    board_tests.ARTIFACTS.mkdir(exist_ok=True)
+    (board_tests.ARTIFACTS / "fabmanager-invoice.pdf").write_bytes(pdf)
 
     # The accountant records Léa's card payment on the invoice's page: it is paid.
     go(
