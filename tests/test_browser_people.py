@@ -41,14 +41,14 @@ def add_account(at: Site, member_id: str, email: str, role: str | None = None) -
             accounts.grant_role(store, member_id, role, None, actor="test")
 
 
-def log_in(driver: WebDriver, at: Site, email: str, then: str) -> None:
+def log_in(driver: WebDriver, at: Site, email: str, then: str, password: str = PASSWORD) -> None:
     driver.delete_all_cookies()
     driver.get(f"{at.hub_url}login?next={then}")
     wait = WebDriverWait(driver, PAGE_TIMEOUT_S)
     wait.until(ec.presence_of_element_located((By.NAME, "email"))).send_keys(email)
-    password = driver.find_element(By.NAME, "password")
-    password.send_keys(PASSWORD)
-    password.submit()
+    field = driver.find_element(By.NAME, "password")
+    field.send_keys(password)
+    field.submit()
     wait.until(lambda d: "/login" not in d.current_url)
 
 

@@ -13,10 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+from tests.support.wallclock import clock_at
 
 CLOCKSHIFT = Path(__file__).parent / "clockshift"
 DAY = 86400.0
@@ -66,6 +68,15 @@ def test_a_child_process_sees_the_wall_clock_moved_and_monotonic_unchanged() -> 
         assert shift_days == pytest.approx(400, abs=0.01), (key, shift_days, inherited)
     # CLOCK_MONOTONIC is one clock for every process on the machine.
     assert before <= got["mono"] <= after
+
+
+def test_a_subprocess_can_be_started_on_a_chosen_day_in_the_past_or_the_future() -> None:
+    """``clock_at`` (negative and fractional shifts) puts a child on a given instant,
+    from the real clock, whatever shift this process itself runs under."""
+    real = datetime.fromtimestamp(_kernel_now(), UTC)
+    for target in (datetime(2019, 3, 14, 9, 30, tzinfo=UTC), real + timedelta(days=31.25)):
+        got = _probe(dict(os.environ, **clock_at(target)))
+        assert got["now"] == pytest.approx(target.timestamp(), abs=60), (target, got)
 
 
 def test_without_the_switch_a_child_process_has_the_real_clock() -> None:

@@ -196,6 +196,9 @@ def test_closing_a_month_from_the_web_shows_what_it_issues_and_wants_a_confirmat
     done = close_on_the_web(site)
     assert done.status == 303 and done.location.startswith("/invoices")
     issued = site.invoices()
+    # The page it leads to lists them, however long ago the month ended.
+    listed = acc.get(done.location).body
+    assert all(f'data-number="{d["number"]}"' in listed for d in issued), done.location
     assert {d["payer"]["id"] for d in issued} == {"m1", "m3", "lycee"}
     with site.store() as store:
         closing = [e for e in audit.entries(store) if e["action"] == "period.closed"]

@@ -171,8 +171,9 @@ def invoice_list() -> str:
     cfg = hub_config()
     now = utcnow()
     last_ended = month_text(local_month(now, cfg.timezone, -1)[0])
-    first = _month_arg("from", month_text(add_months(parse_month(last_ended), -2)))
     last = _month_arg("to", last_ended)
+    # Three months up to ``to``: closing an older month redirects here with only ``to``.
+    first = _month_arg("from", month_text(add_months(parse_month(last), -2)))
     payer = " ".join(request.args.get("payer", "").split()).casefold()
     status = request.args.get("status", "")
     if status and status not in STATUS_FILTERS:

@@ -7,6 +7,11 @@ and see the same shifted wall clock: that is how we prove no test depends on the
 runs. Only the wall clock moves (``time.time``, ``datetime.now``, ``date.today``...);
 ``time.monotonic`` is left alone, so timed waits behave. libfaketime is not used for this
 because it shifts the monotonic clock too, and Python's timed waits then hang.
+
+The value is any number of days, fractional or negative (``-31.5``): a test that needs
+its hub and nodes on a given day starts them with the shift that lands there, computed
+from the real clock by ``tests/support/wallclock.py: clock_at`` (which takes back out the
+shift its own process inherited), so processes started with one value agree on the time.
 """
 
 from __future__ import annotations

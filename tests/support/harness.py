@@ -230,13 +230,13 @@ class Site:
         self.hub_url = m.group(1)
         return self.hub_url
 
-    def start_node(self, node: str) -> Proc:
+    def start_node(self, node: str, env: dict[str, str] | None = None) -> Proc:
         starts = len(list(self.tmp.glob(f"{node}*.log")))
         log = self.tmp / (f"{node}.log" if not starts else f"{node}-{starts + 1}.log")
         proc = Proc(
             ["node", "--config", str(self.files.node_configs[node])],
             log,
-            env={"GPIOZERO_PIN_FACTORY": "mock"},
+            env={"GPIOZERO_PIN_FACTORY": "mock", **(env or {})},
         )
         self.nodes[node] = proc
         return proc
