@@ -121,17 +121,34 @@ def find(driver: WebDriver, css: str) -> WebElement:
     return waiter(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def _replaced(exc: WebDriverException) -> bool:
+    """chromedriver may report a node as gone this way, rather than as stale, when a
+    navigation replaced its document while chromedriver was reading it."""
+    return "does not belong to the document" in str(exc)
+
+
 def go(driver: WebDriver, element: WebElement, then: str) -> WebElement:
     """Click a link or a submit button, wait for the page it leads to (the old page
     gone, ``then`` present) and return ``then``."""
     try:
         element.click()
     except WebDriverException as exc:
-        # chromedriver may report the clicked node as gone when the click's own
-        # navigation replaced the document first; that is the click having worked.
-        if "does not belong to the document" not in str(exc):
+        # The click's own navigation replaced the document first: the click worked.
+        if not _replaced(exc):
             raise
-    waiter(driver).until(ec.staleness_of(element))
+
+    def old_page_gone(_: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if not _replaced(exc):
+                raise
+            return True
+        return False
+
+    waiter(driver).until(old_page_gone)
     return find(driver, then)
 
 
