@@ -15,7 +15,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from hypothesis import settings
 
-from tests.support.harness import Observer, Site
+from tests.support.harness import FABMANAGER_PASSWORD, Observer, Site
 from tests.support.mosquitto import MosquittoProcess, find_mosquitto
 
 README_TEST_COMMAND = "python3 scripts/bootstrap.py test"
@@ -83,3 +83,29 @@ def observer(site: Site, mosquitto: MosquittoProcess) -> Iterator[Observer]:
         yield obs
     finally:
         obs.close()
+
+
+@pytest.fixture
+def hub_service(site: Site, mosquitto: MosquittoProcess) -> Iterator[object]:
+    """The demo site's hub service, in this process (snapshot loop, web server), with a
+    fabmanager log-in for Karim (``karim@example.org``, ``FABMANAGER_PASSWORD``)."""
+    from gateway.config import load_hub_config
+    from gateway.hub import accounts
+    from gateway.hub.db import HubStore
+    from gateway.hub.service import HubService
+    from gateway.web import hub_web_app
+    from tests.support.hashing import cheap_hashing
+
+    cfg = load_hub_config(site.files.hub_config)
+    with cheap_hashing():
+        svc = HubService(cfg, web_app=hub_web_app)  # imports the demo seed
+        with HubStore(cfg.database) as store:
+            accounts.create_account(
+                store, "m-karim", "karim@example.org", actor="test", password=FABMANAGER_PASSWORD
+            )
+            accounts.grant_role(store, "m-karim", "fabmanager", None, actor="test")
+        svc.start()
+        try:
+            yield svc
+        finally:
+            svc.stop()

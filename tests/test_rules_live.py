@@ -11,42 +11,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from gateway.config import load_hub_config
 from gateway.contract import encode_sim_tap
-from gateway.hub import accounts
-from gateway.hub.db import HubStore
 from gateway.hub.service import HubService
-from gateway.web import hub_web_app
-from tests.support.harness import Observer, Site, poll_until
+from tests.support.harness import FABMANAGER_PASSWORD, Observer, Site, poll_until
 from tests.support.hashing import cheap_hashing
-from tests.support.mosquitto import MosquittoProcess
 from tests.test_auth import Client
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "fabmanager password 1"
+PASSWORD = FABMANAGER_PASSWORD
 ALICE = "04A1CE01"
 
 
 @pytest.fixture
-def hub(site: Site, mosquitto: MosquittoProcess) -> Iterator[HubService]:
-    cfg = load_hub_config(site.files.hub_config)
-    with cheap_hashing():
-        svc = HubService(cfg, web_app=hub_web_app)  # imports the demo seed
-        with HubStore(cfg.database) as store:
-            accounts.create_account(
-                store, "m-karim", "karim@example.org", actor="test", password=PASSWORD
-            )
-            accounts.grant_role(store, "m-karim", "fabmanager", None, actor="test")
-        svc.start()
-        try:
-            yield svc
-        finally:
-            svc.stop()
+def hub(hub_service: HubService) -> HubService:
+    return hub_service
 
 
 def test_a_shorter_idle_timeout_set_on_the_web_ends_an_idle_session(

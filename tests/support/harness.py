@@ -42,6 +42,10 @@ EVENT_TIMEOUT_S = 15.0
 BACK_AFTER_BROKER_RESTART_S = SITE_RECONNECT_MAX_S + EVENT_TIMEOUT_S
 
 
+# Karim's password where a test gives him a fabmanager log-in (conftest's hub_service).
+FABMANAGER_PASSWORD = "fabmanager password 1"
+
+
 class Observer:
     """Subscribes to everything under the site prefix and remembers it."""
 
