@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.hub import audit
-from gateway.hub.db import HubStore
+from gateway.hub.db import HubStore, insert_row, update_changed
 
 KINDS = ("school", "company", "association", "other")
 ORGANISATION_CREATED = "organisation.created"
@@ -116,21 +116,13 @@ def save_organisation(store: HubStore, o: Organisation, *, by: str, new: bool) -
                 raise OrganisationError("id", "lower-case letters, digits, '-' or '_' (40 at most)")
             if old is not None:
                 raise OrganisationError("id", f"the organisation {o.id!r} exists")
-            store.conn.execute(
-                f"INSERT INTO organisations (id, {', '.join(values)}) "
-                f"VALUES (?, {', '.join('?' for _ in values)})",
-                (o.id, *values.values()),
-            )
+            insert_row(store, "organisations", o.id, values)
             audit.record(store, by, ORGANISATION_CREATED, o.id, values)
             return values
         if old is None:
             raise OrganisationError("id", f"no organisation {o.id!r}")
-        changes = {k: [old[k], v] for k, v in values.items() if old[k] != v}
+        changes = update_changed(store, "organisations", o.id, old, values)
         if changes:
-            store.conn.execute(
-                f"UPDATE organisations SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
-                (*(v[1] for v in changes.values()), o.id),
-            )
             audit.record(store, by, ORGANISATION_UPDATED, o.id, {"changes": changes})
         return changes
 

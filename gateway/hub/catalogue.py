@@ -24,7 +24,7 @@ from gateway.config.models import MACHINE_KINDS
 from gateway.core.levels import CERTIFY_LEVELS, Level
 from gateway.core.snapshot import MachineInfo
 from gateway.hub import audit
-from gateway.hub.db import HubStore, meta_text, set_meta
+from gateway.hub.db import HubStore, insert_row, meta_text, set_meta, update_changed
 
 
 def sync_catalogue(
@@ -238,12 +238,8 @@ def save_group(store: HubStore, g: GroupConfig, *, by: str, new: bool) -> dict[s
             return values
         if old is None:
             raise CatalogueError("id", f"no group {g.id!r}")
-        changes = {k: [old[k], v] for k, v in values.items() if old[k] != v}
+        changes = update_changed(store, "groups", g.id, old, values)
         if changes:
-            store.conn.execute(
-                f"UPDATE groups SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
-                (*(v[1] for v in changes.values()), g.id),
-            )
             audit.record(store, by, GROUP_UPDATED, g.id, {"changes": changes})
         return changes
 
@@ -299,21 +295,13 @@ def save_machine(
             _new_id(m.id)
             if old is not None:
                 raise CatalogueError("id", f"the machine {m.id!r} exists")
-            store.conn.execute(
-                f"INSERT INTO machines (id, {', '.join(values)}) "
-                f"VALUES (?, {', '.join('?' for _ in values)})",
-                (m.id, *values.values()),
-            )
+            insert_row(store, "machines", m.id, values)
             audit.record(store, by, MACHINE_CREATED, m.id, values)
             return values
         if old is None:
             raise CatalogueError("id", f"no machine {m.id!r}")
-        changes = {k: [old[k], v] for k, v in values.items() if old[k] != v}
+        changes = update_changed(store, "machines", m.id, old, values)
         if changes:
-            store.conn.execute(
-                f"UPDATE machines SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
-                (*(v[1] for v in changes.values()), m.id),
-            )
             action = MACHINE_UPDATED
             if "out_of_service" in changes:
                 action = MACHINE_OUT_OF_SERVICE if m.out_of_service else MACHINE_BACK_IN_SERVICE

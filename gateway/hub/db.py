@@ -22,6 +22,7 @@ trigger), ``audit_lock`` ``gateway.hub.audit``'s, the tariff fingerprint
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,29 @@ def purge_rows(
         return int(row[0])
     with store.atomic():
         return store.conn.execute(f"DELETE FROM {table} WHERE {where}", args).rowcount
+
+
+# -- rows edited from the pages: only the table's owner module calls these ----------------
+
+
+def insert_row(store: HubStore, table: str, row_id: str, values: Mapping[str, Any]) -> None:
+    """``INSERT INTO table (id, <values' columns>)``: a new row the owner has checked."""
+    store.conn.execute(
+        f"INSERT INTO {table} (id, {', '.join(values)}) "
+        f"VALUES (?, {', '.join('?' for _ in values)})",
+        (row_id, *values.values()),
+    )
+
+
+def update_changed(
+    store: HubStore, table: str, row_id: str, old: Mapping[str, Any], values: Mapping[str, Any]
+) -> dict[str, list[Any]]:
+    """Write the columns of ``values`` that differ from ``old`` and return them as
+    ``{column: [old, new]}`` (what the audit log records); {} writes nothing."""
+    changes = {k: [old[k], v] for k, v in values.items() if old[k] != v}
+    if changes:
+        store.conn.execute(
+            f"UPDATE {table} SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+            (*(v[1] for v in changes.values()), row_id),
+        )
+    return changes

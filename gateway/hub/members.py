@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.core.ids import normalise_uid
 from gateway.hub import audit
-from gateway.hub.db import HubStore
+from gateway.hub.db import HubStore, update_changed
 
 
 def member(store: HubStore, member_id: str) -> dict[str, Any] | None:
@@ -454,12 +454,8 @@ def edit_member(
         if old is None:
             raise MemberError("id", f"no member {member_id!r}")
         values = _checked(store, fields, new=False)
-        changes = {k: [old[k], v] for k, v in values.items() if old[k] != v}
+        changes = update_changed(store, "members", member_id, old, values)
         if changes:
-            store.conn.execute(
-                f"UPDATE members SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
-                (*(v[1] for v in changes.values()), member_id),
-            )
             audit.record(store, by, MEMBER_UPDATED, member_id, {"changes": changes})
     return changes
 
